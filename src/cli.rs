@@ -1,0 +1,135 @@
+//! The command line: clap definitions and the dispatch from a command to the library.
+//!
+//! This is the only place that turns an [`Error`] into printed text and an exit code.
+//! Commands parse their arguments here ("low args"), then hand validated values to the
+//! modules that do the work.
+
+use std::ffi::OsString;
+
+use clap::{Parser, Subcommand};
+
+use crate::diagnostic;
+use crate::error::{Error, ErrorKind, ExitCode, Result};
+use crate::sim;
+
+/// Declarative data integration: WDT refund stock-ins into Kingdee sales return bills, and
+/// any other source→target pair described in YAML.
+#[derive(Debug, Parser)]
+#[command(name = "engine", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the built-in sandboxes of the WDT and Kingdee APIs.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SimCommand {
+    /// The WDT Qimen router sandbox (`wdt.stockin.order.query.refund`).
+    Wdt {
+        #[command(flatten)]
+        common: sim::CommonOptions,
+        #[command(flatten)]
+        wdt: sim::wdt::WdtOptions,
+    },
+    /// The Kingdee K/3 Cloud WebAPI sandbox.
+    Kingdee {
+        #[command(flatten)]
+        common: sim::CommonOptions,
+        #[command(flatten)]
+        kingdee: sim::kingdee::KingdeeOptions,
+    },
+    /// Both sandboxes in one process.
+    All {
+        #[command(flatten)]
+        common: sim::CommonOptions,
+        #[command(flatten)]
+        wdt: sim::wdt::WdtOptions,
+        #[command(flatten)]
+        kingdee: sim::kingdee::KingdeeOptions,
+    },
+}
+
+/// Run the command line `args` (including the program name) and return the exit code.
+pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::Usage.code()
+            } else {
+                ExitCode::Ok.code()
+            };
+        }
+    };
+    // Both our client and the sandboxes use rustls; pick its crypto provider once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match dispatch(cli.command) {
+        Ok(code) => code.code(),
+        Err(err) => {
+            diagnostic::eprint_error(&err);
+            err.kind().exit_code().code()
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Sim(which) => runtime()?.block_on(run_sim(which)),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| Error::new(ErrorKind::Io, "cannot start the async runtime").with_source(err))
+}
+
+async fn run_sim(which: SimCommand) -> Result<ExitCode> {
+    let sandboxes = match &which {
+        SimCommand::Wdt { common, wdt } => sim::Sandboxes::start(common, Some(wdt), None).await?,
+        SimCommand::Kingdee { common, kingdee } => {
+            sim::Sandboxes::start(common, None, Some(kingdee)).await?
+        }
+        SimCommand::All {
+            common,
+            wdt,
+            kingdee,
+        } => sim::Sandboxes::start(common, Some(wdt), Some(kingdee)).await?,
+    };
+    println!("{}", sandboxes.env_json_line());
+    eprintln!("sandboxes running; press Ctrl-C to stop");
+    shutdown_signal().await;
+    Ok(ExitCode::Ok)
+}
+
+/// Resolve on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

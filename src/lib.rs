@@ -1,0 +1,14 @@
+//! `engine`: a declarative data-integration engine.
+//!
+//! Modules in data-flow order: `config` reads and compiles flow and connector files,
+//! `mapping` turns a source record into a target record, `sign` holds the APIs' signature
+//! algorithms, `sim` the sandboxes of both APIs, and `cli` wires commands to all of them.
+//! See the README's Architecture section for the map and its invariants.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod error;
+pub mod secret;
+pub mod sign;
+pub mod sim;
+pub mod time;

@@ -1,0 +1,1 @@
+//! Placeholder: the Kingdee signatures are being written (issue 3).

@@ -1,0 +1,1 @@
+//! Placeholder: the Qimen/TOP signature is being written (issue 3).

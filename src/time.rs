@@ -1,0 +1,184 @@
+//! Time as the APIs speak it: wall-clock strings in Asia/Shanghai, spans like `30d`, and the
+//! clock as a parameter.
+//!
+//! Both WDT and Kingdee exchange naive `yyyy-MM-dd HH:mm:ss` strings meant as Beijing time.
+//! Everything inside `engine` is a UTC instant; this module converts at the edges. It does no
+//! IO except [`SystemClock`], which reads the system time.
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// The time zone of both APIs (no daylight saving since 1991, so local times are unambiguous).
+pub const SHANGHAI: Tz = chrono_tz::Asia::Shanghai;
+
+/// The wall-clock format of WDT parameters and records, and of `--since`/`--until`.
+pub const WALL_CLOCK: &str = "%Y-%m-%d %H:%M:%S";
+
+/// The date format Kingdee expects in `FDate`.
+pub const DATE: &str = "%Y-%m-%d";
+
+/// Where "now" comes from; pure code takes an instant, IO code takes a clock.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that always says the same instant, for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// Parse a time the way a user or an API writes it: `2024-01-01 00:00:00` or `2024-01-01`
+/// (Asia/Shanghai), `2024-01-01T00:00:00` (Asia/Shanghai), or RFC 3339 with an offset.
+pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    for format in [
+        WALL_CLOCK,
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(text, format) {
+            return Ok(from_shanghai(naive));
+        }
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, DATE) {
+        return Ok(from_shanghai(
+            date.and_hms_opt(0, 0, 0).expect("midnight exists"),
+        ));
+    }
+    Err(format!(
+        "`{text}` is not a time: expected `yyyy-MM-dd HH:mm:ss` (Asia/Shanghai), `yyyy-MM-dd` or RFC 3339"
+    ))
+}
+
+/// Interpret a naive wall-clock time as Asia/Shanghai.
+pub fn from_shanghai(naive: NaiveDateTime) -> DateTime<Utc> {
+    SHANGHAI
+        .from_local_datetime(&naive)
+        .single()
+        .expect("Asia/Shanghai has no ambiguous or skipped local times since 1991")
+        .with_timezone(&Utc)
+}
+
+/// Format an instant as Asia/Shanghai wall-clock time with a chrono format string.
+pub fn format_shanghai(instant: DateTime<Utc>, format: &str) -> String {
+    instant.with_timezone(&SHANGHAI).format(format).to_string()
+}
+
+/// `yyyy-MM-dd HH:mm:ss` in Asia/Shanghai.
+pub fn wall_clock(instant: DateTime<Utc>) -> String {
+    format_shanghai(instant, WALL_CLOCK)
+}
+
+/// Parse a span such as `30d`, `12h`, `10m`, `90s` or a combination like `1h30m`.
+pub fn parse_span(text: &str) -> Result<Duration, String> {
+    let invalid = || {
+        format!("`{text}` is not a time span: write it like `30d`, `12h`, `10m`, `90s` or `1h30m`")
+    };
+    let mut total = Duration::zero();
+    let mut digits = String::new();
+    let mut any = false;
+    for ch in text.trim().chars() {
+        if ch.is_ascii_digit() {
+            digits.push(ch);
+            continue;
+        }
+        let amount: i64 = digits.parse().map_err(|_| invalid())?;
+        digits.clear();
+        let unit = match ch {
+            'd' => Duration::days(amount),
+            'h' => Duration::hours(amount),
+            'm' => Duration::minutes(amount),
+            's' => Duration::seconds(amount),
+            _ => return Err(invalid()),
+        };
+        total += unit;
+        any = true;
+    }
+    if !digits.is_empty() || !any {
+        return Err(invalid());
+    }
+    Ok(total)
+}
+
+/// Format a span the way [`parse_span`] reads it (largest units first).
+pub fn format_span(span: Duration) -> String {
+    let mut seconds = span.num_seconds();
+    if seconds == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, size) in [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)] {
+        if seconds >= size {
+            out.push_str(&format!("{}{unit}", seconds / size));
+            seconds %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_clock_times_are_beijing_time() {
+        let instant = parse_instant("2024-01-01 08:00:00").unwrap();
+        assert_eq!(instant, Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap());
+        assert_eq!(wall_clock(instant), "2024-01-01 08:00:00");
+    }
+
+    #[test]
+    fn instants_parse_from_every_accepted_spelling() {
+        let expected = Utc.with_ymd_and_hms(2023, 12, 31, 16, 0, 0).unwrap();
+        for text in [
+            "2024-01-01 00:00:00",
+            "2024-01-01",
+            "2024-01-01T00:00:00",
+            "2024-01-01T00:00:00+08:00",
+            "2023-12-31T16:00:00Z",
+        ] {
+            assert_eq!(parse_instant(text).unwrap(), expected, "{text}");
+        }
+        assert!(
+            parse_instant("yesterday")
+                .unwrap_err()
+                .contains("`yesterday` is not a time")
+        );
+    }
+
+    #[test]
+    fn spans_parse_and_format_round_trip() {
+        for (text, seconds) in [
+            ("30d", 30 * 86_400),
+            ("1h30m", 5_400),
+            ("90s", 90),
+            ("2m", 120),
+        ] {
+            assert_eq!(parse_span(text).unwrap().num_seconds(), seconds, "{text}");
+        }
+        assert_eq!(format_span(Duration::seconds(5_400)), "1h30m");
+        assert!(parse_span("30").is_err());
+        assert!(parse_span("3w").is_err());
+        assert!(parse_span("").is_err());
+    }
+}
