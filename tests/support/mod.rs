@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod sandbox;
+
 /// The path of the built `engine` binary.
 pub fn engine_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_engine"))
