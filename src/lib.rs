@@ -6,9 +6,12 @@
 //! See the README's Architecture section for the map and its invariants.
 
 pub mod cli;
+pub mod config;
 pub mod diagnostic;
 pub mod error;
 pub mod secret;
 pub mod sign;
 pub mod sim;
+pub mod template;
 pub mod time;
+pub mod value_map;

@@ -1,0 +1,488 @@
+//! The raw configuration types: a faithful mirror of the YAML files, nothing more.
+//!
+//! Every struct denies unknown keys and documents every field; the JSON Schemas in
+//! `schemas/` are generated from these types, so the doc comments here are what editors
+//! show. Nothing in this module validates beyond shape: templates, JSONPaths, references
+//! and files are checked by `config::compile`, which turns these into the validated types.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A flow: read records with one API operation, map each record, write it with another.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "engine flow")]
+pub struct RawFlow {
+    /// Name of the flow; its key in the state database. Default: the file name without `.yaml`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What the flow does, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where records come from.
+    pub source: RawSource,
+    /// Where mapped records go.
+    pub target: RawTarget,
+    /// How a record is identified on both sides: the basis of deduplication and of exactly-once writes.
+    pub key: RawKey,
+    /// Constants for templates, read as `vars.<name>` (organisation numbers, bill type, currency, …).
+    #[serde(default)]
+    pub vars: BTreeMap<String, Value>,
+    /// Value maps: CSV files translating a source code into a target code, read with the `lookup` filter.
+    #[serde(default)]
+    pub value_maps: BTreeMap<String, RawValueMap>,
+    /// The target record as a YAML tree shaped like it; leaves are templates evaluated per source
+    /// record. `$each`/`$as`/`$if`/`$item` repeat a section over a source array; `$if`/`$value`
+    /// make a field conditional.
+    pub mapping: Value,
+}
+
+/// The read side of a flow.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Connector name: the file `connectors/<name>.yaml` next to the flow, or a path to a connector file.
+    pub connector: String,
+    /// The connector operation that reads records (`kind: read`).
+    pub operation: String,
+    /// Request parameters, merged over the operation's. Templates may use the placeholders
+    /// `LAST_SYNC_TIME`, `CURRENT_TIME` (window ends), `PAGINATION_PAGE_SIZE`, `PAGINATION_START_PAGE`
+    /// (the page being requested), written `{{LAST_SYNC_TIME datetime}}` or `{{ LAST_SYNC_TIME | datetime }}`.
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    /// Records per page, at most the operation's `max_page_size`. Default: the maximum.
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    /// How the time window moves from run to run (windowed operations only).
+    #[serde(default)]
+    pub window: Option<RawFlowWindow>,
+}
+
+/// How a flow walks time.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFlowWindow {
+    /// Where the first run starts (before any cursor exists): `2024-01-01 00:00:00` (Asia/Shanghai)
+    /// or RFC 3339. May be a template such as `{{ env.SYNC_START | default('2024-01-01 00:00:00') }}`.
+    pub start: String,
+    /// How far behind now a window ends, so rows still being written are not missed. Default `1m`.
+    #[serde(default)]
+    pub lag: Option<String>,
+    /// How far before the cursor each run starts again; re-read records are deduplicated. Default `5m`.
+    #[serde(default)]
+    pub lookback: Option<String>,
+    /// The longest window per request. Default (and maximum): the operation's `window.max_span`.
+    #[serde(default)]
+    pub max_span: Option<String>,
+}
+
+/// The write side of a flow.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Connector name: the file `connectors/<name>.yaml` next to the flow, or a path to a connector file.
+    pub connector: String,
+    /// The connector operation that writes records (`kind: write`).
+    pub operation: String,
+    /// Inputs of the operation (for Kingdee `batch_save`: `form_id` and `options`), read by its
+    /// `body` template as `params.<name>`.
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    /// Records per write call. Default: the operation's `batch.default_size`.
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+    /// Write calls in flight at once. Default: the operation's `batch.concurrency`.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// The connector operation (`kind: lookup`) that finds records already in the target by key;
+    /// used before resending a write whose outcome is unknown. Strongly recommended.
+    #[serde(default)]
+    pub lookup: Option<String>,
+    /// What to do with a record already written whose source content changed since: `skip` it,
+    /// or report it as a `conflict` (parked, listed by `engine failed`). Default `skip`.
+    #[serde(default)]
+    pub on_change: Option<OnChange>,
+}
+
+/// What to do when a record already written has changed in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnChange {
+    /// Leave the target alone; the first version written stays.
+    Skip,
+    /// Park the record with a conflict so a person decides.
+    Conflict,
+}
+
+/// The record key.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKey {
+    /// Template giving a source record's key, e.g. `{{ order_no }}`.
+    pub source: String,
+    /// The target field that carries the key (e.g. `FBillNo`); the mapping must write the same value there.
+    pub target: String,
+    /// Template giving a source record's last-modified time; when a record is read twice in one run
+    /// (overlapping windows, drifting pages) the newest copy wins. Default: the operation's `window.field`.
+    #[serde(default)]
+    pub modified: Option<String>,
+}
+
+/// A value map file.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawValueMap {
+    /// CSV file relative to the flow file: a header row, then rows of source value, target code
+    /// (further columns are ignored and may hold notes).
+    pub file: String,
+    /// What `lookup` does with a value the map lacks: `error` (the record fails), `default`
+    /// (use `default`), `skip_line` (drop the detail line). A `lookup` call may override it. Default `error`.
+    #[serde(default)]
+    pub on_missing: Option<MissPolicy>,
+    /// The value returned for a missing value under `on_missing: default`.
+    #[serde(default)]
+    pub default: Option<String>,
+}
+
+/// What a value-map lookup does with a value the map lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MissPolicy {
+    /// The record fails with a message naming the value and the map.
+    Error,
+    /// The map's `default` is used.
+    Default,
+    /// The repeated section's current line is dropped (inside `$each` only).
+    SkipLine,
+}
+
+/// A connector: everything about one API except its signing algorithm.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "engine connector")]
+pub struct RawConnector {
+    /// Name of the connector; flows refer to it by this name (it must match the file name).
+    pub name: String,
+    /// What API this is, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Base URL of the API; operation paths are appended to it. Usually `{{ env.<VAR> }}`.
+    pub base_url: String,
+    /// How requests are authenticated.
+    pub auth: RawAuth,
+    /// Parameters sent with every request of every operation (templates).
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    /// HTTP headers sent with every request.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// How a response tells success from failure (operations may override it).
+    pub envelope: RawEnvelope,
+    /// Timeouts, retries and rate limit.
+    #[serde(default)]
+    pub http: Option<RawHttp>,
+    /// The operations of the API, by name.
+    pub operations: BTreeMap<String, RawOperation>,
+}
+
+/// An authentication strategy and its parameters. Values are templates, usually `{{ env.<VAR> }}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawAuth {
+    /// No authentication.
+    None,
+    /// Alibaba Qimen/TOP signature over all parameters (adds `app_key`, `timestamp`, `sign_method`, `sign`).
+    QimenSign {
+        /// The caller's Qimen app key.
+        app_key: String,
+        /// The caller's Qimen app secret.
+        secret: String,
+        /// `md5` (default), `hmac` or `hmac-sha256`.
+        #[serde(default)]
+        sign_method: Option<String>,
+    },
+    /// Kingdee K/3 Cloud: the official SDK's app signature (v2), or a password session (`ValidateUser`).
+    Kingdee {
+        /// `app_signature`, `password`, or `auto` (app signature when `app_id` and `app_secret`
+        /// are non-empty, else password). Default `auto`.
+        #[serde(default)]
+        mode: Option<String>,
+        /// Data centre (account set) id.
+        acct_id: String,
+        /// User name.
+        username: String,
+        /// App id of the third-party system registration (`<clientId>_<encoded secret>`).
+        #[serde(default)]
+        app_id: Option<String>,
+        /// App secret of the registration.
+        #[serde(default)]
+        app_secret: Option<String>,
+        /// Password, for `password` mode.
+        #[serde(default)]
+        password: Option<String>,
+        /// Language id: 2052 简体中文 (default), 1033 English, 3076 繁體.
+        #[serde(default)]
+        lcid: Option<String>,
+        /// Organisation number sent in the app signature (default `0`).
+        #[serde(default)]
+        org_num: Option<String>,
+    },
+    /// A static key in a header or query parameter.
+    ApiKey {
+        /// `header` (default) or `query`.
+        #[serde(default, rename = "in")]
+        location: Option<String>,
+        /// Header or parameter name.
+        name: String,
+        /// The key.
+        value: String,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: String,
+    },
+    /// HTTP basic authentication.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+}
+
+/// Expressions over a response: `body` is the parsed JSON, `status` the HTTP status. Missing
+/// keys are simply undefined here (never an error), so `body.response.flag == 'failure'` is safe.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvelope {
+    /// True when the call succeeded.
+    pub success: String,
+    /// The API's error code, for messages.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The API's error message.
+    pub message: String,
+    /// True when a failure is transient and the call may be repeated (rate limits, conflicts).
+    #[serde(default)]
+    pub retryable: Option<String>,
+    /// True when a failure means the session is gone: the auth strategy logs in again and the call is repeated.
+    #[serde(default)]
+    pub reauth: Option<String>,
+}
+
+/// HTTP behaviour of a connector.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// Whole-request timeout, e.g. `60s`. Default `60s`.
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// Connect timeout. Default `10s`.
+    #[serde(default)]
+    pub connect_timeout: Option<String>,
+    /// At most this many requests per period, across all concurrent calls.
+    #[serde(default)]
+    pub rate_limit: Option<RawRateLimit>,
+    /// Retries of transient failures (network errors, 5xx, `retryable` envelopes).
+    #[serde(default)]
+    pub retry: Option<RawRetry>,
+}
+
+/// A sliding-window rate limit.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// Requests allowed per period.
+    pub requests: u32,
+    /// The period, e.g. `60s`.
+    pub per: String,
+}
+
+/// Retry policy with exponential backoff and jitter.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Attempts in all, the first included. Default 5.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Wait before the second attempt; doubles each time. Default `1s`.
+    #[serde(default)]
+    pub initial_backoff: Option<String>,
+    /// Longest wait between attempts. Default `30s`.
+    #[serde(default)]
+    pub max_backoff: Option<String>,
+}
+
+/// One API operation.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperation {
+    /// What the operation does, for people.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `read` (a source: records, pagination, window), `write` (a target: batches, per-record
+    /// results) or `lookup` (finds written records by key).
+    pub kind: OperationKind,
+    /// HTTP method. Default `POST`.
+    #[serde(default)]
+    pub method: Option<HttpMethod>,
+    /// Path appended to the connector's `base_url`. Default: none.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// How parameters travel: `form` (urlencoded body), `query` (URL), or `json` (the `body` template).
+    pub encoding: Encoding,
+    /// Parameters (templates), merged over the connector's; a flow's `params` override these.
+    #[serde(default)]
+    pub params: BTreeMap<String, Value>,
+    /// Parameters a flow must give.
+    #[serde(default)]
+    pub required_params: Vec<String>,
+    /// Extra HTTP headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// The JSON request body (`encoding: json`), a YAML tree of templates. It reads `params`
+    /// (the merged parameters), `records` (write: the mapped records of the batch) and `keys` (lookup).
+    #[serde(default)]
+    pub body: Option<Value>,
+    /// Overrides the connector's envelope for this operation.
+    #[serde(default)]
+    pub envelope: Option<RawEnvelope>,
+    /// JSON Schema of one record (read) or one target record (write), relative to this file;
+    /// may use `{{ params.<name> }}`. `engine check` checks mappings against it.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Read: JSONPath of the records in a response.
+    #[serde(default)]
+    pub records: Option<String>,
+    /// Read: JSONPath of the total number of matching records.
+    #[serde(default)]
+    pub total: Option<String>,
+    /// Read: how pages are requested.
+    #[serde(default)]
+    pub pagination: Option<RawPagination>,
+    /// Read: the time window the API filters on.
+    #[serde(default)]
+    pub window: Option<RawOperationWindow>,
+    /// Write: batch limits.
+    #[serde(default)]
+    pub batch: Option<RawBatch>,
+    /// Write: where the per-record outcomes are in a response.
+    #[serde(default)]
+    pub results: Option<RawResults>,
+    /// Lookup: where the found rows are and what they hold.
+    #[serde(default)]
+    pub rows: Option<RawRows>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    /// Reads records (a flow source).
+    Read,
+    /// Writes records in batches (a flow target).
+    Write,
+    /// Finds already-written records by key.
+    Lookup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum HttpMethod {
+    #[serde(rename = "GET")]
+    Get,
+    #[serde(rename = "POST")]
+    Post,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Encoding {
+    /// `application/x-www-form-urlencoded` body.
+    Form,
+    /// URL query string.
+    Query,
+    /// JSON body built from `body`.
+    Json,
+}
+
+/// Page-number pagination.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPagination {
+    /// Number of the first page (0 for WDT).
+    #[serde(default)]
+    pub first_page: Option<u32>,
+    /// Largest page size the API accepts.
+    pub max_page_size: u32,
+    /// The total count is only in the first page's response (WDT: `total_count` on page 0).
+    #[serde(default)]
+    pub total_on_first_page_only: Option<bool>,
+}
+
+/// The API's time window.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperationWindow {
+    /// Longest window the API accepts, e.g. `30d`.
+    pub max_span: String,
+    /// The record field the window filters on (last-modified time).
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// Batch limits of a write operation.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    /// Most records per call.
+    pub max_size: u32,
+    /// Records per call unless the flow says otherwise.
+    #[serde(default)]
+    pub default_size: Option<u32>,
+    /// Calls in flight at once unless the flow says otherwise. Default 1.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+}
+
+/// Where a write response reports each record's outcome.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawResults {
+    /// JSONPath of the success items.
+    pub successes: String,
+    /// JSONPath of the error items.
+    pub errors: String,
+    /// Field of an item holding the record's 0-based position in the batch.
+    pub index: String,
+    /// Field of a success item holding the target's id.
+    pub id: String,
+    /// Field of a success item holding the target's number.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Field of an error item holding the message.
+    pub message: String,
+    /// Field of an error item naming the field at fault.
+    #[serde(default)]
+    pub field: Option<String>,
+}
+
+/// Where a lookup response lists found records.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRows {
+    /// JSONPath of the rows.
+    pub path: String,
+    /// Expression over `row` giving the record key.
+    pub key: String,
+    /// Expression over `row` giving the target id.
+    pub id: String,
+    /// Expression over `row` giving the target number.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// Most keys per lookup call. Default 100.
+    #[serde(default)]
+    pub max_keys: Option<u32>,
+}

@@ -1,0 +1,509 @@
+//! YAML documents that remember where every key and value came from.
+//!
+//! serde_yaml gives the values (and the syntax errors, with their positions); a second pass
+//! over yaml-rust2's marked events records the line and column of every key and value by
+//! path (`source.params.start_time`, `mapping.FEntity.$item.FMaterialId`). Everything that
+//! reports a problem in a config file asks a [`Document`] where the offending node is.
+//! This module knows nothing about flows or connectors.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+use crate::error::{Error, Location};
+
+/// One step of a path into a YAML document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// A path from the document root, e.g. `mapping.FEntity.$item.FMaterialId` or `operations.q.params`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct YamlPath(Vec<Segment>);
+
+impl YamlPath {
+    pub fn root() -> YamlPath {
+        YamlPath(Vec::new())
+    }
+
+    pub fn key(&self, key: &str) -> YamlPath {
+        let mut segments = self.0.clone();
+        segments.push(Segment::Key(key.to_string()));
+        YamlPath(segments)
+    }
+
+    pub fn index(&self, index: usize) -> YamlPath {
+        let mut segments = self.0.clone();
+        segments.push(Segment::Index(index));
+        YamlPath(segments)
+    }
+
+    pub fn parent(&self) -> Option<YamlPath> {
+        let (_, rest) = self.0.split_last()?;
+        Some(YamlPath(rest.to_vec()))
+    }
+
+    pub fn last_key(&self) -> Option<&str> {
+        match self.0.last()? {
+            Segment::Key(key) => Some(key),
+            Segment::Index(_) => None,
+        }
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for YamlPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("(top level)");
+        }
+        for (i, segment) in self.0.iter().enumerate() {
+            match segment {
+                Segment::Key(key) if i == 0 => f.write_str(key)?,
+                Segment::Key(key) => write!(f, ".{key}")?,
+                Segment::Index(index) => write!(f, "[{index}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How a scalar was written, which decides where its text starts on the line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarStyle {
+    Plain,
+    Quoted,
+    /// `|` or `>`: the text starts on the next line, at `value.column`.
+    Block,
+    /// A mapping, a sequence or an alias.
+    Container,
+}
+
+/// A place in the file: 1-based line and column (in characters), and a length in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub line: usize,
+    pub column: usize,
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct NodePosition {
+    /// Where the key of this node is, when it is a mapping value.
+    pub key: Option<Span>,
+    /// Where the value starts.
+    pub value: Span,
+    pub style: ScalarStyle,
+}
+
+/// A parsed YAML file with positions.
+#[derive(Debug)]
+pub struct Document {
+    pub file: PathBuf,
+    pub text: String,
+    pub value: serde_yaml::Value,
+    positions: HashMap<YamlPath, NodePosition>,
+}
+
+impl Document {
+    /// Parse `text` (the contents of `file`); a syntax error comes back located.
+    pub fn parse(file: &Path, text: String) -> Result<Document, Error> {
+        let value: serde_yaml::Value =
+            serde_yaml::from_str(&text).map_err(|err| syntax_error(file, &err))?;
+        let mut recorder = Recorder::new(&text);
+        // serde_yaml accepted the text, so yaml-rust2 almost always does too; if it does not,
+        // problems are reported at the file level rather than not at all.
+        let _ = Parser::new_from_str(&text).load(&mut recorder, false);
+        Ok(Document {
+            file: file.to_path_buf(),
+            positions: recorder.positions,
+            text,
+            value,
+        })
+    }
+
+    /// Read and parse a file.
+    pub fn read(file: &Path) -> Result<Document, Error> {
+        let text = std::fs::read_to_string(file).map_err(|err| Error::io("read", file, err))?;
+        Document::parse(file, text)
+    }
+
+    pub fn position(&self, path: &YamlPath) -> Option<&NodePosition> {
+        self.positions.get(path)
+    }
+
+    /// Where to point for a problem with the value at `path`: the value for scalars, the key
+    /// for mappings and sequences, else the nearest ancestor that has a position.
+    pub fn locate(&self, path: &YamlPath) -> Location {
+        let mut current = Some(path.clone());
+        while let Some(path) = current {
+            if let Some(position) = self.positions.get(&path) {
+                let span = match (position.style, position.key) {
+                    (ScalarStyle::Container, Some(key)) => key,
+                    _ => position.value,
+                };
+                return self.location(span);
+            }
+            current = path.parent();
+        }
+        Location::new(&self.file, 1, 1, 0)
+    }
+
+    /// Where to point for a problem with the key of `path` (an unknown or misspelt key).
+    pub fn locate_key(&self, path: &YamlPath) -> Location {
+        match self.positions.get(path).and_then(|position| position.key) {
+            Some(span) => self.location(span),
+            None => self.locate(path),
+        }
+    }
+
+    /// Where a position inside a template leaf is in the file. `line` is 1-based within the
+    /// template's text; `column` is 1-based in characters.
+    pub fn locate_in_scalar(
+        &self,
+        path: &YamlPath,
+        line: usize,
+        column: usize,
+        len: usize,
+    ) -> Location {
+        let Some(position) = self.positions.get(path) else {
+            return self.locate(path);
+        };
+        let value = position.value;
+        let (line, column) = match position.style {
+            ScalarStyle::Plain if line <= 1 => (value.line, value.column + column - 1),
+            ScalarStyle::Quoted if line <= 1 => (value.line, value.column + column),
+            ScalarStyle::Block => (value.line + line - 1, value.column + column - 1),
+            // A quoted or plain scalar folded over several lines: the line is right, the column is approximate.
+            _ => (value.line + line - 1, column),
+        };
+        self.location(Span { line, column, len })
+    }
+
+    fn location(&self, span: Span) -> Location {
+        Location::new(&self.file, span.line, span.column, span.len)
+    }
+}
+
+fn syntax_error(file: &Path, err: &serde_yaml::Error) -> Error {
+    // serde_yaml writes "… at line 3 column 1, while …"; the position is shown separately.
+    let mut message = err.to_string();
+    if let Some(location) = err.location() {
+        message = message.replacen(
+            &format!(" at line {} column {}", location.line(), location.column()),
+            "",
+            1,
+        );
+    }
+    let location = match err.location() {
+        Some(location) => Location::new(file, location.line(), location.column(), 1),
+        None => Location::file_only(file),
+    };
+    Error::config(format!("invalid YAML: {message}"))
+        .with_location(location)
+        .with_hint("check indentation and quoting; templates that start with `{{` must be quoted")
+}
+
+enum Frame {
+    Map {
+        path: YamlPath,
+        key: Option<(String, Span)>,
+    },
+    Seq {
+        path: YamlPath,
+        next: usize,
+    },
+    /// A complex (non-scalar) key being skipped, with its nesting depth.
+    SkipKey {
+        depth: usize,
+    },
+}
+
+struct Recorder<'a> {
+    lines: Vec<&'a str>,
+    stack: Vec<Frame>,
+    positions: HashMap<YamlPath, NodePosition>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(text: &'a str) -> Recorder<'a> {
+        Recorder {
+            lines: text.lines().collect(),
+            stack: Vec::new(),
+            positions: HashMap::new(),
+        }
+    }
+
+    fn scalar_span(&self, marker: &Marker, style: TScalarStyle, value: &str) -> Span {
+        let line = marker.line();
+        let column = marker.col() + 1;
+        let rest: String = self
+            .lines
+            .get(line.wrapping_sub(1))
+            .map(|text| text.chars().skip(marker.col()).collect())
+            .unwrap_or_default();
+        let len = match style {
+            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => quoted_len(&rest),
+            TScalarStyle::Literal | TScalarStyle::Folded => rest.trim_end().chars().count(),
+            _ => value
+                .lines()
+                .next()
+                .map_or(0, |first| first.chars().count())
+                .min(rest.trim_end().chars().count()),
+        };
+        Span {
+            line,
+            column,
+            len: len.max(1),
+        }
+    }
+
+    /// The path a new value takes, and the key span if it is a mapping value.
+    fn next_path(&mut self) -> Option<(YamlPath, Option<Span>)> {
+        match self.stack.last_mut() {
+            None => Some((YamlPath::root(), None)),
+            Some(Frame::Map { path, key }) => {
+                let (key, span) = key.take()?;
+                Some((path.key(&key), Some(span)))
+            }
+            Some(Frame::Seq { path, next }) => {
+                let index = *next;
+                *next += 1;
+                Some((path.index(index), None))
+            }
+            Some(Frame::SkipKey { .. }) => None,
+        }
+    }
+
+    fn record(&mut self, path: YamlPath, key: Option<Span>, value: Span, style: ScalarStyle) {
+        // A container's first child gives the container a better value position than its start marker.
+        if let Some(parent) = path.parent()
+            && let Some(position) = self.positions.get_mut(&parent)
+            && position.style == ScalarStyle::Container
+            && position.key.is_none()
+            && position.value.len == 0
+        {
+            position.value = key.unwrap_or(value);
+        }
+        self.positions
+            .insert(path, NodePosition { key, value, style });
+    }
+
+    fn container_start(&mut self, marker: &Marker, is_map: bool) {
+        if let Some(Frame::SkipKey { depth }) = self.stack.last_mut() {
+            *depth += 1;
+            return;
+        }
+        if let Some(Frame::Map { key: None, .. }) = self.stack.last() {
+            // A mapping or sequence used as a key (e.g. an unquoted `{{ x }}`): skip it.
+            self.stack.push(Frame::SkipKey { depth: 1 });
+            return;
+        }
+        let Some((path, key)) = self.next_path() else {
+            return;
+        };
+        let value = Span {
+            line: marker.line(),
+            column: marker.col() + 1,
+            len: 0,
+        };
+        self.record(path.clone(), key, value, ScalarStyle::Container);
+        self.stack.push(if is_map {
+            Frame::Map { path, key: None }
+        } else {
+            Frame::Seq { path, next: 0 }
+        });
+    }
+
+    fn container_end(&mut self) {
+        match self.stack.last_mut() {
+            Some(Frame::SkipKey { depth }) if *depth > 1 => *depth -= 1,
+            Some(Frame::SkipKey { .. }) => {
+                self.stack.pop();
+                // The complex key is done; its value gets a placeholder key name.
+                if let Some(Frame::Map { key, .. }) = self.stack.last_mut() {
+                    *key = Some((
+                        "<complex key>".to_string(),
+                        Span {
+                            line: 0,
+                            column: 0,
+                            len: 0,
+                        },
+                    ));
+                }
+            }
+            _ => {
+                self.stack.pop();
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Recorder<'_> {
+    fn on_event(&mut self, event: Event, marker: Marker) {
+        match event {
+            Event::Scalar(value, style, _, _) => {
+                if matches!(self.stack.last(), Some(Frame::SkipKey { .. })) {
+                    return;
+                }
+                let span = self.scalar_span(&marker, style, &value);
+                if let Some(Frame::Map {
+                    key: key @ None, ..
+                }) = self.stack.last_mut()
+                {
+                    *key = Some((value, span));
+                    return;
+                }
+                let Some((path, key)) = self.next_path() else {
+                    return;
+                };
+                let style = match style {
+                    TScalarStyle::Plain => ScalarStyle::Plain,
+                    TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => ScalarStyle::Quoted,
+                    _ => ScalarStyle::Block,
+                };
+                self.record(path, key, span, style);
+            }
+            Event::Alias(_) => {
+                if matches!(self.stack.last(), Some(Frame::SkipKey { .. })) {
+                    return;
+                }
+                if let Some((path, key)) = self.next_path() {
+                    let value = Span {
+                        line: marker.line(),
+                        column: marker.col() + 1,
+                        len: 1,
+                    };
+                    self.record(path, key, value, ScalarStyle::Container);
+                }
+            }
+            Event::MappingStart(..) => self.container_start(&marker, true),
+            Event::SequenceStart(..) => self.container_start(&marker, false),
+            Event::MappingEnd | Event::SequenceEnd => self.container_end(),
+            _ => {}
+        }
+    }
+}
+
+/// Characters of a quoted scalar from its opening quote to its closing quote (or line end).
+fn quoted_len(rest: &str) -> usize {
+    let mut chars = rest.chars();
+    let Some(quote) = chars.next() else { return 0 };
+    let mut len = 1;
+    let mut escaped = false;
+    let mut chars = chars.peekable();
+    while let Some(c) = chars.next() {
+        len += 1;
+        if escaped {
+            escaped = false;
+        } else if quote == '"' && c == '\\' {
+            escaped = true;
+        } else if c == quote {
+            if quote == '\'' && chars.peek() == Some(&'\'') {
+                chars.next();
+                len += 1;
+                continue;
+            }
+            return len;
+        }
+    }
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str) -> Document {
+        Document::parse(Path::new("t.yaml"), text.to_string()).unwrap()
+    }
+
+    fn at(location: Location) -> (usize, usize, usize) {
+        (location.line, location.column, location.len)
+    }
+
+    #[test]
+    fn scalars_keys_and_sequence_items_are_located() {
+        let d = doc(
+            "source:\n  params:\n    a: \"x {{ y }}\"\n    b: plain text\n  list:\n    - 1\n    - k: v\n",
+        );
+        let params = YamlPath::root().key("source").key("params");
+        assert_eq!(at(d.locate(&params.key("a"))), (3, 8, 11));
+        assert_eq!(at(d.locate_key(&params.key("a"))), (3, 5, 1));
+        assert_eq!(at(d.locate(&params.key("b"))), (4, 8, 10));
+        assert_eq!(
+            at(d.locate(&params)),
+            (2, 3, 6),
+            "containers point at their key"
+        );
+        let list = YamlPath::root().key("source").key("list");
+        assert_eq!(at(d.locate(&list.index(0))), (6, 7, 1));
+        assert_eq!(at(d.locate(&list.index(1).key("k"))), (7, 10, 1));
+    }
+
+    #[test]
+    fn missing_paths_fall_back_to_the_nearest_ancestor() {
+        let d = doc("source:\n  params: {}\n");
+        let missing = YamlPath::root().key("source").key("params").key("nope");
+        assert_eq!(at(d.locate(&missing)), (2, 3, 6));
+    }
+
+    #[test]
+    fn positions_inside_templates_account_for_quotes_and_blocks() {
+        let d = doc("a: \"{{ x }}\"\nb: |\n  line one\n  {{ y }}\n");
+        assert_eq!(
+            at(d.locate_in_scalar(&YamlPath::root().key("a"), 1, 4, 1)),
+            (1, 8, 1)
+        );
+        assert_eq!(
+            at(d.locate_in_scalar(&YamlPath::root().key("b"), 2, 4, 1)),
+            (4, 6, 1)
+        );
+    }
+
+    #[test]
+    fn syntax_errors_carry_their_position_once() {
+        let err = Document::parse(Path::new("t.yaml"), "a: [1, 2\nb: 1\n".to_string()).unwrap_err();
+        let location = err.location().unwrap();
+        assert_eq!((location.line, location.column), (2, 2));
+        assert!(
+            err.message().starts_with("invalid YAML: "),
+            "{}",
+            err.message()
+        );
+        assert!(
+            !err.message().contains("at line 2 column 2"),
+            "{}",
+            err.message()
+        );
+    }
+
+    #[test]
+    fn an_unquoted_template_key_does_not_derail_later_positions() {
+        let d = doc("a: {{ x }}\nb: 1\n");
+        assert_eq!(at(d.locate(&YamlPath::root().key("b"))), (2, 4, 1));
+    }
+
+    #[test]
+    fn paths_display_like_the_docs_write_them() {
+        let path = YamlPath::root()
+            .key("mapping")
+            .key("FEntity")
+            .index(2)
+            .key("FNote");
+        assert_eq!(path.to_string(), "mapping.FEntity[2].FNote");
+        assert_eq!(YamlPath::root().to_string(), "(top level)");
+    }
+}

@@ -1,0 +1,305 @@
+//! The filters and tests ERP mappings need, registered on every template environment.
+//!
+//! Decimals (`decimal`, `add`, `sub`, `mul`, `div`, `round`; tests `positive`, `zero`,
+//! `negative`), times in Asia/Shanghai (`datetime`, `date`, `timestamp`), value maps
+//! (`lookup`) and SQL-style quoting for query filters (`sql_quote`). Pure functions of their
+//! arguments; the value maps are shared read-only.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use minijinja::value::Kwargs;
+use minijinja::{Environment, Error, ErrorKind, Value};
+
+use crate::config::raw::MissPolicy;
+use crate::template::decimal;
+use crate::time;
+use crate::value_map::ValueMaps;
+
+/// Marks a lookup miss under `skip_line`: the repeated section drops the current line.
+#[derive(Debug)]
+pub struct SkipLine {
+    pub message: String,
+}
+
+impl std::fmt::Display for SkipLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SkipLine {}
+
+/// Whether an evaluation error asks to skip the current line rather than fail the record.
+pub fn skip_line(error: &Error) -> Option<&SkipLine> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(err) = next {
+        if let Some(skip) = err.downcast_ref::<SkipLine>() {
+            return Some(skip);
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// Register everything on `env`.
+pub fn register(env: &mut Environment<'static>, value_maps: Arc<ValueMaps>) {
+    env.add_filter("decimal", decimal::filter_decimal);
+    env.add_filter("add", decimal::filter_add);
+    env.add_filter("sub", decimal::filter_sub);
+    env.add_filter("mul", decimal::filter_mul);
+    env.add_filter("div", decimal::filter_div);
+    env.add_filter("round", decimal::filter_round);
+    env.add_test("positive", decimal::test_positive);
+    env.add_test("negative", decimal::test_negative);
+    env.add_test("zero", decimal::test_zero);
+    env.add_filter("datetime", filter_datetime);
+    env.add_filter("date", filter_date);
+    env.add_filter("timestamp", filter_timestamp);
+    env.add_filter("sql_quote", filter_sql_quote);
+    env.add_filter(
+        "lookup",
+        move |value: Value, map: String, kwargs: Kwargs| lookup(&value_maps, &value, &map, &kwargs),
+    );
+}
+
+/// Names of every filter [`register`] adds (for "did you mean" in checks).
+pub const FILTERS: &[&str] = &[
+    "decimal",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "round",
+    "datetime",
+    "date",
+    "timestamp",
+    "sql_quote",
+    "lookup",
+];
+
+fn instant(value: &Value) -> Result<DateTime<Utc>, Error> {
+    if let Some(text) = value.as_str() {
+        return time::parse_instant(text)
+            .map_err(|message| Error::new(ErrorKind::InvalidOperation, message));
+    }
+    if let Some(number) = value.as_i64() {
+        // Ten digits are seconds; thirteen are milliseconds (as TOP accepts both).
+        let instant = if number.abs() >= 100_000_000_000 {
+            Utc.timestamp_millis_opt(number)
+        } else {
+            Utc.timestamp_opt(number, 0)
+        };
+        return instant.single().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("`{number}` is not a valid timestamp"),
+            )
+        });
+    }
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        format!("`{value}` is not a time"),
+    ))
+}
+
+/// `value | datetime` → `2024-01-01 12:00:00` (Asia/Shanghai); `datetime('%Y%m%d')` for other formats.
+pub fn filter_datetime(value: Value, format: Option<String>) -> Result<String, Error> {
+    Ok(time::format_shanghai(
+        instant(&value)?,
+        format.as_deref().unwrap_or(time::WALL_CLOCK),
+    ))
+}
+
+/// `value | date` → `2024-01-01` (Asia/Shanghai).
+pub fn filter_date(value: Value, format: Option<String>) -> Result<String, Error> {
+    Ok(time::format_shanghai(
+        instant(&value)?,
+        format.as_deref().unwrap_or(time::DATE),
+    ))
+}
+
+/// `value | timestamp` → seconds since the epoch.
+pub fn filter_timestamp(value: Value) -> Result<i64, Error> {
+    Ok(instant(&value)?.timestamp())
+}
+
+/// `value | sql_quote` → `'value'` with quotes doubled, for Kingdee `FilterString`s.
+pub fn filter_sql_quote(value: Value) -> String {
+    format!("'{}'", value.to_string().replace('\'', "''"))
+}
+
+fn lookup(
+    value_maps: &ValueMaps,
+    value: &Value,
+    map_name: &str,
+    kwargs: &Kwargs,
+) -> Result<Value, Error> {
+    let Some(map) = value_maps.get(map_name) else {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("there is no value map `{map_name}`"),
+        ));
+    };
+    let policy = match kwargs.get::<Option<String>>("on_missing")?.as_deref() {
+        None => map.on_missing,
+        Some("error") => MissPolicy::Error,
+        Some("default") => MissPolicy::Default,
+        Some("skip_line") => MissPolicy::SkipLine,
+        Some(other) => {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("`on_missing` is `error`, `default` or `skip_line`, not `{other}`"),
+            ));
+        }
+    };
+    let default: Option<Value> = kwargs.get("default")?;
+    kwargs.assert_all_used()?;
+    if value.is_none() || value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("cannot look up an empty value in value map `{map_name}`"),
+        ));
+    }
+    let key = value.to_string();
+    if let Some(found) = map.get(&key) {
+        return Ok(Value::from(found));
+    }
+    let message = format!(
+        "`{key}` is not in value map `{map_name}` ({})",
+        map.file.display()
+    );
+    match (policy, default) {
+        (_, Some(default)) => Ok(default),
+        (MissPolicy::Default, None) => match &map.default {
+            Some(default) => Ok(Value::from(default.as_str())),
+            None => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("{message}, and the map has no `default`"),
+            )),
+        },
+        (MissPolicy::SkipLine, None) => {
+            Err(Error::new(ErrorKind::InvalidOperation, message.clone())
+                .with_source(SkipLine { message }))
+        }
+        (MissPolicy::Error, None) => Err(Error::new(ErrorKind::InvalidOperation, message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use minijinja::context;
+
+    use super::*;
+    use crate::value_map::ValueMap;
+
+    fn env() -> Environment<'static> {
+        let mut maps = ValueMaps::new();
+        let csv = b"shop,customer\nSHOP01,CUST0001\n";
+        maps.insert(
+            "shops".into(),
+            ValueMap::parse(
+                "shops",
+                Path::new("shops.csv"),
+                csv,
+                MissPolicy::Error,
+                None,
+            )
+            .unwrap(),
+        );
+        maps.insert(
+            "lenient".into(),
+            ValueMap::parse(
+                "lenient",
+                Path::new("l.csv"),
+                csv,
+                MissPolicy::Default,
+                Some("CUST0000".into()),
+            )
+            .unwrap(),
+        );
+        let mut env = Environment::new();
+        register(&mut env, Arc::new(maps));
+        env
+    }
+
+    fn eval(expr: &str) -> Result<String, Error> {
+        env()
+            .compile_expression(expr)
+            .unwrap()
+            .eval(context! {})
+            .map(|v| v.to_string())
+    }
+
+    #[test]
+    fn times_are_read_and_written_in_shanghai() {
+        assert_eq!(eval("'2024-01-01 23:30:00' | date").unwrap(), "2024-01-01");
+        assert_eq!(
+            eval("'2024-01-01T00:00:00Z' | datetime").unwrap(),
+            "2024-01-01 08:00:00"
+        );
+        assert_eq!(
+            eval("'2024-01-01 08:00:00' | timestamp").unwrap(),
+            "1704067200"
+        );
+        assert_eq!(
+            eval("1704067200000 | datetime('%Y%m%d%H')").unwrap(),
+            "2024010108"
+        );
+        assert!(
+            eval("'someday' | date")
+                .unwrap_err()
+                .to_string()
+                .contains("`someday` is not a time")
+        );
+    }
+
+    #[test]
+    fn lookups_follow_the_miss_policy() {
+        assert_eq!(eval("'SHOP01' | lookup('shops')").unwrap(), "CUST0001");
+        let err = eval("'SHOP99' | lookup('shops')").unwrap_err();
+        assert_eq!(
+            err.detail(),
+            Some("`SHOP99` is not in value map `shops` (shops.csv)")
+        );
+        assert!(skip_line(&err).is_none());
+        assert_eq!(eval("'SHOP99' | lookup('lenient')").unwrap(), "CUST0000");
+        assert_eq!(
+            eval("'SHOP99' | lookup('shops', default='X')").unwrap(),
+            "X"
+        );
+        let skip = env()
+            .compile_expression("'SHOP99' | lookup('shops', on_missing='skip_line')")
+            .unwrap()
+            .eval(context! {})
+            .unwrap_err();
+        assert!(skip_line(&skip).is_some());
+        assert!(
+            eval("'SHOP01' | lookup('nope')")
+                .unwrap_err()
+                .to_string()
+                .contains("there is no value map `nope`")
+        );
+    }
+
+    #[test]
+    fn sql_quote_doubles_quotes() {
+        assert_eq!(eval("\"O'Brien\" | sql_quote").unwrap(), "'O''Brien'");
+        assert_eq!(
+            eval("['A','B'] | map('sql_quote') | join(',')").unwrap(),
+            "'A','B'"
+        );
+    }
+
+    #[test]
+    fn decimal_filters_chain() {
+        assert_eq!(
+            eval("'19.90' | decimal | mul(3) | round(2)").unwrap(),
+            "59.7"
+        );
+        assert_eq!(eval("'0.1300' | mul(100)").unwrap(), "13");
+        assert_eq!(eval("'2.0000' is positive").unwrap(), "True");
+    }
+}

@@ -1,0 +1,533 @@
+//! Templates: a YAML string leaf turned into a typed value, once per record.
+//!
+//! A leaf is a literal (no `{{`/`{%`), a single expression (`"{{ expr }}"`, whose value
+//! keeps its type: numbers stay numbers, objects stay objects), or text (anything else,
+//! rendered to a string). The brief's placeholder spelling `{{LAST_SYNC_TIME datetime}}` is
+//! read as `{{ LAST_SYNC_TIME | datetime }}`. Every template of a flow is compiled once, at
+//! load, into one [`TemplateSet`]; evaluation never parses. Errors in a template's syntax
+//! come back relative to the leaf's text; `config` turns them into file positions.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, LazyLock};
+
+use minijinja::value::ValueKind;
+use minijinja::{Environment, Expression, UndefinedBehavior, Value};
+use regex::Regex;
+use serde_json::Value as Json;
+
+use crate::config::yaml::YamlPath;
+use crate::error::Location;
+use crate::value_map::ValueMaps;
+
+pub mod decimal;
+pub mod filters;
+pub mod scope;
+
+/// A compiled leaf: a constant, or a template in a [`TemplateSet`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Leaf {
+    Literal(Json),
+    Template(TemplateId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TemplateId(usize);
+
+/// Where a template was written, for errors at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub location: Location,
+    pub path: YamlPath,
+}
+
+/// A template syntax error, positioned within the leaf's text (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+    pub len: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `{{ expr }}`: the value keeps its type.
+    Expression,
+    /// Mixed text: the value is a string.
+    Text,
+}
+
+#[derive(Debug)]
+struct Entry {
+    kind: Kind,
+    /// What minijinja compiles: the expression, or the whole text.
+    source: String,
+    origin: Origin,
+}
+
+/// How a leaf's text reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Classified {
+    Literal,
+    /// A single expression, and the character offset of its first character in the leaf.
+    Expression {
+        expr: String,
+        offset: usize,
+    },
+    Text {
+        source: String,
+    },
+}
+
+static BRIEF_PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\{\{\s*([A-Z][A-Z0-9_]*)\s+([a-z_][a-z0-9_]*)\s*\}\}").expect("valid regex")
+});
+
+/// Read the brief's `{{NAME filter}}` spelling as `{{ NAME | filter }}`.
+pub fn rewrite_placeholders(text: &str) -> String {
+    BRIEF_PLACEHOLDER
+        .replace_all(text, "{{ $1 | $2 }}")
+        .into_owned()
+}
+
+/// Decide what kind of leaf `text` is.
+pub fn classify(text: &str) -> Classified {
+    if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+        return Classified::Literal;
+    }
+    let rewritten = rewrite_placeholders(text);
+    let trimmed = rewritten.trim();
+    if let Some(inner) = trimmed
+        .strip_prefix("{{")
+        .and_then(|rest| rest.strip_suffix("}}"))
+    {
+        let inner = inner.strip_prefix('-').unwrap_or(inner);
+        let inner = inner.strip_suffix('-').unwrap_or(inner);
+        if !inner.contains("{{")
+            && !inner.contains("}}")
+            && !inner.contains("{%")
+            && !inner.trim().is_empty()
+        {
+            let expr = inner.trim();
+            let leading = rewritten.find(expr).unwrap_or(0);
+            let offset = rewritten[..leading].chars().count();
+            return Classified::Expression {
+                expr: expr.to_string(),
+                offset,
+            };
+        }
+    }
+    Classified::Text { source: rewritten }
+}
+
+/// Collects templates and compiles them into a [`TemplateSet`].
+pub struct Builder {
+    env: Environment<'static>,
+    entries: Vec<Entry>,
+}
+
+impl Builder {
+    /// `undefined` decides how missing names behave: `Strict` for mappings and parameters,
+    /// `Chainable` for response envelopes (where a missing key is simply "not this case").
+    pub fn new(undefined: UndefinedBehavior, value_maps: Arc<ValueMaps>) -> Builder {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(undefined);
+        filters::register(&mut env, value_maps);
+        Builder {
+            env,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Compile a string leaf. Literals are returned as such; syntax errors are positioned in `text`.
+    pub fn string_leaf(&mut self, text: &str, origin: Origin) -> Result<Leaf, SyntaxError> {
+        match classify(text) {
+            Classified::Literal => Ok(Leaf::Literal(Json::String(text.to_string()))),
+            Classified::Expression { expr, offset } => {
+                if let Err(err) = self.env.compile_expression(&expr) {
+                    return Err(syntax_error(&err, &expr, offset));
+                }
+                Ok(Leaf::Template(self.push(Kind::Expression, expr, origin)))
+            }
+            Classified::Text { source } => {
+                let name = format!("t{}", self.entries.len());
+                if let Err(err) = self.env.add_template_owned(name, source.clone()) {
+                    return Err(syntax_error(&err, &source, 0));
+                }
+                Ok(Leaf::Template(self.push(Kind::Text, source, origin)))
+            }
+        }
+    }
+
+    /// Compile a bare expression (envelope conditions, lookup row fields): no `{{ }}` needed,
+    /// though they are accepted.
+    pub fn expression(&mut self, text: &str, origin: Origin) -> Result<TemplateId, SyntaxError> {
+        let (expr, offset) = match classify(text) {
+            Classified::Expression { expr, offset } => (expr, offset),
+            _ => (
+                text.trim().to_string(),
+                text.len() - text.trim_start().len(),
+            ),
+        };
+        if let Err(err) = self.env.compile_expression(&expr) {
+            return Err(syntax_error(&err, &expr, offset));
+        }
+        Ok(self.push(Kind::Expression, expr, origin))
+    }
+
+    fn push(&mut self, kind: Kind, source: String, origin: Origin) -> TemplateId {
+        self.entries.push(Entry {
+            kind,
+            source,
+            origin,
+        });
+        TemplateId(self.entries.len() - 1)
+    }
+
+    pub fn build(self) -> TemplateSet {
+        let entries = self.entries;
+        let cell = Cell::new(self.env, |env| {
+            Compiled(
+                entries
+                    .iter()
+                    .map(|entry| match entry.kind {
+                        Kind::Expression => Some(
+                            env.compile_expression_owned(entry.source.clone())
+                                .expect("compiled once already"),
+                        ),
+                        Kind::Text => None,
+                    })
+                    .collect(),
+            )
+        });
+        TemplateSet { cell, entries }
+    }
+}
+
+struct Compiled<'env>(Vec<Option<Expression<'env, 'static>>>);
+
+self_cell::self_cell!(
+    struct Cell {
+        owner: Environment<'static>,
+        #[covariant]
+        dependent: Compiled,
+    }
+);
+
+/// Every compiled template of a flow (or of a connector's envelope), ready to evaluate.
+pub struct TemplateSet {
+    cell: Cell,
+    entries: Vec<Entry>,
+}
+
+impl std::fmt::Debug for TemplateSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateSet")
+            .field("templates", &self.entries.len())
+            .finish()
+    }
+}
+
+impl TemplateSet {
+    /// Evaluate a template against a context.
+    pub fn eval(&self, id: TemplateId, ctx: &Value) -> Result<Value, minijinja::Error> {
+        let entry = &self.entries[id.0];
+        match entry.kind {
+            Kind::Expression => {
+                let expression = self.cell.borrow_dependent().0[id.0]
+                    .as_ref()
+                    .expect("expressions are compiled");
+                expression.eval(ctx.clone())
+            }
+            Kind::Text => {
+                let template = self
+                    .cell
+                    .borrow_owner()
+                    .get_template(&format!("t{}", id.0))?;
+                template.render(ctx.clone()).map(Value::from)
+            }
+        }
+    }
+
+    pub fn origin(&self, id: TemplateId) -> &Origin {
+        &self.entries[id.0].origin
+    }
+
+    pub fn kind(&self, id: TemplateId) -> Kind {
+        self.entries[id.0].kind
+    }
+
+    /// The compiled text (the expression, or the whole text template).
+    pub fn source(&self, id: TemplateId) -> &str {
+        &self.entries[id.0].source
+    }
+
+    /// Names the template reads and does not define, with attribute paths (`line.spec_no`).
+    pub fn undeclared(&self, id: TemplateId) -> BTreeSet<String> {
+        let env = self.cell.borrow_owner();
+        let names = match self.entries[id.0].kind {
+            Kind::Expression => self.cell.borrow_dependent().0[id.0]
+                .as_ref()
+                .map(|e| e.undeclared_variables(true)),
+            Kind::Text => env
+                .get_template(&format!("t{}", id.0))
+                .ok()
+                .map(|t| t.undeclared_variables(true)),
+        };
+        names
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|name| !is_global(env, name))
+            .collect()
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = TemplateId> {
+        (0..self.entries.len()).map(TemplateId)
+    }
+}
+
+fn is_global(env: &Environment<'static>, name: &str) -> bool {
+    let root = name.split('.').next().unwrap_or(name);
+    env.globals().any(|(global, _)| global == root)
+}
+
+fn syntax_error(err: &minijinja::Error, source: &str, offset: usize) -> SyntaxError {
+    let message = err.detail().unwrap_or("invalid template").to_string();
+    let line = err.line().unwrap_or(1).max(1);
+    let (column, len) = match err.range() {
+        Some(range) if range.start <= source.len() => {
+            let line_start = source[..range.start].rfind('\n').map_or(0, |i| i + 1);
+            let column = source[line_start..range.start].chars().count() + 1;
+            let end = range.end.min(source.len()).max(range.start);
+            let len = source[range.start..end]
+                .chars()
+                .take_while(|c| *c != '\n')
+                .count()
+                .max(1);
+            (column, len)
+        }
+        _ => (
+            1,
+            source
+                .lines()
+                .nth(line - 1)
+                .map_or(1, |l| l.chars().count().max(1)),
+        ),
+    };
+    let column = if line == 1 { column + offset } else { column };
+    SyntaxError {
+        message,
+        line,
+        column,
+        len,
+    }
+}
+
+/// The JSON value of a template result. Undefined is an error: it never becomes an empty string.
+pub fn to_json(value: &Value) -> Result<Json, String> {
+    if let Some(decimal) = value.downcast_object_ref::<decimal::Decimal>() {
+        return Ok(decimal::to_json(decimal.0));
+    }
+    if let Some(json) = scope::record_json(value) {
+        return Ok(json);
+    }
+    match value.kind() {
+        ValueKind::Undefined => Err("the template produced no value (undefined)".to_string()),
+        ValueKind::None => Ok(Json::Null),
+        ValueKind::Bool => Ok(Json::Bool(value.is_true())),
+        ValueKind::Number => {
+            if let Some(integer) = value.as_i64() {
+                return Ok(Json::from(integer));
+            }
+            let float = f64::try_from(value.clone()).map_err(|err| err.to_string())?;
+            serde_json::Number::from_f64(float)
+                .map(Json::Number)
+                .ok_or_else(|| format!("`{value}` is not a finite number"))
+        }
+        ValueKind::String => Ok(Json::String(value.as_str().unwrap_or_default().to_string())),
+        ValueKind::Seq | ValueKind::Iterable => {
+            let items = value.try_iter().map_err(|err| err.to_string())?;
+            items
+                .map(|item| to_json(&item))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Json::Array)
+        }
+        ValueKind::Map => {
+            let mut map = serde_json::Map::new();
+            for key in value.try_iter().map_err(|err| err.to_string())? {
+                let item = value.get_item(&key).map_err(|err| err.to_string())?;
+                map.insert(key.to_string(), to_json(&item)?);
+            }
+            Ok(Json::Object(map))
+        }
+        ValueKind::Plain => Ok(Json::String(value.to_string())),
+        other => Err(format!("a {other} value cannot be written to JSON")),
+    }
+}
+
+/// A template value from JSON (for `vars`, `params` and other constants given to templates).
+pub fn from_json(json: &Json) -> Value {
+    match json {
+        Json::Null => Value::from(()),
+        Json::Bool(b) => Value::from(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Value::from(i),
+            (_, Some(f)) => Value::from(f),
+            _ => Value::from(n.to_string()),
+        },
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Array(items) => Value::from(items.iter().map(from_json).collect::<Vec<_>>()),
+        Json::Object(map) => Value::from_pairs(map.iter().map(|(k, v)| (k.clone(), from_json(v)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::template::scope::Scope;
+
+    fn origin() -> Origin {
+        Origin {
+            location: Location::new(Path::new("f.yaml"), 1, 1, 1),
+            path: YamlPath::root(),
+        }
+    }
+
+    fn evaluate(text: &str, record: Json) -> Result<Json, String> {
+        let mut builder = Builder::new(UndefinedBehavior::Strict, Arc::new(ValueMaps::new()));
+        let leaf = builder.string_leaf(text, origin()).map_err(|e| e.message)?;
+        let set = builder.build();
+        match leaf {
+            Leaf::Literal(json) => Ok(json),
+            Leaf::Template(id) => {
+                let scope = Scope::for_record(Arc::new(record), Vec::new());
+                to_json(
+                    &set.eval(id, &Value::from_object(scope))
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+        }
+    }
+
+    #[test]
+    fn leaves_classify_as_literal_expression_or_text() {
+        assert_eq!(classify("XSTHD01_SYS"), Classified::Literal);
+        assert_eq!(
+            classify("{{ order_no }}"),
+            Classified::Expression {
+                expr: "order_no".into(),
+                offset: 3
+            }
+        );
+        assert_eq!(
+            classify("  {{- a | b -}} "),
+            Classified::Expression {
+                expr: "a | b".into(),
+                offset: 6
+            }
+        );
+        assert_eq!(
+            classify("{{ a }} and {{ b }}"),
+            Classified::Text {
+                source: "{{ a }} and {{ b }}".into()
+            }
+        );
+        assert_eq!(
+            classify("RK-{{ a }}"),
+            Classified::Text {
+                source: "RK-{{ a }}".into()
+            }
+        );
+    }
+
+    #[test]
+    fn the_briefs_placeholder_spelling_is_accepted() {
+        assert_eq!(
+            rewrite_placeholders("{{LAST_SYNC_TIME datetime}}"),
+            "{{ LAST_SYNC_TIME | datetime }}"
+        );
+        assert_eq!(
+            rewrite_placeholders("{{PAGINATION_PAGE_SIZE}}"),
+            "{{PAGINATION_PAGE_SIZE}}"
+        );
+        assert_eq!(
+            classify("{{CURRENT_TIME datetime}}"),
+            Classified::Expression {
+                expr: "CURRENT_TIME | datetime".into(),
+                offset: 3
+            }
+        );
+    }
+
+    #[test]
+    fn single_expressions_keep_their_type_and_text_is_a_string() {
+        let record = json!({"num": "2.0000", "n": 3, "lines": [{"a": 1}], "flag": true});
+        assert_eq!(
+            evaluate("{{ num | decimal }}", record.clone()),
+            Ok(json!(2))
+        );
+        assert_eq!(evaluate("{{ n }}", record.clone()), Ok(json!(3)));
+        assert_eq!(evaluate("{{ flag }}", record.clone()), Ok(json!(true)));
+        assert_eq!(
+            evaluate("{{ lines }}", record.clone()),
+            Ok(json!([{"a": 1}]))
+        );
+        assert_eq!(
+            evaluate("{{ {'FNumber': n} }}", record.clone()),
+            Ok(json!({"FNumber": 3}))
+        );
+        assert_eq!(evaluate("n={{ n }}", record.clone()), Ok(json!("n=3")));
+        assert_eq!(evaluate("literal", record), Ok(json!("literal")));
+    }
+
+    #[test]
+    fn an_undefined_result_is_an_error_not_an_empty_string() {
+        let result = evaluate("{{ nope }}", json!({}));
+        assert_eq!(
+            result,
+            Err("the template produced no value (undefined)".to_string())
+        );
+        assert!(
+            evaluate("x{{ nope }}", json!({}))
+                .unwrap_err()
+                .contains("undefined")
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_positioned_in_the_leaf() {
+        let mut builder = Builder::new(UndefinedBehavior::Strict, Arc::new(ValueMaps::new()));
+        let err = builder
+            .string_leaf("{{ order_no | }}", origin())
+            .unwrap_err();
+        assert_eq!(
+            (err.line, err.column),
+            (1, 13),
+            "points at the dangling `|`"
+        );
+        let err = builder.string_leaf("RK{{ a b }}", origin()).unwrap_err();
+        assert_eq!(err.line, 1);
+        assert!(err.column >= 8, "{err:?}");
+    }
+
+    #[test]
+    fn undeclared_names_include_attribute_paths() {
+        let mut builder = Builder::new(UndefinedBehavior::Strict, Arc::new(ValueMaps::new()));
+        let Leaf::Template(id) = builder
+            .string_leaf(
+                "{{ line.spec_no ~ vars.org ~ order_no ~ range(2) | join }}",
+                origin(),
+            )
+            .unwrap()
+        else {
+            panic!("a template")
+        };
+        let set = builder.build();
+        let names: Vec<String> = set.undeclared(id).into_iter().collect();
+        assert_eq!(names, vec!["line.spec_no", "order_no", "vars.org"]);
+    }
+}

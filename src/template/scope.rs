@@ -1,0 +1,342 @@
+//! What a template sees: the source record's fields at the top level, named values
+//! (`vars`, `params`, placeholders, loop variables), and nothing else.
+//!
+//! Records stay `serde_json` values; [`RecordNode`] exposes them to minijinja lazily, without
+//! copying, and notes the path of the last field a template asked for but the record lacks.
+//! Strict undefined handling then fails the template, and the error names that field
+//! (`details_list[1].spec_no`) instead of printing an empty string into an ERP document.
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+
+use minijinja::Value;
+use minijinja::value::{Enumerator, Object, ObjectRepr};
+use serde_json::Value as Json;
+
+/// The last field a template looked up and did not find.
+#[derive(Debug, Default)]
+pub struct Misses {
+    last: Mutex<Option<String>>,
+}
+
+impl Misses {
+    fn note(&self, path: String) {
+        *self.last.lock().expect("misses lock") = Some(path);
+    }
+
+    /// Forget earlier misses (before evaluating the next template).
+    pub fn clear(&self) {
+        *self.last.lock().expect("misses lock") = None;
+    }
+
+    /// The field most recently found missing.
+    pub fn last(&self) -> Option<String> {
+        self.last.lock().expect("misses lock").clone()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Key(Arc<str>),
+    Index(usize),
+}
+
+/// A node of a JSON record, seen from a template.
+#[derive(Debug)]
+pub struct RecordNode {
+    root: Arc<Json>,
+    steps: Vec<Step>,
+    misses: Arc<Misses>,
+}
+
+impl RecordNode {
+    pub fn new(root: Arc<Json>, misses: Arc<Misses>) -> RecordNode {
+        RecordNode {
+            root,
+            steps: Vec::new(),
+            misses,
+        }
+    }
+
+    /// The JSON this node stands for.
+    pub fn json(&self) -> &Json {
+        let mut node = &*self.root;
+        for step in &self.steps {
+            node = match step {
+                Step::Key(key) => &node[&**key],
+                Step::Index(index) => &node[*index],
+            };
+        }
+        node
+    }
+
+    fn path_with(&self, last: &str) -> String {
+        let mut out = String::new();
+        for step in &self.steps {
+            match step {
+                Step::Key(key) if out.is_empty() => out.push_str(key),
+                Step::Key(key) => {
+                    let _ = write!(out, ".{key}");
+                }
+                Step::Index(index) => {
+                    let _ = write!(out, "[{index}]");
+                }
+            }
+        }
+        if !last.is_empty() {
+            if !out.is_empty() && !last.starts_with('[') {
+                out.push('.');
+            }
+            out.push_str(last);
+        }
+        out
+    }
+
+    fn child(&self, step: Step) -> Value {
+        let mut steps = self.steps.clone();
+        steps.push(step);
+        let child = RecordNode {
+            root: Arc::clone(&self.root),
+            steps,
+            misses: Arc::clone(&self.misses),
+        };
+        match scalar_value(child.json()) {
+            Some(value) => value,
+            None => Value::from_object(child),
+        }
+    }
+
+    /// Look up a field by name, noting a miss.
+    pub fn field(&self, key: &str) -> Option<Value> {
+        match self.json() {
+            Json::Object(map) if map.contains_key(key) => {
+                Some(self.child(Step::Key(Arc::from(key))))
+            }
+            _ => {
+                self.misses.note(self.path_with(key));
+                None
+            }
+        }
+    }
+}
+
+/// Scalars become plain template values; objects and arrays (`None` here) stay lazy record nodes.
+fn scalar_value(json: &Json) -> Option<Value> {
+    Some(match json {
+        Json::Null => Value::from(()),
+        Json::Bool(b) => Value::from(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Value::from(i),
+            (_, Some(u), _) => Value::from(u),
+            (_, _, Some(f)) => Value::from(f),
+            _ => Value::from(n.to_string()),
+        },
+        Json::String(s) => Value::from(s.as_str()),
+        Json::Array(_) | Json::Object(_) => return None,
+    })
+}
+
+impl Object for RecordNode {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        match self.json() {
+            Json::Array(_) => ObjectRepr::Seq,
+            _ => ObjectRepr::Map,
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match self.json() {
+            Json::Array(items) => {
+                let index = key.as_i64()?;
+                let index = if index < 0 {
+                    items.len() as i64 + index
+                } else {
+                    index
+                };
+                if index >= 0 && (index as usize) < items.len() {
+                    Some(self.child(Step::Index(index as usize)))
+                } else {
+                    self.misses.note(self.path_with(&format!("[{index}]")));
+                    None
+                }
+            }
+            _ => self.field(key.as_str()?),
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        match self.json() {
+            Json::Array(items) => Enumerator::Seq(items.len()),
+            Json::Object(map) => {
+                Enumerator::Values(map.keys().map(|k| Value::from(k.as_str())).collect())
+            }
+            _ => Enumerator::Empty,
+        }
+    }
+}
+
+/// The top-level context of a template: named values first, then the record's fields.
+#[derive(Debug)]
+pub struct Scope {
+    names: Vec<(Arc<str>, Value)>,
+    record: Option<RecordNode>,
+    misses: Arc<Misses>,
+}
+
+impl Scope {
+    /// A scope over `record` (its fields are top-level names) plus `names`.
+    pub fn for_record(record: Arc<Json>, names: Vec<(Arc<str>, Value)>) -> Scope {
+        let misses = Arc::new(Misses::default());
+        let record = Some(RecordNode::new(record, Arc::clone(&misses)));
+        Scope {
+            names,
+            record,
+            misses,
+        }
+    }
+
+    /// A scope of named values only (connector params, bodies, envelopes).
+    pub fn named(names: Vec<(Arc<str>, Value)>) -> Scope {
+        Scope {
+            names,
+            record: None,
+            misses: Arc::new(Misses::default()),
+        }
+    }
+
+    /// The same scope with one more name bound (a loop variable).
+    pub fn with(&self, name: &str, value: Value) -> Scope {
+        let mut names = self.names.clone();
+        names.push((Arc::from(name), value));
+        let record = self.record.as_ref().map(|r| RecordNode {
+            root: Arc::clone(&r.root),
+            steps: Vec::new(),
+            misses: Arc::clone(&self.misses),
+        });
+        Scope {
+            names,
+            record,
+            misses: Arc::clone(&self.misses),
+        }
+    }
+
+    pub fn misses(&self) -> &Arc<Misses> {
+        &self.misses
+    }
+
+    /// The whole record as a template value (what `record` refers to).
+    pub fn record_value(&self) -> Option<Value> {
+        self.record.as_ref().map(|r| {
+            Value::from_object(RecordNode {
+                root: Arc::clone(&r.root),
+                steps: Vec::new(),
+                misses: Arc::clone(&self.misses),
+            })
+        })
+    }
+}
+
+impl Object for Scope {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        if let Some((_, value)) = self.names.iter().rev().find(|(n, _)| &**n == name) {
+            return Some(value.clone());
+        }
+        if name == "record" {
+            return self.record_value();
+        }
+        match &self.record {
+            Some(record) => record.field(name),
+            None => {
+                self.misses.note(name.to_string());
+                None
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.names.iter().map(|(n, _)| Value::from(&**n)).collect())
+    }
+}
+
+/// The JSON behind a template value, if it is a record node.
+pub fn record_json(value: &Value) -> Option<Json> {
+    value
+        .downcast_object_ref::<RecordNode>()
+        .map(|node| node.json().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use minijinja::{Environment, UndefinedBehavior};
+    use serde_json::json;
+
+    use super::*;
+
+    fn eval(expr: &str, scope: Scope) -> (Result<Value, String>, Option<String>) {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let misses = Arc::clone(scope.misses());
+        let result = env
+            .compile_expression(expr)
+            .unwrap()
+            .eval(Value::from_object(scope))
+            .map_err(|e| e.to_string());
+        (result, misses.last())
+    }
+
+    fn record() -> Arc<Json> {
+        Arc::new(
+            json!({"order_no": "RK1", "details_list": [{"spec_no": "A", "num": "2.0000"}, {"num": "1"}]}),
+        )
+    }
+
+    #[test]
+    fn fields_and_nested_values_are_visible() {
+        let scope = Scope::for_record(
+            record(),
+            vec![(Arc::from("vars"), Value::from_pairs([("org", "100")]))],
+        );
+        let (value, _) = eval(
+            "order_no ~ '/' ~ details_list[0].spec_no ~ '/' ~ vars.org ~ '/' ~ (details_list | length)",
+            scope,
+        );
+        assert_eq!(value.unwrap().to_string(), "RK1/A/100/2");
+    }
+
+    #[test]
+    fn a_missing_nested_field_is_noted_with_its_path() {
+        let scope = Scope::for_record(record(), Vec::new());
+        let (value, missed) = eval("details_list[1].spec_no ~ 'x'", scope);
+        assert!(value.is_err());
+        assert_eq!(missed.as_deref(), Some("details_list[1].spec_no"));
+    }
+
+    #[test]
+    fn a_missing_top_level_field_is_noted() {
+        let scope = Scope::for_record(record(), Vec::new());
+        let (_, missed) = eval("shop_no ~ ''", scope);
+        assert_eq!(missed.as_deref(), Some("shop_no"));
+    }
+
+    #[test]
+    fn loops_see_items_and_bound_names_shadow_fields() {
+        let scope = Scope::for_record(record(), Vec::new()).with("order_no", Value::from("shadow"));
+        let (value, _) = eval(
+            "order_no ~ (details_list | map(attribute='num') | join(','))",
+            scope,
+        );
+        assert_eq!(value.unwrap().to_string(), "shadow2.0000,1");
+    }
+
+    #[test]
+    fn defaults_make_absent_fields_optional() {
+        let scope = Scope::for_record(record(), Vec::new());
+        let (value, _) = eval("remark | default('none')", scope);
+        assert_eq!(value.unwrap().to_string(), "none");
+    }
+}

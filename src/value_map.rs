@@ -1,0 +1,227 @@
+//! Value maps: CSV files that translate a source code into a target code.
+//!
+//! The people who own master data keep these in a spreadsheet: a header row, then rows of
+//! source value and target code (more columns are ignored, so a third column can hold a
+//! note). Parsing reports every bad row with its line; a file saved by Excel with a BOM is
+//! fine, one saved in GBK gets a clear error. Lookups are by exact text after trimming.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::config::raw::MissPolicy;
+use crate::error::{Error, Location};
+
+/// A loaded value map.
+#[derive(Debug, Clone)]
+pub struct ValueMap {
+    pub name: String,
+    pub file: PathBuf,
+    pub on_missing: MissPolicy,
+    pub default: Option<String>,
+    entries: HashMap<String, String>,
+}
+
+/// All value maps of a flow, by name.
+pub type ValueMaps = BTreeMap<String, ValueMap>;
+
+impl ValueMap {
+    /// Read and parse `file`; every problem is returned, each located in the CSV file.
+    pub fn load(
+        name: &str,
+        file: &Path,
+        on_missing: MissPolicy,
+        default: Option<String>,
+    ) -> Result<ValueMap, Vec<Error>> {
+        let bytes =
+            std::fs::read(file).map_err(|err| vec![Error::io("read value map", file, err)])?;
+        ValueMap::parse(name, file, &bytes, on_missing, default)
+    }
+
+    pub fn parse(
+        name: &str,
+        file: &Path,
+        bytes: &[u8],
+        on_missing: MissPolicy,
+        default: Option<String>,
+    ) -> Result<ValueMap, Vec<Error>> {
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        let text = std::str::from_utf8(bytes).map_err(|err| {
+            let line = bytes[..err.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+            vec![
+                Error::config(format!("value map `{name}` is not UTF-8 text"))
+                    .with_location(Location::new(file, line, 1, 1))
+                    .with_hint("save it as \"CSV UTF-8\" (Excel) or convert it, e.g. `iconv -f GBK -t UTF-8`"),
+            ]
+        })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        let mut errors = Vec::new();
+        let at = |line: u64, column: usize| Location::new(file, line as usize, column, 1);
+        match reader.headers() {
+            Ok(header) if header.len() >= 2 => {}
+            Ok(header) if header.is_empty() || (header.len() == 1 && header[0].is_empty()) => {
+                return Err(vec![Error::config(format!("value map `{name}` is empty"))
+                    .with_location(Location::new(file, 1, 1, 1))
+                    .with_hint("the first row is a header, e.g. `source,target`; then one row per value")]);
+            }
+            Ok(_) => errors.push(
+                Error::config(format!(
+                    "the header of value map `{name}` has one column; expected at least two"
+                ))
+                .with_location(at(1, 1))
+                .with_hint("columns: source value, target code (separated by commas)"),
+            ),
+            Err(err) => return Err(vec![csv_error(name, file, err)]),
+        }
+        let mut entries = HashMap::new();
+        let mut first_seen: HashMap<String, u64> = HashMap::new();
+        for record in reader.records() {
+            let record = match record {
+                Ok(record) => record,
+                Err(err) => {
+                    errors.push(csv_error(name, file, err));
+                    continue;
+                }
+            };
+            let line = record.position().map_or(0, |p| p.line());
+            if record.iter().all(str::is_empty) {
+                continue;
+            }
+            if record.len() < 2 {
+                errors.push(
+                    Error::config(format!("row of value map `{name}` has one column; expected source value and target code"))
+                        .with_location(at(line, 1))
+                        .with_hint("separate the two values with a comma"),
+                );
+                continue;
+            }
+            let (source, target) = (&record[0], &record[1]);
+            if source.is_empty() {
+                errors.push(
+                    Error::config(format!("empty source value in value map `{name}`"))
+                        .with_location(at(line, 1)),
+                );
+                continue;
+            }
+            if target.is_empty() {
+                errors.push(
+                    Error::config(format!(
+                        "value `{source}` has an empty target code in value map `{name}`"
+                    ))
+                    .with_location(at(line, source.chars().count() + 2)),
+                );
+                continue;
+            }
+            if let Some(first) = first_seen.get(source) {
+                errors.push(
+                    Error::config(format!(
+                        "value `{source}` appears twice in value map `{name}`"
+                    ))
+                    .with_location(at(line, 1))
+                    .with_hint(format!("it is first mapped on line {first}; keep one row")),
+                );
+                continue;
+            }
+            first_seen.insert(source.to_string(), line);
+            entries.insert(source.to_string(), target.to_string());
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ValueMap {
+            name: name.to_string(),
+            file: file.to_path_buf(),
+            on_missing,
+            default,
+            entries,
+        })
+    }
+
+    pub fn get(&self, source: &str) -> Option<&str> {
+        self.entries.get(source.trim()).map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn csv_error(name: &str, file: &Path, err: csv::Error) -> Error {
+    let line = err.position().map_or(0, |p| p.line() as usize);
+    Error::config(format!("value map `{name}` is not valid CSV"))
+        .with_location(Location::new(file, line, 1, 1))
+        .with_source(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &[u8]) -> Result<ValueMap, Vec<String>> {
+        ValueMap::parse(
+            "shops",
+            Path::new("shops.csv"),
+            text,
+            MissPolicy::Error,
+            None,
+        )
+        .map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| format!("{}:{}", e.location().map_or(0, |l| l.line), e.message()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn rows_map_source_to_target_and_extra_columns_are_notes() {
+        let map =
+            parse("shop_no,customer,note\nSHOP01, CUST0001 ,天猫\nSHOP02,CUST0002\n".as_bytes())
+                .unwrap();
+        assert_eq!(map.get("SHOP01"), Some("CUST0001"));
+        assert_eq!(map.get(" SHOP02 "), Some("CUST0002"));
+        assert_eq!(map.get("SHOP03"), None);
+        assert_eq!(map.len(), 2);
+    }
+
+    #[test]
+    fn an_excel_bom_is_ignored() {
+        let map = parse(b"\xEF\xBB\xBFshop,customer\nA,B\n").unwrap();
+        assert_eq!(map.get("A"), Some("B"));
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let errors = parse(b"shop,customer\nA,B\nC\n,D\nE,\nA,F\n").unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "3:row of value map `shops` has one column; expected source value and target code",
+                "4:empty source value in value map `shops`",
+                "5:value `E` has an empty target code in value map `shops`",
+                "6:value `A` appears twice in value map `shops`",
+            ]
+        );
+    }
+
+    #[test]
+    fn gbk_files_get_a_hint_instead_of_garbage() {
+        let errors = parse(b"shop,customer\n\xb5\xea,B\n").unwrap_err();
+        assert_eq!(errors, vec!["2:value map `shops` is not UTF-8 text"]);
+    }
+
+    #[test]
+    fn an_empty_file_is_an_error() {
+        assert_eq!(
+            parse(b"").unwrap_err(),
+            vec!["1:value map `shops` is empty"]
+        );
+    }
+}
