@@ -5,11 +5,16 @@
 //! modules that do the work.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::check;
+use crate::config;
 use crate::diagnostic;
 use crate::error::{Error, ErrorKind, ExitCode, Result};
+use crate::preview;
+use crate::request::Env;
 use crate::sim;
 
 /// Declarative data integration: WDT refund stock-ins into Kingdee sales return bills, and
@@ -23,9 +28,41 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check flows and connectors offline and report every problem at once.
+    ///
+    /// Exit code 0: no errors (warnings allowed); 3: errors.
+    Check {
+        /// Flow or connector files, or folders. Default: `mappings/` (its flows and `connectors/`).
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = check::Format::Human)]
+        format: check::Format,
+    },
+    /// Print the exact request bodies a run would send for the given source records (offline).
+    ///
+    /// Bodies go to stdout; records that cannot be mapped are reported on stderr.
+    /// Exit code 0: every record mapped; 1: some records failed; 3: the flow is invalid.
+    Preview {
+        /// The flow file.
+        flow: PathBuf,
+        /// Source records: a JSON array, or a whole response of the source operation.
+        #[arg(long)]
+        input: PathBuf,
+    },
+    /// Print the JSON Schema of flow or connector files (as shipped in `schemas/`).
+    Schema {
+        #[arg(value_enum)]
+        which: SchemaKind,
+    },
     /// Run the built-in sandboxes of the WDT and Kingdee APIs.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    Flow,
+    Connector,
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,8 +118,29 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
+        Command::Check { files, format } => {
+            let mut outcome = check::check(&files, &process_env());
+            Ok(check::report(&mut outcome, format))
+        }
+        Command::Preview { flow, input } => preview::preview(&flow, &input, &process_env()),
+        Command::Schema { which } => {
+            let schema = match which {
+                SchemaKind::Flow => config::flow_schema(),
+                SchemaKind::Connector => config::connector_schema(),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("schemas serialise")
+            );
+            Ok(ExitCode::Ok)
+        }
         Command::Sim(which) => runtime()?.block_on(run_sim(which)),
     }
+}
+
+/// The process environment, read once at the edge.
+fn process_env() -> Env {
+    std::env::vars().collect()
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -221,17 +221,19 @@ pub fn did_you_mean<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
     let given_lower = given.to_lowercase();
+    let allowed = (given.chars().count() / 3).max(1);
     candidates
         .into_iter()
-        .map(|candidate| {
-            (
-                strsim::jaro_winkler(&given_lower, &candidate.to_lowercase()),
-                candidate,
-            )
+        .filter_map(|candidate| {
+            let lower = candidate.to_lowercase();
+            // Damerau-Levenshtein catches swapped letters (`nmu` → `num`); Jaro-Winkler catches
+            // longer names with a shared prefix (`conector` → `connector`).
+            let distance = strsim::damerau_levenshtein(&given_lower, &lower);
+            let similarity = strsim::jaro_winkler(&given_lower, &lower);
+            (distance <= allowed || similarity > 0.88).then_some((distance, -similarity, candidate))
         })
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, candidate)| candidate)
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, candidate)| candidate)
 }
 
 #[cfg(test)]
@@ -244,6 +246,11 @@ mod tests {
         assert_eq!(did_you_mean("paramz", keys), Some("params"));
         assert_eq!(did_you_mean("conector", keys), Some("connector"));
         assert_eq!(did_you_mean("xyz", keys), None);
+        assert_eq!(did_you_mean("nmu", ["num2", "num", "unit"]), Some("num"));
+        assert_eq!(
+            did_you_mean("FNotes", ["FNote", "FNoteX", "FDate"]),
+            Some("FNote")
+        );
     }
 
     #[test]

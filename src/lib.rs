@@ -5,13 +5,19 @@
 //! algorithms, `sim` the sandboxes of both APIs, and `cli` wires commands to all of them.
 //! See the README's Architecture section for the map and its invariants.
 
+pub mod apischema;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
 pub mod error;
+pub mod preview;
+pub mod record;
+pub mod request;
 pub mod secret;
 pub mod sign;
 pub mod sim;
 pub mod template;
 pub mod time;
+pub mod tree;
 pub mod value_map;

@@ -10,7 +10,7 @@
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
-use crate::config::yaml::YamlPath;
+use crate::config::yaml::{Segment, YamlPath};
 use crate::error::did_you_mean;
 
 /// One shape problem, located by path.
@@ -22,6 +22,8 @@ pub struct Problem {
     pub on_key: bool,
     pub label: Option<String>,
     pub hint: Option<String>,
+    /// An unknown key: once reported, the document can be checked further without it.
+    pub unknown_key: bool,
 }
 
 impl Problem {
@@ -32,7 +34,30 @@ impl Problem {
             on_key: false,
             label: None,
             hint: None,
+            unknown_key: false,
         }
+    }
+}
+
+/// Remove the key at `path` from `value` (to go on checking after reporting it as unknown).
+pub fn remove(value: &mut Yaml, path: &YamlPath) {
+    let Some((last, parents)) = path.segments().split_last() else {
+        return;
+    };
+    let mut node = value;
+    for segment in parents {
+        let next = match (segment, node) {
+            (Segment::Key(key), Yaml::Mapping(map)) => map.get_mut(key.as_str()),
+            (Segment::Index(i), Yaml::Sequence(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
+    if let (Segment::Key(key), Yaml::Mapping(map)) = (last, node) {
+        map.remove(key.as_str());
     }
 }
 
@@ -182,6 +207,7 @@ impl<'a> Walker<'a> {
                         format!("unknown key `{key}` in {}", describe_parent(path)),
                     );
                     problem.on_key = true;
+                    problem.unknown_key = true;
                     problem.label = did_you_mean(&key, known.iter().copied())
                         .map(|s| format!("did you mean `{s}`?"));
                     if problem.label.is_none() && !known.is_empty() {

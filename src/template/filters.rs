@@ -57,6 +57,7 @@ pub fn register(env: &mut Environment<'static>, value_maps: Arc<ValueMaps>) {
     env.add_filter("date", filter_date);
     env.add_filter("timestamp", filter_timestamp);
     env.add_filter("sql_quote", filter_sql_quote);
+    env.add_filter("merge", filter_merge);
     env.add_filter(
         "lookup",
         move |value: Value, map: String, kwargs: Kwargs| lookup(&value_maps, &value, &map, &kwargs),
@@ -127,6 +128,25 @@ pub fn filter_timestamp(value: Value) -> Result<i64, Error> {
 /// `value | sql_quote` → `'value'` with quotes doubled, for Kingdee `FilterString`s.
 pub fn filter_sql_quote(value: Value) -> String {
     format!("'{}'", value.to_string().replace('\'', "''"))
+}
+
+/// `options | merge({'Model': records})`: a new mapping with the keys of both, the right side winning.
+pub fn filter_merge(left: Value, right: Value) -> Result<Value, Error> {
+    let mut pairs: Vec<(Value, Value)> = Vec::new();
+    for side in [&left, &right] {
+        if side.kind() != minijinja::value::ValueKind::Map {
+            return Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!("`merge` combines mappings, not `{side}` ({})", side.kind()),
+            ));
+        }
+        for key in side.try_iter()? {
+            let value = side.get_item(&key)?;
+            pairs.retain(|(k, _)| k != &key);
+            pairs.push((key, value));
+        }
+    }
+    Ok(Value::from_pairs(pairs))
 }
 
 fn lookup(
@@ -290,6 +310,20 @@ mod tests {
         assert_eq!(
             eval("['A','B'] | map('sql_quote') | join(',')").unwrap(),
             "'A','B'"
+        );
+    }
+
+    #[test]
+    fn merge_combines_mappings_in_order_with_the_right_side_winning() {
+        assert_eq!(
+            eval("{'a': 1, 'b': 2} | merge({'b': 3, 'c': 4}) | tojson").unwrap(),
+            r#"{"a": 1, "b": 3, "c": 4}"#
+        );
+        assert!(
+            eval("{'a': 1} | merge([1])")
+                .unwrap_err()
+                .to_string()
+                .contains("`merge` combines mappings")
         );
     }
 

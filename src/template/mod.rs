@@ -30,8 +30,13 @@ pub enum Leaf {
     Template(TemplateId),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TemplateId(usize);
+
+/// The id the `index`-th template added to a [`Builder`] received.
+pub(crate) fn id_at(index: usize) -> TemplateId {
+    TemplateId(index)
+}
 
 /// Where a template was written, for errors at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +187,20 @@ impl Builder {
             origin,
         });
         TemplateId(self.entries.len() - 1)
+    }
+
+    /// How many templates have been added so far (ids are handed out in order).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The compiled text of a template added earlier.
+    pub fn source_of(&self, id: TemplateId) -> &str {
+        &self.entries[id.0].source
     }
 
     pub fn build(self) -> TemplateSet {

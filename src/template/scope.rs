@@ -263,6 +263,46 @@ impl Object for Scope {
     }
 }
 
+/// Environment variables as templates see them (`env.WDT_SID`); an unset one is noted as a miss.
+#[derive(Debug)]
+pub struct EnvVars {
+    vars: std::collections::BTreeMap<String, String>,
+    misses: Arc<Misses>,
+}
+
+impl Object for EnvVars {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let name = key.as_str()?;
+        match self.vars.get(name) {
+            Some(value) => Some(Value::from(value.as_str())),
+            None => {
+                self.misses.note(format!("env.{name}"));
+                None
+            }
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Values(self.vars.keys().map(|k| Value::from(k.as_str())).collect())
+    }
+}
+
+impl Scope {
+    /// Add `env`, so templates can read the given environment variables.
+    pub fn with_env(mut self, vars: std::collections::BTreeMap<String, String>) -> Scope {
+        let env = EnvVars {
+            vars,
+            misses: Arc::clone(&self.misses),
+        };
+        self.names.push((Arc::from("env"), Value::from_object(env)));
+        self
+    }
+}
+
 /// The JSON behind a template value, if it is a record node.
 pub fn record_json(value: &Value) -> Option<Json> {
     value
@@ -331,6 +371,18 @@ mod tests {
             scope,
         );
         assert_eq!(value.unwrap().to_string(), "shadow2.0000,1");
+    }
+
+    #[test]
+    fn unset_environment_variables_are_noted_by_name() {
+        let vars = [("WDT_SID".to_string(), "shop".to_string())]
+            .into_iter()
+            .collect();
+        let scope = Scope::named(Vec::new()).with_env(vars);
+        let misses = Arc::clone(scope.misses());
+        let (value, _) = eval("env.WDT_SID ~ '/' ~ (env.NOPE | default('x'))", scope);
+        assert_eq!(value.unwrap().to_string(), "shop/x");
+        assert_eq!(misses.last().as_deref(), Some("env.NOPE"));
     }
 
     #[test]

@@ -1,0 +1,288 @@
+//! `engine check`: every problem of the flows and connectors, offline, all at once.
+//!
+//! Finds the files (default: every flow in `mappings/` and every connector in
+//! `mappings/connectors/`), compiles them (which checks shape, references, templates,
+//! placeholders, JSONPaths, expressions and the mapping against the API schemas), adds
+//! warnings for environment variables a run would need but are unset, and prints the lot.
+//! Reads files and the environment; never touches the network.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use crate::config::{self, Loaded};
+use crate::diagnostic::{self, Diagnostic, JsonDiagnostic, Severity, SourceCache};
+use crate::error::{Error, ExitCode, Location};
+use crate::request::Env;
+use crate::template::TemplateSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people: `error: …`, `--> file:line:col`, the line, a caret, a hint.
+    Human,
+    /// One JSON object for CI.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Flow,
+    Connector,
+}
+
+/// What `check` found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub checked: Vec<PathBuf>,
+    pub diagnostics: Vec<Diagnostic>,
+    sources: SourceCache,
+}
+
+impl Outcome {
+    pub fn errors(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
+    }
+}
+
+/// Check `paths` (files or directories; none means `mappings/`).
+pub fn check(paths: &[PathBuf], env: &Env) -> Outcome {
+    let mut outcome = Outcome::default();
+    let mut targets: Vec<(PathBuf, Kind)> = Vec::new();
+    let default = [PathBuf::from("mappings")];
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
+    for path in paths {
+        if path.is_dir() {
+            targets.extend(yaml_files(path).into_iter().map(|f| (f, Kind::Flow)));
+            targets.extend(
+                yaml_files(&path.join("connectors"))
+                    .into_iter()
+                    .map(|f| (f, Kind::Connector)),
+            );
+        } else if path.exists() {
+            targets.push((path.clone(), kind_of(path)));
+        } else {
+            outcome.diagnostics.push(
+                Diagnostic::error(format!("`{}` does not exist", path.display()))
+                    .with_hint("pass a flow file, a connector file or a folder"),
+            );
+        }
+    }
+    if targets.is_empty() && outcome.diagnostics.is_empty() {
+        outcome.diagnostics.push(
+            Diagnostic::error(format!(
+                "no flow or connector files found in {}",
+                paths
+                    .iter()
+                    .map(|p| format!("`{}`", p.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .with_hint("run `engine check` in the project folder, or pass the files to check"),
+        );
+    }
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+    for (file, kind) in targets.iter().filter(|(_, k)| *k == Kind::Flow) {
+        let loaded = config::load_flow(file);
+        if let Some(flow) = &loaded.value {
+            env_warnings(&flow.templates, env, &mut outcome.diagnostics);
+        }
+        record(&mut outcome, &mut seen, file, loaded, *kind);
+    }
+    for (file, kind) in targets.iter().filter(|(_, k)| *k == Kind::Connector) {
+        if seen.contains(&normal(file)) {
+            continue;
+        }
+        let loaded = config::load_connector(file);
+        if let Some(standalone) = &loaded.value {
+            env_warnings(&standalone.templates, env, &mut outcome.diagnostics);
+        }
+        record(&mut outcome, &mut seen, file, loaded, *kind);
+    }
+    dedupe(&mut outcome.diagnostics);
+    outcome
+}
+
+fn normal(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn record<T>(
+    outcome: &mut Outcome,
+    seen: &mut BTreeSet<PathBuf>,
+    file: &Path,
+    loaded: Loaded<T>,
+    kind: Kind,
+) {
+    outcome.checked.push(file.to_path_buf());
+    for (path, text) in loaded.sources {
+        if kind == Kind::Flow || path == file {
+            seen.insert(normal(&path));
+        }
+        outcome.sources.insert(&path, text);
+    }
+    outcome
+        .diagnostics
+        .extend(loaded.errors.iter().map(Diagnostic::from));
+    outcome
+        .diagnostics
+        .extend(loaded.warnings.iter().map(|w| Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::from(w)
+        }));
+}
+
+fn dedupe(diagnostics: &mut Vec<Diagnostic>) {
+    let mut seen = BTreeSet::new();
+    diagnostics.retain(|d| {
+        seen.insert((
+            d.message.clone(),
+            d.location
+                .as_ref()
+                .map(|l| (l.file.clone(), l.line, l.column)),
+        ))
+    });
+}
+
+fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// A connector file has `operations`; anything else is read as a flow.
+fn kind_of(file: &Path) -> Kind {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+        Ok(serde_yaml::Value::Mapping(map)) if map.contains_key("operations") => Kind::Connector,
+        _ => Kind::Flow,
+    }
+}
+
+static ENV_WITH_DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"env\.([A-Za-z_][A-Za-z0-9_]*)\s*\|\s*default\b").expect("valid regex")
+});
+
+/// Warn about environment variables a run would read but that are not set.
+fn env_warnings(templates: &TemplateSet, env: &Env, out: &mut Vec<Diagnostic>) {
+    let mut warned = BTreeSet::new();
+    for id in templates.ids() {
+        let optional: BTreeSet<String> = ENV_WITH_DEFAULT
+            .captures_iter(templates.source(id))
+            .map(|c| c[1].to_string())
+            .collect();
+        for name in templates.undeclared(id) {
+            let Some(var) = name.strip_prefix("env.") else {
+                continue;
+            };
+            if env.contains_key(var) || optional.contains(var) || !warned.insert(var.to_string()) {
+                continue;
+            }
+            let location: Location = templates.origin(id).location.clone();
+            out.push(
+                Diagnostic::warning(format!(
+                    "environment variable `{var}` is not set; `engine run` needs it"
+                ))
+                .at(Some(location))
+                .with_hint(format!(
+                    "export {var}=… before running (the README lists every variable)"
+                )),
+            );
+        }
+    }
+}
+
+/// Print `outcome` and return the exit code: 0 without errors (warnings allowed), 3 with errors.
+pub fn report(outcome: &mut Outcome, format: Format) -> ExitCode {
+    let code = if outcome.errors() > 0 {
+        ExitCode::Config
+    } else {
+        ExitCode::Ok
+    };
+    match format {
+        Format::Human => {
+            let mut ordered: Vec<&Diagnostic> = outcome
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .collect();
+            ordered.extend(
+                outcome
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == Severity::Warning),
+            );
+            for diagnostic in ordered {
+                eprintln!("{}", diagnostic::render(diagnostic, &mut outcome.sources));
+            }
+            let files = outcome.checked.len();
+            eprintln!(
+                "checked {files} file{}: {} error{}, {} warning{}",
+                plural(files),
+                outcome.errors(),
+                plural(outcome.errors()),
+                outcome.warnings(),
+                plural(outcome.warnings())
+            );
+        }
+        Format::Json => {
+            let json = serde_json::json!({
+                "ok": outcome.errors() == 0,
+                "checked": outcome.checked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "errors": outcome.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(JsonDiagnostic::from).collect::<Vec<_>>(),
+                "warnings": outcome.diagnostics.iter().filter(|d| d.severity == Severity::Warning).map(JsonDiagnostic::from).collect::<Vec<_>>(),
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).expect("diagnostics serialise")
+            );
+        }
+    }
+    code
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Print the errors and warnings of a failed load (for `preview` and `run`), returning an error to exit with.
+pub fn load_failure<T>(loaded: &Loaded<T>) -> Error {
+    let mut sources = SourceCache::new();
+    for (path, text) in &loaded.sources {
+        sources.insert(path, text.clone());
+    }
+    for error in &loaded.errors {
+        eprintln!(
+            "{}",
+            diagnostic::render(&Diagnostic::from(error), &mut sources)
+        );
+    }
+    Error::config(format!(
+        "the configuration has {} error{}; `engine check` lists them too",
+        loaded.errors.len(),
+        plural(loaded.errors.len())
+    ))
+}

@@ -1,0 +1,1671 @@
+//! Compiling flow and connector files into the validated model, collecting every problem.
+//!
+//! Two stages: the YAML's shape is checked against the raw types' schema (all problems at
+//! once), then the raw values are compiled: references resolved (connector files,
+//! operations, value-map files, API schemas), templates and JSONPaths compiled, durations
+//! read, and the names each template reads checked against what its context offers. A flow
+//! that compiles cannot fail later because of its configuration. This module reads files;
+//! it sends nothing anywhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use minijinja::UndefinedBehavior;
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
+
+use crate::apischema::{ApiSchema, MappingCheck};
+use crate::config::model::{
+    Auth, Batch, Connector, Envelope, Flow, Http, JsonPath, Key, KingdeeAuth, KingdeeMode,
+    Operation, OperationWindow, PLACEHOLDERS, Pagination, Param, RateLimit, Results, Retry, Rows,
+    Source, Target, Window,
+};
+use crate::config::raw::{
+    Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawAuth, RawConnector, RawEnvelope,
+    RawFlow, RawOperation,
+};
+use crate::config::shape;
+use crate::config::yaml::{Document, YamlPath};
+use crate::error::{Error, Location, did_you_mean};
+use crate::template::scope::Scope;
+use crate::template::{self, Builder, Leaf, TemplateId, TemplateSet};
+use crate::time;
+use crate::tree::{self, Node};
+use crate::value_map::{ValueMap, ValueMaps};
+
+/// The result of loading a file: the compiled value when there were no errors, and every
+/// error and warning found, plus the texts read (so diagnostics show what was checked).
+#[derive(Debug)]
+pub struct Loaded<T> {
+    pub value: Option<T>,
+    pub errors: Vec<Error>,
+    pub warnings: Vec<Error>,
+    pub sources: Vec<(PathBuf, String)>,
+}
+
+/// A connector compiled on its own (for checking a connector file).
+#[derive(Debug)]
+pub struct StandaloneConnector {
+    pub connector: Connector,
+    pub templates: TemplateSet,
+    pub envelopes: TemplateSet,
+}
+
+/// The JSON Schema of flow files (also shipped as `schemas/flow.schema.json`).
+pub fn flow_schema() -> Json {
+    serde_json::to_value(schemars::schema_for!(RawFlow)).expect("schemas serialise")
+}
+
+/// The JSON Schema of connector files (also shipped as `schemas/connector.schema.json`).
+pub fn connector_schema() -> Json {
+    serde_json::to_value(schemars::schema_for!(RawConnector)).expect("schemas serialise")
+}
+
+/// What a template may read, by where it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Context {
+    /// Source request parameters: placeholders, `vars`, `env`.
+    SourceParams,
+    /// Target inputs (`params`, `vars`, `env`) and the write body (`records`) or lookup body (`keys`).
+    TargetInputs { records: bool, keys: bool },
+    /// Connector settings shared by every flow: `env` only.
+    ConnectorSettings,
+    /// A flow setting read once per run: `env` only.
+    FlowSetting,
+    /// Response envelopes: `body`, `status`.
+    Envelope,
+    /// Lookup rows: `row`.
+    Row,
+    /// The flow's mapping: checked by `MappingCheck` against the API schemas instead.
+    Mapping,
+}
+
+impl Context {
+    fn roots(self) -> &'static [&'static str] {
+        match self {
+            Context::SourceParams => &[
+                "LAST_SYNC_TIME",
+                "CURRENT_TIME",
+                "PAGINATION_PAGE_SIZE",
+                "PAGINATION_START_PAGE",
+                "vars",
+                "env",
+            ],
+            Context::TargetInputs { records: true, .. } => &["params", "records", "vars", "env"],
+            Context::TargetInputs { keys: true, .. } => &["params", "keys", "vars", "env"],
+            Context::TargetInputs { .. } => &["params", "vars", "env"],
+            Context::ConnectorSettings | Context::FlowSetting => &["env"],
+            Context::Envelope => &["body", "status"],
+            Context::Row => &["row"],
+            Context::Mapping => &[],
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Context::SourceParams => "source parameters",
+            Context::TargetInputs { records: true, .. } => "a write body",
+            Context::TargetInputs { keys: true, .. } => "a lookup body",
+            Context::TargetInputs { .. } => "target parameters",
+            Context::ConnectorSettings => "connector settings",
+            Context::FlowSetting => "this setting",
+            Context::Envelope => "a response envelope",
+            Context::Row => "a lookup row",
+            Context::Mapping => "the mapping",
+        }
+    }
+}
+
+struct Compiler {
+    errors: Vec<Error>,
+    warnings: Vec<Error>,
+    sources: Vec<(PathBuf, String)>,
+    strict: Builder,
+    lenient: Builder,
+    /// Templates and their contexts, checked once the sets are built.
+    contexts: Vec<(TemplateId, Context, bool)>,
+}
+
+impl Compiler {
+    fn new(value_maps: Arc<ValueMaps>) -> Compiler {
+        Compiler {
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            sources: Vec::new(),
+            strict: Builder::new(UndefinedBehavior::Strict, Arc::clone(&value_maps)),
+            lenient: Builder::new(UndefinedBehavior::Chainable, value_maps),
+            contexts: Vec::new(),
+        }
+    }
+
+    /// Read a YAML file, check its shape against `schema`, and deserialise it.
+    fn read<T: DeserializeOwned>(&mut self, file: &Path, schema: &Json) -> Option<(Document, T)> {
+        let doc = match Document::read(file) {
+            Ok(doc) => doc,
+            Err(err) => {
+                self.errors.push(err);
+                return None;
+            }
+        };
+        self.sources.push((file.to_path_buf(), doc.text.clone()));
+        let problems = shape::check(&doc.value, schema);
+        let mut value = doc.value.clone();
+        if !problems.is_empty() {
+            // Unknown keys are reported and dropped so the rest of the file is still checked;
+            // any other shape problem makes the file unreadable as its type.
+            let only_unknown_keys = problems.iter().all(|p| p.unknown_key);
+            for problem in problems {
+                if problem.unknown_key {
+                    shape::remove(&mut value, &problem.path);
+                }
+                let location = if problem.on_key {
+                    doc.locate_key(&problem.path)
+                } else {
+                    doc.locate(&problem.path)
+                };
+                let mut error = Error::config(problem.message).with_location(location);
+                match (problem.label, problem.hint) {
+                    (Some(label), Some(hint)) => error = error.with_hint(format!("{label} {hint}")),
+                    (Some(text), None) | (None, Some(text)) => error = error.with_hint(text),
+                    (None, None) => {}
+                }
+                self.errors.push(error);
+            }
+            if !only_unknown_keys {
+                return None;
+            }
+        }
+        match serde_yaml::from_value::<T>(value) {
+            Ok(raw) => Some((doc, raw)),
+            Err(err) => {
+                self.errors.push(
+                    Error::config(format!("invalid file: {err}"))
+                        .with_location(Location::file_only(file)),
+                );
+                None
+            }
+        }
+    }
+
+    fn leaf(&mut self, doc: &Document, path: &YamlPath, text: &str, context: Context) -> Leaf {
+        match tree::leaf(text, path, doc, &mut self.strict) {
+            Ok(leaf) => {
+                if let Leaf::Template(id) = leaf {
+                    self.contexts.push((id, context, true));
+                }
+                leaf
+            }
+            Err(err) => {
+                self.errors.push(err);
+                Leaf::Literal(Json::Null)
+            }
+        }
+    }
+
+    fn tree(&mut self, doc: &Document, path: &YamlPath, value: &Json, context: Context) -> Node {
+        let yaml: serde_yaml::Value =
+            serde_yaml::to_value(value).unwrap_or(serde_yaml::Value::Null);
+        let first = self.strict_count();
+        let node = tree::compile(&yaml, path, doc, &mut self.strict, &mut self.errors);
+        for index in first..self.strict_count() {
+            self.contexts.push((template::id_at(index), context, true));
+        }
+        node
+    }
+
+    fn strict_count(&self) -> usize {
+        self.strict.len()
+    }
+
+    fn expression(
+        &mut self,
+        doc: &Document,
+        path: &YamlPath,
+        text: &str,
+        context: Context,
+    ) -> Option<TemplateId> {
+        let origin = template::Origin {
+            location: doc.locate(path),
+            path: path.clone(),
+        };
+        match self.lenient.expression(text, origin) {
+            Ok(id) => {
+                self.contexts.push((id, context, false));
+                Some(id)
+            }
+            Err(err) => {
+                self.errors.push(
+                    Error::config(format!("invalid expression: {}", err.message))
+                        .with_location(doc.locate_in_scalar(path, err.line, err.column, err.len)),
+                );
+                None
+            }
+        }
+    }
+
+    fn json_path(&mut self, doc: &Document, path: &YamlPath, text: &str) -> Option<JsonPath> {
+        match jsonpath_rust::parser::parse_json_path(text) {
+            Ok(query) => Some(JsonPath {
+                text: text.to_string(),
+                query,
+            }),
+            Err(err) => {
+                let detail = err
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                self.errors.push(
+                    Error::config(format!("invalid JSONPath `{text}`"))
+                        .with_location(doc.locate(path))
+                        .with_hint(format!(
+                            "{detail}; JSONPaths look like `$.response.stockin_list[*]`"
+                        )),
+                );
+                None
+            }
+        }
+    }
+
+    fn span(
+        &mut self,
+        doc: &Document,
+        path: &YamlPath,
+        text: Option<&str>,
+        default: chrono::Duration,
+    ) -> chrono::Duration {
+        match text {
+            None => default,
+            Some(text) => match time::parse_span(text) {
+                Ok(span) => span,
+                Err(message) => {
+                    self.errors
+                        .push(Error::config(message).with_location(doc.locate(path)));
+                    default
+                }
+            },
+        }
+    }
+
+    fn error(&mut self, message: impl Into<String>, location: Location, hint: Option<String>) {
+        let mut error = Error::config(message).with_location(location);
+        if let Some(hint) = hint {
+            error = error.with_hint(hint);
+        }
+        self.errors.push(error);
+    }
+
+    fn warning(&mut self, message: impl Into<String>, location: Location) {
+        self.warnings
+            .push(Error::config(message).with_location(location));
+    }
+}
+
+/// Load and compile a flow file with its connectors, value maps and API schemas.
+pub fn load_flow(file: &Path) -> Loaded<Flow> {
+    let mut value_maps = ValueMaps::new();
+    // Value maps are needed by the template environment, so they are read before anything else.
+    let mut pre = Compiler::new(Arc::new(ValueMaps::new()));
+    let Some((doc, raw)) = pre.read::<RawFlow>(file, &flow_schema()) else {
+        return finish(pre, None);
+    };
+    let flow_dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    for (name, map) in &raw.value_maps {
+        let path = YamlPath::root().key("value_maps").key(name);
+        let csv = flow_dir.join(&map.file);
+        let policy = map.on_missing.unwrap_or(MissPolicy::Error);
+        if policy == MissPolicy::Default && map.default.is_none() {
+            pre.error(
+                format!("value map `{name}` has `on_missing: default` but no `default`"),
+                doc.locate_key(&path.key("on_missing")),
+                Some("add `default: <code>`".into()),
+            );
+        }
+        if !csv.exists() {
+            pre.error(
+                format!("value map file `{}` does not exist", csv.display()),
+                doc.locate(&path.key("file")),
+                Some("the path is relative to the flow file".into()),
+            );
+            continue;
+        }
+        match ValueMap::load(name, &csv, policy, map.default.clone()) {
+            Ok(loaded) => {
+                if let Ok(text) = std::fs::read_to_string(&csv) {
+                    pre.sources.push((csv.clone(), text));
+                }
+                value_maps.insert(name.clone(), loaded);
+            }
+            Err(errors) => {
+                if let Ok(text) = std::fs::read_to_string(&csv) {
+                    pre.sources.push((csv.clone(), text));
+                }
+                pre.errors.extend(errors);
+            }
+        }
+    }
+    let value_maps = Arc::new(value_maps);
+    let mut cx = Compiler::new(Arc::clone(&value_maps));
+    cx.errors.append(&mut pre.errors);
+    cx.warnings.append(&mut pre.warnings);
+    cx.sources.append(&mut pre.sources);
+    let flow = compile_flow(&mut cx, &doc, raw, file, &flow_dir, value_maps);
+    finish(cx, flow)
+}
+
+fn finish<T>(cx: Compiler, value: Option<T>) -> Loaded<T> {
+    let value = if cx.errors.is_empty() { value } else { None };
+    Loaded {
+        value,
+        errors: cx.errors,
+        warnings: cx.warnings,
+        sources: cx.sources,
+    }
+}
+
+/// A connector file read and compiled into `cx`.
+struct ConnectorSource {
+    doc: Document,
+    raw: RawConnector,
+    connector: Connector,
+}
+
+fn compile_flow(
+    cx: &mut Compiler,
+    doc: &Document,
+    raw: RawFlow,
+    file: &Path,
+    flow_dir: &Path,
+    value_maps: Arc<ValueMaps>,
+) -> Option<Flow> {
+    let root = YamlPath::root();
+    let name = raw.name.clone().unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let source_conn = load_connector_for(
+        cx,
+        doc,
+        &root.key("source").key("connector"),
+        &raw.source.connector,
+        flow_dir,
+    );
+    let target_conn = load_connector_for(
+        cx,
+        doc,
+        &root.key("target").key("connector"),
+        &raw.target.connector,
+        flow_dir,
+    );
+
+    // The source: its operation, parameters, paging and window.
+    let mut source = None;
+    if let Some(conn) = source_conn {
+        let op_path = root.key("source").key("operation");
+        if find_operation(
+            cx,
+            doc,
+            &op_path,
+            &conn,
+            &raw.source.operation,
+            OperationKind::Read,
+        )
+        .is_some()
+        {
+            let params = merge_params(
+                cx,
+                &conn,
+                &raw.source.operation,
+                (doc, &root.key("source").key("params"), &raw.source.params),
+                Context::SourceParams,
+            );
+            let op = &conn.connector.operations[&raw.source.operation];
+            let page_size = match (op.pagination, raw.source.page_size) {
+                (Some(p), Some(size)) if size == 0 || size > p.max_page_size => {
+                    cx.error(
+                        format!(
+                            "`page_size` {size} is outside what `{}` accepts (1 to {})",
+                            raw.source.operation, p.max_page_size
+                        ),
+                        doc.locate(&root.key("source").key("page_size")),
+                        None,
+                    );
+                    p.max_page_size
+                }
+                (Some(_), Some(size)) => size,
+                (Some(p), None) => p.max_page_size,
+                (None, size) => size.unwrap_or(0),
+            };
+            let window = compile_window(cx, doc, &raw, op);
+            check_placeholders(cx, doc, &params, op, &raw.source.operation);
+            let record_schema = op_schema(cx, &conn, &raw.source.operation, &[]);
+            source = Some(Source {
+                connector: conn.connector,
+                operation: raw.source.operation.clone(),
+                params,
+                page_size,
+                window,
+                record_schema,
+            });
+        }
+    }
+
+    // The target: its write operation, inputs, batches and lookup.
+    let mut target = None;
+    if let Some(conn) = target_conn {
+        let op_path = root.key("target").key("operation");
+        let write = find_operation(
+            cx,
+            doc,
+            &op_path,
+            &conn,
+            &raw.target.operation,
+            OperationKind::Write,
+        );
+        let lookup_raw = raw.target.lookup.as_ref().and_then(|lookup| {
+            find_operation(
+                cx,
+                doc,
+                &root.key("target").key("lookup"),
+                &conn,
+                lookup,
+                OperationKind::Lookup,
+            )
+        });
+        if let Some(op_raw) = write {
+            let flow_params = (doc, &root.key("target").key("params"), &raw.target.params);
+            let inputs = Context::TargetInputs {
+                records: false,
+                keys: false,
+            };
+            let params = merge_params(cx, &conn, &raw.target.operation, flow_params, inputs);
+            let lookup_params = match (&lookup_raw, &raw.target.lookup) {
+                (Some(_), Some(lookup)) => merge_params(cx, &conn, lookup, flow_params, inputs),
+                _ => Vec::new(),
+            };
+            check_required_params(
+                cx,
+                doc,
+                &op_raw,
+                &raw.target.operation,
+                &params,
+                &root.key("target"),
+            );
+            if let (Some(lookup_op), Some(lookup)) = (&lookup_raw, &raw.target.lookup) {
+                check_required_params(
+                    cx,
+                    doc,
+                    lookup_op,
+                    lookup,
+                    &lookup_params,
+                    &root.key("target"),
+                );
+            }
+            let op = &conn.connector.operations[&raw.target.operation];
+            let batch = op.batch.unwrap_or(Batch {
+                max_size: 1,
+                default_size: 1,
+                concurrency: 1,
+            });
+            let batch_size = match raw.target.batch_size {
+                Some(size) if size == 0 || size > batch.max_size => {
+                    cx.error(
+                        format!(
+                            "`batch_size` {size} is outside what `{}` accepts (1 to {})",
+                            raw.target.operation, batch.max_size
+                        ),
+                        doc.locate(&root.key("target").key("batch_size")),
+                        None,
+                    );
+                    batch.default_size
+                }
+                Some(size) => size,
+                None => batch.default_size,
+            };
+            let concurrency = match raw.target.concurrency {
+                Some(0) => {
+                    cx.error(
+                        "`concurrency` must be at least 1",
+                        doc.locate(&root.key("target").key("concurrency")),
+                        None,
+                    );
+                    1
+                }
+                Some(n) => n,
+                None => batch.concurrency,
+            };
+            if raw.target.lookup.is_none() {
+                cx.warning(
+                    "the target has no `lookup`: a write whose outcome is unknown (timeout, crash) cannot be verified before it is sent again",
+                    doc.locate_key(&root.key("target")),
+                );
+            }
+            let param_values = constant_params(&params);
+            let record_schema = op_schema(cx, &conn, &raw.target.operation, &param_values);
+            target = Some(Target {
+                connector: conn.connector,
+                operation: raw.target.operation.clone(),
+                params,
+                batch_size,
+                concurrency,
+                lookup: raw.target.lookup.clone().filter(|_| lookup_raw.is_some()),
+                lookup_params,
+                on_change: raw.target.on_change.unwrap_or(OnChange::Skip),
+                record_schema,
+            });
+        }
+    }
+
+    // The key, the mapping and the vars.
+    let vars = Json::Object(
+        raw.vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    );
+    let key_path = root.key("key");
+    let key_source = match tree::leaf(
+        &raw.key.source,
+        &key_path.key("source"),
+        doc,
+        &mut cx.strict,
+    ) {
+        Ok(Leaf::Template(id)) => Some(id),
+        Ok(Leaf::Literal(_)) => {
+            cx.error(
+                "`key.source` must be a template that reads the record, such as `{{ order_no }}`",
+                doc.locate(&key_path.key("source")),
+                None,
+            );
+            None
+        }
+        Err(err) => {
+            cx.errors.push(err);
+            None
+        }
+    };
+    let key_modified = raw.key.modified.as_ref().and_then(|text| {
+        match tree::leaf(text, &key_path.key("modified"), doc, &mut cx.strict) {
+            Ok(Leaf::Template(id)) => Some(id),
+            Ok(Leaf::Literal(_)) => None,
+            Err(err) => {
+                cx.errors.push(err);
+                None
+            }
+        }
+    });
+    let mapping_path = root.key("mapping");
+    let mapping = match &raw.mapping {
+        Json::Object(_) => cx.tree(doc, &mapping_path, &raw.mapping, Context::Mapping),
+        other => {
+            cx.error(
+                format!(
+                    "`mapping` must be a tree of target fields, not {}",
+                    describe_json(other)
+                ),
+                doc.locate(&mapping_path),
+                Some("write the target record's fields under `mapping:`".into()),
+            );
+            Node::Invalid
+        }
+    };
+    if let Node::Object(fields) = &mapping
+        && !fields.iter().any(|f| f.key == raw.key.target)
+    {
+        cx.error(
+            format!("the mapping does not write the key field `{}`", raw.key.target),
+            doc.locate(&key_path.key("target")),
+            Some(format!("map `{}` from the same value as `key.source`, so a record can be found in the target by its key", raw.key.target)),
+        );
+    }
+
+    // Build the template sets, then check what every template reads.
+    let strict = std::mem::replace(
+        &mut cx.strict,
+        Builder::new(UndefinedBehavior::Strict, Arc::clone(&value_maps)),
+    )
+    .build();
+    let lenient = std::mem::replace(
+        &mut cx.lenient,
+        Builder::new(UndefinedBehavior::Chainable, Arc::clone(&value_maps)),
+    )
+    .build();
+    check_contexts(cx, &strict, &lenient, &vars);
+    {
+        let mut check = MappingCheck {
+            templates: &strict,
+            source: source.as_ref().and_then(|s| s.record_schema.as_ref()),
+            target: target.as_ref().and_then(|t| t.record_schema.as_ref()),
+            vars: &vars,
+            errors: Vec::new(),
+        };
+        check.check(&mapping, &doc.locate_key(&mapping_path));
+        for id in [key_source, key_modified].into_iter().flatten() {
+            check.template_names(id);
+        }
+        cx.errors.append(&mut check.errors);
+    }
+
+    let (source, target, key_source) = (source?, target?, key_source?);
+    let modified = key_modified.or(None);
+    Some(Flow {
+        name,
+        file: file.to_path_buf(),
+        description: raw.description,
+        source,
+        target,
+        key: Key {
+            source: key_source,
+            target: raw.key.target,
+            modified,
+        },
+        vars,
+        value_maps,
+        mapping,
+        templates: strict,
+        envelopes: lenient,
+    })
+}
+
+fn describe_json(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "empty",
+        Json::Bool(_) => "true or false",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a text",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a mapping",
+    }
+}
+
+/// Find `connectors/<name>.yaml` next to the flow (or a path), then read and compile it.
+fn load_connector_for(
+    cx: &mut Compiler,
+    doc: &Document,
+    path: &YamlPath,
+    name: &str,
+    flow_dir: &Path,
+) -> Option<ConnectorSource> {
+    let file = if name.ends_with(".yaml") || name.ends_with(".yml") || name.contains('/') {
+        flow_dir.join(name)
+    } else {
+        flow_dir.join("connectors").join(format!("{name}.yaml"))
+    };
+    if !file.exists() {
+        let known = available_connectors(&flow_dir.join("connectors"));
+        let hint = match did_you_mean(name, known.iter().map(String::as_str)) {
+            Some(suggestion) => format!("did you mean `{suggestion}`?"),
+            None if known.is_empty() => format!(
+                "put the connector in `{}`",
+                flow_dir.join("connectors").display()
+            ),
+            None => format!(
+                "available connectors: {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        cx.error(
+            format!(
+                "connector `{name}` not found: there is no `{}`",
+                file.display()
+            ),
+            doc.locate(path),
+            Some(hint),
+        );
+        return None;
+    }
+    compile_connector_file(cx, &file)
+}
+
+fn available_connectors(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    e.path()
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .filter(|_| e.path().extension().is_some_and(|x| x == "yaml"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn compile_connector_file(cx: &mut Compiler, file: &Path) -> Option<ConnectorSource> {
+    let (doc, raw) = cx.read::<RawConnector>(file, &connector_schema())?;
+    let errors_before = cx.errors.len();
+    let connector = compile_connector(cx, &doc, &raw, file);
+    (cx.errors.len() == errors_before).then_some(ConnectorSource {
+        doc,
+        raw,
+        connector,
+    })
+}
+
+/// Load and compile a connector file on its own.
+pub fn load_connector(file: &Path) -> Loaded<StandaloneConnector> {
+    let mut cx = Compiler::new(Arc::new(ValueMaps::new()));
+    let Some(source) = compile_connector_file(&mut cx, file) else {
+        return finish(cx, None);
+    };
+    // Standalone, parameters are compiled for their syntax and names only.
+    for (name, op) in &source.raw.operations {
+        let context = match op.kind {
+            OperationKind::Read => Context::SourceParams,
+            _ => Context::TargetInputs {
+                records: false,
+                keys: false,
+            },
+        };
+        let path = YamlPath::root().key("operations").key(name).key("params");
+        for (param, value) in &op.params {
+            cx.tree(&source.doc, &path.key(param), value, context);
+        }
+    }
+    let path = YamlPath::root().key("params");
+    for (param, value) in &source.raw.params {
+        cx.tree(&source.doc, &path.key(param), value, Context::SourceParams);
+    }
+    let templates = std::mem::replace(
+        &mut cx.strict,
+        Builder::new(UndefinedBehavior::Strict, Arc::new(ValueMaps::new())),
+    )
+    .build();
+    let envelopes = std::mem::replace(
+        &mut cx.lenient,
+        Builder::new(UndefinedBehavior::Chainable, Arc::new(ValueMaps::new())),
+    )
+    .build();
+    check_contexts(
+        &mut cx,
+        &templates,
+        &envelopes,
+        &Json::Object(Default::default()),
+    );
+    for name in source.raw.operations.keys() {
+        op_schema(&mut cx, &source, name, &[]);
+    }
+    let value = StandaloneConnector {
+        connector: source.connector,
+        templates,
+        envelopes,
+    };
+    finish(cx, Some(value))
+}
+
+fn compile_connector(
+    cx: &mut Compiler,
+    doc: &Document,
+    raw: &RawConnector,
+    file: &Path,
+) -> Connector {
+    let root = YamlPath::root();
+    if file
+        .file_stem()
+        .is_some_and(|stem| stem.to_string_lossy() != raw.name)
+    {
+        cx.warning(
+            format!(
+                "connector `{}` is in a file named otherwise; flows find connectors by file name",
+                raw.name
+            ),
+            doc.locate(&root.key("name")),
+        );
+    }
+    let settings = Context::ConnectorSettings;
+    let base_url = cx.leaf(doc, &root.key("base_url"), &raw.base_url, settings);
+    let auth = compile_auth(cx, doc, &raw.auth);
+    let headers = raw
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.clone(),
+                cx.leaf(doc, &root.key("headers").key(name), value, settings),
+            )
+        })
+        .collect();
+    let envelope = compile_envelope(cx, doc, &root.key("envelope"), &raw.envelope);
+    let http = compile_http(cx, doc, raw);
+    let mut operations = BTreeMap::new();
+    for (name, op) in &raw.operations {
+        if let Some(envelope) = envelope.clone() {
+            let compiled = compile_operation(
+                cx,
+                doc,
+                &root.key("operations").key(name),
+                name,
+                op,
+                envelope,
+            );
+            operations.insert(name.clone(), compiled);
+        }
+    }
+    Connector {
+        name: raw.name.clone(),
+        file: file.to_path_buf(),
+        description: raw.description.clone(),
+        base_url,
+        auth,
+        headers,
+        envelope: envelope.unwrap_or_else(placeholder_envelope),
+        http,
+        operations,
+    }
+}
+
+/// Used only when the connector has errors (and is then never used).
+fn placeholder_envelope() -> Envelope {
+    let id = template::id_at(0);
+    Envelope {
+        success: id,
+        code: None,
+        message: id,
+        retryable: None,
+        reauth: None,
+    }
+}
+
+fn compile_auth(cx: &mut Compiler, doc: &Document, raw: &RawAuth) -> Auth {
+    let path = YamlPath::root().key("auth");
+    let settings = Context::ConnectorSettings;
+    let leaf =
+        |cx: &mut Compiler, key: &str, text: &str| cx.leaf(doc, &path.key(key), text, settings);
+    match raw {
+        RawAuth::None => Auth::None,
+        RawAuth::QimenSign {
+            app_key,
+            secret,
+            sign_method,
+        } => {
+            let sign_method = match sign_method.as_deref().unwrap_or("md5").parse() {
+                Ok(method) => method,
+                Err(_) => {
+                    let given = sign_method.clone().unwrap_or_default();
+                    let hint = did_you_mean(&given, ["md5", "hmac", "hmac-sha256"])
+                        .map_or("one of `md5`, `hmac`, `hmac-sha256`".to_string(), |s| {
+                            format!("did you mean `{s}`?")
+                        });
+                    cx.error(
+                        format!("unknown `sign_method` `{given}`"),
+                        doc.locate(&path.key("sign_method")),
+                        Some(hint),
+                    );
+                    crate::sign::qimen::SignMethod::Md5
+                }
+            };
+            Auth::QimenSign {
+                app_key: leaf(cx, "app_key", app_key),
+                secret: leaf(cx, "secret", secret),
+                sign_method,
+            }
+        }
+        RawAuth::Kingdee {
+            mode,
+            acct_id,
+            username,
+            app_id,
+            app_secret,
+            password,
+            lcid,
+            org_num,
+        } => {
+            let mode = match mode.as_deref().unwrap_or("auto") {
+                "auto" => KingdeeMode::Auto,
+                "app_signature" => KingdeeMode::AppSignature,
+                "password" => KingdeeMode::Password,
+                other => {
+                    let hint = did_you_mean(other, ["auto", "app_signature", "password"]).map_or(
+                        "one of `auto`, `app_signature`, `password`".to_string(),
+                        |s| format!("did you mean `{s}`?"),
+                    );
+                    cx.error(
+                        format!("unknown Kingdee auth `mode` `{other}`"),
+                        doc.locate(&path.key("mode")),
+                        Some(hint),
+                    );
+                    KingdeeMode::Auto
+                }
+            };
+            if mode == KingdeeMode::AppSignature && (app_id.is_none() || app_secret.is_none()) {
+                cx.error(
+                    "`mode: app_signature` needs `app_id` and `app_secret`",
+                    doc.locate_key(&path.key("mode")),
+                    None,
+                );
+            }
+            if mode == KingdeeMode::Password && password.is_none() {
+                cx.error(
+                    "`mode: password` needs `password`",
+                    doc.locate_key(&path.key("mode")),
+                    None,
+                );
+            }
+            let optional = |cx: &mut Compiler, key: &str, text: &Option<String>| {
+                text.as_ref().map(|t| leaf(cx, key, t))
+            };
+            Auth::Kingdee(Box::new(KingdeeAuth {
+                mode,
+                acct_id: leaf(cx, "acct_id", acct_id),
+                username: leaf(cx, "username", username),
+                app_id: optional(cx, "app_id", app_id),
+                app_secret: optional(cx, "app_secret", app_secret),
+                password: optional(cx, "password", password),
+                lcid: optional(cx, "lcid", lcid),
+                org_num: optional(cx, "org_num", org_num),
+            }))
+        }
+        RawAuth::ApiKey {
+            location,
+            name,
+            value,
+        } => {
+            let in_query = match location.as_deref().unwrap_or("header") {
+                "header" => false,
+                "query" => true,
+                other => {
+                    cx.error(
+                        format!("`in` is `header` or `query`, not `{other}`"),
+                        doc.locate(&path.key("in")),
+                        None,
+                    );
+                    false
+                }
+            };
+            Auth::ApiKey {
+                in_query,
+                name: name.clone(),
+                value: leaf(cx, "value", value),
+            }
+        }
+        RawAuth::Bearer { token } => Auth::Bearer {
+            token: leaf(cx, "token", token),
+        },
+        RawAuth::Basic { username, password } => Auth::Basic {
+            username: leaf(cx, "username", username),
+            password: leaf(cx, "password", password),
+        },
+    }
+}
+
+fn compile_envelope(
+    cx: &mut Compiler,
+    doc: &Document,
+    path: &YamlPath,
+    raw: &RawEnvelope,
+) -> Option<Envelope> {
+    let success = cx.expression(doc, &path.key("success"), &raw.success, Context::Envelope);
+    let message = cx.expression(doc, &path.key("message"), &raw.message, Context::Envelope);
+    let code = raw
+        .code
+        .as_ref()
+        .and_then(|text| cx.expression(doc, &path.key("code"), text, Context::Envelope));
+    let retryable = raw
+        .retryable
+        .as_ref()
+        .and_then(|text| cx.expression(doc, &path.key("retryable"), text, Context::Envelope));
+    let reauth = raw
+        .reauth
+        .as_ref()
+        .and_then(|text| cx.expression(doc, &path.key("reauth"), text, Context::Envelope));
+    Some(Envelope {
+        success: success?,
+        code,
+        message: message?,
+        retryable,
+        reauth,
+    })
+}
+
+fn compile_http(cx: &mut Compiler, doc: &Document, raw: &RawConnector) -> Http {
+    let path = YamlPath::root().key("http");
+    let http = raw.http.clone().unwrap_or_default();
+    let timeout = cx.span(
+        doc,
+        &path.key("timeout"),
+        http.timeout.as_deref(),
+        chrono::Duration::seconds(60),
+    );
+    let connect_timeout = cx.span(
+        doc,
+        &path.key("connect_timeout"),
+        http.connect_timeout.as_deref(),
+        chrono::Duration::seconds(10),
+    );
+    let rate_limit = http.rate_limit.as_ref().map(|limit| {
+        let per = cx.span(
+            doc,
+            &path.key("rate_limit").key("per"),
+            Some(&limit.per),
+            chrono::Duration::seconds(60),
+        );
+        if limit.requests == 0 || per <= chrono::Duration::zero() {
+            cx.error(
+                "a rate limit needs at least one request per non-empty period",
+                doc.locate_key(&path.key("rate_limit")),
+                None,
+            );
+        }
+        RateLimit {
+            requests: limit.requests.max(1),
+            per,
+        }
+    });
+    let retry_path = path.key("retry");
+    let retry = http.retry.as_ref();
+    let retry = Retry {
+        attempts: retry.and_then(|r| r.attempts).unwrap_or(5).max(1),
+        initial_backoff: cx.span(
+            doc,
+            &retry_path.key("initial_backoff"),
+            retry.and_then(|r| r.initial_backoff.as_deref()),
+            chrono::Duration::seconds(1),
+        ),
+        max_backoff: cx.span(
+            doc,
+            &retry_path.key("max_backoff"),
+            retry.and_then(|r| r.max_backoff.as_deref()),
+            chrono::Duration::seconds(30),
+        ),
+    };
+    Http {
+        timeout,
+        connect_timeout,
+        rate_limit,
+        retry,
+    }
+}
+
+fn compile_operation(
+    cx: &mut Compiler,
+    doc: &Document,
+    path: &YamlPath,
+    name: &str,
+    raw: &RawOperation,
+    connector_envelope: Envelope,
+) -> Operation {
+    let settings = Context::ConnectorSettings;
+    let headers = raw
+        .headers
+        .iter()
+        .map(|(header, value)| {
+            (
+                header.clone(),
+                cx.leaf(doc, &path.key("headers").key(header), value, settings),
+            )
+        })
+        .collect();
+    let body = raw.body.as_ref().map(|body| {
+        if raw.encoding != Encoding::Json {
+            cx.error(
+                format!("operation `{name}` has a `body` but `encoding` is not `json`"),
+                doc.locate_key(&path.key("body")),
+                None,
+            );
+        }
+        let context = Context::TargetInputs {
+            records: raw.kind == OperationKind::Write,
+            keys: raw.kind == OperationKind::Lookup,
+        };
+        cx.tree(doc, &path.key("body"), body, context)
+    });
+    let envelope = raw
+        .envelope
+        .as_ref()
+        .and_then(|envelope| compile_envelope(cx, doc, &path.key("envelope"), envelope));
+    let records = raw
+        .records
+        .as_ref()
+        .and_then(|text| cx.json_path(doc, &path.key("records"), text));
+    let total = raw
+        .total
+        .as_ref()
+        .and_then(|text| cx.json_path(doc, &path.key("total"), text));
+    let pagination = raw.pagination.as_ref().map(|p| {
+        if p.max_page_size == 0 {
+            cx.error(
+                "`max_page_size` must be at least 1",
+                doc.locate(&path.key("pagination").key("max_page_size")),
+                None,
+            );
+        }
+        Pagination {
+            first_page: p.first_page.unwrap_or(0),
+            max_page_size: p.max_page_size.max(1),
+            total_on_first_page_only: p.total_on_first_page_only.unwrap_or(false),
+        }
+    });
+    let window = raw.window.as_ref().map(|w| OperationWindow {
+        max_span: cx.span(
+            doc,
+            &path.key("window").key("max_span"),
+            Some(&w.max_span),
+            chrono::Duration::days(1),
+        ),
+        field: w.field.clone(),
+    });
+    let batch = raw.batch.as_ref().map(|b| {
+        let default_size = b.default_size.unwrap_or(b.max_size);
+        if b.max_size == 0 || default_size == 0 || default_size > b.max_size {
+            cx.error(
+                "batch sizes must satisfy 1 ≤ `default_size` ≤ `max_size`",
+                doc.locate_key(&path.key("batch")),
+                None,
+            );
+        }
+        Batch {
+            max_size: b.max_size.max(1),
+            default_size: default_size.clamp(1, b.max_size.max(1)),
+            concurrency: b.concurrency.unwrap_or(1).max(1),
+        }
+    });
+    let results = raw.results.as_ref().and_then(|r| {
+        let results_path = path.key("results");
+        let successes = cx.json_path(doc, &results_path.key("successes"), &r.successes);
+        let errors = cx.json_path(doc, &results_path.key("errors"), &r.errors);
+        Some(Results {
+            successes: successes?,
+            errors: errors?,
+            index: r.index.clone(),
+            id: r.id.clone(),
+            number: r.number.clone(),
+            message: r.message.clone(),
+            field: r.field.clone(),
+        })
+    });
+    let rows = raw.rows.as_ref().and_then(|r| {
+        let rows_path = path.key("rows");
+        let found = cx.json_path(doc, &rows_path.key("path"), &r.path);
+        let key = cx.expression(doc, &rows_path.key("key"), &r.key, Context::Row);
+        let id = cx.expression(doc, &rows_path.key("id"), &r.id, Context::Row);
+        let number = r
+            .number
+            .as_ref()
+            .and_then(|text| cx.expression(doc, &rows_path.key("number"), text, Context::Row));
+        Some(Rows {
+            path: found?,
+            key: key?,
+            id: id?,
+            number,
+            max_keys: r.max_keys.unwrap_or(100).max(1),
+        })
+    });
+    let missing = |what: &str| {
+        format!(
+            "operation `{name}` of kind `{}` needs `{what}`",
+            kind_name(raw.kind)
+        )
+    };
+    match raw.kind {
+        OperationKind::Read if raw.records.is_none() => cx.error(
+            missing("records"),
+            doc.locate_key(path),
+            Some("a JSONPath to the records, e.g. `$.response.stockin_list[*]`".into()),
+        ),
+        OperationKind::Write if raw.results.is_none() => cx.error(
+            missing("results"),
+            doc.locate_key(path),
+            Some("where the response reports each record's outcome".into()),
+        ),
+        OperationKind::Write if raw.batch.is_none() => cx.error(
+            missing("batch"),
+            doc.locate_key(path),
+            Some("`batch: { max_size: … }`".into()),
+        ),
+        OperationKind::Lookup if raw.rows.is_none() => cx.error(
+            missing("rows"),
+            doc.locate_key(path),
+            Some("where the response lists the found records".into()),
+        ),
+        _ => {}
+    }
+    if raw.encoding == Encoding::Json && raw.body.is_none() && raw.kind != OperationKind::Read {
+        cx.error(
+            missing("body"),
+            doc.locate_key(path),
+            Some("the JSON request body, a tree of templates".into()),
+        );
+    }
+    Operation {
+        name: name.to_string(),
+        kind: raw.kind,
+        method: raw.method.unwrap_or(HttpMethod::Post),
+        path: raw.path.clone().unwrap_or_default(),
+        encoding: raw.encoding,
+        required_params: raw.required_params.clone(),
+        headers,
+        body,
+        envelope: envelope.or(Some(connector_envelope)),
+        records,
+        total,
+        pagination,
+        window,
+        batch,
+        results,
+        rows,
+    }
+}
+
+fn kind_name(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Read => "read",
+        OperationKind::Write => "write",
+        OperationKind::Lookup => "lookup",
+    }
+}
+
+fn find_operation(
+    cx: &mut Compiler,
+    doc: &Document,
+    path: &YamlPath,
+    conn: &ConnectorSource,
+    name: &str,
+    kind: OperationKind,
+) -> Option<RawOperation> {
+    let Some(op) = conn.raw.operations.get(name) else {
+        let known: Vec<&str> = conn.raw.operations.keys().map(String::as_str).collect();
+        let hint = did_you_mean(name, known.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| {
+                format!(
+                    "operations of `{}`: {}",
+                    conn.raw.name,
+                    known
+                        .iter()
+                        .map(|k| format!("`{k}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+        cx.error(
+            format!("connector `{}` has no operation `{name}`", conn.raw.name),
+            doc.locate(path),
+            Some(hint),
+        );
+        return None;
+    };
+    if op.kind != kind {
+        cx.error(
+            format!(
+                "operation `{name}` of `{}` is a `{}` operation; this needs a `{}` one",
+                conn.raw.name,
+                kind_name(op.kind),
+                kind_name(kind)
+            ),
+            doc.locate(path),
+            None,
+        );
+        return None;
+    }
+    Some(op.clone())
+}
+
+/// The connector's params, then the operation's, then the flow's; each compiled where it is written.
+fn merge_params(
+    cx: &mut Compiler,
+    conn: &ConnectorSource,
+    op_name: &str,
+    flow: (&Document, &YamlPath, &BTreeMap<String, Json>),
+    context: Context,
+) -> Vec<Param> {
+    let op = &conn.raw.operations[op_name];
+    let mut merged: Vec<(String, &Document, YamlPath, &Json)> = Vec::new();
+    let mut put = |name: &String, doc, path: YamlPath, value| {
+        merged.retain(|(n, _, _, _)| n != name);
+        merged.push((name.clone(), doc, path, value));
+    };
+    for (name, value) in &conn.raw.params {
+        put(
+            name,
+            &conn.doc,
+            YamlPath::root().key("params").key(name),
+            value,
+        );
+    }
+    for (name, value) in &op.params {
+        put(
+            name,
+            &conn.doc,
+            YamlPath::root()
+                .key("operations")
+                .key(op_name)
+                .key("params")
+                .key(name),
+            value,
+        );
+    }
+    let (flow_doc, flow_path, flow_params) = flow;
+    for (name, value) in flow_params {
+        put(name, flow_doc, flow_path.key(name), value);
+    }
+    merged
+        .into_iter()
+        .map(|(name, doc, path, value)| Param {
+            node: cx.tree(doc, &path, value, context),
+            name,
+        })
+        .collect()
+}
+
+fn check_required_params(
+    cx: &mut Compiler,
+    doc: &Document,
+    op: &RawOperation,
+    name: &str,
+    params: &[Param],
+    at: &YamlPath,
+) {
+    for required in &op.required_params {
+        if !params.iter().any(|p| &p.name == required) {
+            cx.error(
+                format!("operation `{name}` needs the parameter `{required}`"),
+                doc.locate_key(&at.key("params")),
+                Some(format!("add `{required}:` under `params`")),
+            );
+        }
+    }
+}
+
+fn compile_window(
+    cx: &mut Compiler,
+    doc: &Document,
+    raw: &RawFlow,
+    op: &Operation,
+) -> Option<Window> {
+    let path = YamlPath::root().key("source").key("window");
+    match (&op.window, &raw.source.window) {
+        (None, None) => None,
+        (None, Some(_)) => {
+            cx.warning(
+                format!(
+                    "operation `{}` has no time window; `window` is ignored",
+                    raw.source.operation
+                ),
+                doc.locate_key(&path),
+            );
+            None
+        }
+        (Some(_), None) => {
+            cx.error(
+                format!("operation `{}` reads by time window; the flow needs `window.start`", raw.source.operation),
+                doc.locate_key(&YamlPath::root().key("source")),
+                Some("add `window: { start: \"2024-01-01 00:00:00\" }` under `source`: where the first run begins".into()),
+            );
+            None
+        }
+        (Some(op_window), Some(window)) => {
+            let start = cx.leaf(doc, &path.key("start"), &window.start, Context::FlowSetting);
+            if let Leaf::Literal(Json::String(text)) = &start
+                && let Err(message) = time::parse_instant(text)
+            {
+                cx.error(message, doc.locate(&path.key("start")), None);
+            }
+            let lag = cx.span(
+                doc,
+                &path.key("lag"),
+                window.lag.as_deref(),
+                chrono::Duration::minutes(1),
+            );
+            let lookback = cx.span(
+                doc,
+                &path.key("lookback"),
+                window.lookback.as_deref(),
+                chrono::Duration::minutes(5),
+            );
+            let max_span = cx.span(
+                doc,
+                &path.key("max_span"),
+                window.max_span.as_deref(),
+                op_window.max_span,
+            );
+            if max_span > op_window.max_span {
+                cx.error(
+                    format!(
+                        "`max_span` {} is longer than `{}` allows ({})",
+                        time::format_span(max_span),
+                        raw.source.operation,
+                        time::format_span(op_window.max_span)
+                    ),
+                    doc.locate(&path.key("max_span")),
+                    None,
+                );
+            }
+            if max_span <= chrono::Duration::zero() {
+                cx.error(
+                    "`max_span` must be longer than zero",
+                    doc.locate(&path.key("max_span")),
+                    None,
+                );
+            }
+            Some(Window {
+                start,
+                lag,
+                lookback,
+                max_span: max_span.min(op_window.max_span),
+                field: op_window.field.clone(),
+            })
+        }
+    }
+}
+
+/// A paging or windowed operation needs its placeholders in some parameter.
+fn check_placeholders(
+    cx: &mut Compiler,
+    doc: &Document,
+    params: &[Param],
+    op: &Operation,
+    op_name: &str,
+) {
+    let mut used = String::new();
+    for param in params {
+        collect_sources(&param.node, &cx.strict, &mut used);
+    }
+    let mut need = Vec::new();
+    if op.pagination.is_some() {
+        need.extend(["PAGINATION_START_PAGE", "PAGINATION_PAGE_SIZE"]);
+    }
+    if op.window.is_some() {
+        need.extend(["LAST_SYNC_TIME", "CURRENT_TIME"]);
+    }
+    for placeholder in need {
+        if !used.contains(placeholder) {
+            cx.error(
+                format!("operation `{op_name}` needs a parameter that uses `{placeholder}`"),
+                doc.locate_key(&YamlPath::root().key("source").key("params")),
+                Some(format!(
+                    "e.g. `{}: \"{{{{{placeholder}}}}}\"`",
+                    placeholder_param_example(placeholder)
+                )),
+            );
+        }
+    }
+}
+
+fn placeholder_param_example(placeholder: &str) -> &'static str {
+    match placeholder {
+        "LAST_SYNC_TIME" => "start_time",
+        "CURRENT_TIME" => "end_time",
+        "PAGINATION_PAGE_SIZE" => "page_size",
+        _ => "page_no",
+    }
+}
+
+fn collect_sources(node: &Node, builder: &Builder, out: &mut String) {
+    match node {
+        Node::Template(id) => {
+            out.push_str(builder.source_of(*id));
+            out.push('\n');
+        }
+        Node::Object(fields) => fields
+            .iter()
+            .for_each(|f| collect_sources(&f.node, builder, out)),
+        Node::Array(items) => items.iter().for_each(|i| collect_sources(i, builder, out)),
+        Node::Each(each) => collect_sources(&each.item, builder, out),
+        Node::When(when) => collect_sources(&when.value, builder, out),
+        Node::Literal(_) | Node::Invalid => {}
+    }
+}
+
+/// Parameters whose values need nothing at run time (used to pick the target's schema file).
+fn constant_params(params: &[Param]) -> Vec<(Arc<str>, minijinja::Value)> {
+    params
+        .iter()
+        .filter_map(|p| match &p.node {
+            Node::Literal(json) => Some((Arc::from(p.name.as_str()), template::from_json(json))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Load the API schema an operation names, evaluating `{{ params.… }}` in its path.
+fn op_schema(
+    cx: &mut Compiler,
+    conn: &ConnectorSource,
+    op_name: &str,
+    params: &[(Arc<str>, minijinja::Value)],
+) -> Option<ApiSchema> {
+    let text = conn.raw.operations.get(op_name)?.schema.clone()?;
+    let path = YamlPath::root()
+        .key("operations")
+        .key(op_name)
+        .key("schema");
+    let location = conn.doc.locate(&path);
+    let rendered = if text.contains("{{") {
+        let params_value =
+            minijinja::Value::from_pairs(params.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        let scope = Scope::named(vec![(Arc::from("params"), params_value)]);
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        match env.render_str(&text, minijinja::Value::from_object(scope)) {
+            Ok(rendered) => rendered,
+            Err(err) => {
+                if params.is_empty() {
+                    // Checked alone, a connector cannot know a flow's parameters.
+                    return None;
+                }
+                cx.error(
+                    format!(
+                        "cannot work out the schema file: {}",
+                        err.detail().unwrap_or("invalid template")
+                    ),
+                    location,
+                    None,
+                );
+                return None;
+            }
+        }
+    } else {
+        text
+    };
+    let file = conn
+        .connector
+        .file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&rendered);
+    if !file.exists() {
+        cx.error(
+            format!("API schema `{}` does not exist", file.display()),
+            location,
+            Some("the path is relative to the connector file".into()),
+        );
+        return None;
+    }
+    match ApiSchema::load(&file) {
+        Ok(schema) => Some(schema),
+        Err(err) => {
+            cx.errors.push(err);
+            None
+        }
+    }
+}
+
+/// Every template may only read the names its context offers.
+fn check_contexts(cx: &mut Compiler, strict: &TemplateSet, lenient: &TemplateSet, vars: &Json) {
+    let contexts = std::mem::take(&mut cx.contexts);
+    let mut seen = BTreeSet::new();
+    for (id, context, is_strict) in contexts {
+        if context == Context::Mapping || !seen.insert((id, is_strict)) {
+            continue;
+        }
+        let set = if is_strict { strict } else { lenient };
+        let location = set.origin(id).location.clone();
+        for name in set.undeclared(id) {
+            let root = name.split('.').next().unwrap_or(&name);
+            let roots = context.roots();
+            if roots.contains(&root) {
+                if root == "vars"
+                    && let Some(key) = name
+                        .strip_prefix("vars.")
+                        .map(|k| k.split('.').next().unwrap_or(k))
+                    && vars.get(key).is_none()
+                    && vars.as_object().is_some_and(|o| !o.is_empty())
+                {
+                    cx.error(
+                        format!("`vars.{key}` is not defined in the flow's `vars`"),
+                        location.clone(),
+                        None,
+                    );
+                }
+                continue;
+            }
+            let is_placeholder = root
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+            let message = if is_placeholder {
+                if PLACEHOLDERS.contains(&root) {
+                    format!(
+                        "placeholder `{root}` is not available in {}",
+                        context.describe()
+                    )
+                } else {
+                    format!("unknown placeholder `{root}`")
+                }
+            } else {
+                format!("`{root}` is not available in {}", context.describe())
+            };
+            let hint = match did_you_mean(root, roots.iter().copied()) {
+                Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                None => format!(
+                    "{} can read {}",
+                    context.describe(),
+                    roots
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            cx.error(message, location.clone(), Some(hint));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flow_schema_is_closed_and_documented() {
+        let schema = flow_schema();
+        assert_eq!(schema["additionalProperties"], Json::Bool(false));
+        assert!(schema["properties"]["source"].is_object());
+        assert!(
+            schema["$defs"]["RawSource"]["properties"]["params"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("LAST_SYNC_TIME")
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! One source record through a flow: its key, its last-modified time, and the target record.
+//!
+//! This is the whole of "mapping" as `preview` and `run` see it: pure, no IO. A record
+//! that cannot be mapped fails alone, with the reason and (when the key could be read) its
+//! key, so the run can park it and go on.
+
+use std::sync::Arc;
+
+use minijinja::Value;
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use crate::config::model::Flow;
+use crate::template;
+use crate::template::scope::Scope;
+use crate::tree::{self, EvalError};
+
+/// A record mapped into the target's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapped {
+    pub key: String,
+    pub modified: Option<String>,
+    pub target: Json,
+    /// Detail lines dropped by `skip_line` lookups.
+    pub skipped: Vec<String>,
+    /// A digest of `target`: the same source content maps to the same hash.
+    pub hash: String,
+}
+
+/// A record that could not be mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The record's key, when even that could not be read `None`.
+    pub key: Option<String>,
+    pub error: Box<EvalError>,
+}
+
+fn scope(flow: &Flow, record: Arc<Json>) -> Scope {
+    Scope::for_record(
+        record,
+        vec![(Arc::from("vars"), template::from_json(&flow.vars))],
+    )
+}
+
+/// The key and last-modified time of a source record.
+pub fn key_of(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>), EvalError> {
+    let key = tree::evaluate_template(
+        flow.key.source,
+        &flow.templates,
+        scope(flow, Arc::clone(record)),
+    )?;
+    let key = text(&key);
+    if key.trim().is_empty() {
+        return Err(EvalError {
+            target: String::new(),
+            location: flow.templates.origin(flow.key.source).location.clone(),
+            message: "the record's key is empty".to_string(),
+            missing_field: None,
+        });
+    }
+    let modified = match flow.key.modified {
+        Some(id) => Some(text(&tree::evaluate_template(
+            id,
+            &flow.templates,
+            scope(flow, Arc::clone(record)),
+        )?)),
+        None => None,
+    };
+    Ok((key, modified))
+}
+
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
+}
+
+/// Map one source record.
+pub fn map(flow: &Flow, record: Arc<Json>) -> Result<Mapped, Failure> {
+    let (key, modified) = key_of(flow, &record).map_err(|error| Failure {
+        key: None,
+        error: Box::new(error),
+    })?;
+    let evaluated =
+        tree::evaluate(&flow.mapping, &flow.templates, scope(flow, record)).map_err(|error| {
+            Failure {
+                key: Some(key.clone()),
+                error: Box::new(error),
+            }
+        })?;
+    let written = evaluated
+        .value
+        .get(&flow.key.target)
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+    if written.as_deref() != Some(key.as_str()) {
+        return Err(Failure {
+            key: Some(key.clone()),
+            error: Box::new(EvalError {
+                target: flow.key.target.clone(),
+                location: flow.templates.origin(flow.key.source).location.clone(),
+                message: match written {
+                    Some(written) => format!(
+                        "`{}` is `{written}`, not the record's key `{key}`",
+                        flow.key.target
+                    ),
+                    None => format!(
+                        "the mapping left `{}` empty; it must carry the record's key `{key}`",
+                        flow.key.target
+                    ),
+                },
+                missing_field: None,
+            }),
+        });
+    }
+    let hash = content_hash(&evaluated.value);
+    Ok(Mapped {
+        key,
+        modified,
+        target: evaluated.value,
+        skipped: evaluated.skipped,
+        hash,
+    })
+}
+
+/// A short, stable digest of a JSON value.
+pub fn content_hash(value: &Json) -> String {
+    let digest = Sha256::digest(serde_json::to_vec(value).expect("JSON values serialise"));
+    hex::encode(&digest[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_hash_follows_the_content() {
+        let a = content_hash(&json!({"FBillNo": "RK1", "FQty": 2}));
+        assert_eq!(a, content_hash(&json!({"FBillNo": "RK1", "FQty": 2})));
+        assert_ne!(a, content_hash(&json!({"FBillNo": "RK1", "FQty": 3})));
+        assert_eq!(a.len(), 32);
+    }
+}

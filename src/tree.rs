@@ -1,0 +1,699 @@
+//! Trees of templates: a YAML tree shaped like the output, whose leaves are templates.
+//!
+//! Flow mappings and connector request bodies are both written this way. Besides plain
+//! mappings, lists and leaves, two directives exist:
+//!
+//! ```yaml
+//! FEntity:                     # repeat over a source array
+//!   $each: "{{ details_list }}"
+//!   $as: line                  # the loop variable (default `item`); the record stays visible
+//!   $if: "{{ line.num is positive }}"   # optional: keep only some items
+//!   $item: { FMaterialId: { FNumber: "{{ line.spec_no }}" } }
+//! FHeadNote:                   # a conditional field, omitted when the condition is false
+//!   $if: "{{ remark != '' }}"
+//!   $value: "{{ remark }}"
+//! ```
+//!
+//! A key that really starts with `$` is written `$$key`. Compiling reports every problem at
+//! once; evaluating turns a record into JSON or into an error that names the output field,
+//! the template's file position and (for strictness failures) the missing source field.
+
+use std::sync::Arc;
+
+use minijinja::Value;
+use minijinja::value::ValueKind;
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+use crate::config::shape::{describe_value, key_text};
+use crate::config::yaml::{Document, YamlPath};
+use crate::error::{Error, Location, did_you_mean};
+use crate::template::filters::skip_line;
+use crate::template::scope::{Misses, Scope};
+use crate::template::{self, Builder, Leaf, TemplateId, TemplateSet};
+
+/// A compiled tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// A leaf whose template did not compile (its error is already reported); never evaluated.
+    Invalid,
+    Literal(Json),
+    Template(TemplateId),
+    Object(Vec<Field>),
+    Array(Vec<Node>),
+    Each(Box<Each>),
+    When(Box<When>),
+}
+
+/// One key of an object node, with where its key is written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub key: String,
+    pub key_location: Location,
+    pub path: YamlPath,
+    pub node: Node,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Each {
+    pub items: TemplateId,
+    pub var: String,
+    pub condition: Option<TemplateId>,
+    pub item: Node,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct When {
+    pub condition: TemplateId,
+    pub value: Node,
+}
+
+const EACH_KEYS: &[&str] = &["$each", "$as", "$if", "$item"];
+const WHEN_KEYS: &[&str] = &["$if", "$value"];
+
+/// Compile the tree at `path` of `doc`, adding its templates to `builder` and any problem to `errors`.
+pub fn compile(
+    value: &Yaml,
+    path: &YamlPath,
+    doc: &Document,
+    builder: &mut Builder,
+    errors: &mut Vec<Error>,
+) -> Node {
+    match value {
+        Yaml::Null => Node::Literal(Json::Null),
+        Yaml::Bool(b) => Node::Literal(Json::Bool(*b)),
+        Yaml::Number(n) => Node::Literal(serde_json::to_value(n).unwrap_or(Json::Null)),
+        Yaml::String(text) => match leaf(text, path, doc, builder) {
+            Ok(Leaf::Literal(json)) => Node::Literal(json),
+            Ok(Leaf::Template(id)) => Node::Template(id),
+            Err(err) => {
+                errors.push(err);
+                Node::Invalid
+            }
+        },
+        Yaml::Sequence(items) => Node::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| compile(item, &path.index(i), doc, builder, errors))
+                .collect(),
+        ),
+        Yaml::Tagged(tagged) => compile(&tagged.value, path, doc, builder, errors),
+        Yaml::Mapping(mapping) => compile_mapping(mapping, path, doc, builder, errors),
+    }
+}
+
+/// Compile one string leaf at `path`, positioning syntax errors in the file.
+pub fn leaf(
+    text: &str,
+    path: &YamlPath,
+    doc: &Document,
+    builder: &mut Builder,
+) -> Result<Leaf, Error> {
+    let origin = template::Origin {
+        location: doc.locate(path),
+        path: path.clone(),
+    };
+    builder.string_leaf(text, origin).map_err(|err| {
+        Error::config(format!("invalid template: {}", err.message))
+            .with_location(doc.locate_in_scalar(path, err.line, err.column, err.len))
+            .with_hint("templates are minijinja: `{{ field }}`, `{{ field | filter }}`, `{% if … %}…{% endif %}`")
+    })
+}
+
+/// Compile one expression at `path` (a `$each` source or an `$if` condition).
+pub fn expression(
+    text: &Yaml,
+    path: &YamlPath,
+    doc: &Document,
+    builder: &mut Builder,
+) -> Result<TemplateId, Error> {
+    let Some(text) = text.as_str() else {
+        return Err(Error::config(format!(
+            "`{path}` must be a template such as `\"{{{{ field }}}}\"`, not {}",
+            describe_value(text)
+        ))
+        .with_location(doc.locate(path)));
+    };
+    let origin = template::Origin {
+        location: doc.locate(path),
+        path: path.clone(),
+    };
+    builder.expression(text, origin).map_err(|err| {
+        Error::config(format!("invalid expression: {}", err.message))
+            .with_location(doc.locate_in_scalar(path, err.line, err.column, err.len))
+    })
+}
+
+fn compile_mapping(
+    mapping: &serde_yaml::Mapping,
+    path: &YamlPath,
+    doc: &Document,
+    builder: &mut Builder,
+    errors: &mut Vec<Error>,
+) -> Node {
+    let keys: Vec<(String, &Yaml)> = mapping
+        .iter()
+        .filter_map(|(k, v)| key_text(k).map(|k| (k, v)))
+        .collect();
+    let directives: Vec<&str> = keys
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.starts_with('$') && !k.starts_with("$$"))
+        .collect();
+    if directives.is_empty() {
+        let fields = keys
+            .iter()
+            .map(|(key, value)| {
+                let child = path.key(key);
+                let node = compile(value, &child, doc, builder, errors);
+                let key = key
+                    .strip_prefix('$')
+                    .filter(|k| k.starts_with('$'))
+                    .unwrap_or(key)
+                    .to_string();
+                Field {
+                    key,
+                    key_location: doc.locate_key(&child),
+                    path: child,
+                    node,
+                }
+            })
+            .collect();
+        return Node::Object(fields);
+    }
+    let get = |name: &str| keys.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
+    let is_each = get("$each").is_some();
+    let allowed = if is_each { EACH_KEYS } else { WHEN_KEYS };
+    let mut ok = true;
+    for (key, _) in &keys {
+        if allowed.contains(&key.as_str()) {
+            continue;
+        }
+        ok = false;
+        let child = path.key(key);
+        let error = if key.starts_with('$') && !key.starts_with("$$") {
+            let mut error = Error::config(format!("unknown directive `{key}` in `{path}`"))
+                .with_location(doc.locate_key(&child));
+            let all = EACH_KEYS.iter().chain(WHEN_KEYS).copied();
+            if let Some(suggestion) = did_you_mean(key, all) {
+                error = error.with_hint(format!("did you mean `{suggestion}`?"));
+            }
+            error
+        } else {
+            let directive = if is_each { "$each" } else { "$if" };
+            Error::config(format!(
+                "`{key}` cannot stand beside `{directive}` in `{path}`"
+            ))
+            .with_location(doc.locate_key(&child))
+            .with_hint(if is_each {
+                "fields of each repeated item go under `$item`"
+            } else {
+                "the conditional value goes under `$value`"
+            })
+        };
+        errors.push(error);
+    }
+    let required: &[&str] = if is_each {
+        &["$item"]
+    } else {
+        &["$if", "$value"]
+    };
+    for name in required {
+        if get(name).is_none() {
+            ok = false;
+            errors.push(
+                Error::config(format!(
+                    "`{path}` uses `{}` but has no `{name}`",
+                    if is_each { "$each" } else { directives[0] }
+                ))
+                .with_location(doc.locate_key(path))
+                .with_hint(if is_each {
+                    "write `$item:` with the fields of one repeated item"
+                } else {
+                    "a conditional field is `$if: \"{{ condition }}\"` plus `$value: …`"
+                }),
+            );
+        }
+    }
+    if !ok {
+        return Node::Invalid;
+    }
+    let mut expr = |name: &str| -> Option<TemplateId> {
+        let value = get(name)?;
+        match expression(value, &path.key(name), doc, builder) {
+            Ok(id) => Some(id),
+            Err(err) => {
+                errors.push(err);
+                None
+            }
+        }
+    };
+    if is_each {
+        let items = expr("$each");
+        let condition = expr("$if");
+        let var = match get("$as") {
+            None => "item".to_string(),
+            Some(Yaml::String(name)) if is_identifier(name) => name.clone(),
+            Some(other) => {
+                errors.push(
+                    Error::config(format!(
+                        "`$as` must be a simple name such as `line`, not {}",
+                        describe_value(other)
+                    ))
+                    .with_location(doc.locate(&path.key("$as"))),
+                );
+                "item".to_string()
+            }
+        };
+        let item = compile(
+            get("$item").expect("checked above"),
+            &path.key("$item"),
+            doc,
+            builder,
+            errors,
+        );
+        match items {
+            Some(items) => Node::Each(Box::new(Each {
+                items,
+                var,
+                condition,
+                item,
+                location: doc.locate_key(path),
+            })),
+            None => Node::Invalid,
+        }
+    } else {
+        let condition = expr("$if");
+        let value = compile(
+            get("$value").expect("checked above"),
+            &path.key("$value"),
+            doc,
+            builder,
+            errors,
+        );
+        match condition {
+            Some(condition) => Node::When(Box::new(When { condition, value })),
+            None => Node::Invalid,
+        }
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Why a tree could not be evaluated for one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvalError {
+    /// The output field being computed, e.g. `FEntity[1].FMaterialId.FNumber`.
+    pub target: String,
+    /// Where the failing template is written.
+    pub location: Location,
+    pub message: String,
+    /// For strictness failures: the source field the record lacks (`details_list[1].spec_no`).
+    pub missing_field: Option<String>,
+}
+
+/// The result of evaluating a tree for one record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    pub value: Json,
+    /// Lines dropped by `skip_line` lookups, as readable notes.
+    pub skipped: Vec<String>,
+}
+
+enum Failure {
+    Error(EvalError),
+    Skip(String),
+}
+
+/// Evaluate `node` in `scope`.
+pub fn evaluate(
+    node: &Node,
+    templates: &TemplateSet,
+    scope: Scope,
+) -> Result<Evaluated, EvalError> {
+    let misses = Arc::clone(scope.misses());
+    let mut run = Run {
+        templates,
+        misses,
+        target: Vec::new(),
+        skipped: Vec::new(),
+    };
+    match run.node(node, &Value::from_object(scope)) {
+        Ok(value) => Ok(Evaluated {
+            value: value.unwrap_or(Json::Null),
+            skipped: run.skipped,
+        }),
+        Err(Failure::Error(err)) => Err(err),
+        Err(Failure::Skip(message)) => Err(EvalError {
+            target: String::new(),
+            location: Location::file_only(""),
+            message: format!("{message}, and `skip_line` only works inside `$each`"),
+            missing_field: None,
+        }),
+    }
+}
+
+/// Evaluate one template in `scope` (for keys, parameters and other single templates).
+pub fn evaluate_template(
+    id: TemplateId,
+    templates: &TemplateSet,
+    scope: Scope,
+) -> Result<Value, EvalError> {
+    let misses = Arc::clone(scope.misses());
+    let mut run = Run {
+        templates,
+        misses,
+        target: Vec::new(),
+        skipped: Vec::new(),
+    };
+    run.template(id, &Value::from_object(scope))
+        .map_err(|failure| match failure {
+            Failure::Error(err) => err,
+            Failure::Skip(message) => EvalError {
+                target: String::new(),
+                location: templates.origin(id).location.clone(),
+                message,
+                missing_field: None,
+            },
+        })
+}
+
+struct Run<'a> {
+    templates: &'a TemplateSet,
+    misses: Arc<Misses>,
+    target: Vec<String>,
+    skipped: Vec<String>,
+}
+
+impl Run<'_> {
+    fn target(&self) -> String {
+        let mut out = String::new();
+        for segment in &self.target {
+            if !out.is_empty() && !segment.starts_with('[') {
+                out.push('.');
+            }
+            out.push_str(segment);
+        }
+        out
+    }
+
+    fn fail(&self, id: TemplateId, message: String, missing_field: Option<String>) -> Failure {
+        Failure::Error(EvalError {
+            target: self.target(),
+            location: self.templates.origin(id).location.clone(),
+            message,
+            missing_field,
+        })
+    }
+
+    fn template(&mut self, id: TemplateId, ctx: &Value) -> Result<Value, Failure> {
+        self.misses.clear();
+        let missing = |run: &Self| {
+            let field = run.misses.last();
+            let message = match &field {
+                Some(field) => match field.strip_prefix("env.") {
+                    Some(var) => format!("environment variable `{var}` is not set"),
+                    None => format!("field `{field}` is missing from the record"),
+                },
+                None => "the template produced no value (undefined)".to_string(),
+            };
+            run.fail(id, message, field.filter(|f| !f.starts_with("env.")))
+        };
+        match self.templates.eval(id, ctx) {
+            Ok(value) if value.is_undefined() => Err(missing(self)),
+            Ok(value) => Ok(value),
+            Err(err) => {
+                if let Some(skip) = skip_line(&err) {
+                    return Err(Failure::Skip(skip.message.clone()));
+                }
+                if err.kind() == minijinja::ErrorKind::UndefinedError {
+                    return Err(missing(self));
+                }
+                let message = err
+                    .detail()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| err.to_string());
+                Err(self.fail(id, message, None))
+            }
+        }
+    }
+
+    fn json(&mut self, id: TemplateId, ctx: &Value) -> Result<Json, Failure> {
+        let value = self.template(id, ctx)?;
+        template::to_json(&value).map_err(|message| self.fail(id, message, self.misses.last()))
+    }
+
+    /// `Ok(None)` means "omit this field" (a false `$if`).
+    fn node(&mut self, node: &Node, ctx: &Value) -> Result<Option<Json>, Failure> {
+        match node {
+            Node::Invalid => Ok(None),
+            Node::Literal(json) => Ok(Some(json.clone())),
+            Node::Template(id) => self.json(*id, ctx).map(Some),
+            Node::Object(fields) => {
+                let mut map = serde_json::Map::with_capacity(fields.len());
+                for field in fields {
+                    self.target.push(field.key.clone());
+                    let value = self.node(&field.node, ctx);
+                    self.target.pop();
+                    if let Some(value) = value? {
+                        map.insert(field.key.clone(), value);
+                    }
+                }
+                Ok(Some(Json::Object(map)))
+            }
+            Node::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    self.target.push(format!("[{i}]"));
+                    let value = self.node(item, ctx);
+                    self.target.pop();
+                    out.extend(value?);
+                }
+                Ok(Some(Json::Array(out)))
+            }
+            Node::When(when) => {
+                if self.template(when.condition, ctx)?.is_true() {
+                    self.node(&when.value, ctx)
+                } else {
+                    Ok(None)
+                }
+            }
+            Node::Each(each) => self.each(each, ctx).map(Some),
+        }
+    }
+
+    fn each(&mut self, each: &Each, ctx: &Value) -> Result<Json, Failure> {
+        let items = self.template(each.items, ctx)?;
+        if !matches!(items.kind(), ValueKind::Seq | ValueKind::Iterable) {
+            let message = format!(
+                "`$each` needs a list, but the template gave `{items}` ({})",
+                items.kind()
+            );
+            return Err(self.fail(each.items, message, None));
+        }
+        let scope = ctx
+            .downcast_object_ref::<Scope>()
+            .expect("trees are evaluated in a scope");
+        let iter = items
+            .try_iter()
+            .map_err(|err| self.fail(each.items, err.to_string(), None))?;
+        let mut out = Vec::new();
+        for (index, item) in iter.enumerate() {
+            let item_ctx = Value::from_object(scope.with(&each.var, item));
+            if let Some(condition) = each.condition
+                && !self.template(condition, &item_ctx)?.is_true()
+            {
+                continue;
+            }
+            self.target.push(format!("[{}]", out.len()));
+            let value = self.node(&each.item, &item_ctx);
+            self.target.pop();
+            match value {
+                Ok(value) => out.extend(value),
+                Err(Failure::Skip(message)) => {
+                    self.skipped
+                        .push(format!("{} item {}: {message}", self.target(), index + 1))
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(Json::Array(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use minijinja::UndefinedBehavior;
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::raw::MissPolicy;
+    use crate::value_map::{ValueMap, ValueMaps};
+
+    struct Compiled {
+        node: Node,
+        templates: TemplateSet,
+    }
+
+    fn compile_text(yaml: &str) -> Result<Compiled, Vec<String>> {
+        let doc = Document::parse(Path::new("flow.yaml"), yaml.to_string()).unwrap();
+        let mut maps = ValueMaps::new();
+        let csv = b"shop,customer\nSHOP01,CUST0001\n";
+        maps.insert(
+            "shops".into(),
+            ValueMap::parse(
+                "shops",
+                Path::new("shops.csv"),
+                csv,
+                MissPolicy::SkipLine,
+                None,
+            )
+            .unwrap(),
+        );
+        let mut builder = Builder::new(UndefinedBehavior::Strict, Arc::new(maps));
+        let mut errors = Vec::new();
+        let node = compile(
+            &doc.value,
+            &YamlPath::root(),
+            &doc,
+            &mut builder,
+            &mut errors,
+        );
+        if !errors.is_empty() {
+            return Err(errors
+                .iter()
+                .map(|e| format!("{}: {}", e.location().unwrap(), e.message()))
+                .collect());
+        }
+        Ok(Compiled {
+            node,
+            templates: builder.build(),
+        })
+    }
+
+    fn run(yaml: &str, record: Json) -> Result<Evaluated, EvalError> {
+        let compiled = compile_text(yaml).unwrap();
+        let scope = Scope::for_record(
+            Arc::new(record),
+            vec![(Arc::from("vars"), Value::from_pairs([("org", "100")]))],
+        );
+        evaluate(&compiled.node, &compiled.templates, scope)
+    }
+
+    fn order() -> Json {
+        json!({"order_no": "RK1", "shop_no": "SHOP01", "remark": "", "details_list": [
+            {"spec_no": "A", "num": "2.0000", "shop": "SHOP01"},
+            {"spec_no": "B", "num": "0.0000", "shop": "SHOP99"},
+            {"spec_no": "C", "num": "1.5", "shop": "SHOP99"}
+        ]})
+    }
+
+    #[test]
+    fn a_tree_keeps_its_shape_order_and_types() {
+        let yaml = "FBillNo: '{{ order_no }}'\nFSaleOrgId: {FNumber: '{{ vars.org }}'}\nFQty: 2\nFList: ['a', '{{ order_no }}']\n";
+        let out = run(yaml, order()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&out.value).unwrap(),
+            r#"{"FBillNo":"RK1","FSaleOrgId":{"FNumber":"100"},"FQty":2,"FList":["a","RK1"]}"#
+        );
+    }
+
+    #[test]
+    fn each_repeats_filters_and_sees_the_parent_record() {
+        let yaml = "FEntity:\n  $each: '{{ details_list }}'\n  $as: line\n  $if: '{{ line.num is positive }}'\n  $item:\n    FMaterialId: {FNumber: '{{ line.spec_no }}'}\n    FRealQty: '{{ line.num | decimal }}'\n    FNote: '{{ order_no }}'\n";
+        let out = run(yaml, order()).unwrap();
+        assert_eq!(
+            out.value,
+            json!({"FEntity": [
+                {"FMaterialId": {"FNumber": "A"}, "FRealQty": 2, "FNote": "RK1"},
+                {"FMaterialId": {"FNumber": "C"}, "FRealQty": 1.5, "FNote": "RK1"}
+            ]})
+        );
+    }
+
+    #[test]
+    fn conditional_fields_are_omitted_when_false() {
+        let yaml = "FHeadNote:\n  $if: \"{{ remark != '' }}\"\n  $value: '{{ remark }}'\nFBillNo: '{{ order_no }}'\n";
+        assert_eq!(run(yaml, order()).unwrap().value, json!({"FBillNo": "RK1"}));
+    }
+
+    #[test]
+    fn skip_line_lookups_drop_the_line_and_say_so() {
+        let yaml = "FEntity:\n  $each: '{{ details_list }}'\n  $item:\n    FCustId: \"{{ item.shop | lookup('shops') }}\"\n";
+        let out = run(yaml, order()).unwrap();
+        assert_eq!(out.value, json!({"FEntity": [{"FCustId": "CUST0001"}]}));
+        assert_eq!(out.skipped.len(), 2);
+        assert!(
+            out.skipped[0].contains("FEntity item 2: `SHOP99` is not in value map `shops`"),
+            "{:?}",
+            out.skipped
+        );
+    }
+
+    #[test]
+    fn a_missing_field_names_the_field_the_output_and_the_file_position() {
+        let yaml = "FEntity:\n  $each: '{{ details_list }}'\n  $as: line\n  $item:\n    FLot: '{{ line.batch_no }}'\n";
+        let err = run(yaml, order()).unwrap_err();
+        assert_eq!(
+            err.message,
+            "field `details_list[0].batch_no` is missing from the record"
+        );
+        assert_eq!(err.target, "FEntity[0].FLot");
+        assert_eq!((err.location.line, err.location.column), (5, 11));
+        assert_eq!(
+            err.missing_field.as_deref(),
+            Some("details_list[0].batch_no")
+        );
+    }
+
+    #[test]
+    fn filter_failures_carry_the_filters_message() {
+        let err = run("FQty: '{{ order_no | decimal }}'\n", order()).unwrap_err();
+        assert_eq!(err.message, "`RK1` is not a decimal number");
+        assert_eq!(err.target, "FQty");
+    }
+
+    #[test]
+    fn directive_mistakes_are_all_reported() {
+        let yaml = "A:\n  $each: '{{ x }}'\n  $tiem: {}\nB:\n  $if: '{{ x }}'\nC:\n  $each: '{{ x }}'\n  $item: {}\n  FNote: x\nD:\n  $each: 3\n  $item: {}\n";
+        let errors = compile_text(yaml).err().unwrap();
+        assert_eq!(
+            errors,
+            vec![
+                "flow.yaml:3:3: unknown directive `$tiem` in `A`",
+                "flow.yaml:1:1: `A` uses `$each` but has no `$item`",
+                "flow.yaml:4:1: `B` uses `$if` but has no `$value`",
+                "flow.yaml:9:3: `FNote` cannot stand beside `$each` in `C`",
+                "flow.yaml:11:10: `D.$each` must be a template such as `\"{{ field }}\"`, not the number `3`",
+            ]
+        );
+    }
+
+    #[test]
+    fn template_syntax_errors_point_into_the_file() {
+        let errors = compile_text("a:\n  b: \"{{ x | }}\"\n").err().unwrap();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("flow.yaml:2:12: invalid template"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn dollar_dollar_escapes_a_literal_dollar_key() {
+        assert_eq!(
+            run("$$ref: x\n", order()).unwrap().value,
+            json!({"$ref": "x"})
+        );
+    }
+}
