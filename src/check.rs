@@ -132,6 +132,11 @@ fn record<T>(
     outcome.checked.push(file.to_path_buf());
     for (path, text) in loaded.sources {
         if kind == Kind::Flow || path == file {
+            let is_yaml = path.extension().is_some_and(|x| x == "yaml" || x == "yml");
+            // A connector checked through a flow counts as checked, under its own name.
+            if is_yaml && path != file && !seen.contains(&normal(&path)) {
+                outcome.checked.push(path.clone());
+            }
             seen.insert(normal(&path));
         }
         outcome.sources.insert(&path, text);

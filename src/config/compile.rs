@@ -9,9 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use minijinja::UndefinedBehavior;
+use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
@@ -28,8 +29,9 @@ use crate::config::raw::{
 use crate::config::shape;
 use crate::config::yaml::{Document, YamlPath};
 use crate::error::{Error, Location, did_you_mean};
+use crate::template::filters;
 use crate::template::scope::Scope;
-use crate::template::{self, Builder, Leaf, TemplateId, TemplateSet};
+use crate::template::{self, Builder, Leaf, TemplateId, TemplateSet, UnknownName};
 use crate::time;
 use crate::tree::{self, Node};
 use crate::value_map::{ValueMap, ValueMaps};
@@ -117,6 +119,31 @@ impl Context {
     }
 }
 
+static JSONPATH_COLUMN: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"-->\s*\d+:(\d+)").expect("valid regex"));
+static JSONPATH_EXPECTED: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^\s*=\s*(.+)$").expect("valid regex"));
+
+/// `a/connectors/../../schemas/x.json` → `schemas/x.json` (lexically, for messages and reading).
+pub(crate) fn tidy(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir
+                if out
+                    .components()
+                    .next_back()
+                    .is_some_and(|c| matches!(c, std::path::Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 struct Compiler {
     errors: Vec<Error>,
     warnings: Vec<Error>,
@@ -166,7 +193,9 @@ impl Compiler {
                 };
                 let mut error = Error::config(problem.message).with_location(location);
                 match (problem.label, problem.hint) {
-                    (Some(label), Some(hint)) => error = error.with_hint(format!("{label} {hint}")),
+                    (Some(label), Some(hint)) => {
+                        error = error.with_hint(format!("{label} ({hint})"))
+                    }
                     (Some(text), None) | (None, Some(text)) => error = error.with_hint(text),
                     (None, None) => {}
                 }
@@ -251,18 +280,23 @@ impl Compiler {
                 query,
             }),
             Err(err) => {
-                let detail = err
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
+                // pest reports `--> line:column` and `= expected …`; point into the path itself.
+                let detail = err.to_string();
+                let column = JSONPATH_COLUMN
+                    .captures(&detail)
+                    .and_then(|c| c[1].parse::<usize>().ok());
+                let expected = JSONPATH_EXPECTED
+                    .captures(&detail)
+                    .map(|c| format!(": {}", c[1].trim()))
+                    .unwrap_or_default();
+                let location = match column {
+                    Some(column) => doc.locate_in_scalar(path, 1, column, 1),
+                    None => doc.locate(path),
+                };
                 self.errors.push(
-                    Error::config(format!("invalid JSONPath `{text}`"))
-                        .with_location(doc.locate(path))
-                        .with_hint(format!(
-                            "{detail}; JSONPaths look like `$.response.stockin_list[*]`"
-                        )),
+                    Error::config(format!("invalid JSONPath `{text}`{expected}"))
+                        .with_location(location)
+                        .with_hint("JSONPaths look like `$.response.stockin_list[*]`"),
                 );
                 None
             }
@@ -314,7 +348,7 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
     let flow_dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     for (name, map) in &raw.value_maps {
         let path = YamlPath::root().key("value_maps").key(name);
-        let csv = flow_dir.join(&map.file);
+        let csv = tidy(&flow_dir.join(&map.file));
         let policy = map.on_missing.unwrap_or(MissPolicy::Error);
         if policy == MissPolicy::Default && map.default.is_none() {
             pre.error(
@@ -634,6 +668,10 @@ fn compile_flow(
     )
     .build();
     check_contexts(cx, &strict, &lenient, &vars);
+    // Maps that failed to load are still declared: their own errors are enough.
+    let declared: BTreeSet<String> = raw.value_maps.keys().cloned().collect();
+    check_names_exist(cx, &strict, &declared);
+    check_names_exist(cx, &lenient, &declared);
     {
         let mut check = MappingCheck {
             templates: &strict,
@@ -690,9 +728,9 @@ fn load_connector_for(
     flow_dir: &Path,
 ) -> Option<ConnectorSource> {
     let file = if name.ends_with(".yaml") || name.ends_with(".yml") || name.contains('/') {
-        flow_dir.join(name)
+        tidy(&flow_dir.join(name))
     } else {
-        flow_dir.join("connectors").join(format!("{name}.yaml"))
+        tidy(&flow_dir.join("connectors").join(format!("{name}.yaml")))
     };
     if !file.exists() {
         let known = available_connectors(&flow_dir.join("connectors"));
@@ -793,6 +831,8 @@ pub fn load_connector(file: &Path) -> Loaded<StandaloneConnector> {
         &envelopes,
         &Json::Object(Default::default()),
     );
+    check_names_exist(&mut cx, &templates, &BTreeSet::new());
+    check_names_exist(&mut cx, &envelopes, &BTreeSet::new());
     for name in source.raw.operations.keys() {
         op_schema(&mut cx, &source, name, &[]);
     }
@@ -1568,12 +1608,14 @@ fn op_schema(
     } else {
         text
     };
-    let file = conn
-        .connector
-        .file
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join(&rendered);
+    let file = tidy(
+        &conn
+            .connector
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&rendered),
+    );
     if !file.exists() {
         cx.error(
             format!("API schema `{}` does not exist", file.display()),
@@ -1592,6 +1634,45 @@ fn op_schema(
 }
 
 /// Every template may only read the names its context offers.
+/// Every filter, test and value map a template names must exist.
+fn check_names_exist(cx: &mut Compiler, set: &TemplateSet, value_maps: &BTreeSet<String>) {
+    for id in set.ids() {
+        let location = set.origin(id).location.clone();
+        for unknown in set.unknown_names(id, value_maps) {
+            let (message, suggestion) = match &unknown {
+                UnknownName::Filter(name) => (
+                    format!("unknown filter `{name}`"),
+                    did_you_mean(
+                        name,
+                        filters::FILTERS
+                            .iter()
+                            .chain(filters::BUILTIN_FILTERS)
+                            .copied(),
+                    ),
+                ),
+                UnknownName::Test(name) => (
+                    format!("unknown test `{name}`"),
+                    did_you_mean(name, filters::BUILTIN_TESTS.iter().copied()),
+                ),
+                UnknownName::ValueMap(name) => (
+                    format!("there is no value map `{name}`"),
+                    did_you_mean(name, value_maps.iter().map(String::as_str)),
+                ),
+            };
+            let hint = match (suggestion, &unknown) {
+                (Some(suggestion), _) => format!("did you mean `{suggestion}`?"),
+                (None, UnknownName::ValueMap(_)) => {
+                    "value maps are declared under `value_maps` in the flow".to_string()
+                }
+                (None, _) => {
+                    "the README lists the filters and tests of the mapping language".to_string()
+                }
+            };
+            cx.error(message, location.clone(), Some(hint));
+        }
+    }
+}
+
 fn check_contexts(cx: &mut Compiler, strict: &TemplateSet, lenient: &TemplateSet, vars: &Json) {
     let contexts = std::mem::take(&mut cx.contexts);
     let mut seen = BTreeSet::new();

@@ -93,7 +93,9 @@ impl<'a> Walker<'a> {
 
     fn walk(&mut self, value: &Yaml, schema: &'a Json, path: &YamlPath) {
         let schema = self.resolve(schema);
-        if schema == &Json::Bool(true) || schema.as_object().is_some_and(|o| o.is_empty()) {
+        if is_any(schema) {
+            // Anything goes here (a mapping tree, params), but an unquoted template is never meant.
+            self.scan_for_unquoted_templates(value, path);
             return;
         }
         if looks_like_unquoted_template(value) {
@@ -181,6 +183,25 @@ impl<'a> Walker<'a> {
         }
     }
 
+    fn scan_for_unquoted_templates(&mut self, value: &Yaml, path: &YamlPath) {
+        match value {
+            _ if looks_like_unquoted_template(value) => self.walk(value, &Json::Bool(false), path),
+            Yaml::Mapping(mapping) => {
+                for (key, item) in mapping {
+                    if let Some(key) = key_text(key) {
+                        self.scan_for_unquoted_templates(item, &path.key(&key));
+                    }
+                }
+            }
+            Yaml::Sequence(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.scan_for_unquoted_templates(item, &path.index(i));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn walk_mapping(&mut self, mapping: &serde_yaml::Mapping, schema: &'a Json, path: &YamlPath) {
         let properties = schema.get("properties").and_then(Json::as_object);
         let additional = schema.get("additionalProperties");
@@ -242,7 +263,7 @@ impl<'a> Walker<'a> {
                             .or_else(|| p.get("description"))
                     })
                     .and_then(Json::as_str)
-                    .map(first_sentence);
+                    .map(|description| format!("`{name}`: {}", first_sentence(description)));
                 self.problems.push(problem);
             }
         }
@@ -405,6 +426,17 @@ fn type_matches(expected: &str, value: &Yaml) -> bool {
     }
 }
 
+/// A schema that allows anything: `true`, or an object holding only annotations.
+fn is_any(schema: &Json) -> bool {
+    match schema {
+        Json::Bool(b) => *b,
+        Json::Object(map) => map
+            .keys()
+            .all(|k| matches!(k.as_str(), "description" | "title" | "default" | "examples")),
+        _ => false,
+    }
+}
+
 /// An unquoted `{{ x }}` parses as a mapping whose only key is a mapping.
 fn looks_like_unquoted_template(value: &Yaml) -> bool {
     match value {
@@ -464,11 +496,17 @@ fn quote_list(items: &[&str]) -> String {
         .join(", ")
 }
 
+/// The first sentence of a field's documentation, starting lowercase (it follows a colon).
 fn first_sentence(text: &str) -> String {
     let text = text.replace('\n', " ");
-    match text.find(". ") {
-        Some(end) => text[..end].to_string(),
-        None => text.trim_end_matches('.').to_string(),
+    let sentence = match text.find(". ") {
+        Some(end) => &text[..end],
+        None => text.trim_end_matches('.'),
+    };
+    let mut chars = sentence.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -562,6 +600,9 @@ mod tests {
     fn missing_keys_get_the_first_sentence_of_their_description_as_hint() {
         let value: Yaml = serde_yaml::from_str("page_size: 1\n").unwrap();
         let found = check(&value, &object_schema());
-        assert_eq!(found[0].hint.as_deref(), Some("Connector name"));
+        assert_eq!(
+            found[0].hint.as_deref(),
+            Some("`connector`: connector name")
+        );
     }
 }

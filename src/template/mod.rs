@@ -305,6 +305,75 @@ impl TemplateSet {
     }
 }
 
+/// A filter, test or value map a template names that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnknownName {
+    Filter(String),
+    Test(String),
+    ValueMap(String),
+}
+
+static STRING_LITERAL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#""(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"#).expect("valid regex"));
+static FILTER_USE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\|\s*([A-Za-z_][A-Za-z0-9_]*)").expect("valid regex"));
+static TEST_USE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\bis\s+(?:not\s+)?([A-Za-z_][A-Za-z0-9_]*)").expect("valid regex")
+});
+static LOOKUP_USE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"lookup\(\s*(?:"([^"]*)"|'([^']*)')"#).expect("valid regex"));
+
+impl TemplateSet {
+    /// Filters, tests and value maps the template names but that do not exist. minijinja
+    /// only notices an unknown filter when it runs; this finds them before any record does.
+    pub fn unknown_names(&self, id: TemplateId, value_maps: &BTreeSet<String>) -> Vec<UnknownName> {
+        let source = self.source(id);
+        let env = self.cell.borrow_owner();
+        let mut unknown = Vec::new();
+        for captures in LOOKUP_USE.captures_iter(source) {
+            let name = captures
+                .get(1)
+                .or(captures.get(2))
+                .map_or("", |m| m.as_str());
+            if !value_maps.contains(name) {
+                unknown.push(UnknownName::ValueMap(name.to_string()));
+            }
+        }
+        // Names inside string literals are text, not filters.
+        let code = STRING_LITERAL.replace_all(source, "''");
+        for captures in FILTER_USE.captures_iter(&code) {
+            let name = &captures[1];
+            if !probe(
+                env,
+                &format!("none | {name}"),
+                minijinja::ErrorKind::UnknownFilter,
+            ) {
+                unknown.push(UnknownName::Filter(name.to_string()));
+            }
+        }
+        for captures in TEST_USE.captures_iter(&code) {
+            let name = &captures[1];
+            if !probe(
+                env,
+                &format!("none is {name}"),
+                minijinja::ErrorKind::UnknownTest,
+            ) {
+                unknown.push(UnknownName::Test(name.to_string()));
+            }
+        }
+        unknown.dedup();
+        unknown
+    }
+}
+
+/// Whether evaluating `expr` avoids an error of kind `missing` (i.e. the name exists).
+fn probe(env: &Environment<'static>, expr: &str, missing: minijinja::ErrorKind) -> bool {
+    match env.compile_expression(expr) {
+        Ok(compiled) => !matches!(compiled.eval(()), Err(err) if err.kind() == missing),
+        Err(_) => true,
+    }
+}
+
 fn is_global(env: &Environment<'static>, name: &str) -> bool {
     let root = name.split('.').next().unwrap_or(name);
     env.globals().any(|(global, _)| global == root)
@@ -531,6 +600,24 @@ mod tests {
         let err = builder.string_leaf("RK{{ a b }}", origin()).unwrap_err();
         assert_eq!(err.line, 1);
         assert!(err.column >= 8, "{err:?}");
+    }
+
+    #[test]
+    fn unknown_filters_tests_and_value_maps_are_found_before_running() {
+        let mut builder = Builder::new(UndefinedBehavior::Strict, Arc::new(ValueMaps::new()));
+        let text = "{{ a | datee | upper ~ 'x | nofilter' if b is positve else c | lookup('shops') | default('') }}";
+        let Leaf::Template(id) = builder.string_leaf(text, origin()).unwrap() else {
+            panic!("a template")
+        };
+        let set = builder.build();
+        assert_eq!(
+            set.unknown_names(id, &BTreeSet::new()),
+            vec![
+                UnknownName::ValueMap("shops".into()),
+                UnknownName::Filter("datee".into()),
+                UnknownName::Test("positve".into())
+            ]
+        );
     }
 
     #[test]
