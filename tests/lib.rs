@@ -3,5 +3,7 @@
 
 mod support;
 
+mod bundle;
 mod check;
 mod cli;
+mod mapping;

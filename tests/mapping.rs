@@ -1,0 +1,317 @@
+//! The mapping language, feature by feature, through `engine preview`.
+//!
+//! Each test writes a flow whose mapping is only the feature under test, between a generic
+//! source (records as given) and a generic sink (whose body is `{records: […]}`), previews one
+//! or more records, and compares the target records exactly.
+
+use serde_json::{Value, json};
+
+use crate::support::Output;
+use crate::support::workspace::Workspace;
+
+const SOURCE: &str = r#"
+name: records
+base_url: http://127.0.0.1:9/
+auth: { strategy: none }
+envelope: { success: "true", message: "'failed'" }
+operations:
+  read: { kind: read, encoding: query, records: "$[*]" }
+"#;
+
+const SINK: &str = r#"
+name: sink
+base_url: http://127.0.0.1:9/
+auth: { strategy: none }
+envelope: { success: "true", message: "'failed'" }
+operations:
+  write:
+    kind: write
+    encoding: json
+    body: { records: "{{ records }}" }
+    batch: { max_size: 100 }
+    results: { successes: "$.ok[*]", errors: "$.errors[*]", index: i, id: id, message: m }
+"#;
+
+const SHOPS: &str = "shop,customer\nSHOP01,CUST0001\nSHOP02,CUST0002\n";
+
+/// A workspace with a flow whose mapping is `id` plus `mapping` (indented YAML under `mapping:`).
+fn flow(mapping: &str) -> Workspace {
+    let workspace = Workspace::empty();
+    workspace.write("connectors/records.yaml", SOURCE);
+    workspace.write("connectors/sink.yaml", SINK);
+    workspace.write("shops.csv", SHOPS);
+    workspace.write(
+        "flow.yaml",
+        format!(
+            r#"source: {{ connector: records, operation: read }}
+target: {{ connector: sink, operation: write }}
+key: {{ source: "{{{{ id }}}}", target: id }}
+vars: {{ org: "100", rate: 13 }}
+value_maps:
+  shops: {{ file: shops.csv }}
+  shops_or_default: {{ file: shops.csv, on_missing: default, default: CUST9999 }}
+  shops_or_skip: {{ file: shops.csv, on_missing: skip_line }}
+mapping:
+  id: "{{{{ id }}}}"
+{mapping}"#
+        ),
+    );
+    workspace
+}
+
+fn preview(workspace: &Workspace, records: Value) -> Output {
+    workspace.write("input.json", serde_json::to_vec(&records).unwrap());
+    workspace
+        .engine()
+        .args(["preview", "flow.yaml", "--input", "input.json"])
+        .run()
+}
+
+/// The target records of a successful preview.
+#[track_caller]
+fn mapped(mapping: &str, records: Value) -> Vec<Value> {
+    let output = preview(&flow(mapping), records).success();
+    let body: Value = serde_json::from_str(&output.stdout).expect("one JSON body");
+    body["records"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_single_expression_keeps_its_type_and_literals_stay_literal() {
+    let mapping = r#"  count: "{{ n }}"
+  price: "{{ price | decimal }}"
+  flag: "{{ flag }}"
+  nested: "{{ obj }}"
+  list: "{{ items }}"
+  none: "{{ nothing }}"
+  literal_number: 5
+  literal_text: XSTHD01_SYS
+  literal_object: { FNumber: PRE001 }
+  text: "n={{ n }}"
+"#;
+    let record = json!({"id": "A1", "n": 3, "price": "59.9000", "flag": true, "obj": {"k": "v"}, "items": [1, 2], "nothing": null});
+    assert_eq!(
+        mapped(mapping, json!([record])),
+        vec![json!({
+            "id": "A1", "count": 3, "price": 59.9, "flag": true, "nested": {"k": "v"}, "list": [1, 2], "none": null,
+            "literal_number": 5, "literal_text": "XSTHD01_SYS", "literal_object": {"FNumber": "PRE001"}, "text": "n=3"
+        })]
+    );
+}
+
+#[test]
+fn each_repeats_a_section_per_source_line_and_sees_the_parent_record() {
+    let mapping = r#"  lines:
+    $each: "{{ details }}"
+    $as: line
+    $item:
+      sku: "{{ line.sku }}"
+      warehouse: "{{ warehouse }}"
+"#;
+    let record = json!({"id": "A1", "warehouse": "WH01", "details": [{"sku": "X"}, {"sku": "Y"}]});
+    assert_eq!(
+        mapped(mapping, json!([record])),
+        vec![
+            json!({"id": "A1", "lines": [{"sku": "X", "warehouse": "WH01"}, {"sku": "Y", "warehouse": "WH01"}]})
+        ]
+    );
+}
+
+#[test]
+fn each_can_filter_lines_and_defaults_its_variable_to_item() {
+    let mapping = r#"  lines:
+    $each: "{{ details }}"
+    $if: "{{ item.qty is positive }}"
+    $item: { sku: "{{ item.sku }}" }
+"#;
+    let record = json!({"id": "A1", "details": [{"sku": "X", "qty": "0.0000"}, {"sku": "Y", "qty": "2.0000"}]});
+    assert_eq!(
+        mapped(mapping, json!([record])),
+        vec![json!({"id": "A1", "lines": [{"sku": "Y"}]})]
+    );
+}
+
+#[test]
+fn a_conditional_field_is_omitted_when_its_condition_is_false() {
+    let mapping = r#"  note:
+    $if: "{{ remark != '' }}"
+    $value: "{{ remark }}"
+"#;
+    let records = json!([{"id": "A1", "remark": "破损"}, {"id": "A2", "remark": ""}]);
+    assert_eq!(
+        mapped(mapping, records),
+        vec![json!({"id": "A1", "note": "破损"}), json!({"id": "A2"})]
+    );
+}
+
+#[test]
+fn decimals_from_strings_are_exact() {
+    let mapping = r#"  qty: "{{ num | decimal }}"
+  amount: "{{ price | mul(num) }}"
+  sum: "{{ '0.1' | add('0.2') }}"
+  unit: "{{ total | div(3) | round(2) }}"
+  rate: "{{ tax | mul(100) }}"
+  half_up: "{{ '2.345' | round(2) }}"
+"#;
+    let record = json!({"id": "A1", "num": "3.0000", "price": "19.9000", "total": "100.00", "tax": "0.1300"});
+    assert_eq!(
+        mapped(mapping, json!([record])),
+        vec![
+            json!({"id": "A1", "qty": 3, "amount": 59.7, "sum": 0.3, "unit": 33.33, "rate": 13, "half_up": 2.35})
+        ]
+    );
+}
+
+#[test]
+fn times_are_read_and_written_in_asia_shanghai() {
+    let mapping = r#"  date: "{{ check_time | date }}"
+  from_utc: "{{ utc | datetime }}"
+  compact: "{{ check_time | datetime('%Y%m%d%H%M') }}"
+  epoch: "{{ check_time | timestamp }}"
+"#;
+    let record =
+        json!({"id": "A1", "check_time": "2024-01-01 00:30:00", "utc": "2023-12-31T16:30:00Z"});
+    assert_eq!(
+        mapped(mapping, json!([record])),
+        vec![
+            json!({"id": "A1", "date": "2024-01-01", "from_utc": "2024-01-01 00:30:00", "compact": "202401010030", "epoch": 1704040200})
+        ]
+    );
+}
+
+#[test]
+fn value_map_lookups_follow_their_miss_policy() {
+    let mapping = r#"  found: "{{ shop | lookup('shops') }}"
+  defaulted: "{{ other | lookup('shops_or_default') }}"
+  overridden: "{{ other | lookup('shops', default='CUST0000') }}"
+  lines:
+    $each: "{{ details }}"
+    $item: { customer: "{{ item.shop | lookup('shops_or_skip') }}" }
+"#;
+    let record = json!({"id": "A1", "shop": "SHOP01", "other": "SHOP77", "details": [{"shop": "SHOP02"}, {"shop": "SHOP77"}]});
+    let output = preview(&flow(mapping), json!([record])).success();
+    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(
+        body["records"][0],
+        json!({"id": "A1", "found": "CUST0001", "defaulted": "CUST9999", "overridden": "CUST0000", "lines": [{"customer": "CUST0002"}]})
+    );
+    assert!(
+        output.stderr.contains(
+            "warning: record `A1`: lines item 2: `SHOP77` is not in value map `shops_or_skip`"
+        ),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_lookup_miss_under_the_error_policy_fails_only_that_record() {
+    let output = preview(
+        &flow("  customer: \"{{ shop | lookup('shops') }}\"\n"),
+        json!([{"id": "A1", "shop": "SHOP99"}, {"id": "A2", "shop": "SHOP02"}]),
+    )
+    .code(1);
+    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(
+        body["records"],
+        json!([{"id": "A2", "customer": "CUST0002"}])
+    );
+    assert!(
+        output
+            .stderr
+            .contains("error: record `A1`: `SHOP99` is not in value map `shops` (shops.csv)"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_missing_source_field_is_an_error_naming_the_field_the_record_and_the_file_line() {
+    let mapping = "  lines:\n    $each: \"{{ details }}\"\n    $as: line\n    $item: { lot: \"{{ line.batch_no }}\" }\n";
+    let output = preview(
+        &flow(mapping),
+        json!([{"id": "A1", "details": [{"batch_no": "B1"}, {"sku": "X"}]}]),
+    )
+    .code(1);
+    let expected = "\
+error: record `A1`: field `details[1].batch_no` is missing from the record
+  --> flow.yaml:14:19
+   |
+14 |     $item: { lot: \"{{ line.batch_no }}\" }
+   |                   ^^^^^^^^^^^^^^^^^^^^^ while computing `lines[1].lot`
+";
+    assert!(output.stderr.starts_with(expected), "{}", output.stderr);
+    assert!(
+        output.stderr.contains("0 records mapped"),
+        "nothing empty is ever sent: {}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_field_made_optional_with_default_is_not_an_error() {
+    let mapping = "  note: \"{{ remark | default('') }}\"\n";
+    assert_eq!(
+        mapped(mapping, json!([{"id": "A1"}])),
+        vec![json!({"id": "A1", "note": ""})]
+    );
+}
+
+#[test]
+fn vars_and_text_templates_with_control_flow() {
+    let mapping = "  org: { FNumber: \"{{ vars.org }}\" }\n  note: \"{% if urgent %}加急 {% endif %}{{ id }}\"\n  rate: \"{{ vars.rate }}\"\n";
+    let records = json!([{"id": "A1", "urgent": true}, {"id": "A2", "urgent": false}]);
+    assert_eq!(
+        mapped(mapping, records),
+        vec![
+            json!({"id": "A1", "org": {"FNumber": "100"}, "note": "加急 A1", "rate": 13}),
+            json!({"id": "A2", "org": {"FNumber": "100"}, "note": "A2", "rate": 13})
+        ]
+    );
+}
+
+#[test]
+fn a_non_numeric_quantity_fails_its_record_with_the_value_named() {
+    let output = preview(
+        &flow("  qty: \"{{ num | decimal }}\"\n"),
+        json!([{"id": "A1", "num": "2件"}]),
+    )
+    .code(1);
+    assert!(
+        output
+            .stderr
+            .contains("error: record `A1`: `2件` is not a decimal number"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn templates_are_compiled_before_any_record_is_read() {
+    // The broken template sits in a branch no record reaches: it still stops the flow at load.
+    let mapping = "  note:\n    $if: \"{{ false }}\"\n    $value: \"{{ id | }}\"\n";
+    let output = preview(&flow(mapping), json!([{"id": "A1"}])).code(3);
+    assert!(
+        output.stderr.contains("error: invalid template"),
+        "{}",
+        output.stderr
+    );
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn the_key_field_must_carry_the_record_key() {
+    let workspace = flow("");
+    workspace.edit(
+        "flow.yaml",
+        "  id: \"{{ id }}\"\n",
+        "  id: \"X-{{ id }}\"\n",
+    );
+    let output = preview(&workspace, json!([{"id": "A1"}])).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("error: record `A1`: `id` is `X-A1`, not the record's key `A1`"),
+        "{}",
+        output.stderr
+    );
+}
