@@ -1,0 +1,237 @@
+//! What a response means, according to the connector's `envelope` expressions.
+//!
+//! The expressions are lenient (a missing key is undefined, not an error) and see `body`
+//! (the parsed JSON, exposed lazily without copying) and `status`. Session loss is checked
+//! first, because some APIs answer it inside an otherwise ordinary error envelope (Kingdee's
+//! MsgCode 1). Pure.
+
+use std::sync::Arc;
+
+use minijinja::Value;
+use serde_json::Value as Json;
+
+use crate::config::model::Envelope;
+use crate::template::TemplateSet;
+use crate::template::scope::{Misses, RecordNode, Scope};
+
+/// The meaning of one response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Success,
+    /// The session is gone: log in again and repeat (the call was not processed).
+    Reauth {
+        message: String,
+    },
+    /// A transient refusal (rate limit, conflict): repeat later.
+    Retryable {
+        code: Option<String>,
+        message: String,
+    },
+    /// A definite failure.
+    Failed {
+        code: Option<String>,
+        message: String,
+    },
+}
+
+/// Classify `body` (already parsed) answered with HTTP `status`.
+pub fn classify(
+    envelope: &Envelope,
+    templates: &TemplateSet,
+    status: u16,
+    body: &Arc<Json>,
+) -> Verdict {
+    let body_value = Value::from_object(RecordNode::new(
+        Arc::clone(body),
+        Arc::new(Misses::default()),
+    ));
+    let ctx = Value::from_object(Scope::named(vec![
+        (Arc::from("body"), body_value),
+        (Arc::from("status"), Value::from(status)),
+    ]));
+    let holds = |id| templates.eval(id, &ctx).is_ok_and(|v| v.is_true());
+    let text = |id| {
+        templates
+            .eval(id, &ctx)
+            .ok()
+            .filter(|v| !v.is_undefined() && !v.is_none())
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .filter(|s| !s.trim().is_empty())
+    };
+    let message = || {
+        text(envelope.message)
+            .unwrap_or_else(|| "the API reported a failure without a message".to_string())
+    };
+    if envelope.reauth.is_some_and(holds) {
+        return Verdict::Reauth { message: message() };
+    }
+    if holds(envelope.success) {
+        return Verdict::Success;
+    }
+    let code = envelope.code.and_then(text);
+    if envelope.retryable.is_some_and(holds) {
+        return Verdict::Retryable {
+            code,
+            message: message(),
+        };
+    }
+    Verdict::Failed {
+        code,
+        message: message(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{self, StandaloneConnector};
+
+    fn connector(name: &str) -> StandaloneConnector {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("mappings/connectors")
+            .join(format!("{name}.yaml"));
+        config::load_connector(&file)
+            .value
+            .expect("the bundled connector compiles")
+    }
+
+    fn verdict(connector: &StandaloneConnector, operation: &str, body: Json) -> Verdict {
+        let envelope = connector.connector.operations[operation]
+            .envelope
+            .as_ref()
+            .unwrap();
+        classify(envelope, &connector.envelopes, 200, &Arc::new(body))
+    }
+
+    #[test]
+    fn wdt_qimen_envelopes() {
+        let wdt = connector("wdt_qimen");
+        let op = "stockin_refund_query";
+        let cases = [
+            (
+                json!({"response": {"errorcode": 0, "message": "", "total_count": 0, "stockin_list": []}}),
+                Verdict::Success,
+            ),
+            (
+                json!({"response": {"code": "0", "stockin_list": []}}),
+                Verdict::Success,
+            ),
+            (
+                json!({"response": {"flag": "failure", "code": "25", "message": "Invalid signature", "sub_code": "sign-check-failure", "sub_message": "Illegal request"}}),
+                Verdict::Failed {
+                    code: Some("sign-check-failure".into()),
+                    message: "Illegal request".into(),
+                },
+            ),
+            (
+                json!({"response": {"flag": "failure", "code": "50", "message": "Remote service error", "sub_code": "1012", "sub_message": "调用频繁，请稍后再试"}}),
+                Verdict::Retryable {
+                    code: Some("1012".into()),
+                    message: "调用频繁，请稍后再试".into(),
+                },
+            ),
+            (
+                json!({"response": {"flag": "failure", "code": "50", "message": "Remote service error", "sub_code": "2900", "sub_message": "时间范围与入库单号不能全部为空"}}),
+                Verdict::Failed {
+                    code: Some("2900".into()),
+                    message: "时间范围与入库单号不能全部为空".into(),
+                },
+            ),
+            (
+                json!({"error_response": {"code": 25, "msg": "Invalid signature", "sub_code": "isv.sign-check-failure", "sub_msg": "Illegal request"}}),
+                Verdict::Failed {
+                    code: Some("isv.sign-check-failure".into()),
+                    message: "Illegal request".into(),
+                },
+            ),
+            (
+                json!({"response": {"errorcode": 1, "message": "x"}}),
+                Verdict::Failed {
+                    code: None,
+                    message: "x".into(),
+                },
+            ),
+            (
+                json!("<html>busy</html>"),
+                Verdict::Failed {
+                    code: None,
+                    message: "unexpected response".into(),
+                },
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(verdict(&wdt, op, body.clone()), expected, "{body}");
+        }
+    }
+
+    #[test]
+    fn kingdee_envelopes() {
+        let kingdee = connector("kingdee_k3cloud");
+        let lost = json!({"Result": {"ResponseStatus": {"ErrorCode": 500, "IsSuccess": false, "Errors": [{"FieldName": null, "Message": "会话信息已丢失，请重新登录", "DIndex": 0}], "SuccessEntitys": [], "SuccessMessages": [], "MsgCode": 1}}});
+        let cases = [
+            (
+                json!({"Result": {"ResponseStatus": {"IsSuccess": true, "Errors": [], "SuccessEntitys": [{"Id": 1, "Number": "RK1", "DIndex": 0}], "MsgCode": 0}}}),
+                Verdict::Success,
+            ),
+            (
+                json!({"Result": {"ResponseStatus": {"IsSuccess": "true"}}}),
+                Verdict::Success,
+            ),
+            (
+                lost.clone(),
+                Verdict::Reauth {
+                    message: "会话信息已丢失，请重新登录".into(),
+                },
+            ),
+            (
+                json!({"Result": {"ResponseStatus": {"IsSuccess": false, "MsgCode": 13, "Errors": [{"Message": "冲突，请稍候再使用。", "DIndex": 0}]}}}),
+                Verdict::Retryable {
+                    code: Some("13".into()),
+                    message: "冲突，请稍候再使用。".into(),
+                },
+            ),
+            (
+                json!({"Result": {"ResponseStatus": {"IsSuccess": false, "MsgCode": 11, "Errors": [{"Message": "a", "DIndex": 0}, {"Message": "b", "DIndex": 1}]}}}),
+                Verdict::Failed {
+                    code: Some("11".into()),
+                    message: "a; b".into(),
+                },
+            ),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(
+                verdict(&kingdee, "batch_save", body.clone()),
+                expected,
+                "{body}"
+            );
+        }
+        let query = [
+            (json!([[100001, "RK1"], [100002, "RK2"]]), Verdict::Success),
+            (json!([]), Verdict::Success),
+            (
+                json!([[lost]]),
+                Verdict::Reauth {
+                    message: "会话信息已丢失，请重新登录".into(),
+                },
+            ),
+            (
+                json!([[{"Result": {"ResponseStatus": {"ErrorCode": 500, "IsSuccess": false, "Errors": [{"Message": "元数据中标识为FX的字段不存在", "DIndex": 0}], "MsgCode": 9}}}]]),
+                Verdict::Failed {
+                    code: Some("9".into()),
+                    message: "元数据中标识为FX的字段不存在".into(),
+                },
+            ),
+        ];
+        for (body, expected) in query {
+            assert_eq!(
+                verdict(&kingdee, "bill_query", body.clone()),
+                expected,
+                "{body}"
+            );
+        }
+    }
+}

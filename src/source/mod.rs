@@ -1,0 +1,4 @@
+//! Reading a source: which windows and pages to request, and the records they hold.
+
+pub mod paging;
+pub mod window;

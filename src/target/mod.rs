@@ -1,0 +1,3 @@
+//! Writing to a target: batches, per-record outcomes, and finding what was already written.
+
+pub mod results;
