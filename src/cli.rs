@@ -105,8 +105,6 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
             };
         }
     };
-    // Both our client and the sandboxes use rustls; pick its crypto provider once per process.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     match dispatch(cli.command) {
         Ok(code) => code.code(),
         Err(err) => {

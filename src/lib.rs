@@ -6,6 +6,7 @@
 //! See the README's Architecture section for the map and its invariants.
 
 pub mod apischema;
+pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;

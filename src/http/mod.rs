@@ -1,5 +1,7 @@
 //! Talking HTTP to a connector's API: rate limit, retries, response classification.
 
+pub mod client;
 pub mod envelope;
 pub mod ratelimit;
 pub mod retry;
+pub mod transport;

@@ -1,0 +1,518 @@
+//! Calling a connector's operations: prepare, sign, rate-limit, send, classify, retry.
+//!
+//! Reads are idempotent: network failures, HTTP 5xx and `retryable` envelopes are retried
+//! with backoff. A write that may have been processed (a timeout, a dropped connection, a
+//! 5xx) is never repeated here: it comes back as [`CallError::Uncertain`] and the writer
+//! verifies it by looking the records up. A lost session means the request was not
+//! processed: the strategy logs in again and the request is sent again. Every call passes
+//! the connector's rate limit, shared by all concurrent callers.
+
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::auth::{self, Authenticator};
+use crate::config::model::{Connector, Operation, Retry};
+use crate::config::raw::Encoding;
+use crate::error::{Error, ErrorKind};
+use crate::http::envelope::{self, Verdict};
+use crate::http::ratelimit::RateLimiter;
+use crate::http::retry::{Jitter, Sleeper, backoff};
+use crate::http::transport::{Body, Request, SendError, Transport, join_url};
+use crate::request::Env;
+use crate::template::TemplateSet;
+use crate::time::Clock;
+
+/// What a call carries.
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// Parameters, sent as the operation's `encoding` says (form or query).
+    Fields(serde_json::Map<String, Json>),
+    /// A JSON body.
+    Json(Json),
+}
+
+/// A response the API gave a verdict on (success or a definite failure).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Arc<Json>,
+    pub verdict: Verdict,
+}
+
+/// Why a call produced no reply.
+#[derive(Debug)]
+pub enum CallError {
+    /// The API could not be reached, or kept refusing transiently, through every retry.
+    /// Nothing was processed (or, for reads, it does not matter).
+    Unavailable(Error),
+    /// A write may have been processed: verify before sending it again.
+    Uncertain(Error),
+    /// The credentials are refused.
+    Auth(Error),
+}
+
+impl CallError {
+    pub fn into_error(self) -> Error {
+        match self {
+            CallError::Unavailable(err) | CallError::Uncertain(err) | CallError::Auth(err) => err,
+        }
+    }
+}
+
+/// Reports something worth telling the user while a call goes on (a retry, a wait).
+pub type Notify = Arc<dyn Fn(String) + Send + Sync>;
+
+/// A connector, resolved for one run.
+pub struct Client {
+    pub name: String,
+    base_url: String,
+    headers: Vec<(String, String)>,
+    transport: Transport,
+    auth: Authenticator,
+    limiter: RateLimiter,
+    retry: Retry,
+    jitter: Jitter,
+    sleeper: Sleeper,
+    clock: Arc<dyn Clock>,
+    notify: Notify,
+}
+
+/// How many times in a row a lost session is answered by logging in again.
+const REAUTH_LIMIT: u32 = 2;
+
+impl Client {
+    /// Resolve `connector` (its templates are in `templates`) with the environment.
+    pub fn new(
+        connector: &Connector,
+        templates: &TemplateSet,
+        env: &Env,
+        sleeper: Sleeper,
+        clock: Arc<dyn Clock>,
+        notify: Notify,
+    ) -> crate::error::Result<Client> {
+        let name = connector.name.clone();
+        let base_url = auth::setting(
+            &connector.base_url,
+            templates,
+            env,
+            &format!("`base_url` of connector `{name}`"),
+        )?;
+        if !base_url.starts_with("http://") && !base_url.starts_with("https://") {
+            return Err(Error::config(format!(
+                "`base_url` of connector `{name}` is `{base_url}`, not an http(s) URL"
+            )));
+        }
+        let mut headers = Vec::new();
+        for (header, leaf) in &connector.headers {
+            headers.push((
+                header.clone(),
+                auth::setting(
+                    leaf,
+                    templates,
+                    env,
+                    &format!("header `{header}` of connector `{name}`"),
+                )?,
+            ));
+        }
+        let auth = Authenticator::resolve(&connector.auth, templates, env, &name)?;
+        let seed = clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
+        Ok(Client {
+            transport: Transport::new(&connector.http)?,
+            limiter: RateLimiter::new(connector.http.rate_limit),
+            retry: connector.http.retry,
+            jitter: Jitter::new(seed),
+            name,
+            base_url,
+            headers,
+            auth,
+            sleeper,
+            clock,
+            notify,
+        })
+    }
+
+    /// Log in, for strategies that need a session before the first call.
+    pub async fn start(&self) -> Result<(), CallError> {
+        self.auth
+            .start(&self.transport, &self.base_url)
+            .await
+            .map_err(|err| match err.kind() {
+                ErrorKind::Auth => CallError::Auth(err),
+                _ => CallError::Unavailable(err),
+            })
+    }
+
+    fn prepare(&self, operation: &Operation, payload: &Payload) -> Request {
+        let url = join_url(&self.base_url, &operation.path);
+        let mut request = Request {
+            method: operation.method,
+            url,
+            query: Vec::new(),
+            headers: self.headers.clone(),
+            body: Body::None,
+        };
+        match payload {
+            Payload::Fields(fields) => {
+                let fields: Vec<(String, String)> = fields
+                    .iter()
+                    .filter_map(|(k, v)| field_text(v).map(|v| (k.clone(), v)))
+                    .collect();
+                match operation.encoding {
+                    Encoding::Form => request.body = Body::Form(fields),
+                    Encoding::Query | Encoding::Json => request.query = fields,
+                }
+            }
+            Payload::Json(json) => {
+                request.body = Body::Json(serde_json::to_vec(json).expect("JSON serialises"))
+            }
+        }
+        request
+    }
+
+    async fn pause(&self, attempt: u32, why: &str) {
+        let wait = backoff(&self.retry, attempt, self.jitter.next());
+        (self.notify)(format!(
+            "{}: {why}; retrying in {:.1}s",
+            self.name,
+            wait.as_secs_f64()
+        ));
+        self.sleeper.sleep(wait).await;
+    }
+
+    /// Call `operation` once, with retries as the module documentation describes.
+    /// `idempotent` says whether repeating a possibly processed request is harmless.
+    pub async fn call(
+        &self,
+        operation: &Operation,
+        envelopes: &TemplateSet,
+        payload: Payload,
+        idempotent: bool,
+    ) -> Result<Reply, CallError> {
+        let envelope = operation
+            .envelope
+            .as_ref()
+            .expect("every operation has an envelope after compiling");
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 0;
+        let mut reauths = 0;
+        loop {
+            attempt += 1;
+            self.limiter.acquire(&self.sleeper).await;
+            let mut request = self.prepare(operation, &payload);
+            let generation = self
+                .auth
+                .apply(&mut request, self.clock.now())
+                .map_err(CallError::Unavailable)?;
+            let unavailable = |what: String| {
+                CallError::Unavailable(Error::new(
+                    ErrorKind::Network,
+                    format!("{} {what}", self.name),
+                ))
+            };
+            let response = match self.transport.send(&request).await {
+                Ok(response) => response,
+                Err(SendError::NotSent(message)) => {
+                    if attempt < attempts {
+                        self.pause(attempt, &message).await;
+                        continue;
+                    }
+                    return Err(unavailable(format!(
+                        "cannot be reached after {attempts} attempts: {message}"
+                    )));
+                }
+                Err(SendError::MaybeSent(message)) => {
+                    if !idempotent {
+                        return Err(CallError::Uncertain(Error::new(
+                            ErrorKind::Network,
+                            format!("{} gave no answer: {message}", self.name),
+                        )));
+                    }
+                    if attempt < attempts {
+                        self.pause(attempt, &message).await;
+                        continue;
+                    }
+                    return Err(unavailable(format!(
+                        "gave no answer after {attempts} attempts: {message}"
+                    )));
+                }
+            };
+            self.auth.observe(&response);
+            let parsed = serde_json::from_slice::<Json>(&response.body);
+            let status = response.status;
+            let transient = status >= 500 || (parsed.is_err() && (200..300).contains(&status));
+            if transient {
+                let message = format!("answered HTTP {status}: {}", snippet(&response.body));
+                if !idempotent {
+                    return Err(CallError::Uncertain(Error::new(
+                        ErrorKind::Api,
+                        format!("{} {message}", self.name),
+                    )));
+                }
+                if attempt < attempts {
+                    self.pause(attempt, &message).await;
+                    continue;
+                }
+                return Err(unavailable(format!(
+                    "{message} (after {attempts} attempts)"
+                )));
+            }
+            let Ok(body) = parsed else {
+                return Err(CallError::Unavailable(
+                    Error::new(
+                        ErrorKind::Api,
+                        format!(
+                            "{} answered HTTP {status}: {}",
+                            self.name,
+                            snippet(&response.body)
+                        ),
+                    )
+                    .with_hint("check the connector's base URL and the operation's path"),
+                ));
+            };
+            let body = Arc::new(body);
+            match envelope::classify(envelope, envelopes, status, &body) {
+                Verdict::Reauth { message } => {
+                    reauths += 1;
+                    if reauths > REAUTH_LIMIT {
+                        return Err(CallError::Auth(
+                            Error::new(ErrorKind::Auth, format!("{} refused the session again after logging in anew: {message}", self.name))
+                                .with_hint("check the credentials (user name, app id and secret, or password) and that the user may call the WebAPI"),
+                        ));
+                    }
+                    (self.notify)(format!(
+                        "{}: session lost ({message}); logging in again",
+                        self.name
+                    ));
+                    self.auth
+                        .reauthenticate(&self.transport, &self.base_url, generation)
+                        .await
+                        .map_err(|err| match err.kind() {
+                            ErrorKind::Auth => CallError::Auth(err),
+                            _ => CallError::Unavailable(err),
+                        })?;
+                    attempt -= 1;
+                }
+                Verdict::Retryable { code, message } => {
+                    let what = match code {
+                        Some(code) => format!("{message} ({code})"),
+                        None => message,
+                    };
+                    if attempt < attempts {
+                        self.pause(attempt, &what).await;
+                        continue;
+                    }
+                    return Err(unavailable(format!(
+                        "kept answering `{what}` through {attempts} attempts"
+                    )));
+                }
+                verdict => {
+                    return Ok(Reply {
+                        status,
+                        body,
+                        verdict,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A JSON value as a form or query field (`None` drops it).
+fn field_text(value: &Json) -> Option<String> {
+    match value {
+        Json::Null => None,
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The start of a body, for messages.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "an empty body".to_string();
+    }
+    let mut short: String = text.chars().take(160).collect();
+    if short.len() < text.len() {
+        short.push('…');
+    }
+    format!("`{}`", short.replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::Router;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+
+    use super::*;
+    use crate::config::{self, StandaloneConnector};
+    use crate::time::SystemClock;
+
+    /// A server answering from a script: each call takes the next (status, body); the last repeats.
+    async fn server(script: Vec<(u16, &'static str)>) -> (String, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&calls);
+        let script = Arc::new(script);
+        let app = Router::new().route(
+            "/api",
+            post(move || {
+                let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
+                let (status, body) = script[n.min(script.len() - 1)];
+                async move { (StatusCode::from_u16(status).unwrap(), body).into_response() }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, calls)
+    }
+
+    fn connector(dir: &tempfile::TempDir) -> StandaloneConnector {
+        let file = dir.path().join("api.yaml");
+        std::fs::write(
+            &file,
+            r#"name: api
+base_url: "{{ env.API_URL }}"
+auth: { strategy: none }
+envelope:
+  success: "body.ok == true"
+  message: "body.error"
+  retryable: "body.busy == true"
+http: { retry: { attempts: 4, initial_backoff: 1s, max_backoff: 8s } }
+operations:
+  read: { kind: read, encoding: form, records: "$.items[*]" }
+"#,
+        )
+        .unwrap();
+        config::load_connector(&file)
+            .value
+            .expect("the test connector compiles")
+    }
+
+    struct Fixture {
+        client: Client,
+        standalone: StandaloneConnector,
+        waits: Arc<Mutex<Vec<std::time::Duration>>>,
+        calls: Arc<AtomicU32>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture(script: Vec<(u16, &'static str)>) -> Fixture {
+        let (url, calls) = server(script).await;
+        let dir = tempfile::tempdir().unwrap();
+        let standalone = connector(&dir);
+        let env: Env = [("API_URL".to_string(), url)].into_iter().collect();
+        let waits = Arc::new(Mutex::new(Vec::new()));
+        let client = Client::new(
+            &standalone.connector,
+            &standalone.templates,
+            &env,
+            Sleeper::Recording(Arc::clone(&waits)),
+            Arc::new(SystemClock),
+            Arc::new(|_| {}),
+        )
+        .unwrap();
+        Fixture {
+            client,
+            standalone,
+            waits,
+            calls,
+            _dir: dir,
+        }
+    }
+
+    async fn call(fixture: &Fixture, idempotent: bool) -> Result<Reply, CallError> {
+        let operation = &fixture.standalone.connector.operations["read"];
+        fixture
+            .client
+            .call(
+                operation,
+                &fixture.standalone.envelopes,
+                Payload::Fields(serde_json::Map::new()),
+                idempotent,
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_read_that_fails_twice_then_succeeds_is_retried_with_growing_waits() {
+        let fixture = fixture(vec![
+            (503, "busy"),
+            (200, r#"{"busy": true}"#),
+            (200, r#"{"ok": true, "items": []}"#),
+        ])
+        .await;
+        let reply = call(&fixture, true).await.unwrap();
+        assert_eq!(reply.verdict, Verdict::Success);
+        assert_eq!(fixture.calls.load(Ordering::SeqCst), 3);
+        let waits = fixture.waits.lock().unwrap().clone();
+        assert_eq!(waits.len(), 2);
+        assert!(
+            waits[0] >= std::time::Duration::from_millis(500)
+                && waits[1] >= std::time::Duration::from_secs(1),
+            "{waits:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_definite_refusal_is_not_retried() {
+        let fixture = fixture(vec![(
+            200,
+            r#"{"ok": false, "error": "时间范围与入库单号不能全部为空"}"#,
+        )])
+        .await;
+        let reply = call(&fixture, true).await.unwrap();
+        assert_eq!(
+            reply.verdict,
+            Verdict::Failed {
+                code: None,
+                message: "时间范围与入库单号不能全部为空".into()
+            }
+        );
+        assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
+        assert!(fixture.waits.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_write_that_may_have_been_processed_is_not_repeated() {
+        let fixture = fixture(vec![(502, "<html>Bad Gateway</html>")]).await;
+        match call(&fixture, false).await {
+            Err(CallError::Uncertain(err)) => assert!(
+                err.message()
+                    .contains("answered HTTP 502: `<html>Bad Gateway</html>`"),
+                "{}",
+                err.message()
+            ),
+            other => panic!("expected Uncertain, got {other:?}"),
+        }
+        assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn transient_refusals_give_up_after_the_configured_attempts() {
+        let fixture = fixture(vec![(
+            200,
+            r#"{"busy": true, "error": "调用频繁，请稍后再试"}"#,
+        )])
+        .await;
+        match call(&fixture, true).await {
+            Err(CallError::Unavailable(err)) => assert!(
+                err.message()
+                    .contains("kept answering `调用频繁，请稍后再试` through 4 attempts"),
+                "{}",
+                err.message()
+            ),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert_eq!(fixture.calls.load(Ordering::SeqCst), 4);
+    }
+}
