@@ -406,6 +406,34 @@ mod tests {
         assert_eq!(app_id, "299999_W2bDRxFLQqCZ5Y9P7+7t2dxs0L2/xptH");
     }
 
+    async fn raw_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await?;
+        Ok(answer)
+    }
+
+    #[tokio::test]
+    async fn start_listens_and_dropping_the_sandbox_stops_it() {
+        let sandbox = start(&CommonOptions::default(), &KingdeeOptions::default())
+            .await
+            .unwrap();
+        let addr = sandbox.addr;
+        assert_eq!(
+            sandbox.env()[0],
+            ("KINGDEE_URL", format!("http://{addr}/k3cloud/"))
+        );
+        let answer = raw_get(addr, "/_sim/faults").await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains(r#""batch_mode":"independent""#), "{answer}");
+        drop(sandbox);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
     #[test]
     fn bad_options_are_usage_errors() {
         for (options, needle) in [

@@ -548,7 +548,164 @@ fn async_result(state: &State, call: &RawCall) -> (Response, Outcome) {
 
 #[cfg(test)]
 mod tests {
+    use chrono::TimeZone;
+
     use super::*;
+    use crate::sim::CommonOptions;
+    use crate::sim::kingdee::{KingdeeOptions, initial_state};
+
+    const BATCH_SAVE: &str =
+        "/k3cloud/Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.BatchSave.common.kdsvc";
+
+    fn now() -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000, 0).unwrap()
+    }
+
+    fn sandbox() -> (State, SaveConfig) {
+        let (state, config, _) =
+            initial_state(&CommonOptions::default(), &KingdeeOptions::default()).unwrap();
+        (state, config)
+    }
+
+    fn request(service: Service, body: Value, session_ids: &[String]) -> Request {
+        Request {
+            service,
+            path_and_query: BATCH_SAVE.to_string(),
+            content_type: Some("application/json".to_string()),
+            credentials: Credentials {
+                session_ids: session_ids.to_vec(),
+                headers: BTreeMap::new(),
+            },
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    fn login(state: &mut State, config: &SaveConfig) -> String {
+        let body = json!({"parameters": ["65a1b2c3d4e5f6", "apiuser", "Sandbox#2024", 2052]});
+        let response = handle(
+            state,
+            config,
+            &request(Service::ValidateUser, body, &[]),
+            now(),
+        );
+        assert_eq!(response.set_cookies.len(), 2, "{}", response.body);
+        let value: Value = serde_json::from_str(&response.body).unwrap();
+        value["KDSVCSessionId"].as_str().unwrap().to_string()
+    }
+
+    fn good_batch() -> Value {
+        json!({"formid": "SAL_RETURNSTOCK", "data": {"Model": [{
+            "FBillTypeID": {"FNUMBER": "XSTHD01_SYS"},
+            "FBillNo": "RT-1",
+            "FSaleOrgId": {"FNumber": "100"},
+            "FStockOrgId": {"FNumber": "100"},
+            "FRetcustId": {"FNumber": "CUST0001"},
+            "FEntity": [{"FMaterialId": {"FNumber": "TX-RED-M"}, "FRealQty": 1, "FStockId": {"FNumber": "CK001"}}],
+        }]}})
+    }
+
+    #[test]
+    fn errors_are_wrapped_as_a_row_only_for_execute_bill_query() {
+        let (mut state, config) = sandbox();
+        let query = json!({"data": {"FormId": "SAL_RETURNSTOCK", "FieldKeys": "FID"}});
+        for (service, body, wrapped) in [
+            (Service::ExecuteBillQuery, query.clone(), true),
+            (Service::BillQuery, query.clone(), false),
+            (Service::BatchSave, good_batch(), false),
+            (
+                Service::View,
+                json!({"formid": "SAL_RETURNSTOCK", "data": {"Number": "x"}}),
+                false,
+            ),
+        ] {
+            let response = handle(&mut state, &config, &request(service, body, &[]), now());
+            let value: Value = serde_json::from_str(&response.body).unwrap();
+            let envelope = if wrapped { &value[0][0] } else { &value };
+            assert_eq!(
+                envelope["Result"]["ResponseStatus"]["MsgCode"], 1,
+                "{service:?}: {value}"
+            );
+            assert_eq!(response.status, 200);
+        }
+    }
+
+    #[test]
+    fn a_session_authorises_saves_and_the_stats_count_outcomes() {
+        let (mut state, config) = sandbox();
+        let sid = login(&mut state, &config);
+        let saved = handle(
+            &mut state,
+            &config,
+            &request(Service::BatchSave, good_batch(), std::slice::from_ref(&sid)),
+            now(),
+        );
+        assert!(saved.set_cookies.is_empty());
+        assert_eq!(saved.bills, 1);
+        let again = handle(
+            &mut state,
+            &config,
+            &request(Service::BatchSave, good_batch(), &[sid]),
+            now(),
+        );
+        let value: Value = serde_json::from_str(&again.body).unwrap();
+        assert_eq!(value["Result"]["ResponseStatus"]["MsgCode"], 11);
+        let stats = state.stats_json(now());
+        assert_eq!(
+            stats["requests"]["DynamicFormService.BatchSave"],
+            json!({"ok": 1, "failed": 1})
+        );
+        assert_eq!(
+            stats["requests"]["AuthService.ValidateUser"],
+            json!({"ok": 1})
+        );
+        assert_eq!(stats["duplicates_rejected"], 1);
+    }
+
+    #[test]
+    fn injected_faults_act_before_or_after_the_save() {
+        for (patch, expected_status, drop, saved) in [
+            (json!({"error_rate": 1.0}), 500, false, 0),
+            (json!({"conflict_rate": 1.0}), 200, false, 0),
+            (json!({"commit_then_drop_rate": 1.0}), 200, true, 1),
+        ] {
+            let (mut state, config) = sandbox();
+            let sid = login(&mut state, &config);
+            let patch = serde_json::from_value(patch.clone()).unwrap();
+            state.faults = state.faults.patched(&patch).unwrap();
+            let response = handle(
+                &mut state,
+                &config,
+                &request(Service::BatchSave, good_batch(), &[sid]),
+                now(),
+            );
+            assert_eq!(response.status, expected_status, "{patch:?}");
+            assert_eq!(response.after == After::DropConnection, drop, "{patch:?}");
+            assert_eq!(state.bills.bills().len(), saved, "{patch:?}");
+        }
+    }
+
+    #[test]
+    fn unreadable_bodies_and_missing_data_get_envelopes() {
+        let (mut state, config) = sandbox();
+        let sid = login(&mut state, &config);
+        let mut broken = request(Service::BatchSave, json!({}), std::slice::from_ref(&sid));
+        broken.body = b"{not json".to_vec();
+        let response = handle(&mut state, &config, &broken, now());
+        let value: Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(value["Result"]["ResponseStatus"]["MsgCode"], 4);
+        let missing = request(
+            Service::BatchSave,
+            json!({"formid": "SAL_RETURNSTOCK"}),
+            &[sid],
+        );
+        let response = handle(&mut state, &config, &missing, now());
+        let value: Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(value["Result"]["ResponseStatus"]["MsgCode"], 8);
+        assert_eq!(
+            value["Result"]["ResponseStatus"]["Errors"][0]["Message"],
+            "data数据包必传。"
+        );
+    }
 
     #[test]
     fn routes_match_service_names_case_insensitively() {
