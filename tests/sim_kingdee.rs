@@ -144,6 +144,7 @@ impl Kingdee {
         let request = match method {
             "GET" => self.client.get(url),
             "PUT" => self.client.put(url),
+            "DELETE" => self.client.delete(url),
             _ => self.client.post(url),
         };
         let request = match body {
@@ -366,6 +367,18 @@ fn password_login_then_batch_save_with_the_cookie() {
         &[("kdservice-sessionid".to_string(), sid)],
     );
     assert_eq!(by_header.json(), json!([["RT-0001"]]));
+
+    // Clearing the table keeps the counters: a new bill never reuses an FID.
+    assert_eq!(kingdee.sim("DELETE", "bills", None), json!({"deleted": 1}));
+    let again = kingdee.post(
+        "DynamicFormService.BatchSave",
+        batch(vec![bill("RT-0001", "TX-RED-M")]),
+        &session,
+    );
+    assert_eq!(
+        again.json()["Result"]["ResponseStatus"]["SuccessEntitys"][0]["Id"],
+        100002
+    );
 }
 
 #[test]

@@ -163,6 +163,14 @@ impl BillStore {
         self.packet_hashes.contains(hash)
     }
 
+    /// Forget every bill, keeping the counters so that no `FID` or number is reused.
+    pub fn clear(&mut self) -> usize {
+        let count = self.bills.len();
+        self.bills.clear();
+        self.packet_hashes.clear();
+        count
+    }
+
     /// Insert a new bill or replace the bill with the same `FID`.
     pub fn put(&mut self, bill: Bill, packet_hash: String) {
         self.packet_hashes.insert(packet_hash);

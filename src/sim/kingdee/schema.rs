@@ -10,6 +10,8 @@ use chrono::NaiveDateTime;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use self::Kind::{Base, Bool, Date, FreeBase, Text};
+use self::Level::{Entry, Head, SubHead};
 use crate::sim::kingdee::basedata::Table;
 
 /// The form the sandbox can save.
@@ -62,9 +64,6 @@ const fn field(key: &'static str, caption: &'static str, level: Level, kind: Kin
         kind,
     }
 }
-
-use Kind::{Base, Bool, Date, FreeBase, Text};
-use Level::{Entry, Head, SubHead};
 
 /// Every modelled field. System fields (`FID`, `FDocumentStatus`, entry ids, dates of
 /// creation and approval) are not here: the store sets them.

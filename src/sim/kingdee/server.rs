@@ -235,9 +235,7 @@ async fn list_bills(AxumState(shared): AxumState<Arc<Shared>>) -> AxumResponse {
 }
 
 async fn clear_bills(AxumState(shared): AxumState<Arc<Shared>>) -> AxumResponse {
-    let mut state = shared.lock();
-    let count = state.bills.bills().len();
-    state.bills = Default::default();
+    let count = shared.lock().bills.clear();
     json_response(StatusCode::OK, json!({"deleted": count}))
 }
 
