@@ -7,3 +7,4 @@ mod bundle;
 mod check;
 mod cli;
 mod mapping;
+mod sim_kingdee;

@@ -1,0 +1,173 @@
+//! Fault injection: latency, random HTTP 5xx, network-control conflicts, commit-then-drop,
+//! the batch mode and the session lifetime — everything a client test wants to turn on and
+//! off, at start-up (`--kingdee-*` flags) or at run time (`PUT /_sim/faults`).
+//!
+//! All of it is inferred behaviour (spec §7.7): real servers are slow, fail and time out, but
+//! no rate is documented. [`Faults::decide`] is pure: the caller passes the random draws.
+
+use serde::{Deserialize, Serialize};
+
+/// How a `BatchSave` treats one bad packet among good ones (spec §4.2, §7.5) **[I]**.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchMode {
+    /// Every packet is saved or rejected on its own (partial success by `DIndex`).
+    Independent,
+    /// Any error rolls every packet of the call back.
+    Atomic,
+}
+
+/// The fault settings in force.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Faults {
+    /// Delay before every WebAPI call is handled, in milliseconds.
+    pub latency_ms: u64,
+    /// Extra delay per bill of a save, after the commit, in milliseconds.
+    pub latency_per_bill_ms: u64,
+    /// Share of WebAPI calls answered HTTP 500 before anything happens (0..=1).
+    pub error_rate: f64,
+    /// Share of saves that commit and then close the connection without a response (0..=1).
+    pub commit_then_drop_rate: f64,
+    /// Share of saves refused with the MsgCode 13 network-control conflict, nothing saved (0..=1).
+    pub conflict_rate: f64,
+    pub batch_mode: BatchMode,
+    /// Idle lifetime of a session, in seconds.
+    pub session_ttl_secs: u64,
+}
+
+/// A partial update of [`Faults`] (the body of `PUT /_sim/faults`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsPatch {
+    pub latency_ms: Option<u64>,
+    pub latency_per_bill_ms: Option<u64>,
+    pub error_rate: Option<f64>,
+    pub commit_then_drop_rate: Option<f64>,
+    pub conflict_rate: Option<f64>,
+    pub batch_mode: Option<BatchMode>,
+    pub session_ttl_secs: Option<u64>,
+}
+
+/// What to do to one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injection {
+    None,
+    /// Answer HTTP 500 and do nothing.
+    ServerError,
+    /// Refuse the save with MsgCode 13 and save nothing.
+    Conflict,
+    /// Save, then close the connection without answering.
+    CommitThenDrop,
+}
+
+fn check_rate(name: &str, rate: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&rate) {
+        Ok(())
+    } else {
+        Err(format!("`{name}` must be between 0 and 1, not `{rate}`"))
+    }
+}
+
+impl Faults {
+    /// Reject rates outside 0..=1 and a zero session lifetime.
+    pub fn validate(&self) -> Result<(), String> {
+        check_rate("error_rate", self.error_rate)?;
+        check_rate("commit_then_drop_rate", self.commit_then_drop_rate)?;
+        check_rate("conflict_rate", self.conflict_rate)?;
+        if self.session_ttl_secs == 0 {
+            return Err("`session_ttl_secs` must be at least 1".to_string());
+        }
+        Ok(())
+    }
+
+    /// These settings with `patch` applied, if the result is valid.
+    pub fn patched(&self, patch: &FaultsPatch) -> Result<Faults, String> {
+        let faults = Faults {
+            latency_ms: patch.latency_ms.unwrap_or(self.latency_ms),
+            latency_per_bill_ms: patch
+                .latency_per_bill_ms
+                .unwrap_or(self.latency_per_bill_ms),
+            error_rate: patch.error_rate.unwrap_or(self.error_rate),
+            commit_then_drop_rate: patch
+                .commit_then_drop_rate
+                .unwrap_or(self.commit_then_drop_rate),
+            conflict_rate: patch.conflict_rate.unwrap_or(self.conflict_rate),
+            batch_mode: patch.batch_mode.unwrap_or(self.batch_mode),
+            session_ttl_secs: patch.session_ttl_secs.unwrap_or(self.session_ttl_secs),
+        };
+        faults.validate()?;
+        Ok(faults)
+    }
+
+    /// Pick the injection for one call from three uniform draws in `0..1`. Server errors
+    /// apply to every WebAPI call; conflicts and drops only to saves.
+    pub fn decide(&self, is_save: bool, draws: [f64; 3]) -> Injection {
+        if draws[0] < self.error_rate {
+            Injection::ServerError
+        } else if is_save && draws[1] < self.conflict_rate {
+            Injection::Conflict
+        } else if is_save && draws[2] < self.commit_then_drop_rate {
+            Injection::CommitThenDrop
+        } else {
+            Injection::None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quiet() -> Faults {
+        Faults {
+            latency_ms: 0,
+            latency_per_bill_ms: 0,
+            error_rate: 0.0,
+            commit_then_drop_rate: 0.0,
+            conflict_rate: 0.0,
+            batch_mode: BatchMode::Independent,
+            session_ttl_secs: 1200,
+        }
+    }
+
+    #[test]
+    fn decisions_follow_the_rates_and_the_kind_of_call() {
+        let all = Faults {
+            error_rate: 0.5,
+            conflict_rate: 0.5,
+            commit_then_drop_rate: 0.5,
+            ..quiet()
+        };
+        for (faults, is_save, draws, expected) in [
+            (quiet(), true, [0.0, 0.0, 0.0], Injection::None),
+            (all.clone(), false, [0.1, 0.1, 0.1], Injection::ServerError),
+            (all.clone(), false, [0.9, 0.1, 0.1], Injection::None),
+            (all.clone(), true, [0.9, 0.1, 0.1], Injection::Conflict),
+            (
+                all.clone(),
+                true,
+                [0.9, 0.9, 0.1],
+                Injection::CommitThenDrop,
+            ),
+            (all.clone(), true, [0.9, 0.9, 0.9], Injection::None),
+        ] {
+            assert_eq!(faults.decide(is_save, draws), expected, "{draws:?}");
+        }
+    }
+
+    #[test]
+    fn patches_change_only_what_they_name_and_are_validated() {
+        let patch: FaultsPatch =
+            serde_json::from_str(r#"{"batch_mode":"atomic","error_rate":0.25}"#).unwrap();
+        let faults = quiet().patched(&patch).unwrap();
+        assert_eq!(faults.batch_mode, BatchMode::Atomic);
+        assert_eq!(faults.error_rate, 0.25);
+        assert_eq!(faults.session_ttl_secs, 1200);
+        let bad: FaultsPatch = serde_json::from_str(r#"{"conflict_rate":2}"#).unwrap();
+        assert_eq!(
+            quiet().patched(&bad).unwrap_err(),
+            "`conflict_rate` must be between 0 and 1, not `2`"
+        );
+        assert!(serde_json::from_str::<FaultsPatch>(r#"{"eror_rate":1}"#).is_err());
+    }
+}
