@@ -17,6 +17,7 @@ pub mod request;
 pub mod secret;
 pub mod sign;
 pub mod sim;
+pub mod state;
 pub mod template;
 pub mod time;
 pub mod tree;
