@@ -20,6 +20,7 @@ pub mod secret;
 pub mod sign;
 pub mod sim;
 pub mod source;
+pub mod state;
 pub mod target;
 pub mod template;
 pub mod time;

@@ -1,0 +1,526 @@
+//! The state of each flow, kept in an embedded SQLite file: the cursor, the ledger of record
+//! keys, and the run history.
+//!
+//! The ledger is the exactly-once guarantee. Before a batch is sent its keys are marked in
+//! flight; after the target answers each key becomes done (with the target's id and number),
+//! failed or conflict (parked, with the reason and the source record so `retry` can resend
+//! it). Once the target has confirmed a key it stays confirmed: the database itself refuses
+//! to downgrade, delete or re-mark it (see `schema`). Every change of more than one row is one
+//! transaction, so a crash leaves the state as it was before the change or after it.
+//!
+//! This module is storage only: it does not decide when the cursor may move, what to do with
+//! a key left in flight, or whether a changed record is a conflict; the runner does. It does
+//! no IO but its own database file, and takes the clock as a parameter.
+
+mod ledger;
+mod schema;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// How long a statement waits for another process holding the write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The name of an in-memory store in error messages.
+const IN_MEMORY: &str = ":memory:";
+
+/// Where a ledger row is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Status {
+    /// Sent (or about to be sent) and not confirmed yet.
+    InFlight,
+    /// Confirmed by the target.
+    Done,
+    /// Rejected by the target, or could not be mapped: parked until `retry`.
+    Failed,
+    /// Parked because it clashes with what the target has (e.g. changed after it was written).
+    Conflict,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::InFlight,
+        Status::Done,
+        Status::Failed,
+        Status::Conflict,
+    ];
+
+    /// The text stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::InFlight => "in_flight",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Conflict => "conflict",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| Error::new(ErrorKind::State, format!("unknown record status `{text}`")))
+    }
+}
+
+/// What kind of command a run was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RunKind {
+    Run,
+    DryRun,
+    Backfill,
+    Retry,
+}
+
+impl RunKind {
+    pub const ALL: [RunKind; 4] = [
+        RunKind::Run,
+        RunKind::DryRun,
+        RunKind::Backfill,
+        RunKind::Retry,
+    ];
+
+    /// The text stored in the database and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Run => "run",
+            RunKind::DryRun => "dry_run",
+            RunKind::Backfill => "backfill",
+            RunKind::Retry => "retry",
+        }
+    }
+}
+
+impl fmt::Display for RunKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunKind {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<RunKind> {
+        RunKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| Error::new(ErrorKind::State, format!("unknown run kind `{text}`")))
+    }
+}
+
+/// One row of the ledger: what the engine knows about one record key of one flow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub key: String,
+    pub status: Status,
+    /// The content hash of the mapped target record last sent or written.
+    pub hash: Option<String>,
+    pub target_id: Option<String>,
+    pub target_number: Option<String>,
+    /// How many times the record was marked in flight (sent or about to be).
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// The target field the last error is about, when the target said.
+    pub error_field: Option<String>,
+    /// The source record, kept while the key is not done so `retry` can resend it.
+    pub source: Option<serde_json::Value>,
+    /// The source record's last-modified text.
+    pub modified: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub updated: DateTime<Utc>,
+    /// When the target first confirmed the key. Once set it is never cleared, and the key is
+    /// never sent as a new record again, even while reported as a conflict.
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+/// A record about to be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub key: String,
+    /// The content hash of the mapped target record being sent.
+    pub hash: String,
+    pub source: serde_json::Value,
+    pub modified: Option<String>,
+}
+
+/// What became of one key, after a write or after a lookup of keys left in flight.
+///
+/// In `Failed` and `Conflict`, a `None` hash, source or modified keeps what the ledger has.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The target confirmed the key. Clears the kept source and the last error.
+    Done {
+        key: String,
+        target_id: Option<String>,
+        target_number: Option<String>,
+        hash: Option<String>,
+    },
+    /// Rejected by the target, or never sent because it could not be mapped (then the key
+    /// may have no row yet: one is created). Ignored for a key that is already done.
+    Failed {
+        key: String,
+        message: String,
+        field: Option<String>,
+        hash: Option<String>,
+        source: Option<serde_json::Value>,
+        modified: Option<String>,
+    },
+    /// Parked because it clashes with the target. On a done key the status becomes
+    /// `conflict` but the key stays written (`done_at`, target id, number and hash are kept).
+    Conflict {
+        key: String,
+        message: String,
+        hash: Option<String>,
+        source: Option<serde_json::Value>,
+        modified: Option<String>,
+    },
+    /// An in-flight key the target turned out not to have: the in-flight mark goes away so
+    /// the record is sent again. A first attempt loses its row (as if never sent); a key that
+    /// was parked before goes back to `failed` with its source and last error, so it is not
+    /// forgotten behind the cursor. Ignored unless the key is in flight.
+    Released { key: String },
+}
+
+/// The counts and outcome of a finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    /// `ok`, `partial` or `failed`.
+    pub outcome: String,
+    pub window_from: Option<DateTime<Utc>>,
+    pub window_to: Option<DateTime<Utc>>,
+    pub read: u64,
+    pub written: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    pub message: Option<String>,
+}
+
+/// The outcomes a [`RunSummary`] may have.
+pub const RUN_OUTCOMES: [&str; 3] = ["ok", "partial", "failed"];
+
+/// One run in the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub id: i64,
+    pub kind: RunKind,
+    pub started: DateTime<Utc>,
+    /// `None` while the run goes on, and forever for a run that crashed.
+    pub finished: Option<DateTime<Utc>>,
+    pub summary: Option<RunSummary>,
+}
+
+/// The state database. Cloning shares the one connection.
+#[derive(Debug, Clone)]
+pub struct Store {
+    connection: Arc<Mutex<Connection>>,
+    /// The file's path (or `:memory:`), for error messages.
+    name: Arc<str>,
+}
+
+impl Store {
+    /// Open or create the database at `path` (creating parent folders) and migrate it.
+    pub fn open(path: &Path) -> Result<Store> {
+        Store::open_counting_migrations(path).map(|(store, _)| store)
+    }
+
+    /// An in-memory store for unit tests.
+    pub fn in_memory() -> Result<Store> {
+        let connection = Connection::open_in_memory().map_err(|source| {
+            Error::new(
+                ErrorKind::State,
+                "cannot create an in-memory state database",
+            )
+            .with_source(source)
+        })?;
+        Store::from_connection(connection, IN_MEMORY).map(|(store, _)| store)
+    }
+
+    fn open_counting_migrations(path: &Path) -> Result<(Store, usize)> {
+        if let Some(parent) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|err| Error::io("create", parent, err))?;
+        }
+        let name = path.display().to_string();
+        let connection = Connection::open(path).map_err(|source| {
+            Error::new(
+                ErrorKind::State,
+                format!("cannot open the state database `{name}`"),
+            )
+            .with_source(source)
+        })?;
+        Store::from_connection(connection, &name)
+    }
+
+    fn from_connection(mut connection: Connection, name: &str) -> Result<(Store, usize)> {
+        let failed = |source: rusqlite::Error| {
+            Error::new(
+                ErrorKind::State,
+                format!("cannot configure the state database `{name}`"),
+            )
+            .with_source(source)
+        };
+        // Another process (a second `engine` started by mistake, or `sqlite3`) waits for the
+        // lock instead of failing at once.
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+        // WAL lets readers (`engine state` while a run goes on) work beside the writer, and
+        // FULL syncs every commit so a confirmed write survives a power cut. An in-memory
+        // database answers `memory` and keeps its own journal, which is fine for tests.
+        let _mode: String = connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(failed)?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(failed)?;
+        // Off by default in SQLite; on so that any reference a later migration adds is kept.
+        connection
+            .pragma_update(None, "foreign_keys", true)
+            .map_err(failed)?;
+        let applied = schema::migrate(&mut connection, name)?;
+        let store = Store {
+            connection: Arc::new(Mutex::new(connection)),
+            name: name.into(),
+        };
+        Ok((store, applied))
+    }
+
+    /// The schema version of the database (the number of migrations applied).
+    pub fn schema_version(&self) -> Result<u32> {
+        schema::version(&self.lock()).map_err(self.failed("read the schema version".to_string()))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A thread that panicked while holding the lock cannot have left a change half done:
+        // an open transaction rolls back when it is dropped during unwinding. So the
+        // connection behind a poisoned lock is consistent and can be used.
+        self.connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Wrap a database error as "cannot {action} in the state database `{name}`".
+    fn failed(&self, action: String) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        move |source| {
+            Error::new(
+                ErrorKind::State,
+                format!("cannot {action} in the state database `{}`", self.name),
+            )
+            .with_source(source)
+        }
+    }
+
+    /// The instant up to which every record of `flow` has been written or parked.
+    pub fn cursor(&self, flow: &str) -> Result<Option<DateTime<Utc>>> {
+        self.lock()
+            .query_row("SELECT value FROM cursors WHERE flow = ?1", [flow], |row| {
+                row.get::<_, Time>(0)
+            })
+            .optional()
+            .map(|time| time.map(|time| time.0))
+            .map_err(self.failed(format!("read the cursor of flow `{flow}`")))
+    }
+
+    /// Move the cursor forward only; a value at or before the current cursor is ignored
+    /// (returns false).
+    pub fn advance_cursor(
+        &self,
+        flow: &str,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        // Times are stored as fixed-width UTC text, so comparing the text compares the
+        // instants, and the check and the write are one statement.
+        let changed = self
+            .lock()
+            .execute(
+                "INSERT INTO cursors (flow, value, updated) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (flow) DO UPDATE SET value = excluded.value, updated = excluded.updated
+                 WHERE excluded.value > cursors.value",
+                params![flow, Time(to), Time(now)],
+            )
+            .map_err(self.failed(format!("advance the cursor of flow `{flow}`")))?;
+        Ok(changed == 1)
+    }
+
+    /// Set the cursor to any instant, earlier or later (the user's explicit reset).
+    pub fn reset_cursor(&self, flow: &str, to: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+        self.lock()
+            .execute(
+                "INSERT INTO cursors (flow, value, updated) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (flow) DO UPDATE SET value = excluded.value, updated = excluded.updated",
+                params![flow, Time(to), Time(now)],
+            )
+            .map_err(self.failed(format!("reset the cursor of flow `{flow}`")))?;
+        Ok(())
+    }
+
+    /// Record the start of a run; returns its id for [`Store::finish_run`].
+    pub fn start_run(&self, flow: &str, kind: RunKind, now: DateTime<Utc>) -> Result<i64> {
+        let connection = self.lock();
+        connection
+            .execute(
+                "INSERT INTO runs (flow, kind, started) VALUES (?1, ?2, ?3)",
+                params![flow, kind, Time(now)],
+            )
+            .map_err(self.failed(format!("record a run of flow `{flow}`")))?;
+        Ok(connection.last_insert_rowid())
+    }
+
+    /// Record the end of a run that was started and not finished yet.
+    pub fn finish_run(&self, run_id: i64, summary: &RunSummary, now: DateTime<Utc>) -> Result<()> {
+        if !RUN_OUTCOMES.contains(&summary.outcome.as_str()) {
+            return Err(Error::new(
+                ErrorKind::State,
+                format!(
+                    "unknown run outcome `{}`: expected `ok`, `partial` or `failed`",
+                    summary.outcome
+                ),
+            ));
+        }
+        let changed = self
+            .lock()
+            .execute(
+                "UPDATE runs SET finished = ?2, outcome = ?3, window_from = ?4, window_to = ?5,
+                     read = ?6, written = ?7, skipped = ?8, failed = ?9, message = ?10
+                 WHERE id = ?1 AND finished IS NULL",
+                params![
+                    run_id,
+                    Time(now),
+                    summary.outcome,
+                    summary.window_from.map(Time),
+                    summary.window_to.map(Time),
+                    summary.read,
+                    summary.written,
+                    summary.skipped,
+                    summary.failed,
+                    summary.message,
+                ],
+            )
+            .map_err(self.failed(format!("finish run `{run_id}`")))?;
+        if changed == 0 {
+            return Err(Error::new(
+                ErrorKind::State,
+                format!("run `{run_id}` does not exist or has already finished"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The last `limit` runs of `flow`, newest first.
+    pub fn runs(&self, flow: &str, limit: usize) -> Result<Vec<Run>> {
+        let connection = self.lock();
+        let failed = || self.failed(format!("read the runs of flow `{flow}`"));
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT id, kind, started, finished, outcome, window_from, window_to,
+                        read, written, skipped, failed, message
+                 FROM runs WHERE flow = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(failed())?;
+        // SQLite limits are signed; a limit beyond i64 means "all" anyway.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(params![flow, limit], run_from_row)
+            .map_err(failed())?;
+        rows.collect::<rusqlite::Result<Vec<Run>>>()
+            .map_err(failed())
+    }
+}
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
+    let finished: Option<Time> = row.get("finished")?;
+    let summary = match finished {
+        None => None,
+        Some(_) => Some(RunSummary {
+            outcome: row.get("outcome")?,
+            window_from: row.get::<_, Option<Time>>("window_from")?.map(|t| t.0),
+            window_to: row.get::<_, Option<Time>>("window_to")?.map(|t| t.0),
+            read: row.get("read")?,
+            written: row.get("written")?,
+            skipped: row.get("skipped")?,
+            failed: row.get("failed")?,
+            message: row.get("message")?,
+        }),
+    };
+    Ok(Run {
+        id: row.get("id")?,
+        kind: row.get("kind")?,
+        started: row.get::<_, Time>("started")?.0,
+        finished: finished.map(|t| t.0),
+        summary,
+    })
+}
+
+/// An instant as the database stores it: RFC 3339 UTC text with nanoseconds, fixed width so
+/// that text order is time order, and exact so that what is read is what was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Time(DateTime<Utc>);
+
+impl ToSql for Time {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(
+            self.0.to_rfc3339_opts(SecondsFormat::Nanos, true),
+        ))
+    }
+}
+
+impl FromSql for Time {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Time> {
+        let text = value.as_str()?;
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| Time(time.with_timezone(&Utc)))
+            .map_err(|err| FromSqlError::Other(Box::new(err)))
+    }
+}
+
+impl ToSql for Status {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for Status {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Status> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|err: Error| FromSqlError::Other(Box::new(err)))
+    }
+}
+
+impl ToSql for RunKind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for RunKind {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<RunKind> {
+        value
+            .as_str()?
+            .parse()
+            .map_err(|err: Error| FromSqlError::Other(Box::new(err)))
+    }
+}

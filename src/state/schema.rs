@@ -1,0 +1,137 @@
+//! The state database's schema and its migrations.
+//!
+//! The schema version lives in SQLite's `PRAGMA user_version`. Each entry of [`MIGRATIONS`]
+//! takes the database from version `n` to `n + 1` and runs in one transaction together with
+//! the version bump, so a crash mid-migration leaves the previous version intact. Migrations
+//! are only ever appended: a released one is never edited.
+//!
+//! This module knows tables, not records: reading and writing rows is the business of
+//! `state` itself.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// One SQL script per schema version; index 0 creates version 1.
+///
+/// Every table is `STRICT`, so a value of the wrong type is an error instead of being stored
+/// silently. Times are RFC 3339 UTC text of fixed width (nanoseconds, `Z`), so text order is
+/// time order and `sqlite3` users can pass them to `datetime()`.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE cursors (
+    flow    TEXT PRIMARY KEY NOT NULL CHECK (flow <> ''),
+    value   TEXT NOT NULL,
+    updated TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE ledger (
+    flow          TEXT NOT NULL CHECK (flow <> ''),
+    key           TEXT NOT NULL CHECK (key <> ''),
+    status        TEXT NOT NULL CHECK (status IN ('in_flight', 'done', 'failed', 'conflict')),
+    hash          TEXT,
+    target_id     TEXT,
+    target_number TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error    TEXT,
+    error_field   TEXT,
+    source        TEXT CHECK (source IS NULL OR json_valid(source)),
+    modified      TEXT,
+    first_seen    TEXT NOT NULL,
+    updated       TEXT NOT NULL,
+    -- When the target first confirmed the key. Set once, never cleared: from then on the
+    -- key is in the target and must never be sent as a new record again.
+    done_at       TEXT,
+    PRIMARY KEY (flow, key),
+    CHECK (status <> 'done' OR done_at IS NOT NULL),
+    -- A written key can only be done, or done and reported as changed since (conflict).
+    CHECK (done_at IS NULL OR status IN ('done', 'conflict'))
+) STRICT;
+
+CREATE INDEX ledger_by_status ON ledger (flow, status, first_seen);
+
+-- The ledger is the exactly-once guarantee, so "once done, done" holds here and not only in
+-- the Rust that writes it: a late failure report, a release or a resend mark for a written
+-- key is skipped (RAISE(IGNORE) drops that one change and keeps the transaction going).
+CREATE TRIGGER ledger_done_is_never_downgraded
+BEFORE UPDATE OF status, done_at ON ledger
+WHEN OLD.done_at IS NOT NULL
+ AND (NEW.status NOT IN ('done', 'conflict') OR NEW.done_at IS NOT OLD.done_at)
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TRIGGER ledger_done_is_never_deleted
+BEFORE DELETE ON ledger
+WHEN OLD.done_at IS NOT NULL
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    flow        TEXT NOT NULL CHECK (flow <> ''),
+    kind        TEXT NOT NULL CHECK (kind IN ('run', 'dry_run', 'backfill', 'retry')),
+    started     TEXT NOT NULL,
+    -- NULL while running, and forever for a run that crashed.
+    finished    TEXT,
+    outcome     TEXT CHECK (outcome IN ('ok', 'partial', 'failed')),
+    window_from TEXT,
+    window_to   TEXT,
+    read        INTEGER CHECK (read >= 0),
+    written     INTEGER CHECK (written >= 0),
+    skipped     INTEGER CHECK (skipped >= 0),
+    failed      INTEGER CHECK (failed >= 0),
+    message     TEXT,
+    CHECK ((finished IS NULL) = (outcome IS NULL))
+) STRICT;
+
+CREATE INDEX runs_by_flow ON runs (flow, id);
+"#];
+
+/// The schema version this build of `engine` writes.
+pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
+
+/// The database's schema version (0 for a new, empty database).
+pub(crate) fn version(connection: &Connection) -> rusqlite::Result<u32> {
+    connection.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Bring the database up to [`LATEST`]; returns how many migrations ran (0 when it was
+/// already up to date, in which case nothing was written).
+pub(crate) fn migrate(connection: &mut Connection, name: &str) -> Result<usize> {
+    let failed = |source: rusqlite::Error| {
+        Error::new(
+            ErrorKind::State,
+            format!("cannot migrate the state database `{name}`"),
+        )
+        .with_source(source)
+    };
+    let mut applied = 0;
+    loop {
+        // IMMEDIATE takes the write lock before reading the version, so two processes opening
+        // the same new file cannot both run the same migration.
+        let tx = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed)?;
+        let current = version(&tx).map_err(failed)?;
+        if current > LATEST {
+            return Err(Error::new(
+                ErrorKind::State,
+                format!(
+                    "the state database `{name}` has schema version `{current}`, newer than \
+                     version `{LATEST}` of this engine"
+                ),
+            )
+            .with_hint("use the engine release that wrote it, or a newer one"));
+        }
+        let Some(script) = MIGRATIONS.get(current as usize) else {
+            // Up to date: dropping `tx` rolls back a transaction that wrote nothing.
+            return Ok(applied);
+        };
+        tx.execute_batch(script).map_err(failed)?;
+        tx.pragma_update(None, "user_version", current + 1)
+            .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+        applied += 1;
+    }
+}
