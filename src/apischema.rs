@@ -506,13 +506,11 @@ impl<'a> MappingCheck<'a> {
                 return self.vars.get(key).map(Shape::of_json);
             }
             let path = self.source_path(source, bindings)?;
-            if let (Some(schema), Some(_)) = (self.source, self.source.map(|s| s.field(&path))) {
-                if let Resolved::Found(found) = schema.field(&path) {
-                    let shapes = schema_shapes(found);
-                    if shapes.len() == 1 {
-                        return Some(shapes[0]);
-                    }
-                }
+            if let Some(schema) = self.source
+                && let Resolved::Found(found) = schema.field(&path)
+                && let [shape] = schema_shapes(found)[..]
+            {
+                return Some(shape);
             }
         }
         None

@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::check;
@@ -15,6 +16,7 @@ use crate::diagnostic;
 use crate::error::{Error, ErrorKind, ExitCode, Result};
 use crate::preview;
 use crate::request::Env;
+use crate::run::commands;
 use crate::sim;
 
 /// Declarative data integration: WDT refund stock-ins into Kingdee sales return bills, and
@@ -26,6 +28,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check flows and connectors offline and report every problem at once.
@@ -49,6 +53,63 @@ pub enum Command {
         #[arg(long)]
         input: PathBuf,
     },
+    /// Run a flow: read new records, map them, write them exactly once, move the cursor.
+    ///
+    /// Exit code 0: every record written; 1: some records were parked (see `engine failed`);
+    /// 3: the flow is invalid; 4: the run stopped (credentials refused, an API unreachable).
+    Run {
+        /// The flow file.
+        flow: PathBuf,
+        /// Fetch and map, print the request bodies that would be sent; write nothing, move no cursor.
+        #[arg(long)]
+        dry_run: bool,
+        /// Re-sync from this time instead of the cursor (`2024-01-01 00:00:00` Asia/Shanghai, or RFC 3339); the cursor does not move.
+        #[arg(long, value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        /// Re-sync up to this time (default: now minus the flow's lag); the cursor does not move.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<DateTime<Utc>>,
+        /// Run against the built-in WDT and Kingdee sandboxes, started in this process.
+        #[arg(long)]
+        sandbox: bool,
+        /// With `--sandbox`: keep the sandboxes running after the run, until Ctrl-C.
+        #[arg(long, requires = "sandbox")]
+        keep_sandbox: bool,
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// Show a flow's cursor, its records by status and its last runs.
+    State {
+        /// The flow file.
+        flow: PathBuf,
+        /// Set the cursor (`2024-01-01 00:00:00` Asia/Shanghai, or RFC 3339): the next run starts there.
+        #[arg(long)]
+        reset_cursor: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// List a flow's parked records (rejected by the target or impossible to map) with their reasons.
+    Failed {
+        /// The flow file.
+        flow: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// Send parked records again (all of them, or the given keys), with the flow as it is now.
+    Retry {
+        /// The flow file.
+        flow: PathBuf,
+        /// Keys of the records to retry (e.g. WDT order numbers); none means every parked record.
+        keys: Vec<String>,
+        #[command(flatten)]
+        state: StateDir,
+    },
     /// Print the JSON Schema of flow or connector files (as shipped in `schemas/`).
     Schema {
         #[arg(value_enum)]
@@ -57,6 +118,18 @@ pub enum Command {
     /// Run the built-in sandboxes of the WDT and Kingdee APIs.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+/// Where the state database lives.
+#[derive(Debug, clap::Args)]
+pub struct StateDir {
+    /// Folder of the state database (`state.db`). Default: `.engine/` next to the flow file.
+    #[arg(long, env = "ENGINE_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn parse_time(text: &str) -> std::result::Result<DateTime<Utc>, String> {
+    crate::time::parse_instant(text)
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -121,6 +194,46 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(check::report(&mut outcome, format))
         }
         Command::Preview { flow, input } => preview::preview(&flow, &input, &process_env()),
+        Command::Run {
+            flow,
+            dry_run,
+            since,
+            until,
+            sandbox,
+            keep_sandbox,
+            state,
+        } => {
+            let request = commands::RunRequest {
+                flow,
+                dry_run,
+                since,
+                until,
+                state_dir: state.state_dir,
+                sandbox,
+                keep_sandbox,
+            };
+            runtime()?.block_on(commands::run(request, process_env()))
+        }
+        Command::State {
+            flow,
+            reset_cursor,
+            json,
+            state,
+        } => commands::state(
+            &flow,
+            state.state_dir.as_deref(),
+            reset_cursor.as_deref(),
+            json,
+        ),
+        Command::Failed { flow, json, state } => {
+            commands::failed(&flow, state.state_dir.as_deref(), json)
+        }
+        Command::Retry { flow, keys, state } => runtime()?.block_on(commands::retry(
+            &flow,
+            state.state_dir.as_deref(),
+            keys,
+            process_env(),
+        )),
         Command::Schema { which } => {
             let schema = match which {
                 SchemaKind::Flow => config::flow_schema(),

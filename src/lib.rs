@@ -16,6 +16,7 @@ pub mod http;
 pub mod preview;
 pub mod record;
 pub mod request;
+pub mod run;
 pub mod secret;
 pub mod sign;
 pub mod sim;

@@ -1,3 +1,4 @@
 //! Writing to a target: batches, per-record outcomes, and finding what was already written.
 
 pub mod results;
+pub mod writer;

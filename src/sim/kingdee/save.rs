@@ -591,14 +591,13 @@ fn fill_defaults(
             name: record.name.clone(),
         })
     };
-    if !candidate.sub_head.contains_key("FSettleCurrId") {
-        if let Some(cell) = config
+    if !candidate.sub_head.contains_key("FSettleCurrId")
+        && let Some(cell) = config
             .default_settle_currency
             .as_deref()
             .and_then(|number| base(Table::Currencies, number))
-        {
-            candidate.sub_head.insert("FSettleCurrId", cell);
-        }
+    {
+        candidate.sub_head.insert("FSettleCurrId", cell);
     }
     if let Some(currency) = candidate.sub_head.get("FSettleCurrId").cloned() {
         candidate.sub_head.entry("FLocalCurrId").or_insert(currency);

@@ -204,10 +204,10 @@ impl Cell {
 pub fn decimal_json(decimal: Decimal) -> Value {
     use rust_decimal::prelude::ToPrimitive;
     let normal = decimal.normalize();
-    if normal.scale() == 0 {
-        if let Some(integer) = normal.to_i64() {
-            return json!(integer);
-        }
+    if normal.scale() == 0
+        && let Some(integer) = normal.to_i64()
+    {
+        return json!(integer);
     }
     normal.to_f64().map_or(Value::Null, |float| json!(float))
 }

@@ -120,11 +120,11 @@ fn credentials(headers: &HeaderMap) -> Credentials {
             continue;
         };
         for pair in text.split(';') {
-            if let Some((name, value)) = pair.split_once('=') {
-                if name.trim().eq_ignore_ascii_case(header::SESSION_ID) && !value.trim().is_empty()
-                {
-                    session_ids.push(value.trim().to_string());
-                }
+            if let Some((name, value)) = pair.split_once('=')
+                && name.trim().eq_ignore_ascii_case(header::SESSION_ID)
+                && !value.trim().is_empty()
+            {
+                session_ids.push(value.trim().to_string());
             }
         }
     }

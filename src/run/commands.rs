@@ -1,0 +1,364 @@
+//! The commands around a run: `run` (with `--sandbox`), `state`, `failed` and `retry`.
+//!
+//! Each loads the flow (refusing an invalid one with the same diagnostics as `check`), finds
+//! the state database, calls into `run`, and prints for people (stderr) or scripts (stdout).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::check;
+use crate::config::{self, model::Flow};
+use crate::error::{Error, ExitCode, Result};
+use crate::http::retry::Sleeper;
+use crate::request::Env;
+use crate::run::progress::Progress;
+use crate::run::{self, Options, Summary};
+use crate::sim;
+use crate::state::{Status, Store};
+use crate::time::{self, SystemClock, wall_clock};
+
+/// The state database of a flow: `<state dir>/state.db`, the state dir being the one given,
+/// else `.engine/` next to the flow file.
+pub fn store_path(flow_file: &Path, state_dir: Option<&Path>) -> PathBuf {
+    let dir = match state_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => flow_file.parent().unwrap_or(Path::new(".")).join(".engine"),
+    };
+    dir.join("state.db")
+}
+
+fn load(flow_file: &Path) -> Result<Arc<Flow>> {
+    let loaded = config::load_flow(flow_file);
+    match loaded.value {
+        Some(flow) => Ok(Arc::new(flow)),
+        None => Err(check::load_failure(&loaded)),
+    }
+}
+
+/// What `engine run` was asked.
+pub struct RunRequest {
+    pub flow: PathBuf,
+    pub dry_run: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub state_dir: Option<PathBuf>,
+    pub sandbox: bool,
+    pub keep_sandbox: bool,
+}
+
+pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
+    let flow = load(&request.flow)?;
+    let progress = Arc::new(Progress::for_stderr());
+    let mut sandbox_dir = None;
+    let sandboxes = if request.sandbox {
+        let common = sim::CommonOptions::default();
+        let sandboxes = sim::Sandboxes::start(
+            &common,
+            Some(&sim::wdt::WdtOptions::default()),
+            Some(&sim::kingdee::KingdeeOptions::default()),
+        )
+        .await?;
+        let vars = sandboxes.env();
+        progress.line(format!(
+            "sandboxes: WDT at {}, Kingdee at {}",
+            vars.get("WDT_QIMEN_URL").map_or("?", String::as_str),
+            vars.get("KINGDEE_URL").map_or("?", String::as_str)
+        ));
+        env.extend(vars);
+        if request.state_dir.is_none() {
+            // A fresh sandbox holds nothing yet; a fresh ledger goes with it.
+            let dir = std::env::temp_dir().join(format!("engine-sandbox-{}", std::process::id()));
+            sandbox_dir = Some(dir);
+        }
+        Some(sandboxes)
+    } else {
+        None
+    };
+    let state_dir = request.state_dir.clone().or(sandbox_dir.clone());
+    let options = Options {
+        dry_run: request.dry_run,
+        since: request.since,
+        until: request.until,
+        store: store_path(&request.flow, state_dir.as_deref()),
+        sleeper: Sleeper::Tokio,
+        clock: Arc::new(SystemClock),
+    };
+    progress.line(format!(
+        "running flow `{}` ({})",
+        flow.name,
+        flow.description.as_deref().unwrap_or_default()
+    ));
+    let result = run::run(Arc::clone(&flow), env, options, Arc::clone(&progress)).await;
+    let code = match &result {
+        Ok(summary) => {
+            if request.dry_run {
+                for body in &summary.bodies {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(body).expect("JSON serialises")
+                    );
+                }
+                eprintln!(
+                    "dry run: {} request(s) would be sent; nothing was written and the cursor did not move",
+                    summary.bodies.len()
+                );
+            }
+            for line in run::describe(summary) {
+                eprintln!("{line}");
+            }
+            if summary.failed + summary.conflicts > 0 {
+                eprintln!(
+                    "parked records are listed by `engine failed {}` and resent by `engine retry {}`",
+                    request.flow.display(),
+                    request.flow.display()
+                );
+                ExitCode::Partial
+            } else {
+                ExitCode::Ok
+            }
+        }
+        Err(_) => ExitCode::Fatal,
+    };
+    if let Some(sandboxes) = &sandboxes {
+        report_sandbox(sandboxes).await;
+        if request.keep_sandbox {
+            eprintln!("the sandboxes keep running; press Ctrl-C to stop");
+            crate::cli::shutdown_signal().await;
+        }
+    }
+    if let Some(dir) = sandbox_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result.map(|_| code)
+}
+
+/// After a sandbox run: what arrived in the Kingdee sandbox, and how to look.
+async fn report_sandbox(sandboxes: &sim::Sandboxes) {
+    let Some(kingdee) = &sandboxes.kingdee else {
+        return;
+    };
+    let root = format!("http://{}", kingdee.addr);
+    let bills: Option<serde_json::Value> = async {
+        reqwest::get(format!("{root}/_sim/bills"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    }
+    .await;
+    let bills = bills.as_ref().and_then(|b| {
+        b.as_array()
+            .or_else(|| b.get("bills").and_then(|b| b.as_array()))
+    });
+    if let Some(bills) = bills {
+        eprintln!(
+            "the Kingdee sandbox now holds {} sales return bill(s)",
+            bills.len()
+        );
+        if let Some(first) = bills.first() {
+            let number = first.get("FBillNo").and_then(|v| v.as_str()).unwrap_or("?");
+            let status = first
+                .get("FDocumentStatus")
+                .and_then(|v| v.as_str())
+                .unwrap_or("?");
+            eprintln!(
+                "  e.g. {number} (status {status}); add --keep-sandbox and `curl {root}/_sim/bills` to see them all"
+            );
+        }
+    }
+}
+
+/// `engine state FLOW [--reset-cursor TIME]`.
+pub fn state(
+    flow_file: &Path,
+    state_dir: Option<&Path>,
+    reset_cursor: Option<&str>,
+    json_format: bool,
+) -> Result<ExitCode> {
+    let flow = load(flow_file)?;
+    let path = store_path(flow_file, state_dir);
+    let store = Store::open(&path)?;
+    if let Some(text) = reset_cursor {
+        let to = time::parse_instant(text).map_err(Error::usage)?;
+        store.reset_cursor(&flow.name, to, Utc::now())?;
+        eprintln!(
+            "cursor of `{}` set to {} ({})",
+            flow.name,
+            wall_clock(to),
+            to.to_rfc3339()
+        );
+    }
+    let cursor = store.cursor(&flow.name)?;
+    let counts = store.counts(&flow.name)?;
+    let runs = store.runs(&flow.name, 10)?;
+    if json_format {
+        let value = json!({
+            "flow": flow.name,
+            "state": path.display().to_string(),
+            "cursor": cursor.map(|c| c.to_rfc3339()),
+            "counts": counts.iter().map(|(status, n)| (status.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "runs": runs.iter().map(|run| json!({
+                "id": run.id,
+                "kind": run.kind.to_string(),
+                "started": run.started.to_rfc3339(),
+                "finished": run.finished.map(|f| f.to_rfc3339()),
+                "outcome": run.summary.as_ref().map(|s| s.outcome.clone()),
+                "read": run.summary.as_ref().map(|s| s.read),
+                "written": run.summary.as_ref().map(|s| s.written),
+                "skipped": run.summary.as_ref().map(|s| s.skipped),
+                "failed": run.summary.as_ref().map(|s| s.failed),
+                "message": run.summary.as_ref().and_then(|s| s.message.clone()),
+            })).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON serialises")
+        );
+        return Ok(ExitCode::Ok);
+    }
+    println!(
+        "flow `{}` ({}), state in {}",
+        flow.name,
+        flow_file.display(),
+        path.display()
+    );
+    match cursor {
+        Some(cursor) => println!("cursor: {} (Asia/Shanghai)", wall_clock(cursor)),
+        None => println!("cursor: none yet (the first run starts at `source.window.start`)"),
+    }
+    let count = |status: Status| counts.get(&status).copied().unwrap_or(0);
+    println!(
+        "records: {} written, {} parked as failed, {} conflicts, {} in flight",
+        count(Status::Done),
+        count(Status::Failed),
+        count(Status::Conflict),
+        count(Status::InFlight)
+    );
+    if runs.is_empty() {
+        println!("no runs yet");
+    } else {
+        println!("last runs:");
+    }
+    for run in &runs {
+        let finished = match run.finished {
+            Some(finished) => wall_clock(finished),
+            None => "did not finish".to_string(),
+        };
+        match &run.summary {
+            Some(summary) => println!(
+                "  #{:<4} {:<9} {} → {}  {:<8} read {}, written {}, skipped {}, parked {}{}",
+                run.id,
+                run.kind.to_string(),
+                wall_clock(run.started),
+                finished,
+                summary.outcome,
+                summary.read,
+                summary.written,
+                summary.skipped,
+                summary.failed,
+                summary
+                    .message
+                    .as_ref()
+                    .map(|m| format!(" — {m}"))
+                    .unwrap_or_default()
+            ),
+            None => println!(
+                "  #{:<4} {:<9} {} → {finished}",
+                run.id,
+                run.kind.to_string(),
+                wall_clock(run.started)
+            ),
+        }
+    }
+    Ok(ExitCode::Ok)
+}
+
+/// `engine failed FLOW`: the parked records with their reasons.
+pub fn failed(flow_file: &Path, state_dir: Option<&Path>, json_format: bool) -> Result<ExitCode> {
+    let flow = load(flow_file)?;
+    let store = Store::open(&store_path(flow_file, state_dir))?;
+    let parked = store.parked(&flow.name, &[])?;
+    if json_format {
+        let value: Vec<serde_json::Value> = parked
+            .iter()
+            .map(|entry| {
+                json!({
+                    "key": entry.key,
+                    "status": entry.status.to_string(),
+                    "attempts": entry.attempts,
+                    "reason": entry.last_error,
+                    "field": entry.error_field,
+                    "first_seen": entry.first_seen.to_rfc3339(),
+                    "updated": entry.updated.to_rfc3339(),
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON serialises")
+        );
+        return Ok(ExitCode::Ok);
+    }
+    if parked.is_empty() {
+        println!("no parked records for flow `{}`", flow.name);
+        return Ok(ExitCode::Ok);
+    }
+    println!("{} parked record(s) of flow `{}`:", parked.len(), flow.name);
+    for entry in &parked {
+        let field = entry
+            .error_field
+            .as_ref()
+            .map(|f| format!(" [{f}]"))
+            .unwrap_or_default();
+        println!(
+            "{}  {}  attempts {}  last {}{}",
+            entry.key,
+            entry.status,
+            entry.attempts,
+            wall_clock(entry.updated),
+            field
+        );
+        println!(
+            "    {}",
+            entry.last_error.as_deref().unwrap_or("no reason recorded")
+        );
+    }
+    println!(
+        "fix the master data or the mapping, then: engine retry {} [KEY…]",
+        flow_file.display()
+    );
+    Ok(ExitCode::Ok)
+}
+
+/// `engine retry FLOW [KEY…]`.
+pub async fn retry(
+    flow_file: &Path,
+    state_dir: Option<&Path>,
+    keys: Vec<String>,
+    env: Env,
+) -> Result<ExitCode> {
+    let flow = load(flow_file)?;
+    let progress = Arc::new(Progress::for_stderr());
+    let options = Options {
+        dry_run: false,
+        since: None,
+        until: None,
+        store: store_path(flow_file, state_dir),
+        sleeper: Sleeper::Tokio,
+        clock: Arc::new(SystemClock),
+    };
+    let summary: Summary = run::retry(flow, env, options, keys, progress).await?;
+    eprintln!(
+        "{} retried: {} written, {} still parked",
+        summary.read, summary.written, summary.failed
+    );
+    Ok(if summary.failed > 0 {
+        ExitCode::Partial
+    } else {
+        ExitCode::Ok
+    })
+}

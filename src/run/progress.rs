@@ -1,0 +1,163 @@
+//! What a run shows while it works: a live status line on a terminal, plain lines in a log.
+//!
+//! Counters are kept here (atomics, shared by the concurrent writers); the status line shows
+//! the current window, page and counts, and anything worth a line of its own (a failed
+//! record, a retry, a cursor move) is printed above it. Without a terminal every event is a
+//! plain line on stderr, so a scheduler's log tells the story.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::source::reader::ReadProgress;
+use crate::source::window::Window;
+use crate::time::wall_clock;
+
+/// Counts of a run.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub read: AtomicU64,
+    pub written: AtomicU64,
+    pub skipped: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Place {
+    window: String,
+    page: String,
+}
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    pub counts: Counts,
+    place: Mutex<Place>,
+    started: Instant,
+}
+
+impl Progress {
+    /// A status line when stderr is a terminal, else plain lines.
+    pub fn for_stderr() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress {
+            bar,
+            counts: Counts::default(),
+            place: Mutex::new(Place::default()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Plain lines only (tests, `--quiet` pipelines).
+    pub fn plain() -> Progress {
+        Progress {
+            bar: None,
+            counts: Counts::default(),
+            place: Mutex::new(Place::default()),
+            started: Instant::now(),
+        }
+    }
+
+    /// A line of its own.
+    pub fn line(&self, text: impl AsRef<str>) {
+        match &self.bar {
+            Some(bar) => bar.println(text.as_ref()),
+            None => eprintln!("{}", text.as_ref()),
+        }
+    }
+
+    fn refresh(&self) {
+        let Some(bar) = &self.bar else { return };
+        let place = self.place.lock().expect("progress lock");
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        bar.set_message(format!(
+            "{} {} · read {} · written {} · skipped {} · failed {} · {:.0}s",
+            place.window,
+            place.page,
+            count(&self.counts.read),
+            count(&self.counts.written),
+            count(&self.counts.skipped),
+            count(&self.counts.failed),
+            self.started.elapsed().as_secs_f64()
+        ));
+    }
+
+    pub fn read(&self, records: u64) {
+        self.counts.read.fetch_add(records, Ordering::Relaxed);
+        self.refresh();
+    }
+
+    pub fn written(&self, records: u64) {
+        self.counts.written.fetch_add(records, Ordering::Relaxed);
+        self.refresh();
+    }
+
+    pub fn skipped(&self, records: u64) {
+        self.counts.skipped.fetch_add(records, Ordering::Relaxed);
+        self.refresh();
+    }
+
+    pub fn failed(&self, key: &str, message: &str) {
+        self.counts.failed.fetch_add(1, Ordering::Relaxed);
+        self.line(format!("record `{key}` parked: {message}"));
+        self.refresh();
+    }
+
+    pub fn cursor(&self, to: DateTime<Utc>) {
+        if self.bar.is_none() {
+            self.line(format!("cursor moved to {}", wall_clock(to)));
+        }
+    }
+
+    pub fn notice(&self, message: impl AsRef<str>) {
+        self.line(format!("note: {}", message.as_ref()));
+    }
+
+    /// Stop the status line (before the summary is printed).
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl ReadProgress for Progress {
+    fn window(&self, index: usize, count: usize, window: Window) {
+        let text = format!(
+            "window {}/{count} {} .. {}",
+            index + 1,
+            wall_clock(window.start),
+            wall_clock(window.end)
+        );
+        if self.bar.is_none() {
+            eprintln!("{text}");
+        }
+        *self.place.lock().expect("progress lock") = Place {
+            window: text,
+            page: String::new(),
+        };
+        self.refresh();
+    }
+
+    fn page(&self, page: u32, records: usize, total: Option<u64>) {
+        let total = total.map(|t| format!(" of {t}")).unwrap_or_default();
+        let text = format!("page {page}: {records} records{total}");
+        if self.bar.is_none() {
+            eprintln!("  {text}");
+        }
+        self.place.lock().expect("progress lock").page = format!("· {text}");
+        self.refresh();
+    }
+
+    fn notice(&self, message: String) {
+        Progress::notice(self, message);
+    }
+}

@@ -1,0 +1,292 @@
+//! Writing batches exactly once.
+//!
+//! Before a batch is sent its keys are recorded as in flight. The response is read record by
+//! record; a record whose outcome is unknown (the call timed out, the connection dropped, the
+//! response did not mention it) or that the target calls a duplicate of its key is looked up
+//! in the target by key before anything is sent again: found means written, not found means
+//! send again. Every outcome of a batch is then recorded in one transaction. If the target
+//! stays unreachable the records stay in flight and the run stops; the next run looks them
+//! up first. A record rejected for its own data is parked with the target's message.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::config::model::Flow;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::client::{CallError, Client, Payload};
+use crate::http::envelope::Verdict;
+use crate::record::Mapped;
+use crate::request::{self, Env};
+use crate::state::{Outcome, Pending, Store};
+use crate::target::results::{self, RecordResult};
+use crate::template;
+use crate::template::scope::Scope;
+use crate::time::Clock;
+
+/// A mapped record ready to write, with what the ledger keeps about it.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub mapped: Mapped,
+    pub source: Arc<Json>,
+    pub window: Option<usize>,
+}
+
+/// How a record ended, for progress and the cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    Written {
+        key: String,
+        id: Option<String>,
+        number: Option<String>,
+    },
+    Failed {
+        key: String,
+        message: String,
+    },
+}
+
+/// Where a record was found in the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub id: Option<String>,
+    pub number: Option<String>,
+}
+
+/// How many times records whose outcome stayed unknown are sent again within one batch.
+const RESEND_ROUNDS: u32 = 3;
+
+pub struct Writer {
+    pub flow: Arc<Flow>,
+    pub client: Arc<Client>,
+    pub store: Store,
+    pub env: Env,
+    /// The write operation's inputs, evaluated once.
+    pub inputs: Json,
+    /// The lookup operation's inputs, evaluated once.
+    pub lookup_inputs: Json,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Writer {
+    /// Look keys up in the target. Keys not in the map were not found.
+    pub async fn lookup(&self, keys: &[String]) -> Result<HashMap<String, Found>> {
+        let mut found = HashMap::new();
+        let Some(operation) = self.flow.target.lookup_operation() else {
+            return Err(Error::new(ErrorKind::Api, "the outcome of a write is unknown and the flow has no `target.lookup` to verify it")
+                .with_hint("add a lookup operation (for Kingdee: `lookup: bill_query`) so uncertain writes can be checked"));
+        };
+        let rows = operation
+            .rows
+            .as_ref()
+            .expect("lookup operations have rows");
+        for chunk in keys.chunks(rows.max_keys as usize) {
+            let body = request::lookup_body(&self.flow, &self.lookup_inputs, chunk, &self.env)
+                .map_err(|err| {
+                    Error::config(format!("cannot build the lookup body: {}", err.message))
+                        .with_location(err.location)
+                })?;
+            let reply = self
+                .client
+                .call(operation, &self.flow.envelopes, Payload::Json(body), true)
+                .await
+                .map_err(CallError::into_error)?;
+            if let Verdict::Failed { code, message } = &reply.verdict {
+                let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+                return Err(Error::new(
+                    ErrorKind::Api,
+                    format!(
+                        "{} refused the lookup `{}`: {message}{code}",
+                        self.client.name, operation.name
+                    ),
+                ));
+            }
+            for row in rows.path.select(&reply.body) {
+                let ctx = minijinja::Value::from_object(Scope::named(vec![(
+                    Arc::from("row"),
+                    template::from_json(row),
+                )]));
+                let text = |id| -> Option<String> {
+                    let value = self
+                        .flow
+                        .envelopes
+                        .eval(id, &ctx)
+                        .ok()
+                        .filter(|v| !v.is_undefined() && !v.is_none())?;
+                    Some(
+                        value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_string),
+                    )
+                    .filter(|s| !s.is_empty())
+                };
+                if let Some(key) = text(rows.key).filter(|k| chunk.contains(k)) {
+                    found.insert(
+                        key,
+                        Found {
+                            id: text(rows.id),
+                            number: rows.number.and_then(text),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Write one batch; returns how each record ended. An error means the run must stop
+    /// (the records still unresolved stay in flight in the ledger).
+    pub async fn write(&self, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
+        let flow_name = &self.flow.name;
+        let pending: Vec<Pending> = batch
+            .iter()
+            .map(|o| Pending {
+                key: o.mapped.key.clone(),
+                hash: o.mapped.hash.clone(),
+                source: (*o.source).clone(),
+                modified: o.mapped.modified.clone(),
+            })
+            .collect();
+        self.store
+            .mark_in_flight(flow_name, &pending, self.clock.now())?;
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut settled = Vec::new();
+        let mut remaining: Vec<&Outgoing> = batch.iter().collect();
+        let mut round = 0;
+        while !remaining.is_empty() {
+            round += 1;
+            let targets: Vec<Json> = remaining.iter().map(|o| o.mapped.target.clone()).collect();
+            let body = request::write_body(&self.flow, &self.inputs, &targets, &self.env).map_err(
+                |err| {
+                    Error::config(format!("cannot build the request body: {}", err.message))
+                        .with_location(err.location)
+                },
+            )?;
+            let operation = self.flow.target.operation();
+            let per_record: Vec<RecordResult> = match self
+                .client
+                .call(operation, &self.flow.envelopes, Payload::Json(body), false)
+                .await
+            {
+                Ok(reply) => {
+                    let results = operation
+                        .results
+                        .as_ref()
+                        .expect("write operations have results");
+                    let mut per_record = results::classify(results, &reply.body, remaining.len());
+                    if let Verdict::Failed { message, code } = &reply.verdict
+                        && per_record.iter().all(|r| *r == RecordResult::Unknown)
+                        && results.errors.select(&reply.body).is_empty()
+                    {
+                        // The call as a whole was refused (nothing per record): every record fails with that reason.
+                        let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+                        per_record = vec![
+                            RecordResult::Failed {
+                                message: format!("{message}{code}"),
+                                field: None
+                            };
+                            remaining.len()
+                        ];
+                    }
+                    per_record
+                }
+                Err(CallError::Uncertain(_)) => vec![RecordResult::Unknown; remaining.len()],
+                Err(err) => {
+                    self.store
+                        .record_outcomes(flow_name, &outcomes, self.clock.now())?;
+                    return Err(err.into_error());
+                }
+            };
+            // Unknown outcomes, and "duplicate key" refusals, are settled by looking the record up.
+            let key_field = self.flow.key.target.as_str();
+            let mut to_verify: Vec<usize> = Vec::new();
+            for (i, result) in per_record.iter().enumerate() {
+                match result {
+                    RecordResult::Unknown => to_verify.push(i),
+                    RecordResult::Failed {
+                        field: Some(field), ..
+                    } if field.eq_ignore_ascii_case(key_field) => to_verify.push(i),
+                    _ => {}
+                }
+            }
+            let found = if to_verify.is_empty() {
+                HashMap::new()
+            } else {
+                let keys: Vec<String> = to_verify
+                    .iter()
+                    .map(|i| remaining[*i].mapped.key.clone())
+                    .collect();
+                match self.lookup(&keys).await {
+                    Ok(found) => found,
+                    Err(err) => {
+                        self.store
+                            .record_outcomes(flow_name, &outcomes, self.clock.now())?;
+                        return Err(err);
+                    }
+                }
+            };
+            let mut resend = Vec::new();
+            for (record, result) in remaining.iter().zip(per_record) {
+                let key = record.mapped.key.clone();
+                let hash = Some(record.mapped.hash.clone());
+                match (result, found.get(&key)) {
+                    (RecordResult::Done { id, number, .. }, _) => {
+                        settled.push(Settled::Written {
+                            key: key.clone(),
+                            id: id.clone(),
+                            number: number.clone(),
+                        });
+                        outcomes.push(Outcome::Done {
+                            key,
+                            target_id: id,
+                            target_number: number,
+                            hash,
+                        });
+                    }
+                    (_, Some(found)) => {
+                        settled.push(Settled::Written {
+                            key: key.clone(),
+                            id: found.id.clone(),
+                            number: found.number.clone(),
+                        });
+                        outcomes.push(Outcome::Done {
+                            key,
+                            target_id: found.id.clone(),
+                            target_number: found.number.clone(),
+                            hash,
+                        });
+                    }
+                    (RecordResult::Failed { message, field }, None) => {
+                        settled.push(Settled::Failed {
+                            key: key.clone(),
+                            message: message.clone(),
+                        });
+                        outcomes.push(Outcome::Failed {
+                            key,
+                            message,
+                            field,
+                            hash,
+                            source: Some((*record.source).clone()),
+                            modified: record.mapped.modified.clone(),
+                        });
+                    }
+                    (RecordResult::Unknown, None) => resend.push(*record),
+                }
+            }
+            remaining = resend;
+            if !remaining.is_empty() && round >= RESEND_ROUNDS {
+                self.store
+                    .record_outcomes(flow_name, &outcomes, self.clock.now())?;
+                return Err(Error::new(
+                    ErrorKind::Api,
+                    format!("{} records were sent {round} times without a clear answer and are not in {}", remaining.len(), self.client.name),
+                )
+                .with_hint("they stay in flight; the next run looks them up before sending anything"));
+            }
+        }
+        self.store
+            .record_outcomes(flow_name, &outcomes, self.clock.now())?;
+        Ok(settled)
+    }
+}
