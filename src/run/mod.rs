@@ -30,7 +30,7 @@ use crate::request::{self, Env};
 use crate::source::reader::{Read, Reader, Seen, SourceRecord};
 use crate::source::window::{self, Window};
 use crate::state::{Outcome, RunKind, RunSummary, Status, Store};
-use crate::target::writer::{Outgoing, Settled, Writer};
+use crate::target::writer::{Outgoing, RESEND_ROUNDS, Settled, Writer};
 use crate::time::{self, Clock, wall_clock};
 
 pub mod commands;
@@ -70,6 +70,8 @@ pub struct Summary {
     pub conflicts: u64,
     /// In-flight records of an earlier run settled at the start.
     pub recovered: u64,
+    /// Records whose outcome stayed unknown: still in flight, checked first by the next run.
+    pub unresolved: u64,
     pub cursor_before: Option<DateTime<Utc>>,
     pub cursor_after: Option<DateTime<Utc>>,
     /// Request bodies a dry run would have sent.
@@ -78,7 +80,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn outcome(&self) -> &'static str {
-        if self.failed + self.conflicts > 0 {
+        if self.failed + self.conflicts + self.unresolved > 0 {
             "partial"
         } else {
             "ok"
@@ -220,8 +222,11 @@ async fn execute(
         cursor_before: store.cursor(&flow.name)?,
         ..Summary::default()
     };
+    // Keys settled by the recovery are not sent again when this run reads them.
+    let mut recovered = HashSet::new();
     if !options.dry_run {
-        summary.recovered = recover(&shared).await?;
+        recovered = recover(&shared).await?;
+        summary.recovered = recovered.len() as u64;
     }
 
     // Which windows to read.
@@ -309,7 +314,7 @@ async fn execute(
     let semaphore = Arc::new(Semaphore::new(flow.target.concurrency.max(1) as usize));
     let mut writers: JoinSet<WriterResult> = JoinSet::new();
     let mut pending: Vec<SourceRecord> = Vec::new();
-    let mut in_flight: HashSet<String> = HashSet::new();
+    let mut in_flight: HashSet<String> = recovered;
     let mut fatal: Option<Error> = None;
     let batch_size = flow.target.batch_size.max(1) as usize;
     let move_cursor = !options.dry_run && !backfill && flow.source.window.is_some();
@@ -349,6 +354,13 @@ async fn execute(
                                     summary.failed += 1;
                                     progress.failed(key, message);
                                     in_flight.remove(key);
+                                }
+                                Settled::Unresolved { key } => {
+                                    // Its window stays open: the cursor must not pass it.
+                                    summary.unresolved += 1;
+                                    progress.notice(format!("record `{key}` was sent {RESEND_ROUNDS} times without a clear answer and is not in the target; it stays in flight and the next run checks it first"));
+                                    in_flight.remove(key);
+                                    continue;
                                 }
                             }
                             if let Some(window) = window {
@@ -525,11 +537,13 @@ fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
 }
 
 /// Settle what an earlier run left in flight: look it up, then send again what is not there.
-async fn recover(shared: &Shared) -> Result<u64> {
+/// Returns the keys it handled (the run does not send them again when it reads them).
+async fn recover(shared: &Shared) -> Result<HashSet<String>> {
     let flow = &shared.flow;
     let entries = shared.store.in_flight(&flow.name)?;
+    let handled: HashSet<String> = entries.iter().map(|e| e.key.clone()).collect();
     if entries.is_empty() {
-        return Ok(0);
+        return Ok(handled);
     }
     shared.progress.line(format!(
         "{} record(s) were in flight when an earlier run stopped; checking the target first",
@@ -550,7 +564,7 @@ async fn recover(shared: &Shared) -> Result<u64> {
         shared
             .store
             .record_outcomes(&flow.name, &outcomes, Utc::now())?;
-        return Ok(entries.len() as u64);
+        return Ok(handled);
     }
     let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
     let found = shared.writer.lookup(&keys).await?;
@@ -599,15 +613,19 @@ async fn recover(shared: &Shared) -> Result<u64> {
     let resent = resend.len();
     for batch in chunk(resend, flow.target.batch_size.max(1) as usize) {
         for settled in shared.writer.write(batch).await? {
-            if let Settled::Failed { key, message } = settled {
-                shared.progress.failed(&key, &message);
+            match settled {
+                Settled::Failed { key, message } => shared.progress.failed(&key, &message),
+                Settled::Unresolved { key } => shared.progress.notice(format!(
+                    "record `{key}` is still unresolved; it stays in flight"
+                )),
+                Settled::Written { .. } => {}
             }
         }
     }
     shared.progress.line(format!(
         "{written_earlier} of them had arrived; {resent} sent again"
     ));
-    Ok(entries.len() as u64)
+    Ok(handled)
 }
 
 /// Resend parked records (all, or those with the given keys) with the flow as it is now.
@@ -722,6 +740,10 @@ pub async fn retry(
                         summary.failed += 1;
                         progress.failed(&key, &message);
                     }
+                    Settled::Unresolved { key } => {
+                        summary.unresolved += 1;
+                        progress.notice(format!("record `{key}` is still unresolved; it stays in flight and the next run checks it first"));
+                    }
                 }
             }
         }
@@ -776,6 +798,9 @@ pub fn describe(summary: &Summary) -> Vec<String> {
             String::new()
         },
     ));
+    if summary.unresolved > 0 {
+        lines.push(format!("{} record(s) still in flight after {RESEND_ROUNDS} sends without a clear answer: the next run checks them first", summary.unresolved));
+    }
     if summary.recovered > 0 {
         lines.push(format!(
             "{} record(s) left in flight by an earlier run were settled first",

@@ -30,6 +30,7 @@ pub struct Counts {
 struct Place {
     window: String,
     page: String,
+    cursor: String,
 }
 
 pub struct Progress {
@@ -79,13 +80,14 @@ impl Progress {
         let place = self.place.lock().expect("progress lock");
         let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
         bar.set_message(format!(
-            "{} {} · read {} · written {} · skipped {} · failed {} · {:.0}s",
+            "{} {} · read {} · written {} · skipped {} · failed {} {} · {:.0}s",
             place.window,
             place.page,
             count(&self.counts.read),
             count(&self.counts.written),
             count(&self.counts.skipped),
             count(&self.counts.failed),
+            place.cursor,
             self.started.elapsed().as_secs_f64()
         ));
     }
@@ -111,10 +113,10 @@ impl Progress {
         self.refresh();
     }
 
+    /// The cursor moved (shown in the status line; the summary says where it ended).
     pub fn cursor(&self, to: DateTime<Utc>) {
-        if self.bar.is_none() {
-            self.line(format!("cursor moved to {}", wall_clock(to)));
-        }
+        self.place.lock().expect("progress lock").cursor = format!("· cursor {}", wall_clock(to));
+        self.refresh();
     }
 
     pub fn notice(&self, message: impl AsRef<str>) {
@@ -140,10 +142,11 @@ impl ReadProgress for Progress {
         if self.bar.is_none() {
             eprintln!("{text}");
         }
-        *self.place.lock().expect("progress lock") = Place {
-            window: text,
-            page: String::new(),
-        };
+        {
+            let mut place = self.place.lock().expect("progress lock");
+            place.window = text;
+            place.page.clear();
+        }
         self.refresh();
     }
 

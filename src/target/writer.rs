@@ -45,6 +45,11 @@ pub enum Settled {
         key: String,
         message: String,
     },
+    /// Sent several times without a clear answer and not found in the target: it stays in
+    /// flight (holding the cursor) and the next run looks it up first.
+    Unresolved {
+        key: String,
+    },
 }
 
 /// Where a record was found in the target.
@@ -55,7 +60,7 @@ pub struct Found {
 }
 
 /// How many times records whose outcome stayed unknown are sent again within one batch.
-const RESEND_ROUNDS: u32 = 3;
+pub const RESEND_ROUNDS: u32 = 3;
 
 pub struct Writer {
     pub flow: Arc<Flow>,
@@ -276,13 +281,10 @@ impl Writer {
             }
             remaining = resend;
             if !remaining.is_empty() && round >= RESEND_ROUNDS {
-                self.store
-                    .record_outcomes(flow_name, &outcomes, self.clock.now())?;
-                return Err(Error::new(
-                    ErrorKind::Api,
-                    format!("{} records were sent {round} times without a clear answer and are not in {}", remaining.len(), self.client.name),
-                )
-                .with_hint("they stay in flight; the next run looks them up before sending anything"));
+                settled.extend(remaining.iter().map(|record| Settled::Unresolved {
+                    key: record.mapped.key.clone(),
+                }));
+                break;
             }
         }
         self.store

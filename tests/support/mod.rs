@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub mod sandbox;
+pub mod sync;
 pub mod workspace;
 
 /// The path of the built `engine` binary.
