@@ -51,9 +51,11 @@ pub fn preview(flow_file: &Path, input: &Path, env: &Env) -> Result<ExitCode> {
     let inputs = request::target_inputs(flow, env)
         .map_err(|err| eval_error("cannot evaluate the target's params", err))?;
     let batch_size = flow.target.batch_size.max(1) as usize;
-    let targets: Vec<Json> = mapped.iter().map(|m| m.target.clone()).collect();
+    let mapped_count = mapped.len();
+    let mut targets = mapped.into_iter().map(|m| m.target).peekable();
     let mut bodies = 0;
-    for batch in targets.chunks(batch_size) {
+    while targets.peek().is_some() {
+        let batch: Vec<Json> = targets.by_ref().take(batch_size).collect();
         let body = request::write_body(flow, &inputs, batch, env)
             .map_err(|err| eval_error("cannot build the request body", err))?;
         println!(
@@ -65,8 +67,8 @@ pub fn preview(flow_file: &Path, input: &Path, env: &Env) -> Result<ExitCode> {
     let operation = flow.target.operation();
     eprintln!(
         "{} record{} mapped into {bodies} `{}` request{} (POST …/{}); {failures} record{} failed",
-        mapped.len(),
-        if mapped.len() == 1 { "" } else { "s" },
+        mapped_count,
+        if mapped_count == 1 { "" } else { "s" },
         operation.name,
         if bodies == 1 { "" } else { "s" },
         operation.path,

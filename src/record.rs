@@ -11,7 +11,6 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::config::model::Flow;
-use crate::template;
 use crate::template::scope::Scope;
 use crate::tree::{self, EvalError};
 
@@ -36,10 +35,7 @@ pub struct Failure {
 }
 
 fn scope(flow: &Flow, record: Arc<Json>) -> Scope {
-    Scope::for_record(
-        record,
-        vec![(Arc::from("vars"), template::from_json(&flow.vars))],
-    )
+    Scope::for_record(record, vec![(Arc::from("vars"), flow.vars_value.clone())])
 }
 
 /// The key and last-modified time of a source record.

@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 
 use crate::config::model::{Flow, Operation, Param};
 use crate::template;
-use crate::template::scope::Scope;
+use crate::template::scope::{Misses, RecordNode, Scope};
 use crate::tree::{self, EvalError, Node};
 
 /// Environment variables as templates read them.
@@ -35,7 +35,7 @@ pub fn evaluate_params(
 }
 
 fn vars(flow: &Flow) -> (Arc<str>, Value) {
-    (Arc::from("vars"), template::from_json(&flow.vars))
+    (Arc::from("vars"), flow.vars_value.clone())
 }
 
 /// The target operation's inputs (`params` of its body), evaluated.
@@ -66,15 +66,19 @@ fn body(
 pub fn write_body(
     flow: &Flow,
     inputs: &Json,
-    records: &[Json],
+    records: Vec<Json>,
     env: &Env,
 ) -> Result<Json, EvalError> {
     let names = vec![
         vars(flow),
         (Arc::from("params"), template::from_json(inputs)),
+        // The records stay JSON: the body reads them lazily and copies them once, into the result.
         (
             Arc::from("records"),
-            template::from_json(&Json::Array(records.to_vec())),
+            Value::from_object(RecordNode::new(
+                Arc::new(Json::Array(records)),
+                Arc::new(Misses::default()),
+            )),
         ),
     ];
     body(flow, flow.target.operation(), names, env)

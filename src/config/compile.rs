@@ -700,6 +700,7 @@ fn compile_flow(
             target: raw.key.target,
             modified,
         },
+        vars_value: template::from_json(&vars),
         vars,
         value_maps,
         mapping,

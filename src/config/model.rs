@@ -30,6 +30,8 @@ pub struct Flow {
     pub key: Key,
     /// The flow's `vars`, an object.
     pub vars: Json,
+    /// `vars` as templates see it, converted once.
+    pub vars_value: minijinja::Value,
     pub value_maps: Arc<ValueMaps>,
     pub mapping: Node,
     /// Strict templates: the mapping, keys, parameters, bodies and connector settings.

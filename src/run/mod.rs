@@ -498,7 +498,7 @@ async fn dispatch(
         for batch in outgoing.chunks(flow.target.batch_size.max(1) as usize) {
             let targets: Vec<Json> = batch.iter().map(|o| o.mapped.target.clone()).collect();
             let body =
-                request::write_body(flow, inputs, &targets, &shared.writer.env).map_err(|err| {
+                request::write_body(flow, inputs, targets, &shared.writer.env).map_err(|err| {
                     Error::config(format!("cannot build the request body: {}", err.message))
                         .with_location(err.location)
                 })?;

@@ -162,7 +162,7 @@ impl Writer {
         while !remaining.is_empty() {
             round += 1;
             let targets: Vec<Json> = remaining.iter().map(|o| o.mapped.target.clone()).collect();
-            let body = request::write_body(&self.flow, &self.inputs, &targets, &self.env).map_err(
+            let body = request::write_body(&self.flow, &self.inputs, targets, &self.env).map_err(
                 |err| {
                     Error::config(format!("cannot build the request body: {}", err.message))
                         .with_location(err.location)

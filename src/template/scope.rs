@@ -92,25 +92,26 @@ impl RecordNode {
         out
     }
 
-    fn child(&self, step: Step) -> Value {
+    /// The value of `json`, a child of this node reached by `step`. Scalars are returned as
+    /// they are; only objects and arrays need a node of their own (and its path).
+    fn child(&self, json: &Json, step: impl FnOnce() -> Step) -> Value {
+        if let Some(value) = scalar_value(json) {
+            return value;
+        }
         let mut steps = self.steps.clone();
-        steps.push(step);
-        let child = RecordNode {
+        steps.push(step());
+        Value::from_object(RecordNode {
             root: Arc::clone(&self.root),
             steps,
             misses: Arc::clone(&self.misses),
-        };
-        match scalar_value(child.json()) {
-            Some(value) => value,
-            None => Value::from_object(child),
-        }
+        })
     }
 
     /// Look up a field by name, noting a miss.
     pub fn field(&self, key: &str) -> Option<Value> {
         match self.json() {
-            Json::Object(map) if map.contains_key(key) => {
-                Some(self.child(Step::Key(Arc::from(key))))
+            Json::Object(map) if let Some(child) = map.get(key) => {
+                Some(self.child(child, || Step::Key(Arc::from(key))))
             }
             _ => {
                 self.misses.note(self.path_with(key));
@@ -154,7 +155,8 @@ impl Object for RecordNode {
                     index
                 };
                 if index >= 0 && (index as usize) < items.len() {
-                    Some(self.child(Step::Index(index as usize)))
+                    let index = index as usize;
+                    Some(self.child(&items[index], || Step::Index(index)))
                 } else {
                     self.misses.note(self.path_with(&format!("[{index}]")));
                     None

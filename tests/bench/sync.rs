@@ -1,0 +1,190 @@
+//! Benchmarks that print numbers: how fast `engine` maps and syncs, and how much memory it
+//! needs as the number of records grows.
+//!
+//! `cargo bench --bench sync` (or `cargo bench --bench sync -- 2000 20000` for other sizes).
+//! For each size it starts both sandboxes (`engine sim all`) with that many orders, runs the
+//! bundled flow once with `engine run` as a separate process, and prints records per second and
+//! the engine's peak resident memory (VmHWM from /proc). It also times mapping alone through
+//! `engine preview` on a large input. The sandboxes' rate limits are switched off: this
+//! measures the engine, not WDT's 60 calls a minute.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn engine() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_engine"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// Peak resident memory of a process so far, in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+}
+
+/// Run a command to completion, returning (wall time, peak RSS in KiB, stderr).
+fn measure(command: &mut Command) -> (Duration, u64, String) {
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    let mut peak = 0;
+    loop {
+        if let Some(kib) = peak_rss_kib(pid) {
+            peak = peak.max(kib);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    (started.elapsed(), peak, reader.join().unwrap())
+}
+
+fn sync(orders: usize) {
+    let mut sandbox = Command::new(engine())
+        .args([
+            "sim",
+            "all",
+            "--wdt-orders",
+            &orders.to_string(),
+            "--wdt-days",
+            "20",
+            "--wdt-unknown-sku-share",
+            "0",
+            "--wdt-other-status-share",
+            "0",
+            "--wdt-rate-limit",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sandbox.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let env: std::collections::BTreeMap<String, String> = serde_json::from_str(&line).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("mappings"), &dir.path().join("mappings"));
+    copy_dir(&repo().join("schemas"), &dir.path().join("schemas"));
+    let connector = dir.path().join("mappings/connectors/wdt_qimen.yaml");
+    let text = std::fs::read_to_string(&connector).unwrap().replace(
+        "rate_limit: { requests: 50, per: 60s }",
+        "rate_limit: { requests: 100000, per: 60s }",
+    );
+    std::fs::write(&connector, text).unwrap();
+    let start = (chrono::Utc::now() - chrono::Duration::days(21)).to_rfc3339();
+    let (elapsed, peak, stderr) = measure(
+        Command::new(engine())
+            .args(["run", "mappings/refund.yaml"])
+            .current_dir(dir.path())
+            .envs(&env)
+            .env("REFUND_SYNC_START", start)
+            .env("ENGINE_STATE_DIR", dir.path().join("state")),
+    );
+    let _ = sandbox.kill();
+    let _ = sandbox.wait();
+    let written = stderr
+        .lines()
+        .find(|l| l.contains(" written, "))
+        .unwrap_or("?")
+        .to_string();
+    let records: f64 = written
+        .split(" read")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0.0);
+    println!(
+        "sync   {orders:>6} orders: {written}; {:.2} s, {:.0} records/s, peak RSS {:.1} MiB",
+        elapsed.as_secs_f64(),
+        records / elapsed.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+}
+
+fn mapping(records: usize) {
+    let samples: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("mappings/samples/refund_orders.json")).unwrap(),
+    )
+    .unwrap();
+    let valid: Vec<&Value> = samples
+        .iter()
+        .filter(|o| o["shop_no"] != "SHOP99")
+        .collect();
+    let input: Vec<Value> = (0..records)
+        .map(|i| {
+            let mut order = valid[i % valid.len()].clone();
+            order["order_no"] = Value::String(format!("RK{i:010}"));
+            order
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("input.json");
+    std::fs::write(&file, serde_json::to_vec(&input).unwrap()).unwrap();
+    let (elapsed, peak, _) = measure(
+        Command::new(engine())
+            .args(["preview", "mappings/refund.yaml", "--input"])
+            .arg(&file)
+            .current_dir(repo()),
+    );
+    println!(
+        "map    {records:>6} orders: {:.2} s, {:.0} records/s (parse, map, build bodies, print), peak RSS {:.1} MiB",
+        elapsed.as_secs_f64(),
+        records as f64 / elapsed.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![1_000, 10_000]
+    } else {
+        sizes
+    };
+    for &size in &sizes {
+        mapping(size);
+    }
+    for &size in &sizes {
+        sync(size);
+    }
+}
