@@ -6,3 +6,4 @@
 
 pub mod kingdee;
 pub mod qimen;
+pub mod wdt_openapi;
