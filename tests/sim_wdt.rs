@@ -634,7 +634,7 @@ fn inspection_endpoints_change_the_data_and_faults_at_runtime() {
     let requests = client.get("/_sim/requests");
     assert_eq!(requests.as_array().unwrap().len(), 4);
     assert_eq!(requests[0]["params"]["stockin_no"], "RKTEST0001");
-    assert_eq!(requests[1]["outcome"], "injected5xx");
+    assert_eq!(requests[1]["outcome"], "injected_5xx");
 }
 
 #[test]

@@ -402,6 +402,70 @@ mod tests {
         );
     }
 
+    /// One HTTP/1.1 request over a raw socket, so this test needs no client library.
+    async fn raw_get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        Ok(response)
+    }
+
+    #[tokio::test]
+    async fn starts_in_process_with_the_defaults_and_stops_on_shutdown() {
+        let sandbox = start(&CommonOptions::default(), &WdtOptions::default())
+            .await
+            .unwrap();
+        let env: Vec<&str> = sandbox.env().iter().map(|(key, _)| *key).collect();
+        assert_eq!(
+            env,
+            [
+                "WDT_QIMEN_URL",
+                "WDT_APP_KEY",
+                "WDT_APP_SECRET",
+                "WDT_TARGET_APP_KEY",
+                "WDT_SID"
+            ]
+        );
+        assert_eq!(
+            sandbox.qimen_url(),
+            format!("http://{}/router/qm", sandbox.addr)
+        );
+        let addr = sandbox.addr;
+        let response = raw_get(addr, "/_sim/orders").await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.contains("\"order_no\":\"RK"));
+        sandbox.shutdown().await;
+        assert!(
+            raw_get(addr, "/_sim/stats").await.is_err(),
+            "still listening"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_an_io_error_with_a_hint() {
+        let first = start(&CommonOptions::default(), &WdtOptions::default())
+            .await
+            .unwrap();
+        let options = WdtOptions {
+            port: first.addr.port(),
+            ..WdtOptions::default()
+        };
+        let err = start(&CommonOptions::default(), &options)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(
+            err.message().contains(&format!("`{}`", first.addr)),
+            "{}",
+            err.message()
+        );
+        assert!(err.hint().unwrap().contains("--wdt-port"));
+    }
+
     #[test]
     fn options_built_in_code_are_checked_too() {
         let options = WdtOptions {

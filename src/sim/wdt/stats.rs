@@ -44,6 +44,7 @@ pub enum Outcome {
     /// `1012` injected by `rate_limit_rate` or `rate_limit_next`.
     InjectedRateLimit,
     /// HTTP 5xx injected by `error_rate` or `fail_next`.
+    #[serde(rename = "injected_5xx")]
     Injected5xx,
     /// Refused by the business rules (`29xx`).
     Business,
