@@ -7,4 +7,6 @@ mod bundle;
 mod check;
 mod cli;
 mod mapping;
+mod run;
 mod sim_kingdee;
+mod sim_wdt;
