@@ -138,6 +138,8 @@ pub enum SchemaKind {
     Connector,
 }
 
+// Parsed once per process, like `Command`.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// The WDT Qimen router sandbox (`wdt.stockin.order.query.refund`).

@@ -92,12 +92,15 @@ pub fn wall_clock(instant: DateTime<Utc>) -> String {
 /// Parse a span such as `30d`, `12h`, `10m`, `90s` or a combination like `1h30m`.
 pub fn parse_span(text: &str) -> Result<Duration, String> {
     let invalid = || {
-        format!("`{text}` is not a time span: write it like `30d`, `12h`, `10m`, `90s` or `1h30m`")
+        format!(
+            "`{text}` is not a time span: write it like `30d`, `12h`, `10m`, `90s`, `500ms` or `1h30m`"
+        )
     };
     let mut total = Duration::zero();
     let mut digits = String::new();
     let mut any = false;
-    for ch in text.trim().chars() {
+    let mut chars = text.trim().chars().peekable();
+    while let Some(ch) = chars.next() {
         if ch.is_ascii_digit() {
             digits.push(ch);
             continue;
@@ -107,6 +110,10 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
         let unit = match ch {
             'd' => Duration::days(amount),
             'h' => Duration::hours(amount),
+            'm' if chars.peek() == Some(&'s') => {
+                chars.next();
+                Duration::milliseconds(amount)
+            }
             'm' => Duration::minutes(amount),
             's' => Duration::seconds(amount),
             _ => return Err(invalid()),
@@ -122,15 +129,21 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
 
 /// Format a span the way [`parse_span`] reads it (largest units first).
 pub fn format_span(span: Duration) -> String {
-    let mut seconds = span.num_seconds();
-    if seconds == 0 {
+    let mut millis = span.num_milliseconds();
+    if millis == 0 {
         return "0s".to_string();
     }
     let mut out = String::new();
-    for (unit, size) in [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)] {
-        if seconds >= size {
-            out.push_str(&format!("{}{unit}", seconds / size));
-            seconds %= size;
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
+        if millis >= size {
+            out.push_str(&format!("{}{unit}", millis / size));
+            millis %= size;
         }
     }
     out
@@ -168,6 +181,9 @@ mod tests {
 
     #[test]
     fn spans_parse_and_format_round_trip() {
+        assert_eq!(parse_span("250ms").unwrap().num_milliseconds(), 250);
+        assert_eq!(parse_span("1m500ms").unwrap().num_milliseconds(), 60_500);
+        assert_eq!(format_span(Duration::milliseconds(1_500)), "1s500ms");
         for (text, seconds) in [
             ("30d", 30 * 86_400),
             ("1h30m", 5_400),

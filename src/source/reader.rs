@@ -65,12 +65,15 @@ impl Seen {
     }
 
     /// Whether this copy of a record is new (and remember it).
-    pub fn admit(&mut self, key: &str, modified: &Option<String>) -> bool {
+    /// `expected` says the page is a deliberate re-read, whose repeats are not worth counting.
+    pub fn admit(&mut self, key: &str, modified: &Option<String>, expected: bool) -> bool {
         let repeated = [&self.current, &self.previous]
             .iter()
             .any(|seen| seen.get(key) == Some(modified));
         if repeated {
-            self.duplicates += 1;
+            if !expected {
+                self.duplicates += 1;
+            }
             return false;
         }
         self.current.insert(key.to_string(), modified.clone());
@@ -135,6 +138,8 @@ impl Reader<'_> {
                 u32::MAX
             },
         );
+        // Pages read before in this window: their records coming back is the plan, not a duplicate.
+        let mut fetched = std::collections::HashSet::new();
         while let Next::Page(page) = plan.next() {
             let placeholders = Placeholders {
                 last_sync_time: Some(wall_clock(window.start)),
@@ -212,8 +217,9 @@ impl Reader<'_> {
                     Notice::RepeatedPage { page } => format!("page {page} repeated the previous page; the API seems to ignore the page parameter"),
                 });
             }
+            let reread = !fetched.insert(page);
             for record in keyed {
-                if seen.admit(&record.key, &record.modified) {
+                if seen.admit(&record.key, &record.modified, reread) {
                     stats.records += 1;
                     if out.send(Read::Record(record)).await.is_err() {
                         return Err(Error::new(
@@ -251,18 +257,22 @@ mod tests {
         let mut seen = Seen::default();
         let t1 = Some("2024-01-01 10:00:00".to_string());
         let t2 = Some("2024-01-01 11:00:00".to_string());
-        assert!(seen.admit("RK1", &t1));
-        assert!(!seen.admit("RK1", &t1), "the same copy again");
-        assert!(seen.admit("RK1", &t2), "a changed copy goes on");
+        assert!(seen.admit("RK1", &t1, false));
+        assert!(!seen.admit("RK1", &t1, false), "the same copy again");
+        assert!(seen.admit("RK1", &t2, false), "a changed copy goes on");
+        assert!(
+            !seen.admit("RK1", &t2, true),
+            "a planned re-read is not counted"
+        );
         seen.next_window();
         assert!(
-            !seen.admit("RK1", &t2),
+            !seen.admit("RK1", &t2, false),
             "the boundary second is shared with the previous window"
         );
         seen.next_window();
         seen.next_window();
         assert!(
-            seen.admit("RK1", &t2),
+            seen.admit("RK1", &t2, false),
             "older windows are forgotten; the ledger remembers"
         );
         assert_eq!(seen.duplicates, 2);

@@ -12,6 +12,11 @@ pub mod sandbox;
 pub mod sync;
 pub mod workspace;
 
+/// rustls needs a crypto provider per process before a reqwest client is built in a test.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The path of the built `engine` binary.
 pub fn engine_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_engine"))

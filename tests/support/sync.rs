@@ -40,6 +40,7 @@ impl Sync {
                 );
             workspace.write(connector, text);
         }
+        super::install_crypto();
         let sync = Sync {
             sandbox,
             workspace,
