@@ -339,13 +339,7 @@ pub fn evaluate(
     templates: &TemplateSet,
     scope: Scope,
 ) -> Result<Evaluated, EvalError> {
-    let misses = Arc::clone(scope.misses());
-    let mut run = Run {
-        templates,
-        misses,
-        target: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut run = Run::new(templates, &scope);
     match run.node(node, &Value::from_object(scope)) {
         Ok(value) => Ok(Evaluated {
             value: value.unwrap_or(Json::Null),
@@ -367,13 +361,7 @@ pub fn evaluate_template(
     templates: &TemplateSet,
     scope: Scope,
 ) -> Result<Value, EvalError> {
-    let misses = Arc::clone(scope.misses());
-    let mut run = Run {
-        templates,
-        misses,
-        target: Vec::new(),
-        skipped: Vec::new(),
-    };
+    let mut run = Run::new(templates, &scope);
     run.template(id, &Value::from_object(scope))
         .map_err(|failure| match failure {
             Failure::Error(err) => err,
@@ -393,7 +381,16 @@ struct Run<'a> {
     skipped: Vec<String>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(templates: &'a TemplateSet, scope: &Scope) -> Run<'a> {
+        Run {
+            templates,
+            misses: Arc::clone(scope.misses()),
+            target: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
     fn target(&self) -> String {
         let mut out = String::new();
         for segment in &self.target {

@@ -1,12 +1,11 @@
 //! `engine run` against both sandboxes: the refund flow end to end, incremental, exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::engine_binary;
 use crate::support::sync::Sync;
 
 /// SKUs the Kingdee sandbox knows.
@@ -438,14 +437,7 @@ fn a_password_session_that_expires_mid_run_is_renewed_transparently() {
     let mut env = sync.env();
     env.remove("KINGDEE_APP_ID");
     env.remove("KINGDEE_APP_SECRET");
-    let child = Command::new(engine_binary())
-        .args(["run", "mappings/refund.yaml"])
-        .current_dir(sync.workspace.root())
-        .envs(&env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = sync.spawn_run(&env, Stdio::piped());
     // Kill every session twice while the run writes its batches.
     for _ in 0..2 {
         std::thread::sleep(Duration::from_millis(700));
@@ -521,14 +513,7 @@ fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
         "  batch_size: 10\n",
     );
     for delay in [300, 700, 1200] {
-        let mut child = Command::new(engine_binary())
-            .args(["run", "mappings/refund.yaml"])
-            .current_dir(sync.workspace.root())
-            .envs(sync.env())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = sync.spawn_run(&sync.env(), Stdio::null());
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().unwrap();
         child.wait().unwrap();

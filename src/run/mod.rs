@@ -29,7 +29,7 @@ use crate::record;
 use crate::request::{self, Env};
 use crate::source::reader::{Read, Reader, Seen, SourceRecord};
 use crate::source::window::{self, Window};
-use crate::state::{Outcome, RunKind, RunSummary, Status, Store};
+use crate::state::{Entry, Outcome, RunKind, RunSummary, Status, Store};
 use crate::target::writer::{Outgoing, RESEND_ROUNDS, Settled, Writer};
 use crate::time::{self, Clock, wall_clock};
 
@@ -124,8 +124,13 @@ pub async fn run(
     )
     .await;
     progress.finish();
-    let finished = options.clock.now();
-    let summary = match &result {
+    store.finish_run(run_id, &recorded(&result, &progress), options.clock.now())?;
+    result
+}
+
+/// What the run history keeps of a run's result.
+fn recorded(result: &Result<Summary>, progress: &Progress) -> RunSummary {
+    match result {
         Ok(summary) => RunSummary {
             outcome: summary.outcome().to_string(),
             window_from: summary.range.map(|r| r.start),
@@ -136,31 +141,60 @@ pub async fn run(
             failed: summary.failed + summary.conflicts,
             message: None,
         },
-        Err(err) => RunSummary {
-            outcome: "failed".to_string(),
-            window_from: None,
-            window_to: None,
-            read: progress
-                .counts
-                .read
-                .load(std::sync::atomic::Ordering::Relaxed),
-            written: progress
-                .counts
-                .written
-                .load(std::sync::atomic::Ordering::Relaxed),
-            skipped: progress
-                .counts
-                .skipped
-                .load(std::sync::atomic::Ordering::Relaxed),
-            failed: progress
-                .counts
-                .failed
-                .load(std::sync::atomic::Ordering::Relaxed),
-            message: Some(err.message().to_string()),
-        },
+        Err(err) => {
+            // The counts so far, from the progress counters the tasks shared.
+            let count = |counter: &std::sync::atomic::AtomicU64| {
+                counter.load(std::sync::atomic::Ordering::Relaxed)
+            };
+            RunSummary {
+                outcome: "failed".to_string(),
+                window_from: None,
+                window_to: None,
+                read: count(&progress.counts.read),
+                written: count(&progress.counts.written),
+                skipped: count(&progress.counts.skipped),
+                failed: count(&progress.counts.failed),
+                message: Some(err.message().to_string()),
+            }
+        }
+    }
+}
+
+/// The target client and the writer over it, ready to write (logged in unless `dry_run`).
+async fn writer(
+    flow: &Arc<Flow>,
+    env: &Env,
+    options: &Options,
+    store: &Store,
+    progress: &Arc<Progress>,
+) -> Result<Arc<Writer>> {
+    let client = Arc::new(Client::new(
+        &flow.target.connector,
+        &flow.templates,
+        env,
+        options.sleeper.clone(),
+        Arc::clone(&options.clock),
+        notifier(progress),
+    )?);
+    let config_error = |what: &str, err: crate::tree::EvalError| {
+        Error::config(format!("{what}: {}", err.message)).with_location(err.location)
     };
-    store.finish_run(run_id, &summary, finished)?;
-    result
+    let inputs = request::target_inputs(flow, env)
+        .map_err(|err| config_error("cannot evaluate the target's params", err))?;
+    let lookup_inputs = request::lookup_inputs(flow, env)
+        .map_err(|err| config_error("cannot evaluate the lookup's params", err))?;
+    if !options.dry_run {
+        client.start().await.map_err(|err| err.into_error())?;
+    }
+    Ok(Arc::new(Writer {
+        flow: Arc::clone(flow),
+        client,
+        store: store.clone(),
+        env: env.clone(),
+        inputs,
+        lookup_inputs,
+        clock: Arc::clone(&options.clock),
+    }))
 }
 
 fn notifier(progress: &Arc<Progress>) -> Notify {
@@ -184,33 +218,7 @@ async fn execute(
         Arc::clone(&options.clock),
         Arc::clone(&notify),
     )?;
-    let target = Arc::new(Client::new(
-        &flow.target.connector,
-        &flow.templates,
-        &env,
-        options.sleeper.clone(),
-        Arc::clone(&options.clock),
-        notify,
-    )?);
-    let config_error = |what: &str, err: crate::tree::EvalError| {
-        Error::config(format!("{what}: {}", err.message)).with_location(err.location)
-    };
-    let inputs = request::target_inputs(&flow, &env)
-        .map_err(|err| config_error("cannot evaluate the target's params", err))?;
-    let lookup_inputs = request::lookup_inputs(&flow, &env)
-        .map_err(|err| config_error("cannot evaluate the lookup's params", err))?;
-    if !options.dry_run {
-        target.start().await.map_err(|err| err.into_error())?;
-    }
-    let writer = Arc::new(Writer {
-        flow: Arc::clone(&flow),
-        client: Arc::clone(&target),
-        store: store.clone(),
-        env: env.clone(),
-        inputs,
-        lookup_inputs,
-        clock: Arc::clone(&options.clock),
-    });
+    let writer = writer(&flow, &env, options, store, &progress).await?;
     let shared = Shared {
         flow: Arc::clone(&flow),
         store: store.clone(),
@@ -657,116 +665,118 @@ pub async fn retry(
             flow.file.display()
         )));
     }
-    let mut summary = Summary {
-        cursor_before: store.cursor(&flow.name)?,
-        ..Summary::default()
-    };
+    let cursor = store.cursor(&flow.name)?;
     if parked.is_empty() {
         progress.line("no parked records to retry");
-        summary.cursor_after = summary.cursor_before;
-        return Ok(summary);
+        return Ok(Summary {
+            cursor_before: cursor,
+            cursor_after: cursor,
+            ..Summary::default()
+        });
     }
     let run_id = store.start_run(&flow.name, RunKind::Retry, options.clock.now())?;
-    let notify = notifier(&progress);
-    let target = Arc::new(Client::new(
-        &flow.target.connector,
-        &flow.templates,
-        &env,
-        options.sleeper.clone(),
-        Arc::clone(&options.clock),
-        notify,
-    )?);
-    let result = async {
-        let inputs = request::target_inputs(&flow, &env).map_err(|err| Error::config(err.message).with_location(err.location))?;
-        let lookup_inputs = request::lookup_inputs(&flow, &env).map_err(|err| Error::config(err.message).with_location(err.location))?;
-        target.start().await.map_err(|err| err.into_error())?;
-        let writer = Writer { flow: Arc::clone(&flow), client: Arc::clone(&target), store: store.clone(), env: env.clone(), inputs, lookup_inputs, clock: Arc::clone(&options.clock) };
-        let mut outgoing = Vec::new();
-        let mut remapped_failures = Vec::new();
-        let mut acknowledge: Vec<(String, String)> = Vec::new();
-        for entry in &parked {
-            summary.read += 1;
-            let Some(source) = entry.source.clone() else {
-                progress.notice(format!("record `{}` has no stored source record; it cannot be retried", entry.key));
-                continue;
-            };
-            match record::map(&flow, Arc::new(source.clone())) {
-                // A conflict is already in the target: retrying it acknowledges the change
-                // (after checking the record is still there), it never sends a second copy.
-                Ok(mapped) if entry.done_at.is_some() => acknowledge.push((entry.key.clone(), mapped.hash)),
-                Ok(mapped) => outgoing.push(Outgoing { mapped, source: Arc::new(source), window: None }),
-                Err(failure) => {
-                    summary.failed += 1;
-                    progress.failed(&entry.key, &failure.error.message);
-                    remapped_failures.push(Outcome::Failed {
-                        key: entry.key.clone(),
-                        message: failure.error.message.clone(),
-                        field: failure.error.missing_field.clone(),
-                        hash: None,
-                        source: Some(source),
-                        modified: entry.modified.clone(),
+    let result = resend(&flow, &env, &options, &store, &parked, &progress)
+        .await
+        .map(|mut summary| {
+            summary.cursor_before = cursor;
+            summary.cursor_after = cursor;
+            summary
+        });
+    progress.finish();
+    store.finish_run(run_id, &recorded(&result, &progress), options.clock.now())?;
+    result
+}
+
+/// Send `parked` records again: re-mapped with the flow as it is now; a conflict (already in
+/// the target) is acknowledged after a lookup, never sent a second time.
+async fn resend(
+    flow: &Arc<Flow>,
+    env: &Env,
+    options: &Options,
+    store: &Store,
+    parked: &[Entry],
+    progress: &Arc<Progress>,
+) -> Result<Summary> {
+    let writer = writer(flow, env, options, store, progress).await?;
+    let mut summary = Summary::default();
+    let mut outgoing = Vec::new();
+    let mut remapped_failures = Vec::new();
+    let mut acknowledge: Vec<(String, String)> = Vec::new();
+    for entry in parked {
+        summary.read += 1;
+        let Some(source) = entry.source.clone() else {
+            progress.notice(format!(
+                "record `{}` has no stored source record; it cannot be retried",
+                entry.key
+            ));
+            continue;
+        };
+        match record::map(flow, Arc::new(source.clone())) {
+            Ok(mapped) if entry.done_at.is_some() => {
+                acknowledge.push((entry.key.clone(), mapped.hash))
+            }
+            Ok(mapped) => outgoing.push(Outgoing {
+                mapped,
+                source: Arc::new(source),
+                window: None,
+            }),
+            Err(failure) => {
+                summary.failed += 1;
+                progress.failed(&entry.key, &failure.error.message);
+                remapped_failures.push(Outcome::Failed {
+                    key: entry.key.clone(),
+                    message: failure.error.message.clone(),
+                    field: failure.error.missing_field.clone(),
+                    hash: None,
+                    source: Some(source),
+                    modified: entry.modified.clone(),
+                });
+            }
+        }
+    }
+    store.record_outcomes(&flow.name, &remapped_failures, options.clock.now())?;
+    if !acknowledge.is_empty() {
+        let keys: Vec<String> = acknowledge.iter().map(|(key, _)| key.clone()).collect();
+        let found = writer.lookup(&keys).await?;
+        let mut outcomes = Vec::new();
+        for (key, hash) in acknowledge {
+            match found.get(&key) {
+                Some(found) => {
+                    summary.written += 1;
+                    progress.written(1);
+                    outcomes.push(Outcome::Done {
+                        key,
+                        target_id: found.id.clone(),
+                        target_number: found.number.clone(),
+                        hash: Some(hash),
                     });
                 }
-            }
-        }
-        store.record_outcomes(&flow.name, &remapped_failures, options.clock.now())?;
-        if !acknowledge.is_empty() {
-            let keys: Vec<String> = acknowledge.iter().map(|(key, _)| key.clone()).collect();
-            let found = writer.lookup(&keys).await?;
-            let mut outcomes = Vec::new();
-            for (key, hash) in acknowledge {
-                match found.get(&key) {
-                    Some(found) => {
-                        summary.written += 1;
-                        progress.written(1);
-                        outcomes.push(Outcome::Done { key, target_id: found.id.clone(), target_number: found.number.clone(), hash: Some(hash) });
-                    }
-                    None => {
-                        summary.failed += 1;
-                        progress.failed(&key, "the record was written earlier but is no longer in the target; restore or recreate it there by hand");
-                    }
-                }
-            }
-            store.record_outcomes(&flow.name, &outcomes, options.clock.now())?;
-        }
-        for batch in chunk(outgoing, flow.target.batch_size.max(1) as usize) {
-            for settled in writer.write(batch).await? {
-                match settled {
-                    Settled::Written { .. } => {
-                        summary.written += 1;
-                        progress.written(1);
-                    }
-                    Settled::Failed { key, message } => {
-                        summary.failed += 1;
-                        progress.failed(&key, &message);
-                    }
-                    Settled::Unresolved { key } => {
-                        summary.unresolved += 1;
-                        progress.notice(format!("record `{key}` is still unresolved; it stays in flight and the next run checks it first"));
-                    }
+                None => {
+                    summary.failed += 1;
+                    progress.failed(&key, "the record was written earlier but is no longer in the target; restore or recreate it there by hand");
                 }
             }
         }
-        Ok::<(), Error>(())
+        store.record_outcomes(&flow.name, &outcomes, options.clock.now())?;
     }
-    .await;
-    progress.finish();
-    let record = RunSummary {
-        outcome: match &result {
-            Ok(()) => summary.outcome().to_string(),
-            Err(_) => "failed".to_string(),
-        },
-        window_from: None,
-        window_to: None,
-        read: summary.read,
-        written: summary.written,
-        skipped: 0,
-        failed: summary.failed,
-        message: result.as_ref().err().map(|e| e.message().to_string()),
-    };
-    store.finish_run(run_id, &record, options.clock.now())?;
-    result?;
-    summary.cursor_after = summary.cursor_before;
+    for batch in chunk(outgoing, flow.target.batch_size.max(1) as usize) {
+        for settled in writer.write(batch).await? {
+            match settled {
+                Settled::Written { .. } => {
+                    summary.written += 1;
+                    progress.written(1);
+                }
+                Settled::Failed { key, message } => {
+                    summary.failed += 1;
+                    progress.failed(&key, &message);
+                }
+                Settled::Unresolved { key } => {
+                    summary.unresolved += 1;
+                    progress.notice(format!("record `{key}` is still unresolved; it stays in flight and the next run checks it first"));
+                }
+            }
+        }
+    }
     Ok(summary)
 }
 

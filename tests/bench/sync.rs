@@ -9,32 +9,17 @@
 //! measures the engine, not WDT's 60 calls a minute.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn engine() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_engine"))
-}
+#[path = "../support/mod.rs"]
+mod support;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use support::sandbox::SandboxProcess;
+use support::workspace::Workspace;
+use support::{engine_binary as engine, repo_root as repo};
 
 /// Peak resident memory of a process so far, in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -76,50 +61,38 @@ fn measure(command: &mut Command) -> (Duration, u64, String) {
 }
 
 fn sync(orders: usize) {
-    let mut sandbox = Command::new(engine())
-        .args([
-            "sim",
-            "all",
-            "--wdt-orders",
-            &orders.to_string(),
-            "--wdt-days",
-            "20",
-            "--wdt-unknown-sku-share",
-            "0",
-            "--wdt-other-status-share",
-            "0",
-            "--wdt-rate-limit",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sandbox.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let env: std::collections::BTreeMap<String, String> = serde_json::from_str(&line).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("mappings"), &dir.path().join("mappings"));
-    copy_dir(&repo().join("schemas"), &dir.path().join("schemas"));
-    let connector = dir.path().join("mappings/connectors/wdt_qimen.yaml");
-    let text = std::fs::read_to_string(&connector).unwrap().replace(
-        "rate_limit: { requests: 50, per: 60s }",
-        "rate_limit: { requests: 100000, per: 60s }",
+    let sandbox = SandboxProcess::start(&[
+        "all",
+        "--wdt-orders",
+        &orders.to_string(),
+        "--wdt-days",
+        "20",
+        "--wdt-unknown-sku-share",
+        "0",
+        "--wdt-other-status-share",
+        "0",
+        "--wdt-rate-limit",
+        "0",
+    ]);
+    let workspace = Workspace::with_bundle();
+    let connector = "mappings/connectors/wdt_qimen.yaml";
+    workspace.write(
+        connector,
+        workspace.read(connector).replace(
+            "rate_limit: { requests: 50, per: 60s }",
+            "rate_limit: { requests: 100000, per: 60s }",
+        ),
     );
-    std::fs::write(&connector, text).unwrap();
     let start = (chrono::Utc::now() - chrono::Duration::days(21)).to_rfc3339();
     let (elapsed, peak, stderr) = measure(
         Command::new(engine())
             .args(["run", "mappings/refund.yaml"])
-            .current_dir(dir.path())
-            .envs(&env)
+            .current_dir(workspace.root())
+            .envs(&sandbox.env)
             .env("REFUND_SYNC_START", start)
-            .env("ENGINE_STATE_DIR", dir.path().join("state")),
+            .env("ENGINE_STATE_DIR", workspace.path("state")),
     );
-    let _ = sandbox.kill();
-    let _ = sandbox.wait();
+    drop(sandbox);
     let written = stderr
         .lines()
         .find(|l| l.contains(" written, "))

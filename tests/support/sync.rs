@@ -2,6 +2,7 @@
 //! helpers to run `engine` against them and to look at what arrived.
 
 use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
 
 use chrono::{Duration, Utc};
 use serde_json::Value;
@@ -71,6 +72,18 @@ impl Sync {
             .args(args.iter().copied())
             .envs(&self.env())
             .run()
+    }
+
+    /// `engine run mappings/refund.yaml` in the background (to kill it, or to act while it runs).
+    pub fn spawn_run(&self, env: &BTreeMap<String, String>, stderr: Stdio) -> Child {
+        Command::new(super::engine_binary())
+            .args(["run", "mappings/refund.yaml"])
+            .current_dir(self.workspace.root())
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("engine run starts")
     }
 
     /// `engine run mappings/refund.yaml <args…>`.
