@@ -410,6 +410,49 @@ fn refused_credentials_stop_the_run_and_move_no_cursor() {
 }
 
 #[test]
+fn a_user_not_allowed_to_call_the_webapi_stops_the_run_and_parks_nothing() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "30",
+            "--wdt-days",
+            "3",
+            "--kingdee-webapi-allowed",
+            "false",
+        ],
+        4,
+    );
+    let output = sync.run(&[]).code(4);
+    assert!(
+        output.stderr.contains("当前用户未指定允许调用WebAPI接口"),
+        "Kingdee's own message: {}",
+        output.stderr
+    );
+    assert!(parked_keys(&sync).is_empty(), "no record is blamed");
+    let state = sync
+        .engine(&["state", "mappings/refund.yaml", "--json"])
+        .success();
+    let state: Value = serde_json::from_str(&state.stdout).unwrap();
+    assert_eq!(state["cursor"], Value::Null, "{state}");
+    assert_eq!(state["runs"][0]["outcome"], "failed");
+
+    sync.post_kingdee("/_sim/users/apiuser", json!({"webapi_allowed": true}));
+    let output = sync.run(&[]).code(1);
+    let (eligible, unknown) = eligible_and_unknown(&sync.orders());
+    assert!(
+        output.stderr.contains(&format!(
+            "{} written, 0 already written, {} parked",
+            eligible.len(),
+            unknown.len()
+        )),
+        "what the earlier run left in flight counts in this run's summary: {}",
+        output.stderr
+    );
+    assert_eq!(bill_numbers(&sync), eligible);
+    assert_eq!(parked_keys(&sync), unknown);
+}
+
+#[test]
 fn a_password_session_that_expires_mid_run_is_renewed_transparently() {
     let sync = Sync::start(
         &[

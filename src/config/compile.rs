@@ -915,6 +915,7 @@ fn placeholder_envelope() -> Envelope {
         message: id,
         retryable: None,
         reauth: None,
+        fatal: None,
     }
 }
 
@@ -1060,12 +1061,17 @@ fn compile_envelope(
         .reauth
         .as_ref()
         .and_then(|text| cx.expression(doc, &path.key("reauth"), text, Context::Envelope));
+    let fatal = raw
+        .fatal
+        .as_ref()
+        .and_then(|text| cx.expression(doc, &path.key("fatal"), text, Context::Envelope));
     Some(Envelope {
         success: success?,
         code,
         message: message?,
         retryable,
         reauth,
+        fatal,
     })
 }
 

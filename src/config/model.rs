@@ -176,6 +176,7 @@ pub struct Envelope {
     pub message: TemplateId,
     pub retryable: Option<TemplateId>,
     pub reauth: Option<TemplateId>,
+    pub fatal: Option<TemplateId>,
 }
 
 #[derive(Debug, Clone)]

@@ -272,6 +272,11 @@ pub struct RawEnvelope {
     /// True when a failure means the session is gone: the auth strategy logs in again and the call is repeated.
     #[serde(default)]
     pub reauth: Option<String>,
+    /// True when a failure concerns the call as a whole and no record could fix it (no
+    /// permission, licence, a user not allowed to call the API, bad parameters): the run stops
+    /// with the API's message, nothing is parked and the cursor stays.
+    #[serde(default)]
+    pub fatal: Option<String>,
 }
 
 /// HTTP behaviour of a connector.

@@ -50,12 +50,18 @@ pub enum CallError {
     Uncertain(Error),
     /// The credentials are refused.
     Auth(Error),
+    /// The API refused the call as a whole (the envelope's `fatal`): nothing was processed and
+    /// no record could change that.
+    Refused(Error),
 }
 
 impl CallError {
     pub fn into_error(self) -> Error {
         match self {
-            CallError::Unavailable(err) | CallError::Uncertain(err) | CallError::Auth(err) => err,
+            CallError::Unavailable(err)
+            | CallError::Uncertain(err)
+            | CallError::Auth(err)
+            | CallError::Refused(err) => err,
         }
     }
 }
@@ -305,6 +311,19 @@ impl Client {
                     return Err(unavailable(format!(
                         "kept answering `{what}` through {attempts} attempts"
                     )));
+                }
+                Verdict::Fatal { code, message } => {
+                    let code = code.map(|c| format!(" ({c})")).unwrap_or_default();
+                    return Err(CallError::Refused(
+                        Error::new(
+                            ErrorKind::Api,
+                            format!(
+                                "{} refused `{}` as a whole: {message}{code}",
+                                self.name, operation.name
+                            ),
+                        )
+                        .with_hint("this concerns the connection, the user's permissions or the account, not one record; fix it on the API's side and run again (no record was parked, the cursor did not move)"),
+                    ));
                 }
                 verdict => {
                     return Ok(Reply {

@@ -27,6 +27,11 @@ pub enum Verdict {
         code: Option<String>,
         message: String,
     },
+    /// The call as a whole was refused for a reason no record could fix: stop.
+    Fatal {
+        code: Option<String>,
+        message: String,
+    },
     /// A definite failure.
     Failed {
         code: Option<String>,
@@ -69,6 +74,12 @@ pub fn classify(
         return Verdict::Success;
     }
     let code = envelope.code.and_then(text);
+    if envelope.fatal.is_some_and(holds) {
+        return Verdict::Fatal {
+            code,
+            message: message(),
+        };
+    }
     if envelope.retryable.is_some_and(holds) {
         return Verdict::Retryable {
             code,
@@ -201,6 +212,20 @@ mod tests {
                     message: "a; b".into(),
                 },
             ),
+            (
+                json!({"Result": {"ResponseStatus": {"IsSuccess": false, "MsgCode": 11, "Errors": [{"FieldName": null, "Message": "当前用户未指定允许调用WebAPI接口", "DIndex": 0}]}}}),
+                Verdict::Fatal {
+                    code: Some("11".into()),
+                    message: "当前用户未指定允许调用WebAPI接口".into(),
+                },
+            ),
+            (
+                json!({"Result": {"ResponseStatus": {"IsSuccess": false, "MsgCode": 7, "Errors": [{"Message": "许可错误", "DIndex": 0}]}}}),
+                Verdict::Fatal {
+                    code: Some("7".into()),
+                    message: "许可错误".into(),
+                },
+            ),
         ];
         for (body, expected) in cases {
             assert_eq!(
@@ -223,6 +248,13 @@ mod tests {
                 Verdict::Failed {
                     code: Some("9".into()),
                     message: "元数据中标识为FX的字段不存在".into(),
+                },
+            ),
+            (
+                json!([[{"Result": {"ResponseStatus": {"ErrorCode": 500, "IsSuccess": false, "Errors": [{"Message": "当前用户未指定允许调用WebAPI接口", "DIndex": 0}], "MsgCode": 11}}}]]),
+                Verdict::Fatal {
+                    code: Some("11".into()),
+                    message: "当前用户未指定允许调用WebAPI接口".into(),
                 },
             ),
         ];

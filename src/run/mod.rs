@@ -233,8 +233,12 @@ async fn execute(
     // Keys settled by the recovery are not sent again when this run reads them.
     let mut recovered = HashSet::new();
     if !options.dry_run {
-        recovered = recover(&shared).await?;
-        summary.recovered = recovered.len() as u64;
+        let recovery = recover(&shared).await?;
+        summary.recovered = recovery.keys.len() as u64;
+        summary.written += recovery.written;
+        summary.failed += recovery.failed;
+        summary.unresolved += recovery.unresolved;
+        recovered = recovery.keys;
     }
 
     // Which windows to read.
@@ -544,14 +548,28 @@ fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
     out
 }
 
+/// What the recovery of an earlier run's in-flight records did.
+#[derive(Debug, Default)]
+struct Recovery {
+    /// The keys it handled: the run does not send them again when it reads them.
+    keys: HashSet<String>,
+    /// Found in the target, or sent again and written.
+    written: u64,
+    failed: u64,
+    /// Still without a clear answer: they stay in flight for the next run.
+    unresolved: u64,
+}
+
 /// Settle what an earlier run left in flight: look it up, then send again what is not there.
-/// Returns the keys it handled (the run does not send them again when it reads them).
-async fn recover(shared: &Shared) -> Result<HashSet<String>> {
+async fn recover(shared: &Shared) -> Result<Recovery> {
     let flow = &shared.flow;
     let entries = shared.store.in_flight(&flow.name)?;
-    let handled: HashSet<String> = entries.iter().map(|e| e.key.clone()).collect();
+    let mut recovery = Recovery {
+        keys: entries.iter().map(|e| e.key.clone()).collect(),
+        ..Recovery::default()
+    };
     if entries.is_empty() {
-        return Ok(handled);
+        return Ok(recovery);
     }
     shared.progress.line(format!(
         "{} record(s) were in flight when an earlier run stopped; checking the target first",
@@ -572,7 +590,13 @@ async fn recover(shared: &Shared) -> Result<HashSet<String>> {
         shared
             .store
             .record_outcomes(&flow.name, &outcomes, Utc::now())?;
-        return Ok(handled);
+        for outcome in &outcomes {
+            if let Outcome::Failed { key, message, .. } = outcome {
+                shared.progress.failed(key, message);
+            }
+        }
+        recovery.failed = outcomes.len() as u64;
+        return Ok(recovery);
     }
     let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
     let found = shared.writer.lookup(&keys).await?;
@@ -610,30 +634,46 @@ async fn recover(shared: &Shared) -> Result<HashSet<String>> {
             }),
         }
     }
+    shared
+        .store
+        .record_outcomes(&flow.name, &outcomes, Utc::now())?;
     let written_earlier = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Done { .. }))
         .count();
-    shared
-        .store
-        .record_outcomes(&flow.name, &outcomes, Utc::now())?;
+    recovery.written += written_earlier as u64;
     shared.progress.written(written_earlier as u64);
+    for outcome in &outcomes {
+        if let Outcome::Failed { key, message, .. } = outcome {
+            recovery.failed += 1;
+            shared.progress.failed(key, message);
+        }
+    }
     let resent = resend.len();
     for batch in chunk(resend, flow.target.batch_size.max(1) as usize) {
         for settled in shared.writer.write(batch).await? {
             match settled {
-                Settled::Failed { key, message } => shared.progress.failed(&key, &message),
-                Settled::Unresolved { key } => shared.progress.notice(format!(
-                    "record `{key}` is still unresolved; it stays in flight"
-                )),
-                Settled::Written { .. } => {}
+                Settled::Written { .. } => {
+                    recovery.written += 1;
+                    shared.progress.written(1);
+                }
+                Settled::Failed { key, message } => {
+                    recovery.failed += 1;
+                    shared.progress.failed(&key, &message);
+                }
+                Settled::Unresolved { key } => {
+                    recovery.unresolved += 1;
+                    shared.progress.notice(format!(
+                        "record `{key}` is still unresolved; it stays in flight"
+                    ));
+                }
             }
         }
     }
     shared.progress.line(format!(
         "{written_earlier} of them had arrived; {resent} sent again"
     ));
-    Ok(handled)
+    Ok(recovery)
 }
 
 /// Resend parked records (all, or those with the given keys) with the flow as it is now.
