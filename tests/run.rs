@@ -165,7 +165,7 @@ fn a_second_run_sends_nothing_and_new_orders_arrive_incrementally() {
         6,
     );
     sync.workspace
-        .edit("mappings/refund.yaml", "    lag: 2m ", "    lag: 0s ");
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
     sync.run(&[]).success();
     let first = bill_numbers(&sync);
     let saves = |sync: &Sync| sync.kingdee("/_sim/stats").to_string();
@@ -236,8 +236,10 @@ fn orders_that_move_between_pages_while_paging_are_not_lost() {
         "  page_size: 100\n",
         "  page_size: 20\n",
     );
+    // A second of lag: an order bumped while paging leaves the window (its new time is after
+    // the window's end) instead of moving inside it.
     sync.workspace
-        .edit("mappings/refund.yaml", "    lag: 2m ", "    lag: 0s ");
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 1s ");
     sync.run(&[]).success();
     // Orders bumped while paging now carry a later time: the next run reads them.
     std::thread::sleep(Duration::from_millis(1100));
@@ -335,7 +337,7 @@ fn bad_source_records_are_parked_with_their_reasons() {
     sync.post_wdt("/_sim/orders", json!([unknown_shop, bad_quantity]));
     // The injected orders are modified now: read them without waiting for the lag.
     sync.workspace
-        .edit("mappings/refund.yaml", "    lag: 2m ", "    lag: 0s ");
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
     std::thread::sleep(Duration::from_millis(1100));
     let output = sync.run(&[]).code(1);
     assert!(

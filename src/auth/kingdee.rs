@@ -297,6 +297,7 @@ mod tests {
                 "ASP.NET_SessionId=xyz; path=/; HttpOnly".into(),
                 "Theme=standard".into(),
             ],
+            retry_after: None,
             body: Vec::new(),
         });
         let mut request = request();
@@ -314,6 +315,7 @@ mod tests {
         session.observe(&Response {
             status: 200,
             set_cookies: vec!["kdservice-sessionid=abc".into()],
+            retry_after: None,
             body: Vec::new(),
         });
         let generation = session.apply(&mut request(), Utc::now()).unwrap();
@@ -325,6 +327,7 @@ mod tests {
                 attempts: 1,
                 initial_backoff: chrono::Duration::seconds(1),
                 max_backoff: chrono::Duration::seconds(1),
+                ..crate::config::model::Retry::default()
             },
         })
         .unwrap();

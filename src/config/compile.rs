@@ -914,6 +914,7 @@ fn placeholder_envelope() -> Envelope {
         code: None,
         message: id,
         retryable: None,
+        throttled: None,
         reauth: None,
         fatal: None,
     }
@@ -1057,6 +1058,10 @@ fn compile_envelope(
         .retryable
         .as_ref()
         .and_then(|text| cx.expression(doc, &path.key("retryable"), text, Context::Envelope));
+    let throttled = raw
+        .throttled
+        .as_ref()
+        .and_then(|text| cx.expression(doc, &path.key("throttled"), text, Context::Envelope));
     let reauth = raw
         .reauth
         .as_ref()
@@ -1070,6 +1075,7 @@ fn compile_envelope(
         code,
         message: message?,
         retryable,
+        throttled,
         reauth,
         fatal,
     })
@@ -1111,20 +1117,34 @@ fn compile_http(cx: &mut Compiler, doc: &Document, raw: &RawConnector) -> Http {
     });
     let retry_path = path.key("retry");
     let retry = http.retry.as_ref();
+    let defaults = Retry::default();
     let retry = Retry {
-        attempts: retry.and_then(|r| r.attempts).unwrap_or(5).max(1),
+        attempts: retry
+            .and_then(|r| r.attempts)
+            .unwrap_or(defaults.attempts)
+            .max(1),
         initial_backoff: cx.span(
             doc,
             &retry_path.key("initial_backoff"),
             retry.and_then(|r| r.initial_backoff.as_deref()),
-            chrono::Duration::seconds(1),
+            defaults.initial_backoff,
         ),
         max_backoff: cx.span(
             doc,
             &retry_path.key("max_backoff"),
             retry.and_then(|r| r.max_backoff.as_deref()),
-            chrono::Duration::seconds(30),
+            defaults.max_backoff,
         ),
+        throttle_wait: cx.span(
+            doc,
+            &retry_path.key("throttle_wait"),
+            retry.and_then(|r| r.throttle_wait.as_deref()),
+            defaults.throttle_wait,
+        ),
+        throttle_attempts: retry
+            .and_then(|r| r.throttle_attempts)
+            .unwrap_or(defaults.throttle_attempts)
+            .max(1),
     };
     Http {
         timeout,

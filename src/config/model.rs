@@ -175,6 +175,7 @@ pub struct Envelope {
     pub code: Option<TemplateId>,
     pub message: TemplateId,
     pub retryable: Option<TemplateId>,
+    pub throttled: Option<TemplateId>,
     pub reauth: Option<TemplateId>,
     pub fatal: Option<TemplateId>,
 }
@@ -198,6 +199,21 @@ pub struct Retry {
     pub attempts: u32,
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    pub throttle_wait: Duration,
+    pub throttle_attempts: u32,
+}
+
+impl Default for Retry {
+    /// The documented defaults of `http.retry`.
+    fn default() -> Retry {
+        Retry {
+            attempts: 5,
+            initial_backoff: Duration::seconds(1),
+            max_backoff: Duration::seconds(30),
+            throttle_wait: Duration::seconds(30),
+            throttle_attempts: 6,
+        }
+    }
 }
 
 #[derive(Debug)]

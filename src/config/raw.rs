@@ -266,9 +266,15 @@ pub struct RawEnvelope {
     pub code: Option<String>,
     /// The API's error message.
     pub message: String,
-    /// True when a failure is transient and the call may be repeated (rate limits, conflicts).
+    /// True when a failure is transient and the call may be repeated (conflicts, busy servers);
+    /// it is retried with the `http.retry` backoff.
     #[serde(default)]
     pub retryable: Option<String>,
+    /// True when the API refuses the call for calling too often (a rate limit such as WDT's
+    /// `1012`): every call of the connector waits `http.retry.throttle_wait`, then it is repeated.
+    /// HTTP 429 counts as throttled too.
+    #[serde(default)]
+    pub throttled: Option<String>,
     /// True when a failure means the session is gone: the auth strategy logs in again and the call is repeated.
     #[serde(default)]
     pub reauth: Option<String>,
@@ -320,6 +326,13 @@ pub struct RawRetry {
     /// Longest wait between attempts. Default `30s`.
     #[serde(default)]
     pub max_backoff: Option<String>,
+    /// How long every call waits after the API said it is called too often (`throttled`, or
+    /// HTTP 429; a longer `Retry-After` wins). Default `30s`.
+    #[serde(default)]
+    pub throttle_wait: Option<String>,
+    /// How many throttled answers in a row one call accepts before the run stops. Default 6.
+    #[serde(default)]
+    pub throttle_attempts: Option<u32>,
 }
 
 /// One API operation.

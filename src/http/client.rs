@@ -8,6 +8,7 @@
 //! the connector's rate limit, shared by all concurrent callers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value as Json;
 
@@ -176,6 +177,25 @@ impl Client {
         request
     }
 
+    /// The API said it is called too often: hold every call of this connector for the
+    /// throttle wait (or the server's longer `Retry-After`), plus up to a fifth more so that
+    /// concurrent callers do not all come back in the same instant. The next `acquire` waits.
+    fn throttle(&self, retry_after: Option<u64>, why: &str) {
+        let base = self
+            .retry
+            .throttle_wait
+            .to_std()
+            .unwrap_or(Duration::from_secs(30))
+            .max(Duration::from_secs(retry_after.unwrap_or(0)));
+        let wait = base + base.mul_f64(self.jitter.next() / 5.0);
+        self.limiter.hold(wait);
+        (self.notify)(format!(
+            "{}: {why}; every call waits {:.1}s",
+            self.name,
+            wait.as_secs_f64()
+        ));
+    }
+
     async fn pause(&self, attempt: u32, why: &str) {
         let wait = backoff(&self.retry, attempt, self.jitter.next());
         (self.notify)(format!(
@@ -200,8 +220,10 @@ impl Client {
             .as_ref()
             .expect("every operation has an envelope after compiling");
         let attempts = self.retry.attempts.max(1);
+        let throttle_limit = self.retry.throttle_attempts.max(1);
         let mut attempt = 0;
         let mut reauths = 0;
+        let mut throttles = 0;
         loop {
             attempt += 1;
             self.limiter.acquire(&self.sleeper).await;
@@ -244,9 +266,36 @@ impl Client {
                 }
             };
             self.auth.observe(&response);
-            let parsed = serde_json::from_slice::<Json>(&response.body);
+            let parsed = serde_json::from_slice::<Json>(&response.body).map(Arc::new);
             let status = response.status;
-            let transient = status >= 500 || (parsed.is_err() && (200..300).contains(&status));
+            let verdict = parsed
+                .as_ref()
+                .ok()
+                .map(|body| envelope::classify(envelope, envelopes, status, body));
+            let throttled = match &verdict {
+                Some(Verdict::Throttled { code, message }) => Some(match code {
+                    Some(code) => format!("{message} ({code})"),
+                    None => message.clone(),
+                }),
+                _ if status == 429 => {
+                    Some(format!("answered HTTP 429: {}", snippet(&response.body)))
+                }
+                _ => None,
+            };
+            if let Some(why) = throttled {
+                // A refusal for calling too often was not processed: repeating is safe.
+                throttles += 1;
+                if throttles > throttle_limit {
+                    return Err(unavailable(format!(
+                        "kept answering `{why}` through {throttles} waits"
+                    )));
+                }
+                self.throttle(response.retry_after, &why);
+                attempt -= 1;
+                continue;
+            }
+            let transient =
+                status >= 500 || status == 408 || (parsed.is_err() && (200..300).contains(&status));
             if transient {
                 let message = format!("answered HTTP {status}: {}", snippet(&response.body));
                 if !idempotent {
@@ -276,8 +325,7 @@ impl Client {
                     .with_hint("check the connector's base URL and the operation's path"),
                 ));
             };
-            let body = Arc::new(body);
-            match envelope::classify(envelope, envelopes, status, &body) {
+            match verdict.expect("a parsed body has a verdict") {
                 Verdict::Reauth { message } => {
                     reauths += 1;
                     if reauths > REAUTH_LIMIT {
@@ -386,7 +434,16 @@ mod tests {
             post(move || {
                 let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
                 let (status, body) = script[n.min(script.len() - 1)];
-                async move { (StatusCode::from_u16(status).unwrap(), body).into_response() }
+                // Every 429 of the script asks for 90 seconds.
+                let retry_after = if status == 429 { "90" } else { "0" };
+                async move {
+                    (
+                        StatusCode::from_u16(status).unwrap(),
+                        [("Retry-After", retry_after)],
+                        body,
+                    )
+                        .into_response()
+                }
             }),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -406,7 +463,8 @@ envelope:
   success: "body.ok == true"
   message: "body.error"
   retryable: "body.busy == true"
-http: { retry: { attempts: 4, initial_backoff: 1s, max_backoff: 8s } }
+  throttled: "body.limited == true"
+http: { retry: { attempts: 4, initial_backoff: 1s, max_backoff: 8s, throttle_wait: 31s, throttle_attempts: 3 } }
 operations:
   read: { kind: read, encoding: form, records: "$.items[*]" }
 "#,
@@ -527,6 +585,50 @@ operations:
             Err(CallError::Unavailable(err)) => assert!(
                 err.message()
                     .contains("kept answering `调用频繁，请稍后再试` through 4 attempts"),
+                "{}",
+                err.message()
+            ),
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+        assert_eq!(fixture.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_call_waits_out_the_limit_and_is_repeated() {
+        let fixture = fixture(vec![
+            (200, r#"{"limited": true, "error": "调用频繁，请稍后再试"}"#),
+            (429, "slow down"),
+            (200, r#"{"ok": true, "items": []}"#),
+        ])
+        .await;
+        // A write too: a refusal for calling too often was not processed.
+        let reply = call(&fixture, false).await.unwrap();
+        assert_eq!(reply.verdict, Verdict::Success);
+        assert_eq!(fixture.calls.load(Ordering::SeqCst), 3);
+        let waits = fixture.waits.lock().unwrap().clone();
+        assert_eq!(waits.len(), 2, "{waits:?}");
+        let secs: Vec<f64> = waits.iter().map(|w| w.as_secs_f64()).collect();
+        assert!(
+            (30.0..=37.3).contains(&secs[0]),
+            "the throttle wait, with at most a fifth more: {secs:?}"
+        );
+        assert!(
+            (89.0..=108.1).contains(&secs[1]),
+            "a longer Retry-After wins: {secs:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_call_throttled_past_its_limit_stops_with_the_apis_message() {
+        let fixture = fixture(vec![(
+            200,
+            r#"{"limited": true, "error": "调用频繁，请稍后再试"}"#,
+        )])
+        .await;
+        match call(&fixture, true).await {
+            Err(CallError::Unavailable(err)) => assert!(
+                err.message()
+                    .contains("kept answering `调用频繁，请稍后再试` through 4 waits"),
                 "{}",
                 err.message()
             ),

@@ -22,8 +22,13 @@ pub enum Verdict {
     Reauth {
         message: String,
     },
-    /// A transient refusal (rate limit, conflict): repeat later.
+    /// A transient refusal (a conflict, a busy server): repeat after a backoff.
     Retryable {
+        code: Option<String>,
+        message: String,
+    },
+    /// Called too often: every call waits out the API's rate-limit period, then repeats.
+    Throttled {
         code: Option<String>,
         message: String,
     },
@@ -76,6 +81,12 @@ pub fn classify(
     let code = envelope.code.and_then(text);
     if envelope.fatal.is_some_and(holds) {
         return Verdict::Fatal {
+            code,
+            message: message(),
+        };
+    }
+    if envelope.throttled.is_some_and(holds) {
+        return Verdict::Throttled {
             code,
             message: message(),
         };
@@ -139,10 +150,28 @@ mod tests {
                 },
             ),
             (
+                json!({"response": {"flag": "success", "total_count": 0, "stockin_list": []}}),
+                Verdict::Success,
+            ),
+            (
                 json!({"response": {"flag": "failure", "code": "50", "message": "Remote service error", "sub_code": "1012", "sub_message": "调用频繁，请稍后再试"}}),
-                Verdict::Retryable {
+                Verdict::Throttled {
                     code: Some("1012".into()),
                     message: "调用频繁，请稍后再试".into(),
+                },
+            ),
+            (
+                json!({"response": {"errorcode": 1012, "message": "系统调用频繁"}}),
+                Verdict::Throttled {
+                    code: Some("1012".into()),
+                    message: "系统调用频繁".into(),
+                },
+            ),
+            (
+                json!({"error_response": {"code": 50, "msg": "Remote service error", "sub_code": 1012, "sub_msg": "调用频繁"}}),
+                Verdict::Throttled {
+                    code: Some("1012".into()),
+                    message: "调用频繁".into(),
                 },
             ),
             (
@@ -162,7 +191,7 @@ mod tests {
             (
                 json!({"response": {"errorcode": 1, "message": "x"}}),
                 Verdict::Failed {
-                    code: None,
+                    code: Some("1".into()),
                     message: "x".into(),
                 },
             ),

@@ -48,10 +48,12 @@ impl Window {
     }
 }
 
-/// The limiter of one connector (none: no limit).
+/// The limiter of one connector (none: no limit), and the pause every caller keeps after the
+/// API said it is called too often.
 #[derive(Debug)]
 pub struct RateLimiter {
     window: Option<Mutex<Window>>,
+    hold: Mutex<Option<Instant>>,
 }
 
 impl RateLimiter {
@@ -62,15 +64,35 @@ impl RateLimiter {
                 limit.per.to_std().unwrap_or(Duration::from_secs(60)),
             ))
         });
-        RateLimiter { window }
+        RateLimiter {
+            window,
+            hold: Mutex::new(None),
+        }
+    }
+
+    /// No call starts before `for_` has passed from now (a later hold already set wins).
+    pub fn hold(&self, for_: Duration) {
+        let until = Instant::now() + for_;
+        let mut hold = self.hold.lock().expect("rate limit lock");
+        if hold.is_none_or(|current| current < until) {
+            *hold = Some(until);
+        }
     }
 
     /// Wait until a call may start. Returns how long it waited.
     pub async fn acquire(&self, sleeper: &Sleeper) -> Duration {
-        let Some(window) = &self.window else {
-            return Duration::ZERO;
-        };
         let mut waited = Duration::ZERO;
+        let held = *self.hold.lock().expect("rate limit lock");
+        if let Some(until) = held {
+            let now = Instant::now();
+            if until > now {
+                waited += until - now;
+                sleeper.sleep(until - now).await;
+            }
+        }
+        let Some(window) = &self.window else {
+            return waited;
+        };
         loop {
             let decision = window
                 .lock()

@@ -72,6 +72,7 @@ mod tests {
             attempts: 5,
             initial_backoff: chrono::Duration::seconds(initial),
             max_backoff: chrono::Duration::seconds(max),
+            ..Retry::default()
         }
     }
 

@@ -36,6 +36,8 @@ pub struct Response {
     pub status: u16,
     /// Every `Set-Cookie` header, unparsed (one per header, never split on commas).
     pub set_cookies: Vec<String>,
+    /// `Retry-After` in seconds, when the server sent one (the date form is ignored).
+    pub retry_after: Option<u64>,
     pub body: Vec<u8>,
 }
 
@@ -101,10 +103,16 @@ impl Transport {
             .iter()
             .filter_map(|value| value.to_str().ok().map(str::to_string))
             .collect();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse().ok());
         let body = response.bytes().await.map_err(classify)?.to_vec();
         Ok(Response {
             status,
             set_cookies,
+            retry_after,
             body,
         })
     }
@@ -166,6 +174,7 @@ mod tests {
                 attempts: 1,
                 initial_backoff: chrono::Duration::seconds(1),
                 max_backoff: chrono::Duration::seconds(1),
+                ..crate::config::model::Retry::default()
             },
         };
         // Bind a port, then close it: nothing listens there.

@@ -6,11 +6,16 @@
 //! was read. When the API reports a total, this plan reads the first page (for the total),
 //! then the others from the last down to the second, then the first page again: positions
 //! only ever decrease, so reading downwards and finishing on the first page meets every
-//! record that stays in the window. If the total grew meanwhile (a record appeared inside
-//! the window) the window is read again. Without a total it pages forwards until a short
-//! page, stopping if a full page repeats the previous one. Pure: it decides, the reader fetches.
+//! record that stays in the window. The pass is then checked against the total the first page
+//! gives at its end: if the total grew (a record appeared inside the window), or fewer distinct
+//! records were met than the total says (a record moved to a later place inside the window, onto
+//! a page already read), the window is read again. A window that will not settle after a few
+//! passes is not accepted: the reader leaves it open, so the cursor stays before it. Without a
+//! total it pages forwards until a short page, stopping if a full page repeats the previous one.
+//! Pure: it decides, the reader fetches.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// What the reader does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,8 +30,9 @@ pub struct Observed {
     pub page: u32,
     pub count: usize,
     pub total: Option<u64>,
-    /// A fingerprint of the page's keys (to notice a repeated page when there is no total).
-    pub fingerprint: u64,
+    /// Hashes of the page's record keys, in page order (to count distinct records in a pass,
+    /// and to notice a repeated page when there is no total).
+    pub keys: Vec<u64>,
 }
 
 /// Something the reader should tell the user about.
@@ -34,7 +40,9 @@ pub struct Observed {
 pub enum Notice {
     /// The total grew while the window was read; it is read again.
     Restarted { before: u64, after: u64 },
-    /// The total kept growing; the window was accepted as read after this many attempts.
+    /// A pass met fewer distinct records than the total: some moved onto a page already read.
+    Missed { met: u64, total: u64 },
+    /// The window kept changing through this many passes; it is left open (not settled).
     GaveUp { attempts: u32 },
     /// A full page repeated the previous one: the API ignores the page parameter.
     RepeatedPage { page: u32 },
@@ -51,6 +59,9 @@ pub struct Plan {
     queue: VecDeque<u32>,
     state: State,
     restarts: u32,
+    /// Distinct records met in the current pass (counted mode).
+    met: HashSet<u64>,
+    settled: bool,
     notices: Vec<Notice>,
 }
 
@@ -77,8 +88,16 @@ impl Plan {
             queue: VecDeque::from([first_page]),
             state: State::Start,
             restarts: 0,
+            met: HashSet::new(),
+            settled: true,
             notices: Vec::new(),
         }
+    }
+
+    /// Whether the window, once done, was read completely. False when it kept changing and
+    /// was given up on: the caller must not treat it as read.
+    pub fn settled(&self) -> bool {
+        self.settled
     }
 
     pub fn next(&self) -> Next {
@@ -100,14 +119,16 @@ impl Plan {
         match self.state {
             State::Start => match observed.total {
                 Some(total) => {
+                    self.met.clear();
+                    self.met.extend(observed.keys.iter().copied());
                     let pages = total
                         .div_ceil(u64::from(self.size))
                         .max(1)
                         .min(u64::from(MAX_PAGES)) as u32;
+                    self.state = State::Counted { total };
                     if pages <= 1 {
-                        self.state = State::Done;
+                        self.end_of_pass(total, total, None);
                     } else {
-                        self.state = State::Counted { total };
                         self.queue
                             .extend((1..pages).rev().map(|offset| self.first + offset));
                         self.queue.push_back(self.first);
@@ -116,30 +137,45 @@ impl Plan {
                 None => self.forward(observed, None),
             },
             State::Counted { total } => {
+                self.met.extend(observed.keys.iter().copied());
                 if observed.page != self.first || !self.queue.is_empty() {
                     return;
                 }
-                match observed.total {
-                    Some(after) if after > total && self.restarts < MAX_RESTARTS => {
-                        self.restarts += 1;
-                        self.notices.push(Notice::Restarted {
-                            before: total,
-                            after,
-                        });
-                        self.state = State::Start;
-                        self.observe(observed);
-                    }
-                    Some(after) if after > total => {
-                        self.notices.push(Notice::GaveUp {
-                            attempts: self.restarts + 1,
-                        });
-                        self.state = State::Done;
-                    }
-                    _ => self.state = State::Done,
-                }
+                self.end_of_pass(total, observed.total.unwrap_or(total), Some(observed));
             }
             State::Forward { last } => self.forward(observed, last),
             State::Done => {}
+        }
+    }
+
+    /// The first page was read again at the end of a pass (or was the only page): settle the
+    /// window or read it again. `before` is the total the pass was planned on; `reread` is the
+    /// closing read of the first page, which then opens the next pass (a lone first page is
+    /// fetched anew instead).
+    fn end_of_pass(&mut self, before: u64, after: u64, reread: Option<&Observed>) {
+        let met = self.met.len() as u64;
+        let notice = if after > before {
+            Notice::Restarted { before, after }
+        } else if met < after {
+            Notice::Missed { met, total: after }
+        } else {
+            self.state = State::Done;
+            return;
+        };
+        if self.restarts >= MAX_RESTARTS {
+            self.notices.push(Notice::GaveUp {
+                attempts: self.restarts + 1,
+            });
+            self.settled = false;
+            self.state = State::Done;
+            return;
+        }
+        self.restarts += 1;
+        self.notices.push(notice);
+        self.state = State::Start;
+        match reread {
+            Some(observed) => self.observe(observed),
+            None => self.queue.push_back(self.first),
         }
     }
 
@@ -149,7 +185,12 @@ impl Plan {
             self.state = State::Done;
             return;
         }
-        if last == Some(observed.fingerprint) {
+        let fingerprint = {
+            let mut hasher = DefaultHasher::new();
+            observed.keys.hash(&mut hasher);
+            hasher.finish()
+        };
+        if last == Some(fingerprint) {
             self.notices.push(Notice::RepeatedPage {
                 page: observed.page,
             });
@@ -157,7 +198,7 @@ impl Plan {
             return;
         }
         self.state = State::Forward {
-            last: Some(observed.fingerprint),
+            last: Some(fingerprint),
         };
         self.queue.push_back(observed.page + 1);
     }
@@ -167,66 +208,126 @@ impl Plan {
 mod tests {
     use super::*;
 
-    /// Drive a plan against a function giving (count, total, fingerprint) per page; return the pages read.
+    /// Drive a plan against `source(page, reads so far) -> (keys, total)`; return the pages read.
     fn drive(
         plan: &mut Plan,
-        mut source: impl FnMut(u32, usize) -> (usize, Option<u64>, u64),
+        mut source: impl FnMut(u32, usize) -> (Vec<u64>, Option<u64>),
     ) -> Vec<u32> {
         let mut pages = Vec::new();
         while let Next::Page(page) = plan.next() {
-            let (count, total, fingerprint) = source(page, pages.len());
+            let (keys, total) = source(page, pages.len());
             pages.push(page);
             plan.observe(&Observed {
                 page,
-                count,
+                count: keys.len(),
                 total,
-                fingerprint,
+                keys,
             });
             assert!(pages.len() < 50, "the plan terminates");
         }
         pages
     }
 
+    /// A source holding `rows` (keys in sort order), paged by `size`, with the total on the
+    /// first page only, as WDT does.
+    fn page_of(rows: &[u64], first: u32, size: usize, page: u32) -> (Vec<u64>, Option<u64>) {
+        let offset = (page - first) as usize * size;
+        let keys = rows.iter().skip(offset).take(size).copied().collect();
+        (keys, (page == first).then_some(rows.len() as u64))
+    }
+
     #[test]
     fn with_a_total_pages_are_read_last_to_first_and_the_first_again() {
+        let rows: Vec<u64> = (0..250).collect();
         let mut plan = Plan::new(0, 100);
-        let pages = drive(&mut plan, |page, _| {
-            (
-                if page == 2 { 50 } else { 100 },
-                (page == 0).then_some(250),
-                u64::from(page),
-            )
-        });
+        let pages = drive(&mut plan, |page, _| page_of(&rows, 0, 100, page));
         assert_eq!(pages, vec![0, 2, 1, 0]);
+        assert!(plan.settled());
+        assert_eq!(plan.take_notices(), vec![]);
     }
 
     #[test]
     fn one_page_of_results_is_read_once() {
+        let rows: Vec<u64> = (0..40).collect();
         let mut plan = Plan::new(0, 100);
-        assert_eq!(drive(&mut plan, |_, _| (40, Some(40), 1)), vec![0]);
+        assert_eq!(
+            drive(&mut plan, |page, _| page_of(&rows, 0, 100, page)),
+            vec![0]
+        );
         let mut plan = Plan::new(0, 100);
-        assert_eq!(drive(&mut plan, |_, _| (0, Some(0), 1)), vec![0]);
+        assert_eq!(
+            drive(&mut plan, |page, _| page_of(&[], 0, 100, page)),
+            vec![0]
+        );
+        assert!(plan.settled());
     }
 
     #[test]
     fn pages_can_count_from_one() {
+        let rows: Vec<u64> = (0..30).collect();
         let mut plan = Plan::new(1, 10);
         assert_eq!(
-            drive(&mut plan, |page, _| (10, (page == 1).then_some(30), 1)),
+            drive(&mut plan, |page, _| page_of(&rows, 1, 10, page)),
             vec![1, 3, 2, 1]
         );
     }
 
     #[test]
-    fn a_total_that_grows_while_reading_restarts_the_window() {
+    fn a_record_leaving_the_window_while_reading_needs_no_second_pass() {
+        // Record 150 is modified after page 2 was read: it leaves the window and everything
+        // behind it moves one place forward. Reading downwards still meets every other record.
+        let mut rows: Vec<u64> = (0..250).collect();
         let mut plan = Plan::new(0, 100);
-        // The second read of page 0 reports one more record than the first.
         let pages = drive(&mut plan, |page, reads| {
-            (
-                100,
-                (page == 0).then_some(if reads == 0 { 150 } else { 151 }),
-                1,
-            )
+            if reads == 2 {
+                rows.retain(|row| *row != 150);
+            }
+            page_of(&rows, 0, 100, page)
+        });
+        assert_eq!(pages, vec![0, 2, 1, 0]);
+        assert_eq!(plan.take_notices(), vec![]);
+    }
+
+    #[test]
+    fn a_record_moving_onto_a_page_already_read_makes_the_pass_read_again() {
+        // After page 2 was read, record 120 moves to the end of the window (its new time is
+        // still inside it): records 121.. move one place forward, one of them onto page 1,
+        // which is read twice, and 120 sits on page 2, already read. The pass meets 249 of
+        // 250 records, so the window is read again.
+        let mut rows: Vec<u64> = (0..250).collect();
+        let mut met = HashSet::new();
+        let mut plan = Plan::new(0, 100);
+        let pages = drive(&mut plan, |page, reads| {
+            if reads == 2 {
+                rows.retain(|row| *row != 120);
+                rows.push(120);
+            }
+            let (keys, total) = page_of(&rows, 0, 100, page);
+            met.extend(keys.iter().copied());
+            (keys, total)
+        });
+        assert_eq!(pages, vec![0, 2, 1, 0, 2, 1, 0]);
+        assert_eq!(
+            plan.take_notices(),
+            vec![Notice::Missed {
+                met: 249,
+                total: 250
+            }]
+        );
+        assert!(plan.settled());
+        assert_eq!(met.len(), 250, "every record was met");
+    }
+
+    #[test]
+    fn a_total_that_grows_while_reading_restarts_the_window() {
+        let mut rows: Vec<u64> = (0..150).collect();
+        let mut plan = Plan::new(0, 100);
+        // A record appears inside the window before the first page is read again.
+        let pages = drive(&mut plan, |page, reads| {
+            if reads == 2 {
+                rows.insert(10, 1_000);
+            }
+            page_of(&rows, 0, 100, page)
         });
         assert_eq!(pages, vec![0, 1, 0, 1, 0]);
         assert_eq!(
@@ -239,62 +340,83 @@ mod tests {
     }
 
     #[test]
-    fn a_total_that_keeps_growing_is_given_up_on_after_a_few_restarts() {
+    fn a_window_that_keeps_changing_is_given_up_on_and_not_settled() {
+        let mut rows: Vec<u64> = (0..150).collect();
         let mut plan = Plan::new(0, 100);
-        let pages = drive(&mut plan, |page, reads| {
-            (100, (page == 0).then_some(150 + reads as u64), 1)
+        let pages = drive(&mut plan, |page, _| {
+            rows.insert(0, 1_000 + rows.len() as u64);
+            page_of(&rows, 0, 100, page)
         });
         assert_eq!(pages.iter().filter(|p| **p == 0).count(), 5);
         assert!(
             plan.take_notices()
                 .contains(&Notice::GaveUp { attempts: 4 })
         );
+        assert!(!plan.settled());
+    }
+
+    #[test]
+    fn a_lone_page_short_of_its_total_is_fetched_again() {
+        // The first answer lists 39 of the 40 records it counts; the second is complete.
+        let rows: Vec<u64> = (0..40).collect();
+        let mut plan = Plan::new(0, 100);
+        let pages = drive(&mut plan, |page, reads| {
+            let (mut keys, total) = page_of(&rows, 0, 100, page);
+            if reads == 0 {
+                keys.pop();
+            }
+            (keys, total)
+        });
+        assert_eq!(pages, vec![0, 0]);
+        assert!(plan.settled());
     }
 
     #[test]
     fn a_shrinking_total_needs_no_restart() {
+        let mut rows: Vec<u64> = (0..150).collect();
         let mut plan = Plan::new(0, 100);
         let pages = drive(&mut plan, |page, reads| {
-            (
-                100,
-                (page == 0).then_some(if reads == 0 { 150 } else { 149 }),
-                1,
-            )
+            if reads == 1 {
+                rows.remove(5);
+            }
+            page_of(&rows, 0, 100, page)
         });
         assert_eq!(pages, vec![0, 1, 0]);
         assert_eq!(plan.take_notices(), vec![]);
     }
 
+    fn unnumbered(rows: &[u64], size: usize, page: u32) -> (Vec<u64>, Option<u64>) {
+        (page_of(rows, 0, size, page).0, None)
+    }
+
     #[test]
     fn without_a_total_pages_go_forward_until_a_short_page() {
+        let rows: Vec<u64> = (0..34).collect();
         let mut plan = Plan::new(0, 10);
         assert_eq!(
-            drive(&mut plan, |page, _| (
-                if page < 3 { 10 } else { 4 },
-                None,
-                u64::from(page)
-            )),
+            drive(&mut plan, |page, _| unnumbered(&rows, 10, page)),
             vec![0, 1, 2, 3]
         );
     }
 
     #[test]
     fn without_a_total_an_exactly_full_last_page_ends_on_the_empty_one_after_it() {
+        let rows: Vec<u64> = (0..20).collect();
         let mut plan = Plan::new(0, 10);
         assert_eq!(
-            drive(&mut plan, |page, _| (
-                if page < 2 { 10 } else { 0 },
-                None,
-                u64::from(page)
-            )),
+            drive(&mut plan, |page, _| unnumbered(&rows, 10, page)),
             vec![0, 1, 2]
         );
     }
 
     #[test]
     fn without_a_total_a_repeated_full_page_stops_the_loop() {
+        let rows: Vec<u64> = (0..10).collect();
         let mut plan = Plan::new(0, 10);
-        assert_eq!(drive(&mut plan, |_, _| (10, None, 42)), vec![0, 1]);
+        assert_eq!(
+            drive(&mut plan, |_, _| unnumbered(&rows, 10, 0)),
+            vec![0, 1]
+        );
         assert_eq!(plan.take_notices(), vec![Notice::RepeatedPage { page: 1 }]);
     }
 }

@@ -7,7 +7,7 @@
 //! current and the previous window are remembered, so memory does not grow with the run.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
@@ -190,11 +190,13 @@ impl Reader<'_> {
                 .total
                 .as_ref()
                 .and_then(|path| path.select(&reply.body).first().and_then(|v| count_of(v)));
-            let mut fingerprint = std::collections::hash_map::DefaultHasher::new();
+            let mut keys = Vec::with_capacity(records.len());
             let mut keyed = Vec::with_capacity(records.len());
             for record in records {
                 let (key, modified, _) = key_or_stand_in(self.flow, &record);
-                key.hash(&mut fingerprint);
+                let mut hasher = DefaultHasher::new();
+                key.hash(&mut hasher);
+                keys.push(hasher.finish());
                 keyed.push(SourceRecord {
                     record,
                     key,
@@ -208,12 +210,14 @@ impl Reader<'_> {
                 page,
                 count: keyed.len(),
                 total,
-                fingerprint: fingerprint.finish(),
+                keys,
             });
+            let span = format!("{} .. {}", wall_clock(window.start), wall_clock(window.end));
             for notice in plan.take_notices() {
                 self.progress.notice(match notice {
-                    Notice::Restarted { before, after } => format!("the window {} .. {} grew from {before} to {after} records while being read; reading it again", wall_clock(window.start), wall_clock(window.end)),
-                    Notice::GaveUp { attempts } => format!("the window {} .. {} kept growing; accepted after {attempts} reads (the next run reads it again through the lookback)", wall_clock(window.start), wall_clock(window.end)),
+                    Notice::Restarted { before, after } => format!("the window {span} grew from {before} to {after} records while being read; reading it again"),
+                    Notice::Missed { met, total } => format!("reading the window {span} met {met} of its {total} records (some moved while it was read); reading it again"),
+                    Notice::GaveUp { attempts } => format!("the window {span} kept changing through {attempts} reads; the cursor stays before it and the next run reads it again"),
                     Notice::RepeatedPage { page } => format!("page {page} repeated the previous page; the API seems to ignore the page parameter"),
                 });
             }
@@ -229,6 +233,11 @@ impl Reader<'_> {
                     }
                 }
             }
+        }
+        if !plan.settled() {
+            // Its records went on, but the window is not known to be complete: leaving it
+            // unread keeps the cursor before it.
+            return Ok(stats);
         }
         if out.send(Read::WindowDone { index, window }).await.is_err() {
             return Err(Error::new(

@@ -30,16 +30,20 @@ impl Sync {
             "mappings/connectors/kingdee_k3cloud.yaml",
         ] {
             let text = workspace.read(connector);
-            let text = text
+            let fast = text
                 .replace(
-                    "retry: { attempts: 6, initial_backoff: 2s, max_backoff: 40s }",
-                    "retry: { attempts: 6, initial_backoff: 10ms, max_backoff: 100ms }",
+                    "retry: { attempts: 6, initial_backoff: 2s, max_backoff: 40s, throttle_wait: 31s, throttle_attempts: 8 }",
+                    "retry: { attempts: 6, initial_backoff: 10ms, max_backoff: 100ms, throttle_wait: 50ms, throttle_attempts: 8 }",
                 )
                 .replace(
                     "retry: { attempts: 5, initial_backoff: 1s, max_backoff: 30s }",
-                    "retry: { attempts: 5, initial_backoff: 10ms, max_backoff: 100ms }",
+                    "retry: { attempts: 5, initial_backoff: 10ms, max_backoff: 100ms, throttle_wait: 50ms }",
                 );
-            workspace.write(connector, text);
+            assert_ne!(
+                fast, text,
+                "{connector} has the retry line the tests speed up"
+            );
+            workspace.write(connector, fast);
         }
         super::install_crypto();
         let sync = Sync {
