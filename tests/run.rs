@@ -500,6 +500,41 @@ fn a_password_session_that_expires_mid_run_is_renewed_transparently() {
 }
 
 #[test]
+fn a_password_login_that_meets_server_errors_is_repeated() {
+    // Half of all Kingdee calls, logins included, answer HTTP 500.
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "40",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0",
+            "--kingdee-error-rate",
+            "0.5",
+            "--seed",
+            "2",
+        ],
+        4,
+    );
+    let mut env = sync.env();
+    env.remove("KINGDEE_APP_ID");
+    env.remove("KINGDEE_APP_SECRET");
+    let output = sync
+        .spawn_run(&env, Stdio::piped())
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("answered the login of user") && stderr.contains("with HTTP 500; retrying"),
+        "a login was refused and repeated: {stderr}"
+    );
+    let (eligible, _) = eligible_and_unknown(&sync.orders());
+    assert_eq!(bill_numbers(&sync), eligible);
+}
+
+#[test]
 fn faults_on_both_sides_are_retried_and_nothing_lands_twice() {
     let sync = Sync::start(
         &[

@@ -180,6 +180,18 @@ impl Session {
                 format!("cannot reach Kingdee to log in {who}: {message}"),
             )
         })?;
+        let unreadable = serde_json::from_slice::<Json>(&response.body).is_err();
+        if response.status >= 500 || (unreadable && (200..300).contains(&response.status)) {
+            // A server error or a cut-off answer is transient: the login, which changes
+            // nothing, may be repeated.
+            return Err(Error::new(
+                ErrorKind::Network,
+                format!(
+                    "Kingdee answered the login of {who} with HTTP {}",
+                    response.status
+                ),
+            ));
+        }
         let parsed: Json = serde_json::from_slice(&response.body).map_err(|_| {
             Error::new(ErrorKind::Auth, format!("Kingdee answered the login of {who} with HTTP {} and no JSON", response.status))
                 .with_hint("check KINGDEE_URL: it must be the site root including the virtual directory, e.g. http://host/k3cloud/")

@@ -3,7 +3,9 @@
 //! Reads are idempotent: network failures, HTTP 5xx and `retryable` envelopes are retried
 //! with backoff. A write that may have been processed (a timeout, a dropped connection, a
 //! 5xx) is never repeated here: it comes back as [`CallError::Uncertain`] and the writer
-//! verifies it by looking the records up. A lost session means the request was not
+//! verifies it by looking the records up; a `retryable` answer to a write comes back as a
+//! reply, because some of its records may have been saved. A `throttled` answer (or HTTP 429)
+//! was not processed: every call waits, then it is repeated, writes included. A lost session means the request was not
 //! processed: the strategy logs in again and the request is sent again. Every call passes
 //! the connector's rate limit, shared by all concurrent callers.
 
@@ -12,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
-use crate::auth::{self, Authenticator};
+use crate::auth::{self, Authenticator, Generation};
 use crate::config::model::{Connector, Operation, Retry};
 use crate::config::raw::Encoding;
 use crate::error::{Error, ErrorKind};
@@ -141,13 +143,33 @@ impl Client {
 
     /// Log in, for strategies that need a session before the first call.
     pub async fn start(&self) -> Result<(), CallError> {
-        self.auth
-            .start(&self.transport, &self.base_url)
-            .await
-            .map_err(|err| match err.kind() {
-                ErrorKind::Auth => CallError::Auth(err),
-                _ => CallError::Unavailable(err),
-            })
+        self.login(None).await
+    }
+
+    /// Log in (at the start, or anew after the session of `generation` was lost), repeating
+    /// a login that failed for a transient reason: logging in changes nothing. Refused
+    /// credentials are not repeated.
+    async fn login(&self, lost: Option<Generation>) -> Result<(), CallError> {
+        let attempts = self.retry.attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.limiter.acquire(&self.sleeper).await;
+            let result = match lost {
+                None => self.auth.start(&self.transport, &self.base_url).await,
+                Some(generation) => {
+                    self.auth
+                        .reauthenticate(&self.transport, &self.base_url, generation)
+                        .await
+                }
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(err) if err.kind() == ErrorKind::Auth => return Err(CallError::Auth(err)),
+                Err(err) if attempt < attempts => self.pause(attempt, err.message()).await,
+                Err(err) => return Err(CallError::Unavailable(err)),
+            }
+        }
     }
 
     fn prepare(&self, operation: &Operation, payload: &Payload) -> Request {
@@ -196,7 +218,13 @@ impl Client {
         ));
     }
 
-    async fn pause(&self, attempt: u32, why: &str) {
+    /// Attempts in all the connector allows a call (`http.retry.attempts`).
+    pub fn retry_attempts(&self) -> u32 {
+        self.retry.attempts.max(1)
+    }
+
+    /// Wait before retry number `attempt` (1-based), telling the user why.
+    pub async fn pause(&self, attempt: u32, why: &str) {
         let wait = backoff(&self.retry, attempt, self.jitter.next());
         (self.notify)(format!(
             "{}: {why}; retrying in {:.1}s",
@@ -338,14 +366,17 @@ impl Client {
                         "{}: session lost ({message}); logging in again",
                         self.name
                     ));
-                    self.auth
-                        .reauthenticate(&self.transport, &self.base_url, generation)
-                        .await
-                        .map_err(|err| match err.kind() {
-                            ErrorKind::Auth => CallError::Auth(err),
-                            _ => CallError::Unavailable(err),
-                        })?;
+                    self.login(Some(generation)).await?;
                     attempt -= 1;
+                }
+                verdict @ Verdict::Retryable { .. } if !idempotent => {
+                    // A write refused as busy may still have saved some of its records (a
+                    // conflict on one bill): the caller reads the reply record by record.
+                    return Ok(Reply {
+                        status,
+                        body,
+                        verdict,
+                    });
                 }
                 Verdict::Retryable { code, message } => {
                     let what = match code {

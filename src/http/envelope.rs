@@ -255,6 +255,14 @@ mod tests {
                     message: "许可错误".into(),
                 },
             ),
+            (
+                // Some bills were saved: not a refusal of the call, whatever the code says.
+                json!({"Result": {"ResponseStatus": {"IsSuccess": false, "MsgCode": 8, "Errors": [{"Message": "参数错误", "DIndex": 1}], "SuccessEntitys": [{"Id": 1, "Number": "RK1", "DIndex": 0}]}}}),
+                Verdict::Failed {
+                    code: Some("8".into()),
+                    message: "参数错误".into(),
+                },
+            ),
         ];
         for (body, expected) in cases {
             assert_eq!(
@@ -284,6 +292,35 @@ mod tests {
                 Verdict::Fatal {
                     code: Some("11".into()),
                     message: "当前用户未指定允许调用WebAPI接口".into(),
+                },
+            ),
+            (
+                // An error wrapped once, or bare, is still an error, never "no rows".
+                json!([{"Result": {"ResponseStatus": {"IsSuccess": false, "Errors": [{"Message": "元数据中标识为FX的字段不存在"}], "MsgCode": 9}}}]),
+                Verdict::Failed {
+                    code: Some("9".into()),
+                    message: "元数据中标识为FX的字段不存在".into(),
+                },
+            ),
+            (
+                json!({"Result": {"ResponseStatus": {"IsSuccess": false, "Errors": [{"Message": "GetRealExpress error"}], "MsgCode": 4}}}),
+                Verdict::Failed {
+                    code: Some("4".into()),
+                    message: "GetRealExpress error".into(),
+                },
+            ),
+            (
+                json!({"ResponseStatus": {"IsSuccess": false, "Errors": [{"Message": "会话信息已丢失"}], "MsgCode": 4}}),
+                Verdict::Failed {
+                    code: Some("4".into()),
+                    message: "会话信息已丢失".into(),
+                },
+            ),
+            (
+                json!([{"FID": 100001, "FBillNo": "RK1"}]),
+                Verdict::Failed {
+                    code: None,
+                    message: "unexpected response".into(),
                 },
             ),
         ];

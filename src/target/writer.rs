@@ -1,12 +1,14 @@
 //! Writing batches exactly once.
 //!
 //! Before a batch is sent its keys are recorded as in flight. The response is read record by
-//! record; a record whose outcome is unknown (the call timed out, the connection dropped, the
-//! response did not mention it) or that the target calls a duplicate of its key is looked up
-//! in the target by key before anything is sent again: found means written, not found means
-//! send again. Every outcome of a batch is then recorded in one transaction. If the target
-//! stays unreachable the records stay in flight and the run stops; the next run looks them
-//! up first. A record rejected for its own data is parked with the target's message.
+//! record; every record not confirmed as written (its outcome unknown because the call timed
+//! out, the connection dropped or the response did not mention it; or refused, perhaps as a
+//! duplicate of its key, whatever field the target blames) is looked up in the target by key
+//! before it is parked or sent again: found means written, not found means parked with the
+//! target's message (refused) or sent again (unknown, or refused as busy). A reply whose
+//! positions cannot be trusted (a saved record's number is another record's key) is looked up
+//! whole. Every outcome of a batch is then recorded in one transaction. If the target stays
+//! unreachable the records stay in flight and the run stops; the next run looks them up first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,6 +62,7 @@ pub struct Found {
 }
 
 /// How many times records whose outcome stayed unknown are sent again within one batch.
+/// Records refused as busy (the envelope's `retryable`) get the connector's retry attempts.
 pub const RESEND_ROUNDS: u32 = 3;
 
 pub struct Writer {
@@ -158,9 +161,9 @@ impl Writer {
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut settled = Vec::new();
         let mut remaining: Vec<&Outgoing> = batch.iter().collect();
-        let mut round = 0;
+        let mut uncertain_rounds = 0;
+        let mut busy_rounds = 0;
         while !remaining.is_empty() {
-            round += 1;
             let targets: Vec<Json> = remaining.iter().map(|o| o.mapped.target.clone()).collect();
             let body = request::write_body(&self.flow, &self.inputs, targets, &self.env).map_err(
                 |err| {
@@ -169,6 +172,7 @@ impl Writer {
                 },
             )?;
             let operation = self.flow.target.operation();
+            let mut busy: Option<String> = None;
             let per_record: Vec<RecordResult> = match self
                 .client
                 .call(operation, &self.flow.envelopes, Payload::Json(body), false)
@@ -180,6 +184,12 @@ impl Writer {
                         .as_ref()
                         .expect("write operations have results");
                     let mut per_record = results::classify(results, &reply.body, remaining.len());
+                    if let Verdict::Retryable { message, .. } = &reply.verdict {
+                        busy = Some(message.clone());
+                    }
+                    if positions_disagree(&per_record, &remaining) {
+                        per_record = vec![RecordResult::Unknown; remaining.len()];
+                    }
                     if let Verdict::Failed { message, code } = &reply.verdict
                         && per_record.iter().all(|r| *r == RecordResult::Unknown)
                         && results.errors.select(&reply.body).is_empty()
@@ -203,18 +213,14 @@ impl Writer {
                     return Err(err.into_error());
                 }
             };
-            // Unknown outcomes, and "duplicate key" refusals, are settled by looking the record up.
-            let key_field = self.flow.key.target.as_str();
-            let mut to_verify: Vec<usize> = Vec::new();
-            for (i, result) in per_record.iter().enumerate() {
-                match result {
-                    RecordResult::Unknown => to_verify.push(i),
-                    RecordResult::Failed {
-                        field: Some(field), ..
-                    } if field.eq_ignore_ascii_case(key_field) => to_verify.push(i),
-                    _ => {}
-                }
-            }
+            // Whatever is not confirmed as written is looked up: an unknown outcome, and a refusal,
+            // which may be a "duplicate key" of an earlier uncertain send in any wording.
+            let to_verify: Vec<usize> = per_record
+                .iter()
+                .enumerate()
+                .filter(|(_, result)| !matches!(result, RecordResult::Done { .. }))
+                .map(|(i, _)| i)
+                .collect();
             let found = if to_verify.is_empty() {
                 HashMap::new()
             } else {
@@ -262,6 +268,7 @@ impl Writer {
                             hash,
                         });
                     }
+                    (RecordResult::Failed { .. }, None) if busy.is_some() => resend.push(*record),
                     (RecordResult::Failed { message, field }, None) => {
                         settled.push(Settled::Failed {
                             key: key.clone(),
@@ -280,7 +287,24 @@ impl Writer {
                 }
             }
             remaining = resend;
-            if !remaining.is_empty() && round >= RESEND_ROUNDS {
+            if remaining.is_empty() {
+                break;
+            }
+            let exhausted = match &busy {
+                Some(why) => {
+                    busy_rounds += 1;
+                    let exhausted = busy_rounds >= self.client.retry_attempts();
+                    if !exhausted {
+                        self.client.pause(busy_rounds, why).await;
+                    }
+                    exhausted
+                }
+                None => {
+                    uncertain_rounds += 1;
+                    uncertain_rounds >= RESEND_ROUNDS
+                }
+            };
+            if exhausted {
                 settled.extend(remaining.iter().map(|record| Settled::Unresolved {
                     key: record.mapped.key.clone(),
                 }));
@@ -291,4 +315,23 @@ impl Writer {
             .record_outcomes(flow_name, &outcomes, self.clock.now())?;
         Ok(settled)
     }
+}
+
+/// Whether a reply's positions contradict its own numbers: a record reported saved under the
+/// key of another record of the batch. Its indexes cannot be trusted then, and every record is
+/// looked up instead.
+fn positions_disagree(per_record: &[RecordResult], batch: &[&Outgoing]) -> bool {
+    per_record
+        .iter()
+        .zip(batch)
+        .any(|(result, record)| match result {
+            RecordResult::Done {
+                number: Some(number),
+                ..
+            } => {
+                number != &record.mapped.key
+                    && batch.iter().any(|other| &other.mapped.key == number)
+            }
+            _ => false,
+        })
 }
