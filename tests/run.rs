@@ -60,12 +60,21 @@ fn bill_numbers(sync: &Sync) -> BTreeSet<String> {
     unique
 }
 
-fn parked_keys(sync: &Sync) -> BTreeSet<String> {
+/// The keys `engine failed` lists with `status` (`failed`, `conflict` or `in_flight`).
+fn listed_keys(sync: &Sync, statuses: &[&str]) -> BTreeSet<String> {
     let output = sync
         .engine(&["failed", "mappings/refund.yaml", "--json"])
         .success();
-    let parked: Vec<Value> = serde_json::from_str(&output.stdout).unwrap();
-    parked.iter().map(|entry| text(&entry["key"])).collect()
+    let listed: Vec<Value> = serde_json::from_str(&output.stdout).unwrap();
+    listed
+        .iter()
+        .filter(|entry| statuses.contains(&text(&entry["status"]).as_str()))
+        .map(|entry| text(&entry["key"]))
+        .collect()
+}
+
+fn parked_keys(sync: &Sync) -> BTreeSet<String> {
+    listed_keys(sync, &["failed", "conflict"])
 }
 
 #[test]
@@ -153,25 +162,27 @@ fn every_bill_carries_its_orders_values() {
 
 #[test]
 fn a_second_run_sends_nothing_and_new_orders_arrive_incrementally() {
-    let sync = Sync::start(
-        &[
-            "--wdt-orders",
-            "60",
-            "--wdt-days",
-            "5",
-            "--wdt-unknown-sku-share",
-            "0",
-        ],
-        6,
-    );
+    // Three of the sixty orders have an SKU Kingdee does not know: parked by the first run.
+    let sync = Sync::start(&["--wdt-orders", "60", "--wdt-days", "5"], 6);
     sync.workspace
         .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
-    sync.run(&[]).success();
+    sync.run(&[]).code(1);
     let first = bill_numbers(&sync);
     let saves = |sync: &Sync| sync.kingdee("/_sim/stats").to_string();
     let before = saves(&sync);
-    let output = sync.run(&[]).success();
+    // Read again from the start: every order is met again, none is sent, not even the parked
+    // ones (the same bills would be refused again; `engine retry` is for them).
+    let output = sync
+        .run(&["--since", &sync.workspace.read(".start")])
+        .success();
     assert!(output.stderr.contains(" 0 written"), "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("3 record(s) parked earlier were read again unchanged and not sent"),
+        "{}",
+        output.stderr
+    );
     assert_eq!(
         saves(&sync).matches("BatchSave").count(),
         before.matches("BatchSave").count()
@@ -191,6 +202,52 @@ fn a_second_run_sends_nothing_and_new_orders_arrive_incrementally() {
     let (eligible, _) = eligible_and_unknown(&sync.orders());
     assert_eq!(after, eligible, "the new orders arrived, none twice");
     assert!(after.len() > first.len(), "{}", output.stderr);
+}
+
+#[test]
+fn a_write_left_in_flight_is_listed_and_settled_by_retry() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0",
+            "--kingdee-webapi-allowed",
+            "false",
+        ],
+        4,
+    );
+    // Kingdee refuses the call as a whole: the batch stays in flight.
+    sync.run(&[]).code(4);
+    let (eligible, _) = eligible_and_unknown(&sync.orders());
+    let in_flight = listed_keys(&sync, &["in_flight"]);
+    assert_eq!(in_flight, eligible, "every record of the batch is listed");
+    let listing = sync.engine(&["failed", "mappings/refund.yaml"]).success();
+    let count = eligible.len();
+    assert!(
+        listing
+            .stdout
+            .contains(&format!("{count} record(s) of flow `refund` in flight")),
+        "{}",
+        listing.stdout
+    );
+    sync.post_kingdee("/_sim/users/apiuser", json!({"webapi_allowed": true}));
+    let output = sync.engine(&["retry", "mappings/refund.yaml"]).success();
+    assert!(
+        output.stderr.contains(&format!(
+            "{count} record(s) were in flight when an earlier run stopped"
+        )),
+        "{}",
+        output.stderr
+    );
+    assert!(listed_keys(&sync, &["in_flight"]).is_empty());
+    assert_eq!(bill_numbers(&sync), in_flight);
+    // The next run finds them written and sends nothing twice.
+    sync.run(&[]).success();
+    assert_eq!(bill_numbers(&sync), eligible);
+    assert_eq!(sync.bills().len(), eligible.len());
 }
 
 #[test]
@@ -409,6 +466,26 @@ fn refused_credentials_stop_the_run_and_move_no_cursor() {
         output.stderr
     );
     assert!(sync.bills().is_empty());
+
+    // A wrong app secret is only found out when the first batch is sent, after the empty
+    // windows before the orders were read: the cursor still does not move.
+    let mut env = sync.env();
+    env.insert(
+        "REFUND_SYNC_START".into(),
+        (chrono::Utc::now() - chrono::Duration::days(100)).to_rfc3339(),
+    );
+    env.insert("KINGDEE_APP_SECRET".into(), "0".repeat(32));
+    sync.workspace
+        .engine()
+        .args(["run", "mappings/refund.yaml"])
+        .envs(&env)
+        .run()
+        .code(4);
+    let state = sync
+        .engine(&["state", "mappings/refund.yaml", "--json"])
+        .success();
+    let state: Value = serde_json::from_str(&state.stdout).unwrap();
+    assert_eq!(state["cursor"], Value::Null, "{state}");
 }
 
 #[test]
@@ -431,6 +508,10 @@ fn a_user_not_allowed_to_call_the_webapi_stops_the_run_and_parks_nothing() {
         output.stderr
     );
     assert!(parked_keys(&sync).is_empty(), "no record is blamed");
+    assert!(
+        !listed_keys(&sync, &["in_flight"]).is_empty(),
+        "the batch refused as a whole is listed as in flight, for the next run to look up"
+    );
     let state = sync
         .engine(&["state", "mappings/refund.yaml", "--json"])
         .success();
@@ -562,7 +643,30 @@ fn faults_on_both_sides_are_retried_and_nothing_lands_twice() {
         "  batch_size: 50\n",
         "  batch_size: 10\n",
     );
-    sync.run(&[]).success();
+    // Under this many faults a batch can fail every send; its records then stay in flight
+    // (exit 1) and the next run settles them. Nothing may ever land twice.
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let output = sync.run(&[]);
+        let bills = sync.bills();
+        let numbers = bill_numbers(&sync);
+        assert_eq!(
+            bills.len(),
+            numbers.len(),
+            "no bill twice: {}",
+            output.stderr
+        );
+        match output.code {
+            0 => break,
+            1 if runs < 3 => assert!(
+                output.stderr.contains("still in flight"),
+                "{}",
+                output.stderr
+            ),
+            other => panic!("run {runs} ended with {other}: {}", output.stderr),
+        }
+    }
     let (eligible, _) = eligible_and_unknown(&sync.orders());
     assert_eq!(bill_numbers(&sync), eligible);
     let stats = sync.kingdee("/_sim/stats").to_string();

@@ -115,6 +115,9 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
                     request.flow.display(),
                     request.flow.display()
                 );
+            }
+            // Records still in flight are not delivered yet: not a clean run either.
+            if summary.failed + summary.conflicts + summary.unresolved > 0 {
                 ExitCode::Partial
             } else {
                 ExitCode::Ok
@@ -282,9 +285,13 @@ pub fn failed(flow_file: &Path, state_dir: Option<&Path>, json_format: bool) -> 
     let flow = load(flow_file)?;
     let store = Store::open(&store_path(flow_file, state_dir))?;
     let parked = store.parked(&flow.name, &[])?;
+    // Records whose write an interrupted run left unconfirmed: not parked, but not written
+    // either as far as the ledger knows; the next run or retry looks them up first.
+    let in_flight = store.in_flight(&flow.name)?;
     if json_format {
         let value: Vec<serde_json::Value> = parked
             .iter()
+            .chain(&in_flight)
             .map(|entry| {
                 json!({
                     "key": entry.key,
@@ -302,6 +309,18 @@ pub fn failed(flow_file: &Path, state_dir: Option<&Path>, json_format: bool) -> 
             serde_json::to_string_pretty(&value).expect("JSON serialises")
         );
         return Ok(ExitCode::Ok);
+    }
+    if !in_flight.is_empty() {
+        println!(
+            "{} record(s) of flow `{}` in flight, their writes not confirmed; `engine retry` or the next run looks them up first: {}",
+            in_flight.len(),
+            flow.name,
+            in_flight
+                .iter()
+                .map(|entry| entry.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     if parked.is_empty() {
         println!("no parked records for flow `{}`", flow.name);
@@ -356,7 +375,13 @@ pub async fn retry(
         "{} retried: {} written, {} still parked",
         summary.read, summary.written, summary.failed
     );
-    Ok(if summary.failed > 0 {
+    if summary.unresolved > 0 {
+        eprintln!(
+            "{} record(s) still in flight without a clear answer: the next run or retry checks them first",
+            summary.unresolved
+        );
+    }
+    Ok(if summary.failed + summary.unresolved > 0 {
         ExitCode::Partial
     } else {
         ExitCode::Ok

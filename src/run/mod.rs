@@ -30,7 +30,7 @@ use crate::request::{self, Env};
 use crate::source::reader::{Read, Reader, Seen, SourceRecord};
 use crate::source::window::{self, Window};
 use crate::state::{Entry, Outcome, RunKind, RunSummary, Status, Store};
-use crate::target::writer::{Outgoing, RESEND_ROUNDS, Settled, Writer};
+use crate::target::writer::{Outgoing, Settled, Writer};
 use crate::time::{self, Clock, wall_clock};
 
 pub mod commands;
@@ -68,6 +68,8 @@ pub struct Summary {
     pub changed: u64,
     pub failed: u64,
     pub conflicts: u64,
+    /// Parked by an earlier run and read again unchanged: left for `engine retry`.
+    pub still_parked: u64,
     /// In-flight records of an earlier run settled at the start.
     pub recovered: u64,
     /// Records whose outcome stayed unknown: still in flight, checked first by the next run.
@@ -115,6 +117,7 @@ pub async fn run(
         (false, false) => RunKind::Run,
     };
     let run_id = store.start_run(&flow.name, kind, now)?;
+    let cursor_before = store.cursor(&flow.name)?;
     let result = execute(
         Arc::clone(&flow),
         env,
@@ -124,6 +127,12 @@ pub async fn run(
     )
     .await;
     progress.finish();
+    if result.is_err() && store.cursor(&flow.name)? != cursor_before {
+        // A run that stops moves no cursor, not even past the windows it completed: the
+        // records it wrote are in the ledger, so the next run reads them again for nothing
+        // but sends none of them twice.
+        store.restore_cursor(&flow.name, cursor_before, options.clock.now())?;
+    }
     store.finish_run(run_id, &recorded(&result, &progress), options.clock.now())?;
     result
 }
@@ -367,10 +376,10 @@ async fn execute(
                                     progress.failed(key, message);
                                     in_flight.remove(key);
                                 }
-                                Settled::Unresolved { key } => {
+                                Settled::Unresolved { key, sends } => {
                                     // Its window stays open: the cursor must not pass it.
                                     summary.unresolved += 1;
-                                    progress.notice(format!("record `{key}` was sent {RESEND_ROUNDS} times without a clear answer and is not in the target; it stays in flight and the next run checks it first"));
+                                    progress.notice(format!("record `{key}` was sent {sends} times without a clear answer and is not in the target; it stays in flight and the next run checks it first"));
                                     in_flight.remove(key);
                                     continue;
                                 }
@@ -448,6 +457,10 @@ async fn dispatch(
                     shared.progress.notice(format!("record `{}` is already written; its new version cannot be mapped: {message}", record.key));
                     continue;
                 }
+                if entry.is_some_and(|e| parked_unchanged(e, None, &record.modified)) {
+                    summary.still_parked += 1;
+                    continue;
+                }
                 summary.failed += 1;
                 shared.progress.failed(&record.key, &message);
                 if !shared.dry_run {
@@ -462,6 +475,11 @@ async fn dispatch(
                 }
             }
             Ok(mapped) => match entry {
+                Some(entry) if parked_unchanged(entry, Some(&mapped.hash), &record.modified) => {
+                    // The same bill was refused before: sending it again would be refused again.
+                    // `engine retry` sends it once the master data is fixed.
+                    summary.still_parked += 1;
+                }
                 Some(entry)
                     if entry.status == Status::Done
                         && entry.hash.as_deref() == Some(mapped.hash.as_str()) =>
@@ -537,6 +555,14 @@ async fn dispatch(
         });
     }
     Ok(())
+}
+
+/// Whether `entry` is parked for this very version of the record: the same mapped content
+/// (`hash`; `None` when it cannot be mapped, as before) of the same source version.
+fn parked_unchanged(entry: &Entry, hash: Option<&String>, modified: &Option<String>) -> bool {
+    matches!(entry.status, Status::Failed | Status::Conflict)
+        && entry.hash.as_ref() == hash
+        && (hash.is_some() || &entry.modified == modified)
 }
 
 fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
@@ -661,7 +687,7 @@ async fn recover(shared: &Shared) -> Result<Recovery> {
                     recovery.failed += 1;
                     shared.progress.failed(&key, &message);
                 }
-                Settled::Unresolved { key } => {
+                Settled::Unresolved { key, .. } => {
                     recovery.unresolved += 1;
                     shared.progress.notice(format!(
                         "record `{key}` is still unresolved; it stays in flight"
@@ -686,7 +712,13 @@ pub async fn retry(
 ) -> Result<Summary> {
     let store = Store::open(&options.store)?;
     let parked = store.parked(&flow.name, &keys)?;
-    let known: HashSet<&str> = parked.iter().map(|e| e.key.as_str()).collect();
+    // Records an interrupted run or retry left in flight are settled first, as a run would.
+    let in_flight = store.in_flight(&flow.name)?;
+    let known: HashSet<&str> = parked
+        .iter()
+        .chain(&in_flight)
+        .map(|e| e.key.as_str())
+        .collect();
     let unknown: Vec<&String> = keys
         .iter()
         .filter(|k| !known.contains(k.as_str()))
@@ -706,7 +738,7 @@ pub async fn retry(
         )));
     }
     let cursor = store.cursor(&flow.name)?;
-    if parked.is_empty() {
+    if parked.is_empty() && in_flight.is_empty() {
         progress.line("no parked records to retry");
         return Ok(Summary {
             cursor_before: cursor,
@@ -738,7 +770,21 @@ async fn resend(
     progress: &Arc<Progress>,
 ) -> Result<Summary> {
     let writer = writer(flow, env, options, store, progress).await?;
-    let mut summary = Summary::default();
+    let recovery = recover(&Shared {
+        flow: Arc::clone(flow),
+        store: store.clone(),
+        writer: Arc::clone(&writer),
+        progress: Arc::clone(progress),
+        dry_run: false,
+    })
+    .await?;
+    let mut summary = Summary {
+        recovered: recovery.keys.len() as u64,
+        written: recovery.written,
+        failed: recovery.failed,
+        unresolved: recovery.unresolved,
+        ..Summary::default()
+    };
     let mut outgoing = Vec::new();
     let mut remapped_failures = Vec::new();
     let mut acknowledge: Vec<(String, String)> = Vec::new();
@@ -810,7 +856,7 @@ async fn resend(
                     summary.failed += 1;
                     progress.failed(&key, &message);
                 }
-                Settled::Unresolved { key } => {
+                Settled::Unresolved { key, .. } => {
                     summary.unresolved += 1;
                     progress.notice(format!("record `{key}` is still unresolved; it stays in flight and the next run checks it first"));
                 }
@@ -848,8 +894,14 @@ pub fn describe(summary: &Summary) -> Vec<String> {
             String::new()
         },
     ));
+    if summary.still_parked > 0 {
+        lines.push(format!(
+            "{} record(s) parked earlier were read again unchanged and not sent; `engine retry` sends them",
+            summary.still_parked
+        ));
+    }
     if summary.unresolved > 0 {
-        lines.push(format!("{} record(s) still in flight after {RESEND_ROUNDS} sends without a clear answer: the next run checks them first", summary.unresolved));
+        lines.push(format!("{} record(s) still in flight after several sends without a clear answer: the next run checks them first", summary.unresolved));
     }
     if summary.recovered > 0 {
         lines.push(format!(

@@ -376,6 +376,24 @@ impl Store {
         Ok(())
     }
 
+    /// Put the cursor back where it was (`None`: as if the flow never ran).
+    pub fn restore_cursor(
+        &self,
+        flow: &str,
+        to: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        match to {
+            Some(to) => self.reset_cursor(flow, to, now),
+            None => {
+                self.lock()
+                    .execute("DELETE FROM cursors WHERE flow = ?1", params![flow])
+                    .map_err(self.failed(format!("restore the cursor of flow `{flow}`")))?;
+                Ok(())
+            }
+        }
+    }
+
     /// Record the start of a run; returns its id for [`Store::finish_run`].
     pub fn start_run(&self, flow: &str, kind: RunKind, now: DateTime<Utc>) -> Result<i64> {
         let connection = self.lock();

@@ -51,6 +51,7 @@ pub enum Settled {
     /// flight (holding the cursor) and the next run looks it up first.
     Unresolved {
         key: String,
+        sends: u32,
     },
 }
 
@@ -61,8 +62,9 @@ pub struct Found {
     pub number: Option<String>,
 }
 
-/// How many times records whose outcome stayed unknown are sent again within one batch.
-/// Records refused as busy (the envelope's `retryable`) get the connector's retry attempts.
+/// The fewest sends a record whose outcome stays unknown gets within one batch; the
+/// connector's `http.retry.attempts` when that is more. Each resend follows a lookup that did
+/// not find the record, and a backoff.
 pub const RESEND_ROUNDS: u32 = 3;
 
 pub struct Writer {
@@ -161,9 +163,10 @@ impl Writer {
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut settled = Vec::new();
         let mut remaining: Vec<&Outgoing> = batch.iter().collect();
-        let mut uncertain_rounds = 0;
-        let mut busy_rounds = 0;
+        let sends_allowed = self.client.retry_attempts().max(RESEND_ROUNDS);
+        let mut sends = 0;
         while !remaining.is_empty() {
+            sends += 1;
             let targets: Vec<Json> = remaining.iter().map(|o| o.mapped.target.clone()).collect();
             let body = request::write_body(&self.flow, &self.inputs, targets, &self.env).map_err(
                 |err| {
@@ -290,26 +293,22 @@ impl Writer {
             if remaining.is_empty() {
                 break;
             }
-            let exhausted = match &busy {
-                Some(why) => {
-                    busy_rounds += 1;
-                    let exhausted = busy_rounds >= self.client.retry_attempts();
-                    if !exhausted {
-                        self.client.pause(busy_rounds, why).await;
-                    }
-                    exhausted
-                }
-                None => {
-                    uncertain_rounds += 1;
-                    uncertain_rounds >= RESEND_ROUNDS
-                }
-            };
-            if exhausted {
+            if sends >= sends_allowed {
                 settled.extend(remaining.iter().map(|record| Settled::Unresolved {
                     key: record.mapped.key.clone(),
+                    sends,
                 }));
                 break;
             }
+            let why = busy.as_deref().unwrap_or(
+                "the outcome of a write was unknown and its records are not in the target",
+            );
+            self.client
+                .pause(
+                    sends,
+                    &format!("{why}; sending {} record(s) again", remaining.len()),
+                )
+                .await;
         }
         self.store
             .record_outcomes(flow_name, &outcomes, self.clock.now())?;
