@@ -616,6 +616,43 @@ fn a_password_login_that_meets_server_errors_is_repeated() {
 }
 
 #[test]
+fn bills_saved_beside_a_conflict_are_not_sent_again() {
+    // A conflict locks one bill of a batch and the others are saved; Kingdee would accept a
+    // second copy of any of them (no bill-number uniqueness), so a resent neighbour would show.
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "80",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0",
+            "--kingdee-conflict-rate",
+            "0.5",
+            "--kingdee-conflict-scope",
+            "bill",
+            "--kingdee-allow-duplicate-bill-no",
+        ],
+        4,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  batch_size: 50\n",
+        "  batch_size: 10\n",
+    );
+    let output = sync.run(&[]).success();
+    let (eligible, _) = eligible_and_unknown(&sync.orders());
+    assert_eq!(bill_numbers(&sync), eligible);
+    assert_eq!(sync.bills().len(), eligible.len(), "no bill twice");
+    let stats = sync.kingdee("/_sim/stats");
+    assert!(
+        stats["conflicts_injected"].as_u64().unwrap() > 0,
+        "conflicts happened: {stats} {}",
+        output.stderr
+    );
+}
+
+#[test]
 fn faults_on_both_sides_are_retried_and_nothing_lands_twice() {
     let sync = Sync::start(
         &[

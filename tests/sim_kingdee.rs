@@ -699,6 +699,51 @@ fn injected_errors_and_conflicts_save_nothing() {
 }
 
 #[test]
+fn a_conflict_on_one_bill_lets_the_others_through() {
+    let kingdee = Kingdee::start(&[
+        "--kingdee-conflict-rate",
+        "1",
+        "--kingdee-conflict-scope",
+        "bill",
+    ]);
+    let session = kingdee.login();
+    let reply = kingdee.post(
+        "DynamicFormService.BatchSave",
+        batch(vec![
+            bill("RT-1", "TX-RED-M"),
+            bill("RT-2", "TX-RED-M"),
+            bill("RT-3", "NO-SUCH-SKU"),
+        ]),
+        &session,
+    );
+    let status = &reply.json()["Result"]["ResponseStatus"];
+    assert_eq!(status["MsgCode"], 13);
+    assert_eq!(status["IsSuccess"], false);
+    assert_eq!(status["Errors"][0]["DIndex"], 0);
+    assert!(
+        status["Errors"][0]["Message"]
+            .as_str()
+            .unwrap()
+            .contains("[销售退货单-RT-1-保存]”冲突，请稍候再使用。"),
+        "{status}"
+    );
+    assert_eq!(
+        status["Errors"][1]["DIndex"], 2,
+        "the unknown material, at its own place"
+    );
+    assert_eq!(status["SuccessEntitys"][0]["DIndex"], 1);
+    assert_eq!(status["SuccessEntitys"][0]["Number"], "RT-2");
+    let saved: Vec<String> = kingdee
+        .sim("GET", "bills", None)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bill| bill["FBillNo"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(saved, vec!["RT-2".to_string()]);
+}
+
+#[test]
 fn query_errors_are_wrapped_for_execute_bill_query_and_bare_for_bill_query() {
     let kingdee = Kingdee::start(&[]);
     let session = kingdee.login();

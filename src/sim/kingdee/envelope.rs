@@ -65,7 +65,7 @@ impl ErrorItem {
         }
     }
 
-    fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> Value {
         json!({"FieldName": self.field_name, "Message": self.message, "DIndex": self.dindex})
     }
 }

@@ -17,6 +17,17 @@ pub enum BatchMode {
     Atomic,
 }
 
+/// What an injected network-control conflict blocks (spec §4.2, §7.7) **[I]**.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictScope {
+    /// The whole call is refused and nothing is saved.
+    Call,
+    /// Only the first bill of the call is locked: it is refused with the conflict message
+    /// and the others are saved, the answer's MsgCode being 13.
+    Bill,
+}
+
 /// The fault settings in force.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Faults {
@@ -28,8 +39,9 @@ pub struct Faults {
     pub error_rate: f64,
     /// Share of saves that commit and then close the connection without a response (0..=1).
     pub commit_then_drop_rate: f64,
-    /// Share of saves refused with the MsgCode 13 network-control conflict, nothing saved (0..=1).
+    /// Share of saves that meet the MsgCode 13 network-control conflict (0..=1).
     pub conflict_rate: f64,
+    pub conflict_scope: ConflictScope,
     pub batch_mode: BatchMode,
     /// Idle lifetime of a session, in seconds.
     pub session_ttl_secs: u64,
@@ -44,6 +56,7 @@ pub struct FaultsPatch {
     pub error_rate: Option<f64>,
     pub commit_then_drop_rate: Option<f64>,
     pub conflict_rate: Option<f64>,
+    pub conflict_scope: Option<ConflictScope>,
     pub batch_mode: Option<BatchMode>,
     pub session_ttl_secs: Option<u64>,
 }
@@ -54,7 +67,7 @@ pub enum Injection {
     None,
     /// Answer HTTP 500 and do nothing.
     ServerError,
-    /// Refuse the save with MsgCode 13 and save nothing.
+    /// A network-control conflict (MsgCode 13), as wide as the conflict scope.
     Conflict,
     /// Save, then close the connection without answering.
     CommitThenDrop,
@@ -92,6 +105,7 @@ impl Faults {
                 .commit_then_drop_rate
                 .unwrap_or(self.commit_then_drop_rate),
             conflict_rate: patch.conflict_rate.unwrap_or(self.conflict_rate),
+            conflict_scope: patch.conflict_scope.unwrap_or(self.conflict_scope),
             batch_mode: patch.batch_mode.unwrap_or(self.batch_mode),
             session_ttl_secs: patch.session_ttl_secs.unwrap_or(self.session_ttl_secs),
         };
@@ -125,6 +139,7 @@ mod tests {
             error_rate: 0.0,
             commit_then_drop_rate: 0.0,
             conflict_rate: 0.0,
+            conflict_scope: ConflictScope::Call,
             batch_mode: BatchMode::Independent,
             session_ttl_secs: 1200,
         }
@@ -135,6 +150,7 @@ mod tests {
         let all = Faults {
             error_rate: 0.5,
             conflict_rate: 0.5,
+            conflict_scope: ConflictScope::Call,
             commit_then_drop_rate: 0.5,
             ..quiet()
         };

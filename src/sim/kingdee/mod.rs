@@ -40,7 +40,7 @@ mod server;
 mod service;
 mod state;
 
-pub use faults::BatchMode;
+pub use faults::{BatchMode, ConflictScope};
 
 /// The synthetic credentials of the spec's worked example (§2.3).
 pub const DEFAULT_ACCT_ID: &str = "65a1b2c3d4e5f6";
@@ -205,6 +205,14 @@ pub struct KingdeeOptions {
         default_value_t = 0.0
     )]
     pub conflict_rate: f64,
+    /// `call`: a conflict refuses the whole save; `bill`: only its first bill, the others are saved.
+    #[arg(
+        id = "kingdee-conflict-scope",
+        long = "kingdee-conflict-scope", value_name = "SCOPE",
+        value_enum,
+        default_value_t = ConflictScope::Call
+    )]
+    pub conflict_scope: ConflictScope,
     /// `independent`: each BatchSave packet succeeds or fails alone; `atomic`: all or none.
     #[arg(
         id = "kingdee-batch-mode",
@@ -300,6 +308,7 @@ fn initial_state(
         error_rate: options.error_rate,
         commit_then_drop_rate: options.commit_then_drop_rate,
         conflict_rate: options.conflict_rate,
+        conflict_scope: options.conflict_scope,
         batch_mode: options.batch_mode,
         session_ttl_secs: options.session_ttl_secs,
     };

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::sim::kingdee::auth::{self, Credentials, Decision, LoginParams, NewSession};
 use crate::sim::kingdee::body::{self, CallError, RawCall, scalar_text};
-use crate::sim::kingdee::envelope::{self, MsgCode};
-use crate::sim::kingdee::faults::Injection;
+use crate::sim::kingdee::envelope::{self, ErrorItem, MsgCode};
+use crate::sim::kingdee::faults::{ConflictScope, Injection};
 use crate::sim::kingdee::query;
 use crate::sim::kingdee::save::{self, SaveConfig, SaveKind};
 use crate::sim::kingdee::schema;
@@ -436,14 +436,21 @@ fn save_call(
         Ok(form) => form,
         Err(err) => return (call_error(service, err), Outcome::Failed),
     };
+    // A conflict locks the first bill of the call: the whole call (scope `call`), or that
+    // bill alone while the others are saved (scope `bill`).
+    let mut form = form;
+    let mut locked: Option<String> = None;
     if injection == Injection::Conflict {
-        let first_number = form
+        let model = form
             .data
-            .iter()
+            .iter_mut()
             .find(|(key, _)| key.eq_ignore_ascii_case("Model"))
-            .and_then(|(_, model)| match model {
-                Value::Array(items) => items.first().cloned(),
-                other => Some(other.clone()),
+            .map(|(_, model)| model);
+        let first_number = model
+            .as_deref()
+            .and_then(|model| match model {
+                Value::Array(items) => items.first(),
+                other => Some(other),
             })
             .and_then(|packet| {
                 packet
@@ -457,8 +464,18 @@ fn save_call(
             "“{CONFLICT_HOLDER}”使用业务单据：“{name}”业务操作-“[{name}-{first_number}-保存]”冲突，请稍候再使用。",
             name = schema::FORM_NAME
         );
-        let body = envelope::failure(MsgCode::NetworkControlConflict, None, message);
-        return (Response::json(body), Outcome::InjectedConflict);
+        match model {
+            Some(Value::Array(items))
+                if state.faults.conflict_scope == ConflictScope::Bill && items.len() > 1 =>
+            {
+                items.remove(0);
+                locked = Some(message);
+            }
+            _ => {
+                let body = envelope::failure(MsgCode::NetworkControlConflict, None, message);
+                return (Response::json(body), Outcome::InjectedConflict);
+            }
+        }
     }
     let kind = match service {
         Service::Save => SaveKind::Save,
@@ -468,12 +485,17 @@ fn save_call(
         batch_mode: state.faults.batch_mode,
         ..config.clone()
     };
-    let outcome = save::save(&mut state.bills, &state.basedata, &config, kind, &form, now);
+    let mut outcome = save::save(&mut state.bills, &state.basedata, &config, kind, &form, now);
+    let conflicted = locked.is_some();
+    if let Some(message) = locked {
+        lock_first_bill(&mut outcome.body, message);
+    }
     state.stats.bills_created += outcome.created as u64;
     state.stats.bills_updated += outcome.updated as u64;
     state.stats.packets_rejected += outcome.rejected as u64;
     state.stats.duplicates_rejected += outcome.duplicates as u64;
     let result = match (outcome.committed(), outcome.rejected > 0) {
+        _ if conflicted => Outcome::InjectedConflict,
         (_, false) if outcome.packets > 0 => Outcome::Ok,
         (true, true) => Outcome::Partial,
         _ => Outcome::Failed,
@@ -496,6 +518,40 @@ fn save_call(
         return (response, Outcome::Dropped);
     }
     (response, result)
+}
+
+/// Turn the answer for every bill but the first into the answer for the whole call, whose
+/// first bill met a network-control conflict: positions move up by one, the conflict is the
+/// error of position 0, and the call reports MsgCode 13.
+fn lock_first_bill(body: &mut Value, message: String) {
+    let Some(status) = body
+        .pointer_mut("/Result/ResponseStatus")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for list in ["Errors", "SuccessEntitys"] {
+        if let Some(Value::Array(items)) = status.get_mut(list) {
+            for item in items {
+                if let Some(index) = item.get("DIndex").and_then(Value::as_u64) {
+                    item["DIndex"] = json!(index + 1);
+                }
+            }
+        }
+    }
+    let conflict = ErrorItem::new(MsgCode::NetworkControlConflict, None, message, 0).to_json();
+    match status.get_mut("Errors") {
+        Some(Value::Array(errors)) => errors.insert(0, conflict),
+        _ => {
+            status.insert("Errors".into(), json!([conflict]));
+        }
+    }
+    status.insert("IsSuccess".into(), json!(false));
+    status.insert("ErrorCode".into(), json!(500));
+    status.insert(
+        "MsgCode".into(),
+        json!(MsgCode::NetworkControlConflict.code()),
+    );
 }
 
 fn query_call(state: &State, service: Service, call: &RawCall) -> (Response, Outcome) {
