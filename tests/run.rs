@@ -311,6 +311,55 @@ fn orders_that_move_between_pages_while_paging_are_not_lost() {
 }
 
 #[test]
+fn orders_that_move_to_the_end_of_the_window_or_repeat_on_a_page_are_not_lost() {
+    // An order bumped to the window's last second stays in the window but lands on a page a
+    // downward reader has already read; a page that lists an order twice hides nothing but
+    // must not count twice. Bill-number uniqueness is off, so a duplicate would show.
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "300",
+            "--wdt-days",
+            "5",
+            "--wdt-unknown-sku-share",
+            "0",
+            "--wdt-drift-rate",
+            "0.05",
+            "--wdt-drift-to",
+            "end",
+            "--wdt-duplicate-rate",
+            "0.2",
+            "--wdt-rate-limit",
+            "0",
+            "--kingdee-allow-duplicate-bill-no",
+        ],
+        6,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  page_size: 100\n",
+        "  page_size: 20\n",
+    );
+    sync.workspace.edit(
+        "mappings/connectors/wdt_qimen.yaml",
+        "rate_limit: { requests: 50, per: 60s }",
+        "rate_limit: { requests: 5000, per: 60s }",
+    );
+    let output = sync.run(&[]).success();
+    let (eligible, _) = eligible_and_unknown(&sync.orders());
+    assert_eq!(bill_numbers(&sync), eligible, "{}", output.stderr);
+    assert_eq!(sync.bills().len(), eligible.len(), "no bill twice");
+    assert!(
+        output.stderr.contains("reading it again"),
+        "a pass met fewer orders than the total and read the window again: {}",
+        output.stderr
+    );
+    let stats = sync.wdt("/_sim/stats");
+    assert!(stats["drifted"].as_u64().unwrap() > 0, "{stats}");
+    assert!(stats["duplicated"].as_u64().unwrap() > 0, "{stats}");
+}
+
+#[test]
 fn parked_records_are_listed_and_delivered_by_retry_once_master_data_is_fixed() {
     let sync = Sync::start(
         &[

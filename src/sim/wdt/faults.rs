@@ -14,6 +14,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::sim::wdt::random::{below, chance, stream};
 
+/// Where page drift moves the order it bumps **[I]**.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftTo {
+    /// `modified` = now: the order leaves any window that ends before now (an edit in the ERP).
+    Now,
+    /// `modified` = the request's `end_time`: the order stays in the window but moves to its
+    /// end, onto a page a downward reader has already read (spec §8.6 `mutate` hook).
+    End,
+}
+
 /// The runtime-adjustable behaviour of the sandbox; `GET /_sim/faults` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Faults {
@@ -26,6 +37,9 @@ pub struct Faults {
     /// Chance, after serving a non-empty page, that one order on that page or an earlier one
     /// gets `modified` = now (spec §6 pitfall 1).
     pub drift_rate: f64,
+    pub drift_to: DriftTo,
+    /// Chance that a served page lists one of its orders twice (spec §6 pitfall 4, §8.6).
+    pub duplicate_rate: f64,
     /// The next N API requests get an HTTP 5xx (then the count runs down to 0).
     pub fail_next: u32,
     /// The next N authenticated requests get `1012`.
@@ -44,6 +58,8 @@ pub struct FaultsPatch {
     pub error_rate: Option<f64>,
     pub rate_limit_rate: Option<f64>,
     pub drift_rate: Option<f64>,
+    pub drift_to: Option<DriftTo>,
+    pub duplicate_rate: Option<f64>,
     pub fail_next: Option<u32>,
     pub rate_limit_next: Option<u32>,
     pub rate_limit: Option<u32>,
@@ -57,6 +73,7 @@ impl Faults {
             ("error_rate", patch.error_rate),
             ("rate_limit_rate", patch.rate_limit_rate),
             ("drift_rate", patch.drift_rate),
+            ("duplicate_rate", patch.duplicate_rate),
         ] {
             if let Some(share) = share {
                 check_share(share).map_err(|err| format!("{name}: {err}"))?;
@@ -74,6 +91,8 @@ impl Faults {
         assign(&mut next.error_rate, patch.error_rate);
         assign(&mut next.rate_limit_rate, patch.rate_limit_rate);
         assign(&mut next.drift_rate, patch.drift_rate);
+        assign(&mut next.duplicate_rate, patch.duplicate_rate);
+        next.drift_to = patch.drift_to.unwrap_or(next.drift_to);
         next.latency_ms = patch.latency_ms.unwrap_or(next.latency_ms);
         next.fail_next = patch.fail_next.unwrap_or(next.fail_next);
         next.rate_limit_next = patch.rate_limit_next.unwrap_or(next.rate_limit_next);
@@ -103,6 +122,7 @@ pub struct Dice {
     server_error: ChaCha8Rng,
     rate_limit: ChaCha8Rng,
     drift: ChaCha8Rng,
+    duplicate: ChaCha8Rng,
 }
 
 impl Dice {
@@ -111,6 +131,7 @@ impl Dice {
             server_error: stream(seed, 0x5858),
             rate_limit: stream(seed, 0x1012),
             drift: stream(seed, 0xD81F),
+            duplicate: stream(seed, 0xD0B1),
         }
     }
 
@@ -135,6 +156,15 @@ impl Dice {
             return true;
         }
         chance(&mut self.rate_limit, faults.rate_limit_rate)
+    }
+
+    /// For a page of `rows` rows: the row to list a second time, right after itself, or `None`.
+    pub fn duplicate(&mut self, faults: &Faults, rows: usize) -> Option<usize> {
+        if rows > 0 && chance(&mut self.duplicate, faults.duplicate_rate) {
+            Some(below(&mut self.duplicate, rows as u64) as usize)
+        } else {
+            None
+        }
     }
 
     /// After serving a page whose last row has index `last` in the result set: the index of
@@ -183,6 +213,8 @@ mod tests {
             error_rate: 0.0,
             rate_limit_rate: 0.0,
             drift_rate: 0.0,
+            drift_to: DriftTo::Now,
+            duplicate_rate: 0.0,
             fail_next: 0,
             rate_limit_next: 0,
             rate_limit: 60,

@@ -39,7 +39,7 @@ pub use data::{Detail, Order};
 pub use gateway::{METHOD, SignLengthPolicy};
 
 use data::Shares;
-use faults::{Faults, check_share};
+use faults::{DriftTo, Faults, check_share};
 use gateway::{DirectCredentials, QimenCredentials};
 use query::Rules;
 use service::{Service, Settings, wall_now};
@@ -139,9 +139,16 @@ pub struct WdtOptions {
     /// Share of authenticated requests answered `1012` (too frequent).
     #[arg(long = "wdt-rate-limit-rate", default_value_t = 0.0, value_parser = parse_share)]
     pub rate_limit_rate: f64,
-    /// Chance after each served page that an order on it or an earlier page is modified now.
+    /// Chance after each served page that an order on it or an earlier page is modified.
     #[arg(long = "wdt-drift-rate", default_value_t = 0.0, value_parser = parse_share)]
     pub drift_rate: f64,
+    /// Where drift moves an order: `now` (it leaves the window) or `end` (the window's last
+    /// second: it stays in the window, at its end).
+    #[arg(long = "wdt-drift-to", value_enum, default_value_t = DriftTo::Now)]
+    pub drift_to: DriftTo,
+    /// Chance that a served page lists one of its orders twice.
+    #[arg(long = "wdt-duplicate-rate", default_value_t = 0.0, value_parser = parse_share)]
+    pub duplicate_rate: f64,
 }
 
 impl Default for WdtOptions {
@@ -173,6 +180,8 @@ impl Default for WdtOptions {
             error_rate: 0.0,
             rate_limit_rate: 0.0,
             drift_rate: 0.0,
+            drift_to: DriftTo::Now,
+            duplicate_rate: 0.0,
         }
     }
 }
@@ -198,6 +207,7 @@ impl WdtOptions {
             ("--wdt-error-rate", self.error_rate),
             ("--wdt-rate-limit-rate", self.rate_limit_rate),
             ("--wdt-drift-rate", self.drift_rate),
+            ("--wdt-duplicate-rate", self.duplicate_rate),
         ] {
             check_share(share).map_err(|err| Error::usage(format!("{flag}: {err}")))?;
         }
@@ -242,6 +252,8 @@ impl WdtOptions {
             error_rate: self.error_rate,
             rate_limit_rate: self.rate_limit_rate,
             drift_rate: self.drift_rate,
+            drift_to: self.drift_to,
+            duplicate_rate: self.duplicate_rate,
             fail_next: 0,
             rate_limit_next: 0,
             rate_limit: self.rate_limit,

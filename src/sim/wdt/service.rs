@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::sim::wdt::codes::{self, WdtError};
 use crate::sim::wdt::data::{Generator, Order, STATUSES, Shares, parse_wall_clock};
 use crate::sim::wdt::envelope;
-use crate::sim::wdt::faults::{Dice, Faults, FaultsPatch, RateLimiter, check_share};
+use crate::sim::wdt::faults::{Dice, DriftTo, Faults, FaultsPatch, RateLimiter, check_share};
 use crate::sim::wdt::gateway::{self, DirectCredentials, QimenCredentials};
 use crate::sim::wdt::params::{self, Decoded, Incoming, get};
 use crate::sim::wdt::query::{self, Rules};
@@ -215,7 +215,13 @@ impl Service {
         };
         let with_total = query.page_no == 0 || self.settings.total_count_on_every_page;
         let selected = query::select(self.orders.values(), &query);
-        let page = query::page(&selected, &query);
+        let mut page = query::page(&selected, &query);
+        let distinct_rows = page.rows.len();
+        // A page that lists an order twice, as integrators report the formal API doing.
+        if let Some(index) = self.dice.duplicate(&self.faults, page.rows.len()) {
+            page.rows.insert(index + 1, page.rows[index]);
+            self.stats.duplicated += 1;
+        }
         let body = match api {
             Api::Qimen => envelope::qimen_success(&page, with_total),
             Api::Openapi2 => envelope::direct_success(&page, with_total),
@@ -224,8 +230,9 @@ impl Service {
         entry.total_count = with_total.then_some(page.total);
         // Drift reproduces an edit made in the ERP while the client pages: an order on this
         // page or an earlier one is modified now, leaving any window that ends before now and
-        // shifting every later row one place forward.
-        let bumped = match page.rows.len() {
+        // shifting every later row one place forward; or (`drift_to: end`) it moves to the
+        // window's last second, staying in it, at its end.
+        let bumped = match distinct_rows {
             0 => None,
             rows => self
                 .dice
@@ -234,8 +241,12 @@ impl Service {
         };
         self.stats.rows_served += page.rows.len() as u64;
         if let Some(order_no) = bumped {
+            let to = match (self.faults.drift_to, query.end) {
+                (DriftTo::End, Some(end)) => end,
+                _ => wall_now(now),
+            };
             if let Some(order) = self.orders.get_mut(&order_no) {
-                order.touch(wall_now(now));
+                order.touch(to);
             }
             self.stats.drifted += 1;
             entry.drifted = Some(order_no);
@@ -456,6 +467,8 @@ mod tests {
             error_rate: 0.0,
             rate_limit_rate: 0.0,
             drift_rate: 0.0,
+            drift_to: DriftTo::Now,
+            duplicate_rate: 0.0,
             fail_next: 0,
             rate_limit_next: 0,
             rate_limit: 60,
@@ -657,6 +670,53 @@ mod tests {
                 .all(|d| d.modified == order.modified)
         );
         assert_eq!(service.stats().drifted, 1);
+    }
+
+    #[test]
+    fn drift_to_the_end_keeps_the_order_in_the_window_at_its_end() {
+        let mut service = service(30);
+        service
+            .update_faults(&FaultsPatch {
+                drift_rate: Some(1.0),
+                drift_to: Some(DriftTo::End),
+                ..FaultsPatch::default()
+            })
+            .unwrap();
+        let page = request(&[("page_size", "10"), ("page_no", "0")]);
+        service.handle(Api::Qimen, &page, now());
+        let bumped = service.requests()[0].drifted.clone().expect("drift");
+        assert_eq!(service.orders[&bumped].modified, "2024-06-01 11:59:00");
+        let last = service.orders().last().unwrap().order_no.clone();
+        assert_eq!(last, bumped, "it is the last row of the window now");
+    }
+
+    #[test]
+    fn a_duplicated_row_repeats_right_after_itself() {
+        let mut service = service(30);
+        service
+            .update_faults(&FaultsPatch {
+                duplicate_rate: Some(1.0),
+                ..FaultsPatch::default()
+            })
+            .unwrap();
+        let page = json(&service.handle(
+            Api::Qimen,
+            &request(&[("page_size", "10"), ("page_no", "0")]),
+            now(),
+        ));
+        let numbers: Vec<&str> = page["response"]["stockin_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|order| order["order_no"].as_str().unwrap())
+            .collect();
+        assert_eq!(numbers.len(), 11, "ten orders and one of them again");
+        assert!(numbers.windows(2).any(|pair| pair[0] == pair[1]));
+        assert_eq!(
+            page["response"]["total_count"], 30,
+            "the total counts orders"
+        );
+        assert_eq!(service.stats().duplicated, 1);
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct Stats {
     pub business: u64,
     /// Orders whose `modified` was bumped by page drift.
     pub drifted: u64,
+    /// Pages that listed one of their orders twice.
+    pub duplicated: u64,
     /// Orders served in success envelopes, counting repeats.
     pub rows_served: u64,
 }
