@@ -29,6 +29,8 @@ pub enum ErrorKind {
     Api,
     /// The state database failed.
     State,
+    /// The user stopped the command (Ctrl-C, SIGTERM).
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -42,7 +44,8 @@ impl ErrorKind {
             | ErrorKind::Network
             | ErrorKind::Auth
             | ErrorKind::Api
-            | ErrorKind::State => ExitCode::Fatal,
+            | ErrorKind::State
+            | ErrorKind::Interrupted => ExitCode::Fatal,
         }
     }
 }

@@ -796,6 +796,49 @@ fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
 }
 
 #[test]
+fn a_run_stopped_by_sigterm_says_so_and_a_rerun_finishes_the_job() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "60",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0",
+            "--kingdee-latency-per-bill-ms",
+            "40",
+        ],
+        4,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  batch_size: 50\n",
+        "  batch_size: 5\n",
+    );
+    let child = sync.spawn_run(&sync.env(), Stdio::piped());
+    std::thread::sleep(Duration::from_millis(600));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    let state = sync
+        .engine(&["state", "mappings/refund.yaml", "--json"])
+        .success();
+    let state: Value = serde_json::from_str(&state.stdout).unwrap();
+    assert_eq!(state["runs"][0]["outcome"], "failed", "{state}");
+    assert!(sync.bills().len() < 60, "stopped before the end");
+    sync.run(&[]).success();
+    let (eligible, _) = eligible_and_unknown(&sync.orders());
+    assert_eq!(bill_numbers(&sync), eligible);
+    assert_eq!(sync.bills().len(), eligible.len());
+}
+
+#[test]
 fn a_dry_run_prints_the_bodies_and_changes_nothing() {
     let sync = Sync::start(
         &[

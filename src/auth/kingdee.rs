@@ -90,12 +90,14 @@ impl Session {
             request.headers.push(("Cookie".into(), cookie));
         }
         if self.credentials.mode == KingdeeMode::AppSignature {
-            let path = reqwest::Url::parse(&request.url)
-                .map_err(|err| {
-                    Error::config(format!("`{}` is not a URL", request.url)).with_source(err)
-                })?
-                .path()
-                .to_string();
+            let url = reqwest::Url::parse(&request.url).map_err(|err| {
+                Error::config(format!("`{}` is not a URL", request.url)).with_source(err)
+            })?;
+            // The SDK signs the path as written and encodes it itself; the URL holds it
+            // encoded already (a virtual directory with a space or Chinese characters).
+            let path = percent_encoding::percent_decode_str(url.path())
+                .decode_utf8_lossy()
+                .into_owned();
             let timestamp = now.timestamp().to_string();
             let credentials = AppCredentials {
                 acct_id: &self.credentials.acct_id,
@@ -275,6 +277,41 @@ mod tests {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn a_virtual_directory_that_needs_escaping_is_signed_as_the_sdk_signs_it() {
+        // The SDK signs the path as the user wrote it; the URL carries it escaped.
+        let mut request = request();
+        request.url = "http://erp.example.com/k3%20cloud/%E9%87%91%E8%9D%B6/X.common.kdsvc".into();
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        session(KingdeeMode::AppSignature)
+            .apply(&mut request, now)
+            .unwrap();
+        let credentials = AppCredentials {
+            acct_id: "65a1b2c3d4e5f6",
+            username: "apiuser",
+            app_id: "299999_W2bDRxFLQqCZ5Y9P7+7t2dxs0L2/xptH",
+            app_secret: "0123456789abcdef0123456789abcdef",
+            lcid: 2052,
+            org_num: 0,
+        };
+        let expected = sign::v2_headers(
+            &credentials,
+            "/k3 cloud/金蝶/X.common.kdsvc",
+            "1700000000",
+            "1700000000",
+        );
+        let signature = |headers: &[(&str, String)]| {
+            headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("X-Api-Signature"))
+                .map(|(_, value)| value.clone())
+        };
+        assert_eq!(
+            header(&request, "X-Api-Signature").map(str::to_string),
+            signature(&expected)
+        );
     }
 
     #[test]

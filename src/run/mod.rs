@@ -118,14 +118,14 @@ pub async fn run(
     };
     let run_id = store.start_run(&flow.name, kind, now)?;
     let cursor_before = store.cursor(&flow.name)?;
-    let result = execute(
-        Arc::clone(&flow),
-        env,
-        &options,
-        &store,
-        Arc::clone(&progress),
-    )
-    .await;
+    let result = tokio::select! {
+        result = execute(Arc::clone(&flow), env, &options, &store, Arc::clone(&progress)) => result,
+        signal = interrupted() => Err(Error::new(
+            ErrorKind::Interrupted,
+            format!("interrupted by {signal}"),
+        )
+        .with_hint("what was written is recorded; records whose write was under way stay in flight and the next run or `engine retry` looks them up first")),
+    };
     progress.finish();
     if result.is_err() && store.cursor(&flow.name)? != cursor_before {
         // A run that stops moves no cursor, not even past the windows it completed: the
@@ -135,6 +135,29 @@ pub async fn run(
     }
     store.finish_run(run_id, &recorded(&result, &progress), options.clock.now())?;
     result
+}
+
+/// The first Ctrl-C or SIGTERM. Stopping a run at any point is safe by design (it is what a
+/// crash does); this only lets the run say so and record itself as failed.
+async fn interrupted() -> &'static str {
+    // A signal that cannot be listened for never arrives.
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = ctrl_c => return "Ctrl-C",
+                _ = terminate.recv() => return "SIGTERM",
+            }
+        }
+    }
+    ctrl_c.await;
+    "Ctrl-C"
 }
 
 /// What the run history keeps of a run's result.
