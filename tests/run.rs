@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::sync::Sync;
+use crate::support::workspace::Workspace;
 
 /// SKUs the Kingdee sandbox knows.
 fn known_skus() -> BTreeSet<String> {
@@ -75,6 +76,35 @@ fn listed_keys(sync: &Sync, statuses: &[&str]) -> BTreeSet<String> {
 
 fn parked_keys(sync: &Sync) -> BTreeSet<String> {
     listed_keys(sync, &["failed", "conflict"])
+}
+
+#[test]
+fn the_readmes_first_command_runs_the_bundled_flow_on_the_sandboxes() {
+    let workspace = Workspace::with_bundle();
+    let output = workspace
+        .engine()
+        .args(["run", "mappings/refund.yaml", "--sandbox"])
+        .run()
+        .code(1);
+    for expected in [
+        "sandboxes: WDT at http://127.0.0.1:",
+        // The first run starts in 2024: the empty stretch is one line.
+        "windows 1–",
+        ": nothing modified",
+        "180 read, 170 written, 0 already written, 10 parked",
+        "字段“物料编码”的值“",
+        "the Kingdee sandbox now holds 170 sales return bill(s)",
+    ] {
+        assert!(
+            output.stderr.contains(expected),
+            "{expected:?} missing from:\n{}",
+            output.stderr
+        );
+    }
+    assert!(
+        !workspace.path("mappings/.engine").exists(),
+        "a sandbox run keeps no state next to the flow"
+    );
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! Counters are kept here (atomics, shared by the concurrent writers); the status line shows
 //! the current window, page and counts, and anything worth a line of its own (a failed
 //! record, a retry, a cursor move) is printed above it. Without a terminal every event is a
-//! plain line on stderr, so a scheduler's log tells the story.
+//! plain line on stderr, so a scheduler's log tells the story; a stretch of windows in which
+//! nothing was modified (a first run from a date long ago) is one line, not two per window.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -31,6 +32,29 @@ struct Place {
     window: String,
     page: String,
     cursor: String,
+    /// Plain lines: the current window's line, printed with its first page unless empty.
+    unprinted_window: Option<String>,
+    /// Plain lines: consecutive empty windows not reported yet (first, last, start, end).
+    empty: Option<(usize, usize, DateTime<Utc>, DateTime<Utc>)>,
+    /// The current window (index, start, end).
+    current: Option<(usize, DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Place {
+    /// The line for the empty windows not reported yet, if any.
+    fn take_empty(&mut self) -> Option<String> {
+        let (first, last, start, end) = self.empty.take()?;
+        let which = if first == last {
+            format!("window {}", first + 1)
+        } else {
+            format!("windows {}–{}", first + 1, last + 1)
+        };
+        Some(format!(
+            "{which} {} .. {}: nothing modified",
+            wall_clock(start),
+            wall_clock(end)
+        ))
+    }
 }
 
 pub struct Progress {
@@ -71,7 +95,21 @@ impl Progress {
     pub fn line(&self, text: impl AsRef<str>) {
         match &self.bar {
             Some(bar) => bar.println(text.as_ref()),
-            None => eprintln!("{}", text.as_ref()),
+            None => {
+                self.flush_plain();
+                eprintln!("{}", text.as_ref());
+            }
+        }
+    }
+
+    /// Plain lines: print what was held back (empty windows, the current window's line).
+    fn flush_plain(&self) {
+        let mut place = self.place.lock().expect("progress lock");
+        if let Some(empty) = place.take_empty() {
+            eprintln!("{empty}");
+        }
+        if let Some(window) = place.unprinted_window.take() {
+            eprintln!("{window}");
         }
     }
 
@@ -125,8 +163,9 @@ impl Progress {
 
     /// Stop the status line (before the summary is printed).
     pub fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => self.flush_plain(),
         }
     }
 }
@@ -139,11 +178,15 @@ impl ReadProgress for Progress {
             wall_clock(window.start),
             wall_clock(window.end)
         );
-        if self.bar.is_none() {
-            eprintln!("{text}");
-        }
         {
             let mut place = self.place.lock().expect("progress lock");
+            if self.bar.is_none() {
+                // Held back until its first page says whether the window is empty.
+                if let Some(window) = place.unprinted_window.replace(text.clone()) {
+                    eprintln!("{window}");
+                }
+            }
+            place.current = Some((index, window.start, window.end));
             place.window = text;
             place.page.clear();
         }
@@ -151,10 +194,29 @@ impl ReadProgress for Progress {
     }
 
     fn page(&self, page: u32, records: usize, total: Option<u64>) {
-        let total = total.map(|t| format!(" of {t}")).unwrap_or_default();
-        let text = format!("page {page}: {records} records{total}");
+        let shown = total.map(|t| format!(" of {t}")).unwrap_or_default();
+        let text = format!("page {page}: {records} records{shown}");
         if self.bar.is_none() {
-            eprintln!("  {text}");
+            let mut place = self.place.lock().expect("progress lock");
+            let empty = records == 0 && total.unwrap_or(0) == 0;
+            match (empty, place.unprinted_window.is_some(), place.current) {
+                (true, true, Some((index, start, end))) => {
+                    place.unprinted_window = None;
+                    place.empty = Some(match place.empty {
+                        Some((first, _, from, _)) => (first, index, from, end),
+                        None => (index, index, start, end),
+                    });
+                }
+                _ => {
+                    if let Some(empty) = place.take_empty() {
+                        eprintln!("{empty}");
+                    }
+                    if let Some(window) = place.unprinted_window.take() {
+                        eprintln!("{window}");
+                    }
+                    eprintln!("  {text}");
+                }
+            }
         }
         self.place.lock().expect("progress lock").page = format!("· {text}");
         self.refresh();
