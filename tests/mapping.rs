@@ -315,3 +315,80 @@ fn the_key_field_must_carry_the_record_key() {
         output.stderr
     );
 }
+
+#[test]
+fn repeated_keys_are_previewed_once_the_last_modified_winning() {
+    // Audit 24: a run sends one copy per key.
+    let workspace = flow("  v: \"{{ v }}\"\n");
+    workspace.edit(
+        "flow.yaml",
+        "key: { source: \"{{ id }}\", target: id }",
+        "key: { source: \"{{ id }}\", target: id, modified: \"{{ modified }}\" }",
+    );
+    let output = preview(
+        &workspace,
+        json!([
+            {"id": "A1", "v": "new", "modified": "2024-01-02 00:00:00"},
+            {"id": "B1", "v": "b", "modified": "2024-01-01 00:00:00"},
+            {"id": "A1", "v": "old", "modified": "2024-01-01 00:00:00"}
+        ]),
+    )
+    .success();
+    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(
+        body["records"],
+        json!([{"id": "A1", "v": "new"}, {"id": "B1", "v": "b"}])
+    );
+    assert!(
+        output.stderr.contains(
+            "warning: record #3 repeats key `A1`; a run sends only one copy, so the preview shows record #1 (modified `2024-01-02 00:00:00`)"
+        ),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn an_input_with_a_byte_order_mark_is_read() {
+    // Audit 26.
+    let workspace = flow("");
+    workspace.write("input.json", "\u{feff}[{\"id\": \"A1\"}]");
+    let output = workspace
+        .engine()
+        .args(["preview", "flow.yaml", "--input", "input.json"])
+        .run()
+        .success();
+    assert!(output.stdout.contains("\"A1\""), "{}", output.stdout);
+}
+
+#[test]
+fn a_bad_input_file_exits_2() {
+    // Audit 27: missing, unparsable or empty input are all usage errors.
+    let workspace = flow("");
+    for (contents, expected) in [
+        (None, "cannot read the input `input.json`"),
+        (Some("[{"), "`input.json` is not valid JSON"),
+        (Some("{}"), "`input.json` has no records"),
+    ] {
+        let _ = std::fs::remove_file(workspace.path("input.json"));
+        if let Some(contents) = contents {
+            workspace.write("input.json", contents);
+        }
+        let output = workspace
+            .engine()
+            .args(["preview", "flow.yaml", "--input", "input.json"])
+            .run()
+            .code(2);
+        assert!(output.stderr.contains(expected), "{}", output.stderr);
+    }
+    let help = workspace
+        .engine()
+        .args(["preview", "--help"])
+        .run()
+        .success();
+    assert!(
+        help.stdout.contains("2: the input cannot be read"),
+        "{}",
+        help.stdout
+    );
+}
