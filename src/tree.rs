@@ -16,7 +16,9 @@
 //!
 //! A key that really starts with `$` is written `$$key`. Compiling reports every problem at
 //! once; evaluating turns a record into JSON or into an error that names the output field,
-//! the template's file position and (for strictness failures) the missing source field.
+//! the template's file position and (for strictness failures) the missing source field. A
+//! flow's mapping is then annotated from the target's API schema ([`apply_target_schema`]):
+//! evaluation gives fields their schema's scalar type and holds `$each` to `minItems`.
 
 use std::sync::Arc;
 
