@@ -371,7 +371,8 @@ impl<'a> MappingCheck<'a> {
             {
                 let child = target.resolve(property);
                 let written_as_object = match &field.node {
-                    Node::Object(_) => true,
+                    // Already reported (e.g. a misspelt directive): no second error about its shape.
+                    Node::Object(_) | Node::Invalid => true,
                     Node::When(when) => matches!(when.value, Node::Object(_)),
                     _ => false,
                 };

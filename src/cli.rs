@@ -45,7 +45,8 @@ pub enum Command {
     /// Print the exact request bodies a run would send for the given source records (offline).
     ///
     /// Bodies go to stdout; records that cannot be mapped are reported on stderr.
-    /// Exit code 0: every record mapped; 1: some records failed; 3: the flow is invalid.
+    /// Exit code 0: every record mapped; 1: some records failed; 2: the input cannot be read or
+    /// holds no records; 3: the flow is invalid.
     Preview {
         /// The flow file.
         flow: PathBuf,

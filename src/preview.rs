@@ -6,6 +6,7 @@
 //! stderr beside it, with their key, the reason and where in the flow the failing template
 //! is. Reads files and the environment; nothing else.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use crate::diagnostic::{self, Diagnostic, SourceCache};
 use crate::error::{Error, ExitCode, Location, Result};
 use crate::record;
 use crate::request::{self, Env};
+use crate::time;
 
 /// Preview `flow_file` on the records in `input`, printing bodies to stdout and problems to stderr.
 pub fn preview(flow_file: &Path, input: &Path, env: &Env) -> Result<ExitCode> {
@@ -37,7 +39,7 @@ pub fn preview(flow_file: &Path, input: &Path, env: &Env) -> Result<ExitCode> {
                 for note in &ok.skipped {
                     eprintln!("warning: record `{}`: {note}", ok.key);
                 }
-                mapped.push(ok);
+                mapped.push((index, ok));
             }
             Err(failure) => {
                 failures += 1;
@@ -48,6 +50,7 @@ pub fn preview(flow_file: &Path, input: &Path, env: &Env) -> Result<ExitCode> {
             }
         }
     }
+    let mapped = drop_repeated_keys(mapped);
     let inputs = request::target_inputs(flow, env)
         .map_err(|err| eval_error("cannot evaluate the target's params", err))?;
     let batch_size = flow.target.batch_size.max(1) as usize;
@@ -81,6 +84,53 @@ pub fn preview(flow_file: &Path, input: &Path, env: &Env) -> Result<ExitCode> {
     })
 }
 
+/// One record per key, as a run sends: of copies with the same key the one modified last wins
+/// (the later one in the input on a tie), and each drop is said on stderr.
+fn drop_repeated_keys(mapped: Vec<(usize, record::Mapped)>) -> Vec<record::Mapped> {
+    let mut winner: HashMap<String, usize> = HashMap::new();
+    for (position, (_, record)) in mapped.iter().enumerate() {
+        match winner.get(&record.key) {
+            Some(&best) if newer(&mapped[best].1, record) => {}
+            _ => {
+                winner.insert(record.key.clone(), position);
+            }
+        }
+    }
+    let mut kept = Vec::with_capacity(winner.len());
+    for (position, (index, record)) in mapped.iter().enumerate() {
+        let best = winner[&record.key];
+        if best == position {
+            continue;
+        }
+        let (best_index, best_record) = &mapped[best];
+        eprintln!(
+            "warning: record #{} repeats key `{}`; a run sends only one copy, so the preview shows record #{}{}",
+            index + 1,
+            record.key,
+            best_index + 1,
+            best_record
+                .modified
+                .as_ref()
+                .map_or(String::new(), |m| format!(" (modified `{m}`)")),
+        );
+    }
+    for (position, (_, record)) in mapped.into_iter().enumerate() {
+        if winner[&record.key] == position {
+            kept.push(record);
+        }
+    }
+    kept
+}
+
+/// Whether `current` was modified after `candidate` (so `candidate` does not replace it).
+fn newer(current: &record::Mapped, candidate: &record::Mapped) -> bool {
+    let instant = |m: &Option<String>| m.as_deref().and_then(|m| time::parse_instant(m).ok());
+    match (instant(&current.modified), instant(&candidate.modified)) {
+        (Some(a), Some(b)) => a > b,
+        _ => current.modified > candidate.modified,
+    }
+}
+
 fn failure_diagnostic(index: usize, failure: &record::Failure) -> Diagnostic {
     let who = match &failure.key {
         Some(key) => format!("record `{key}`"),
@@ -98,13 +148,34 @@ fn eval_error(what: &str, err: crate::tree::EvalError) -> Error {
     Error::config(format!("{what}: {}", err.message)).with_location(err.location)
 }
 
+/// The longest input line an error quotes.
+const MAX_QUOTED_LINE: usize = 200;
+
 /// Records from `input`: an array of records, or a response the source's `records` path applies to.
 pub fn read_records(flow: &Flow, input: &Path) -> Result<Vec<Json>> {
-    let text = std::fs::read_to_string(input).map_err(|err| Error::io("read", input, err))?;
-    let json: Json = serde_json::from_str(&text).map_err(|err| {
-        Error::usage(format!("`{}` is not valid JSON", input.display()))
-            .with_location(Location::new(input, err.line(), err.column(), 1))
-            .with_source(err)
+    let text = std::fs::read_to_string(input).map_err(|err| {
+        Error::usage(format!("cannot read the input `{}`", input.display())).with_source(err)
+    })?;
+    // Editors on Windows save UTF-8 with a byte-order mark; JSON itself has none.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    let json: Json = serde_json::from_str(text).map_err(|err| {
+        // API responses are often one long line: quoting it under a caret would flood the terminal.
+        let line_length = text
+            .lines()
+            .nth(err.line().saturating_sub(1))
+            .map_or(0, str::len);
+        let error = if line_length <= MAX_QUOTED_LINE {
+            Error::usage(format!("`{}` is not valid JSON", input.display()))
+                .with_location(Location::new(input, err.line(), err.column(), 1))
+        } else {
+            Error::usage(format!(
+                "`{}` is not valid JSON (line {}, column {})",
+                input.display(),
+                err.line(),
+                err.column()
+            ))
+        };
+        error.with_source(err)
     })?;
     match json {
         Json::Array(records) => Ok(records),

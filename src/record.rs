@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use minijinja::Value;
+use minijinja::value::ValueKind;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
@@ -45,15 +46,27 @@ pub fn key_of(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>
         &flow.templates,
         scope(flow, Arc::clone(record)),
     )?;
-    let key = text(&key);
-    if key.trim().is_empty() {
+    let problem = if key.is_none() {
+        Some("is null")
+    } else if !matches!(key.kind(), ValueKind::String | ValueKind::Number) {
+        Some("is not a text or a number")
+    } else if text(&key).trim().is_empty() {
+        Some("is empty")
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
         return Err(EvalError {
             target: String::new(),
             location: flow.templates.origin(flow.key.source).location.clone(),
-            message: "the record's key is empty".to_string(),
+            message: format!(
+                "the key `{}` {problem}",
+                flow.templates.source(flow.key.source).trim()
+            ),
             missing_field: None,
         });
     }
+    let key = text(&key);
     let modified = match flow.key.modified {
         Some(id) => Some(text(&tree::evaluate_template(
             id,

@@ -16,7 +16,9 @@
 //!
 //! A key that really starts with `$` is written `$$key`. Compiling reports every problem at
 //! once; evaluating turns a record into JSON or into an error that names the output field,
-//! the template's file position and (for strictness failures) the missing source field.
+//! the template's file position and (for strictness failures) the missing source field. A
+//! flow's mapping is then annotated from the target's API schema ([`apply_target_schema`]):
+//! evaluation gives fields their schema's scalar type and holds `$each` to `minItems`.
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use minijinja::value::ValueKind;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
+use crate::apischema::ApiSchema;
 use crate::config::shape::{describe_value, key_text};
 use crate::config::yaml::{Document, YamlPath};
 use crate::error::{Error, Location, did_you_mean};
@@ -52,6 +55,23 @@ pub struct Field {
     pub key_location: Location,
     pub path: YamlPath,
     pub node: Node,
+    /// What the target's schema asks of this field's value (see [`apply_target_schema`]).
+    pub coerce: Coerce,
+}
+
+/// What a target field's schema type asks of its value, decided once when the flow loads so
+/// that evaluating a record costs one comparison per field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Coerce {
+    /// No single scalar type: the value goes out as the template made it.
+    #[default]
+    Keep,
+    /// `type: string`: a number becomes its text (`12345` → `"12345"`), which loses nothing.
+    Text,
+    /// `type: number`: a numeric text becomes the exact number; any other text fails the record.
+    Number,
+    /// `type: integer`: as `Number`, and the number must be whole.
+    Integer,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +80,8 @@ pub struct Each {
     pub var: String,
     pub condition: Option<TemplateId>,
     pub item: Node,
+    /// The fewest items the target accepts (the schema's `minItems`, see [`apply_target_schema`]).
+    pub min_items: usize,
     pub location: Location,
 }
 
@@ -80,13 +102,31 @@ pub fn compile(
     builder: &mut Builder,
     errors: &mut Vec<Error>,
 ) -> Node {
+    compile_in(value, path, doc, builder, errors, &[])
+}
+
+/// [`compile`] inside the `$each` sections whose loop variables are `loops` (innermost last).
+fn compile_in(
+    value: &Yaml,
+    path: &YamlPath,
+    doc: &Document,
+    builder: &mut Builder,
+    errors: &mut Vec<Error>,
+    loops: &[&str],
+) -> Node {
     match value {
         Yaml::Null => Node::Literal(Json::Null),
         Yaml::Bool(b) => Node::Literal(Json::Bool(*b)),
         Yaml::Number(n) => Node::Literal(serde_json::to_value(n).unwrap_or(Json::Null)),
         Yaml::String(text) => match leaf(text, path, doc, builder) {
             Ok(Leaf::Literal(json)) => Node::Literal(json),
-            Ok(Leaf::Template(id)) => Node::Template(id),
+            Ok(Leaf::Template(id)) => match loop_variable_mistake(id, builder, loops) {
+                None => Node::Template(id),
+                Some(error) => {
+                    errors.push(error.with_location(doc.locate(path)));
+                    Node::Invalid
+                }
+            },
             Err(err) => {
                 errors.push(err);
                 Node::Invalid
@@ -96,12 +136,35 @@ pub fn compile(
             items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| compile(item, &path.index(i), doc, builder, errors))
+                .map(|(i, item)| compile_in(item, &path.index(i), doc, builder, errors, loops))
                 .collect(),
         ),
-        Yaml::Tagged(tagged) => compile(&tagged.value, path, doc, builder, errors),
-        Yaml::Mapping(mapping) => compile_mapping(mapping, path, doc, builder, errors),
+        Yaml::Tagged(tagged) => compile_in(&tagged.value, path, doc, builder, errors, loops),
+        Yaml::Mapping(mapping) => compile_mapping(mapping, path, doc, builder, errors, loops),
     }
+}
+
+/// A template inside an `$each` that names its items (`$as: line`) but reads `item`: without
+/// this, `item` would be looked up as a field of the record, and the error would blame the
+/// source data instead of the loop variable.
+fn loop_variable_mistake(id: TemplateId, builder: &Builder, loops: &[&str]) -> Option<Error> {
+    let innermost = *loops.last()?;
+    if loops.contains(&"item") {
+        return None;
+    }
+    let name = builder
+        .undeclared_of(id)
+        .into_iter()
+        .find(|name| name == "item" || name.starts_with("item."))?;
+    let suggestion = format!("{innermost}{}", &name["item".len()..]);
+    Some(
+        Error::config(format!(
+            "`item` is not defined here; this `$each` names its item `{innermost}`"
+        ))
+        .with_hint(format!(
+            "did you mean `{suggestion}`? (a record field called `item` is `record.item`)"
+        )),
+    )
 }
 
 /// Compile one string leaf at `path`, positioning syntax errors in the file.
@@ -152,6 +215,7 @@ fn compile_mapping(
     doc: &Document,
     builder: &mut Builder,
     errors: &mut Vec<Error>,
+    loops: &[&str],
 ) -> Node {
     let keys: Vec<(String, &Yaml)> = mapping
         .iter()
@@ -167,7 +231,7 @@ fn compile_mapping(
             .iter()
             .map(|(key, value)| {
                 let child = path.key(key);
-                let node = compile(value, &child, doc, builder, errors);
+                let node = compile_in(value, &child, doc, builder, errors, loops);
                 let key = key
                     .strip_prefix('$')
                     .filter(|k| k.starts_with('$'))
@@ -178,13 +242,30 @@ fn compile_mapping(
                     key_location: doc.locate_key(&child),
                     path: child,
                     node,
+                    coerce: Coerce::Keep,
                 }
             })
             .collect();
         return Node::Object(fields);
     }
     let get = |name: &str| keys.iter().find(|(k, _)| k == name).map(|(_, v)| *v);
-    let is_each = get("$each").is_some();
+    let known = |key: &str| EACH_KEYS.contains(&key) || WHEN_KEYS.contains(&key);
+    // A misspelt directive says nothing reliable about what the rest was meant to be: report
+    // it alone, rather than a cascade of "has no `$item`" and "cannot stand beside" errors.
+    let unknown: Vec<&str> = directives.iter().copied().filter(|d| !known(d)).collect();
+    if !unknown.is_empty() {
+        for key in unknown {
+            let mut error = Error::config(format!("unknown directive `{key}` in `{path}`"))
+                .with_location(doc.locate_key(&path.key(key)));
+            let all = EACH_KEYS.iter().chain(WHEN_KEYS).copied();
+            if let Some(suggestion) = did_you_mean(key, all) {
+                error = error.with_hint(format!("did you mean `{suggestion}`?"));
+            }
+            errors.push(error);
+        }
+        return Node::Invalid;
+    }
+    let is_each = get("$each").is_some() || get("$as").is_some() || get("$item").is_some();
     let allowed = if is_each { EACH_KEYS } else { WHEN_KEYS };
     let mut ok = true;
     for (key, _) in &keys {
@@ -192,58 +273,72 @@ fn compile_mapping(
             continue;
         }
         ok = false;
-        let child = path.key(key);
-        let error = if key.starts_with('$') && !key.starts_with("$$") {
-            let mut error = Error::config(format!("unknown directive `{key}` in `{path}`"))
-                .with_location(doc.locate_key(&child));
-            let all = EACH_KEYS.iter().chain(WHEN_KEYS).copied();
-            if let Some(suggestion) = did_you_mean(key, all) {
-                error = error.with_hint(format!("did you mean `{suggestion}`?"));
-            }
-            error
-        } else {
-            let directive = if is_each { "$each" } else { "$if" };
+        let directive = if is_each { "$each" } else { "$if" };
+        errors.push(
             Error::config(format!(
                 "`{key}` cannot stand beside `{directive}` in `{path}`"
             ))
-            .with_location(doc.locate_key(&child))
+            .with_location(doc.locate_key(&path.key(key)))
             .with_hint(if is_each {
                 "fields of each repeated item go under `$item`"
             } else {
                 "the conditional value goes under `$value`"
-            })
-        };
-        errors.push(error);
+            }),
+        );
     }
     let required: &[&str] = if is_each {
-        &["$item"]
+        &["$each", "$item"]
     } else {
         &["$if", "$value"]
     };
     for name in required {
         if get(name).is_none() {
             ok = false;
+            let present = directives
+                .iter()
+                .find(|d| allowed.contains(d))
+                .copied()
+                .unwrap_or(directives[0]);
             errors.push(
-                Error::config(format!(
-                    "`{path}` uses `{}` but has no `{name}`",
-                    if is_each { "$each" } else { directives[0] }
-                ))
-                .with_location(doc.locate_key(path))
-                .with_hint(if is_each {
-                    "write `$item:` with the fields of one repeated item"
-                } else {
-                    "a conditional field is `$if: \"{{ condition }}\"` plus `$value: …`"
-                }),
+                Error::config(format!("`{path}` uses `{present}` but has no `{name}`"))
+                    .with_location(doc.locate_key(path))
+                    .with_hint(if is_each {
+                        "a repeated section is `$each: \"{{ list }}\"` plus `$item:` with the fields of one item"
+                    } else {
+                        "a conditional field is `$if: \"{{ condition }}\"` plus `$value: …`"
+                    }),
             );
         }
     }
     if !ok {
         return Node::Invalid;
     }
-    let mut expr = |name: &str| -> Option<TemplateId> {
+    let var = match get("$as") {
+        None => "item".to_string(),
+        Some(Yaml::String(name)) if is_identifier(name) => name.clone(),
+        Some(other) => {
+            errors.push(
+                Error::config(format!(
+                    "`$as` must be a simple name such as `line`, not {}",
+                    describe_value(other)
+                ))
+                .with_location(doc.locate(&path.key("$as"))),
+            );
+            "item".to_string()
+        }
+    };
+    // `$each` and `$if` read names like any leaf; the condition of an `$each` also sees its item.
+    let mut expr = |name: &str, loops: &[&str]| -> Option<TemplateId> {
         let value = get(name)?;
-        match expression(value, &path.key(name), doc, builder) {
-            Ok(id) => Some(id),
+        let at = path.key(name);
+        match expression(value, &at, doc, builder) {
+            Ok(id) => match loop_variable_mistake(id, builder, loops) {
+                None => Some(id),
+                Some(error) => {
+                    errors.push(error.with_location(doc.locate(&at)));
+                    None
+                }
+            },
             Err(err) => {
                 errors.push(err);
                 None
@@ -251,52 +346,97 @@ fn compile_mapping(
         }
     };
     if is_each {
-        let items = expr("$each");
-        let condition = expr("$if");
-        let var = match get("$as") {
-            None => "item".to_string(),
-            Some(Yaml::String(name)) if is_identifier(name) => name.clone(),
-            Some(other) => {
-                errors.push(
-                    Error::config(format!(
-                        "`$as` must be a simple name such as `line`, not {}",
-                        describe_value(other)
-                    ))
-                    .with_location(doc.locate(&path.key("$as"))),
-                );
-                "item".to_string()
-            }
-        };
-        let item = compile(
+        let items = expr("$each", loops);
+        let inner: Vec<&str> = loops.iter().copied().chain([var.as_str()]).collect();
+        let condition = expr("$if", &inner);
+        let condition_ok = get("$if").is_none() || condition.is_some();
+        let item = compile_in(
             get("$item").expect("checked above"),
             &path.key("$item"),
             doc,
             builder,
             errors,
+            &inner,
         );
         match items {
-            Some(items) => Node::Each(Box::new(Each {
+            Some(items) if condition_ok => Node::Each(Box::new(Each {
                 items,
                 var,
                 condition,
                 item,
+                min_items: 0,
                 location: doc.locate_key(path),
             })),
-            None => Node::Invalid,
+            _ => Node::Invalid,
         }
     } else {
-        let condition = expr("$if");
-        let value = compile(
+        let condition = expr("$if", loops);
+        let value = compile_in(
             get("$value").expect("checked above"),
             &path.key("$value"),
             doc,
             builder,
             errors,
+            loops,
         );
         match condition {
             Some(condition) => Node::When(Box::new(When { condition, value })),
             None => Node::Invalid,
         }
+    }
+}
+
+/// Annotate a flow's mapping with what the target's schema asks of it: the scalar type of
+/// each field and the fewest items of each repeated section (`minItems`: Kingdee refuses a
+/// bill without lines). Done once when the flow loads; evaluation then only compares.
+pub fn apply_target_schema(node: &mut Node, schema: &ApiSchema) {
+    apply_schema(node, Some(schema.root()), schema);
+}
+
+fn apply_schema(node: &mut Node, schema: Option<&Json>, api: &ApiSchema) {
+    let schema = schema.map(|s| api.resolve(s));
+    match node {
+        Node::Object(fields) => {
+            let properties = schema.and_then(|s| s.get("properties"));
+            for field in fields {
+                let child = properties.and_then(|p| p.get(&field.key));
+                field.coerce = child.map_or(Coerce::Keep, |c| coerce_for(api.resolve(c)));
+                apply_schema(&mut field.node, child, api);
+            }
+        }
+        Node::Array(items) => {
+            let items_schema = schema.and_then(|s| s.get("items"));
+            for item in items {
+                apply_schema(item, items_schema, api);
+            }
+        }
+        Node::Each(each) => {
+            each.min_items = schema
+                .and_then(|s| s.get("minItems"))
+                .and_then(Json::as_u64)
+                .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+            apply_schema(&mut each.item, schema.and_then(|s| s.get("items")), api);
+        }
+        Node::When(when) => apply_schema(&mut when.value, schema, api),
+        Node::Invalid | Node::Literal(_) | Node::Template(_) => {}
+    }
+}
+
+fn coerce_for(schema: &Json) -> Coerce {
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Json::String(one)) => vec![one.as_str()],
+        Some(Json::Array(many)) => many
+            .iter()
+            .filter_map(Json::as_str)
+            .filter(|t| *t != "null")
+            .collect(),
+        _ => return Coerce::Keep,
+    };
+    match types[..] {
+        ["string"] => Coerce::Text,
+        ["number"] => Coerce::Number,
+        ["integer"] => Coerce::Integer,
+        _ => Coerce::Keep,
     }
 }
 
@@ -411,33 +551,39 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// The failure of template `id` that met an undefined value: the field the record lacks.
+    fn missing(&self, id: TemplateId) -> Failure {
+        let field = self.misses.last();
+        let message = match &field {
+            Some(field) => match field.strip_prefix("env.") {
+                Some(var) => format!("environment variable `{var}` is not set"),
+                None => format!("field `{field}` is missing from the record"),
+            },
+            None => template::UNDEFINED_RESULT.to_string(),
+        };
+        self.fail(id, message, field.filter(|f| !f.starts_with("env.")))
+    }
+
     fn template(&mut self, id: TemplateId, ctx: &Value) -> Result<Value, Failure> {
         self.misses.clear();
-        let missing = |run: &Self| {
-            let field = run.misses.last();
-            let message = match &field {
-                Some(field) => match field.strip_prefix("env.") {
-                    Some(var) => format!("environment variable `{var}` is not set"),
-                    None => format!("field `{field}` is missing from the record"),
-                },
-                None => "the template produced no value (undefined)".to_string(),
-            };
-            run.fail(id, message, field.filter(|f| !f.starts_with("env.")))
-        };
         match self.templates.eval(id, ctx) {
-            Ok(value) if value.is_undefined() => Err(missing(self)),
+            Ok(value) if value.is_undefined() => Err(self.missing(id)),
             Ok(value) => Ok(value),
             Err(err) => {
                 if let Some(skip) = skip_line(&err) {
                     return Err(Failure::Skip(skip.message.clone()));
                 }
-                if err.kind() == minijinja::ErrorKind::UndefinedError {
-                    return Err(missing(self));
-                }
                 let message = err
                     .detail()
                     .map(str::to_string)
                     .unwrap_or_else(|| err.to_string());
+                // Operators meeting an undefined operand (`x + 1`) fail as invalid operations
+                // whose text says "undefined"; the miss noted is the field behind it.
+                if err.kind() == minijinja::ErrorKind::UndefinedError
+                    || (message.contains("undefined") && self.misses.last().is_some())
+                {
+                    return Err(self.missing(id));
+                }
                 Err(self.fail(id, message, None))
             }
         }
@@ -445,7 +591,49 @@ impl<'a> Run<'a> {
 
     fn json(&mut self, id: TemplateId, ctx: &Value) -> Result<Json, Failure> {
         let value = self.template(id, ctx)?;
-        template::to_json(&value).map_err(|message| self.fail(id, message, self.misses.last()))
+        template::to_json(&value).map_err(|message| {
+            if message == template::UNDEFINED_RESULT {
+                self.missing(id)
+            } else {
+                self.fail(id, message, self.misses.last())
+            }
+        })
+    }
+
+    /// Give a field's value the scalar type the target's schema names, where that loses nothing.
+    fn coerce(&self, field: &Field, value: Json) -> Result<Json, Failure> {
+        let (whole, text) = match (field.coerce, value) {
+            (Coerce::Text, Json::Number(number)) => return Ok(Json::String(number.to_string())),
+            (Coerce::Number, Json::String(text)) => (false, text),
+            (Coerce::Integer, Json::String(text)) => (true, text),
+            (Coerce::Integer, Json::Number(number)) if !number.is_i64() && !number.is_u64() => {
+                (true, number.to_string())
+            }
+            (_, value) => return Ok(value),
+        };
+        let exact = text
+            .trim()
+            .parse::<rust_decimal::Decimal>()
+            .ok()
+            .filter(|exact| !whole || exact.fract().is_zero());
+        match exact {
+            Some(exact) => Ok(template::decimal::to_json(exact)),
+            None => {
+                let location = match &field.node {
+                    Node::Template(id) => self.templates.origin(*id).location.clone(),
+                    _ => field.key_location.clone(),
+                };
+                Err(Failure::Error(EvalError {
+                    target: self.target(),
+                    location,
+                    message: format!(
+                        "the target expects {} here, not `{text}`",
+                        if whole { "a whole number" } else { "a number" }
+                    ),
+                    missing_field: None,
+                }))
+            }
+        }
     }
 
     /// `Ok(None)` means "omit this field" (a false `$if`).
@@ -458,7 +646,9 @@ impl<'a> Run<'a> {
                 let mut map = serde_json::Map::with_capacity(fields.len());
                 for field in fields {
                     self.target.push(field.key.clone());
-                    let value = self.node(&field.node, ctx);
+                    let value = self
+                        .node(&field.node, ctx)
+                        .and_then(|value| value.map(|v| self.coerce(field, v)).transpose());
                     self.target.pop();
                     if let Some(value) = value? {
                         map.insert(field.key.clone(), value);
@@ -503,7 +693,9 @@ impl<'a> Run<'a> {
             .try_iter()
             .map_err(|err| self.fail(each.items, err.to_string(), None))?;
         let mut out = Vec::new();
+        let mut total = 0;
         for (index, item) in iter.enumerate() {
+            total += 1;
             let item_ctx = Value::from_object(scope.with(&each.var, item));
             if let Some(condition) = each.condition
                 && !self.template(condition, &item_ctx)?.is_true()
@@ -522,7 +714,32 @@ impl<'a> Run<'a> {
                 Err(err) => return Err(err),
             }
         }
+        if out.len() < each.min_items {
+            return Err(self.too_few(each, total, out.len()));
+        }
         Ok(Json::Array(out))
+    }
+
+    /// A repeated section that came out shorter than the target's `minItems` (a bill with no lines).
+    fn too_few(&self, each: &Each, total: usize, kept: usize) -> Failure {
+        let target = self.target();
+        let source = self.templates.source(each.items);
+        let needs = format!(
+            "`{target}` needs at least {} item{}",
+            each.min_items,
+            if each.min_items == 1 { "" } else { "s" }
+        );
+        let message = match (total, kept) {
+            (0, _) => format!("`{source}` is empty, but {needs}"),
+            (_, 0) => format!("none of the {total} items of `{source}` was kept, but {needs}"),
+            _ => format!("only {kept} of the {total} items of `{source}` were kept, but {needs}"),
+        };
+        Failure::Error(EvalError {
+            target,
+            location: each.location.clone(),
+            message,
+            missing_field: None,
+        })
     }
 }
 
@@ -668,7 +885,6 @@ mod tests {
             errors,
             vec![
                 "flow.yaml:3:3: unknown directive `$tiem` in `A`",
-                "flow.yaml:1:1: `A` uses `$each` but has no `$item`",
                 "flow.yaml:4:1: `B` uses `$if` but has no `$value`",
                 "flow.yaml:9:3: `FNote` cannot stand beside `$each` in `C`",
                 "flow.yaml:11:10: `D.$each` must be a template such as `\"{{ field }}\"`, not the number `3`",

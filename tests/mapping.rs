@@ -315,3 +315,322 @@ fn the_key_field_must_carry_the_record_key() {
         output.stderr
     );
 }
+
+/// A target schema for the sink's records: typed scalars and a list that needs one item.
+const TARGET_SCHEMA: &str = r#"{
+  "title": "sink record",
+  "type": "object",
+  "properties": {
+    "id": { "type": "string" },
+    "code": { "type": "string" },
+    "qty": { "type": "number" },
+    "count": { "type": "integer" },
+    "lines": { "type": "array", "minItems": 1, "items": { "type": "object", "properties": { "sku": { "type": "string" } } } }
+  }
+}"#;
+
+/// [`flow`] whose sink's write operation has [`TARGET_SCHEMA`] as its record schema.
+fn flow_with_target_schema(mapping: &str) -> Workspace {
+    let workspace = flow(mapping);
+    workspace.write("target.json", TARGET_SCHEMA);
+    workspace.edit(
+        "connectors/sink.yaml",
+        "    batch: { max_size: 100 }\n",
+        "    batch: { max_size: 100 }\n    schema: ../target.json\n",
+    );
+    workspace
+}
+
+#[test]
+fn a_missing_field_through_a_filter_is_named_not_an_empty_value() {
+    // Audit 21: `date`, `decimal`, `lookup` and its `default=` used to see an empty value.
+    let cases = [
+        ("  day: \"{{ check_time | date }}\"\n", "check_time", "day"),
+        ("  qty: \"{{ num | decimal | mul(2) }}\"\n", "num", "qty"),
+        ("  qty: \"{{ '2' | mul(num) }}\"\n", "num", "qty"),
+        (
+            "  customer: \"{{ shop | lookup('shops') }}\"\n",
+            "shop",
+            "customer",
+        ),
+        (
+            "  lines:\n    $each: \"{{ details }}\"\n    $as: line\n    $item: { m: \"{{ line.sku | lookup('shops', default=line.sku) }}\" }\n",
+            "details[0].sku",
+            "lines[0].m",
+        ),
+        (
+            "  lines:\n    $each: \"{{ details }}\"\n    $as: line\n    $if: \"{{ line.qty is positive }}\"\n    $item: { m: x }\n",
+            "details[0].qty",
+            "",
+        ),
+        ("  q: \"{{ code | sql_quote }}\"\n", "code", "q"),
+        ("  j: \"{{ obj | tojson }}\"\n", "obj", "j"),
+        ("  l: \"{{ [code, id] }}\"\n", "code", "l"),
+        ("  n: \"{{ count + 1 }}\"\n", "count", "n"),
+    ];
+    for (mapping, field, target) in cases {
+        let output = preview(&flow(mapping), json!([{"id": "MISS1", "details": [{}]}])).code(1);
+        assert!(
+            output.stderr.contains(&format!(
+                "error: record `MISS1`: field `{field}` is missing from the record"
+            )),
+            "{mapping}\n{}",
+            output.stderr
+        );
+        assert!(
+            output.stderr.contains("--> flow.yaml:"),
+            "{}",
+            output.stderr
+        );
+        if !target.is_empty() {
+            assert!(
+                output
+                    .stderr
+                    .contains(&format!("while computing `{target}`")),
+                "{}",
+                output.stderr
+            );
+        }
+        assert!(
+            output.stdout.is_empty(),
+            "nothing is sent: {}",
+            output.stdout
+        );
+    }
+}
+
+#[test]
+fn a_numeric_value_for_a_text_field_of_the_target_is_sent_as_text() {
+    // Audit 23: the target schema says `code` is a string.
+    let mapping = "  code: \"{{ code }}\"\n  qty: \"{{ qty }}\"\n  count: \"{{ count }}\"\n";
+    let output = preview(
+        &flow_with_target_schema(mapping),
+        json!([{"id": 12345, "code": 7, "qty": "2.5000", "count": "3"}]),
+    )
+    .success();
+    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(
+        body["records"],
+        json!([{"id": "12345", "code": "7", "qty": 2.5, "count": 3}])
+    );
+}
+
+#[test]
+fn a_text_that_is_not_a_number_fails_a_number_field_of_the_target() {
+    let mapping = "  qty: \"{{ qty }}\"\n  count: \"{{ count }}\"\n";
+    let output = preview(
+        &flow_with_target_schema(mapping),
+        json!([{"id": "A1", "qty": "2件", "count": "1"}, {"id": "A2", "qty": "1", "count": "1.5"}]),
+    )
+    .code(1);
+    assert!(
+        output
+            .stderr
+            .contains("error: record `A1`: the target expects a number here, not `2件`"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output
+            .stderr
+            .contains("error: record `A2`: the target expects a whole number here, not `1.5`"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_record_without_lines_fails_when_the_target_needs_one() {
+    // Audit 25: Kingdee refuses a bill without lines (`minItems: 1`).
+    let mapping = "  lines:\n    $each: \"{{ details }}\"\n    $if: \"{{ item.qty is positive }}\"\n    $item: { sku: \"{{ item.sku }}\" }\n";
+    let output = preview(
+        &flow_with_target_schema(mapping),
+        json!([
+            {"id": "A1", "details": []},
+            {"id": "A2", "details": [{"sku": "X", "qty": "0"}]},
+            {"id": "A3", "details": [{"sku": "Y", "qty": "1"}]}
+        ]),
+    )
+    .code(1);
+    assert!(
+        output
+            .stderr
+            .contains("error: record `A1`: `details` is empty, but `lines` needs at least 1 item"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains(
+            "error: record `A2`: none of the 1 items of `details` was kept, but `lines` needs at least 1 item"
+        ),
+        "{}",
+        output.stderr
+    );
+    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(
+        body["records"],
+        json!([{"id": "A3", "lines": [{"sku": "Y"}]}])
+    );
+}
+
+#[test]
+fn a_null_key_is_named_without_leaking_none() {
+    // Audit 22.
+    let output = preview(&flow(""), json!([{"id": null}, {"id": ""}])).code(1);
+    assert!(
+        output
+            .stderr
+            .contains("error: record #1: the key `id` is null"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output
+            .stderr
+            .contains("error: record #2: the key `id` is empty"),
+        "{}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains("None"), "{}", output.stderr);
+}
+
+#[test]
+fn the_loop_variable_named_by_as_is_suggested_for_item() {
+    // Audit 16.
+    let mapping = "  lines:\n    $each: \"{{ details }}\"\n    $as: line\n    $item: { sku: \"{{ item.sku }}\" }\n";
+    let output = preview(&flow(mapping), json!([{"id": "A1", "details": []}])).code(3);
+    assert!(
+        output
+            .stderr
+            .contains("error: `item` is not defined here; this `$each` names its item `line`"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("did you mean `line.sku`?"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("the configuration has 1 error;"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn a_misspelt_directive_is_one_error_with_a_suggestion() {
+    // Audit 15: no follow-up errors about `$as`, `$item`, `$value` or fields beside `$if`.
+    let cases = [
+        (
+            "  lines:\n    $eahc: \"{{ details }}\"\n    $as: line\n    $item: { sku: \"{{ line.sku }}\" }\n",
+            "$eahc",
+            "$each",
+        ),
+        (
+            "  note:\n    $fi: \"{{ id }}\"\n    $value: \"{{ id }}\"\n",
+            "$fi",
+            "$if",
+        ),
+        ("  $vlaue: x\n  other: y\n", "$vlaue", "$value"),
+    ];
+    for (mapping, typo, suggestion) in cases {
+        let output = preview(&flow(mapping), json!([{"id": "A1"}])).code(3);
+        assert!(
+            output
+                .stderr
+                .contains(&format!("error: unknown directive `{typo}`")),
+            "{}",
+            output.stderr
+        );
+        assert!(
+            output
+                .stderr
+                .contains(&format!("did you mean `{suggestion}`?")),
+            "{}",
+            output.stderr
+        );
+        assert!(
+            output.stderr.contains("the configuration has 1 error;"),
+            "{}",
+            output.stderr
+        );
+    }
+}
+
+#[test]
+fn repeated_keys_are_previewed_once_the_last_modified_winning() {
+    // Audit 24: a run sends one copy per key.
+    let workspace = flow("  v: \"{{ v }}\"\n");
+    workspace.edit(
+        "flow.yaml",
+        "key: { source: \"{{ id }}\", target: id }",
+        "key: { source: \"{{ id }}\", target: id, modified: \"{{ modified }}\" }",
+    );
+    let output = preview(
+        &workspace,
+        json!([
+            {"id": "A1", "v": "new", "modified": "2024-01-02 00:00:00"},
+            {"id": "B1", "v": "b", "modified": "2024-01-01 00:00:00"},
+            {"id": "A1", "v": "old", "modified": "2024-01-01 00:00:00"}
+        ]),
+    )
+    .success();
+    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(
+        body["records"],
+        json!([{"id": "A1", "v": "new"}, {"id": "B1", "v": "b"}])
+    );
+    assert!(
+        output.stderr.contains(
+            "warning: record #3 repeats key `A1`; a run sends only one copy, so the preview shows record #1 (modified `2024-01-02 00:00:00`)"
+        ),
+        "{}",
+        output.stderr
+    );
+}
+
+#[test]
+fn an_input_with_a_byte_order_mark_is_read() {
+    // Audit 26.
+    let workspace = flow("");
+    workspace.write("input.json", "\u{feff}[{\"id\": \"A1\"}]");
+    let output = workspace
+        .engine()
+        .args(["preview", "flow.yaml", "--input", "input.json"])
+        .run()
+        .success();
+    assert!(output.stdout.contains("\"A1\""), "{}", output.stdout);
+}
+
+#[test]
+fn a_bad_input_file_exits_2() {
+    // Audit 27: missing, unparsable or empty input are all usage errors.
+    let workspace = flow("");
+    for (contents, expected) in [
+        (None, "cannot read the input `input.json`"),
+        (Some("[{"), "`input.json` is not valid JSON"),
+        (Some("{}"), "`input.json` has no records"),
+    ] {
+        let _ = std::fs::remove_file(workspace.path("input.json"));
+        if let Some(contents) = contents {
+            workspace.write("input.json", contents);
+        }
+        let output = workspace
+            .engine()
+            .args(["preview", "flow.yaml", "--input", "input.json"])
+            .run()
+            .code(2);
+        assert!(output.stderr.contains(expected), "{}", output.stderr);
+    }
+    let help = workspace
+        .engine()
+        .args(["preview", "--help"])
+        .run()
+        .success();
+    assert!(
+        help.stdout.contains("2: the input cannot be read"),
+        "{}",
+        help.stdout
+    );
+}

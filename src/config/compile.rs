@@ -686,6 +686,10 @@ fn compile_flow(
         }
         cx.errors.append(&mut check.errors);
     }
+    let mut mapping = mapping;
+    if let Some(schema) = target.as_ref().and_then(|t| t.record_schema.as_ref()) {
+        tree::apply_target_schema(&mut mapping, schema);
+    }
 
     let (source, target, key_source) = (source?, target?, key_source?);
     let modified = key_modified.or(None);

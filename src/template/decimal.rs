@@ -48,6 +48,7 @@ impl Decimal {
 
 /// Read any numeric template value (decimal, integer, float, numeric string) as an exact decimal.
 pub fn to_exact(value: &Value) -> Result<Exact, Error> {
+    crate::template::filters::defined(value)?;
     if let Some(decimal) = value.downcast_object_ref::<Decimal>() {
         return Ok(decimal.0);
     }
@@ -79,10 +80,10 @@ pub fn to_exact(value: &Value) -> Result<Exact, Error> {
                 )
             });
     }
-    if value.is_undefined() || value.is_none() {
+    if value.is_none() {
         return Err(Error::new(
             ErrorKind::InvalidOperation,
-            "an empty value is not a decimal number",
+            "an empty value (`null`) is not a decimal number",
         ));
     }
     Err(Error::new(

@@ -64,6 +64,52 @@ pub fn register(env: &mut Environment<'static>, value_maps: Arc<ValueMaps>) {
     );
 }
 
+/// minijinja's filters that accept an undefined value and turn it into text (`tojson` gives
+/// `null`, `escape` and `urlencode` an empty string, `pprint` the word `undefined`) or fail
+/// with a message that does not name the field. Each is wrapped to fail as strict undefined.
+/// Only for strict environments: lenient envelopes may print what is not there.
+pub fn register_strict_builtins(env: &mut Environment<'static>) {
+    use minijinja::State;
+    use minijinja::filters;
+    env.add_filter(
+        "tojson",
+        |value: &Value, indent: Option<Value>, kwargs: Kwargs| {
+            defined(value)?;
+            filters::tojson(value, indent, kwargs)
+        },
+    );
+    for name in ["escape", "e"] {
+        env.add_filter(name, |state: &mut State, value: &Value| {
+            defined(value)?;
+            filters::escape(state, value)
+        });
+    }
+    env.add_filter("urlencode", |value: &Value| {
+        defined(value)?;
+        filters::urlencode(value)
+    });
+    env.add_filter("pprint", |value: &Value| {
+        defined(value)?;
+        Ok::<_, Error>(filters::pprint(value))
+    });
+    env.add_filter("list", |state: &State, value: Value| {
+        defined(&value)?;
+        filters::list(state, value)
+    });
+    env.add_filter("abs", |value: Value| {
+        defined(&value)?;
+        filters::abs(value)
+    });
+    env.add_filter("min", |state: &State, value: Value, kwargs: Kwargs| {
+        defined(&value)?;
+        filters::min(state, value, kwargs)
+    });
+    env.add_filter("max", |state: &State, value: Value, kwargs: Kwargs| {
+        defined(&value)?;
+        filters::max(state, value, kwargs)
+    });
+}
+
 /// minijinja's own filters and tests, for "did you mean" suggestions.
 pub const BUILTIN_FILTERS: &[&str] = &[
     "abs",
@@ -163,7 +209,21 @@ pub const FILTERS: &[&str] = &[
     "lookup",
 ];
 
+/// Fail on an undefined input the way strict undefined does. An undefined value reaching a
+/// filter is a field the record lacks; the evaluator names that field (it noted the miss), so
+/// the filter must not turn it into an empty value or complain about an empty string.
+pub fn defined(value: &Value) -> Result<(), Error> {
+    if value.is_undefined() {
+        return Err(Error::new(
+            ErrorKind::UndefinedError,
+            "the value is undefined",
+        ));
+    }
+    Ok(())
+}
+
 fn instant(value: &Value) -> Result<DateTime<Utc>, Error> {
+    defined(value)?;
     if let Some(text) = value.as_str() {
         return time::parse_instant(text)
             .map_err(|message| Error::new(ErrorKind::InvalidOperation, message));
@@ -210,14 +270,16 @@ pub fn filter_timestamp(value: Value) -> Result<i64, Error> {
 }
 
 /// `value | sql_quote` → `'value'` with quotes doubled, for Kingdee `FilterString`s.
-pub fn filter_sql_quote(value: Value) -> String {
-    format!("'{}'", value.to_string().replace('\'', "''"))
+pub fn filter_sql_quote(value: Value) -> Result<String, Error> {
+    defined(&value)?;
+    Ok(format!("'{}'", value.to_string().replace('\'', "''")))
 }
 
 /// `options | merge({'Model': records})`: a new mapping with the keys of both, the right side winning.
 pub fn filter_merge(left: Value, right: Value) -> Result<Value, Error> {
     let mut pairs: Vec<(Value, Value)> = Vec::new();
     for side in [&left, &right] {
+        defined(side)?;
         if side.kind() != minijinja::value::ValueKind::Map {
             return Err(Error::new(
                 ErrorKind::InvalidOperation,
@@ -257,12 +319,20 @@ fn lookup(
             ));
         }
     };
-    let default: Option<Value> = kwargs.get("default")?;
+    // `Option<Value>` would read an undefined default as no default at all.
+    let default: Option<Value> = if kwargs.has("default") {
+        let default: Value = kwargs.get("default")?;
+        defined(&default)?;
+        Some(default)
+    } else {
+        None
+    };
     kwargs.assert_all_used()?;
-    if value.is_none() || value.is_undefined() {
+    defined(value)?;
+    if value.is_none() {
         return Err(Error::new(
             ErrorKind::InvalidOperation,
-            format!("cannot look up an empty value in value map `{map_name}`"),
+            format!("cannot look up an empty value (`null`) in value map `{map_name}`"),
         ));
     }
     let key = value.to_string();

@@ -138,6 +138,9 @@ impl Builder {
         let mut env = Environment::new();
         env.set_undefined_behavior(undefined);
         filters::register(&mut env, value_maps);
+        if undefined == UndefinedBehavior::Strict {
+            filters::register_strict_builtins(&mut env);
+        }
         Builder {
             env,
             entries: Vec::new(),
@@ -196,6 +199,29 @@ impl Builder {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Names a template added earlier reads and does not define, with attribute paths
+    /// (`line.spec_no`). For checks while compiling; [`TemplateSet::undeclared`] after.
+    pub fn undeclared_of(&self, id: TemplateId) -> BTreeSet<String> {
+        let entry = &self.entries[id.0];
+        let names = match entry.kind {
+            Kind::Expression => self
+                .env
+                .compile_expression(&entry.source)
+                .ok()
+                .map(|e| e.undeclared_variables(true)),
+            Kind::Text => self
+                .env
+                .get_template(&format!("t{}", id.0))
+                .ok()
+                .map(|t| t.undeclared_variables(true)),
+        };
+        names
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|name| !is_global(&self.env, name))
+            .collect()
     }
 
     /// The compiled text of a template added earlier.
@@ -411,6 +437,9 @@ fn syntax_error(err: &minijinja::Error, source: &str, offset: usize) -> SyntaxEr
     }
 }
 
+/// What [`to_json`] says of an undefined value (inside a list or mapping a template built).
+pub const UNDEFINED_RESULT: &str = "the template produced no value (undefined)";
+
 /// The JSON value of a template result. Undefined is an error: it never becomes an empty string.
 pub fn to_json(value: &Value) -> Result<Json, String> {
     if let Some(decimal) = value.downcast_object_ref::<decimal::Decimal>() {
@@ -420,7 +449,7 @@ pub fn to_json(value: &Value) -> Result<Json, String> {
         return Ok(json);
     }
     match value.kind() {
-        ValueKind::Undefined => Err("the template produced no value (undefined)".to_string()),
+        ValueKind::Undefined => Err(UNDEFINED_RESULT.to_string()),
         ValueKind::None => Ok(Json::Null),
         ValueKind::Bool => Ok(Json::Bool(value.is_true())),
         ValueKind::Number => {
