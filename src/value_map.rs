@@ -32,8 +32,18 @@ impl ValueMap {
         on_missing: MissPolicy,
         default: Option<String>,
     ) -> Result<ValueMap, Vec<Error>> {
-        let bytes =
-            std::fs::read(file).map_err(|err| vec![Error::io("read value map", file, err)])?;
+        if file.is_dir() {
+            return Err(vec![
+                Error::config(format!(
+                    "value map `{name}`: `{}` is a folder, not a CSV file",
+                    file.display()
+                ))
+                .with_location(Location::file_only(file)),
+            ]);
+        }
+        let bytes = std::fs::read(file).map_err(|err| {
+            vec![Error::io("read value map", file, err).with_location(Location::file_only(file))]
+        })?;
         ValueMap::parse(name, file, &bytes, on_missing, default)
     }
 
@@ -53,6 +63,19 @@ impl ValueMap {
                     .with_hint("save it as \"CSV UTF-8\" (Excel) or convert it, e.g. `iconv -f GBK -t UTF-8`"),
             ]
         })?;
+        if let Some((line, column)) = unterminated_quote(text) {
+            // The csv crate reads an open quote up to the end of the file as one value, which
+            // would silently swallow every row after it.
+            return Err(vec![
+                Error::config(format!(
+                    "value map `{name}` has a quote `\"` that is never closed"
+                ))
+                .with_location(Location::new(file, line, column, 1))
+                .with_hint(
+                    "every row after it would be read as one value; close the quote or remove it",
+                ),
+            ]);
+        }
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -153,6 +176,39 @@ impl ValueMap {
     }
 }
 
+/// Where a quoted CSV value opens without ever closing (1-based line and column), read as
+/// the csv crate reads it: a quote opens a value only at its start, `""` is a quote inside.
+fn unterminated_quote(text: &str) -> Option<(usize, usize)> {
+    let (mut line, mut column) = (1, 0);
+    let mut at_value_start = true;
+    let mut open: Option<(usize, usize)> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        match c {
+            '"' if open.is_some() && chars.peek() == Some(&'"') => {
+                chars.next();
+                column += 1;
+            }
+            '"' if open.is_some() => open = None,
+            '"' if at_value_start => open = Some((line, column)),
+            '\n' => {
+                line += 1;
+                column = 0;
+                at_value_start = open.is_none();
+                continue;
+            }
+            ',' if open.is_none() => {
+                at_value_start = true;
+                continue;
+            }
+            _ => {}
+        }
+        at_value_start = false;
+    }
+    open
+}
+
 fn csv_error(name: &str, file: &Path, err: csv::Error) -> Error {
     let line = err.position().map_or(0, |p| p.line() as usize);
     Error::config(format!("value map `{name}` is not valid CSV"))
@@ -215,6 +271,18 @@ mod tests {
     fn gbk_files_get_a_hint_instead_of_garbage() {
         let errors = parse(b"shop,customer\n\xb5\xea,B\n").unwrap_err();
         assert_eq!(errors, vec!["2:value map `shops` is not UTF-8 text"]);
+    }
+
+    #[test]
+    fn a_quote_that_is_never_closed_is_an_error_where_it_opens() {
+        let errors = parse(b"shop,customer\nA,\"B,x\nC,D\n").unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["2:value map `shops` has a quote `\"` that is never closed"]
+        );
+        assert_eq!(unterminated_quote("a,\"b\"\"c\"\nx,\"y\nz\"\n"), None);
+        assert_eq!(unterminated_quote("a,b\"c\n"), None);
+        assert_eq!(unterminated_quote("a,b\n名,\"c\n"), Some((2, 3)));
     }
 
     #[test]
