@@ -313,6 +313,12 @@ static QUOTED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"^(\s*(?:-\s+)*(?:[^\s#"'][^#"']*?:\s+)?)["']"#).expect("valid regex")
 });
 
+/// serde_yaml's words for an integer beyond 64 bits.
+static HUGE_INTEGER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:(?P<path>[^\s:]+): )?invalid type: integer `(?P<number>-?[0-9]+)` as [ui]128")
+        .expect("valid regex")
+});
+
 /// How many lines above a YAML error to look for the quote that caused it.
 const QUOTE_LOOKBACK: usize = 10;
 
@@ -422,6 +428,24 @@ impl<'a> Recorder<'a> {
                         duplicate.key, duplicate.first.line, duplicate.first.column
                     ));
             }
+        }
+        if let Some(found) = HUGE_INTEGER.captures(&message) {
+            // serde_yaml cannot hold integers beyond 64 bits and says so in its own terms.
+            let what = found
+                .name("path")
+                .map_or("a number".to_string(), |p| format!("`{}`", p.as_str()));
+            let location = match err.location() {
+                Some(l) => {
+                    Location::new(file, l.line(), l.column(), found["number"].chars().count())
+                }
+                None => Location::file_only(file),
+            };
+            return Error::config(format!(
+                "{what} is far too large: `{}`",
+                &found["number"]
+            ))
+            .with_location(location)
+            .with_hint("whole numbers go up to 64 bits: write one in the range the setting accepts, or quote it to keep it as text");
         }
         if let Some(error_line) = err.location().map(|l| l.line())
             && let Some(open) = unclosed_quote_before(text, error_line)
