@@ -26,7 +26,7 @@ use crate::config::raw::{
     Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawAuth, RawConnector, RawEnvelope,
     RawFlow, RawOperation,
 };
-use crate::config::shape;
+use crate::config::shape::{self, Repair};
 use crate::config::yaml::{Document, YamlPath};
 use crate::error::{Error, Location, did_you_mean};
 use crate::template::filters;
@@ -178,35 +178,37 @@ impl Compiler {
         self.sources.push((file.to_path_buf(), doc.text.clone()));
         let problems = shape::check(&doc.value, schema);
         let mut value = doc.value.clone();
-        if !problems.is_empty() {
-            // Unknown keys are reported and dropped so the rest of the file is still checked;
-            // any other shape problem makes the file unreadable as its type.
-            let only_unknown_keys = problems.iter().all(|p| p.unknown_key);
-            for problem in problems {
-                if problem.unknown_key {
-                    shape::remove(&mut value, &problem.path);
+        let had_problems = !problems.is_empty();
+        for problem in problems {
+            // Each problem is reported, then mended (dropped, or replaced by the suggested
+            // choice) so that the rest of the file is still checked: one wrong setting must
+            // not hide the template and schema problems elsewhere.
+            match problem.repair {
+                _ if problem.unknown_key => shape::remove(&mut value, &problem.path),
+                Repair::Remove => shape::remove(&mut value, &problem.path),
+                Repair::Replace(replacement) => {
+                    shape::replace(&mut value, &problem.path, replacement)
                 }
-                let location = if problem.on_key {
-                    doc.locate_key(&problem.path)
-                } else {
-                    doc.locate(&problem.path)
-                };
-                let mut error = Error::config(problem.message).with_location(location);
-                match (problem.label, problem.hint) {
-                    (Some(label), Some(hint)) => {
-                        error = error.with_hint(format!("{label} ({hint})"))
-                    }
-                    (Some(text), None) | (None, Some(text)) => error = error.with_hint(text),
-                    (None, None) => {}
-                }
-                self.errors.push(error);
+                Repair::Keep => {}
             }
-            if !only_unknown_keys {
-                return None;
+            let location = if problem.on_key {
+                doc.locate_key(&problem.path)
+            } else {
+                doc.locate(&problem.path)
+            };
+            let mut error = Error::config(problem.message).with_location(location);
+            match (problem.label, problem.hint) {
+                (Some(label), Some(hint)) => error = error.with_hint(format!("{label} ({hint})")),
+                (Some(text), None) | (None, Some(text)) => error = error.with_hint(text),
+                (None, None) => {}
             }
+            self.errors.push(error);
         }
         match serde_yaml::from_value::<T>(value) {
             Ok(raw) => Some((doc, raw)),
+            // The mended file still is not one (a required setting was wrong or missing): the
+            // problems above say why.
+            Err(_) if had_problems => None,
             Err(err) => {
                 self.errors.push(
                     Error::config(format!("invalid file: {err}"))
@@ -287,7 +289,7 @@ impl Compiler {
                     .and_then(|c| c[1].parse::<usize>().ok());
                 let expected = JSONPATH_EXPECTED
                     .captures(&detail)
-                    .map(|c| format!(": {}", c[1].trim()))
+                    .map(|c| format!(": {}", human_expected(c[1].trim())))
                     .unwrap_or_default();
                 let location = match column {
                     Some(column) => doc.locate_in_scalar(path, 1, column, 1),
@@ -357,6 +359,25 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
                 Some("add `default: <code>`".into()),
             );
         }
+        if policy != MissPolicy::Default && map.default.is_some() {
+            pre.warning(
+                format!(
+                    "value map `{name}` has a `default` that is never used: `on_missing` is not `default`"
+                ),
+                doc.locate_key(&path.key("default")),
+            );
+        }
+        if csv.is_dir() {
+            pre.error(
+                format!(
+                    "value map file `{}` is a folder, not a CSV file",
+                    csv.display()
+                ),
+                doc.locate(&path.key("file")),
+                Some("name the CSV file itself; the path is relative to the flow file".into()),
+            );
+            continue;
+        }
         if !csv.exists() {
             pre.error(
                 format!("value map file `{}` does not exist", csv.display()),
@@ -415,6 +436,13 @@ fn compile_flow(
     value_maps: Arc<ValueMaps>,
 ) -> Option<Flow> {
     let root = YamlPath::root();
+    if raw.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        cx.error(
+            "`name` is empty",
+            doc.locate(&root.key("name")),
+            Some("the name keys the flow's saved state; leave it out to use the file name".into()),
+        );
+    }
     let name = raw.name.clone().unwrap_or_else(|| {
         file.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -448,6 +476,8 @@ fn compile_flow(
             OperationKind::Read,
         )
         .is_some()
+            // An operation whose connector failed to compile is missing here; its errors are reported.
+            && let Some(op) = conn.connector.operations.get(&raw.source.operation)
         {
             let params = merge_params(
                 cx,
@@ -456,7 +486,6 @@ fn compile_flow(
                 (doc, &root.key("source").key("params"), &raw.source.params),
                 Context::SourceParams,
             );
-            let op = &conn.connector.operations[&raw.source.operation];
             let page_size = match (op.pagination, raw.source.page_size) {
                 (Some(p), Some(size)) if size == 0 || size > p.max_page_size => {
                     cx.error(
@@ -509,7 +538,9 @@ fn compile_flow(
                 OperationKind::Lookup,
             )
         });
-        if let Some(op_raw) = write {
+        if let Some(op_raw) = write
+            && let Some(op) = conn.connector.operations.get(&raw.target.operation)
+        {
             let flow_params = (doc, &root.key("target").key("params"), &raw.target.params);
             let inputs = Context::TargetInputs {
                 records: false,
@@ -538,7 +569,6 @@ fn compile_flow(
                     &root.key("target"),
                 );
             }
-            let op = &conn.connector.operations[&raw.target.operation];
             let batch = op.batch.unwrap_or(Batch {
                 max_size: 1,
                 default_size: 1,
@@ -668,6 +698,17 @@ fn compile_flow(
     )
     .build();
     check_contexts(cx, &strict, &lenient, &vars);
+    if let Some(target) = &target {
+        let ops = [
+            Some((&target.operation, &target.params)),
+            target.lookup.as_ref().map(|l| (l, &target.lookup_params)),
+        ];
+        for (op_name, params) in ops.into_iter().flatten() {
+            if let Some(op) = target.connector.operations.get(op_name) {
+                check_param_names(cx, &strict, op, params);
+            }
+        }
+    }
     // Maps that failed to load are still declared: their own errors are enough.
     let declared: BTreeSet<String> = raw.value_maps.keys().cloned().collect();
     check_names_exist(cx, &strict, &declared);
@@ -707,6 +748,49 @@ fn compile_flow(
         templates: strict,
         envelopes: lenient,
     })
+}
+
+/// pest's "expected jp_query, EOI" in words: the grammar's rule names mean nothing to a
+/// person writing a path.
+fn human_expected(expected: &str) -> String {
+    let Some(list) = expected.strip_prefix("expected ") else {
+        return expected.to_string();
+    };
+    let mut words: Vec<&str> = Vec::new();
+    for rule in list.split([',']).flat_map(|part| part.split(" or ")) {
+        let word = match rule.trim() {
+            "jp_query" | "root" => "`$` (a JSONPath starts at the root)",
+            "EOI" => "the end of the path",
+            "segment"
+            | "segments"
+            | "child_segment"
+            | "descendant_segment"
+            | "bracketed_selection" => "`.name` or `[…]`",
+            "selector" | "name_selector" | "string" => "a quoted name, an index, `*` or a filter",
+            "wildcard_selector" => "`*`",
+            "index_selector" | "int" | "start" | "end" | "step" => "an index",
+            "slice_selector" => "a slice `start:end`",
+            "filter_selector" => "a filter `?…`",
+            "member_name_shorthand" => "a field name",
+            "comparable" | "literal" | "singular_query" | "number" | "bool" | "null" => {
+                "a value or a path to compare"
+            }
+            "logical_expr" | "logical_expr_and" | "atom_expr" | "comp_expr" | "test_expr"
+            | "paren_expr" | "test" => "a condition",
+            "comp_op" => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
+            "function_expr" => "a function",
+            "" => continue,
+            _ => "a valid JSONPath here",
+        };
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    match words.split_last() {
+        None => expected.to_string(),
+        Some((last, [])) => format!("expected {last}"),
+        Some((last, rest)) => format!("expected {} or {last}", rest.join(", ")),
+    }
 }
 
 fn describe_json(value: &Json) -> &'static str {
@@ -760,6 +844,14 @@ fn load_connector_for(
         );
         return None;
     }
+    if file.is_dir() {
+        cx.error(
+            format!("connector `{name}` is a folder: `{}`", file.display()),
+            doc.locate(path),
+            Some("name the connector (`wdt_qimen`) or its YAML file".into()),
+        );
+        return None;
+    }
     compile_connector_file(cx, &file)
 }
 
@@ -783,9 +875,10 @@ fn available_connectors(dir: &Path) -> Vec<String> {
 
 fn compile_connector_file(cx: &mut Compiler, file: &Path) -> Option<ConnectorSource> {
     let (doc, raw) = cx.read::<RawConnector>(file, &connector_schema())?;
-    let errors_before = cx.errors.len();
+    // A connector with errors is still returned, so that the flows using it are checked too;
+    // its errors keep any flow from compiling.
     let connector = compile_connector(cx, &doc, &raw, file);
-    (cx.errors.len() == errors_before).then_some(ConnectorSource {
+    Some(ConnectorSource {
         doc,
         raw,
         connector,
@@ -1580,6 +1673,62 @@ fn collect_sources(node: &Node, builder: &Builder, out: &mut String) {
         Node::Array(items) => items.iter().for_each(|i| collect_sources(i, builder, out)),
         Node::Each(each) => collect_sources(&each.item, builder, out),
         Node::When(when) => collect_sources(&when.value, builder, out),
+        Node::Literal(_) | Node::Invalid => {}
+    }
+}
+
+/// Every `params.x` an operation's body reads must be a parameter the operation gets (from
+/// the connector, the operation or the flow); otherwise the request would fail at run time.
+fn check_param_names(cx: &mut Compiler, set: &TemplateSet, op: &Operation, params: &[Param]) {
+    let Some(body) = &op.body else { return };
+    let mut ids = Vec::new();
+    collect_templates(body, &mut ids);
+    let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    for id in ids {
+        for name in set.undeclared(id) {
+            let Some(rest) = name.strip_prefix("params.") else {
+                continue;
+            };
+            let param = rest.split('.').next().unwrap_or(rest);
+            // A required parameter left out is reported as such by `check_required_params`.
+            if known.contains(&param) || op.required_params.iter().any(|r| r == param) {
+                continue;
+            }
+            let listed = known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let hint = match did_you_mean(param, known.iter().copied()) {
+                Some(suggestion) => format!("did you mean `params.{suggestion}`?"),
+                None => format!("give `{param}` under the flow's `target.params`"),
+            };
+            cx.error(
+                format!(
+                    "`params.{param}` is not a parameter of `{}` (params: {listed})",
+                    op.name
+                ),
+                set.origin(id).location.clone(),
+                Some(hint),
+            );
+        }
+    }
+}
+
+fn collect_templates(node: &Node, out: &mut Vec<TemplateId>) {
+    match node {
+        Node::Template(id) => out.push(*id),
+        Node::Object(fields) => fields.iter().for_each(|f| collect_templates(&f.node, out)),
+        Node::Array(items) => items.iter().for_each(|i| collect_templates(i, out)),
+        Node::Each(each) => {
+            out.push(each.items);
+            out.extend(each.condition);
+            collect_templates(&each.item, out);
+        }
+        Node::When(when) => {
+            out.push(when.condition);
+            collect_templates(&when.value, out);
+        }
         Node::Literal(_) | Node::Invalid => {}
     }
 }
