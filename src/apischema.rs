@@ -41,8 +41,9 @@ pub enum Resolved<'a> {
 
 impl ApiSchema {
     pub fn load(file: &Path) -> Result<ApiSchema, Error> {
-        let text =
-            std::fs::read_to_string(file).map_err(|err| Error::io("read API schema", file, err))?;
+        let text = std::fs::read_to_string(file).map_err(|err| {
+            Error::io("read API schema", file, err).with_location(Location::file_only(file))
+        })?;
         let root: Json = serde_json::from_str(&text).map_err(|err| {
             Error::config(format!("API schema `{}` is not valid JSON", file.display()))
                 .with_location(Location::new(

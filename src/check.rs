@@ -194,7 +194,8 @@ fn kind_of(file: &Path) -> Kind {
         .parent()
         .and_then(Path::file_name)
         .is_some_and(|name| name == "connectors");
-    match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+    // Through `Document`, which refuses a runaway nesting at once (serde_yaml takes minutes).
+    match config::yaml::Document::parse(file, text).map(|doc| doc.value) {
         Ok(serde_yaml::Value::Mapping(map)) if map.contains_key("operations") => Kind::Connector,
         Ok(serde_yaml::Value::Mapping(map))
             if map.contains_key("source") || map.contains_key("target") =>

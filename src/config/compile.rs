@@ -607,6 +607,7 @@ fn compile_flow(
                     doc.locate_key(&root.key("target")),
                 );
             }
+            check_params_schema(cx, doc, &conn, &op_raw, &raw.target.params);
             let param_values = constant_params(&params);
             let record_schema = op_schema(cx, &conn, &raw.target.operation, &param_values);
             target = Some(Target {
@@ -1677,6 +1678,76 @@ fn collect_sources(node: &Node, builder: &Builder, out: &mut String) {
     }
 }
 
+/// The keys a flow gives an operation's parameters, against the operation's `params_schema`:
+/// a key that a closed object of the schema does not list is most likely misspelt, but the
+/// lists of APIs such as Kingdee's options are not exhaustive, so it is a warning.
+fn check_params_schema(
+    cx: &mut Compiler,
+    doc: &Document,
+    conn: &ConnectorSource,
+    op: &RawOperation,
+    params: &BTreeMap<String, Json>,
+) {
+    let Some(name) = &op.params_schema else {
+        return;
+    };
+    let file = tidy(
+        &conn
+            .connector
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(name),
+    );
+    let schema = match ApiSchema::load(&file) {
+        Ok(schema) => schema,
+        Err(err) => {
+            cx.errors.push(err);
+            return;
+        }
+    };
+    let path = YamlPath::root().key("target").key("params");
+    let params = Json::Object(params.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    params_keys(cx, doc, &schema, schema.root(), &params, &path);
+}
+
+fn params_keys(
+    cx: &mut Compiler,
+    doc: &Document,
+    schema: &ApiSchema,
+    at: &Json,
+    value: &Json,
+    path: &YamlPath,
+) {
+    let at = schema.resolve(at);
+    let Json::Object(given) = value else { return };
+    let properties = at.get("properties").and_then(Json::as_object);
+    let closed = at.get("additionalProperties") == Some(&Json::Bool(false));
+    for (key, child) in given {
+        match properties.and_then(|p| p.get(key)) {
+            Some(property) => params_keys(cx, doc, schema, property, child, &path.key(key)),
+            None if closed => {
+                let known: Vec<&str> = properties
+                    .map(|p| p.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                let hint = match did_you_mean(key, known.iter().copied()) {
+                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                    None => format!("the known keys are listed in {}", schema.file.display()),
+                };
+                cx.warnings.push(
+                    Error::config(format!(
+                        "`{key}` is not a known key of `{path}` ({})",
+                        schema.title
+                    ))
+                    .with_location(doc.locate_key(&path.key(key)))
+                    .with_hint(hint),
+                );
+            }
+            None => {}
+        }
+    }
+}
+
 /// Every `params.x` an operation's body reads must be a parameter the operation gets (from
 /// the connector, the operation or the flow); otherwise the request would fail at run time.
 fn check_param_names(cx: &mut Compiler, set: &TemplateSet, op: &Operation, params: &[Param]) {
@@ -1792,6 +1863,17 @@ fn op_schema(
             .unwrap_or(Path::new("."))
             .join(&rendered),
     );
+    if file.is_dir() {
+        cx.error(
+            format!(
+                "API schema `{}` is a folder, not a JSON file",
+                file.display()
+            ),
+            location,
+            Some("name the schema file itself; the path is relative to the connector file".into()),
+        );
+        return None;
+    }
     if !file.exists() {
         cx.error(
             format!("API schema `{}` does not exist", file.display()),
