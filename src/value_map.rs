@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::config::raw::MissPolicy;
 use crate::error::{Error, Location};
 
+/// Bad rows reported one by one before the rest are counted.
+const MAX_ROW_ERRORS: usize = 10;
+
 /// A loaded value map.
 #[derive(Debug, Clone)]
 pub struct ValueMap {
@@ -83,6 +86,7 @@ impl ValueMap {
             .from_reader(text.as_bytes());
         let mut errors = Vec::new();
         let at = |line: u64, column: usize| Location::new(file, line as usize, column, 1);
+        let one_column_header = reader.headers().is_ok_and(|h| h.len() < 2);
         match reader.headers() {
             Ok(header) if header.len() >= 2 => {}
             Ok(header) if header.is_empty() || (header.len() == 1 && header[0].is_empty()) => {
@@ -101,7 +105,9 @@ impl ValueMap {
         }
         let mut entries = HashMap::new();
         let mut first_seen: HashMap<String, u64> = HashMap::new();
+        let (mut rows, mut one_column) = (0, 0);
         for record in reader.records() {
+            rows += 1;
             let record = match record {
                 Ok(record) => record,
                 Err(err) => {
@@ -114,6 +120,7 @@ impl ValueMap {
                 continue;
             }
             if record.len() < 2 {
+                one_column += 1;
                 errors.push(
                     Error::config(format!("row of value map `{name}` has one column; expected source value and target code"))
                         .with_location(at(line, 1))
@@ -152,6 +159,28 @@ impl ValueMap {
             entries.insert(source.to_string(), target.to_string());
         }
         if !errors.is_empty() {
+            // Mostly bad rows: the file is something else (a flow, a spreadsheet saved with
+            // semicolons); one error says so better than a screenful of row errors.
+            if one_column_header && rows >= 4 && one_column * 2 > rows {
+                return Err(vec![
+                    Error::config(format!(
+                        "value map `{name}` does not look like a CSV file: {one_column} of its {rows} rows have no comma"
+                    ))
+                    .with_location(Location::new(file, 1, 1, 1))
+                    .with_hint("a value map is a CSV file: a header row, then one `source,target` row per value, separated by commas"),
+                ]);
+            }
+            if errors.len() > MAX_ROW_ERRORS {
+                let more = errors.len() - MAX_ROW_ERRORS;
+                errors.truncate(MAX_ROW_ERRORS);
+                errors.push(
+                    Error::config(format!(
+                        "value map `{name}` has {more} more bad row{}",
+                        if more == 1 { "" } else { "s" }
+                    ))
+                    .with_location(Location::file_only(file)),
+                );
+            }
             return Err(errors);
         }
         Ok(ValueMap {
@@ -283,6 +312,27 @@ mod tests {
         assert_eq!(unterminated_quote("a,\"b\"\"c\"\nx,\"y\nz\"\n"), None);
         assert_eq!(unterminated_quote("a,b\"c\n"), None);
         assert_eq!(unterminated_quote("a,b\n名,\"c\n"), Some((2, 3)));
+    }
+
+    #[test]
+    fn a_file_that_is_not_csv_gets_one_error() {
+        let errors =
+            parse(b"name: refund\nsource:\n  connector: x\n  operation: y\nmapping:\n  a: b\n")
+                .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "1:value map `shops` does not look like a CSV file: 5 of its 5 rows have no comma"
+            ]
+        );
+    }
+
+    #[test]
+    fn many_bad_rows_are_counted_after_the_first_ten() {
+        let text = format!("shop,customer\n{}", "X\n".repeat(12));
+        let errors = parse(text.as_bytes()).unwrap_err();
+        assert_eq!(errors.len(), 11);
+        assert_eq!(errors[10], "0:value map `shops` has 2 more bad rows");
     }
 
     #[test]
