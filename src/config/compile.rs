@@ -152,6 +152,9 @@ struct Compiler {
     lenient: Builder,
     /// Templates and their contexts, checked once the sets are built.
     contexts: Vec<(TemplateId, Context, bool)>,
+    /// Where a missing required text was reported and a placeholder put in its place: any
+    /// other error there stems from the placeholder and is dropped.
+    placeholders: Vec<Location>,
 }
 
 impl Compiler {
@@ -163,6 +166,7 @@ impl Compiler {
             strict: Builder::new(UndefinedBehavior::Strict, Arc::clone(&value_maps)),
             lenient: Builder::new(UndefinedBehavior::Chainable, value_maps),
             contexts: Vec::new(),
+            placeholders: Vec::new(),
         }
     }
 
@@ -183,19 +187,23 @@ impl Compiler {
             // Each problem is reported, then mended (dropped, or replaced by the suggested
             // choice) so that the rest of the file is still checked: one wrong setting must
             // not hide the template and schema problems elsewhere.
+            let location = if problem.on_key {
+                doc.locate_key(&problem.path)
+            } else {
+                doc.locate(&problem.path)
+            };
             match problem.repair {
                 _ if problem.unknown_key => shape::remove(&mut value, &problem.path),
                 Repair::Remove => shape::remove(&mut value, &problem.path),
                 Repair::Replace(replacement) => {
                     shape::replace(&mut value, &problem.path, replacement)
                 }
+                Repair::Insert { key, value: item } => {
+                    shape::insert(&mut value, &problem.path, &key, item);
+                    self.placeholders.push(location.clone());
+                }
                 Repair::Keep => {}
             }
-            let location = if problem.on_key {
-                doc.locate_key(&problem.path)
-            } else {
-                doc.locate(&problem.path)
-            };
             let mut error = Error::config(problem.message).with_location(location);
             match (problem.label, problem.hint) {
                 (Some(label), Some(hint)) => error = error.with_hint(format!("{label} ({hint})")),
@@ -405,12 +413,20 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
     let mut cx = Compiler::new(Arc::clone(&value_maps));
     cx.errors.append(&mut pre.errors);
     cx.warnings.append(&mut pre.warnings);
+    cx.placeholders.append(&mut pre.placeholders);
     cx.sources.append(&mut pre.sources);
     let flow = compile_flow(&mut cx, &doc, raw, file, &flow_dir, value_maps);
     finish(cx, flow)
 }
 
-fn finish<T>(cx: Compiler, value: Option<T>) -> Loaded<T> {
+fn finish<T>(mut cx: Compiler, value: Option<T>) -> Loaded<T> {
+    let placeholders = std::mem::take(&mut cx.placeholders);
+    cx.errors.retain(|error| {
+        error.message().starts_with("missing key ")
+            || error
+                .location()
+                .is_none_or(|location| !placeholders.contains(location))
+    });
     let value = if cx.errors.is_empty() { value } else { None };
     Loaded {
         value,

@@ -37,7 +37,10 @@ pub enum Repair {
     Remove,
     /// Put this value at the path instead (the choice that "did you mean" suggests).
     Replace(Yaml),
-    /// Leave the document as it is (the problem is about something absent).
+    /// Add this key with a placeholder value to the mapping at the path (a missing required
+    /// text): later problems that stem from the placeholder are located where this one is.
+    Insert { key: String, value: Yaml },
+    /// Leave the document as it is.
     Keep,
 }
 
@@ -74,6 +77,25 @@ pub fn remove(value: &mut Yaml, path: &YamlPath) {
     }
     if let (Segment::Key(key), Yaml::Mapping(map)) = (last, node) {
         map.remove(key.as_str());
+    }
+}
+
+/// Add `key: item` to the mapping at `path` in `value`, if there is one.
+pub fn insert(value: &mut Yaml, path: &YamlPath, key: &str, item: Yaml) {
+    let mut node = value;
+    for segment in path.segments() {
+        let next = match (segment, node) {
+            (Segment::Key(k), Yaml::Mapping(map)) => map.get_mut(k.as_str()),
+            (Segment::Index(i), Yaml::Sequence(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
+    if let Yaml::Mapping(map) = node {
+        map.insert(Yaml::String(key.to_string()), item);
     }
 }
 
@@ -303,7 +325,16 @@ impl<'a> Walker<'a> {
                     format!("missing key `{name}` in {}", describe_parent(path)),
                 );
                 problem.on_key = true;
-                problem.repair = Repair::Keep;
+                let property = properties
+                    .and_then(|p| p.get(name))
+                    .map(|p| self.resolve(p));
+                problem.repair = match property.and_then(|p| p.get("type")) {
+                    Some(Json::String(t)) if t == "string" => Repair::Insert {
+                        key: name.to_string(),
+                        value: Yaml::String(String::new()),
+                    },
+                    _ => Repair::Keep,
+                };
                 problem.hint = properties
                     .and_then(|p| p.get(name))
                     .and_then(|p| {
@@ -573,7 +604,12 @@ fn quote_list(items: &[&str]) -> String {
 /// The first sentence of a field's documentation, starting lowercase (it follows a colon).
 fn first_sentence(text: &str) -> String {
     let text = text.replace('\n', " ");
-    let sentence = match text.find(". ") {
+    // A sentence ends at ". ", but not at the one of "e.g. " or "i.e. ".
+    let end = text
+        .match_indices(". ")
+        .map(|(i, _)| i)
+        .find(|&i| !text[..i].ends_with("e.g") && !text[..i].ends_with("i.e"));
+    let sentence = match end {
         Some(end) => &text[..end],
         None => text.trim_end_matches('.'),
     };
@@ -684,6 +720,10 @@ mod tests {
         assert_eq!(
             first_sentence("JSONPath of the success items."),
             "JSONPath of the success items"
+        );
+        assert_eq!(
+            first_sentence("The field (e.g. `FBillNo`). More."),
+            "the field (e.g. `FBillNo`)"
         );
     }
 }
