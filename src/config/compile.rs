@@ -715,6 +715,7 @@ fn compile_flow(
     )
     .build();
     check_contexts(cx, &strict, &lenient, &vars);
+    check_literal_arguments(cx, &strict, &value_maps);
     if let Some(target) = &target {
         let ops = [
             Some((&target.operation, &target.params)),
@@ -1762,6 +1763,95 @@ fn params_keys(
             None => {}
         }
     }
+}
+
+static FILTER_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(((?:[^()'"]|'[^']*'|"[^"]*")*)\)"#)
+        .expect("valid regex")
+});
+static LITERAL_ARGUMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\s*(?:[A-Za-z_][A-Za-z0-9_]*\s*=\s*)?(?:'[^']*'|"[^"]*"|-?[0-9]+(?:\.[0-9]+)?|true|false|none)\s*$"#)
+        .expect("valid regex")
+});
+
+/// A value each of the engine's filters accepts, to try literal arguments on at check time.
+fn probe_input(filter: &str) -> Option<&'static str> {
+    Some(match filter {
+        "datetime" | "date" | "timestamp" => "'2024-01-01 00:00:00'",
+        "decimal" | "add" | "sub" | "mul" | "div" | "round" => "'1'",
+        // Arguments are read before the value, so an empty value tells good arguments apart.
+        "lookup" => "none",
+        _ => return None,
+    })
+}
+
+/// A call of one of the engine's filters whose arguments are all literals (`lookup('unit',
+/// on_missing='ignore')`, `date(42, 43, 44)`) is tried once here, so that bad arguments are
+/// reported at the template instead of on every record.
+fn check_literal_arguments(cx: &mut Compiler, set: &TemplateSet, value_maps: &Arc<ValueMaps>) {
+    let mut env = minijinja::Environment::new();
+    filters::register(&mut env, Arc::clone(value_maps));
+    for id in set.ids() {
+        let source = set.source(id).to_string();
+        for call in FILTER_CALL.captures_iter(&source) {
+            let (filter, arguments) = (&call[1], &call[2]);
+            let Some(input) = probe_input(filter) else {
+                continue;
+            };
+            if !split_arguments(arguments)
+                .iter()
+                .all(|a| LITERAL_ARGUMENT.is_match(a))
+            {
+                continue;
+            }
+            let probe = format!("{input} | {filter}({arguments})");
+            let Err(err) = env
+                .compile_expression(&probe)
+                .and_then(|expression| expression.eval(()))
+            else {
+                continue;
+            };
+            let detail = match err.detail() {
+                Some(detail) => detail.to_string(),
+                None => err.kind().to_string(),
+            };
+            // An empty value is what the probe gives; a missing map is reported on its own.
+            if filter == "lookup"
+                && (detail.starts_with("cannot look up an empty value")
+                    || detail.starts_with("there is no value map"))
+            {
+                continue;
+            }
+            cx.error(
+                format!("invalid arguments to `{filter}`: {detail}"),
+                set.origin(id).location.clone(),
+                Some(format!(
+                    "the README's mapping language lists what `{filter}` takes"
+                )),
+            );
+        }
+    }
+}
+
+/// `'a, b', x=1` → `['a, b'`, ` x=1`]: commas inside quotes do not split.
+fn split_arguments(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quote) = (0, None);
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ',') => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !text[start..].trim().is_empty() || !parts.is_empty() {
+        parts.push(&text[start..]);
+    }
+    parts
 }
 
 /// Every `params.x` an operation's body reads must be a parameter the operation gets (from
