@@ -155,6 +155,8 @@ struct Compiler {
     /// Where a missing required text was reported and a placeholder put in its place: any
     /// other error there stems from the placeholder and is dropped.
     placeholders: Vec<Location>,
+    /// Files read with shape problems, mended to be checked further.
+    repaired: Vec<PathBuf>,
 }
 
 impl Compiler {
@@ -167,6 +169,7 @@ impl Compiler {
             lenient: Builder::new(UndefinedBehavior::Chainable, value_maps),
             contexts: Vec::new(),
             placeholders: Vec::new(),
+            repaired: Vec::new(),
         }
     }
 
@@ -183,6 +186,9 @@ impl Compiler {
         let problems = shape::check(&doc.value, schema);
         let mut value = doc.value.clone();
         let had_problems = !problems.is_empty();
+        if had_problems {
+            self.repaired.push(file.to_path_buf());
+        }
         for problem in problems {
             // Each problem is reported, then mended (dropped, or replaced by the suggested
             // choice) so that the rest of the file is still checked: one wrong setting must
@@ -441,6 +447,8 @@ struct ConnectorSource {
     doc: Document,
     raw: RawConnector,
     connector: Connector,
+    /// Compiled without errors: its limits are the file's, not stand-ins for bad values.
+    clean: bool,
 }
 
 fn compile_flow(
@@ -503,7 +511,8 @@ fn compile_flow(
                 Context::SourceParams,
             );
             let page_size = match (op.pagination, raw.source.page_size) {
-                (Some(p), Some(size)) if size == 0 || size > p.max_page_size => {
+                // Against a connector with errors the limits may be stand-ins: not compared.
+                (Some(p), Some(size)) if conn.clean && (size == 0 || size > p.max_page_size) => {
                     cx.error(
                         format!(
                             "`page_size` {size} is outside what `{}` accepts (1 to {})",
@@ -518,7 +527,7 @@ fn compile_flow(
                 (Some(p), None) => p.max_page_size,
                 (None, size) => size.unwrap_or(0),
             };
-            let window = compile_window(cx, doc, &raw, op);
+            let window = compile_window(cx, doc, &raw, op, conn.clean);
             check_placeholders(cx, doc, &params, op, &raw.source.operation);
             let record_schema = op_schema(cx, &conn, &raw.source.operation, &[]);
             source = Some(Source {
@@ -591,7 +600,7 @@ fn compile_flow(
                 concurrency: 1,
             });
             let batch_size = match raw.target.batch_size {
-                Some(size) if size == 0 || size > batch.max_size => {
+                Some(size) if conn.clean && (size == 0 || size > batch.max_size) => {
                     cx.error(
                         format!(
                             "`batch_size` {size} is outside what `{}` accepts (1 to {})",
@@ -895,8 +904,10 @@ fn compile_connector_file(cx: &mut Compiler, file: &Path) -> Option<ConnectorSou
     let (doc, raw) = cx.read::<RawConnector>(file, &connector_schema())?;
     // A connector with errors is still returned, so that the flows using it are checked too;
     // its errors keep any flow from compiling.
+    let errors_before = cx.errors.len();
     let connector = compile_connector(cx, &doc, &raw, file);
     Some(ConnectorSource {
+        clean: cx.errors.len() == errors_before && !cx.repaired.contains(&doc.file),
         doc,
         raw,
         connector,
@@ -1560,6 +1571,7 @@ fn compile_window(
     doc: &Document,
     raw: &RawFlow,
     op: &Operation,
+    clean: bool,
 ) -> Option<Window> {
     let path = YamlPath::root().key("source").key("window");
     match (&op.window, &raw.source.window) {
@@ -1607,7 +1619,7 @@ fn compile_window(
                 window.max_span.as_deref(),
                 op_window.max_span,
             );
-            if max_span > op_window.max_span {
+            if clean && max_span > op_window.max_span {
                 cx.error(
                     format!(
                         "`max_span` {} is longer than `{}` allows ({})",

@@ -205,14 +205,20 @@ impl<'a> Walker<'a> {
                     .map(|t| article(t))
                     .collect::<Vec<_>>()
                     .join(" or ");
-                self.problems.push(Problem::new(
+                let mut problem = Problem::new(
                     path,
                     format!(
                         "`{}` must be {expected}, not {}",
                         describe_path(path),
                         describe_value(value)
                     ),
-                ));
+                );
+                // Without a whole section (`vars`, `window`) every use of it would be another
+                // error: the file is then not checked further.
+                if types.iter().any(|t| *t == "object" || *t == "array") {
+                    problem.repair = Repair::Keep;
+                }
+                self.problems.push(problem);
                 return;
             }
             if let (Some(minimum), Some(number)) =
