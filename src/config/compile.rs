@@ -301,10 +301,15 @@ impl Compiler {
                 let column = JSONPATH_COLUMN
                     .captures(&detail)
                     .and_then(|c| c[1].parse::<usize>().ok());
-                let expected = JSONPATH_EXPECTED
-                    .captures(&detail)
-                    .map(|c| format!(": {}", human_expected(c[1].trim())))
-                    .unwrap_or_default();
+                // pest's guess for `$.a[*` is "expected string"; the `[` left open is the news.
+                let expected = if text.matches('[').count() > text.matches(']').count() {
+                    ": a `[` is not closed with `]`".to_string()
+                } else {
+                    JSONPATH_EXPECTED
+                        .captures(&detail)
+                        .map(|c| format!(": {}", human_expected(c[1].trim())))
+                        .unwrap_or_default()
+                };
                 let location = match column {
                     Some(column) => doc.locate_in_scalar(path, 1, column, 1),
                     None => doc.locate(path),
@@ -2112,6 +2117,22 @@ fn check_contexts(cx: &mut Compiler, strict: &TemplateSet, lenient: &TemplateSet
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jsonpath_errors_name_what_was_expected_in_words() {
+        assert_eq!(
+            human_expected("expected jp_query"),
+            "expected `$` (a JSONPath starts at the root)"
+        );
+        assert_eq!(
+            human_expected("expected comparable"),
+            "expected a value or a path to compare"
+        );
+        assert_eq!(
+            human_expected("expected segment or EOI"),
+            "expected `.name` or `[…]` or the end of the path"
+        );
+    }
 
     #[test]
     fn the_flow_schema_is_closed_and_documented() {
