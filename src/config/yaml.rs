@@ -125,29 +125,20 @@ pub struct Document {
 impl Document {
     /// Parse `text` (the contents of `file`); a syntax error comes back located.
     pub fn parse(file: &Path, text: String) -> Result<Document, Error> {
+        // libyaml takes time in proportion to the depth for every token of a flow collection:
+        // a file nested thousands deep would take minutes to be refused, so it is refused first.
         if let Some((line, column)) = flow_nesting_beyond(&text, MAX_DEPTH) {
-            // libyaml takes time in proportion to the depth for every token of a flow
-            // collection: a file nested thousands deep would take minutes to be refused.
-            return Err(Error::config(format!(
-                "invalid YAML: nested more than {MAX_DEPTH} levels deep"
-            ))
-            .with_location(Location::new(file, line, column, 1))
-            .with_hint("flows and connectors need a few levels; look for runaway `[` or `{`"));
+            return Err(too_deep(Location::new(file, line, column, 1)));
         }
         let parsed = serde_yaml::from_str::<serde_yaml::Value>(&text);
         if let Err(err) = &parsed
             && err.to_string().contains("recursion limit exceeded")
         {
-            // Recording positions costs time in proportion to the depth at every node: on a
-            // file nested this deep, say so at once.
-            return Err(Error::config(format!(
-                "invalid YAML: nested more than {MAX_DEPTH} levels deep"
-            ))
-            .with_location(match err.location() {
+            // Nested blocks (which the scan above does not count) hit serde_yaml's own limit.
+            return Err(too_deep(match err.location() {
                 Some(l) => Location::new(file, l.line(), l.column(), 1),
                 None => Location::file_only(file),
-            })
-            .with_hint("flows and connectors need a few levels; look for runaway `[` or `{`"));
+            }));
         }
         let mut recorder = Recorder::new(&text);
         // serde_yaml accepted the text, so yaml-rust2 almost always does too; if it does not,
@@ -246,6 +237,14 @@ impl Document {
     fn location(&self, span: Span) -> Location {
         Location::new(&self.file, span.line, span.column, span.len)
     }
+}
+
+fn too_deep(location: Location) -> Error {
+    Error::config(format!(
+        "invalid YAML: nested more than {MAX_DEPTH} levels deep"
+    ))
+    .with_location(location)
+    .with_hint("flows and connectors need a few levels; look for runaway `[` or `{`")
 }
 
 /// Where flow collections (`[`, `{`) first nest deeper than `limit` (1-based line and column),
