@@ -438,6 +438,11 @@ fn finish<T>(mut cx: Compiler, value: Option<T>) -> Loaded<T> {
                 .location()
                 .is_none_or(|location| !placeholders.contains(location))
     });
+    cx.warnings.retain(|warning| {
+        warning
+            .location()
+            .is_none_or(|location| !placeholders.contains(location))
+    });
     let value = if cx.errors.is_empty() { value } else { None };
     Loaded {
         value,
