@@ -41,13 +41,20 @@ pub enum Resolved<'a> {
 
 impl ApiSchema {
     pub fn load(file: &Path) -> Result<ApiSchema, Error> {
-        let text =
-            std::fs::read_to_string(file).map_err(|err| Error::io("read API schema", file, err))?;
+        let text = std::fs::read_to_string(file).map_err(|err| {
+            Error::io("read API schema", file, err).with_location(Location::file_only(file))
+        })?;
         let root: Json = serde_json::from_str(&text).map_err(|err| {
             Error::config(format!("API schema `{}` is not valid JSON", file.display()))
-                .with_location(Location::new(file, err.line(), err.column(), 1))
+                .with_location(Location::new(
+                    file,
+                    err.line().max(1),
+                    err.column().max(1),
+                    1,
+                ))
                 .with_source(err)
         })?;
+        validate(file, &text, &root)?;
         let title = root
             .get("title")
             .and_then(Json::as_str)
@@ -64,14 +71,17 @@ impl ApiSchema {
         &self.root
     }
 
-    /// Follow `$ref`s to the schema they name.
+    /// Follow `$ref`s to the schema they name (`load` has made sure they end).
     pub fn resolve<'a>(&'a self, schema: &'a Json) -> &'a Json {
         let mut schema = schema;
-        while let Some(name) = schema
-            .get("$ref")
-            .and_then(Json::as_str)
-            .and_then(|r| r.strip_prefix("#/$defs/"))
-        {
+        for _ in 0..MAX_REF_CHAIN {
+            let Some(name) = schema
+                .get("$ref")
+                .and_then(Json::as_str)
+                .and_then(|r| r.strip_prefix("#/$defs/"))
+            else {
+                break;
+            };
             match self.root.pointer(&format!("/$defs/{name}")) {
                 Some(target) => schema = target,
                 None => break,
@@ -109,6 +119,115 @@ impl ApiSchema {
         }
         Resolved::Found(schema)
     }
+}
+
+/// More `$ref`s in a row than any real schema has: a guard for `resolve`.
+const MAX_REF_CHAIN: usize = 64;
+
+/// A schema file must be a JSON Schema object whose `$ref`s name definitions of the same file
+/// and never lead back to themselves; otherwise the mapping could not be checked against it.
+fn validate(file: &Path, text: &str, root: &Json) -> Result<(), Error> {
+    let name = file.display();
+    if !root.is_object() {
+        let what = match root {
+            Json::Array(_) => "a list",
+            Json::String(_) => "a text",
+            Json::Number(_) => "a number",
+            Json::Bool(_) => "true or false",
+            _ => "empty",
+        };
+        return Err(Error::config(format!(
+            "API schema `{name}` must be a JSON Schema object, not {what}"
+        ))
+        .with_location(Location::new(file, 1, 1, 1))
+        .with_hint(
+            "an API schema describes one record: `{\"type\": \"object\", \"properties\": {…}}`",
+        ));
+    }
+    let defs: Vec<&str> = root
+        .get("$defs")
+        .and_then(Json::as_object)
+        .map(|d| d.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let mut refs = Vec::new();
+    collect_refs(root, &mut refs);
+    for reference in refs {
+        let at = locate_text(file, text, &format!("{reference:?}"));
+        let Some(target) = reference.strip_prefix("#/$defs/") else {
+            return Err(Error::config(format!(
+                "API schema `{name}` has a `$ref` that cannot be followed: `{reference}`"
+            ))
+            .with_location(at)
+            .with_hint("a `$ref` names a definition of the same file: `#/$defs/<name>`"));
+        };
+        if !defs.contains(&target) {
+            let hint = match did_you_mean(target, defs.iter().copied()) {
+                Some(suggestion) => format!("did you mean `#/$defs/{suggestion}`?"),
+                None if defs.is_empty() => "the file has no `$defs`".to_string(),
+                None => format!(
+                    "the definitions are {}",
+                    defs.iter()
+                        .map(|d| format!("`{d}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            return Err(Error::config(format!(
+                "API schema `{name}` has a `$ref` to a missing definition `{reference}`"
+            ))
+            .with_location(at)
+            .with_hint(hint));
+        }
+    }
+    for start in &defs {
+        let mut seen = vec![*start];
+        let mut current = *start;
+        while let Some(next) = root
+            .pointer(&format!("/$defs/{current}/$ref"))
+            .and_then(Json::as_str)
+            .and_then(|r| r.strip_prefix("#/$defs/"))
+        {
+            if seen.contains(&next) {
+                let reference = format!("#/$defs/{next}");
+                seen.push(next);
+                return Err(Error::config(format!(
+                    "API schema `{name}` has a cyclic $ref `{reference}`"
+                ))
+                .with_location(locate_text(file, text, &format!("{reference:?}")))
+                .with_hint(format!(
+                    "`{}`: a definition must be more than a `$ref` back to itself",
+                    seen.join("` → `")
+                )));
+            }
+            seen.push(next);
+            current = next;
+        }
+    }
+    Ok(())
+}
+
+fn collect_refs<'a>(schema: &'a Json, out: &mut Vec<&'a str>) {
+    match schema {
+        Json::Object(map) => {
+            if let Some(reference) = map.get("$ref").and_then(Json::as_str) {
+                out.push(reference);
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Json::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+/// Where `needle` first occurs in `text` (1-based line and column), else the file's start.
+fn locate_text(file: &Path, text: &str, needle: &str) -> Location {
+    let Some(offset) = text.find(needle) else {
+        return Location::new(file, 1, 1, 1);
+    };
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Location::new(file, line, column, needle.chars().count())
 }
 
 /// What a template leaf gives, as far as can be told without running it.
@@ -229,7 +348,8 @@ impl<'a> MappingCheck<'a> {
         match node {
             Node::Invalid => {}
             Node::Literal(json) => {
-                self.check_shape(Some(Shape::of_json(json)), schema, what, location, None)
+                self.check_shape(Some(Shape::of_json(json)), schema, what, location, None);
+                self.check_choice(json, schema, what, location);
             }
             Node::Template(id) => {
                 self.names(*id, bindings);
@@ -297,6 +417,26 @@ impl<'a> MappingCheck<'a> {
                     && PLAIN_PATH.is_match(source))
                 .then(|| self.source_path(source, bindings))
                 .flatten();
+                let not_a_list = match (self.source, &path) {
+                    (Some(source_schema), Some(path)) => match source_schema.field(path) {
+                        Resolved::Found(found) => Some(schema_shapes(found))
+                            .filter(|shapes| !shapes.is_empty() && !shapes.contains(&Shape::Array))
+                            .map(|shapes| (source_schema, shapes)),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some((source_schema, shapes)) = not_a_list {
+                    self.errors.push(
+                        Error::config(format!(
+                            "`$each` needs a list, but `{source}` is {} in {}",
+                            shapes[0].name(),
+                            source_schema.title
+                        ))
+                        .with_location(self.templates.origin(each.items).location.clone())
+                        .with_hint("`$each` makes one item per element of a list field, such as `details_list`"),
+                    );
+                }
                 let mut inner = bindings.to_vec();
                 inner.push(Binding {
                     name: each.var.clone(),
@@ -362,6 +502,15 @@ impl<'a> MappingCheck<'a> {
                     error = error.with_hint(format!("did you mean `{suggestion}`?"));
                 }
                 self.errors.push(error);
+                // What the unknown field reads is still checked against the source schema.
+                let child_what = format!("`{}`", field.key);
+                self.node(
+                    &field.node,
+                    None,
+                    bindings,
+                    &child_what,
+                    &field.key_location,
+                );
                 continue;
             }
             let child_what = format!("`{}`", field.key);
@@ -480,6 +629,44 @@ impl<'a> MappingCheck<'a> {
                 .with_hint("convert exactly with `| decimal` (e.g. `{{ line.num | decimal }}`)");
         }
         self.errors.push(error);
+    }
+
+    /// A literal written where the schema allows only some values (`enum`) must be one of them.
+    fn check_choice(
+        &mut self,
+        given: &Json,
+        schema: Option<&Json>,
+        what: &str,
+        location: &Location,
+    ) {
+        let Some(choices) = schema.and_then(|s| s.get("enum")).and_then(Json::as_array) else {
+            return;
+        };
+        if choices.contains(given) {
+            return;
+        }
+        let shown = match given {
+            Json::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let names: Vec<String> = choices
+            .iter()
+            .map(|c| c.as_str().map_or_else(|| c.to_string(), str::to_string))
+            .collect();
+        let listed = names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hint = match did_you_mean(&shown, names.iter().map(String::as_str)) {
+            Some(suggestion) => format!("did you mean `{suggestion}`? ({what} is one of {listed})"),
+            None => format!("{what} is one of {listed}"),
+        };
+        self.errors.push(
+            Error::config(format!("`{shown}` is not a valid value for {what}"))
+                .with_location(location.clone())
+                .with_hint(hint),
+        );
     }
 
     /// The shape a template leaf gives, when it can be told.

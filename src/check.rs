@@ -68,7 +68,12 @@ pub fn check(paths: &[PathBuf], env: &Env) -> Outcome {
     };
     for path in paths {
         if path.is_dir() {
-            targets.extend(yaml_files(path).into_iter().map(|f| (f, Kind::Flow)));
+            // A folder's files are recognised one by one, so that `engine check
+            // mappings/connectors` checks connectors rather than reading them as flows.
+            targets.extend(yaml_files(path).into_iter().map(|f| {
+                let kind = kind_of(&f);
+                (f, kind)
+            }));
             targets.extend(
                 yaml_files(&path.join("connectors"))
                     .into_iter()
@@ -96,6 +101,9 @@ pub fn check(paths: &[PathBuf], env: &Env) -> Outcome {
             .with_hint("run `engine check` in the project folder, or pass the files to check"),
         );
     }
+    // The same file named twice (`mappings/refund.yaml`, `./mappings/refund.yaml`) is checked once.
+    let mut named = BTreeSet::new();
+    targets.retain(|(file, _)| named.insert(normal(file)));
     let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
     for (file, kind) in targets.iter().filter(|(_, k)| *k == Kind::Flow) {
         let loaded = config::load_flow(file);
@@ -178,11 +186,23 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// A connector file has `operations`; anything else is read as a flow.
+/// A connector file has `operations` (or, when it cannot be read as a mapping, lies in a
+/// folder named `connectors`); anything else is read as a flow.
 fn kind_of(file: &Path) -> Kind {
     let text = std::fs::read_to_string(file).unwrap_or_default();
-    match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+    let in_connectors = file
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|name| name == "connectors");
+    // Through `Document`, which refuses a runaway nesting at once (serde_yaml takes minutes).
+    match config::yaml::Document::parse(file, text).map(|doc| doc.value) {
         Ok(serde_yaml::Value::Mapping(map)) if map.contains_key("operations") => Kind::Connector,
+        Ok(serde_yaml::Value::Mapping(map))
+            if map.contains_key("source") || map.contains_key("target") =>
+        {
+            Kind::Flow
+        }
+        _ if in_connectors => Kind::Connector,
         _ => Kind::Flow,
     }
 }

@@ -128,13 +128,11 @@ pub fn render(diagnostic: &Diagnostic, sources: &mut SourceCache) -> String {
         let _ = writeln!(out, "{pad}--> {location}");
     }
     if let Some((location, text)) = &snippet {
-        let prefix: String = text
-            .chars()
-            .take(location.column.saturating_sub(1))
-            .collect();
+        let (text, column) = excerpt(text, location.column);
+        let prefix: String = text.chars().take(column.saturating_sub(1)).collect();
         let underlined: String = text
             .chars()
-            .skip(location.column.saturating_sub(1))
+            .skip(column.saturating_sub(1))
             .take(location.len.max(1))
             .collect();
         let carets = "^".repeat(display_width(&underlined).max(1));
@@ -160,6 +158,31 @@ pub fn render(diagnostic: &Diagnostic, sources: &mut SourceCache) -> String {
         let _ = writeln!(out, "{pad} = caused by: {cause}");
     }
     out
+}
+
+/// Characters of a source line shown before and after the column a diagnostic points at.
+const EXCERPT_BEFORE: usize = 60;
+const EXCERPT_AFTER: usize = 100;
+
+/// A long source line (a minified JSON file, a runaway line) cut to the part around `column`,
+/// with `…` where it was cut; returns the text shown and the column within it.
+fn excerpt(text: &str, column: usize) -> (String, usize) {
+    let count = text.chars().count();
+    if count <= EXCERPT_BEFORE + EXCERPT_AFTER {
+        return (text.to_string(), column);
+    }
+    let start = column.saturating_sub(1).saturating_sub(EXCERPT_BEFORE);
+    let end = (column.saturating_sub(1) + EXCERPT_AFTER).min(count);
+    let mut shown: String = if start > 0 {
+        "…".to_string()
+    } else {
+        String::new()
+    };
+    shown.extend(text.chars().skip(start).take(end - start));
+    if end < count {
+        shown.push('…');
+    }
+    (shown, column - start + usize::from(start > 0))
 }
 
 /// The JSON shape of one diagnostic (`--format json`).
@@ -199,16 +222,10 @@ pub fn eprint_error(error: &Error) {
     );
 }
 
-/// Columns a string takes in a terminal: East Asian wide characters take two.
+/// Columns a string takes in a terminal: East Asian wide characters (CJK, fullwidth forms,
+/// most emoji) take two, combining marks none.
 pub fn display_width(text: &str) -> usize {
-    text.chars().map(|c| if is_wide(c) { 2 } else { 1 }).sum()
-}
-
-fn is_wide(c: char) -> bool {
-    matches!(c as u32,
-        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF
-        | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60
-        | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD)
+    unicode_width::UnicodeWidthStr::width(text)
 }
 
 #[cfg(test)]
@@ -242,6 +259,26 @@ error: unknown key `paramz` in `source`
         sources.insert(path, "名称: x".to_string());
         let diagnostic = Diagnostic::warning("w").at(Some(Location::new(path, 1, 5, 1)));
         assert!(render(&diagnostic, &mut sources).contains("  |       ^\n"));
+        // Fullwidth punctuation, a wide character outside the BMP and an emoji count as two.
+        sources.insert(path, "a：𠀋😀 x".to_string());
+        let diagnostic = Diagnostic::warning("w").at(Some(Location::new(path, 1, 6, 1)));
+        assert!(render(&diagnostic, &mut sources).contains("  |         ^\n"));
+    }
+
+    #[test]
+    fn long_lines_are_cut_around_the_caret() {
+        let mut sources = SourceCache::new();
+        let path = Path::new("f.yaml");
+        let line = format!("a: {}x{}", "[".repeat(500), "]".repeat(500));
+        sources.insert(path, line);
+        let diagnostic = Diagnostic::error("e").at(Some(Location::new(path, 1, 504, 1)));
+        let rendered = render(&diagnostic, &mut sources);
+        let expected_line = format!("1 | …{}x{}…\n", "[".repeat(60), "]".repeat(99));
+        assert!(rendered.contains(&expected_line), "{rendered}");
+        assert!(
+            rendered.contains(&format!("  | {}^\n", " ".repeat(61))),
+            "{rendered}"
+        );
     }
 
     #[test]

@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::config::raw::MissPolicy;
 use crate::error::{Error, Location};
 
+/// Bad rows reported one by one before the rest are counted.
+const MAX_ROW_ERRORS: usize = 10;
+
 /// A loaded value map.
 #[derive(Debug, Clone)]
 pub struct ValueMap {
@@ -32,8 +35,18 @@ impl ValueMap {
         on_missing: MissPolicy,
         default: Option<String>,
     ) -> Result<ValueMap, Vec<Error>> {
-        let bytes =
-            std::fs::read(file).map_err(|err| vec![Error::io("read value map", file, err)])?;
+        if file.is_dir() {
+            return Err(vec![
+                Error::config(format!(
+                    "value map `{name}`: `{}` is a folder, not a CSV file",
+                    file.display()
+                ))
+                .with_location(Location::file_only(file)),
+            ]);
+        }
+        let bytes = std::fs::read(file).map_err(|err| {
+            vec![Error::io("read value map", file, err).with_location(Location::file_only(file))]
+        })?;
         ValueMap::parse(name, file, &bytes, on_missing, default)
     }
 
@@ -53,6 +66,19 @@ impl ValueMap {
                     .with_hint("save it as \"CSV UTF-8\" (Excel) or convert it, e.g. `iconv -f GBK -t UTF-8`"),
             ]
         })?;
+        if let Some((line, column)) = unterminated_quote(text) {
+            // The csv crate reads an open quote up to the end of the file as one value, which
+            // would silently swallow every row after it.
+            return Err(vec![
+                Error::config(format!(
+                    "value map `{name}` has a quote `\"` that is never closed"
+                ))
+                .with_location(Location::new(file, line, column, 1))
+                .with_hint(
+                    "every row after it would be read as one value; close the quote or remove it",
+                ),
+            ]);
+        }
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -60,6 +86,7 @@ impl ValueMap {
             .from_reader(text.as_bytes());
         let mut errors = Vec::new();
         let at = |line: u64, column: usize| Location::new(file, line as usize, column, 1);
+        let one_column_header = reader.headers().is_ok_and(|h| h.len() < 2);
         match reader.headers() {
             Ok(header) if header.len() >= 2 => {}
             Ok(header) if header.is_empty() || (header.len() == 1 && header[0].is_empty()) => {
@@ -78,7 +105,9 @@ impl ValueMap {
         }
         let mut entries = HashMap::new();
         let mut first_seen: HashMap<String, u64> = HashMap::new();
+        let (mut rows, mut one_column) = (0, 0);
         for record in reader.records() {
+            rows += 1;
             let record = match record {
                 Ok(record) => record,
                 Err(err) => {
@@ -91,6 +120,7 @@ impl ValueMap {
                 continue;
             }
             if record.len() < 2 {
+                one_column += 1;
                 errors.push(
                     Error::config(format!("row of value map `{name}` has one column; expected source value and target code"))
                         .with_location(at(line, 1))
@@ -129,6 +159,28 @@ impl ValueMap {
             entries.insert(source.to_string(), target.to_string());
         }
         if !errors.is_empty() {
+            // Mostly bad rows: the file is something else (a flow, a spreadsheet saved with
+            // semicolons); one error says so better than a screenful of row errors.
+            if one_column_header && rows >= 4 && one_column * 2 > rows {
+                return Err(vec![
+                    Error::config(format!(
+                        "value map `{name}` does not look like a CSV file: {one_column} of its {rows} rows have no comma"
+                    ))
+                    .with_location(Location::new(file, 1, 1, 1))
+                    .with_hint("a value map is a CSV file: a header row, then one `source,target` row per value, separated by commas"),
+                ]);
+            }
+            if errors.len() > MAX_ROW_ERRORS {
+                let more = errors.len() - MAX_ROW_ERRORS;
+                errors.truncate(MAX_ROW_ERRORS);
+                errors.push(
+                    Error::config(format!(
+                        "value map `{name}` has {more} more bad row{}",
+                        if more == 1 { "" } else { "s" }
+                    ))
+                    .with_location(Location::file_only(file)),
+                );
+            }
             return Err(errors);
         }
         Ok(ValueMap {
@@ -151,6 +203,39 @@ impl ValueMap {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// Where a quoted CSV value opens without ever closing (1-based line and column), read as
+/// the csv crate reads it: a quote opens a value only at its start, `""` is a quote inside.
+fn unterminated_quote(text: &str) -> Option<(usize, usize)> {
+    let (mut line, mut column) = (1, 0);
+    let mut at_value_start = true;
+    let mut open: Option<(usize, usize)> = None;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        match c {
+            '"' if open.is_some() && chars.peek() == Some(&'"') => {
+                chars.next();
+                column += 1;
+            }
+            '"' if open.is_some() => open = None,
+            '"' if at_value_start => open = Some((line, column)),
+            '\n' => {
+                line += 1;
+                column = 0;
+                at_value_start = open.is_none();
+                continue;
+            }
+            ',' if open.is_none() => {
+                at_value_start = true;
+                continue;
+            }
+            _ => {}
+        }
+        at_value_start = false;
+    }
+    open
 }
 
 fn csv_error(name: &str, file: &Path, err: csv::Error) -> Error {
@@ -215,6 +300,39 @@ mod tests {
     fn gbk_files_get_a_hint_instead_of_garbage() {
         let errors = parse(b"shop,customer\n\xb5\xea,B\n").unwrap_err();
         assert_eq!(errors, vec!["2:value map `shops` is not UTF-8 text"]);
+    }
+
+    #[test]
+    fn a_quote_that_is_never_closed_is_an_error_where_it_opens() {
+        let errors = parse(b"shop,customer\nA,\"B,x\nC,D\n").unwrap_err();
+        assert_eq!(
+            errors,
+            vec!["2:value map `shops` has a quote `\"` that is never closed"]
+        );
+        assert_eq!(unterminated_quote("a,\"b\"\"c\"\nx,\"y\nz\"\n"), None);
+        assert_eq!(unterminated_quote("a,b\"c\n"), None);
+        assert_eq!(unterminated_quote("a,b\n名,\"c\n"), Some((2, 3)));
+    }
+
+    #[test]
+    fn a_file_that_is_not_csv_gets_one_error() {
+        let errors =
+            parse(b"name: refund\nsource:\n  connector: x\n  operation: y\nmapping:\n  a: b\n")
+                .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "1:value map `shops` does not look like a CSV file: 5 of its 5 rows have no comma"
+            ]
+        );
+    }
+
+    #[test]
+    fn many_bad_rows_are_counted_after_the_first_ten() {
+        let text = format!("shop,customer\n{}", "X\n".repeat(12));
+        let errors = parse(text.as_bytes()).unwrap_err();
+        assert_eq!(errors.len(), 11);
+        assert_eq!(errors[10], "0:value map `shops` has 2 more bad rows");
     }
 
     #[test]

@@ -22,6 +22,12 @@ struct Case {
     /// Whether the flow's environment variables are set (default: yes).
     #[serde(default)]
     env: Option<bool>,
+    /// Arguments after `engine check` (default: none, i.e. the whole `mappings/` folder).
+    #[serde(default)]
+    args: Vec<String>,
+    /// The expected exit code (default: 3, or 0 for `clean` and `unset_environment`).
+    #[serde(default)]
+    code: Option<i32>,
 }
 
 #[derive(Deserialize)]
@@ -68,7 +74,7 @@ fn every_class_of_problem_has_a_golden_output() {
     insta::glob!("fixtures/check/*.yaml", |path| {
         let case: Case = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let workspace = workspace_for(&case);
-        let mut engine = workspace.engine().arg("check");
+        let mut engine = workspace.engine().arg("check").args(&case.args);
         if case.env.unwrap_or(true) {
             engine = engine.envs(&flow_env());
         }
@@ -77,7 +83,8 @@ fn every_class_of_problem_has_a_golden_output() {
         let clean = path
             .file_stem()
             .is_some_and(|s| s == "clean" || s == "unset_environment");
-        assert_eq!(output.code, if clean { 0 } else { 3 }, "{}", output.stderr);
+        let expected = case.code.unwrap_or(if clean { 0 } else { 3 });
+        assert_eq!(output.code, expected, "{}", output.stderr);
         insta::assert_snapshot!(format!("exit code {}\n{}", output.code, output.stderr));
     });
 }

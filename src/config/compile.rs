@@ -26,7 +26,7 @@ use crate::config::raw::{
     Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawAuth, RawConnector, RawEnvelope,
     RawFlow, RawOperation,
 };
-use crate::config::shape;
+use crate::config::shape::{self, Repair};
 use crate::config::yaml::{Document, YamlPath};
 use crate::error::{Error, Location, did_you_mean};
 use crate::template::filters;
@@ -152,6 +152,11 @@ struct Compiler {
     lenient: Builder,
     /// Templates and their contexts, checked once the sets are built.
     contexts: Vec<(TemplateId, Context, bool)>,
+    /// Where a missing required text was reported and a placeholder put in its place: any
+    /// other error there stems from the placeholder and is dropped.
+    placeholders: Vec<Location>,
+    /// Files read with shape problems, mended to be checked further.
+    repaired: Vec<PathBuf>,
 }
 
 impl Compiler {
@@ -163,6 +168,8 @@ impl Compiler {
             strict: Builder::new(UndefinedBehavior::Strict, Arc::clone(&value_maps)),
             lenient: Builder::new(UndefinedBehavior::Chainable, value_maps),
             contexts: Vec::new(),
+            placeholders: Vec::new(),
+            repaired: Vec::new(),
         }
     }
 
@@ -178,35 +185,44 @@ impl Compiler {
         self.sources.push((file.to_path_buf(), doc.text.clone()));
         let problems = shape::check(&doc.value, schema);
         let mut value = doc.value.clone();
-        if !problems.is_empty() {
-            // Unknown keys are reported and dropped so the rest of the file is still checked;
-            // any other shape problem makes the file unreadable as its type.
-            let only_unknown_keys = problems.iter().all(|p| p.unknown_key);
-            for problem in problems {
-                if problem.unknown_key {
-                    shape::remove(&mut value, &problem.path);
+        let had_problems = !problems.is_empty();
+        if had_problems {
+            self.repaired.push(file.to_path_buf());
+        }
+        for problem in problems {
+            // Each problem is reported, then mended (dropped, or replaced by the suggested
+            // choice) so that the rest of the file is still checked: one wrong setting must
+            // not hide the template and schema problems elsewhere.
+            let location = if problem.on_key {
+                doc.locate_key(&problem.path)
+            } else {
+                doc.locate(&problem.path)
+            };
+            match problem.repair {
+                _ if problem.unknown_key => shape::remove(&mut value, &problem.path),
+                Repair::Remove => shape::remove(&mut value, &problem.path),
+                Repair::Replace(replacement) => {
+                    shape::replace(&mut value, &problem.path, replacement)
                 }
-                let location = if problem.on_key {
-                    doc.locate_key(&problem.path)
-                } else {
-                    doc.locate(&problem.path)
-                };
-                let mut error = Error::config(problem.message).with_location(location);
-                match (problem.label, problem.hint) {
-                    (Some(label), Some(hint)) => {
-                        error = error.with_hint(format!("{label} ({hint})"))
-                    }
-                    (Some(text), None) | (None, Some(text)) => error = error.with_hint(text),
-                    (None, None) => {}
+                Repair::Insert { key, value: item } => {
+                    shape::insert(&mut value, &problem.path, &key, item);
+                    self.placeholders.push(location.clone());
                 }
-                self.errors.push(error);
+                Repair::Keep => {}
             }
-            if !only_unknown_keys {
-                return None;
+            let mut error = Error::config(problem.message).with_location(location);
+            match (problem.label, problem.hint) {
+                (Some(label), Some(hint)) => error = error.with_hint(format!("{label} ({hint})")),
+                (Some(text), None) | (None, Some(text)) => error = error.with_hint(text),
+                (None, None) => {}
             }
+            self.errors.push(error);
         }
         match serde_yaml::from_value::<T>(value) {
             Ok(raw) => Some((doc, raw)),
+            // The mended file still is not one (a required setting was wrong or missing): the
+            // problems above say why.
+            Err(_) if had_problems => None,
             Err(err) => {
                 self.errors.push(
                     Error::config(format!("invalid file: {err}"))
@@ -285,10 +301,15 @@ impl Compiler {
                 let column = JSONPATH_COLUMN
                     .captures(&detail)
                     .and_then(|c| c[1].parse::<usize>().ok());
-                let expected = JSONPATH_EXPECTED
-                    .captures(&detail)
-                    .map(|c| format!(": {}", c[1].trim()))
-                    .unwrap_or_default();
+                // pest's guess for `$.a[*` is "expected string"; the `[` left open is the news.
+                let expected = if text.matches('[').count() > text.matches(']').count() {
+                    ": a `[` is not closed with `]`".to_string()
+                } else {
+                    JSONPATH_EXPECTED
+                        .captures(&detail)
+                        .map(|c| format!(": {}", human_expected(c[1].trim())))
+                        .unwrap_or_default()
+                };
                 let location = match column {
                     Some(column) => doc.locate_in_scalar(path, 1, column, 1),
                     None => doc.locate(path),
@@ -357,6 +378,25 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
                 Some("add `default: <code>`".into()),
             );
         }
+        if policy != MissPolicy::Default && map.default.is_some() {
+            pre.warning(
+                format!(
+                    "value map `{name}` has a `default` that is never used: `on_missing` is not `default`"
+                ),
+                doc.locate_key(&path.key("default")),
+            );
+        }
+        if csv.is_dir() {
+            pre.error(
+                format!(
+                    "value map file `{}` is a folder, not a CSV file",
+                    csv.display()
+                ),
+                doc.locate(&path.key("file")),
+                Some("name the CSV file itself; the path is relative to the flow file".into()),
+            );
+            continue;
+        }
         if !csv.exists() {
             pre.error(
                 format!("value map file `{}` does not exist", csv.display()),
@@ -384,12 +424,25 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
     let mut cx = Compiler::new(Arc::clone(&value_maps));
     cx.errors.append(&mut pre.errors);
     cx.warnings.append(&mut pre.warnings);
+    cx.placeholders.append(&mut pre.placeholders);
     cx.sources.append(&mut pre.sources);
     let flow = compile_flow(&mut cx, &doc, raw, file, &flow_dir, value_maps);
     finish(cx, flow)
 }
 
-fn finish<T>(cx: Compiler, value: Option<T>) -> Loaded<T> {
+fn finish<T>(mut cx: Compiler, value: Option<T>) -> Loaded<T> {
+    let placeholders = std::mem::take(&mut cx.placeholders);
+    cx.errors.retain(|error| {
+        error.message().starts_with("missing key ")
+            || error
+                .location()
+                .is_none_or(|location| !placeholders.contains(location))
+    });
+    cx.warnings.retain(|warning| {
+        warning
+            .location()
+            .is_none_or(|location| !placeholders.contains(location))
+    });
     let value = if cx.errors.is_empty() { value } else { None };
     Loaded {
         value,
@@ -404,6 +457,8 @@ struct ConnectorSource {
     doc: Document,
     raw: RawConnector,
     connector: Connector,
+    /// Compiled without errors: its limits are the file's, not stand-ins for bad values.
+    clean: bool,
 }
 
 fn compile_flow(
@@ -415,6 +470,13 @@ fn compile_flow(
     value_maps: Arc<ValueMaps>,
 ) -> Option<Flow> {
     let root = YamlPath::root();
+    if raw.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        cx.error(
+            "`name` is empty",
+            doc.locate(&root.key("name")),
+            Some("the name keys the flow's saved state; leave it out to use the file name".into()),
+        );
+    }
     let name = raw.name.clone().unwrap_or_else(|| {
         file.file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -448,6 +510,8 @@ fn compile_flow(
             OperationKind::Read,
         )
         .is_some()
+            // An operation whose connector failed to compile is missing here; its errors are reported.
+            && let Some(op) = conn.connector.operations.get(&raw.source.operation)
         {
             let params = merge_params(
                 cx,
@@ -456,9 +520,9 @@ fn compile_flow(
                 (doc, &root.key("source").key("params"), &raw.source.params),
                 Context::SourceParams,
             );
-            let op = &conn.connector.operations[&raw.source.operation];
             let page_size = match (op.pagination, raw.source.page_size) {
-                (Some(p), Some(size)) if size == 0 || size > p.max_page_size => {
+                // Against a connector with errors the limits may be stand-ins: not compared.
+                (Some(p), Some(size)) if conn.clean && (size == 0 || size > p.max_page_size) => {
                     cx.error(
                         format!(
                             "`page_size` {size} is outside what `{}` accepts (1 to {})",
@@ -473,7 +537,7 @@ fn compile_flow(
                 (Some(p), None) => p.max_page_size,
                 (None, size) => size.unwrap_or(0),
             };
-            let window = compile_window(cx, doc, &raw, op);
+            let window = compile_window(cx, doc, &raw, op, conn.clean);
             check_placeholders(cx, doc, &params, op, &raw.source.operation);
             let record_schema = op_schema(cx, &conn, &raw.source.operation, &[]);
             source = Some(Source {
@@ -509,7 +573,9 @@ fn compile_flow(
                 OperationKind::Lookup,
             )
         });
-        if let Some(op_raw) = write {
+        if let Some(op_raw) = write
+            && let Some(op) = conn.connector.operations.get(&raw.target.operation)
+        {
             let flow_params = (doc, &root.key("target").key("params"), &raw.target.params);
             let inputs = Context::TargetInputs {
                 records: false,
@@ -538,14 +604,13 @@ fn compile_flow(
                     &root.key("target"),
                 );
             }
-            let op = &conn.connector.operations[&raw.target.operation];
             let batch = op.batch.unwrap_or(Batch {
                 max_size: 1,
                 default_size: 1,
                 concurrency: 1,
             });
             let batch_size = match raw.target.batch_size {
-                Some(size) if size == 0 || size > batch.max_size => {
+                Some(size) if conn.clean && (size == 0 || size > batch.max_size) => {
                     cx.error(
                         format!(
                             "`batch_size` {size} is outside what `{}` accepts (1 to {})",
@@ -577,6 +642,7 @@ fn compile_flow(
                     doc.locate_key(&root.key("target")),
                 );
             }
+            check_params_schema(cx, doc, &conn, &op_raw, &raw.target.params);
             let param_values = constant_params(&params);
             let record_schema = op_schema(cx, &conn, &raw.target.operation, &param_values);
             target = Some(Target {
@@ -668,6 +734,18 @@ fn compile_flow(
     )
     .build();
     check_contexts(cx, &strict, &lenient, &vars);
+    check_literal_arguments(cx, &strict, &value_maps);
+    if let Some(target) = &target {
+        let ops = [
+            Some((&target.operation, &target.params)),
+            target.lookup.as_ref().map(|l| (l, &target.lookup_params)),
+        ];
+        for (op_name, params) in ops.into_iter().flatten() {
+            if let Some(op) = target.connector.operations.get(op_name) {
+                check_param_names(cx, &strict, op, params);
+            }
+        }
+    }
     // Maps that failed to load are still declared: their own errors are enough.
     let declared: BTreeSet<String> = raw.value_maps.keys().cloned().collect();
     check_names_exist(cx, &strict, &declared);
@@ -711,6 +789,49 @@ fn compile_flow(
         templates: strict,
         envelopes: lenient,
     })
+}
+
+/// pest's "expected jp_query, EOI" in words: the grammar's rule names mean nothing to a
+/// person writing a path.
+fn human_expected(expected: &str) -> String {
+    let Some(list) = expected.strip_prefix("expected ") else {
+        return expected.to_string();
+    };
+    let mut words: Vec<&str> = Vec::new();
+    for rule in list.split([',']).flat_map(|part| part.split(" or ")) {
+        let word = match rule.trim() {
+            "jp_query" | "root" => "`$` (a JSONPath starts at the root)",
+            "EOI" => "the end of the path",
+            "segment"
+            | "segments"
+            | "child_segment"
+            | "descendant_segment"
+            | "bracketed_selection" => "`.name` or `[…]`",
+            "selector" | "name_selector" | "string" => "a quoted name, an index, `*` or a filter",
+            "wildcard_selector" => "`*`",
+            "index_selector" | "int" | "start" | "end" | "step" => "an index",
+            "slice_selector" => "a slice `start:end`",
+            "filter_selector" => "a filter `?…`",
+            "member_name_shorthand" => "a field name",
+            "comparable" | "literal" | "singular_query" | "number" | "bool" | "null" => {
+                "a value or a path to compare"
+            }
+            "logical_expr" | "logical_expr_and" | "atom_expr" | "comp_expr" | "test_expr"
+            | "paren_expr" | "test" => "a condition",
+            "comp_op" => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
+            "function_expr" => "a function",
+            "" => continue,
+            _ => "a valid JSONPath here",
+        };
+        if !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    match words.split_last() {
+        None => expected.to_string(),
+        Some((last, [])) => format!("expected {last}"),
+        Some((last, rest)) => format!("expected {} or {last}", rest.join(", ")),
+    }
 }
 
 fn describe_json(value: &Json) -> &'static str {
@@ -764,6 +885,14 @@ fn load_connector_for(
         );
         return None;
     }
+    if file.is_dir() {
+        cx.error(
+            format!("connector `{name}` is a folder: `{}`", file.display()),
+            doc.locate(path),
+            Some("name the connector (`wdt_qimen`) or its YAML file".into()),
+        );
+        return None;
+    }
     compile_connector_file(cx, &file)
 }
 
@@ -787,9 +916,12 @@ fn available_connectors(dir: &Path) -> Vec<String> {
 
 fn compile_connector_file(cx: &mut Compiler, file: &Path) -> Option<ConnectorSource> {
     let (doc, raw) = cx.read::<RawConnector>(file, &connector_schema())?;
+    // A connector with errors is still returned, so that the flows using it are checked too;
+    // its errors keep any flow from compiling.
     let errors_before = cx.errors.len();
     let connector = compile_connector(cx, &doc, &raw, file);
-    (cx.errors.len() == errors_before).then_some(ConnectorSource {
+    Some(ConnectorSource {
+        clean: cx.errors.len() == errors_before && !cx.repaired.contains(&doc.file),
         doc,
         raw,
         connector,
@@ -1453,6 +1585,7 @@ fn compile_window(
     doc: &Document,
     raw: &RawFlow,
     op: &Operation,
+    clean: bool,
 ) -> Option<Window> {
     let path = YamlPath::root().key("source").key("window");
     match (&op.window, &raw.source.window) {
@@ -1500,7 +1633,7 @@ fn compile_window(
                 window.max_span.as_deref(),
                 op_window.max_span,
             );
-            if max_span > op_window.max_span {
+            if clean && max_span > op_window.max_span {
                 cx.error(
                     format!(
                         "`max_span` {} is longer than `{}` allows ({})",
@@ -1588,6 +1721,221 @@ fn collect_sources(node: &Node, builder: &Builder, out: &mut String) {
     }
 }
 
+/// The keys a flow gives an operation's parameters, against the operation's `params_schema`:
+/// a key that a closed object of the schema does not list is most likely misspelt, but the
+/// lists of APIs such as Kingdee's options are not exhaustive, so it is a warning.
+fn check_params_schema(
+    cx: &mut Compiler,
+    doc: &Document,
+    conn: &ConnectorSource,
+    op: &RawOperation,
+    params: &BTreeMap<String, Json>,
+) {
+    let Some(name) = &op.params_schema else {
+        return;
+    };
+    let file = tidy(
+        &conn
+            .connector
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(name),
+    );
+    let schema = match ApiSchema::load(&file) {
+        Ok(schema) => schema,
+        Err(err) => {
+            cx.errors.push(err);
+            return;
+        }
+    };
+    let path = YamlPath::root().key("target").key("params");
+    let params = Json::Object(params.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
+    params_keys(cx, doc, &schema, schema.root(), &params, &path);
+}
+
+fn params_keys(
+    cx: &mut Compiler,
+    doc: &Document,
+    schema: &ApiSchema,
+    at: &Json,
+    value: &Json,
+    path: &YamlPath,
+) {
+    let at = schema.resolve(at);
+    let Json::Object(given) = value else { return };
+    let properties = at.get("properties").and_then(Json::as_object);
+    let closed = at.get("additionalProperties") == Some(&Json::Bool(false));
+    for (key, child) in given {
+        match properties.and_then(|p| p.get(key)) {
+            Some(property) => params_keys(cx, doc, schema, property, child, &path.key(key)),
+            None if closed => {
+                let known: Vec<&str> = properties
+                    .map(|p| p.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                let hint = match did_you_mean(key, known.iter().copied()) {
+                    Some(suggestion) => format!("did you mean `{suggestion}`?"),
+                    None => format!("the known keys are listed in {}", schema.file.display()),
+                };
+                cx.warnings.push(
+                    Error::config(format!(
+                        "`{key}` is not a known key of `{path}` ({})",
+                        schema.title
+                    ))
+                    .with_location(doc.locate_key(&path.key(key)))
+                    .with_hint(hint),
+                );
+            }
+            None => {}
+        }
+    }
+}
+
+static FILTER_CALL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"\|\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(((?:[^()'"]|'[^']*'|"[^"]*")*)\)"#)
+        .expect("valid regex")
+});
+static LITERAL_ARGUMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\s*(?:[A-Za-z_][A-Za-z0-9_]*\s*=\s*)?(?:'[^']*'|"[^"]*"|-?[0-9]+(?:\.[0-9]+)?|true|false|none)\s*$"#)
+        .expect("valid regex")
+});
+
+/// A value each of the engine's filters accepts, to try literal arguments on at check time.
+fn probe_input(filter: &str) -> Option<&'static str> {
+    Some(match filter {
+        "datetime" | "date" | "timestamp" => "'2024-01-01 00:00:00'",
+        "decimal" | "add" | "sub" | "mul" | "div" | "round" => "'1'",
+        // Arguments are read before the value, so an empty value tells good arguments apart.
+        "lookup" => "none",
+        _ => return None,
+    })
+}
+
+/// A call of one of the engine's filters whose arguments are all literals (`lookup('unit',
+/// on_missing='ignore')`, `date(42, 43, 44)`) is tried once here, so that bad arguments are
+/// reported at the template instead of on every record.
+fn check_literal_arguments(cx: &mut Compiler, set: &TemplateSet, value_maps: &Arc<ValueMaps>) {
+    let mut env = minijinja::Environment::new();
+    filters::register(&mut env, Arc::clone(value_maps));
+    for id in set.ids() {
+        let source = set.source(id).to_string();
+        for call in FILTER_CALL.captures_iter(&source) {
+            let (filter, arguments) = (&call[1], &call[2]);
+            let Some(input) = probe_input(filter) else {
+                continue;
+            };
+            if !split_arguments(arguments)
+                .iter()
+                .all(|a| LITERAL_ARGUMENT.is_match(a))
+            {
+                continue;
+            }
+            let probe = format!("{input} | {filter}({arguments})");
+            let Err(err) = env
+                .compile_expression(&probe)
+                .and_then(|expression| expression.eval(()))
+            else {
+                continue;
+            };
+            let detail = match err.detail() {
+                Some(detail) => detail.to_string(),
+                None => err.kind().to_string(),
+            };
+            // An empty value is what the probe gives; a missing map is reported on its own.
+            if filter == "lookup"
+                && (detail.starts_with("cannot look up an empty value")
+                    || detail.starts_with("there is no value map"))
+            {
+                continue;
+            }
+            cx.error(
+                format!("invalid arguments to `{filter}`: {detail}"),
+                set.origin(id).location.clone(),
+                Some(format!(
+                    "the README's mapping language lists what `{filter}` takes"
+                )),
+            );
+        }
+    }
+}
+
+/// `'a, b', x=1` → `['a, b'`, ` x=1`]: commas inside quotes do not split.
+fn split_arguments(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut quote) = (0, None);
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ',') => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    if !text[start..].trim().is_empty() || !parts.is_empty() {
+        parts.push(&text[start..]);
+    }
+    parts
+}
+
+/// Every `params.x` an operation's body reads must be a parameter the operation gets (from
+/// the connector, the operation or the flow); otherwise the request would fail at run time.
+fn check_param_names(cx: &mut Compiler, set: &TemplateSet, op: &Operation, params: &[Param]) {
+    let Some(body) = &op.body else { return };
+    let mut ids = Vec::new();
+    collect_templates(body, &mut ids);
+    let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    for id in ids {
+        for name in set.undeclared(id) {
+            let Some(rest) = name.strip_prefix("params.") else {
+                continue;
+            };
+            let param = rest.split('.').next().unwrap_or(rest);
+            // A required parameter left out is reported as such by `check_required_params`.
+            if known.contains(&param) || op.required_params.iter().any(|r| r == param) {
+                continue;
+            }
+            let listed = known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let hint = match did_you_mean(param, known.iter().copied()) {
+                Some(suggestion) => format!("did you mean `params.{suggestion}`?"),
+                None => format!("give `{param}` under the flow's `target.params`"),
+            };
+            cx.error(
+                format!(
+                    "`params.{param}` is not a parameter of `{}` (params: {listed})",
+                    op.name
+                ),
+                set.origin(id).location.clone(),
+                Some(hint),
+            );
+        }
+    }
+}
+
+fn collect_templates(node: &Node, out: &mut Vec<TemplateId>) {
+    match node {
+        Node::Template(id) => out.push(*id),
+        Node::Object(fields) => fields.iter().for_each(|f| collect_templates(&f.node, out)),
+        Node::Array(items) => items.iter().for_each(|i| collect_templates(i, out)),
+        Node::Each(each) => {
+            out.push(each.items);
+            out.extend(each.condition);
+            collect_templates(&each.item, out);
+        }
+        Node::When(when) => {
+            out.push(when.condition);
+            collect_templates(&when.value, out);
+        }
+        Node::Literal(_) | Node::Invalid => {}
+    }
+}
+
 /// Parameters whose values need nothing at run time (used to pick the target's schema file).
 fn constant_params(params: &[Param]) -> Vec<(Arc<str>, minijinja::Value)> {
     params
@@ -1647,6 +1995,17 @@ fn op_schema(
             .unwrap_or(Path::new("."))
             .join(&rendered),
     );
+    if file.is_dir() {
+        cx.error(
+            format!(
+                "API schema `{}` is a folder, not a JSON file",
+                file.display()
+            ),
+            location,
+            Some("name the schema file itself; the path is relative to the connector file".into()),
+        );
+        return None;
+    }
     if !file.exists() {
         cx.error(
             format!("API schema `{}` does not exist", file.display()),
@@ -1767,6 +2126,22 @@ fn check_contexts(cx: &mut Compiler, strict: &TemplateSet, lenient: &TemplateSet
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jsonpath_errors_name_what_was_expected_in_words() {
+        assert_eq!(
+            human_expected("expected jp_query"),
+            "expected `$` (a JSONPath starts at the root)"
+        );
+        assert_eq!(
+            human_expected("expected comparable"),
+            "expected a value or a path to compare"
+        );
+        assert_eq!(
+            human_expected("expected segment or EOI"),
+            "expected `.name` or `[…]` or the end of the path"
+        );
+    }
 
     #[test]
     fn the_flow_schema_is_closed_and_documented() {

@@ -373,6 +373,11 @@ pub struct RawOperation {
     /// may use `{{ params.<name> }}`. `engine check` checks mappings against it.
     #[serde(default)]
     pub schema: Option<String>,
+    /// JSON Schema of the parameters a flow gives this operation, relative to this file.
+    /// `engine check` warns about a key a closed object there does not list (a misspelt
+    /// request option), with the closest known key.
+    #[serde(default)]
+    pub params_schema: Option<String>,
     /// Read: JSONPath of the records in a response.
     #[serde(default)]
     pub records: Option<String>,

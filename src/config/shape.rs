@@ -14,7 +14,7 @@ use crate::config::yaml::{Segment, YamlPath};
 use crate::error::did_you_mean;
 
 /// One shape problem, located by path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Problem {
     pub path: YamlPath,
     pub message: String,
@@ -24,6 +24,24 @@ pub struct Problem {
     pub hint: Option<String>,
     /// An unknown key: once reported, the document can be checked further without it.
     pub unknown_key: bool,
+    /// How to mend the document so that the rest of it can still be checked.
+    pub repair: Repair,
+}
+
+/// How a document is mended after a problem is reported, so that later checks (templates,
+/// references, the mapping against the API schemas) still run on the rest of it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Repair {
+    /// Drop the value at the path: an optional setting then takes its default; a required
+    /// one makes the document unreadable as its type.
+    Remove,
+    /// Put this value at the path instead (the choice that "did you mean" suggests).
+    Replace(Yaml),
+    /// Add this key with a placeholder value to the mapping at the path (a missing required
+    /// text): later problems that stem from the placeholder are located where this one is.
+    Insert { key: String, value: Yaml },
+    /// Leave the document as it is.
+    Keep,
 }
 
 impl Problem {
@@ -35,6 +53,7 @@ impl Problem {
             label: None,
             hint: None,
             unknown_key: false,
+            repair: Repair::Remove,
         }
     }
 }
@@ -59,6 +78,42 @@ pub fn remove(value: &mut Yaml, path: &YamlPath) {
     if let (Segment::Key(key), Yaml::Mapping(map)) = (last, node) {
         map.remove(key.as_str());
     }
+}
+
+/// Add `key: item` to the mapping at `path` in `value`, if there is one.
+pub fn insert(value: &mut Yaml, path: &YamlPath, key: &str, item: Yaml) {
+    let mut node = value;
+    for segment in path.segments() {
+        let next = match (segment, node) {
+            (Segment::Key(k), Yaml::Mapping(map)) => map.get_mut(k.as_str()),
+            (Segment::Index(i), Yaml::Sequence(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
+    if let Yaml::Mapping(map) = node {
+        map.insert(Yaml::String(key.to_string()), item);
+    }
+}
+
+/// Put `replacement` at `path` in `value`, if that path exists.
+pub fn replace(value: &mut Yaml, path: &YamlPath, replacement: Yaml) {
+    let mut node = value;
+    for segment in path.segments() {
+        let next = match (segment, node) {
+            (Segment::Key(key), Yaml::Mapping(map)) => map.get_mut(key.as_str()),
+            (Segment::Index(i), Yaml::Sequence(items)) => items.get_mut(*i),
+            _ => None,
+        };
+        match next {
+            Some(next) => node = next,
+            None => return,
+        }
+    }
+    *node = replacement;
 }
 
 /// Every shape problem of `value` against `schema` (a root schema with `$defs`).
@@ -110,6 +165,10 @@ impl<'a> Walker<'a> {
                 "a YAML value that starts with `{{` must be quoted: write `\"{{ … }}\"`"
                     .to_string(),
             );
+            // Checked on as the quoted template it was meant to be, when that can be told.
+            if let Some(text) = unquoted_template_text(value) {
+                problem.repair = Repair::Replace(Yaml::String(text));
+            }
             self.problems.push(problem);
             return;
         }
@@ -146,27 +205,42 @@ impl<'a> Walker<'a> {
                     .map(|t| article(t))
                     .collect::<Vec<_>>()
                     .join(" or ");
-                self.problems.push(Problem::new(
+                let mut problem = Problem::new(
                     path,
                     format!(
                         "`{}` must be {expected}, not {}",
                         describe_path(path),
                         describe_value(value)
                     ),
-                ));
+                );
+                // Without a whole section (`vars`, `window`) every use of it would be another
+                // error: the file is then not checked further.
+                if types.iter().any(|t| *t == "object" || *t == "array") {
+                    problem.repair = Repair::Keep;
+                }
+                self.problems.push(problem);
                 return;
             }
             if let (Some(minimum), Some(number)) =
                 (schema.get("minimum").and_then(Json::as_f64), value.as_f64())
                 && number < minimum
             {
-                self.problems.push(Problem::new(
-                    path,
+                // Unsigned settings have `minimum: 0`, but many of them refuse 0 as well (and
+                // say their range when compiled); "at least 0" would send people to a second error.
+                let message = if minimum == 0.0 {
                     format!(
-                        "`{}` must be at least {minimum}, not {number}",
-                        describe_path(path)
-                    ),
-                ));
+                        "`{}` cannot be negative, not `{}`",
+                        describe_path(path),
+                        describe_number(value)
+                    )
+                } else {
+                    format!(
+                        "`{}` must be at least {minimum}, not `{}`",
+                        describe_path(path),
+                        describe_number(value)
+                    )
+                };
+                self.problems.push(Problem::new(path, message));
             }
         }
         match value {
@@ -207,10 +281,12 @@ impl<'a> Walker<'a> {
         let additional = schema.get("additionalProperties");
         for (key, item) in mapping {
             let Some(key) = key_text(key) else {
-                self.problems.push(Problem::new(
+                let mut problem = Problem::new(
                     path,
                     format!("a key in `{}` is not a plain text key", describe_path(path)),
-                ));
+                );
+                problem.repair = Repair::Keep;
+                self.problems.push(problem);
                 continue;
             };
             let child = path.key(&key);
@@ -255,6 +331,16 @@ impl<'a> Walker<'a> {
                     format!("missing key `{name}` in {}", describe_parent(path)),
                 );
                 problem.on_key = true;
+                let property = properties
+                    .and_then(|p| p.get(name))
+                    .map(|p| self.resolve(p));
+                problem.repair = match property.and_then(|p| p.get("type")) {
+                    Some(Json::String(t)) if t == "string" => Repair::Insert {
+                        key: name.to_string(),
+                        value: Yaml::String(String::new()),
+                    },
+                    _ => Repair::Keep,
+                };
                 problem.hint = properties
                     .and_then(|p| p.get(name))
                     .and_then(|p| {
@@ -324,6 +410,7 @@ impl<'a> Walker<'a> {
                         format!("missing key `{tag}` in {}", describe_parent(path)),
                     );
                     problem.on_key = true;
+                    problem.repair = Repair::Keep;
                     problem.hint = Some(format!("`{tag}` is one of {}", quote_list(&choices)));
                     self.problems.push(problem);
                 }
@@ -389,8 +476,11 @@ impl<'a> Walker<'a> {
                 describe_path(path)
             ),
         );
-        problem.label =
-            did_you_mean(&given, choices.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+        let suggestion = did_you_mean(&given, choices.iter().copied());
+        problem.label = suggestion.map(|s| format!("did you mean `{s}`?"));
+        if let Some(suggestion) = suggestion {
+            problem.repair = Repair::Replace(Yaml::String(suggestion.to_string()));
+        }
         problem.hint = Some(format!("expected one of {}", quote_list(&choices)));
         self.problems.push(problem);
     }
@@ -445,6 +535,20 @@ fn looks_like_unquoted_template(value: &Yaml) -> bool {
     }
 }
 
+/// `{{ order_no }}` written unquoted parses as `{{order_no: null}: null}`; give back the text.
+fn unquoted_template_text(value: &Yaml) -> Option<String> {
+    let Yaml::Mapping(outer) = value else {
+        return None;
+    };
+    let (Yaml::Mapping(inner), Yaml::Null) = outer.iter().next()? else {
+        return None;
+    };
+    let (name, Yaml::Null) = inner.iter().next().filter(|_| inner.len() == 1)? else {
+        return None;
+    };
+    Some(format!("{{{{ {} }}}}", key_text(name)?))
+}
+
 pub(crate) fn key_text(key: &Yaml) -> Option<String> {
     match key {
         Yaml::String(s) => Some(s.clone()),
@@ -476,6 +580,13 @@ pub(crate) fn describe_value(value: &Yaml) -> String {
     }
 }
 
+fn describe_number(value: &Yaml) -> String {
+    match value {
+        Yaml::Number(n) => n.to_string(),
+        other => describe_value(other),
+    }
+}
+
 fn describe_path(path: &YamlPath) -> String {
     path.to_string()
 }
@@ -499,13 +610,21 @@ fn quote_list(items: &[&str]) -> String {
 /// The first sentence of a field's documentation, starting lowercase (it follows a colon).
 fn first_sentence(text: &str) -> String {
     let text = text.replace('\n', " ");
-    let sentence = match text.find(". ") {
+    // A sentence ends at ". ", but not at the one of "e.g. " or "i.e. ".
+    let end = text
+        .match_indices(". ")
+        .map(|(i, _)| i)
+        .find(|&i| !text[..i].ends_with("e.g") && !text[..i].ends_with("i.e"));
+    let sentence = match end {
         Some(end) => &text[..end],
         None => text.trim_end_matches('.'),
     };
     let mut chars = sentence.chars();
+    // An acronym (`JSONPath`, `URL`) keeps its capitals; a sentence's first word does not.
+    let acronym = sentence.chars().nth(1).is_some_and(char::is_uppercase);
     match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
+        Some(first) if !acronym => first.to_lowercase().chain(chars).collect(),
+        Some(_) => sentence.to_string(),
         None => String::new(),
     }
 }
@@ -603,6 +722,14 @@ mod tests {
         assert_eq!(
             found[0].hint.as_deref(),
             Some("`connector`: connector name")
+        );
+        assert_eq!(
+            first_sentence("JSONPath of the success items."),
+            "JSONPath of the success items"
+        );
+        assert_eq!(
+            first_sentence("The field (e.g. `FBillNo`). More."),
+            "the field (e.g. `FBillNo`)"
         );
     }
 }

@@ -9,11 +9,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
+use regex::Regex;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 use crate::error::{Error, Location};
+
+/// How deep serde_yaml lets a document nest before it gives up.
+const MAX_DEPTH: usize = 128;
 
 /// One step of a path into a YAML document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -120,12 +125,29 @@ pub struct Document {
 impl Document {
     /// Parse `text` (the contents of `file`); a syntax error comes back located.
     pub fn parse(file: &Path, text: String) -> Result<Document, Error> {
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(&text).map_err(|err| syntax_error(file, &err))?;
+        // libyaml takes time in proportion to the depth for every token of a flow collection:
+        // a file nested thousands deep would take minutes to be refused, so it is refused first.
+        if let Some((line, column)) = flow_nesting_beyond(&text, MAX_DEPTH) {
+            return Err(too_deep(Location::new(file, line, column, 1)));
+        }
+        let parsed = serde_yaml::from_str::<serde_yaml::Value>(&text);
+        if let Err(err) = &parsed
+            && err.to_string().contains("recursion limit exceeded")
+        {
+            // Nested blocks (which the scan above does not count) hit serde_yaml's own limit.
+            return Err(too_deep(match err.location() {
+                Some(l) => Location::new(file, l.line(), l.column(), 1),
+                None => Location::file_only(file),
+            }));
+        }
         let mut recorder = Recorder::new(&text);
         // serde_yaml accepted the text, so yaml-rust2 almost always does too; if it does not,
         // problems are reported at the file level rather than not at all.
         let _ = Parser::new_from_str(&text).load(&mut recorder, false);
+        let value = match parsed {
+            Ok(value) => value,
+            Err(err) => return Err(recorder.explain(file, &text, &err)),
+        };
         Ok(Document {
             file: file.to_path_buf(),
             positions: recorder.positions,
@@ -136,7 +158,27 @@ impl Document {
 
     /// Read and parse a file.
     pub fn read(file: &Path) -> Result<Document, Error> {
-        let text = std::fs::read_to_string(file).map_err(|err| Error::io("read", file, err))?;
+        if file.is_dir() {
+            return Err(Error::config(format!(
+                "`{}` is a folder, not a YAML file",
+                file.display()
+            ))
+            .with_location(Location::file_only(file)));
+        }
+        let bytes = std::fs::read(file)
+            .map_err(|err| Error::io("read", file, err).with_location(Location::file_only(file)))?;
+        let text = String::from_utf8(bytes).map_err(|err| {
+            let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+            let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let column = String::from_utf8_lossy(&valid[line_start..])
+                .chars()
+                .count()
+                + 1;
+            Error::config(format!("`{}` is not UTF-8 text", file.display()))
+                .with_location(Location::new(file, line, column, 1))
+                .with_hint("save it as UTF-8 (e.g. `iconv -f GBK -t UTF-8`)")
+        })?;
         Document::parse(file, text)
     }
 
@@ -197,16 +239,121 @@ impl Document {
     }
 }
 
-fn syntax_error(file: &Path, err: &serde_yaml::Error) -> Error {
-    // serde_yaml writes "… at line 3 column 1, while …"; the position is shown separately.
-    let mut message = err.to_string();
-    if let Some(location) = err.location() {
-        message = message.replacen(
+fn too_deep(location: Location) -> Error {
+    Error::config(format!(
+        "invalid YAML: nested more than {MAX_DEPTH} levels deep"
+    ))
+    .with_location(location)
+    .with_hint("flows and connectors need a few levels; look for runaway `[` or `{`")
+}
+
+/// Where flow collections (`[`, `{`) first nest deeper than `limit` (1-based line and column),
+/// skipping quoted text and comments.
+fn flow_nesting_beyond(text: &str, limit: usize) -> Option<(usize, usize)> {
+    let (mut line, mut column, mut depth) = (1, 0, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut previous = '\n';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        if c == '\n' {
+            (line, column, comment, previous) = (line + 1, 0, false, c);
+            continue;
+        }
+        match (quote, c) {
+            _ if comment => {}
+            (Some('"'), '\\') => {
+                chars.next();
+                column += 1;
+            }
+            (Some('\''), '\'') if chars.peek() == Some(&'\'') => {
+                chars.next();
+                column += 1;
+            }
+            (Some(open), c) if c == open => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') if previous.is_whitespace() => comment = true,
+            (None, '[' | '{') => {
+                depth += 1;
+                if depth > limit {
+                    return Some((line, column));
+                }
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    None
+}
+
+/// serde_yaml's message without its position ("… at line 3 column 1, while …"), which is
+/// shown separately.
+fn strip_position(err: &serde_yaml::Error) -> String {
+    let message = err.to_string();
+    match err.location() {
+        Some(location) => message.replacen(
             &format!(" at line {} column {}", location.line(), location.column()),
             "",
             1,
-        );
+        ),
+        None => message,
     }
+}
+
+fn span_location(file: &Path, span: Span) -> Location {
+    Location::new(file, span.line, span.column, span.len)
+}
+
+/// A line whose value starts with a quote: `key: "…`, `- '…`, `"…`.
+static QUOTED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^(\s*(?:-\s+)*(?:[^\s#"'][^#"']*?:\s+)?)["']"#).expect("valid regex")
+});
+
+/// serde_yaml's words for an integer beyond 64 bits.
+static HUGE_INTEGER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(?:(?P<path>[^\s:]+): )?invalid type: integer `(?P<number>-?[0-9]+)` as [ui]128")
+        .expect("valid regex")
+});
+
+/// How many lines above a YAML error to look for the quote that caused it.
+const QUOTE_LOOKBACK: usize = 10;
+
+/// The opening quote of a quoted value that does not close on its own line, on one of the
+/// lines just above the error at `error_line`: the usual cause of a YAML error a line or two
+/// below a missing quote (the value runs on to the next quote, and what follows is garbage).
+fn unclosed_quote_before(text: &str, error_line: usize) -> Option<Span> {
+    let lines: Vec<&str> = text.lines().collect();
+    let first = error_line.saturating_sub(QUOTE_LOOKBACK).max(1);
+    for line in (first..error_line).rev() {
+        let Some(found) = lines.get(line - 1).and_then(|l| QUOTED_VALUE.captures(l)) else {
+            continue;
+        };
+        let prefix = found.get(1).map_or("", |m| m.as_str());
+        let rest = &lines[line - 1][prefix.len()..];
+        if closes_on_line(rest) {
+            return None;
+        }
+        return Some(Span {
+            line,
+            column: prefix.chars().count() + 1,
+            len: 1,
+        });
+    }
+    None
+}
+
+/// Whether a quoted scalar starting at `rest` (its opening quote) closes before the line ends.
+fn closes_on_line(rest: &str) -> bool {
+    let quote = rest.chars().next();
+    let len = quoted_len(rest);
+    len >= 2 && rest.chars().nth(len - 1) == quote
+}
+
+fn syntax_error(file: &Path, err: &serde_yaml::Error) -> Error {
+    let message = strip_position(err);
     let location = match err.location() {
         Some(location) => Location::new(file, location.line(), location.column(), 1),
         None => Location::file_only(file),
@@ -220,6 +367,8 @@ enum Frame {
     Map {
         path: YamlPath,
         key: Option<(String, Span)>,
+        /// The keys seen so far, to find duplicates (which serde_yaml places at the mapping).
+        seen: HashMap<String, Span>,
     },
     Seq {
         path: YamlPath,
@@ -231,10 +380,19 @@ enum Frame {
     },
 }
 
+/// A key written twice in one mapping.
+struct Duplicate {
+    mapping: YamlPath,
+    key: String,
+    first: Span,
+    again: Span,
+}
+
 struct Recorder<'a> {
     lines: Vec<&'a str>,
     stack: Vec<Frame>,
     positions: HashMap<YamlPath, NodePosition>,
+    duplicates: Vec<Duplicate>,
 }
 
 impl<'a> Recorder<'a> {
@@ -243,7 +401,62 @@ impl<'a> Recorder<'a> {
             lines: text.lines().collect(),
             stack: Vec::new(),
             positions: HashMap::new(),
+            duplicates: Vec::new(),
         }
+    }
+
+    /// A located error for a document serde_yaml refused, pointing where the mistake was
+    /// made rather than where the parser noticed it when that can be told.
+    fn explain(&self, file: &Path, text: &str, err: &serde_yaml::Error) -> Error {
+        let message = err.to_string();
+        if message.contains("duplicate entry") {
+            let named = self
+                .duplicates
+                .iter()
+                .find(|d| message.contains(&format!("key {:?}", d.key)));
+            if let Some(duplicate) = named.or(self.duplicates.first()) {
+                let place = if duplicate.mapping.is_root() {
+                    "the top level".to_string()
+                } else {
+                    format!("`{}`", duplicate.mapping)
+                };
+                return Error::config(format!("duplicate key `{}` in {place}", duplicate.key))
+                    .with_location(span_location(file, duplicate.again))
+                    .with_hint(format!(
+                        "`{}` is first defined at {}:{}; keep one of them",
+                        duplicate.key, duplicate.first.line, duplicate.first.column
+                    ));
+            }
+        }
+        if let Some(found) = HUGE_INTEGER.captures(&message) {
+            // serde_yaml cannot hold integers beyond 64 bits and says so in its own terms.
+            let what = found
+                .name("path")
+                .map_or("a number".to_string(), |p| format!("`{}`", p.as_str()));
+            let location = match err.location() {
+                Some(l) => {
+                    Location::new(file, l.line(), l.column(), found["number"].chars().count())
+                }
+                None => Location::file_only(file),
+            };
+            return Error::config(format!(
+                "{what} is far too large: `{}`",
+                &found["number"]
+            ))
+            .with_location(location)
+            .with_hint("whole numbers go up to 64 bits: write one in the range the setting accepts, or quote it to keep it as text");
+        }
+        if let Some(error_line) = err.location().map(|l| l.line())
+            && let Some(open) = unclosed_quote_before(text, error_line)
+        {
+            return Error::config("invalid YAML: this quote is not closed on its line")
+                .with_location(span_location(file, open))
+                .with_hint(format!(
+                    "the quoted text runs on to line {error_line}, where YAML fails ({}); close the quote",
+                    strip_position(err).split(", while").next().unwrap_or_default()
+                ));
+        }
+        syntax_error(file, err)
     }
 
     fn scalar_span(&self, marker: &Marker, style: TScalarStyle, value: &str) -> Span {
@@ -274,7 +487,7 @@ impl<'a> Recorder<'a> {
     fn next_path(&mut self) -> Option<(YamlPath, Option<Span>)> {
         match self.stack.last_mut() {
             None => Some((YamlPath::root(), None)),
-            Some(Frame::Map { path, key }) => {
+            Some(Frame::Map { path, key, .. }) => {
                 let (key, span) = key.take()?;
                 Some((path.key(&key), Some(span)))
             }
@@ -314,14 +527,25 @@ impl<'a> Recorder<'a> {
         let Some((path, key)) = self.next_path() else {
             return;
         };
+        // A flow collection starts at its bracket, which is the place to point at; a block
+        // collection's start marker is refined by its first child (see `record`).
+        let bracket = self
+            .lines
+            .get(marker.line().wrapping_sub(1))
+            .and_then(|text| text.chars().nth(marker.col()))
+            .is_some_and(|c| c == '[' || c == '{');
         let value = Span {
             line: marker.line(),
             column: marker.col() + 1,
-            len: 0,
+            len: usize::from(bracket),
         };
         self.record(path.clone(), key, value, ScalarStyle::Container);
         self.stack.push(if is_map {
-            Frame::Map { path, key: None }
+            Frame::Map {
+                path,
+                key: None,
+                seen: HashMap::new(),
+            }
         } else {
             Frame::Seq { path, next: 0 }
         });
@@ -358,17 +582,38 @@ impl MarkedEventReceiver for Recorder<'_> {
                 if matches!(self.stack.last(), Some(Frame::SkipKey { .. })) {
                     return;
                 }
-                let span = self.scalar_span(&marker, style, &value);
+                let mut span = self.scalar_span(&marker, style, &value);
                 if let Some(Frame::Map {
-                    key: key @ None, ..
+                    path,
+                    key: key @ None,
+                    seen,
                 }) = self.stack.last_mut()
                 {
+                    match seen.get(&value) {
+                        Some(first) => self.duplicates.push(Duplicate {
+                            mapping: path.clone(),
+                            key: value.clone(),
+                            first: *first,
+                            again: span,
+                        }),
+                        None => {
+                            seen.insert(value.clone(), span);
+                        }
+                    }
                     *key = Some((value, span));
                     return;
                 }
                 let Some((path, key)) = self.next_path() else {
                     return;
                 };
+                // An empty value (`mapping:` with nothing after it) is marked where the next
+                // token starts, often lines below; the place to point at is its key.
+                if value.is_empty()
+                    && style == TScalarStyle::Plain
+                    && let Some(key) = key
+                {
+                    span = key;
+                }
                 let style = match style {
                     TScalarStyle::Plain => ScalarStyle::Plain,
                     TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => ScalarStyle::Quoted,
@@ -488,6 +733,47 @@ mod tests {
             "{}",
             err.message()
         );
+    }
+
+    #[test]
+    fn a_duplicate_key_is_reported_where_it_is_written_again() {
+        let err = Document::parse(
+            Path::new("t.yaml"),
+            "a: 1\nmapping:\n  x: 1\n  FBillNo: 2\n  FBillNo: 3\n".to_string(),
+        )
+        .unwrap_err();
+        assert_eq!(err.message(), "duplicate key `FBillNo` in `mapping`");
+        assert_eq!(at(err.location().unwrap().clone()), (5, 3, 7));
+        assert_eq!(
+            err.hint(),
+            Some("`FBillNo` is first defined at 4:3; keep one of them")
+        );
+    }
+
+    #[test]
+    fn an_empty_value_is_located_at_its_key() {
+        let d = doc("a:\n  b:\nc: 1\n");
+        assert_eq!(at(d.locate(&YamlPath::root().key("a").key("b"))), (2, 3, 1));
+    }
+
+    #[test]
+    fn a_quote_left_open_is_reported_where_it_opens() {
+        let err = Document::parse(
+            Path::new("t.yaml"),
+            "m:\n  a: \"{{ x }}   # note\n  b: \"{{ y }}\"\n".to_string(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "invalid YAML: this quote is not closed on its line"
+        );
+        assert_eq!(at(err.location().unwrap().clone()), (2, 6, 1));
+    }
+
+    #[test]
+    fn a_flow_collection_is_located_at_its_bracket() {
+        let d = doc("[\n  {\"a\": 1},\n  {\"a\": 2}\n]\n");
+        assert_eq!(at(d.locate(&YamlPath::root())), (1, 1, 1));
     }
 
     #[test]
