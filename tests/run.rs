@@ -426,7 +426,7 @@ fn parked_records_are_listed_and_delivered_by_retry_once_master_data_is_fixed() 
     let retried = sync.engine(&["retry", "mappings/refund.yaml"]).success();
     assert!(
         retried.stderr.contains(&format!(
-            "{} retried: {} written, 0 still parked",
+            "{} parked retried: {} written, 0 still parked",
             unknown.len(),
             unknown.len()
         )),

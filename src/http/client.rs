@@ -199,15 +199,25 @@ impl Client {
         request
     }
 
-    /// The API said it is called too often: hold every call of this connector for the
-    /// throttle wait (or the server's longer `Retry-After`), plus up to a fifth more so that
+    /// The API said it is called too often, for the `nth` time in a row in this call: hold
+    /// every call of this connector. The waits double from `initial_backoff` up to
+    /// `throttle_wait` (a refusal that is a passing burst costs seconds; a quota that is used
+    /// up is waited out), a longer `Retry-After` wins, plus up to a fifth more so that
     /// concurrent callers do not all come back in the same instant. The next `acquire` waits.
-    fn throttle(&self, retry_after: Option<u64>, why: &str) {
-        let base = self
+    fn throttle(&self, nth: u32, retry_after: Option<u64>, why: &str) {
+        let ceiling = self
             .retry
             .throttle_wait
             .to_std()
-            .unwrap_or(Duration::from_secs(30))
+            .unwrap_or(Duration::from_secs(30));
+        let initial = self
+            .retry
+            .initial_backoff
+            .to_std()
+            .unwrap_or(Duration::from_secs(1));
+        let base = initial
+            .saturating_mul(2u32.saturating_pow(nth.saturating_sub(1).min(20)))
+            .min(ceiling)
             .max(Duration::from_secs(retry_after.unwrap_or(0)));
         let wait = base + base.mul_f64(self.jitter.next() / 5.0);
         self.limiter.hold(wait);
@@ -318,12 +328,24 @@ impl Client {
                         "kept answering `{why}` through {throttles} waits"
                     )));
                 }
-                self.throttle(response.retry_after, &why);
+                self.throttle(throttles, response.retry_after, &why);
                 attempt -= 1;
                 continue;
             }
-            let transient =
-                status >= 500 || status == 408 || (parsed.is_err() && (200..300).contains(&status));
+            // A server error that still answers in the API's own terms (the session is gone, or
+            // per-record results: some servers send Kingdee's `ErrorCode: 500` as the HTTP
+            // status) is an answer, not a transient failure.
+            let answered = matches!(verdict, Some(Verdict::Reauth { .. }))
+                || parsed.as_ref().is_ok_and(|body| {
+                    operation.results.as_ref().is_some_and(|results| {
+                        !results.successes.select(body).is_empty()
+                            || !results.errors.select(body).is_empty()
+                    })
+                });
+            let transient = !answered
+                && (status >= 500
+                    || status == 408
+                    || (parsed.is_err() && (200..300).contains(&status)));
             if transient {
                 let message = format!("answered HTTP {status}: {}", snippet(&response.body));
                 if !idempotent {
@@ -498,6 +520,12 @@ envelope:
 http: { retry: { attempts: 4, initial_backoff: 1s, max_backoff: 8s, throttle_wait: 31s, throttle_attempts: 3 } }
 operations:
   read: { kind: read, encoding: form, records: "$.items[*]" }
+  write:
+    kind: write
+    encoding: json
+    body: { records: "{{ records }}" }
+    batch: { max_size: 10 }
+    results: { successes: "$.saved[*]", errors: "$.errors[*]", index: at, id: id, message: why }
 "#,
         )
         .unwrap();
@@ -640,12 +668,35 @@ operations:
         assert_eq!(waits.len(), 2, "{waits:?}");
         let secs: Vec<f64> = waits.iter().map(|w| w.as_secs_f64()).collect();
         assert!(
-            (30.0..=37.3).contains(&secs[0]),
-            "the throttle wait, with at most a fifth more: {secs:?}"
+            (0.9..=1.3).contains(&secs[0]),
+            "a first refusal waits the initial backoff, with at most a fifth more: {secs:?}"
         );
         assert!(
             (89.0..=108.1).contains(&secs[1]),
             "a longer Retry-After wins: {secs:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn refusals_in_a_row_wait_longer_up_to_the_throttle_wait() {
+        let mut script = vec![(200, r#"{"limited": true, "error": "调用频繁"}"#); 3];
+        script.push((200, r#"{"ok": true, "items": []}"#));
+        let fixture = fixture(script).await;
+        // The test connector allows three waits; the fourth answer is the success.
+        call(&fixture, true).await.unwrap();
+        let secs: Vec<f64> = fixture
+            .waits
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_secs_f64())
+            .collect();
+        assert_eq!(secs.len(), 3, "{secs:?}");
+        assert!(
+            (0.9..=1.3).contains(&secs[0])
+                && (1.9..=2.5).contains(&secs[1])
+                && (3.9..=4.9).contains(&secs[2]),
+            "doubling from the initial backoff: {secs:?}"
         );
     }
 
@@ -666,5 +717,34 @@ operations:
             other => panic!("expected Unavailable, got {other:?}"),
         }
         assert_eq!(fixture.calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_server_error_that_reports_per_record_results_is_an_answer() {
+        // Kingdee's failure envelope carries `ErrorCode: 500`; a server that also sends it as
+        // the HTTP status still says which records failed: that is no reason to look them up.
+        let fixture = fixture(vec![(
+            500,
+            r#"{"ok": false, "error": "物料不存在", "errors": [{"at": 0, "why": "物料不存在"}]}"#,
+        )])
+        .await;
+        let operation = &fixture.standalone.connector.operations["write"];
+        let reply = fixture
+            .client
+            .call(
+                operation,
+                &fixture.standalone.envelopes,
+                Payload::Json(serde_json::json!({"records": []})),
+                false,
+            )
+            .await
+            .expect("an answer, not an uncertain write");
+        assert_eq!(reply.status, 500);
+        assert!(
+            matches!(reply.verdict, Verdict::Failed { .. }),
+            "{:?}",
+            reply.verdict
+        );
+        assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -371,8 +371,13 @@ pub async fn retry(
         clock: Arc::new(SystemClock),
     };
     let summary: Summary = run::retry(flow, env, options, keys, progress).await?;
+    let in_flight = if summary.recovered > 0 {
+        format!(" and {} left in flight", summary.recovered)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{} retried: {} written, {} still parked",
+        "{} parked{in_flight} retried: {} written, {} still parked",
         summary.read, summary.written, summary.failed
     );
     if summary.unresolved > 0 {
