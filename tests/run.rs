@@ -74,6 +74,14 @@ fn listed_keys(sync: &Sync, statuses: &[&str]) -> BTreeSet<String> {
         .collect()
 }
 
+/// The run's environment, logging in to Kingdee with the password instead of the app signature.
+fn password_login(sync: &Sync) -> BTreeMap<String, String> {
+    let mut env = sync.env();
+    env.remove("KINGDEE_APP_ID");
+    env.remove("KINGDEE_APP_SECRET");
+    env
+}
+
 fn parked_keys(sync: &Sync) -> BTreeSet<String> {
     listed_keys(sync, &["failed", "conflict"])
 }
@@ -526,9 +534,7 @@ fn refused_credentials_stop_the_run_and_move_no_cursor() {
     assert_eq!(state["cursor"], Value::Null);
     assert_eq!(state["runs"][0]["outcome"], "failed");
 
-    let mut env = sync.env();
-    env.remove("KINGDEE_APP_ID");
-    env.remove("KINGDEE_APP_SECRET");
+    let mut env = password_login(&sync);
     env.insert("KINGDEE_PASSWORD".into(), "not-the-password".into());
     let output = sync
         .workspace
@@ -639,9 +645,7 @@ fn a_password_session_that_expires_mid_run_is_renewed_transparently() {
         "  concurrency: 2\n",
         "  concurrency: 1\n",
     );
-    let mut env = sync.env();
-    env.remove("KINGDEE_APP_ID");
-    env.remove("KINGDEE_APP_SECRET");
+    let env = password_login(&sync);
     let child = sync.spawn_run(&env, Stdio::piped());
     // Kill every session twice while the run writes its batches.
     for _ in 0..2 {
@@ -677,9 +681,7 @@ fn a_password_login_that_meets_server_errors_is_repeated() {
         ],
         4,
     );
-    let mut env = sync.env();
-    env.remove("KINGDEE_APP_ID");
-    env.remove("KINGDEE_APP_SECRET");
+    let env = password_login(&sync);
     let output = sync
         .spawn_run(&env, Stdio::piped())
         .wait_with_output()
