@@ -243,6 +243,72 @@ fn a_second_run_sends_nothing_and_new_orders_arrive_incrementally() {
 }
 
 #[test]
+fn an_order_changed_after_it_was_written_is_a_conflict_once_then_acknowledged_by_retry() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        4,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  on_change: skip ",
+        "  on_change: conflict ",
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    sync.run(&[]).success();
+    let written = bill_numbers(&sync);
+    let changed = written.iter().next().unwrap().clone();
+    sync.post_wdt(
+        &format!("/_sim/orders/{changed}/touch"),
+        json!({"refund_remark": "客户补充说明"}),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let output = sync.run(&[]).code(1);
+    assert!(output.stderr.contains("1 conflicts"), "{}", output.stderr);
+    assert_eq!(parked_keys(&sync), BTreeSet::from([changed.clone()]));
+    // Read again (the lookback): the conflict is not reported twice, nothing is sent.
+    let output = sync
+        .run(&["--since", &sync.workspace.read(".start")])
+        .success();
+    assert!(
+        output
+            .stderr
+            .contains("1 record(s) parked earlier were read again unchanged and not sent"),
+        "{}",
+        output.stderr
+    );
+    sync.engine(&["retry", "mappings/refund.yaml"]).success();
+    assert!(parked_keys(&sync).is_empty());
+    assert_eq!(
+        bill_numbers(&sync),
+        written,
+        "the first version stays, once"
+    );
+    assert_eq!(sync.bills().len(), written.len());
+}
+
+#[test]
+fn a_flow_without_a_lookup_parks_refused_records_and_goes_on() {
+    let sync = Sync::start(&["--wdt-orders", "40", "--wdt-days", "3"], 4);
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  lookup: bill_query ",
+        "  # lookup: bill_query ",
+    );
+    sync.run(&[]).code(1);
+    let (eligible, unknown) = eligible_and_unknown(&sync.orders());
+    assert_eq!(bill_numbers(&sync), eligible);
+    assert_eq!(parked_keys(&sync), unknown);
+}
+
+#[test]
 fn a_write_left_in_flight_is_listed_and_settled_by_retry() {
     let sync = Sync::start(
         &[

@@ -87,6 +87,9 @@ pub struct Client {
     notify: Notify,
 }
 
+/// The longest `Retry-After` obeyed (15 minutes); a longer one is cut to this.
+const MAX_RETRY_AFTER_SECS: u64 = 900;
+
 /// How many times in a row a lost session is answered by logging in again.
 const REAUTH_LIMIT: u32 = 2;
 
@@ -215,11 +218,14 @@ impl Client {
             .initial_backoff
             .to_std()
             .unwrap_or(Duration::from_secs(1));
+        // A server may ask for a longer pause, within reason: an hour-long `Retry-After` is
+        // not waited out eight times over.
+        let asked = Duration::from_secs(retry_after.unwrap_or(0).min(MAX_RETRY_AFTER_SECS));
         let base = initial
             .saturating_mul(2u32.saturating_pow(nth.saturating_sub(1).min(20)))
             .min(ceiling)
-            .max(Duration::from_secs(retry_after.unwrap_or(0)));
-        let wait = base + base.mul_f64(self.jitter.next() / 5.0);
+            .max(asked);
+        let wait = base.saturating_add(base.mul_f64(self.jitter.next() / 5.0));
         self.limiter.hold(wait);
         (self.notify)(format!(
             "{}: {why}; every call waits {:.1}s",

@@ -154,6 +154,14 @@ mod tests {
                 Verdict::Success,
             ),
             (
+                // No status at all is no success: the records might simply be missing.
+                json!({"response": {"message": "系统繁忙"}}),
+                Verdict::Failed {
+                    code: None,
+                    message: "系统繁忙".into(),
+                },
+            ),
+            (
                 json!({"response": {"flag": "failure", "code": "50", "message": "Remote service error", "sub_code": "1012", "sub_message": "调用频繁，请稍后再试"}}),
                 Verdict::Throttled {
                     code: Some("1012".into()),

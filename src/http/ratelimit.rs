@@ -72,7 +72,9 @@ impl RateLimiter {
 
     /// No call starts before `for_` has passed from now (a later hold already set wins).
     pub fn hold(&self, for_: Duration) {
-        let until = Instant::now() + for_;
+        let until = Instant::now()
+            .checked_add(for_)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
         let mut hold = self.hold.lock().expect("rate limit lock");
         if hold.is_none_or(|current| current < until) {
             *hold = Some(until);

@@ -117,7 +117,7 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
                 );
             }
             // Records still in flight are not delivered yet: not a clean run either.
-            if summary.failed + summary.conflicts + summary.unresolved > 0 {
+            if summary.failed + summary.conflicts + summary.unresolved + summary.unsettled > 0 {
                 ExitCode::Partial
             } else {
                 ExitCode::Ok

@@ -74,6 +74,8 @@ pub struct Summary {
     pub recovered: u64,
     /// Records whose outcome stayed unknown: still in flight, checked first by the next run.
     pub unresolved: u64,
+    /// Windows that kept changing while they were read: the cursor stays before the first.
+    pub unsettled: u64,
     pub cursor_before: Option<DateTime<Utc>>,
     pub cursor_after: Option<DateTime<Utc>>,
     /// Request bodies a dry run would have sent.
@@ -82,7 +84,7 @@ pub struct Summary {
 
 impl Summary {
     pub fn outcome(&self) -> &'static str {
-        if self.failed + self.conflicts + self.unresolved > 0 {
+        if self.failed + self.conflicts + self.unresolved + self.unsettled > 0 {
             "partial"
         } else {
             "ok"
@@ -127,11 +129,21 @@ pub async fn run(
         .with_hint("what was written is recorded; records whose write was under way stay in flight and the next run or `engine retry` looks them up first")),
     };
     progress.finish();
-    if result.is_err() && store.cursor(&flow.name)? != cursor_before {
-        // A run that stops moves no cursor, not even past the windows it completed: the
+    let failed = result
+        .as_ref()
+        .is_err_and(|err| err.kind() != ErrorKind::Interrupted);
+    if failed && store.cursor(&flow.name)? != cursor_before {
+        // A run that fails moves no cursor, not even past the windows it completed: the
         // records it wrote are in the ledger, so the next run reads them again for nothing
-        // but sends none of them twice.
+        // but sends none of them twice. (An interrupted run keeps what it completed.)
         store.restore_cursor(&flow.name, cursor_before, options.clock.now())?;
+        progress.line(match cursor_before {
+            Some(before) => format!(
+                "the cursor stays at {}, where this run started",
+                wall_clock(before)
+            ),
+            None => "the cursor stays unset, as before this run".to_string(),
+        });
     }
     store.finish_run(run_id, &recorded(&result, &progress), options.clock.now())?;
     result
@@ -328,20 +340,23 @@ async fn execute(
                 progress: &*progress,
             };
             let mut seen = Seen::default();
+            let mut unsettled = 0;
             if windows.is_empty() {
                 // A source without time windows is read once, as one window.
                 let whole = Window {
                     start: DateTime::<Utc>::MIN_UTC,
                     end: DateTime::<Utc>::MAX_UTC,
                 };
-                reader.read_window(0, 1, whole, &sender, &mut seen).await?;
+                let stats = reader.read_window(0, 1, whole, &sender, &mut seen).await?;
+                unsettled += u64::from(stats.unsettled);
             }
             for (index, window) in windows.iter().enumerate() {
-                reader
+                let stats = reader
                     .read_window(index, windows.len(), *window, &sender, &mut seen)
                     .await?;
+                unsettled += u64::from(stats.unsettled);
             }
-            Ok::<u64, Error>(seen.duplicates)
+            Ok::<(u64, u64), Error>((seen.duplicates, unsettled))
         })
     };
 
@@ -389,9 +404,10 @@ async fn execute(
                     Ok(settled) => {
                         for (outcome, window) in settled.iter().zip(&windows_of) {
                             match outcome {
-                                Settled::Written { key, .. } => {
+                                Settled::Written { key, note, .. } => {
                                     summary.written += 1;
                                     progress.written(1);
+                                    tell_refused_but_there(&progress, key, note);
                                     in_flight.remove(key);
                                 }
                                 Settled::Failed { key, message } => {
@@ -439,7 +455,7 @@ async fn execute(
     if let Some(err) = fatal {
         return Err(err);
     }
-    summary.duplicates = read_result?;
+    (summary.duplicates, summary.unsettled) = read_result?;
     summary.cursor_after = store.cursor(&flow.name)?;
     Ok(summary)
 }
@@ -474,13 +490,13 @@ async fn dispatch(
                     "{} (in `{}` at {})",
                     failure.error.message, failure.error.target, failure.error.location
                 );
-                if entry.is_some_and(|e| e.status == Status::Done) {
+                if entry.is_some_and(|e| e.done_at.is_some()) {
                     // Already written; its newer copy cannot be mapped. Leave the written one alone.
                     summary.skipped += 1;
                     shared.progress.notice(format!("record `{}` is already written; its new version cannot be mapped: {message}", record.key));
                     continue;
                 }
-                if entry.is_some_and(|e| parked_unchanged(e, None, &record.modified)) {
+                if entry.is_some_and(|e| parked_unchanged(e, None, &record.record)) {
                     summary.still_parked += 1;
                     continue;
                 }
@@ -498,7 +514,7 @@ async fn dispatch(
                 }
             }
             Ok(mapped) => match entry {
-                Some(entry) if parked_unchanged(entry, Some(&mapped.hash), &record.modified) => {
+                Some(entry) if parked_unchanged(entry, Some(&mapped.hash), &record.record) => {
                     // The same bill was refused before: sending it again would be refused again.
                     // `engine retry` sends it once the master data is fixed.
                     summary.still_parked += 1;
@@ -510,7 +526,12 @@ async fn dispatch(
                     summary.skipped += 1;
                     shared.progress.skipped(1);
                 }
-                Some(entry) if entry.status == Status::Done => {
+                Some(entry) if entry.status == Status::Conflict && entry.done_at.is_some() => {
+                    // Written, then parked as a conflict: a person decides (`engine retry`
+                    // acknowledges it); it is never sent again.
+                    summary.still_parked += 1;
+                }
+                Some(entry) if entry.done_at.is_some() => {
                     summary.changed += 1;
                     match flow.target.on_change {
                         OnChange::Skip => {
@@ -581,11 +602,21 @@ async fn dispatch(
 }
 
 /// Whether `entry` is parked for this very version of the record: the same mapped content
-/// (`hash`; `None` when it cannot be mapped, as before) of the same source version.
-fn parked_unchanged(entry: &Entry, hash: Option<&String>, modified: &Option<String>) -> bool {
+/// (`hash`), or, when it cannot be mapped (as before: `None`), the same source record.
+fn parked_unchanged(entry: &Entry, hash: Option<&String>, source: &Json) -> bool {
     matches!(entry.status, Status::Failed | Status::Conflict)
         && entry.hash.as_ref() == hash
-        && (hash.is_some() || &entry.modified == modified)
+        && (hash.is_some() || entry.source.as_ref() == Some(source))
+}
+
+/// A record the target refused but holds all the same counts as written (it is never sent
+/// again); what the target said is worth a look.
+fn tell_refused_but_there(progress: &Progress, key: &str, note: &Option<String>) {
+    if let Some(note) = note {
+        progress.notice(format!(
+            "record `{key}` is in the target although this send was refused ({note}); counted as written, check it there if the message is not about a duplicate"
+        ));
+    }
 }
 
 fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
@@ -702,9 +733,10 @@ async fn recover(shared: &Shared) -> Result<Recovery> {
     for batch in chunk(resend, flow.target.batch_size.max(1) as usize) {
         for settled in shared.writer.write(batch).await? {
             match settled {
-                Settled::Written { .. } => {
+                Settled::Written { key, note, .. } => {
                     recovery.written += 1;
                     shared.progress.written(1);
+                    tell_refused_but_there(&shared.progress, &key, &note);
                 }
                 Settled::Failed { key, message } => {
                     recovery.failed += 1;
@@ -871,9 +903,10 @@ async fn resend(
     for batch in chunk(outgoing, flow.target.batch_size.max(1) as usize) {
         for settled in writer.write(batch).await? {
             match settled {
-                Settled::Written { .. } => {
+                Settled::Written { key, note, .. } => {
                     summary.written += 1;
                     progress.written(1);
+                    tell_refused_but_there(progress, &key, &note);
                 }
                 Settled::Failed { key, message } => {
                     summary.failed += 1;
@@ -917,6 +950,12 @@ pub fn describe(summary: &Summary) -> Vec<String> {
             String::new()
         },
     ));
+    if summary.unsettled > 0 {
+        lines.push(format!(
+            "{} window(s) kept changing while they were read: the cursor stays before the first, the next run reads them again",
+            summary.unsettled
+        ));
+    }
     if summary.still_parked > 0 {
         lines.push(format!(
             "{} record(s) parked earlier were read again unchanged and not sent; `engine retry` sends them",

@@ -86,6 +86,8 @@ impl Seen {
 pub struct WindowStats {
     pub pages: u32,
     pub records: u64,
+    /// The window kept changing while it was read and was left open (see `paging`).
+    pub unsettled: bool,
 }
 
 /// A record's key, or a stand-in derived from its content when the key cannot be read
@@ -237,6 +239,7 @@ impl Reader<'_> {
         if !plan.settled() {
             // Its records went on, but the window is not known to be complete: leaving it
             // unread keeps the cursor before it.
+            stats.unsettled = true;
             return Ok(stats);
         }
         if out.send(Read::WindowDone { index, window }).await.is_err() {

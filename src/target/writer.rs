@@ -42,6 +42,9 @@ pub enum Settled {
         key: String,
         id: Option<String>,
         number: Option<String>,
+        /// The target refused this send, yet the record is there (an earlier send whose
+        /// answer was lost, a bill saved but not audited, or one made by hand): its message.
+        note: Option<String>,
     },
     Failed {
         key: String,
@@ -217,11 +220,17 @@ impl Writer {
                 }
             };
             // Whatever is not confirmed as written is looked up: an unknown outcome, and a refusal,
-            // which may be a "duplicate key" of an earlier uncertain send in any wording.
+            // which may be a "duplicate key" of an earlier uncertain send in any wording. A flow
+            // without a lookup parks refusals as they are (an unknown outcome stops it).
+            let can_look_up = self.flow.target.lookup_operation().is_some();
             let to_verify: Vec<usize> = per_record
                 .iter()
                 .enumerate()
-                .filter(|(_, result)| !matches!(result, RecordResult::Done { .. }))
+                .filter(|(_, result)| match result {
+                    RecordResult::Done { .. } => false,
+                    RecordResult::Failed { .. } => can_look_up,
+                    RecordResult::Unknown => true,
+                })
                 .map(|(i, _)| i)
                 .collect();
             let found = if to_verify.is_empty() {
@@ -250,6 +259,7 @@ impl Writer {
                             key: key.clone(),
                             id: id.clone(),
                             number: number.clone(),
+                            note: None,
                         });
                         outcomes.push(Outcome::Done {
                             key,
@@ -258,11 +268,16 @@ impl Writer {
                             hash,
                         });
                     }
-                    (_, Some(found)) => {
+                    (result, Some(found)) => {
+                        let note = match result {
+                            RecordResult::Failed { message, .. } if busy.is_none() => Some(message),
+                            _ => None,
+                        };
                         settled.push(Settled::Written {
                             key: key.clone(),
                             id: found.id.clone(),
                             number: found.number.clone(),
+                            note,
                         });
                         outcomes.push(Outcome::Done {
                             key,
