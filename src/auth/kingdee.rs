@@ -183,9 +183,12 @@ impl Session {
             )
         })?;
         let unreadable = serde_json::from_slice::<Json>(&response.body).is_err();
-        if response.status >= 500 || (unreadable && (200..300).contains(&response.status)) {
-            // A server error or a cut-off answer is transient: the login, which changes
-            // nothing, may be repeated.
+        if response.status >= 500
+            || response.status == 429
+            || (unreadable && (200..300).contains(&response.status))
+        {
+            // A server error, a rate limit or a cut-off answer is transient: the login, which
+            // changes nothing, may be repeated.
             return Err(Error::new(
                 ErrorKind::Network,
                 format!(
