@@ -90,8 +90,10 @@ pub struct Client {
 /// The longest `Retry-After` obeyed (15 minutes); a longer one is cut to this.
 const MAX_RETRY_AFTER_SECS: u64 = 900;
 
-/// How many times in a row a lost session is answered by logging in again.
-const REAUTH_LIMIT: u32 = 2;
+/// How many times in a row one call answers a lost session by logging in again. Sessions
+/// that die fast (a short server lifetime, concurrent callers sharing one) can take a few;
+/// credentials the server never accepts fail at the login itself, or here.
+const REAUTH_LIMIT: u32 = 5;
 
 impl Client {
     /// Resolve `connector` (its templates are in `templates`) with the environment.
@@ -394,6 +396,12 @@ impl Client {
                         "{}: session lost ({message}); logging in again",
                         self.name
                     ));
+                    if reauths > 1 {
+                        // Lost again at once: give the server a moment before the next session.
+                        self.sleeper
+                            .sleep(backoff(&self.retry, reauths - 1, self.jitter.next()))
+                            .await;
+                    }
                     self.login(Some(generation)).await?;
                     attempt -= 1;
                 }

@@ -10,7 +10,7 @@
 //! credentials, an API unreachable through every retry) stops reading, lets the writers in
 //! flight finish, and returns the error: nothing is lost, the next run picks up from there.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -474,12 +474,13 @@ async fn dispatch(
         return Ok(());
     }
     let flow = &shared.flow;
+    let newest = newest_versions(&records);
     let keys: Vec<String> = records.iter().map(|r| r.key.clone()).collect();
     let ledger = shared.store.entries(&flow.name, &keys)?;
     let mut outgoing: Vec<Outgoing> = Vec::new();
     let mut parked: Vec<Outcome> = Vec::new();
-    for record in records {
-        if in_flight.contains(&record.key) {
+    for (record, newest) in records.into_iter().zip(newest) {
+        if !newest || in_flight.contains(&record.key) {
             summary.duplicates += 1;
             continue;
         }
@@ -607,6 +608,22 @@ fn parked_unchanged(entry: &Entry, hash: Option<&String>, source: &Json) -> bool
     matches!(entry.status, Status::Failed | Status::Conflict)
         && entry.hash.as_ref() == hash
         && (hash.is_some() || entry.source.as_ref() == Some(source))
+}
+
+/// Which of `records` go on: two versions of one record can arrive together (an order modified
+/// while its window was read, met again on a re-read), and only the last, the newest, may be
+/// sent. Sending both would make two bills wherever the target does not refuse a repeated key.
+fn newest_versions(records: &[SourceRecord]) -> Vec<bool> {
+    let last_of: HashMap<&str, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| (record.key.as_str(), index))
+        .collect();
+    records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| last_of[record.key.as_str()] == index)
+        .collect()
 }
 
 /// A record the target refused but holds all the same counts as written (it is never sent
@@ -979,4 +996,28 @@ pub fn describe(summary: &Summary) -> Vec<String> {
         _ => {}
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, modified: &str) -> SourceRecord {
+        SourceRecord {
+            record: Arc::new(serde_json::json!({"order_no": key, "modified": modified})),
+            key: key.to_string(),
+            modified: Some(modified.to_string()),
+            window: Some(0),
+        }
+    }
+
+    #[test]
+    fn of_two_versions_read_together_only_the_newest_goes_on() {
+        let records = vec![
+            record("RK1", "2024-01-01 10:00:00"),
+            record("RK2", "2024-01-01 10:00:00"),
+            record("RK1", "2024-01-01 10:05:00"),
+        ];
+        assert_eq!(newest_versions(&records), vec![false, true, true]);
+    }
 }
