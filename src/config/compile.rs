@@ -124,6 +124,18 @@ static JSONPATH_COLUMN: LazyLock<Regex> =
 static JSONPATH_EXPECTED: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?m)^\s*=\s*(.+)$").expect("valid regex"));
 
+/// A file named relative to the connector file `conn` (an API schema, a params schema).
+fn beside_connector(conn: &ConnectorSource, name: impl AsRef<Path>) -> PathBuf {
+    tidy(
+        &conn
+            .connector
+            .file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(name),
+    )
+}
+
 /// `a/connectors/../../schemas/x.json` → `schemas/x.json` (lexically, for messages and reading).
 pub(crate) fn tidy(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
@@ -1734,14 +1746,7 @@ fn check_params_schema(
     let Some(name) = &op.params_schema else {
         return;
     };
-    let file = tidy(
-        &conn
-            .connector
-            .file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(name),
-    );
+    let file = beside_connector(conn, name);
     let schema = match ApiSchema::load(&file) {
         Ok(schema) => schema,
         Err(err) => {
@@ -1987,14 +1992,7 @@ fn op_schema(
     } else {
         text
     };
-    let file = tidy(
-        &conn
-            .connector
-            .file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(&rendered),
-    );
+    let file = beside_connector(conn, &rendered);
     if file.is_dir() {
         cx.error(
             format!(
