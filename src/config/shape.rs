@@ -80,40 +80,31 @@ pub fn remove(value: &mut Yaml, path: &YamlPath) {
     }
 }
 
-/// Add `key: item` to the mapping at `path` in `value`, if there is one.
-pub fn insert(value: &mut Yaml, path: &YamlPath, key: &str, item: Yaml) {
+/// The node at `path` in `value`, if that path exists.
+fn node_at<'a>(value: &'a mut Yaml, path: &YamlPath) -> Option<&'a mut Yaml> {
     let mut node = value;
     for segment in path.segments() {
-        let next = match (segment, node) {
-            (Segment::Key(k), Yaml::Mapping(map)) => map.get_mut(k.as_str()),
-            (Segment::Index(i), Yaml::Sequence(items)) => items.get_mut(*i),
-            _ => None,
+        node = match (segment, node) {
+            (Segment::Key(key), Yaml::Mapping(map)) => map.get_mut(key.as_str())?,
+            (Segment::Index(i), Yaml::Sequence(items)) => items.get_mut(*i)?,
+            _ => return None,
         };
-        match next {
-            Some(next) => node = next,
-            None => return,
-        }
     }
-    if let Yaml::Mapping(map) = node {
+    Some(node)
+}
+
+/// Add `key: item` to the mapping at `path` in `value`, if there is one.
+pub fn insert(value: &mut Yaml, path: &YamlPath, key: &str, item: Yaml) {
+    if let Some(Yaml::Mapping(map)) = node_at(value, path) {
         map.insert(Yaml::String(key.to_string()), item);
     }
 }
 
 /// Put `replacement` at `path` in `value`, if that path exists.
 pub fn replace(value: &mut Yaml, path: &YamlPath, replacement: Yaml) {
-    let mut node = value;
-    for segment in path.segments() {
-        let next = match (segment, node) {
-            (Segment::Key(key), Yaml::Mapping(map)) => map.get_mut(key.as_str()),
-            (Segment::Index(i), Yaml::Sequence(items)) => items.get_mut(*i),
-            _ => None,
-        };
-        match next {
-            Some(next) => node = next,
-            None => return,
-        }
+    if let Some(node) = node_at(value, path) {
+        *node = replacement;
     }
-    *node = replacement;
 }
 
 /// Every shape problem of `value` against `schema` (a root schema with `$defs`).

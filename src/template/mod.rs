@@ -7,7 +7,7 @@
 //! load, into one [`TemplateSet`]; evaluation never parses. Errors in a template's syntax
 //! come back relative to the leaf's text; `config` turns them into file positions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, LazyLock};
 
 use minijinja::value::ValueKind;
@@ -217,11 +217,7 @@ impl Builder {
                 .ok()
                 .map(|t| t.undeclared_variables(true)),
         };
-        names
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|name| !is_global(&self.env, name))
-            .collect()
+        not_global(&self.env, names)
     }
 
     /// The compiled text of a template added earlier.
@@ -319,11 +315,7 @@ impl TemplateSet {
                 .ok()
                 .map(|t| t.undeclared_variables(true)),
         };
-        names
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|name| !is_global(env, name))
-            .collect()
+        not_global(env, names)
     }
 
     pub fn ids(&self) -> impl Iterator<Item = TemplateId> {
@@ -398,6 +390,15 @@ fn probe(env: &Environment<'static>, expr: &str, missing: minijinja::ErrorKind) 
         Ok(compiled) => !matches!(compiled.eval(()), Err(err) if err.kind() == missing),
         Err(_) => true,
     }
+}
+
+/// The undeclared names of a template (`None`: it did not compile) that are not globals.
+fn not_global(env: &Environment<'static>, names: Option<HashSet<String>>) -> BTreeSet<String> {
+    names
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|name| !is_global(env, name))
+        .collect()
 }
 
 fn is_global(env: &Environment<'static>, name: &str) -> bool {
