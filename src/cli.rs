@@ -58,7 +58,8 @@ pub enum Command {
     /// Run a flow: read new records, map them, write them exactly once, move the cursor.
     ///
     /// Exit code 0: every record written; 1: some records were parked (see `engine failed`);
-    /// 3: the flow is invalid; 4: the run stopped (credentials refused, an API unreachable).
+    /// 3: the flow is invalid; 4: the run stopped (credentials refused, an API unreachable);
+    /// 5: another command holds the flow's lock (see `--wait`).
     Run {
         /// The flow file.
         flow: PathBuf,
@@ -84,7 +85,7 @@ pub enum Command {
         #[command(flatten)]
         state: StateDir,
     },
-    /// Show a flow's cursor, its records by status and its last runs.
+    /// Show a flow's lock (who holds it), cursor, records by status and last runs.
     State {
         /// The flow file.
         flow: PathBuf,
@@ -108,6 +109,8 @@ pub enum Command {
         state: StateDir,
     },
     /// Send parked records again (all of them, or the given keys), with the flow as it is now.
+    ///
+    /// Exit code 5: another command holds the flow's lock (see `--wait`).
     Retry {
         /// The flow file.
         flow: PathBuf,

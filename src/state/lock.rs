@@ -33,7 +33,7 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long a command that does not wait keeps trying before it refuses: long enough to step
 /// over `engine state` looking at the lock for an instant, short enough to refuse at once for
 /// a person.
-const GRACE: Duration = Duration::from_secs(1);
+const GRACE: Duration = Duration::from_millis(500);
 
 /// Characters of a flow name kept as they are in its lock file's name; the rest is
 /// percent-encoded, so every name maps to one file and no name leaves the folder.

@@ -8,9 +8,13 @@
 //! to downgrade, delete or re-mark it (see `schema`). Every change of more than one row is one
 //! transaction, so a crash leaves the state as it was before the change or after it.
 //!
+//! `open` refuses to take any existing file but an engine ledger and creates a new one whole;
+//! `lock` keeps one writer per flow.
+//!
 //! This module is storage only: it does not decide when the cursor may move, what to do with
 //! a key left in flight, or whether a changed record is a conflict; the runner does. It does
-//! no IO but its own database file, and takes the clock as a parameter.
+//! no IO but its own files (the database, its folder, the flows' lock files), and takes the
+//! clock as a parameter.
 
 mod ledger;
 pub mod lock;
