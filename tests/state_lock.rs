@@ -151,7 +151,8 @@ fn with_wait_a_second_run_waits_for_the_first_and_runs_after_it() {
     assert_eq!(delivered, completed);
     let runs = state(&sync)["runs"].as_array().unwrap().clone();
     assert_eq!(runs.len(), 2);
-    let time = |value: &Value| chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap()).unwrap();
+    let time =
+        |value: &Value| chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap()).unwrap();
     assert!(
         time(&runs[0]["started"]) >= time(&runs[1]["finished"]),
         "the second run started after the first finished: {runs:?}"
@@ -169,11 +170,9 @@ fn a_lock_left_by_a_killed_run_is_taken_over_and_every_order_lands_once() {
     sync.engine(&["state", "mappings/refund.yaml"])
         .success()
         .stdout_contains(&format!("lock: free (last held by pid {pid} on host `"));
-    sync.run(&[])
-        .success()
-        .stderr_contains(&format!(
-            "took over the lock of flow `refund` left by pid {pid} on host `"
-        ));
+    sync.run(&[]).success().stderr_contains(&format!(
+        "took over the lock of flow `refund` left by pid {pid} on host `"
+    ));
     let (completed, delivered) = completed_and_delivered(&sync);
     assert_eq!(delivered, completed);
     assert_eq!(state(&sync)["lock"]["state"], "free");
@@ -286,7 +285,10 @@ fn with_stdout_closed(args: &[&str]) -> (Option<i32>, String) {
     let mut child = Command::new(engine_binary())
         .args(args)
         .current_dir(repo_root())
-        .env("ENGINE_STATE_DIR", std::env::temp_dir().join("engine-closed-pipe"))
+        .env(
+            "ENGINE_STATE_DIR",
+            std::env::temp_dir().join("engine-closed-pipe"),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

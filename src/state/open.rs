@@ -191,19 +191,22 @@ fn not_a_ledger(path: &Path, why: &str) -> Error {
     )
 }
 
-/// "cannot {action} in the state database `{name}`", saying who keeps it busy when it is
-/// locked by another process.
+/// "cannot {action} in the state database `{name}`" (or, for an action on the whole file,
+/// "cannot {action} the state database"), saying who keeps it busy when another process
+/// holds its lock.
 pub(crate) fn database_error(name: &str, action: &str, source: rusqlite::Error) -> Error {
+    let what = match action {
+        "open" | "configure" | "migrate" | "read" => {
+            format!("{action} the state database `{name}`")
+        }
+        _ => format!("{action} in the state database `{name}`"),
+    };
     let busy = matches!(
         source.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
     );
     if !busy {
-        return Error::new(
-            ErrorKind::State,
-            format!("cannot {action} in the state database `{name}`"),
-        )
-        .with_source(source);
+        return Error::new(ErrorKind::State, format!("cannot {what}")).with_source(source);
     }
     let holders = lock::processes_with_open(Path::new(name));
     let who = if holders.is_empty() {
@@ -214,8 +217,7 @@ pub(crate) fn database_error(name: &str, action: &str, source: rusqlite::Error) 
     Error::new(
         ErrorKind::State,
         format!(
-            "cannot {action} in the state database `{name}`: it is locked by another process{who}, \
-             which kept it busy for {} s",
+            "cannot {what}: it is locked by another process{who}, which kept it busy for {} s",
             super::BUSY_TIMEOUT.as_secs()
         ),
     )
@@ -345,7 +347,7 @@ mod tests {
         assert_eq!(
             err.message(),
             format!(
-                "cannot migrate in the state database `{name}`: it is locked by another process, \
+                "cannot migrate the state database `{name}`: it is locked by another process, \
                  which kept it busy for 5 s"
             )
         );
