@@ -232,19 +232,10 @@ pub fn state(
     let runs = store.runs(&flow.name, 10)?;
     let lock = FlowLock::probe(&lock_path)?;
     if json_format {
-        let (lock_state, holder) = match &lock {
-            LockState::Free => ("free", None),
-            LockState::Left(holder) => ("left", Some(holder)),
-            LockState::Held(holder) => ("held", holder.as_ref()),
-        };
         let value = json!({
             "flow": flow.name,
             "state": path.display().to_string(),
-            "lock": {
-                "state": lock_state,
-                "holder": holder.map(Holder::to_json),
-                "file": lock_path.display().to_string(),
-            },
+            "lock": lock_json(&lock, &lock_path),
             "cursor": cursor.map(|c| c.to_rfc3339()),
             "counts": counts.iter().map(|(status, n)| (status.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "runs": runs.iter().map(|run| json!({
@@ -272,15 +263,7 @@ pub fn state(
         flow_file.display(),
         path.display()
     );
-    match &lock {
-        LockState::Free => println!("lock: free"),
-        LockState::Left(holder) => println!(
-            "lock: free (last held by {}, which ended without releasing it)",
-            holder.describe()
-        ),
-        LockState::Held(Some(holder)) => println!("lock: held by {}", holder.describe()),
-        LockState::Held(None) => println!("lock: held by a process that is starting"),
-    }
+    println!("lock: {}", lock_line(&lock));
     match cursor {
         Some(cursor) => println!("cursor: {} (Asia/Shanghai)", wall_clock(cursor)),
         None => println!("cursor: none yet (the first run starts at `source.window.start`)"),
@@ -293,12 +276,18 @@ pub fn state(
         count(Status::Conflict),
         count(Status::InFlight)
     );
+    print_runs(&runs);
+    Ok(ExitCode::Ok)
+}
+
+/// The run history as `engine state` shows it.
+fn print_runs(runs: &[crate::state::Run]) {
     if runs.is_empty() {
         println!("no runs yet");
     } else {
         println!("last runs:");
     }
-    for run in &runs {
+    for run in runs {
         let finished = match run.finished {
             Some(finished) => wall_clock(finished),
             None => "did not finish".to_string(),
@@ -329,7 +318,33 @@ pub fn state(
             ),
         }
     }
-    Ok(ExitCode::Ok)
+}
+
+/// The flow's lock as `engine state --json` shows it.
+fn lock_json(lock: &LockState, file: &Path) -> serde_json::Value {
+    let (state, holder) = match lock {
+        LockState::Free => ("free", None),
+        LockState::Left(holder) => ("left", Some(holder)),
+        LockState::Held(holder) => ("held", holder.as_ref()),
+    };
+    json!({
+        "state": state,
+        "holder": holder.map(Holder::to_json),
+        "file": file.display().to_string(),
+    })
+}
+
+/// The flow's lock as `engine state` says it.
+fn lock_line(lock: &LockState) -> String {
+    match lock {
+        LockState::Free => "free".to_string(),
+        LockState::Left(holder) => format!(
+            "free (last held by {}, which ended without releasing it)",
+            holder.describe()
+        ),
+        LockState::Held(Some(holder)) => format!("held by {}", holder.describe()),
+        LockState::Held(None) => "held by a process that is starting".to_string(),
+    }
 }
 
 /// `engine failed FLOW`: the parked records with their reasons.
