@@ -11,6 +11,7 @@
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
@@ -63,11 +64,14 @@ pub(crate) fn ensure_exists(path: &Path) -> Result<usize> {
              then sent again: check the target first)",
         ));
     }
+    // Unique per process and per call: two flows of one process may create it at once.
+    static CREATIONS: AtomicU64 = AtomicU64::new(0);
     let temporary = dir.join(format!(
-        ".{}.{}.new",
+        ".{}.{}-{}.new",
         path.file_name()
             .map_or("state.db".into(), |n| n.to_string_lossy()),
-        std::process::id()
+        std::process::id(),
+        CREATIONS.fetch_add(1, Ordering::Relaxed)
     ));
     let result = build_and_link(&temporary, path);
     let _ = std::fs::remove_file(&temporary);
@@ -307,6 +311,34 @@ mod tests {
         assert_eq!(names, [".state.db.1.new", "state.db"]);
         let (_, applied) = Store::open_counting_migrations(&path).unwrap();
         assert_eq!(applied, 0);
+    }
+
+    #[test]
+    fn processes_creating_one_ledger_at_once_all_write_into_the_same_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (path, barrier) = (path.clone(), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let store = Store::open(&path).unwrap();
+                    let now = chrono::Utc::now();
+                    store.advance_cursor(&format!("flow{i}"), now, now).unwrap();
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        for i in 0..8 {
+            assert!(
+                store.cursor(&format!("flow{i}")).unwrap().is_some(),
+                "flow{i}"
+            );
+        }
     }
 
     #[cfg(unix)]
