@@ -18,6 +18,7 @@ use crate::preview;
 use crate::request::Env;
 use crate::run::commands;
 use crate::sim;
+use crate::state::lock::Wait;
 
 /// Declarative data integration: WDT refund stock-ins into Kingdee sales return bills, and
 /// any other source→target pair described in YAML.
@@ -57,7 +58,8 @@ pub enum Command {
     /// Run a flow: read new records, map them, write them exactly once, move the cursor.
     ///
     /// Exit code 0: every record written; 1: some records were parked (see `engine failed`);
-    /// 3: the flow is invalid; 4: the run stopped (credentials refused, an API unreachable).
+    /// 3: the flow is invalid; 4: the run stopped (credentials refused, an API unreachable);
+    /// 5: another command holds the flow's lock (see `--wait`).
     Run {
         /// The flow file.
         flow: PathBuf,
@@ -76,10 +78,14 @@ pub enum Command {
         /// With `--sandbox`: keep the sandboxes running after the run, until Ctrl-C.
         #[arg(long, requires = "sandbox")]
         keep_sandbox: bool,
+        /// If another command holds the flow's lock, wait for it instead of refusing (exit code
+        /// 5): up to DURATION (`30s`, `10m`, `2h`), or as long as it takes without one.
+        #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever", value_parser = parse_wait)]
+        wait: Option<Wait>,
         #[command(flatten)]
         state: StateDir,
     },
-    /// Show a flow's cursor, its records by status and its last runs.
+    /// Show a flow's lock (who holds it), cursor, records by status and last runs.
     State {
         /// The flow file.
         flow: PathBuf,
@@ -103,11 +109,17 @@ pub enum Command {
         state: StateDir,
     },
     /// Send parked records again (all of them, or the given keys), with the flow as it is now.
+    ///
+    /// Exit code 5: another command holds the flow's lock (see `--wait`).
     Retry {
         /// The flow file.
         flow: PathBuf,
         /// Keys of the records to retry (e.g. WDT order numbers); none means every parked record.
         keys: Vec<String>,
+        /// If another command holds the flow's lock, wait for it instead of refusing (exit code
+        /// 5): up to DURATION (`30s`, `10m`, `2h`), or as long as it takes without one.
+        #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever", value_parser = parse_wait)]
+        wait: Option<Wait>,
         #[command(flatten)]
         state: StateDir,
     },
@@ -127,6 +139,16 @@ pub struct StateDir {
     /// Folder of the state database (`state.db`). Default: `.engine/` next to the flow file.
     #[arg(long, env = "ENGINE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+fn parse_wait(text: &str) -> std::result::Result<Wait, String> {
+    if text == "forever" {
+        return Ok(Wait::Forever);
+    }
+    let span = crate::time::parse_span(text)?;
+    span.to_std()
+        .map(Wait::UpTo)
+        .map_err(|_| format!("`{text}` is not a time to wait: it must not be negative"))
 }
 
 fn parse_time(text: &str) -> std::result::Result<DateTime<Utc>, String> {
@@ -168,6 +190,56 @@ pub enum SimCommand {
     },
 }
 
+/// The program: [`run`] on the process's arguments, behind a last-resort panic hook, so that
+/// no user ever sees a Rust backtrace. A panic is a bug: it prints one
+/// `error: internal error: … (please report)` line and the command exits with the fatal
+/// code (4). Standard output or error closed early (`engine failed --json | head -1`) is not
+/// a bug: the command stops quietly with 141 (128 + SIGPIPE), as a Unix tool does.
+pub fn main() -> i32 {
+    std::panic::set_hook(Box::new(last_resort));
+    std::panic::catch_unwind(|| run(std::env::args_os())).unwrap_or(ExitCode::Fatal.code())
+}
+
+fn last_resort(info: &std::panic::PanicHookInfo<'_>) {
+    use std::io::Write;
+    let payload = info.payload();
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message");
+    if is_closed_pipe(message) {
+        // Exiting here, not after unwinding: every later print would panic the same way.
+        std::process::exit(ExitCode::ClosedPipe.code());
+    }
+    let location = info
+        .location()
+        .map(|at| format!("{}:{}:{}", at.file(), at.line(), at.column()));
+    // A closed stderr cannot be told anything: the result is ignored.
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}",
+        internal_error_line(message, location.as_deref())
+    );
+}
+
+/// The one line a panic prints: its message's first line and where it happened.
+fn internal_error_line(message: &str, location: Option<&str>) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    match location {
+        Some(at) => format!("error: internal error: {first} at {at} (please report)"),
+        None => format!("error: internal error: {first} (please report)"),
+    }
+}
+
+/// Whether a panic is `println!`/`eprintln!` meeting a closed pipe (EPIPE), as std words it.
+fn is_closed_pipe(message: &str) -> bool {
+    const EPIPE: &str = "(os error 32)";
+    (message.starts_with("failed printing to stdout")
+        || message.starts_with("failed printing to stderr"))
+        && message.ends_with(EPIPE)
+}
+
 /// Run the command line `args` (including the program name) and return the exit code.
 pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
@@ -204,6 +276,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             until,
             sandbox,
             keep_sandbox,
+            wait,
             state,
         } => {
             let request = commands::RunRequest {
@@ -214,6 +287,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 state_dir: state.state_dir,
                 sandbox,
                 keep_sandbox,
+                wait: wait.unwrap_or(Wait::No),
             };
             runtime()?.block_on(commands::run(request, process_env()))
         }
@@ -231,10 +305,16 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Failed { flow, json, state } => {
             commands::failed(&flow, state.state_dir.as_deref(), json)
         }
-        Command::Retry { flow, keys, state } => runtime()?.block_on(commands::retry(
+        Command::Retry {
+            flow,
+            keys,
+            wait,
+            state,
+        } => runtime()?.block_on(commands::retry(
             &flow,
             state.state_dir.as_deref(),
             keys,
+            wait.unwrap_or(Wait::No),
             process_env(),
         )),
         Command::Schema { which } => {
@@ -303,5 +383,40 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_one_line_with_its_message_and_place() {
+        for (message, location, line) in [
+            (
+                "index out of bounds\nmore detail",
+                Some("src/source/window.rs:10:5"),
+                "error: internal error: index out of bounds at src/source/window.rs:10:5 (please report)",
+            ),
+            ("", None, "error: internal error:  (please report)"),
+        ] {
+            assert_eq!(internal_error_line(message, location), line);
+        }
+    }
+
+    #[test]
+    fn only_a_print_to_a_closed_pipe_counts_as_a_closed_pipe() {
+        for (message, closed) in [
+            ("failed printing to stdout: Broken pipe (os error 32)", true),
+            ("failed printing to stderr: Broken pipe (os error 32)", true),
+            (
+                "failed printing to stdout: No space left on device (os error 28)",
+                false,
+            ),
+            ("called `Option::unwrap()` on a `None` value", false),
+            ("connection: Broken pipe (os error 32)", false),
+        ] {
+            assert_eq!(is_closed_pipe(message), closed, "{message}");
+        }
     }
 }

@@ -31,6 +31,8 @@ pub enum ErrorKind {
     State,
     /// The user stopped the command (Ctrl-C, SIGTERM).
     Interrupted,
+    /// Another process holds the flow's lock (one writer per flow); nothing was done.
+    Locked,
 }
 
 impl ErrorKind {
@@ -40,6 +42,7 @@ impl ErrorKind {
             ErrorKind::Usage => ExitCode::Usage,
             ErrorKind::Config => ExitCode::Config,
             ErrorKind::Record => ExitCode::Partial,
+            ErrorKind::Locked => ExitCode::Locked,
             ErrorKind::Io
             | ErrorKind::Network
             | ErrorKind::Auth
@@ -63,6 +66,11 @@ pub enum ExitCode {
     Config = 3,
     /// The run stopped: credentials refused, API unreachable, state unwritable. No cursor moved.
     Fatal = 4,
+    /// Another `engine` holds the flow's lock (named in the message): nothing was done.
+    Locked = 5,
+    /// Standard output was closed early (`engine … | head`): 128 + SIGPIPE, as the shell
+    /// reports a Unix tool stopped by a closed pipe.
+    ClosedPipe = 141,
 }
 
 impl ExitCode {

@@ -17,6 +17,7 @@ use crate::request::Env;
 use crate::run::progress::Progress;
 use crate::run::{self, Options, Summary};
 use crate::sim;
+use crate::state::lock::{self, FlowLock, Holder, LockState, Wait};
 use crate::state::{Status, Store};
 use crate::time::{self, SystemClock, wall_clock};
 
@@ -28,6 +29,28 @@ pub fn store_path(flow_file: &Path, state_dir: Option<&Path>) -> PathBuf {
         None => flow_file.parent().unwrap_or(Path::new(".")).join(".engine"),
     };
     dir.join("state.db")
+}
+
+/// Take the flow's lock for a command that writes its state or its target (see
+/// `state::lock`), saying so when it has to wait or takes over a lock left by a killed run.
+pub fn take_lock(flow: &Flow, store: &Path, wait: Wait) -> Result<FlowLock> {
+    let path = lock::lock_path(store.parent().unwrap_or(Path::new(".")), &flow.name);
+    let holder = Holder::this_process(Utc::now());
+    let lock = FlowLock::acquire(&path, &flow.name, &holder, wait, |current| {
+        eprintln!(
+            "waiting for flow `{}`, locked by {}",
+            flow.name,
+            current.map_or_else(|| "another process".to_string(), Holder::describe)
+        );
+    })?;
+    if let Some(left) = &lock.taken_over {
+        eprintln!(
+            "took over the lock of flow `{}` left by {}, which ended without releasing it",
+            flow.name,
+            left.describe()
+        );
+    }
+    Ok(lock)
 }
 
 fn load(flow_file: &Path) -> Result<Arc<Flow>> {
@@ -47,12 +70,24 @@ pub struct RunRequest {
     pub state_dir: Option<PathBuf>,
     pub sandbox: bool,
     pub keep_sandbox: bool,
+    /// How long to wait for the flow's lock.
+    pub wait: Wait,
 }
 
 pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     let flow = load(&request.flow)?;
+    // A fresh sandbox holds nothing yet; a fresh ledger goes with it.
+    let sandbox_dir = (request.sandbox && request.state_dir.is_none())
+        .then(|| std::env::temp_dir().join(format!("engine-sandbox-{}", std::process::id())));
+    let state_dir = request.state_dir.clone().or(sandbox_dir.clone());
+    let store = store_path(&request.flow, state_dir.as_deref());
+    // A dry run writes neither the ledger nor the target (only its line in the run history),
+    // so it runs beside a real one.
+    let _lock = match request.dry_run {
+        true => None,
+        false => Some(take_lock(&flow, &store, request.wait)?),
+    };
     let progress = Arc::new(Progress::for_stderr());
-    let mut sandbox_dir = None;
     let sandboxes = if request.sandbox {
         let common = sim::CommonOptions::default();
         let sandboxes = sim::Sandboxes::start(
@@ -68,21 +103,15 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
             vars.get("KINGDEE_URL").map_or("?", String::as_str)
         ));
         env.extend(vars);
-        if request.state_dir.is_none() {
-            // A fresh sandbox holds nothing yet; a fresh ledger goes with it.
-            let dir = std::env::temp_dir().join(format!("engine-sandbox-{}", std::process::id()));
-            sandbox_dir = Some(dir);
-        }
         Some(sandboxes)
     } else {
         None
     };
-    let state_dir = request.state_dir.clone().or(sandbox_dir.clone());
     let options = Options {
         dry_run: request.dry_run,
         since: request.since,
         until: request.until,
-        store: store_path(&request.flow, state_dir.as_deref()),
+        store,
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
     };
@@ -184,9 +213,12 @@ pub fn state(
 ) -> Result<ExitCode> {
     let flow = load(flow_file)?;
     let path = store_path(flow_file, state_dir);
+    let lock_path = lock::lock_path(path.parent().unwrap_or(Path::new(".")), &flow.name);
     let store = Store::open(&path)?;
     if let Some(text) = reset_cursor {
         let to = time::parse_instant(text).map_err(Error::usage)?;
+        // The cursor is the running command's to move: a reset under it would be undone.
+        let _lock = take_lock(&flow, &path, Wait::No)?;
         store.reset_cursor(&flow.name, to, Utc::now())?;
         eprintln!(
             "cursor of `{}` set to {} ({})",
@@ -198,10 +230,12 @@ pub fn state(
     let cursor = store.cursor(&flow.name)?;
     let counts = store.counts(&flow.name)?;
     let runs = store.runs(&flow.name, 10)?;
+    let lock = FlowLock::probe(&lock_path)?;
     if json_format {
         let value = json!({
             "flow": flow.name,
             "state": path.display().to_string(),
+            "lock": lock_json(&lock, &lock_path),
             "cursor": cursor.map(|c| c.to_rfc3339()),
             "counts": counts.iter().map(|(status, n)| (status.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "runs": runs.iter().map(|run| json!({
@@ -229,6 +263,7 @@ pub fn state(
         flow_file.display(),
         path.display()
     );
+    println!("lock: {}", lock_line(&lock));
     match cursor {
         Some(cursor) => println!("cursor: {} (Asia/Shanghai)", wall_clock(cursor)),
         None => println!("cursor: none yet (the first run starts at `source.window.start`)"),
@@ -241,12 +276,18 @@ pub fn state(
         count(Status::Conflict),
         count(Status::InFlight)
     );
+    print_runs(&runs);
+    Ok(ExitCode::Ok)
+}
+
+/// The run history as `engine state` shows it.
+fn print_runs(runs: &[crate::state::Run]) {
     if runs.is_empty() {
         println!("no runs yet");
     } else {
         println!("last runs:");
     }
-    for run in &runs {
+    for run in runs {
         let finished = match run.finished {
             Some(finished) => wall_clock(finished),
             None => "did not finish".to_string(),
@@ -277,7 +318,33 @@ pub fn state(
             ),
         }
     }
-    Ok(ExitCode::Ok)
+}
+
+/// The flow's lock as `engine state --json` shows it.
+fn lock_json(lock: &LockState, file: &Path) -> serde_json::Value {
+    let (state, holder) = match lock {
+        LockState::Free => ("free", None),
+        LockState::Left(holder) => ("left", Some(holder)),
+        LockState::Held(holder) => ("held", holder.as_ref()),
+    };
+    json!({
+        "state": state,
+        "holder": holder.map(Holder::to_json),
+        "file": file.display().to_string(),
+    })
+}
+
+/// The flow's lock as `engine state` says it.
+fn lock_line(lock: &LockState) -> String {
+    match lock {
+        LockState::Free => "free".to_string(),
+        LockState::Left(holder) => format!(
+            "free (last held by {}, which ended without releasing it)",
+            holder.describe()
+        ),
+        LockState::Held(Some(holder)) => format!("held by {}", holder.describe()),
+        LockState::Held(None) => "held by a process that is starting".to_string(),
+    }
 }
 
 /// `engine failed FLOW`: the parked records with their reasons.
@@ -358,15 +425,18 @@ pub async fn retry(
     flow_file: &Path,
     state_dir: Option<&Path>,
     keys: Vec<String>,
+    wait: Wait,
     env: Env,
 ) -> Result<ExitCode> {
     let flow = load(flow_file)?;
+    let store = store_path(flow_file, state_dir);
+    let _lock = take_lock(&flow, &store, wait)?;
     let progress = Arc::new(Progress::for_stderr());
     let options = Options {
         dry_run: false,
         since: None,
         until: None,
-        store: store_path(flow_file, state_dir),
+        store,
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
     };

@@ -8,11 +8,17 @@
 //! to downgrade, delete or re-mark it (see `schema`). Every change of more than one row is one
 //! transaction, so a crash leaves the state as it was before the change or after it.
 //!
+//! `open` refuses to take any existing file but an engine ledger and creates a new one whole;
+//! `lock` keeps one writer per flow.
+//!
 //! This module is storage only: it does not decide when the cursor may move, what to do with
 //! a key left in flight, or whether a changed record is a conflict; the runner does. It does
-//! no IO but its own database file, and takes the clock as a parameter.
+//! no IO but its own files (the database, its folder, the flows' lock files), and takes the
+//! clock as a parameter.
 
 mod ledger;
+pub mod lock;
+mod open;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -239,7 +245,8 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open or create the database at `path` (creating parent folders) and migrate it.
+    /// Open the ledger at `path` and migrate it, or create it (and its folders) if there is no
+    /// file; an existing file that is not an engine ledger is refused (see `open`).
     pub fn open(path: &Path) -> Result<Store> {
         Store::open_counting_migrations(path).map(|(store, _)| store)
     }
@@ -257,31 +264,14 @@ impl Store {
     }
 
     fn open_counting_migrations(path: &Path) -> Result<(Store, usize)> {
-        if let Some(parent) = path
-            .parent()
-            .filter(|parent| !parent.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(parent).map_err(|err| Error::io("create", parent, err))?;
-        }
-        let name = path.display().to_string();
-        let connection = Connection::open(path).map_err(|source| {
-            Error::new(
-                ErrorKind::State,
-                format!("cannot open the state database `{name}`"),
-            )
-            .with_source(source)
-        })?;
-        Store::from_connection(connection, &name)
+        let created = open::ensure_exists(path)?;
+        let connection = open::open_existing(path)?;
+        let (store, applied) = Store::from_connection(connection, &path.display().to_string())?;
+        Ok((store, created + applied))
     }
 
     fn from_connection(mut connection: Connection, name: &str) -> Result<(Store, usize)> {
-        let failed = |source: rusqlite::Error| {
-            Error::new(
-                ErrorKind::State,
-                format!("cannot configure the state database `{name}`"),
-            )
-            .with_source(source)
-        };
+        let failed = |source: rusqlite::Error| open::database_error(name, "configure", source);
         // Another process (a second `engine` started by mistake, or `sqlite3`) waits for the
         // lock instead of failing at once.
         connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
@@ -322,13 +312,7 @@ impl Store {
 
     /// Wrap a database error as "cannot {action} in the state database `{name}`".
     fn failed(&self, action: String) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
-        move |source| {
-            Error::new(
-                ErrorKind::State,
-                format!("cannot {action} in the state database `{}`", self.name),
-            )
-            .with_source(source)
-        }
+        move |source| open::database_error(&self.name, &action, source)
     }
 
     /// The instant up to which every record of `flow` has been written or parked.

@@ -96,16 +96,31 @@ pub(crate) fn version(connection: &Connection) -> rusqlite::Result<u32> {
     connection.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
+/// The refusal of a database written by a newer engine.
+pub(crate) fn newer_than_this_engine(name: &str, version: u32) -> Error {
+    Error::new(
+        ErrorKind::State,
+        format!(
+            "the state database `{name}` has schema version `{version}`, newer than version \
+             `{LATEST}` of this engine"
+        ),
+    )
+    .with_hint("use the engine release that wrote it, or a newer one")
+}
+
 /// Bring the database up to [`LATEST`]; returns how many migrations ran (0 when it was
-/// already up to date, in which case nothing was written).
+/// already up to date, in which case nothing was written and no write lock was taken).
 pub(crate) fn migrate(connection: &mut Connection, name: &str) -> Result<usize> {
-    let failed = |source: rusqlite::Error| {
-        Error::new(
-            ErrorKind::State,
-            format!("cannot migrate the state database `{name}`"),
-        )
-        .with_source(source)
-    };
+    let failed = |source: rusqlite::Error| super::open::database_error(name, "migrate", source);
+    // Reading the version needs no write lock, so `engine state` works while another process
+    // writes; only a database that needs a migration waits for the write lock.
+    let current = version(connection).map_err(failed)?;
+    if current > LATEST {
+        return Err(newer_than_this_engine(name, current));
+    }
+    if current == LATEST {
+        return Ok(0);
+    }
     let mut applied = 0;
     loop {
         // IMMEDIATE takes the write lock before reading the version, so two processes opening
@@ -115,14 +130,7 @@ pub(crate) fn migrate(connection: &mut Connection, name: &str) -> Result<usize> 
             .map_err(failed)?;
         let current = version(&tx).map_err(failed)?;
         if current > LATEST {
-            return Err(Error::new(
-                ErrorKind::State,
-                format!(
-                    "the state database `{name}` has schema version `{current}`, newer than \
-                     version `{LATEST}` of this engine"
-                ),
-            )
-            .with_hint("use the engine release that wrote it, or a newer one"));
+            return Err(newer_than_this_engine(name, current));
         }
         let Some(script) = MIGRATIONS.get(current as usize) else {
             // Up to date: dropping `tx` rolls back a transaction that wrote nothing.
