@@ -5,12 +5,18 @@
 //! 5xx) is never repeated here: it comes back as [`CallError::Uncertain`] and the writer
 //! verifies it by looking the records up; a `retryable` answer to a write comes back as a
 //! reply, because some of its records may have been saved. A `throttled` answer (or HTTP 429)
-//! was not processed: every call waits, then it is repeated, writes included. A lost session means the request was not
-//! processed: the strategy logs in again and the request is sent again. Every call passes
-//! the connector's rate limit, shared by all concurrent callers.
+//! was not processed: every call waits, then it is repeated, writes included, unless its
+//! `Retry-After` asks for more than `http.retry.max_retry_after`: then the call fails at once,
+//! saying what the server asked. A lost session means the request was not processed: the
+//! strategy logs in again and the request is sent again. Every call passes the connector's
+//! rate limit, shared by all concurrent callers. A call, its retries and waits included, ends
+//! within `http.call_timeout`; failures that no retry can change (a TLS certificate refused, a
+//! redirect away from the base URL, an answer over `http.max_response_bytes`) end it at once.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::Value as Json;
 
@@ -19,12 +25,13 @@ use crate::config::model::{Connector, Operation, Retry};
 use crate::config::raw::Encoding;
 use crate::error::{Error, ErrorKind};
 use crate::http::envelope::{self, Verdict};
+use crate::http::proxy::Proxies;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::retry::{Jitter, Sleeper, backoff};
 use crate::http::transport::{Body, Request, SendError, Transport, join_url};
 use crate::request::Env;
 use crate::template::TemplateSet;
-use crate::time::Clock;
+use crate::time::{Clock, format_span};
 
 /// What a call carries.
 #[derive(Debug, Clone)]
@@ -81,14 +88,12 @@ pub struct Client {
     auth: Authenticator,
     limiter: RateLimiter,
     retry: Retry,
+    call_timeout: Duration,
     jitter: Jitter,
     sleeper: Sleeper,
     clock: Arc<dyn Clock>,
     notify: Notify,
 }
-
-/// The longest `Retry-After` obeyed (15 minutes); a longer one is cut to this.
-const MAX_RETRY_AFTER_SECS: u64 = 900;
 
 /// How many times in a row one call answers a lost session by logging in again. Sessions
 /// that die fast (a short server lifetime, concurrent callers sharing one) can take a few;
@@ -132,9 +137,14 @@ impl Client {
         let auth = Authenticator::resolve(&connector.auth, templates, env, &name)?;
         let seed = clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
         Ok(Client {
-            transport: Transport::new(&connector.http)?,
+            transport: Transport::new(&connector.http, &base_url, &Proxies::from_env(env))?,
             limiter: RateLimiter::new(connector.http.rate_limit),
             retry: connector.http.retry,
+            call_timeout: connector
+                .http
+                .call_timeout
+                .to_std()
+                .unwrap_or(Duration::from_secs(300)),
             jitter: Jitter::new(seed),
             name,
             base_url,
@@ -146,15 +156,30 @@ impl Client {
         })
     }
 
+    /// Where the connector's requests go, for the run header: its origin, and the proxy.
+    pub fn route(&self) -> String {
+        let origin = reqwest::Url::parse(&self.base_url)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default();
+        match self.transport.proxy() {
+            Some(proxy) => format!("`{}` at {origin} via proxy {proxy}", self.name),
+            None => format!("`{}` at {origin}, direct", self.name),
+        }
+    }
+
     /// Log in, for strategies that need a session before the first call.
     pub async fn start(&self) -> Result<(), CallError> {
-        self.login(None).await
+        let deadline = Instant::now() + self.call_timeout;
+        match tokio::time::timeout_at(deadline, self.login(None, deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Unavailable(self.overdue("log in", None))),
+        }
     }
 
     /// Log in (at the start, or anew after the session of `generation` was lost), repeating
     /// a login that failed for a transient reason: logging in changes nothing. Refused
-    /// credentials are not repeated.
-    async fn login(&self, lost: Option<Generation>) -> Result<(), CallError> {
+    /// credentials and permanent failures are not repeated.
+    async fn login(&self, lost: Option<Generation>, deadline: Instant) -> Result<(), CallError> {
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 0;
         loop {
@@ -171,10 +196,50 @@ impl Client {
             match result {
                 Ok(()) => return Ok(()),
                 Err(err) if err.kind() == ErrorKind::Auth => return Err(CallError::Auth(err)),
-                Err(err) if attempt < attempts => self.pause(attempt, err.message()).await,
+                Err(err) if err.kind() == ErrorKind::Network && attempt < attempts => {
+                    self.pause_within(deadline, attempt, err.message()).await?
+                }
                 Err(err) => return Err(CallError::Unavailable(err)),
             }
         }
+    }
+
+    /// The call did not `what` within `http.call_timeout` (`why`: the last failure).
+    fn overdue(&self, what: &str, why: Option<&str>) -> Error {
+        let why = why
+            .map(|why| format!("; the last: {why}"))
+            .unwrap_or_default();
+        Error::new(
+            ErrorKind::Network,
+            format!(
+                "{} did not {what} within {} (`http.call_timeout`){why}",
+                self.name,
+                format_span(chrono::Duration::from_std(self.call_timeout).unwrap_or_default())
+            ),
+        )
+        .with_hint("the API answers too slowly or not at all; if it is only slow, raise the connector's `http.call_timeout` and `http.timeout`")
+    }
+
+    /// Wait before retry number `attempt`, unless the wait would end after `deadline`: then
+    /// the call gives up now, with `why`.
+    async fn pause_within(
+        &self,
+        deadline: Instant,
+        attempt: u32,
+        why: &str,
+    ) -> Result<(), CallError> {
+        let wait = backoff(&self.retry, attempt, self.jitter.next());
+        if Instant::now() + wait >= deadline {
+            let what = format!("succeed in {attempt} attempt(s)");
+            return Err(CallError::Unavailable(self.overdue(&what, Some(why))));
+        }
+        (self.notify)(format!(
+            "{}: {why}; retrying in {:.1}s",
+            self.name,
+            wait.as_secs_f64()
+        ));
+        self.sleeper.sleep(wait).await;
+        Ok(())
     }
 
     fn prepare(&self, operation: &Operation, payload: &Payload) -> Request {
@@ -209,7 +274,14 @@ impl Client {
     /// `throttle_wait` (a refusal that is a passing burst costs seconds; a quota that is used
     /// up is waited out), a longer `Retry-After` wins, plus up to a fifth more so that
     /// concurrent callers do not all come back in the same instant. The next `acquire` waits.
-    fn throttle(&self, nth: u32, retry_after: Option<u64>, why: &str) {
+    /// A `Retry-After` above `max_retry_after`, or a wait past `deadline`, ends the call.
+    fn throttle(
+        &self,
+        nth: u32,
+        retry_after: Option<u64>,
+        why: &str,
+        deadline: Instant,
+    ) -> Result<(), Error> {
         let ceiling = self
             .retry
             .throttle_wait
@@ -221,19 +293,37 @@ impl Client {
             .to_std()
             .unwrap_or(Duration::from_secs(1));
         // A server may ask for a longer pause, within reason: an hour-long `Retry-After` is
-        // not waited out eight times over.
-        let asked = Duration::from_secs(retry_after.unwrap_or(0).min(MAX_RETRY_AFTER_SECS));
+        // not waited out eight times over, nor once.
+        let asked = Duration::from_secs(retry_after.unwrap_or(0));
+        let cap = self.retry.max_retry_after.to_std().unwrap_or_default();
+        if asked > cap {
+            return Err(Error::new(
+                ErrorKind::Network,
+                format!(
+                    "{} refused the call for now ({why}) and asks to wait {}s (`Retry-After`), longer than `http.retry.max_retry_after` ({}) allows: not waiting",
+                    self.name,
+                    asked.as_secs(),
+                    format_span(self.retry.max_retry_after)
+                ),
+            )
+            .with_hint("run again later, or raise the connector's `http.retry.max_retry_after`"));
+        }
         let base = initial
             .saturating_mul(2u32.saturating_pow(nth.saturating_sub(1).min(20)))
             .min(ceiling)
             .max(asked);
         let wait = base.saturating_add(base.mul_f64(self.jitter.next() / 5.0));
+        if Instant::now() + wait >= deadline {
+            let what = format!("succeed before the next {:.1}s wait", wait.as_secs_f64());
+            return Err(self.overdue(&what, Some(why)));
+        }
         self.limiter.hold(wait);
         (self.notify)(format!(
             "{}: {why}; every call waits {:.1}s",
             self.name,
             wait.as_secs_f64()
         ));
+        Ok(())
     }
 
     /// Attempts in all the connector allows a call (`http.retry.attempts`).
@@ -260,6 +350,30 @@ impl Client {
         envelopes: &TemplateSet,
         payload: Payload,
         idempotent: bool,
+    ) -> Result<Reply, CallError> {
+        let deadline = Instant::now() + self.call_timeout;
+        let attempts = self.attempts(operation, envelopes, payload, idempotent, deadline);
+        match tokio::time::timeout_at(deadline, attempts).await {
+            Ok(result) => result,
+            Err(_) => {
+                let err = self.overdue(&format!("answer `{}`", operation.name), None);
+                // A write cut off in flight may have been processed.
+                Err(if idempotent {
+                    CallError::Unavailable(err)
+                } else {
+                    CallError::Uncertain(err)
+                })
+            }
+        }
+    }
+
+    async fn attempts(
+        &self,
+        operation: &Operation,
+        envelopes: &TemplateSet,
+        payload: Payload,
+        idempotent: bool,
+        deadline: Instant,
     ) -> Result<Reply, CallError> {
         let envelope = operation
             .envelope
@@ -288,7 +402,7 @@ impl Client {
                 Ok(response) => response,
                 Err(SendError::NotSent(message)) => {
                     if attempt < attempts {
-                        self.pause(attempt, &message).await;
+                        self.pause_within(deadline, attempt, &message).await?;
                         continue;
                     }
                     return Err(unavailable(format!(
@@ -303,12 +417,21 @@ impl Client {
                         )));
                     }
                     if attempt < attempts {
-                        self.pause(attempt, &message).await;
+                        self.pause_within(deadline, attempt, &message).await?;
                         continue;
                     }
                     return Err(unavailable(format!(
                         "gave no answer after {attempts} attempts: {message}"
                     )));
+                }
+                Err(err) => {
+                    let err = err
+                        .permanent(&format!(
+                            "connector `{}` operation `{}`",
+                            self.name, operation.name
+                        ))
+                        .expect("transient failures are handled above");
+                    return Err(CallError::Unavailable(err));
                 }
             };
             self.auth.observe(&response);
@@ -336,7 +459,8 @@ impl Client {
                         "kept answering `{why}` through {throttles} waits"
                     )));
                 }
-                self.throttle(throttles, response.retry_after, &why);
+                self.throttle(throttles, response.retry_after, &why, deadline)
+                    .map_err(CallError::Unavailable)?;
                 attempt -= 1;
                 continue;
             }
@@ -363,7 +487,7 @@ impl Client {
                     )));
                 }
                 if attempt < attempts {
-                    self.pause(attempt, &message).await;
+                    self.pause_within(deadline, attempt, &message).await?;
                     continue;
                 }
                 return Err(unavailable(format!(
@@ -402,7 +526,7 @@ impl Client {
                             .sleep(backoff(&self.retry, reauths - 1, self.jitter.next()))
                             .await;
                     }
-                    self.login(Some(generation)).await?;
+                    self.login(Some(generation), deadline).await?;
                     attempt -= 1;
                 }
                 verdict @ Verdict::Retryable { .. } if !idempotent => {
@@ -420,7 +544,7 @@ impl Client {
                         None => message,
                     };
                     if attempt < attempts {
-                        self.pause(attempt, &what).await;
+                        self.pause_within(deadline, attempt, &what).await?;
                         continue;
                     }
                     return Err(unavailable(format!(
@@ -611,6 +735,14 @@ operations:
                 && waits[1] >= std::time::Duration::from_secs(1),
             "{waits:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_json_answer_after_a_byte_order_mark_is_read() {
+        let fixture = fixture(vec![(200, "\u{FEFF}{\"ok\": true, \"items\": []}")]).await;
+        let reply = call(&fixture, true).await.unwrap();
+        assert_eq!(reply.verdict, Verdict::Success);
+        assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
