@@ -7,7 +7,7 @@
 //!
 //! The certificates in `tests/fixtures/tls/` were made once with `openssl`: `ca.pem` is a
 //! test CA and `server.pem`/`server.key` a certificate it signed for `127.0.0.1` and
-//! `localhost`, valid from 2000 to 2100.
+//! `localhost`, valid from 2000 to 2100; `other-ca.pem` is a CA that signed nothing here.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
