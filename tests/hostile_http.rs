@@ -263,3 +263,30 @@ fn no_proxy_covering_the_host_keeps_the_requests_away_from_the_proxy() {
     assert_eq!(proxy.connections(), 0, "{:?}", proxy.requests());
     assert!(wdt.connections() > 0);
 }
+
+#[test]
+fn an_https_api_is_reached_through_the_proxy_by_a_tunnel_with_the_proxys_credentials() {
+    let proxy = Hostile::start(Behaviour::answer(502, &[], "no tunnel"));
+    let workspace = workspace(&[]);
+    let mut env = env(&workspace, "https://wdt.example.invalid/router", NOWHERE);
+    env.insert(
+        "HTTPS_PROXY".into(),
+        format!("http://squid:pr0xy-pa55@{}", proxy.addr),
+    );
+    let output = run(&workspace, &env).code(4).stderr_contains(&format!(
+        "source `wdt_qimen` at https://wdt.example.invalid via proxy http://{}",
+        proxy.addr
+    ));
+    assert!(!output.stderr.contains("pr0xy-pa55"), "{}", output.stderr);
+    let requests = proxy.requests();
+    let first = requests.first().cloned().unwrap_or_default();
+    assert!(
+        first.starts_with("CONNECT wdt.example.invalid:443 HTTP/1.1"),
+        "{requests:?}"
+    );
+    // `squid:pr0xy-pa55` in base64: the proxy gets the credentials, the log never does.
+    assert!(
+        first.contains("proxy-authorization: Basic c3F1aWQ6cHIweHktcGE1NQ=="),
+        "{requests:?}"
+    );
+}
