@@ -174,13 +174,14 @@ impl Session {
             self.credentials.username, self.credentials.acct_id
         );
         let response = transport.send(&request).await.map_err(|err| {
-            let message = match err {
-                SendError::NotSent(message) | SendError::MaybeSent(message) => message,
-            };
-            Error::new(
-                ErrorKind::Network,
-                format!("cannot reach Kingdee to log in {who}: {message}"),
-            )
+            match err.permanent(&format!("the Kingdee login of {who}")) {
+                Ok(permanent) => permanent,
+                Err(SendError::NotSent(message) | SendError::MaybeSent(message)) => Error::new(
+                    ErrorKind::Network,
+                    format!("cannot reach Kingdee to log in {who}: {message}"),
+                ),
+                Err(other) => unreachable!("a permanent failure: {other:?}"),
+            }
         })?;
         let unreadable = serde_json::from_slice::<Json>(&response.body).is_err();
         if response.status >= 500
@@ -371,17 +372,15 @@ mod tests {
             body: Vec::new(),
         });
         let generation = session.apply(&mut request(), Utc::now()).unwrap();
-        let transport = Transport::new(&crate::config::model::Http {
-            timeout: chrono::Duration::seconds(1),
-            connect_timeout: chrono::Duration::seconds(1),
-            rate_limit: None,
-            retry: crate::config::model::Retry {
-                attempts: 1,
-                initial_backoff: chrono::Duration::seconds(1),
-                max_backoff: chrono::Duration::seconds(1),
-                ..crate::config::model::Retry::default()
+        let transport = Transport::new(
+            &crate::config::model::Http {
+                timeout: chrono::Duration::seconds(1),
+                connect_timeout: chrono::Duration::seconds(1),
+                ..crate::config::model::Http::default()
             },
-        })
+            "http://127.0.0.1",
+            &crate::http::proxy::Proxies::none(),
+        )
         .unwrap();
         session
             .reauthenticate(&transport, "http://unused/", generation)

@@ -24,7 +24,7 @@ use crate::config::model::{
 };
 use crate::config::raw::{
     Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawAuth, RawConnector, RawEnvelope,
-    RawFlow, RawOperation,
+    RawFlow, RawOperation, RawRetry,
 };
 use crate::config::shape::{self, Repair};
 use crate::config::yaml::{Document, YamlPath};
@@ -1232,18 +1232,46 @@ fn compile_envelope(
 fn compile_http(cx: &mut Compiler, doc: &Document, raw: &RawConnector) -> Http {
     let path = YamlPath::root().key("http");
     let http = raw.http.clone().unwrap_or_default();
-    let timeout = cx.span(
-        doc,
-        &path.key("timeout"),
-        http.timeout.as_deref(),
-        chrono::Duration::seconds(60),
-    );
-    let connect_timeout = cx.span(
-        doc,
-        &path.key("connect_timeout"),
+    let defaults = Http::default();
+    // A limit of zero would fail every call: it is a mistake, not a setting.
+    let positive = |cx: &mut Compiler, key: &str, text: Option<&str>, default| {
+        let key_path = path.key(key);
+        let span = cx.span(doc, &key_path, text, default);
+        if span <= chrono::Duration::zero() {
+            cx.error(
+                format!("`http.{key}` must be longer than zero"),
+                doc.locate(&key_path),
+                None,
+            );
+            return default;
+        }
+        span
+    };
+    let timeout = positive(cx, "timeout", http.timeout.as_deref(), defaults.timeout);
+    let connect_timeout = positive(
+        cx,
+        "connect_timeout",
         http.connect_timeout.as_deref(),
-        chrono::Duration::seconds(10),
+        defaults.connect_timeout,
     );
+    let call_timeout = positive(
+        cx,
+        "call_timeout",
+        http.call_timeout.as_deref(),
+        defaults.call_timeout,
+    );
+    let max_response_bytes = match http.max_response_bytes {
+        Some(0) => {
+            cx.error(
+                "`http.max_response_bytes` must be at least 1",
+                doc.locate(&path.key("max_response_bytes")),
+                None,
+            );
+            defaults.max_response_bytes
+        }
+        Some(bytes) => bytes,
+        None => defaults.max_response_bytes,
+    };
     let rate_limit = http.rate_limit.as_ref().map(|limit| {
         let per = cx.span(
             doc,
@@ -1263,29 +1291,43 @@ fn compile_http(cx: &mut Compiler, doc: &Document, raw: &RawConnector) -> Http {
             per,
         }
     });
-    let retry_path = path.key("retry");
-    let retry = http.retry.as_ref();
+    Http {
+        timeout,
+        connect_timeout,
+        call_timeout,
+        max_response_bytes,
+        rate_limit,
+        retry: compile_retry(cx, doc, &path.key("retry"), http.retry.as_ref()),
+    }
+}
+
+fn compile_retry(
+    cx: &mut Compiler,
+    doc: &Document,
+    path: &YamlPath,
+    retry: Option<&RawRetry>,
+) -> Retry {
     let defaults = Retry::default();
-    let retry = Retry {
+    Retry {
         attempts: retry
             .and_then(|r| r.attempts)
             .unwrap_or(defaults.attempts)
             .max(1),
         initial_backoff: cx.span(
             doc,
-            &retry_path.key("initial_backoff"),
+            &path.key("initial_backoff"),
             retry.and_then(|r| r.initial_backoff.as_deref()),
             defaults.initial_backoff,
         ),
         max_backoff: cx.span(
             doc,
-            &retry_path.key("max_backoff"),
+            &path.key("max_backoff"),
             retry.and_then(|r| r.max_backoff.as_deref()),
             defaults.max_backoff,
         ),
         throttle_wait: cx.span(
             doc,
-            &retry_path.key("throttle_wait"),
+            &path.key("throttle_wait"),
             retry.and_then(|r| r.throttle_wait.as_deref()),
             defaults.throttle_wait,
         ),
@@ -1293,12 +1335,12 @@ fn compile_http(cx: &mut Compiler, doc: &Document, raw: &RawConnector) -> Http {
             .and_then(|r| r.throttle_attempts)
             .unwrap_or(defaults.throttle_attempts)
             .max(1),
-    };
-    Http {
-        timeout,
-        connect_timeout,
-        rate_limit,
-        retry,
+        max_retry_after: cx.span(
+            doc,
+            &path.key("max_retry_after"),
+            retry.and_then(|r| r.max_retry_after.as_deref()),
+            defaults.max_retry_after,
+        ),
     }
 }
 

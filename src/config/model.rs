@@ -182,10 +182,28 @@ pub struct Envelope {
 
 #[derive(Debug, Clone)]
 pub struct Http {
+    /// One attempt, the body included.
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// One call, every attempt and wait included.
+    pub call_timeout: Duration,
+    pub max_response_bytes: u64,
     pub rate_limit: Option<RateLimit>,
     pub retry: Retry,
+}
+
+impl Default for Http {
+    /// The documented defaults of `http`.
+    fn default() -> Http {
+        Http {
+            timeout: Duration::seconds(60),
+            connect_timeout: Duration::seconds(10),
+            call_timeout: Duration::minutes(5),
+            max_response_bytes: 64 * 1024 * 1024,
+            rate_limit: None,
+            retry: Retry::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -201,6 +219,7 @@ pub struct Retry {
     pub max_backoff: Duration,
     pub throttle_wait: Duration,
     pub throttle_attempts: u32,
+    pub max_retry_after: Duration,
 }
 
 impl Default for Retry {
@@ -212,6 +231,7 @@ impl Default for Retry {
             max_backoff: Duration::seconds(30),
             throttle_wait: Duration::seconds(30),
             throttle_attempts: 6,
+            max_retry_after: Duration::minutes(2),
         }
     }
 }

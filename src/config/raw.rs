@@ -289,12 +289,21 @@ pub struct RawEnvelope {
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHttp {
-    /// Whole-request timeout, e.g. `60s`. Default `60s`.
+    /// One attempt, from connecting until the last byte of the answer, e.g. `60s`. A server
+    /// that answers slower (a drip) fails the attempt. Default `60s`.
     #[serde(default)]
     pub timeout: Option<String>,
     /// Connect timeout. Default `10s`.
     #[serde(default)]
     pub connect_timeout: Option<String>,
+    /// One call in all: its attempts, the waits between them and any login it needs, e.g.
+    /// `5m`. A call that would take longer fails and is not repeated. Default `5m`.
+    #[serde(default)]
+    pub call_timeout: Option<String>,
+    /// The largest answer accepted, in bytes after decompression. A larger one fails the call
+    /// (it is not repeated). Default 67108864 (64 MiB).
+    #[serde(default)]
+    pub max_response_bytes: Option<u64>,
     /// At most this many requests per period, across all concurrent calls.
     #[serde(default)]
     pub rate_limit: Option<RawRateLimit>,
@@ -333,6 +342,10 @@ pub struct RawRetry {
     /// How many throttled answers in a row one call accepts before the run stops. Default 6.
     #[serde(default)]
     pub throttle_attempts: Option<u32>,
+    /// The longest `Retry-After` obeyed, e.g. `2m`. A server that asks for a longer pause
+    /// fails the call at once, saying what it asked. Default `2m`.
+    #[serde(default)]
+    pub max_retry_after: Option<String>,
 }
 
 /// One API operation.

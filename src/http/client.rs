@@ -5,12 +5,18 @@
 //! 5xx) is never repeated here: it comes back as [`CallError::Uncertain`] and the writer
 //! verifies it by looking the records up; a `retryable` answer to a write comes back as a
 //! reply, because some of its records may have been saved. A `throttled` answer (or HTTP 429)
-//! was not processed: every call waits, then it is repeated, writes included. A lost session means the request was not
-//! processed: the strategy logs in again and the request is sent again. Every call passes
-//! the connector's rate limit, shared by all concurrent callers.
+//! was not processed: every call waits, then it is repeated, writes included, unless its
+//! `Retry-After` asks for more than `http.retry.max_retry_after`: then the call fails at once,
+//! saying what the server asked. A lost session means the request was not processed: the
+//! strategy logs in again and the request is sent again. Every call passes the connector's
+//! rate limit, shared by all concurrent callers. A call, its retries and waits included, ends
+//! within `http.call_timeout`; failures that no retry can change (a TLS certificate refused, a
+//! redirect away from the base URL, an answer over `http.max_response_bytes`) end it at once.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::Value as Json;
 
@@ -19,12 +25,13 @@ use crate::config::model::{Connector, Operation, Retry};
 use crate::config::raw::Encoding;
 use crate::error::{Error, ErrorKind};
 use crate::http::envelope::{self, Verdict};
+use crate::http::proxy::Proxies;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::retry::{Jitter, Sleeper, backoff};
 use crate::http::transport::{Body, Request, SendError, Transport, join_url};
 use crate::request::Env;
 use crate::template::TemplateSet;
-use crate::time::Clock;
+use crate::time::{Clock, format_span};
 
 /// What a call carries.
 #[derive(Debug, Clone)]
@@ -72,6 +79,15 @@ impl CallError {
 /// Reports something worth telling the user while a call goes on (a retry, a wait).
 pub type Notify = Arc<dyn Fn(String) + Send + Sync>;
 
+/// Where a call is in its retries.
+#[derive(Debug, Clone, Copy)]
+struct RetryState {
+    attempt: u32,
+    attempts: u32,
+    idempotent: bool,
+    deadline: Instant,
+}
+
 /// A connector, resolved for one run.
 pub struct Client {
     pub name: String,
@@ -81,14 +97,12 @@ pub struct Client {
     auth: Authenticator,
     limiter: RateLimiter,
     retry: Retry,
+    call_timeout: Duration,
     jitter: Jitter,
     sleeper: Sleeper,
     clock: Arc<dyn Clock>,
     notify: Notify,
 }
-
-/// The longest `Retry-After` obeyed (15 minutes); a longer one is cut to this.
-const MAX_RETRY_AFTER_SECS: u64 = 900;
 
 /// How many times in a row one call answers a lost session by logging in again. Sessions
 /// that die fast (a short server lifetime, concurrent callers sharing one) can take a few;
@@ -132,9 +146,14 @@ impl Client {
         let auth = Authenticator::resolve(&connector.auth, templates, env, &name)?;
         let seed = clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
         Ok(Client {
-            transport: Transport::new(&connector.http)?,
+            transport: Transport::new(&connector.http, &base_url, &Proxies::from_env(env))?,
             limiter: RateLimiter::new(connector.http.rate_limit),
             retry: connector.http.retry,
+            call_timeout: connector
+                .http
+                .call_timeout
+                .to_std()
+                .unwrap_or(Duration::from_secs(300)),
             jitter: Jitter::new(seed),
             name,
             base_url,
@@ -146,15 +165,30 @@ impl Client {
         })
     }
 
+    /// Where the connector's requests go, for the run header: its origin, and the proxy.
+    pub fn route(&self) -> String {
+        let origin = reqwest::Url::parse(&self.base_url)
+            .map(|url| url.origin().ascii_serialization())
+            .unwrap_or_default();
+        match self.transport.proxy() {
+            Some(proxy) => format!("`{}` at {origin} via proxy {proxy}", self.name),
+            None => format!("`{}` at {origin}, direct", self.name),
+        }
+    }
+
     /// Log in, for strategies that need a session before the first call.
     pub async fn start(&self) -> Result<(), CallError> {
-        self.login(None).await
+        let deadline = Instant::now() + self.call_timeout;
+        match tokio::time::timeout_at(deadline, self.login(None, deadline)).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Unavailable(self.overdue("log in", None))),
+        }
     }
 
     /// Log in (at the start, or anew after the session of `generation` was lost), repeating
     /// a login that failed for a transient reason: logging in changes nothing. Refused
-    /// credentials are not repeated.
-    async fn login(&self, lost: Option<Generation>) -> Result<(), CallError> {
+    /// credentials and permanent failures are not repeated.
+    async fn login(&self, lost: Option<Generation>, deadline: Instant) -> Result<(), CallError> {
         let attempts = self.retry.attempts.max(1);
         let mut attempt = 0;
         loop {
@@ -171,10 +205,50 @@ impl Client {
             match result {
                 Ok(()) => return Ok(()),
                 Err(err) if err.kind() == ErrorKind::Auth => return Err(CallError::Auth(err)),
-                Err(err) if attempt < attempts => self.pause(attempt, err.message()).await,
+                Err(err) if err.kind() == ErrorKind::Network && attempt < attempts => {
+                    self.pause_within(deadline, attempt, err.message()).await?
+                }
                 Err(err) => return Err(CallError::Unavailable(err)),
             }
         }
+    }
+
+    /// The call did not `what` within `http.call_timeout` (`why`: the last failure).
+    fn overdue(&self, what: &str, why: Option<&str>) -> Error {
+        let why = why
+            .map(|why| format!("; the last: {why}"))
+            .unwrap_or_default();
+        Error::new(
+            ErrorKind::Network,
+            format!(
+                "{} did not {what} within {} (`http.call_timeout`){why}",
+                self.name,
+                format_span(chrono::Duration::from_std(self.call_timeout).unwrap_or_default())
+            ),
+        )
+        .with_hint("the API answers too slowly or not at all; if it is only slow, raise the connector's `http.call_timeout` and `http.timeout`")
+    }
+
+    /// Wait before retry number `attempt`, unless the wait would end after `deadline`: then
+    /// the call gives up now, with `why`.
+    async fn pause_within(
+        &self,
+        deadline: Instant,
+        attempt: u32,
+        why: &str,
+    ) -> Result<(), CallError> {
+        let wait = backoff(&self.retry, attempt, self.jitter.next());
+        if Instant::now() + wait >= deadline {
+            let what = format!("succeed in {attempt} attempt(s)");
+            return Err(CallError::Unavailable(self.overdue(&what, Some(why))));
+        }
+        (self.notify)(format!(
+            "{}: {why}; retrying in {:.1}s",
+            self.name,
+            wait.as_secs_f64()
+        ));
+        self.sleeper.sleep(wait).await;
+        Ok(())
     }
 
     fn prepare(&self, operation: &Operation, payload: &Payload) -> Request {
@@ -209,7 +283,14 @@ impl Client {
     /// `throttle_wait` (a refusal that is a passing burst costs seconds; a quota that is used
     /// up is waited out), a longer `Retry-After` wins, plus up to a fifth more so that
     /// concurrent callers do not all come back in the same instant. The next `acquire` waits.
-    fn throttle(&self, nth: u32, retry_after: Option<u64>, why: &str) {
+    /// A `Retry-After` above `max_retry_after`, or a wait past `deadline`, ends the call.
+    fn throttle(
+        &self,
+        nth: u32,
+        retry_after: Option<u64>,
+        why: &str,
+        deadline: Instant,
+    ) -> Result<(), Error> {
         let ceiling = self
             .retry
             .throttle_wait
@@ -221,19 +302,37 @@ impl Client {
             .to_std()
             .unwrap_or(Duration::from_secs(1));
         // A server may ask for a longer pause, within reason: an hour-long `Retry-After` is
-        // not waited out eight times over.
-        let asked = Duration::from_secs(retry_after.unwrap_or(0).min(MAX_RETRY_AFTER_SECS));
+        // not waited out eight times over, nor once.
+        let asked = Duration::from_secs(retry_after.unwrap_or(0));
+        let cap = self.retry.max_retry_after.to_std().unwrap_or_default();
+        if asked > cap {
+            return Err(Error::new(
+                ErrorKind::Network,
+                format!(
+                    "{} refused the call for now ({why}) and asks to wait {}s (`Retry-After`), longer than `http.retry.max_retry_after` ({}) allows: not waiting",
+                    self.name,
+                    asked.as_secs(),
+                    format_span(self.retry.max_retry_after)
+                ),
+            )
+            .with_hint("run again later, or raise the connector's `http.retry.max_retry_after`"));
+        }
         let base = initial
             .saturating_mul(2u32.saturating_pow(nth.saturating_sub(1).min(20)))
             .min(ceiling)
             .max(asked);
         let wait = base.saturating_add(base.mul_f64(self.jitter.next() / 5.0));
+        if Instant::now() + wait >= deadline {
+            let what = format!("succeed before the next {:.1}s wait", wait.as_secs_f64());
+            return Err(self.overdue(&what, Some(why)));
+        }
         self.limiter.hold(wait);
         (self.notify)(format!(
             "{}: {why}; every call waits {:.1}s",
             self.name,
             wait.as_secs_f64()
         ));
+        Ok(())
     }
 
     /// Attempts in all the connector allows a call (`http.retry.attempts`).
@@ -252,6 +351,45 @@ impl Client {
         self.sleeper.sleep(wait).await;
     }
 
+    /// An attempt that got no answer: wait and return to try again, or end the call.
+    async fn after_failed_send(
+        &self,
+        err: SendError,
+        operation: &Operation,
+        state: RetryState,
+    ) -> Result<(), CallError> {
+        let RetryState {
+            attempt,
+            attempts,
+            idempotent,
+            deadline,
+        } = state;
+        let (message, what) = match err {
+            SendError::NotSent(message) => (message, "cannot be reached"),
+            SendError::MaybeSent(message) if !idempotent => {
+                return Err(CallError::Uncertain(Error::new(
+                    ErrorKind::Network,
+                    format!("{} gave no answer: {message}", self.name),
+                )));
+            }
+            SendError::MaybeSent(message) => (message, "gave no answer"),
+            permanent => {
+                let what = format!("connector `{}` operation `{}`", self.name, operation.name);
+                let err = permanent
+                    .permanent(&what)
+                    .expect("transient failures are handled above");
+                return Err(CallError::Unavailable(err));
+            }
+        };
+        if attempt < attempts {
+            return self.pause_within(deadline, attempt, &message).await;
+        }
+        Err(CallError::Unavailable(Error::new(
+            ErrorKind::Network,
+            format!("{} {what} after {attempts} attempts: {message}", self.name),
+        )))
+    }
+
     /// Call `operation` once, with retries as the module documentation describes.
     /// `idempotent` says whether repeating a possibly processed request is harmless.
     pub async fn call(
@@ -260,6 +398,30 @@ impl Client {
         envelopes: &TemplateSet,
         payload: Payload,
         idempotent: bool,
+    ) -> Result<Reply, CallError> {
+        let deadline = Instant::now() + self.call_timeout;
+        let attempts = self.attempts(operation, envelopes, payload, idempotent, deadline);
+        match tokio::time::timeout_at(deadline, attempts).await {
+            Ok(result) => result,
+            Err(_) => {
+                let err = self.overdue(&format!("answer `{}`", operation.name), None);
+                // A write cut off in flight may have been processed.
+                Err(if idempotent {
+                    CallError::Unavailable(err)
+                } else {
+                    CallError::Uncertain(err)
+                })
+            }
+        }
+    }
+
+    async fn attempts(
+        &self,
+        operation: &Operation,
+        envelopes: &TemplateSet,
+        payload: Payload,
+        idempotent: bool,
+        deadline: Instant,
     ) -> Result<Reply, CallError> {
         let envelope = operation
             .envelope
@@ -286,29 +448,15 @@ impl Client {
             };
             let response = match self.transport.send(&request).await {
                 Ok(response) => response,
-                Err(SendError::NotSent(message)) => {
-                    if attempt < attempts {
-                        self.pause(attempt, &message).await;
-                        continue;
-                    }
-                    return Err(unavailable(format!(
-                        "cannot be reached after {attempts} attempts: {message}"
-                    )));
-                }
-                Err(SendError::MaybeSent(message)) => {
-                    if !idempotent {
-                        return Err(CallError::Uncertain(Error::new(
-                            ErrorKind::Network,
-                            format!("{} gave no answer: {message}", self.name),
-                        )));
-                    }
-                    if attempt < attempts {
-                        self.pause(attempt, &message).await;
-                        continue;
-                    }
-                    return Err(unavailable(format!(
-                        "gave no answer after {attempts} attempts: {message}"
-                    )));
+                Err(err) => {
+                    let retry = RetryState {
+                        attempt,
+                        attempts,
+                        idempotent,
+                        deadline,
+                    };
+                    self.after_failed_send(err, operation, retry).await?;
+                    continue;
                 }
             };
             self.auth.observe(&response);
@@ -336,7 +484,8 @@ impl Client {
                         "kept answering `{why}` through {throttles} waits"
                     )));
                 }
-                self.throttle(throttles, response.retry_after, &why);
+                self.throttle(throttles, response.retry_after, &why, deadline)
+                    .map_err(CallError::Unavailable)?;
                 attempt -= 1;
                 continue;
             }
@@ -363,7 +512,7 @@ impl Client {
                     )));
                 }
                 if attempt < attempts {
-                    self.pause(attempt, &message).await;
+                    self.pause_within(deadline, attempt, &message).await?;
                     continue;
                 }
                 return Err(unavailable(format!(
@@ -402,7 +551,7 @@ impl Client {
                             .sleep(backoff(&self.retry, reauths - 1, self.jitter.next()))
                             .await;
                     }
-                    self.login(Some(generation)).await?;
+                    self.login(Some(generation), deadline).await?;
                     attempt -= 1;
                 }
                 verdict @ Verdict::Retryable { .. } if !idempotent => {
@@ -420,7 +569,7 @@ impl Client {
                         None => message,
                     };
                     if attempt < attempts {
-                        self.pause(attempt, &what).await;
+                        self.pause_within(deadline, attempt, &what).await?;
                         continue;
                     }
                     return Err(unavailable(format!(
@@ -478,287 +627,4 @@ fn snippet(body: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use axum::Router;
-    use axum::http::StatusCode;
-    use axum::response::IntoResponse;
-    use axum::routing::post;
-
-    use super::*;
-    use crate::config::{self, StandaloneConnector};
-    use crate::time::SystemClock;
-
-    /// A server answering from a script: each call takes the next (status, body); the last repeats.
-    async fn server(script: Vec<(u16, &'static str)>) -> (String, Arc<AtomicU32>) {
-        let calls = Arc::new(AtomicU32::new(0));
-        let counter = Arc::clone(&calls);
-        let script = Arc::new(script);
-        let app = Router::new().route(
-            "/api",
-            post(move || {
-                let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
-                let (status, body) = script[n.min(script.len() - 1)];
-                // Every 429 of the script asks for 90 seconds.
-                let retry_after = if status == 429 { "90" } else { "0" };
-                async move {
-                    (
-                        StatusCode::from_u16(status).unwrap(),
-                        [("Retry-After", retry_after)],
-                        body,
-                    )
-                        .into_response()
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/api", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (url, calls)
-    }
-
-    fn connector(dir: &tempfile::TempDir) -> StandaloneConnector {
-        let file = dir.path().join("api.yaml");
-        std::fs::write(
-            &file,
-            r#"name: api
-base_url: "{{ env.API_URL }}"
-auth: { strategy: none }
-envelope:
-  success: "body.ok == true"
-  message: "body.error"
-  retryable: "body.busy == true"
-  throttled: "body.limited == true"
-http: { retry: { attempts: 4, initial_backoff: 1s, max_backoff: 8s, throttle_wait: 31s, throttle_attempts: 3 } }
-operations:
-  read: { kind: read, encoding: form, records: "$.items[*]" }
-  write:
-    kind: write
-    encoding: json
-    body: { records: "{{ records }}" }
-    batch: { max_size: 10 }
-    results: { successes: "$.saved[*]", errors: "$.errors[*]", index: at, id: id, message: why }
-"#,
-        )
-        .unwrap();
-        config::load_connector(&file)
-            .value
-            .expect("the test connector compiles")
-    }
-
-    struct Fixture {
-        client: Client,
-        standalone: StandaloneConnector,
-        waits: Arc<Mutex<Vec<std::time::Duration>>>,
-        calls: Arc<AtomicU32>,
-        _dir: tempfile::TempDir,
-    }
-
-    async fn fixture(script: Vec<(u16, &'static str)>) -> Fixture {
-        let (url, calls) = server(script).await;
-        let dir = tempfile::tempdir().unwrap();
-        let standalone = connector(&dir);
-        let env: Env = [("API_URL".to_string(), url)].into_iter().collect();
-        let waits = Arc::new(Mutex::new(Vec::new()));
-        let client = Client::new(
-            &standalone.connector,
-            &standalone.templates,
-            &env,
-            Sleeper::Recording(Arc::clone(&waits)),
-            Arc::new(SystemClock),
-            Arc::new(|_| {}),
-        )
-        .unwrap();
-        Fixture {
-            client,
-            standalone,
-            waits,
-            calls,
-            _dir: dir,
-        }
-    }
-
-    async fn call(fixture: &Fixture, idempotent: bool) -> Result<Reply, CallError> {
-        let operation = &fixture.standalone.connector.operations["read"];
-        fixture
-            .client
-            .call(
-                operation,
-                &fixture.standalone.envelopes,
-                Payload::Fields(serde_json::Map::new()),
-                idempotent,
-            )
-            .await
-    }
-
-    #[tokio::test]
-    async fn a_read_that_fails_twice_then_succeeds_is_retried_with_growing_waits() {
-        let fixture = fixture(vec![
-            (503, "busy"),
-            (200, r#"{"busy": true}"#),
-            (200, r#"{"ok": true, "items": []}"#),
-        ])
-        .await;
-        let reply = call(&fixture, true).await.unwrap();
-        assert_eq!(reply.verdict, Verdict::Success);
-        assert_eq!(fixture.calls.load(Ordering::SeqCst), 3);
-        let waits = fixture.waits.lock().unwrap().clone();
-        assert_eq!(waits.len(), 2);
-        assert!(
-            waits[0] >= std::time::Duration::from_millis(500)
-                && waits[1] >= std::time::Duration::from_secs(1),
-            "{waits:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_definite_refusal_is_not_retried() {
-        let fixture = fixture(vec![(
-            200,
-            r#"{"ok": false, "error": "时间范围与入库单号不能全部为空"}"#,
-        )])
-        .await;
-        let reply = call(&fixture, true).await.unwrap();
-        assert_eq!(
-            reply.verdict,
-            Verdict::Failed {
-                code: None,
-                message: "时间范围与入库单号不能全部为空".into()
-            }
-        );
-        assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
-        assert!(fixture.waits.lock().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_write_that_may_have_been_processed_is_not_repeated() {
-        let fixture = fixture(vec![(502, "<html>Bad Gateway</html>")]).await;
-        match call(&fixture, false).await {
-            Err(CallError::Uncertain(err)) => assert!(
-                err.message()
-                    .contains("answered HTTP 502: `<html>Bad Gateway</html>`"),
-                "{}",
-                err.message()
-            ),
-            other => panic!("expected Uncertain, got {other:?}"),
-        }
-        assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn transient_refusals_give_up_after_the_configured_attempts() {
-        let fixture = fixture(vec![(
-            200,
-            r#"{"busy": true, "error": "调用频繁，请稍后再试"}"#,
-        )])
-        .await;
-        match call(&fixture, true).await {
-            Err(CallError::Unavailable(err)) => assert!(
-                err.message()
-                    .contains("kept answering `调用频繁，请稍后再试` through 4 attempts"),
-                "{}",
-                err.message()
-            ),
-            other => panic!("expected Unavailable, got {other:?}"),
-        }
-        assert_eq!(fixture.calls.load(Ordering::SeqCst), 4);
-    }
-
-    #[tokio::test]
-    async fn a_rate_limited_call_waits_out_the_limit_and_is_repeated() {
-        let fixture = fixture(vec![
-            (200, r#"{"limited": true, "error": "调用频繁，请稍后再试"}"#),
-            (429, "slow down"),
-            (200, r#"{"ok": true, "items": []}"#),
-        ])
-        .await;
-        // A write too: a refusal for calling too often was not processed.
-        let reply = call(&fixture, false).await.unwrap();
-        assert_eq!(reply.verdict, Verdict::Success);
-        assert_eq!(fixture.calls.load(Ordering::SeqCst), 3);
-        let waits = fixture.waits.lock().unwrap().clone();
-        assert_eq!(waits.len(), 2, "{waits:?}");
-        let secs: Vec<f64> = waits.iter().map(|w| w.as_secs_f64()).collect();
-        assert!(
-            (0.9..=1.3).contains(&secs[0]),
-            "a first refusal waits the initial backoff, with at most a fifth more: {secs:?}"
-        );
-        assert!(
-            (89.0..=108.1).contains(&secs[1]),
-            "a longer Retry-After wins: {secs:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn refusals_in_a_row_wait_longer_up_to_the_throttle_wait() {
-        let mut script = vec![(200, r#"{"limited": true, "error": "调用频繁"}"#); 3];
-        script.push((200, r#"{"ok": true, "items": []}"#));
-        let fixture = fixture(script).await;
-        // The test connector allows three waits; the fourth answer is the success.
-        call(&fixture, true).await.unwrap();
-        let secs: Vec<f64> = fixture
-            .waits
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|w| w.as_secs_f64())
-            .collect();
-        assert_eq!(secs.len(), 3, "{secs:?}");
-        assert!(
-            (0.9..=1.3).contains(&secs[0])
-                && (1.9..=2.5).contains(&secs[1])
-                && (3.9..=4.9).contains(&secs[2]),
-            "doubling from the initial backoff: {secs:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_call_throttled_past_its_limit_stops_with_the_apis_message() {
-        let fixture = fixture(vec![(
-            200,
-            r#"{"limited": true, "error": "调用频繁，请稍后再试"}"#,
-        )])
-        .await;
-        match call(&fixture, true).await {
-            Err(CallError::Unavailable(err)) => assert!(
-                err.message()
-                    .contains("kept answering `调用频繁，请稍后再试` through 4 waits"),
-                "{}",
-                err.message()
-            ),
-            other => panic!("expected Unavailable, got {other:?}"),
-        }
-        assert_eq!(fixture.calls.load(Ordering::SeqCst), 4);
-    }
-
-    #[tokio::test]
-    async fn a_server_error_that_reports_per_record_results_is_an_answer() {
-        // Kingdee's failure envelope carries `ErrorCode: 500`; a server that also sends it as
-        // the HTTP status still says which records failed: that is no reason to look them up.
-        let fixture = fixture(vec![(
-            500,
-            r#"{"ok": false, "error": "物料不存在", "errors": [{"at": 0, "why": "物料不存在"}]}"#,
-        )])
-        .await;
-        let operation = &fixture.standalone.connector.operations["write"];
-        let reply = fixture
-            .client
-            .call(
-                operation,
-                &fixture.standalone.envelopes,
-                Payload::Json(serde_json::json!({"records": []})),
-                false,
-            )
-            .await
-            .expect("an answer, not an uncertain write");
-        assert_eq!(reply.status, 500);
-        assert!(
-            matches!(reply.verdict, Verdict::Failed { .. }),
-            "{:?}",
-            reply.verdict
-        );
-        assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
-    }
-}
+mod tests;

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod envelope;
+pub mod proxy;
 pub mod ratelimit;
 pub mod retry;
 pub mod transport;

@@ -220,6 +220,7 @@ async fn writer(
         Arc::clone(&options.clock),
         notifier(progress),
     )?);
+    progress.line(format!("target {}", client.route()));
     let config_error = |what: &str, err: crate::tree::EvalError| {
         Error::config(format!("{what}: {}", err.message)).with_location(err.location)
     };
@@ -262,6 +263,7 @@ async fn execute(
         Arc::clone(&options.clock),
         Arc::clone(&notify),
     )?;
+    progress.line(format!("source {}", source.route()));
     let writer = writer(&flow, &env, options, store, &progress).await?;
     let shared = Shared {
         flow: Arc::clone(&flow),
