@@ -123,7 +123,10 @@ enum State {
     /// Waiting for the first page.
     Start,
     /// Reading the known pages; `total` from the first page, `top` the last page it plans.
-    Counted { total: u64, top: u32 },
+    Counted {
+        total: u64,
+        top: u32,
+    },
     /// No total: reading forwards.
     Forward,
     /// A total too small: reading forwards until a short page, then downwards again.
@@ -229,8 +232,8 @@ impl Plan {
         let pages = pages as u32;
         let top = self.first + pages - 1;
         self.extent = held;
-        self.top_full = (pages == 1 && observed.count >= self.size as usize)
-            .then(|| observed.fingerprint());
+        self.top_full =
+            (pages == 1 && observed.count >= self.size as usize).then(|| observed.fingerprint());
         self.last_full = None;
         self.state = State::Counted { total, top };
         if pages == 1 {
@@ -746,17 +749,11 @@ mod tests {
         let mut plan = Plan::new(0, 100);
         let pages = drive(&mut plan, |_, _| lying(&rows, 1_000, 0));
         assert_eq!(pages, vec![0, 10, 9]);
-        assert_eq!(
-            plan.next(),
-            Next::Failed(Failure::RepeatedPage { page: 9 })
-        );
+        assert_eq!(plan.next(), Next::Failed(Failure::RepeatedPage { page: 9 }));
         // A total too small, then the same page again and again.
         let mut plan = Plan::new(0, 100);
         let pages = drive(&mut plan, |_, _| lying(&rows, 0, 0));
         assert_eq!(pages, vec![0, 1]);
-        assert_eq!(
-            plan.next(),
-            Next::Failed(Failure::RepeatedPage { page: 1 })
-        );
+        assert_eq!(plan.next(), Next::Failed(Failure::RepeatedPage { page: 1 }));
     }
 }

@@ -428,7 +428,9 @@ mod tests {
         let ok = |body: Json| records_of(&records, &body).map(|found| found.len());
         let refused = |body: Json| records_of(&records, &body).unwrap_err();
         assert_eq!(
-            ok(serde_json::json!({"response": {"stockin_list": [{"order_no": "RK1"}, {"order_no": "RK2"}]}})),
+            ok(
+                serde_json::json!({"response": {"stockin_list": [{"order_no": "RK1"}, {"order_no": "RK2"}]}})
+            ),
             Ok(2)
         );
         for empty in [
@@ -447,7 +449,9 @@ mod tests {
             "`$.response.stockin_list` is a string, not a list of records (records are read at `$.response.stockin_list[*]`)"
         );
         assert_eq!(
-            refused(serde_json::json!({"response": {"stockin_list": [{"order_no": "RK1"}, "RK2"]}})),
+            refused(
+                serde_json::json!({"response": {"stockin_list": [{"order_no": "RK1"}, "RK2"]}})
+            ),
             "record 1 at `$.response.stockin_list[*]` is a string, not an object"
         );
         // A path without a wildcard: every value it selects must be a record.
