@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod hostile_wdt;
 pub mod sandbox;
 pub mod sync;
 pub mod workspace;
