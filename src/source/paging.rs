@@ -11,7 +11,8 @@
 //! records were met than the total says (a record moved to a later place inside the window, onto
 //! a page already read), the window is read again. A window that will not settle after a few
 //! passes is not accepted: the reader leaves it open, so the cursor stays before it. Without a
-//! total it pages forwards until a short page, stopping if a full page repeats the previous one.
+//! total it pages forwards until a short page; a full page that repeats the previous one fails
+//! the window (the API ignores the page number, so the pages behind cannot be reached).
 //!
 //! A total is a hint, never a licence to stop: a pass always reaches a short page. The last
 //! page a total plans is the one where it says the short page is (after a full last page, the
@@ -381,16 +382,15 @@ impl Plan {
         }
         let fingerprint = observed.fingerprint();
         if self.last_full == Some(fingerprint) {
-            if self.state == State::Untrusted {
-                self.state = State::Failed(Failure::RepeatedPage {
-                    page: observed.page,
-                });
-            } else {
+            // The pages behind cannot be reached: stopping here as if done would lose them.
+            if self.state == State::Forward {
                 self.notices.push(Notice::RepeatedPage {
                     page: observed.page,
                 });
-                self.state = State::Done;
             }
+            self.state = State::Failed(Failure::RepeatedPage {
+                page: observed.page,
+            });
             return;
         }
         self.last_full = Some(fingerprint);
@@ -598,6 +598,11 @@ mod tests {
             vec![0, 1]
         );
         assert_eq!(plan.take_notices(), vec![Notice::RepeatedPage { page: 1 }]);
+        assert_eq!(
+            plan.next(),
+            Next::Failed(Failure::RepeatedPage { page: 1 }),
+            "the pages behind the repeated one cannot be read: the window fails"
+        );
     }
 
     /// `drive`, also returning every key met.
