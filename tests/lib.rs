@@ -7,6 +7,7 @@ mod bundle;
 mod check;
 mod cli;
 mod hostile_http;
+mod hostile_source;
 mod mapping;
 mod run;
 mod sim_kingdee;

@@ -217,9 +217,19 @@ pub fn state(
     let store = Store::open(&path)?;
     if let Some(text) = reset_cursor {
         let to = time::parse_instant(text).map_err(Error::usage)?;
+        let now = Utc::now();
+        if to > now {
+            // Every run would say "nothing to read yet" until then, and what is modified
+            // before it would never be read.
+            return Err(Error::usage(format!(
+                "`--reset-cursor {text}` is in the future (now is `{}`): the next runs would read nothing until then and never read what is modified before",
+                wall_clock(now)
+            ))
+            .with_hint("give a time in the past: the next run reads from it (minus the lookback)"));
+        }
         // The cursor is the running command's to move: a reset under it would be undone.
         let _lock = take_lock(&flow, &path, Wait::No)?;
-        store.reset_cursor(&flow.name, to, Utc::now())?;
+        store.reset_cursor(&flow.name, to, now)?;
         eprintln!(
             "cursor of `{}` set to {} ({})",
             flow.name,

@@ -301,19 +301,26 @@ async fn execute(
             )?;
             let initial = time::parse_instant(&initial)
                 .map_err(|message| Error::config(format!("`source.window.start`: {message}")))?;
-            let range = if backfill {
-                let start = options.since.unwrap_or(initial);
-                let end = options.until.unwrap_or(now - config.lag);
-                (start < end).then_some(Window { start, end })
-            } else {
-                window::run_range(
-                    summary.cursor_before,
-                    initial,
-                    config.lookback,
-                    config.lag,
-                    now,
-                )
+            let ask = window::Ask {
+                cursor: summary.cursor_before,
+                initial,
+                since: options.since,
+                until: options.until,
+                lookback: config.lookback,
+                lag: config.lag,
             };
+            let planned = window::plan(ask, now)
+                .map_err(|refused| refused.into_error(&flow.name, &flow.file, now))?;
+            if let Some(asked) = planned.clamped_until {
+                progress.line(format!(
+                    "`--until` {} is later than now minus the lag: reading up to {}",
+                    wall_clock(asked),
+                    planned
+                        .range
+                        .map_or_else(String::new, |range| wall_clock(range.end))
+                ));
+            }
+            let range = planned.range;
             summary.range = range;
             range
                 .map(|range| window::slice(range, config.max_span))

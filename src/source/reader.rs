@@ -10,16 +10,17 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 
+use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use crate::config::model::Flow;
+use crate::config::model::{Flow, JsonPath};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, Payload};
 use crate::http::envelope::Verdict;
 use crate::record;
 use crate::request::{self, Env, Placeholders};
-use crate::source::paging::{Next, Notice, Observed, Plan};
+use crate::source::paging::{Failure, MAX_PAGES, Next, Notice, Observed, Plan};
 use crate::source::window::Window;
 use crate::time::wall_clock;
 
@@ -142,56 +143,13 @@ impl Reader<'_> {
         );
         // Pages read before in this window: their records coming back is the plan, not a duplicate.
         let mut fetched = std::collections::HashSet::new();
-        while let Next::Page(page) = plan.next() {
-            let placeholders = Placeholders {
-                last_sync_time: Some(wall_clock(window.start)),
-                current_time: Some(wall_clock(window.end)),
-                page_size: operation.pagination.map(|_| page_size),
-                page: operation.pagination.map(|_| page),
+        loop {
+            let page = match plan.next() {
+                Next::Page(page) => page,
+                Next::Done => break,
+                Next::Failed(failure) => return Err(self.window_failed(window, failure)),
             };
-            let params =
-                request::source_params(self.flow, &placeholders, self.env).map_err(|err| {
-                    Error::config(format!(
-                        "cannot build the source parameters: {}",
-                        err.message
-                    ))
-                    .with_location(err.location)
-                })?;
-            let reply = self
-                .client
-                .call(
-                    operation,
-                    &self.flow.envelopes,
-                    Payload::Fields(params),
-                    true,
-                )
-                .await
-                .map_err(|err| err.into_error())?;
-            if let Verdict::Failed { code, message } = &reply.verdict {
-                let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
-                return Err(Error::new(
-                    ErrorKind::Api,
-                    format!(
-                        "{} refused `{}` for {} .. {} page {page}: {message}{code}",
-                        self.client.name,
-                        operation.name,
-                        wall_clock(window.start),
-                        wall_clock(window.end)
-                    ),
-                ));
-            }
-            let records: Vec<Arc<Json>> = operation
-                .records
-                .as_ref()
-                .map(|path| path.select(&reply.body))
-                .unwrap_or_default()
-                .into_iter()
-                .map(|r| Arc::new(r.clone()))
-                .collect();
-            let total = operation
-                .total
-                .as_ref()
-                .and_then(|path| path.select(&reply.body).first().and_then(|v| count_of(v)));
+            let (records, total) = self.fetch(window, page).await?;
             let mut keys = Vec::with_capacity(records.len());
             let mut keyed = Vec::with_capacity(records.len());
             for record in records {
@@ -214,14 +172,9 @@ impl Reader<'_> {
                 total,
                 keys,
             });
-            let span = format!("{} .. {}", wall_clock(window.start), wall_clock(window.end));
+            let span = span_of(window);
             for notice in plan.take_notices() {
-                self.progress.notice(match notice {
-                    Notice::Restarted { before, after } => format!("the window {span} grew from {before} to {after} records while being read; reading it again"),
-                    Notice::Missed { met, total } => format!("reading the window {span} met {met} of its {total} records (some moved while it was read); reading it again"),
-                    Notice::GaveUp { attempts } => format!("the window {span} kept changing through {attempts} reads; the cursor stays before it and the next run reads it again"),
-                    Notice::RepeatedPage { page } => format!("page {page} repeated the previous page; the API seems to ignore the page parameter"),
-                });
+                self.progress.notice(describe(notice, &span));
             }
             let reread = !fetched.insert(page);
             for record in keyed {
@@ -249,6 +202,178 @@ impl Reader<'_> {
             ));
         }
         Ok(stats)
+    }
+}
+
+impl Reader<'_> {
+    /// Fetch page `page` of `window`: its records and the total it gives, if any.
+    async fn fetch(&self, window: Window, page: u32) -> Result<(Vec<Arc<Json>>, Option<u64>)> {
+        let operation = self.flow.source.operation();
+        let placeholders = Placeholders {
+            last_sync_time: Some(wall_clock(window.start)),
+            current_time: Some(wall_clock(window.end)),
+            page_size: operation.pagination.map(|_| self.flow.source.page_size),
+            page: operation.pagination.map(|_| page),
+        };
+        let params = request::source_params(self.flow, &placeholders, self.env).map_err(|err| {
+            Error::config(format!(
+                "cannot build the source parameters: {}",
+                err.message
+            ))
+            .with_location(err.location)
+        })?;
+        let reply = self
+            .client
+            .call(
+                operation,
+                &self.flow.envelopes,
+                Payload::Fields(params),
+                true,
+            )
+            .await
+            .map_err(|err| err.into_error())?;
+        let called = || {
+            format!(
+                "{} answered `{}` for {} page {page}",
+                self.client.name,
+                operation.name,
+                span_of(window)
+            )
+        };
+        if let Verdict::Failed { code, message } = &reply.verdict {
+            let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::Api,
+                format!(
+                    "{} refused `{}` for {} page {page}: {message}{code}",
+                    self.client.name,
+                    operation.name,
+                    span_of(window)
+                ),
+            ));
+        }
+        let records = match &operation.records {
+            Some(path) => records_of(path, &reply.body).map_err(|shape| {
+                Error::new(
+                    ErrorKind::Api,
+                    format!("{} with a response of the wrong shape: {shape}", called()),
+                )
+                .with_hint(LEFT_OPEN)
+            })?,
+            None => Vec::new(),
+        };
+        let total = operation
+            .total
+            .as_ref()
+            .and_then(|path| path.select(&reply.body).first().and_then(|v| count_of(v)));
+        Ok((records, total))
+    }
+
+    /// The error a window that cannot be read completely ends the run with.
+    fn window_failed(&self, window: Window, failure: Failure) -> Error {
+        let operation = &self.flow.source.operation().name;
+        let what = match failure {
+            Failure::BelowTotal { page, held, total } => format!(
+                "page {page} held {held} record(s) although the total says {total}, through several fresh reads of the first page"
+            ),
+            Failure::TooManyPages { total, pages } => format!(
+                "the total {total} needs {pages} pages, more than one window may read ({MAX_PAGES}); a shorter `source.window.max_span` splits it"
+            ),
+            Failure::RepeatedPage { page } => format!(
+                "page {page} repeated the page before it: the API seems to ignore the page number, so the pages behind it cannot be read"
+            ),
+            Failure::Endless { page } => format!(
+                "full pages went on up to page {page}, more than one window may read ({MAX_PAGES})"
+            ),
+        };
+        Error::new(
+            ErrorKind::Api,
+            format!(
+                "{} answered `{operation}` for {} inconsistently: {what}",
+                self.client.name,
+                span_of(window)
+            ),
+        )
+        .with_hint(LEFT_OPEN)
+    }
+}
+
+/// What the user is told when a window fails.
+const LEFT_OPEN: &str = "the window is left unread and the cursor stays before it; the next run reads it again (if the API keeps answering so, ask its vendor)";
+
+fn span_of(window: Window) -> String {
+    format!("{} .. {}", wall_clock(window.start), wall_clock(window.end))
+}
+
+/// A pager's notice as the user reads it.
+fn describe(notice: Notice, span: &str) -> String {
+    match notice {
+        Notice::Restarted { before, after } => format!(
+            "the window {span} grew from {before} to {after} records while being read; reading it again"
+        ),
+        Notice::Missed { met, total } => format!(
+            "reading the window {span} met {met} of its {total} records (some moved while it was read); reading it again"
+        ),
+        Notice::GaveUp { attempts } => format!(
+            "the window {span} kept changing through {attempts} reads; the cursor stays before it and the next run reads it again"
+        ),
+        Notice::RepeatedPage { page } => format!(
+            "page {page} repeated the previous page; the API seems to ignore the page parameter"
+        ),
+        Notice::Short { page, held, total } => format!(
+            "page {page} of the window {span} held {held} record(s) although the total says {total}; reading the first page again for a fresh total"
+        ),
+        Notice::TotalTooSmall { held, total } => format!(
+            "the pages of the window {span} hold at least {held} records, more than the total of {total} the API gives; paging on until a short page and reading the pages again downwards"
+        ),
+    }
+}
+
+/// The records `path` selects in `body`, each a JSON object. A response of another shape (the
+/// list an object, a record a string) is refused with what is wrong and where: read as
+/// records, it would be parked under made-up keys or skipped, never delivered.
+fn records_of(path: &JsonPath, body: &Json) -> std::result::Result<Vec<Arc<Json>>, String> {
+    // For `….list[*]` the list itself must be a list (or null, or absent: no records).
+    if let Some((Segment::Selector(Selector::Wildcard), parents)) = path.query.segments.split_last()
+    {
+        let list_path = JpQuery::new(parents.to_vec());
+        let lists = jsonpath_rust::query::js_path_process(&list_path, body)
+            .map(|found| found.into_iter().map(|r| r.val).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let list_text = path
+            .text
+            .strip_suffix("[*]")
+            .or_else(|| path.text.strip_suffix(".*"))
+            .unwrap_or(&path.text);
+        for list in lists {
+            if !matches!(list, Json::Array(_) | Json::Null) {
+                return Err(format!(
+                    "`{list_text}` is {}, not a list of records (records are read at `{}`)",
+                    kind_of(list),
+                    path.text
+                ));
+            }
+        }
+    }
+    let records = path.select(body);
+    if let Some((index, record)) = records.iter().enumerate().find(|(_, r)| !r.is_object()) {
+        return Err(format!(
+            "record {index} at `{}` is {}, not an object",
+            path.text,
+            kind_of(record)
+        ));
+    }
+    Ok(records.into_iter().map(|r| Arc::new(r.clone())).collect())
+}
+
+fn kind_of(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "an object",
     }
 }
 
@@ -288,5 +413,51 @@ mod tests {
             "older windows are forgotten; the ledger remembers"
         );
         assert_eq!(seen.duplicates, 2);
+    }
+
+    fn path(text: &str) -> JsonPath {
+        JsonPath {
+            text: text.to_string(),
+            query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
+        }
+    }
+
+    #[test]
+    fn records_are_objects_in_a_list_or_the_response_is_refused() {
+        let records = path("$.response.stockin_list[*]");
+        let ok = |body: Json| records_of(&records, &body).map(|found| found.len());
+        let refused = |body: Json| records_of(&records, &body).unwrap_err();
+        assert_eq!(
+            ok(
+                serde_json::json!({"response": {"stockin_list": [{"order_no": "RK1"}, {"order_no": "RK2"}]}})
+            ),
+            Ok(2)
+        );
+        for empty in [
+            serde_json::json!({"response": {"stockin_list": []}}),
+            serde_json::json!({"response": {"stockin_list": null}}),
+            serde_json::json!({"response": {}}),
+        ] {
+            assert_eq!(ok(empty), Ok(0));
+        }
+        assert_eq!(
+            refused(serde_json::json!({"response": {"stockin_list": {"a": {"order_no": "RK1"}}}})),
+            "`$.response.stockin_list` is an object, not a list of records (records are read at `$.response.stockin_list[*]`)"
+        );
+        assert_eq!(
+            refused(serde_json::json!({"response": {"stockin_list": "RK1,RK2"}})),
+            "`$.response.stockin_list` is a string, not a list of records (records are read at `$.response.stockin_list[*]`)"
+        );
+        assert_eq!(
+            refused(
+                serde_json::json!({"response": {"stockin_list": [{"order_no": "RK1"}, "RK2"]}})
+            ),
+            "record 1 at `$.response.stockin_list[*]` is a string, not an object"
+        );
+        // A path without a wildcard: every value it selects must be a record.
+        assert_eq!(
+            records_of(&path("$.data"), &serde_json::json!({"data": [1]})).unwrap_err(),
+            "record 0 at `$.data` is a list, not an object"
+        );
     }
 }

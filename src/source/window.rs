@@ -4,9 +4,16 @@
 //! lag (for rows still being written), sliced into windows the API accepts. Windows are
 //! closed intervals that share their boundary second, so nothing falls between two of them;
 //! a record on a boundary is read twice and dropped the second time by key. Times are whole
-//! seconds, as the APIs write them. Pure: the clock is a parameter.
+//! seconds, as the APIs write them. A start or cursor in the future is refused, never waited
+//! for: a run would read nothing until then, and what is modified before it would never be read.
+//! Pure: the clock is a parameter.
+
+use std::path::Path;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
+
+use crate::error::{Error, ErrorKind};
+use crate::time::wall_clock;
 
 /// One closed window `[start, end]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +42,137 @@ pub fn run_range(
         end: floor_second(now - lag),
     };
     (window.start < window.end).then_some(window)
+}
+
+/// What a run asks to read: from its cursor (or the flow's start), or a backfill's bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask {
+    pub cursor: Option<DateTime<Utc>>,
+    /// `source.window.start`: where the first run begins.
+    pub initial: DateTime<Utc>,
+    /// `--since` / `--until`: a backfill, which does not use or move the cursor.
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub lookback: Duration,
+    pub lag: Duration,
+}
+
+/// The range a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    /// `None`: nothing new to read yet (the lag has not passed since the cursor).
+    pub range: Option<Window>,
+    /// The `--until` asked for, when it was later than now minus the lag and the range was
+    /// cut there: records modified later may still be being written, and a range into the
+    /// future would only request empty windows.
+    pub clamped_until: Option<DateTime<Utc>>,
+}
+
+/// Why a run refuses to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The stored cursor is later than now.
+    CursorInFuture { cursor: DateTime<Utc> },
+    /// `source.window.start` is later than now (and is used: no cursor yet, or a backfill
+    /// without `--since`).
+    StartInFuture { start: DateTime<Utc> },
+    /// A backfill from `start` to `end` (after cutting `--until` to now minus the lag) that
+    /// is empty or runs backwards.
+    Backwards {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        since_given: bool,
+        until_given: bool,
+    },
+}
+
+/// The range a run reads, or why it must not read.
+pub fn plan(ask: Ask, now: DateTime<Utc>) -> Result<Planned, Refused> {
+    let start = match (ask.since, ask.until, ask.cursor) {
+        (None, None, Some(cursor)) if cursor > now => {
+            return Err(Refused::CursorInFuture { cursor });
+        }
+        (None, None, Some(_)) => None,
+        (Some(since), _, _) => Some(since),
+        (None, _, _) if ask.initial > now => {
+            return Err(Refused::StartInFuture { start: ask.initial });
+        }
+        (None, _, _) => Some(ask.initial),
+    };
+    if ask.since.is_none() && ask.until.is_none() {
+        return Ok(Planned {
+            range: run_range(ask.cursor, ask.initial, ask.lookback, ask.lag, now),
+            clamped_until: None,
+        });
+    }
+    let start = start.expect("a backfill starts at --since or the flow's start");
+    let latest = floor_second(now - ask.lag);
+    let (end, clamped_until) = match ask.until {
+        Some(until) if until > latest => (latest, Some(until)),
+        Some(until) => (until, None),
+        None => (latest, None),
+    };
+    if start >= end {
+        return Err(Refused::Backwards {
+            start,
+            end,
+            since_given: ask.since.is_some(),
+            until_given: ask.until.is_some(),
+        });
+    }
+    Ok(Planned {
+        range: Some(Window { start, end }),
+        clamped_until,
+    })
+}
+
+impl Refused {
+    /// The error a run of flow `flow` (in `file`) stops with.
+    pub fn into_error(self, flow: &str, file: &Path, now: DateTime<Utc>) -> Error {
+        let now_text = wall_clock(now);
+        match self {
+            Refused::CursorInFuture { cursor } => Error::new(
+                ErrorKind::State,
+                format!(
+                    "the cursor of flow `{flow}` is `{}`, in the future (now is `{now_text}`): a run would read nothing until then and never read what is modified before",
+                    wall_clock(cursor)
+                ),
+            )
+            .with_hint(format!(
+                "set it to where the next run should read from, in the past: `engine state {} --reset-cursor \"{now_text}\"` (or earlier)",
+                file.display()
+            )),
+            Refused::StartInFuture { start } => Error::config(format!(
+                "`source.window.start` of flow `{flow}` is `{}`, in the future (now is `{now_text}`): the first run would read nothing until then and never read what is modified before",
+                wall_clock(start)
+            ))
+            .with_hint(format!(
+                "set it in {} (or the environment variable it reads) to where the first run should begin, in the past",
+                file.display()
+            )),
+            Refused::Backwards {
+                start,
+                end,
+                since_given,
+                until_given,
+            } => Error::usage(format!(
+                "nothing to re-sync from `{}` ({}) to `{}` ({}): the range is empty or runs backwards",
+                wall_clock(start),
+                if since_given {
+                    "`--since`"
+                } else {
+                    "`source.window.start`"
+                },
+                wall_clock(end),
+                if until_given {
+                    "`--until`, at most now minus the lag"
+                } else {
+                    "now minus the lag"
+                },
+            ))
+            .with_hint("give `--since` before `--until`, both in the past"),
+        }
+    }
 }
 
 /// Slice `range` into windows of less than `max_span` each (an API that allows "30 days"
@@ -149,5 +287,136 @@ mod tests {
             end: range.start,
         };
         assert_eq!(slice(empty, Duration::days(30)), vec![]);
+    }
+
+    fn ask(cursor: Option<&str>, since: Option<&str>, until: Option<&str>) -> Ask {
+        Ask {
+            cursor: cursor.map(at),
+            initial: at("2024-01-01 00:00:00"),
+            since: since.map(at),
+            until: until.map(at),
+            lookback: Duration::minutes(10),
+            lag: Duration::seconds(5),
+        }
+    }
+
+    #[test]
+    fn a_run_plans_its_range_or_refuses_a_future_cursor_start_or_backwards_range() {
+        let now = at("2024-06-01 12:00:00");
+        let range = |start: &str, end: &str| Window {
+            start: at(start),
+            end: at(end),
+        };
+        let planned = |range: Option<Window>, clamped: Option<&str>| {
+            Ok(Planned {
+                range,
+                clamped_until: clamped.map(at),
+            })
+        };
+        let cases = [
+            (
+                "from the cursor",
+                ask(Some("2024-06-01 11:00:00"), None, None),
+                planned(
+                    Some(range("2024-06-01 10:50:00", "2024-06-01 11:59:55")),
+                    None,
+                ),
+            ),
+            (
+                "a cursor at now is not in the future",
+                ask(Some("2024-06-01 12:00:00"), None, None),
+                planned(
+                    Some(range("2024-06-01 11:50:00", "2024-06-01 11:59:55")),
+                    None,
+                ),
+            ),
+            (
+                "a cursor in the future",
+                ask(Some("2099-01-01 00:00:00"), None, None),
+                Err(Refused::CursorInFuture {
+                    cursor: at("2099-01-01 00:00:00"),
+                }),
+            ),
+            (
+                "a backfill ignores the cursor",
+                ask(
+                    Some("2099-01-01 00:00:00"),
+                    Some("2024-05-01 00:00:00"),
+                    Some("2024-05-02 00:00:00"),
+                ),
+                planned(
+                    Some(range("2024-05-01 00:00:00", "2024-05-02 00:00:00")),
+                    None,
+                ),
+            ),
+            (
+                "--until in the future is cut to now minus the lag",
+                ask(
+                    None,
+                    Some("2024-05-01 00:00:00"),
+                    Some("2099-01-01 00:00:00"),
+                ),
+                planned(
+                    Some(range("2024-05-01 00:00:00", "2024-06-01 11:59:55")),
+                    Some("2099-01-01 00:00:00"),
+                ),
+            ),
+            (
+                "--since after --until",
+                ask(
+                    None,
+                    Some("2024-05-02 00:00:00"),
+                    Some("2024-05-01 00:00:00"),
+                ),
+                Err(Refused::Backwards {
+                    start: at("2024-05-02 00:00:00"),
+                    end: at("2024-05-01 00:00:00"),
+                    since_given: true,
+                    until_given: true,
+                }),
+            ),
+            (
+                "--since in the future",
+                ask(None, Some("2099-01-01 00:00:00"), None),
+                Err(Refused::Backwards {
+                    start: at("2099-01-01 00:00:00"),
+                    end: at("2024-06-01 11:59:55"),
+                    since_given: true,
+                    until_given: false,
+                }),
+            ),
+        ];
+        for (name, asked, expected) in cases {
+            assert_eq!(plan(asked, now), expected, "{name}");
+        }
+        let future_start = Ask {
+            initial: at("2099-01-01 00:00:00"),
+            ..ask(None, None, None)
+        };
+        for asked in [
+            future_start,
+            Ask {
+                until: Some(at("2024-05-01 00:00:00")),
+                ..future_start
+            },
+        ] {
+            assert_eq!(
+                plan(asked, now),
+                Err(Refused::StartInFuture {
+                    start: at("2099-01-01 00:00:00")
+                })
+            );
+        }
+        // With a cursor, the flow's start is not used.
+        assert!(
+            plan(
+                Ask {
+                    cursor: Some(at("2024-06-01 11:00:00")),
+                    ..future_start
+                },
+                now
+            )
+            .is_ok()
+        );
     }
 }

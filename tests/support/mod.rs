@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub mod hostile_http;
+pub mod hostile_wdt;
 pub mod sandbox;
 pub mod sync;
 pub mod workspace;

@@ -1,0 +1,197 @@
+//! A small hostile WDT: it answers `wdt.stockin.order.query.refund` through a Qimen-style
+//! router well enough for the bundled flow (the `response` envelope, `total_count` on page 0,
+//! `stockin_list` paged by `page_no`/`page_size` over the orders whose `modified` lies in
+//! `start_time`..`end_time`), then lies the way a broken gateway might: a wrong `total_count`,
+//! a records list of the wrong shape. It serves the orders it is given (usually the WDT
+//! sandbox's own, so that the Kingdee sandbox knows their customers and materials), does not
+//! check signatures, and counts the pages it was asked for. It runs on its own thread and
+//! stops when dropped.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use axum::Router;
+use axum::extract::{Form, Query, State};
+use axum::response::Json;
+use axum::routing::post;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// How `stockin_list` is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListShape {
+    /// A list of order objects, as WDT sends it.
+    List,
+    /// An object whose values are the orders (keyed by order number).
+    Object,
+    /// A list of order numbers (strings).
+    Strings,
+}
+
+/// What the server says, beside the orders of the page.
+#[derive(Debug, Clone, Copy)]
+pub struct Behaviour {
+    /// `total_count` on page 0: the true count when `None`.
+    pub total: Option<u64>,
+    pub shape: ListShape,
+}
+
+impl Default for Behaviour {
+    fn default() -> Behaviour {
+        Behaviour {
+            total: None,
+            shape: ListShape::List,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    orders: Vec<Value>,
+    behaviour: Behaviour,
+    /// `page_no` of every query served, in order.
+    pages: Vec<u64>,
+}
+
+type Shared = Arc<Mutex<Inner>>;
+
+pub struct HostileWdt {
+    /// The router URL to give the flow as `WDT_QIMEN_URL`.
+    pub url: String,
+    inner: Shared,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl HostileWdt {
+    /// Serve `orders` (WDT `stockin_list` objects) on 127.0.0.1.
+    pub fn start(orders: Vec<Value>, behaviour: Behaviour) -> HostileWdt {
+        let inner: Shared = Arc::new(Mutex::new(Inner {
+            orders,
+            behaviour,
+            pages: Vec::new(),
+        }));
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/router/qm", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = Router::new()
+            .route("/router/qm", post(answer))
+            .with_state(Arc::clone(&inner));
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        HostileWdt {
+            url,
+            inner,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Change what the server says from the next request on.
+    pub fn set(&self, behaviour: Behaviour) {
+        self.inner.lock().unwrap().behaviour = behaviour;
+    }
+
+    pub fn set_orders(&self, orders: Vec<Value>) {
+        self.inner.lock().unwrap().orders = orders;
+    }
+
+    /// The `page_no` of every query served since the last call.
+    pub fn take_pages(&self) -> Vec<u64> {
+        std::mem::take(&mut self.inner.lock().unwrap().pages)
+    }
+}
+
+impl Drop for HostileWdt {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
+}
+
+/// One query: the orders of the window, sorted as WDT sorts them, one page of them.
+async fn answer(
+    State(inner): State<Shared>,
+    Query(mut params): Query<HashMap<String, String>>,
+    Form(body): Form<HashMap<String, String>>,
+) -> Json<Value> {
+    params.extend(body);
+    let param = |key: &str| params.get(key).cloned().unwrap_or_default();
+    let mut inner = inner.lock().unwrap();
+    if param("method") != "wdt.stockin.order.query.refund" {
+        return Json(json!({"response": {
+            "flag": "failure", "code": "50", "message": "Remote service error",
+            "sub_code": "invalid-method", "sub_message": "unknown method",
+        }}));
+    }
+    let (start, end) = (param("start_time"), param("end_time"));
+    let status = params
+        .get("status")
+        .cloned()
+        .unwrap_or_else(|| "80".to_string());
+    let page_no: u64 = param("page_no").parse().unwrap_or(0);
+    let page_size: u64 = param("page_size").parse().unwrap_or(40);
+    inner.pages.push(page_no);
+    let mut selected: Vec<&Value> = inner
+        .orders
+        .iter()
+        .filter(|order| {
+            let modified = text(&order["modified"]);
+            text(&order["status"]) == status
+                && modified.as_str() >= start.as_str()
+                && modified.as_str() <= end.as_str()
+        })
+        .collect();
+    selected.sort_by_key(|order| (text(&order["modified"]), text(&order["order_no"])));
+    let rows: Vec<Value> = selected
+        .iter()
+        .skip((page_no * page_size) as usize)
+        .take(page_size as usize)
+        .map(|order| (*order).clone())
+        .collect();
+    let list = match inner.behaviour.shape {
+        ListShape::List => Value::Array(rows),
+        ListShape::Object => Value::Object(
+            rows.into_iter()
+                .map(|order| (text(&order["order_no"]), order))
+                .collect(),
+        ),
+        ListShape::Strings => Value::Array(
+            rows.iter()
+                .map(|order| Value::String(text(&order["order_no"])))
+                .collect(),
+        ),
+    };
+    let mut response = json!({"errorcode": 0, "message": "", "stockin_list": list});
+    if page_no == 0 {
+        let total = inner.behaviour.total.unwrap_or(selected.len() as u64);
+        response["total_count"] = json!(total);
+    }
+    Json(json!({ "response": response }))
+}
