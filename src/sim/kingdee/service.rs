@@ -6,19 +6,20 @@
 //! case-insensitively; a known path without the virtual directory gets the 403 with an
 //! empty body a real site gives; anything else 404.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::sim::kingdee::auth::{self, Credentials, Decision, LoginParams, NewSession};
 use crate::sim::kingdee::body::{self, CallError, RawCall, scalar_text};
-use crate::sim::kingdee::envelope::{self, ErrorItem, MsgCode};
+use crate::sim::kingdee::envelope::{self, MsgCode};
 use crate::sim::kingdee::faults::{ConflictScope, Injection};
+use crate::sim::kingdee::mishap::{self, CallKind, Mishap, Plan};
 use crate::sim::kingdee::query;
 use crate::sim::kingdee::save::{self, SaveConfig, SaveKind};
-use crate::sim::kingdee::schema;
 use crate::sim::kingdee::state::{Outcome, State};
+use crate::sim::kingdee::withhold;
 
 /// The services the sandbox answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +106,16 @@ impl Service {
         &full[start..]
     }
 
+    fn kind(self) -> CallKind {
+        if self.is_login() || self == Service::Logout {
+            CallKind::Login
+        } else if self.is_save() {
+            CallKind::Save
+        } else {
+            CallKind::Query
+        }
+    }
+
     fn is_save(self) -> bool {
         matches!(self, Service::Save | Service::BatchSave)
     }
@@ -185,6 +196,7 @@ pub struct Response {
 
 pub const JSON: &str = "application/json; charset=utf-8";
 pub const TEXT: &str = "text/plain; charset=utf-8";
+pub const HTML: &str = "text/html; charset=utf-8";
 
 impl Response {
     fn json(value: Value) -> Response {
@@ -235,9 +247,6 @@ fn call_error(service: Service, err: CallError) -> Response {
     error_answer(service, envelope)
 }
 
-/// The user a network-control conflict blames **[I]**.
-const CONFLICT_HOLDER: &str = "Administrator";
-
 /// Handle one routed WebAPI call.
 pub fn handle(
     state: &mut State,
@@ -251,25 +260,84 @@ pub fn handle(
         state.random.unit(),
         state.random.unit(),
     ];
-    let injection = state.faults.decide(service.is_save(), draws);
-    let (response, outcome) = if injection == Injection::ServerError {
-        (
+    let mut injection = state.faults.decide(service.is_save(), draws);
+    // Mishaps are drawn only when one can happen, so that a seed gives the other faults the
+    // same draws as before mishaps existed.
+    let plan = if injection != Injection::ServerError && state.faults.mishaps_possible() {
+        let draw = state.random.unit();
+        state.faults.mishap(service.kind(), draw)
+    } else {
+        None
+    };
+    if plan.is_some() {
+        injection = Injection::None;
+    }
+    let vdir = request
+        .path_and_query
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let (response, outcome) = match plan {
+        Some(plan) if !plan.done => (
+            mishap_answer(service, &plan, vdir, None),
+            Outcome::Mishap(plan.mishap),
+        ),
+        _ if injection == Injection::ServerError => (
             Response::text(500, "500 - Internal Server Error (injected by engine sim)"),
             Outcome::InjectedError,
-        )
-    } else {
-        match body::parse(request.content_type.as_deref(), &request.body) {
-            Err(err) => (
-                error_answer(service, envelope::failure(MsgCode::Exception, None, err.0)),
-                Outcome::Failed,
-            ),
-            Ok(call) if service.is_login() || service == Service::Logout => {
-                login(state, service, &call, &request.credentials, now)
+        ),
+        _ => {
+            let (response, outcome) = match body::parse(
+                request.content_type.as_deref(),
+                &request.body,
+            ) {
+                Err(err) => (
+                    error_answer(service, envelope::failure(MsgCode::Exception, None, err.0)),
+                    Outcome::Failed,
+                ),
+                Ok(call) if service.is_login() || service == Service::Logout => {
+                    login(state, service, &call, &request.credentials, now)
+                }
+                Ok(call) => business(state, config, request, &call, injection, plan, now),
+            };
+            match plan {
+                Some(plan) if plan.mishap != Mishap::MissingEntity => (
+                    mishap_answer(service, &plan, vdir, Some(response)),
+                    Outcome::Mishap(plan.mishap),
+                ),
+                _ => (response, outcome),
             }
-            Ok(call) => business(state, config, request, &call, injection, now),
         }
     };
     state.stats.record(service.short_name(), outcome);
+    response
+}
+
+/// The answer a mishap gives, instead of the call's own `done` answer if it ran.
+fn mishap_answer(service: Service, plan: &Plan, vdir: &str, done: Option<Response>) -> Response {
+    let bills = done.as_ref().map_or(0, |done| done.bills);
+    let mut response = match plan.mishap {
+        Mishap::Msgcode => error_answer(service, mishap::msgcode_envelope(plan.msgcode)),
+        Mishap::ResponseError => Response::text(200, mishap::RESPONSE_ERROR),
+        Mishap::HtmlLogin => Response {
+            status: 200,
+            content_type: HTML,
+            body: mishap::html_login_page(vdir),
+            set_cookies: Vec::new(),
+            after: After::Respond,
+            bills: 0,
+        },
+        // The headers (and cookies) went out; the body broke off half way.
+        Mishap::TruncatedJson | Mishap::MissingEntity => match done {
+            Some(mut done) => {
+                done.body = mishap::truncate(&done.body);
+                return done;
+            }
+            None => Response::text(200, ""),
+        },
+    };
+    response.bills = bills;
     response
 }
 
@@ -369,6 +437,7 @@ fn business(
     request: &Request,
     call: &RawCall,
     injection: Injection,
+    plan: Option<Plan>,
     now: DateTime<Utc>,
 ) -> (Response, Outcome) {
     let service = request.service;
@@ -405,7 +474,7 @@ fn business(
     };
     let (response, outcome) = match service {
         Service::Save | Service::BatchSave => {
-            save_call(state, config, service, call, injection, now)
+            save_call(state, config, service, call, injection, plan, now)
         }
         Service::ExecuteBillQuery | Service::BillQuery => query_call(state, service, call),
         Service::View => match call.form_call() {
@@ -430,53 +499,75 @@ fn save_call(
     service: Service,
     call: &RawCall,
     injection: Injection,
+    plan: Option<Plan>,
     now: DateTime<Utc>,
 ) -> (Response, Outcome) {
-    let form = match call.form_call() {
+    let mut form = match call.form_call() {
         Ok(form) => form,
         Err(err) => return (call_error(service, err), Outcome::Failed),
     };
-    // A conflict locks the first bill of the call: the whole call (scope `call`), or that
-    // bill alone while the others are saved (scope `bill`).
-    let mut form = form;
-    let mut locked: Option<String> = None;
+    // Bills withheld from the save: one an injected conflict locks (the first of the call:
+    // the whole call with scope `call`, that bill alone with scope `bill`), those on the
+    // conflict list, and one a `missing_entity` mishap leaves unsaved.
+    let numbers: Vec<String> = withhold::packets(&form.data)
+        .into_iter()
+        .map(withhold::bill_no)
+        .collect();
+    let batch = matches!(
+        form.data.iter().find(|(key, _)| key.eq_ignore_ascii_case("Model")),
+        Some((_, Value::Array(_)))
+    );
+    let mut locked: Vec<(usize, String)> = Vec::new();
     if injection == Injection::Conflict {
-        let model = form
-            .data
-            .iter_mut()
-            .find(|(key, _)| key.eq_ignore_ascii_case("Model"))
-            .map(|(_, model)| model);
-        let first_number = model
-            .as_deref()
-            .and_then(|model| match model {
-                Value::Array(items) => items.first(),
-                other => Some(other),
-            })
-            .and_then(|packet| {
-                packet
-                    .as_object()?
-                    .iter()
-                    .find(|(key, _)| key.eq_ignore_ascii_case("FBillNo"))
-                    .and_then(|(_, number)| scalar_text(number))
-            })
-            .unwrap_or_default();
-        let message = format!(
-            "“{CONFLICT_HOLDER}”使用业务单据：“{name}”业务操作-“[{name}-{first_number}-保存]”冲突，请稍候再使用。",
-            name = schema::FORM_NAME
-        );
-        match model {
-            Some(Value::Array(items))
-                if state.faults.conflict_scope == ConflictScope::Bill && items.len() > 1 =>
-            {
-                items.remove(0);
-                locked = Some(message);
-            }
-            _ => {
-                let body = envelope::failure(MsgCode::NetworkControlConflict, None, message);
-                return (Response::json(body), Outcome::InjectedConflict);
-            }
+        if state.faults.conflict_scope == ConflictScope::Bill && numbers.len() > 1 {
+            locked.push((0, numbers[0].clone()));
+        } else {
+            let first = numbers.first().cloned().unwrap_or_default();
+            let body = envelope::failure(
+                MsgCode::NetworkControlConflict,
+                None,
+                withhold::conflict_message(&first),
+            );
+            return (Response::json(body), Outcome::InjectedConflict);
         }
     }
+    for (position, number) in numbers.iter().enumerate() {
+        if state.faults.conflict_bill_nos.contains(number)
+            && !locked.iter().any(|(locked, _)| *locked == position)
+        {
+            locked.push((position, number.clone()));
+        }
+    }
+    locked.sort();
+    if !locked.is_empty() && (locked.len() >= numbers.len() || !batch) {
+        let body = envelope::failure(
+            MsgCode::NetworkControlConflict,
+            None,
+            withhold::conflict_message(&locked[0].1),
+        );
+        return (Response::json(body), Outcome::InjectedConflict);
+    }
+    let unsaved = match plan {
+        Some(plan) if plan.mishap == Mishap::MissingEntity && !plan.saved && batch => {
+            let free: Vec<usize> = (0..numbers.len())
+                .filter(|position| !locked.iter().any(|(locked, _)| locked == position))
+                .collect();
+            let pick = ((state.random.unit() * free.len() as f64) as usize).min(free.len() - 1);
+            Some(free[pick])
+        }
+        _ => None,
+    };
+    let mut withheld: BTreeSet<usize> = locked.iter().map(|(position, _)| *position).collect();
+    withheld.extend(unsaved);
+    if withheld.len() >= numbers.len() && !withheld.is_empty() {
+        // Only the silently unsaved bill was left: the answer says all is well, with nothing.
+        let body = json!({"Result": {
+            "ResponseStatus": envelope::response_status(&[], &[]),
+            "NeedReturnData": [],
+        }});
+        return (Response::json(body), Outcome::Mishap(Mishap::MissingEntity));
+    }
+    let kept = withhold::take_out(&mut form.data, &withheld);
     let kind = match service {
         Service::Save => SaveKind::Save,
         _ => SaveKind::BatchSave,
@@ -486,16 +577,25 @@ fn save_call(
         ..config.clone()
     };
     let mut outcome = save::save(&mut state.bills, &state.basedata, &config, kind, &form, now);
-    let conflicted = locked.is_some();
-    if let Some(message) = locked {
-        lock_first_bill(&mut outcome.body, message);
+    if !withheld.is_empty() {
+        withhold::restore_positions(&mut outcome.body, &kept);
+        if !locked.is_empty() {
+            withhold::add_conflicts(&mut outcome.body, &locked);
+        }
     }
+    let left_out = match plan {
+        Some(plan) if plan.mishap == Mishap::MissingEntity && unsaved.is_none() => {
+            mishap::leave_out_entity(&mut outcome.body, state.random.unit()).is_some()
+        }
+        _ => unsaved.is_some(),
+    };
     state.stats.bills_created += outcome.created as u64;
     state.stats.bills_updated += outcome.updated as u64;
     state.stats.packets_rejected += outcome.rejected as u64;
     state.stats.duplicates_rejected += outcome.duplicates as u64;
     let result = match (outcome.committed(), outcome.rejected > 0) {
-        _ if conflicted => Outcome::InjectedConflict,
+        _ if !locked.is_empty() => Outcome::InjectedConflict,
+        _ if left_out => Outcome::Mishap(Mishap::MissingEntity),
         (_, false) if outcome.packets > 0 => Outcome::Ok,
         (true, true) => Outcome::Partial,
         _ => Outcome::Failed,
@@ -518,40 +618,6 @@ fn save_call(
         return (response, Outcome::Dropped);
     }
     (response, result)
-}
-
-/// Turn the answer for every bill but the first into the answer for the whole call, whose
-/// first bill met a network-control conflict: positions move up by one, the conflict is the
-/// error of position 0, and the call reports MsgCode 13.
-fn lock_first_bill(body: &mut Value, message: String) {
-    let Some(status) = body
-        .pointer_mut("/Result/ResponseStatus")
-        .and_then(Value::as_object_mut)
-    else {
-        return;
-    };
-    for list in ["Errors", "SuccessEntitys"] {
-        if let Some(Value::Array(items)) = status.get_mut(list) {
-            for item in items {
-                if let Some(index) = item.get("DIndex").and_then(Value::as_u64) {
-                    item["DIndex"] = json!(index + 1);
-                }
-            }
-        }
-    }
-    let conflict = ErrorItem::new(MsgCode::NetworkControlConflict, None, message, 0).to_json();
-    match status.get_mut("Errors") {
-        Some(Value::Array(errors)) => errors.insert(0, conflict),
-        _ => {
-            status.insert("Errors".into(), json!([conflict]));
-        }
-    }
-    status.insert("IsSuccess".into(), json!(false));
-    status.insert("ErrorCode".into(), json!(500));
-    status.insert(
-        "MsgCode".into(),
-        json!(MsgCode::NetworkControlConflict.code()),
-    );
 }
 
 fn query_call(state: &State, service: Service, call: &RawCall) -> (Response, Outcome) {
