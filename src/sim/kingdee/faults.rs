@@ -191,7 +191,9 @@ impl Faults {
             }
             return Some(plan);
         }
-        self.rates.draw(kind, draw).map(|mishap| Plan::of(mishap, self.rates.msgcode))
+        self.rates
+            .draw(kind, draw)
+            .map(|mishap| Plan::of(mishap, self.rates.msgcode))
     }
 
     /// Whether any mishap can happen, so that calls draw for one only then (the draws of

@@ -390,11 +390,17 @@ mod tests {
         let armed = |text: &str| serde_json::from_str::<Armed>(text).unwrap().validate();
         assert_eq!(armed(r#"{"mishap":"msgcode","on":"save"}"#), Ok(()));
         for (text, needle) in [
-            (r#"{"mishap":"msgcode","on":"login"}"#, "never hits `\"login\"`"),
+            (
+                r#"{"mishap":"msgcode","on":"login"}"#,
+                "never hits `\"login\"`",
+            ),
             (r#"{"mishap":"missing_entity","on":"query"}"#, "never hits"),
             (r#"{"mishap":"msgcode","msgcode":16}"#, "0 to 15"),
             (r#"{"mishap":"html_login","msgcode":1}"#, "`msgcode` is for"),
-            (r#"{"mishap":"truncated_json","done":false}"#, "`done` is for"),
+            (
+                r#"{"mishap":"truncated_json","done":false}"#,
+                "`done` is for",
+            ),
             (r#"{"mishap":"html_login","saved":false}"#, "`saved` is for"),
             (r#"{"mishap":"html_login","calls":0}"#, "at least 1"),
         ] {

@@ -36,6 +36,7 @@ mod mishap;
 mod query;
 mod random;
 mod save;
+mod save_call;
 mod schema;
 mod server;
 mod service;

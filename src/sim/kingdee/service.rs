@@ -6,7 +6,7 @@
 //! case-insensitively; a known path without the virtual directory gets the 403 with an
 //! empty body a real site gives; anything else 404.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -14,12 +14,12 @@ use serde_json::{Value, json};
 use crate::sim::kingdee::auth::{self, Credentials, Decision, LoginParams, NewSession};
 use crate::sim::kingdee::body::{self, CallError, RawCall, scalar_text};
 use crate::sim::kingdee::envelope::{self, MsgCode};
-use crate::sim::kingdee::faults::{ConflictScope, Injection};
+use crate::sim::kingdee::faults::Injection;
 use crate::sim::kingdee::mishap::{self, CallKind, Mishap, Plan};
 use crate::sim::kingdee::query;
-use crate::sim::kingdee::save::{self, SaveConfig, SaveKind};
+use crate::sim::kingdee::save::SaveConfig;
+use crate::sim::kingdee::save_call;
 use crate::sim::kingdee::state::{Outcome, State};
-use crate::sim::kingdee::withhold;
 
 /// The services the sandbox answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,7 +199,7 @@ pub const TEXT: &str = "text/plain; charset=utf-8";
 pub const HTML: &str = "text/html; charset=utf-8";
 
 impl Response {
-    fn json(value: Value) -> Response {
+    pub fn json(value: Value) -> Response {
         Response {
             status: 200,
             content_type: JSON,
@@ -237,7 +237,7 @@ fn error_answer(service: Service, envelope: Value) -> Response {
     }
 }
 
-fn call_error(service: Service, err: CallError) -> Response {
+pub fn call_error(service: Service, err: CallError) -> Response {
     let envelope = match err {
         CallError::MissingData => {
             envelope::failure(MsgCode::ParameterError, None, "data数据包必传。")
@@ -288,19 +288,17 @@ pub fn handle(
             Outcome::InjectedError,
         ),
         _ => {
-            let (response, outcome) = match body::parse(
-                request.content_type.as_deref(),
-                &request.body,
-            ) {
-                Err(err) => (
-                    error_answer(service, envelope::failure(MsgCode::Exception, None, err.0)),
-                    Outcome::Failed,
-                ),
-                Ok(call) if service.is_login() || service == Service::Logout => {
-                    login(state, service, &call, &request.credentials, now)
-                }
-                Ok(call) => business(state, config, request, &call, injection, plan, now),
-            };
+            let (response, outcome) =
+                match body::parse(request.content_type.as_deref(), &request.body) {
+                    Err(err) => (
+                        error_answer(service, envelope::failure(MsgCode::Exception, None, err.0)),
+                        Outcome::Failed,
+                    ),
+                    Ok(call) if service.is_login() || service == Service::Logout => {
+                        login(state, service, &call, &request.credentials, now)
+                    }
+                    Ok(call) => business(state, config, request, &call, injection, plan, now),
+                };
             match plan {
                 Some(plan) if plan.mishap != Mishap::MissingEntity => (
                     mishap_answer(service, &plan, vdir, Some(response)),
@@ -474,7 +472,7 @@ fn business(
     };
     let (response, outcome) = match service {
         Service::Save | Service::BatchSave => {
-            save_call(state, config, service, call, injection, plan, now)
+            save_call::save_call(state, config, service, call, injection, plan, now)
         }
         Service::ExecuteBillQuery | Service::BillQuery => query_call(state, service, call),
         Service::View => match call.form_call() {
@@ -491,133 +489,6 @@ fn business(
         _ => async_result(state, call),
     };
     (response.with_session(session.as_ref()), outcome)
-}
-
-fn save_call(
-    state: &mut State,
-    config: &SaveConfig,
-    service: Service,
-    call: &RawCall,
-    injection: Injection,
-    plan: Option<Plan>,
-    now: DateTime<Utc>,
-) -> (Response, Outcome) {
-    let mut form = match call.form_call() {
-        Ok(form) => form,
-        Err(err) => return (call_error(service, err), Outcome::Failed),
-    };
-    // Bills withheld from the save: one an injected conflict locks (the first of the call:
-    // the whole call with scope `call`, that bill alone with scope `bill`), those on the
-    // conflict list, and one a `missing_entity` mishap leaves unsaved.
-    let numbers: Vec<String> = withhold::packets(&form.data)
-        .into_iter()
-        .map(withhold::bill_no)
-        .collect();
-    let batch = matches!(
-        form.data.iter().find(|(key, _)| key.eq_ignore_ascii_case("Model")),
-        Some((_, Value::Array(_)))
-    );
-    let mut locked: Vec<(usize, String)> = Vec::new();
-    if injection == Injection::Conflict {
-        if state.faults.conflict_scope == ConflictScope::Bill && numbers.len() > 1 {
-            locked.push((0, numbers[0].clone()));
-        } else {
-            let first = numbers.first().cloned().unwrap_or_default();
-            let body = envelope::failure(
-                MsgCode::NetworkControlConflict,
-                None,
-                withhold::conflict_message(&first),
-            );
-            return (Response::json(body), Outcome::InjectedConflict);
-        }
-    }
-    for (position, number) in numbers.iter().enumerate() {
-        if state.faults.conflict_bill_nos.contains(number)
-            && !locked.iter().any(|(locked, _)| *locked == position)
-        {
-            locked.push((position, number.clone()));
-        }
-    }
-    locked.sort();
-    if !locked.is_empty() && (locked.len() >= numbers.len() || !batch) {
-        let body = envelope::failure(
-            MsgCode::NetworkControlConflict,
-            None,
-            withhold::conflict_message(&locked[0].1),
-        );
-        return (Response::json(body), Outcome::InjectedConflict);
-    }
-    let unsaved = match plan {
-        Some(plan) if plan.mishap == Mishap::MissingEntity && !plan.saved && batch => {
-            let free: Vec<usize> = (0..numbers.len())
-                .filter(|position| !locked.iter().any(|(locked, _)| locked == position))
-                .collect();
-            let pick = ((state.random.unit() * free.len() as f64) as usize).min(free.len() - 1);
-            Some(free[pick])
-        }
-        _ => None,
-    };
-    let mut withheld: BTreeSet<usize> = locked.iter().map(|(position, _)| *position).collect();
-    withheld.extend(unsaved);
-    if withheld.len() >= numbers.len() && !withheld.is_empty() {
-        // Only the silently unsaved bill was left: the answer says all is well, with nothing.
-        let body = json!({"Result": {
-            "ResponseStatus": envelope::response_status(&[], &[]),
-            "NeedReturnData": [],
-        }});
-        return (Response::json(body), Outcome::Mishap(Mishap::MissingEntity));
-    }
-    let kept = withhold::take_out(&mut form.data, &withheld);
-    let kind = match service {
-        Service::Save => SaveKind::Save,
-        _ => SaveKind::BatchSave,
-    };
-    let config = SaveConfig {
-        batch_mode: state.faults.batch_mode,
-        ..config.clone()
-    };
-    let mut outcome = save::save(&mut state.bills, &state.basedata, &config, kind, &form, now);
-    if !withheld.is_empty() {
-        withhold::restore_positions(&mut outcome.body, &kept);
-        if !locked.is_empty() {
-            withhold::add_conflicts(&mut outcome.body, &locked);
-        }
-    }
-    let left_out = match plan {
-        Some(plan) if plan.mishap == Mishap::MissingEntity && unsaved.is_none() => {
-            mishap::leave_out_entity(&mut outcome.body, state.random.unit()).is_some()
-        }
-        _ => unsaved.is_some(),
-    };
-    state.stats.bills_created += outcome.created as u64;
-    state.stats.bills_updated += outcome.updated as u64;
-    state.stats.packets_rejected += outcome.rejected as u64;
-    state.stats.duplicates_rejected += outcome.duplicates as u64;
-    let result = match (outcome.committed(), outcome.rejected > 0) {
-        _ if !locked.is_empty() => Outcome::InjectedConflict,
-        _ if left_out => Outcome::Mishap(Mishap::MissingEntity),
-        (_, false) if outcome.packets > 0 => Outcome::Ok,
-        (true, true) => Outcome::Partial,
-        _ => Outcome::Failed,
-    };
-    let async_begin = call
-        .named("beginmethod")
-        .and_then(scalar_text)
-        .is_some_and(|method| method.eq_ignore_ascii_case("BeginQueryImpl"));
-    let body = if async_begin {
-        let task_id = state.random.hex_id(32);
-        state.tasks.insert(task_id.clone(), outcome.body);
-        json!({"Status": 0, "TaskId": task_id, "Result": null})
-    } else {
-        outcome.body
-    };
-    let mut response = Response::json(body);
-    response.bills = outcome.packets;
-    if injection == Injection::CommitThenDrop {
-        response.after = After::DropConnection;
-        return (response, Outcome::Dropped);
-    }
-    (response, result)
 }
 
 fn query_call(state: &State, service: Service, call: &RawCall) -> (Response, Outcome) {

@@ -108,10 +108,14 @@ pub fn add_conflicts(body: &mut Value, locked: &[(usize, String)]) {
     else {
         return;
     };
-    let mut errors: Vec<Value> = match status.remove("Errors") {
-        Some(Value::Array(errors)) => errors,
-        _ => Vec::new(),
-    };
+    // In place, so the envelope keeps its documented key order.
+    let errors = status
+        .entry("Errors")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !errors.is_array() {
+        *errors = Value::Array(Vec::new());
+    }
+    let errors = errors.as_array_mut().expect("just made an array");
     for (position, number) in locked {
         let item = ErrorItem::new(
             MsgCode::NetworkControlConflict,
@@ -123,7 +127,6 @@ pub fn add_conflicts(body: &mut Value, locked: &[(usize, String)]) {
     }
     // A stable sort keeps several errors of one packet in their order.
     errors.sort_by_key(|error| error.get("DIndex").and_then(Value::as_u64).unwrap_or(0));
-    status.insert("Errors".into(), Value::Array(errors));
     status.insert("IsSuccess".into(), json!(false));
     status.insert("ErrorCode".into(), json!(500));
     status.insert(
@@ -177,7 +180,10 @@ mod tests {
 
     #[test]
     fn a_single_model_object_is_one_packet() {
-        let data = json!({"Model": {"FBillNo": 7}}).as_object().unwrap().clone();
+        let data = json!({"Model": {"FBillNo": 7}})
+            .as_object()
+            .unwrap()
+            .clone();
         let numbers: Vec<String> = packets(&data).into_iter().map(bill_no).collect();
         assert_eq!(numbers, ["7"]);
     }
