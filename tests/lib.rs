@@ -6,6 +6,7 @@ mod support;
 mod bundle;
 mod check;
 mod cli;
+mod faults;
 mod mapping;
 mod run;
 mod sim_kingdee;
