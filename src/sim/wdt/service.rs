@@ -38,6 +38,9 @@ pub struct Settings {
     pub top_error_response: bool,
     /// Shares used by `/_sim/generate` when the request names none.
     pub shares: Shares,
+    /// Orders last modified more than this long ago are archived: only the history endpoint
+    /// serves them [switch, I; `None`: nothing is archived].
+    pub archive_after: Option<Duration>,
 }
 
 /// An HTTP answer, ready to send.
@@ -75,6 +78,14 @@ pub struct Service {
     stats: Stats,
     log: RequestLog,
     answered: u64,
+}
+
+/// Whether an order is in the archive: last modified before `cut` (none without a cut).
+fn archived(order: &Order, cut: Option<NaiveDateTime>) -> bool {
+    match (cut, order.modified_at()) {
+        (Some(cut), Some(modified)) => modified < cut,
+        _ => false,
+    }
 }
 
 /// The current second as Asia/Shanghai wall-clock time, the resolution of `modified`.
@@ -173,7 +184,7 @@ impl Service {
             entry.error_code = Some(error.code.to_string());
             match api {
                 Api::Qimen => envelope::qimen_wdt_failure(&error, request_id),
-                Api::Openapi2 => envelope::direct_failure(&error),
+                Api::Openapi2 | Api::Openapi2History => envelope::direct_failure(&error),
             }
         };
         let params = &decoded.params;
@@ -192,7 +203,7 @@ impl Service {
                     return fail(error, Outcome::Account);
                 }
             }
-            Api::Openapi2 => {
+            Api::Openapi2 | Api::Openapi2History => {
                 if let Err(error) = gateway::check_direct(params, now, &self.settings.direct) {
                     let outcome = Outcome::of_direct(error.code);
                     return fail(error, outcome);
@@ -214,7 +225,17 @@ impl Service {
             Err(error) => return fail(error, Outcome::Business),
         };
         let with_total = query.page_no == 0 || self.settings.total_count_on_every_page;
-        let selected = query::select(self.orders.values(), &query);
+        // The history endpoint reads the archive, the others everything else.
+        let cut = self
+            .settings
+            .archive_after
+            .map(|after| wall_now(now) - after);
+        let history = api == Api::Openapi2History;
+        let partition = self
+            .orders
+            .values()
+            .filter(|order| archived(order, cut) == history);
+        let selected = query::select(partition, &query);
         let mut page = query::page(&selected, &query);
         let distinct_rows = page.rows.len();
         // A page that lists an order twice, as integrators report the formal API doing.
@@ -224,7 +245,7 @@ impl Service {
         }
         let body = match api {
             Api::Qimen => envelope::qimen_success(&page, with_total),
-            Api::Openapi2 => envelope::direct_success(&page, with_total),
+            Api::Openapi2 | Api::Openapi2History => envelope::direct_success(&page, with_total),
         };
         entry.rows = page.rows.len();
         entry.total_count = with_total.then_some(page.total);
@@ -426,6 +447,8 @@ impl Service {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::sign::qimen::{self, SignMethod};
     use crate::sim::wdt::gateway::SignLengthPolicy;
@@ -458,6 +481,7 @@ mod tests {
                 unknown_sku: 0.0,
                 other_status: 0.0,
             },
+            archive_after: None,
         }
     }
 
@@ -765,6 +789,89 @@ mod tests {
                 .unwrap_err()
                 .contains("`status`")
         );
+    }
+
+    /// A signed direct-mode form POST for the three days before `now()`.
+    fn direct(extra: &[(&str, &str)]) -> Incoming {
+        use crate::sign::wdt_openapi::{self, LengthUnit};
+        let timestamp = now().timestamp().to_string();
+        let mut params: BTreeMap<String, String> = [
+            ("sid", "sid1"),
+            ("appkey", "direct"),
+            ("timestamp", timestamp.as_str()),
+            ("start_time", "2024-05-29 12:00:00"),
+            ("end_time", "2024-06-01 11:59:00"),
+            ("page_size", "100"),
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let sign = wdt_openapi::sign(&params, "direct-secret", LengthUnit::Chars);
+        params.insert("sign".to_string(), sign);
+        let body: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.replace(' ', "+")))
+            .collect();
+        Incoming {
+            http_method: "POST".to_string(),
+            query: String::new(),
+            content_type: Some("application/x-www-form-urlencoded".to_string()),
+            body: body.join("&").into_bytes(),
+        }
+    }
+
+    fn order_nos(reply: &Reply) -> BTreeSet<String> {
+        let body = json(reply);
+        assert_eq!(body["code"], 0, "{body}");
+        body["stockin_list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|order| order["order_no"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_history_endpoint_serves_the_archived_orders_and_only_them() {
+        let mut settings = settings();
+        settings.archive_after = Some(Duration::days(1));
+        let until = wall_now(now()) - Duration::minutes(5);
+        let mut service = Service::new(settings, faults(), 1, 40, 2, until);
+        let cut = wall_now(now()) - Duration::days(1);
+        let (old, recent): (BTreeSet<String>, BTreeSet<String>) = {
+            let (old, recent): (Vec<&Order>, Vec<&Order>) = service
+                .orders()
+                .into_iter()
+                .partition(|order| order.modified_at().unwrap() < cut);
+            let nos = |orders: Vec<&Order>| orders.iter().map(|o| o.order_no.clone()).collect();
+            (nos(old), nos(recent))
+        };
+        assert!(!old.is_empty() && !recent.is_empty());
+        let history = service.handle(Api::Openapi2History, &direct(&[]), now());
+        assert_eq!(order_nos(&history), old);
+        let current = service.handle(Api::Openapi2, &direct(&[]), now());
+        assert_eq!(order_nos(&current), recent);
+        let qimen = json(&service.handle(Api::Qimen, &request(&[("page_size", "100")]), now()));
+        assert_eq!(qimen["response"]["total_count"], recent.len());
+        // The same signature, the same rules: a wrong sign and a long window are refused.
+        let mut tampered = direct(&[]);
+        tampered.query = "shop_no=SHOP01".to_string();
+        let body = json(&service.handle(Api::Openapi2History, &tampered, now()));
+        assert_eq!(body["code"], 102, "{body}");
+        let long = direct(&[("start_time", "2024-04-01 00:00:00")]);
+        let body = json(&service.handle(Api::Openapi2History, &long, now()));
+        assert_ne!(body["code"], 0, "{body}");
+        let stats = service.stats();
+        assert_eq!(
+            (stats.openapi2_history, stats.openapi2, stats.qimen),
+            (3, 1, 1)
+        );
+        // Touched now, an archived order is current again.
+        let moved = old.iter().next().unwrap().clone();
+        service.touch(&moved, None, now()).unwrap();
+        let history = service.handle(Api::Openapi2History, &direct(&[]), now());
+        assert!(!order_nos(&history).contains(&moved));
     }
 
     #[test]
