@@ -23,9 +23,17 @@ fn text(value: &Value) -> String {
         .map_or_else(|| value.to_string(), str::to_string)
 }
 
-/// Both sandboxes with every order eligible and `extra` Kingdee switches, a flow sending
-/// batches of 10, and `armed` mishaps waiting for the first calls.
+/// Both sandboxes with every order eligible, bill-number uniqueness off and `extra` Kingdee
+/// switches, a flow sending batches of 10, and `armed` mishaps waiting for the first calls.
 fn sync_with(extra: &[&str], armed: &[Value]) -> Sync {
+    let mut args = vec!["--kingdee-allow-duplicate-bill-no"];
+    args.extend_from_slice(extra);
+    sync_unique_unless(&args, armed)
+}
+
+/// [`sync_with`] with bill-number uniqueness as Kingdee's default leaves it, on, unless
+/// `extra` turns it off.
+fn sync_unique_unless(extra: &[&str], armed: &[Value]) -> Sync {
     let mut args = vec![
         "--wdt-orders",
         ORDERS,
@@ -35,7 +43,6 @@ fn sync_with(extra: &[&str], armed: &[Value]) -> Sync {
         "0",
         "--wdt-other-status-share",
         "0",
-        "--kingdee-allow-duplicate-bill-no",
     ];
     args.extend_from_slice(extra);
     let sync = Sync::start(&args, 4);
@@ -134,6 +141,25 @@ fn a_save_answered_msg_code_1_is_sent_again_after_a_new_login_and_lands_once() {
         "{}",
         output.stderr
     );
+}
+
+#[test]
+fn a_save_answered_msg_code_1_after_saving_lands_once_where_bill_numbers_are_unique() {
+    // MsgCode 1 says the call was not processed; a lying site saved it anyway. The engine
+    // believes the code and sends again: Kingdee refuses the copies as duplicates, and the
+    // refused records are looked up and found. With uniqueness off the copies land: trusting
+    // MsgCode 1 is a limit of the engine, not checked here.
+    let sync = sync_unique_unless(
+        &[],
+        &[json!({"mishap": "msgcode", "on": "save", "done": true})],
+    );
+    let output = every_order_lands_once(&sync, 1);
+    assert!(
+        output.stderr.contains("在当前系统中已经被使用"),
+        "{}",
+        output.stderr
+    );
+    assert!(lookups(&sync) >= 1);
 }
 
 #[test]
