@@ -1010,7 +1010,7 @@ fn mishaps_hit_only_the_calls_they_are_armed_for_and_as_many_as_armed() {
     let error: Value = refused.json().unwrap();
     assert_eq!(
         error["error"],
-        "a `msgcode` mishap never hits `\"login\"` calls"
+        "a `msgcode` mishap never hits `login` calls"
     );
     let disarmed = kingdee.sim("DELETE", "faults/next", None);
     assert_eq!(disarmed["next"], json!([]));

@@ -206,6 +206,7 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::kingdee::mishap::Mishap;
 
     fn quiet() -> Faults {
         Faults {
@@ -247,6 +248,52 @@ mod tests {
         ] {
             assert_eq!(faults.decide(is_save, draws), expected, "{draws:?}");
         }
+    }
+
+    #[test]
+    fn armed_mishaps_come_first_in_order_and_run_down_then_rates_apply() {
+        let mut faults = Faults {
+            rates: Rates {
+                html_login_rate: 1.0,
+                ..Rates::default()
+            },
+            ..quiet()
+        };
+        for text in [
+            r#"{"mishap":"msgcode","on":"save","calls":2,"msgcode":4}"#,
+            r#"{"mishap":"truncated_json","on":"query"}"#,
+        ] {
+            faults.arm(serde_json::from_str(text).unwrap()).unwrap();
+        }
+        let mut seen = Vec::new();
+        for kind in [
+            CallKind::Query,
+            CallKind::Login,
+            CallKind::Save,
+            CallKind::Save,
+            CallKind::Save,
+            CallKind::Query,
+        ] {
+            let plan = faults.mishap(kind, 0.5).unwrap();
+            seen.push((plan.mishap, plan.msgcode, plan.done));
+        }
+        use Mishap::*;
+        assert_eq!(
+            seen,
+            [
+                (TruncatedJson, 1, true),
+                (HtmlLogin, 1, false),
+                (Msgcode, 4, false),
+                (Msgcode, 4, false),
+                (HtmlLogin, 1, false),
+                (HtmlLogin, 1, false),
+            ]
+        );
+        assert!(faults.next.is_empty());
+        assert!(faults.mishaps_possible());
+        assert!(!quiet().mishaps_possible());
+        let bad = serde_json::from_str(r#"{"mishap":"missing_entity","on":"login"}"#).unwrap();
+        assert!(faults.arm(bad).is_err());
     }
 
     #[test]
