@@ -304,3 +304,45 @@ fn a_bill_someone_else_holds_stays_in_flight_and_its_neighbours_land_once() {
     sync.run(&[]).success();
     assert_eq!(bill_numbers_once(&sync, &output), order_numbers(&sync));
 }
+
+#[test]
+fn mishaps_at_random_on_every_call_never_land_an_order_twice() {
+    let sync = sync_with(
+        &[
+            "--seed",
+            "11",
+            "--kingdee-msgcode-rate",
+            "0.1",
+            "--kingdee-response-error-rate",
+            "0.1",
+            "--kingdee-html-login-rate",
+            "0.1",
+            "--kingdee-truncated-json-rate",
+            "0.15",
+            "--kingdee-missing-entity-rate",
+            "0.2",
+        ],
+        &[],
+    );
+    // A batch can meet a mishap on every send, a lookup or a login on every attempt: its
+    // records then stay in flight (exit 1) or the run stops (exit 4), and the next run
+    // settles them. Nothing may land twice, whatever the exit.
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let output = sync.run(&[]);
+        bill_numbers_once(&sync, &output);
+        match output.code {
+            0 => break,
+            1 | 4 if runs < 6 => {}
+            other => panic!("run {runs} ended with {other}: {}", output.stderr),
+        }
+    }
+    assert!(mishaps(&sync) >= 5, "{}", sync.kingdee("/_sim/stats"));
+    let calm = json!({"msgcode_rate": 0, "response_error_rate": 0, "html_login_rate": 0,
+        "truncated_json_rate": 0, "missing_entity_rate": 0});
+    sync.put_kingdee("/_sim/faults", calm);
+    let output = sync.run(&[]).success();
+    assert_eq!(bill_numbers_once(&sync, &output), order_numbers(&sync));
+    assert!(listed(&sync).is_empty());
+}
