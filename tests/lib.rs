@@ -6,6 +6,7 @@ mod support;
 mod bundle;
 mod check;
 mod cli;
+mod faults;
 mod hostile_http;
 mod hostile_source;
 mod mapping;

@@ -161,6 +161,93 @@ fn an_independent_python_client_gets_the_specified_envelopes() {
 }
 
 #[test]
+fn the_history_endpoint_serves_archived_orders_to_an_independent_python_client() {
+    let sandbox = SandboxProcess::start(&[
+        "wdt",
+        "--wdt-orders",
+        "120",
+        "--wdt-days",
+        "20",
+        "--wdt-archive-after-days",
+        "7",
+        "--wdt-openapi-appkey",
+        OPENAPI_APPKEY,
+        "--wdt-openapi-appsecret",
+        OPENAPI_APPSECRET,
+    ]);
+    let output = Command::new("python3")
+        .arg(repo_root().join("tests/conformance/qimen_client.py"))
+        .args(["history", "7"])
+        .envs(&sandbox.env)
+        .env("WDT_OPENAPI_APPKEY", OPENAPI_APPKEY)
+        .env("WDT_OPENAPI_APPSECRET", OPENAPI_APPSECRET)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.trim_end().ends_with("all passed"),
+        "the Python client failed\n--- stdout\n{stdout}\n--- stderr\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|line| line.starts_with("ok - "))
+            .count(),
+        10,
+        "{stdout}"
+    );
+    let stats = Qimen::new(&sandbox).get("/_sim/stats");
+    assert!(stats["openapi2_history"].as_u64().unwrap() >= 7, "{stats}");
+}
+
+#[test]
+fn without_an_archive_the_history_endpoint_is_empty_and_nothing_leaves_the_router() {
+    let sandbox = SandboxProcess::start(&["wdt", "--wdt-orders", "30", "--wdt-days", "20"]);
+    let client = Qimen::new(&sandbox);
+    let timestamp = Utc::now().timestamp().to_string();
+    let now = Utc::now();
+    let start = wall_clock(now - Duration::days(29));
+    let end = wall_clock(now);
+    let mut params: BTreeMap<&str, &str> = BTreeMap::from([
+        ("sid", sandbox.var("WDT_SID")),
+        ("appkey", engine::sim::wdt::DEFAULT_OPENAPI_APPKEY),
+        ("timestamp", timestamp.as_str()),
+        ("start_time", start.as_str()),
+        ("end_time", end.as_str()),
+    ]);
+    let sign = engine::sign::wdt_openapi::sign(
+        &params,
+        engine::sim::wdt::DEFAULT_OPENAPI_APPSECRET,
+        engine::sign::wdt_openapi::LengthUnit::Chars,
+    );
+    params.insert("sign", &sign);
+    let body: Value = client
+        .http
+        .post(format!(
+            "{}/openapi2/his_stockin_order_query_refund.php",
+            client.base()
+        ))
+        .form(&params)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        body,
+        json!({"code": 0, "message": "", "total_count": 0, "stockin_list": []})
+    );
+    let window = Window { start, end };
+    let (_, total) = client.page(&window, 0, 100);
+    let completed = client
+        .orders()
+        .iter()
+        .filter(|order| order["status"] == 80)
+        .count();
+    assert_eq!(total, Some(completed as u64));
+}
+
+#[test]
 fn the_env_line_points_at_the_router_with_the_credentials() {
     let sandbox = SandboxProcess::start(&["wdt", "--wdt-orders", "1", "--wdt-sid", "shop-hq"]);
     let keys: Vec<&str> = sandbox.env.keys().map(String::as_str).collect();

@@ -9,6 +9,7 @@ parsed. The Rust test asserts on it, so this script only reports and never decid
 import json
 import os
 import sys
+import urllib.request
 
 from k3cloud_webapi_sdk.main import K3CloudApiSdk
 
@@ -24,6 +25,18 @@ def client(acct_id=ACCT_ID, app_secret=APP_SECRET):
     sdk = K3CloudApiSdk(URL)
     sdk.InitConfig(acct_id, USERNAME, APP_ID, app_secret, URL, 2052)
     return sdk
+
+
+def arm(mishap, **extra):
+    """Arm a sandbox mishap for the next call (the sandbox's own control endpoint)."""
+    root = URL.rstrip("/").rsplit("/", 1)[0]
+    request = urllib.request.Request(
+        root + "/_sim/faults/next",
+        data=json.dumps({"mishap": mishap, **extra}).encode("utf-8"),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request, timeout=10).read()
 
 
 def bill(bill_no, material, quantity):
@@ -111,6 +124,19 @@ def main():
         report["wrong_acct"] = "no error"
     except RuntimeError as err:
         report["wrong_acct"] = str(err)
+
+    # Mishaps, as the SDK sees them: it raises on a `response_error:` body and hands over a
+    # forced MsgCode 1 envelope as the answer.
+    arm("response_error", on="save")
+    try:
+        sdk.BatchSave("SAL_RETURNSTOCK", {"Model": [bill("SDK-0011", "TX-RED-M", 1)]})
+        report["response_error"] = "no error"
+    except RuntimeError as err:
+        report["response_error"] = str(err)
+    arm("msgcode", on="save")
+    report["forced_msgcode"] = json.loads(
+        sdk.BatchSave("SAL_RETURNSTOCK", {"Model": [bill("SDK-0012", "TX-RED-M", 1)]})
+    )
 
     print(json.dumps(report, ensure_ascii=False))
     return 0

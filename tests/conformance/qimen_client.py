@@ -8,7 +8,8 @@ is 1 if any check failed.
 
 Environment (as printed by `engine sim wdt`): WDT_QIMEN_URL, WDT_APP_KEY, WDT_APP_SECRET,
 WDT_TARGET_APP_KEY, WDT_SID; for the direct openapi2 checks WDT_OPENAPI_APPKEY and
-WDT_OPENAPI_APPSECRET.
+WDT_OPENAPI_APPSECRET. `qimen_client.py history DAYS` checks only the history endpoint of a
+sandbox started with `--wdt-archive-after-days DAYS`.
 """
 
 import hashlib
@@ -357,7 +358,102 @@ def openapi2_checks():
           body == {"code": 2900, "message": "时间范围与入库单号不能全部为空"}, body)
 
 
+def history_checks(archive_after_days):
+    """`his_stockin_order_query_refund.php` (spec §3.1, §8.1): the direct protocol over the
+    orders archived before now − archive_after_days; the current endpoints keep the rest."""
+    appkey = os.environ["WDT_OPENAPI_APPKEY"]
+    secret = os.environ["WDT_OPENAPI_APPSECRET"]
+    root = os.environ["WDT_QIMEN_URL"].rsplit("/router/qm", 1)[0]
+    history_url = root + "/openapi2/his_stockin_order_query_refund.php"
+    current_url = root + "/openapi2/stockin_order_query_refund.php"
+    now = datetime.now(BEIJING)
+    start = (now - timedelta(days=29)).strftime("%Y-%m-%d %H:%M:%S")
+    end = now.strftime("%Y-%m-%d %H:%M:%S")
+
+    def signed(**extra):
+        p = {
+            "sid": os.environ["WDT_SID"], "appkey": appkey,
+            "timestamp": str(int(datetime.now(BEIJING).timestamp())),
+            "start_time": start, "end_time": end,
+        }
+        p.update(extra)
+        p["sign"] = wdt_sign(p, secret)
+        return p
+
+    def every_page(url):
+        numbers, page_no = [], 0
+        while True:
+            _, _, body = call_json(url, form=signed(page_no=str(page_no), page_size="25"))
+            if body.get("code") != 0:
+                return None, body
+            rows = body["stockin_list"]
+            numbers += [row["order_no"] for row in rows]
+            if len(rows) < 25:
+                return numbers, body
+            page_no += 1
+
+    # Ground truth from the sandbox's inspection endpoint; orders within a minute of the
+    # archive boundary may fall on either side while this runs, so they are not compared.
+    _, _, orders = call_json(root + "/_sim/orders", method="GET")
+    cut = (now - timedelta(days=archive_after_days)).replace(tzinfo=None)
+
+    def modified(order):
+        return datetime.strptime(order["modified"], "%Y-%m-%d %H:%M:%S")
+
+    near = {o["order_no"] for o in orders if abs((modified(o) - cut).total_seconds()) < 60}
+    done = [o for o in orders if o["status"] == 80 and o["order_no"] not in near]
+    old = {o["order_no"] for o in done if modified(o) < cut}
+    recent = {o["order_no"] for o in done if modified(o) >= cut}
+    check("the sandbox holds orders on both sides of the archive boundary",
+          old and recent, (len(old), len(recent)))
+
+    history, body = every_page(history_url)
+    check("history: signed request succeeds", history is not None, body)
+    history = set(history or []) - near
+    check("history: serves exactly the archived orders", history == old,
+          (sorted(history ^ old)[:5]))
+    current, body = every_page(current_url)
+    current = set(current or []) - near
+    check("current endpoint: serves exactly the orders not archived", current == recent,
+          (sorted(current ^ recent)[:5]))
+    _, _, body = call_json(history_url, form=signed(page_no="0", page_size="1"))
+    check("history: total_count on page 0 counts the archive",
+          body.get("total_count", -1) >= len(old) and len(body.get("stockin_list", [])) == 1,
+          body)
+
+    q = Qimen()
+    status, _, body = q.post_form(q.window(days_back=29, page_size="1"))
+    check("Qimen: archived orders are not served",
+          is_success(body) and body["response"].get("total_count", -1) >= len(recent)
+          and body["response"].get("total_count", -1) <= len(recent) + len(near),
+          body)
+
+    p = signed(shop_no="店铺01")
+    p["sign"] = wdt_sign({k: v for k, v in p.items() if k != "sign"}, secret, "bytes")
+    _, _, body = call_json(history_url, form=p)
+    check("history: a byte-length sign is refused like the current endpoint's",
+          isinstance(body.get("code"), int) and body["code"] != 0, body)
+    p = signed()
+    p["sign"] = wdt_sign({k: v for k, v in p.items() if k != "sign"}, "not-the-secret")
+    _, _, body = call_json(history_url, form=p)
+    check("history: a wrong secret is refused", body.get("code") not in (0, None), body)
+    _, _, body = call_json(history_url, form=signed(
+        start_time=(now - timedelta(days=45)).strftime("%Y-%m-%d %H:%M:%S")))
+    check("history: a window over 30 days is refused",
+          isinstance(body.get("code"), int) and body["code"] != 0, body)
+    p = signed()
+    del p["start_time"], p["end_time"]
+    p["sign"] = wdt_sign({k: v for k, v in p.items() if k != "sign"}, secret)
+    _, _, body = call_json(history_url, form=p)
+    check("history: without time range → 2900",
+          body == {"code": 2900, "message": "时间范围与入库单号不能全部为空"}, body)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "history":
+        history_checks(int(sys.argv[2]))
+        print(f"{len(failures)} failed" if failures else "all passed")
+        sys.exit(1 if failures else 0)
     qimen_checks()
     openapi2_checks()
     print(f"{len(failures)} failed" if failures else "all passed")

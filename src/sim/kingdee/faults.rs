@@ -1,11 +1,16 @@
-//! Fault injection: latency, random HTTP 5xx, network-control conflicts, commit-then-drop,
-//! the batch mode and the session lifetime — everything a client test wants to turn on and
-//! off, at start-up (`--kingdee-*` flags) or at run time (`PUT /_sim/faults`).
+//! Fault injection: latency, random HTTP 5xx, network-control conflicts (at random or on
+//! given bill numbers), commit-then-drop, the batch mode, the session lifetime and the
+//! [`mishap`](crate::sim::kingdee::mishap) answers — everything a client test wants to turn on
+//! and off, at start-up (`--kingdee-*` flags) or at run time (`PUT /_sim/faults`, and
+//! `POST /_sim/faults/next` to arm a mishap for the next calls).
 //!
 //! All of it is inferred behaviour (spec §7.7): real servers are slow, fail and time out, but
-//! no rate is documented. [`Faults::decide`] is pure: the caller passes the random draws.
+//! no rate is documented. [`Faults::decide`] and [`Faults::mishap`] are pure: the caller
+//! passes the random draws.
 
 use serde::{Deserialize, Serialize};
+
+use crate::sim::kingdee::mishap::{Armed, CallKind, Plan, Rates};
 
 /// How a `BatchSave` treats one bad packet among good ones (spec §4.2, §7.5) **[I]**.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -45,6 +50,14 @@ pub struct Faults {
     pub batch_mode: BatchMode,
     /// Idle lifetime of a session, in seconds.
     pub session_ttl_secs: u64,
+    /// Bill numbers held by someone else: a save of one of them meets the MsgCode 13
+    /// network-control conflict while the other bills of the call are saved.
+    pub conflict_bill_nos: Vec<String>,
+    /// Shares of calls answered with a mishap, and the MsgCode of the `msgcode` one.
+    #[serde(flatten)]
+    pub rates: Rates,
+    /// Mishaps armed for the next calls, first first.
+    pub next: Vec<Armed>,
 }
 
 /// A partial update of [`Faults`] (the body of `PUT /_sim/faults`).
@@ -59,6 +72,15 @@ pub struct FaultsPatch {
     pub conflict_scope: Option<ConflictScope>,
     pub batch_mode: Option<BatchMode>,
     pub session_ttl_secs: Option<u64>,
+    pub conflict_bill_nos: Option<Vec<String>>,
+    pub msgcode: Option<u32>,
+    pub msgcode_rate: Option<f64>,
+    pub response_error_rate: Option<f64>,
+    pub html_login_rate: Option<f64>,
+    pub truncated_json_rate: Option<f64>,
+    pub missing_entity_rate: Option<f64>,
+    /// Replaces the armed mishaps (`[]` disarms them all).
+    pub next: Option<Vec<Armed>>,
 }
 
 /// What to do to one call.
@@ -90,6 +112,10 @@ impl Faults {
         if self.session_ttl_secs == 0 {
             return Err("`session_ttl_secs` must be at least 1".to_string());
         }
+        self.rates.validate()?;
+        for armed in &self.next {
+            armed.validate()?;
+        }
         Ok(())
     }
 
@@ -108,6 +134,25 @@ impl Faults {
             conflict_scope: patch.conflict_scope.unwrap_or(self.conflict_scope),
             batch_mode: patch.batch_mode.unwrap_or(self.batch_mode),
             session_ttl_secs: patch.session_ttl_secs.unwrap_or(self.session_ttl_secs),
+            conflict_bill_nos: patch
+                .conflict_bill_nos
+                .clone()
+                .unwrap_or_else(|| self.conflict_bill_nos.clone()),
+            rates: Rates {
+                msgcode: patch.msgcode.unwrap_or(self.rates.msgcode),
+                msgcode_rate: patch.msgcode_rate.unwrap_or(self.rates.msgcode_rate),
+                response_error_rate: patch
+                    .response_error_rate
+                    .unwrap_or(self.rates.response_error_rate),
+                html_login_rate: patch.html_login_rate.unwrap_or(self.rates.html_login_rate),
+                truncated_json_rate: patch
+                    .truncated_json_rate
+                    .unwrap_or(self.rates.truncated_json_rate),
+                missing_entity_rate: patch
+                    .missing_entity_rate
+                    .unwrap_or(self.rates.missing_entity_rate),
+            },
+            next: patch.next.clone().unwrap_or_else(|| self.next.clone()),
         };
         faults.validate()?;
         Ok(faults)
@@ -126,11 +171,42 @@ impl Faults {
             Injection::None
         }
     }
+
+    /// Arm a mishap for the next calls of its kind, after those already armed.
+    pub fn arm(&mut self, armed: Armed) -> Result<(), String> {
+        armed.validate()?;
+        self.next.push(armed);
+        Ok(())
+    }
+
+    /// The mishap for one call of `kind`, if any: the first armed one that fits (which is
+    /// used up by this call), else one drawn at the configured rates with `draw` (`0..1`).
+    pub fn mishap(&mut self, kind: CallKind, draw: f64) -> Option<Plan> {
+        if let Some(position) = self.next.iter().position(|armed| armed.fits(kind)) {
+            let armed = &mut self.next[position];
+            let plan = armed.plan(self.rates.msgcode);
+            armed.calls -= 1;
+            if armed.calls == 0 {
+                self.next.remove(position);
+            }
+            return Some(plan);
+        }
+        self.rates
+            .draw(kind, draw)
+            .map(|mishap| Plan::of(mishap, self.rates.msgcode))
+    }
+
+    /// Whether any mishap can happen, so that calls draw for one only then (the draws of
+    /// the other faults stay where a seed put them).
+    pub fn mishaps_possible(&self) -> bool {
+        !self.next.is_empty() || self.rates.any()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::kingdee::mishap::Mishap;
 
     fn quiet() -> Faults {
         Faults {
@@ -142,6 +218,9 @@ mod tests {
             conflict_scope: ConflictScope::Call,
             batch_mode: BatchMode::Independent,
             session_ttl_secs: 1200,
+            conflict_bill_nos: Vec::new(),
+            rates: Rates::default(),
+            next: Vec::new(),
         }
     }
 
@@ -169,6 +248,52 @@ mod tests {
         ] {
             assert_eq!(faults.decide(is_save, draws), expected, "{draws:?}");
         }
+    }
+
+    #[test]
+    fn armed_mishaps_come_first_in_order_and_run_down_then_rates_apply() {
+        let mut faults = Faults {
+            rates: Rates {
+                html_login_rate: 1.0,
+                ..Rates::default()
+            },
+            ..quiet()
+        };
+        for text in [
+            r#"{"mishap":"msgcode","on":"save","calls":2,"msgcode":4}"#,
+            r#"{"mishap":"truncated_json","on":"query"}"#,
+        ] {
+            faults.arm(serde_json::from_str(text).unwrap()).unwrap();
+        }
+        let mut seen = Vec::new();
+        for kind in [
+            CallKind::Query,
+            CallKind::Login,
+            CallKind::Save,
+            CallKind::Save,
+            CallKind::Save,
+            CallKind::Query,
+        ] {
+            let plan = faults.mishap(kind, 0.5).unwrap();
+            seen.push((plan.mishap, plan.msgcode, plan.done));
+        }
+        use Mishap::*;
+        assert_eq!(
+            seen,
+            [
+                (TruncatedJson, 1, true),
+                (HtmlLogin, 1, false),
+                (Msgcode, 4, false),
+                (Msgcode, 4, false),
+                (HtmlLogin, 1, false),
+                (HtmlLogin, 1, false),
+            ]
+        );
+        assert!(faults.next.is_empty());
+        assert!(faults.mishaps_possible());
+        assert!(!quiet().mishaps_possible());
+        let bad = serde_json::from_str(r#"{"mishap":"missing_entity","on":"login"}"#).unwrap();
+        assert!(faults.arm(bad).is_err());
     }
 
     #[test]

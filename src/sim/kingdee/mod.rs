@@ -32,15 +32,19 @@ mod body;
 mod envelope;
 mod faults;
 mod filter;
+mod mishap;
 mod query;
 mod random;
 mod save;
+mod save_call;
 mod schema;
 mod server;
 mod service;
 mod state;
+mod withhold;
 
 pub use faults::{BatchMode, ConflictScope};
+pub use mishap::Mishap;
 
 /// The synthetic credentials of the spec's worked example (§2.3).
 pub const DEFAULT_ACCT_ID: &str = "65a1b2c3d4e5f6";
@@ -221,6 +225,107 @@ pub struct KingdeeOptions {
         default_value_t = BatchMode::Independent
     )]
     pub batch_mode: BatchMode,
+    /// A bill number someone else holds: saving it meets the MsgCode 13 network-control
+    /// conflict while the other bills of the call are saved. Repeatable.
+    #[arg(
+        id = "kingdee-conflict-bill-no",
+        long = "kingdee-conflict-bill-no",
+        value_name = "BILL_NO"
+    )]
+    pub conflict_bill_nos: Vec<String>,
+    /// MsgCode of the `msgcode` mishap (0–15; 1 = 上下文丢失, the session is lost).
+    #[arg(
+        id = "kingdee-msgcode",
+        long = "kingdee-msgcode",
+        value_name = "CODE",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(mishap::MAX_MSGCODE))
+    )]
+    pub msgcode: u32,
+    /// Share (0..1) of business calls answered with that MsgCode, not carried out.
+    #[arg(
+        id = "kingdee-msgcode-rate",
+        long = "kingdee-msgcode-rate",
+        value_name = "SHARE",
+        default_value_t = 0.0
+    )]
+    pub msgcode_rate: f64,
+    /// Share (0..1) of calls answered with a plain-text `response_error:` body, not carried out.
+    #[arg(
+        id = "kingdee-response-error-rate",
+        long = "kingdee-response-error-rate",
+        value_name = "SHARE",
+        default_value_t = 0.0
+    )]
+    pub response_error_rate: f64,
+    /// Share (0..1) of calls answered with the HTML login page (HTTP 200), not carried out.
+    #[arg(
+        id = "kingdee-html-login-rate",
+        long = "kingdee-html-login-rate",
+        value_name = "SHARE",
+        default_value_t = 0.0
+    )]
+    pub html_login_rate: f64,
+    /// Share (0..1) of calls carried out and answered with the first half of their JSON.
+    #[arg(
+        id = "kingdee-truncated-json-rate",
+        long = "kingdee-truncated-json-rate",
+        value_name = "SHARE",
+        default_value_t = 0.0
+    )]
+    pub truncated_json_rate: f64,
+    /// Share (0..1) of saves whose answer leaves one saved bill out of `SuccessEntitys`.
+    #[arg(
+        id = "kingdee-missing-entity-rate",
+        long = "kingdee-missing-entity-rate",
+        value_name = "SHARE",
+        default_value_t = 0.0
+    )]
+    pub missing_entity_rate: f64,
+    /// Arm a mishap for the next calls: `MISHAP[:CALLS[:ON]]`, ON being `any`, `login`,
+    /// `save` or `query` (e.g. `msgcode:2:save`). Repeatable; armed mishaps come before rates.
+    #[arg(
+        id = "kingdee-arm",
+        long = "kingdee-arm",
+        value_name = "MISHAP[:CALLS[:ON]]",
+        value_parser = parse_armed
+    )]
+    pub arm: Vec<mishap::Armed>,
+}
+
+/// `MISHAP[:CALLS[:ON]]` of `--kingdee-arm`.
+fn parse_armed(text: &str) -> std::result::Result<mishap::Armed, String> {
+    let mut parts = text.split(':');
+    let value = |part: &str| serde_json::Value::String(part.trim().to_string());
+    let mishap: Mishap = serde_json::from_value(value(parts.next().unwrap_or_default()))
+        .map_err(|_| {
+            format!("`{text}`: the mishap is one of msgcode, response_error, html_login, truncated_json, missing_entity")
+        })?;
+    let calls = match parts.next() {
+        None => 1,
+        Some(calls) => calls
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}`: CALLS must be a count, not `{calls}`"))?,
+    };
+    let on = match parts.next() {
+        None => mishap::Calls::Any,
+        Some(on) => serde_json::from_value(value(on))
+            .map_err(|_| format!("`{text}`: ON is one of any, login, save, query"))?,
+    };
+    if let Some(extra) = parts.next() {
+        return Err(format!("`{text}`: unexpected `:{extra}`"));
+    }
+    let armed = mishap::Armed {
+        mishap,
+        calls,
+        on,
+        msgcode: None,
+        done: None,
+        saved: None,
+    };
+    armed.validate().map_err(|err| format!("`{text}`: {err}"))?;
+    Ok(armed)
 }
 
 /// Parses nothing but the defaults, so that `Default` can never drift from clap.
@@ -311,6 +416,16 @@ fn initial_state(
         conflict_scope: options.conflict_scope,
         batch_mode: options.batch_mode,
         session_ttl_secs: options.session_ttl_secs,
+        conflict_bill_nos: options.conflict_bill_nos.clone(),
+        rates: mishap::Rates {
+            msgcode: options.msgcode,
+            msgcode_rate: options.msgcode_rate,
+            response_error_rate: options.response_error_rate,
+            html_login_rate: options.html_login_rate,
+            truncated_json_rate: options.truncated_json_rate,
+            missing_entity_rate: options.missing_entity_rate,
+        },
+        next: options.arm.clone(),
     };
     faults
         .validate()

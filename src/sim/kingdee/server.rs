@@ -1,5 +1,15 @@
 //! The HTTP edge: an accept loop serving an axum router over hyper, the WebAPI handler that
-//! hands requests to [`service::handle`], and the `/_sim/` inspection endpoints.
+//! hands requests to [`service::handle`], and the `/_sim/` inspection endpoints:
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET, DELETE /_sim/bills` | every bill; `DELETE` removes them all |
+//! | `GET /_sim/stats` | calls by service and outcome, bills, injected faults, sessions |
+//! | `POST /_sim/sessions/expire` | end every session now |
+//! | `GET, POST /_sim/basedata/{table}` | a base-data table; insert or change a record |
+//! | `GET, PUT /_sim/faults` | the fault settings; `PUT` patches them |
+//! | `POST, DELETE /_sim/faults/next` | arm a mishap for the next calls; disarm them all |
+//! | `GET, POST /_sim/users/{username}` | the API user; whitelist, lock, password |
 //!
 //! The accept loop is ours, not `axum::serve`, for one reason: commit-then-drop. A handler
 //! cannot make axum close a connection without answering, so every connection gets a
@@ -30,6 +40,7 @@ use crate::sign::kingdee::header;
 use crate::sim::kingdee::auth::Credentials;
 use crate::sim::kingdee::basedata::Table;
 use crate::sim::kingdee::faults::FaultsPatch;
+use crate::sim::kingdee::mishap::Armed;
 use crate::sim::kingdee::save::SaveConfig;
 use crate::sim::kingdee::service::{self, After, Request, Route};
 use crate::sim::kingdee::state::State;
@@ -104,6 +115,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
             get(list_basedata).post(upsert_basedata),
         )
         .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/faults/next", post(arm_mishap).delete(disarm_mishaps))
         .route("/_sim/users/{username}", get(get_user).post(patch_user))
         .fallback(webapi)
         .with_state(shared)
@@ -349,6 +361,29 @@ async fn put_faults(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> A
         }
         Err(err) => json_response(StatusCode::BAD_REQUEST, json!({"error": err})),
     }
+}
+
+/// `POST /_sim/faults/next`: arm a mishap (`{"mishap": …, "calls": N, "on": …}`) after those
+/// already armed; answers the fault settings.
+async fn arm_mishap(AxumState(shared): AxumState<Arc<Shared>>, body: Bytes) -> AxumResponse {
+    let armed: Armed = match serde_json::from_slice(&body) {
+        Ok(armed) => armed,
+        Err(err) => {
+            return json_response(StatusCode::BAD_REQUEST, json!({"error": err.to_string()}));
+        }
+    };
+    let mut state = shared.lock();
+    match state.faults.arm(armed) {
+        Ok(()) => json_response(StatusCode::OK, faults_json(&state)),
+        Err(err) => json_response(StatusCode::BAD_REQUEST, json!({"error": err})),
+    }
+}
+
+/// `DELETE /_sim/faults/next`: disarm every armed mishap.
+async fn disarm_mishaps(AxumState(shared): AxumState<Arc<Shared>>) -> AxumResponse {
+    let mut state = shared.lock();
+    state.faults.next.clear();
+    json_response(StatusCode::OK, faults_json(&state))
 }
 
 /// The body of `POST /_sim/users/{username}`.

@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 
 use crate::sim::kingdee::auth::{self, Credentials, Decision, LoginParams, NewSession};
 use crate::sim::kingdee::body::{self, CallError, RawCall, scalar_text};
-use crate::sim::kingdee::envelope::{self, ErrorItem, MsgCode};
-use crate::sim::kingdee::faults::{ConflictScope, Injection};
+use crate::sim::kingdee::envelope::{self, MsgCode};
+use crate::sim::kingdee::faults::Injection;
+use crate::sim::kingdee::mishap::{self, CallKind, Mishap, Plan};
 use crate::sim::kingdee::query;
-use crate::sim::kingdee::save::{self, SaveConfig, SaveKind};
-use crate::sim::kingdee::schema;
+use crate::sim::kingdee::save::SaveConfig;
+use crate::sim::kingdee::save_call;
 use crate::sim::kingdee::state::{Outcome, State};
 
 /// The services the sandbox answers.
@@ -105,6 +106,16 @@ impl Service {
         &full[start..]
     }
 
+    fn kind(self) -> CallKind {
+        if self.is_login() || self == Service::Logout {
+            CallKind::Login
+        } else if self.is_save() {
+            CallKind::Save
+        } else {
+            CallKind::Query
+        }
+    }
+
     fn is_save(self) -> bool {
         matches!(self, Service::Save | Service::BatchSave)
     }
@@ -185,9 +196,10 @@ pub struct Response {
 
 pub const JSON: &str = "application/json; charset=utf-8";
 pub const TEXT: &str = "text/plain; charset=utf-8";
+pub const HTML: &str = "text/html; charset=utf-8";
 
 impl Response {
-    fn json(value: Value) -> Response {
+    pub fn json(value: Value) -> Response {
         Response {
             status: 200,
             content_type: JSON,
@@ -225,7 +237,7 @@ fn error_answer(service: Service, envelope: Value) -> Response {
     }
 }
 
-fn call_error(service: Service, err: CallError) -> Response {
+pub fn call_error(service: Service, err: CallError) -> Response {
     let envelope = match err {
         CallError::MissingData => {
             envelope::failure(MsgCode::ParameterError, None, "data数据包必传。")
@@ -234,9 +246,6 @@ fn call_error(service: Service, err: CallError) -> Response {
     };
     error_answer(service, envelope)
 }
-
-/// The user a network-control conflict blames **[I]**.
-const CONFLICT_HOLDER: &str = "Administrator";
 
 /// Handle one routed WebAPI call.
 pub fn handle(
@@ -251,25 +260,82 @@ pub fn handle(
         state.random.unit(),
         state.random.unit(),
     ];
-    let injection = state.faults.decide(service.is_save(), draws);
-    let (response, outcome) = if injection == Injection::ServerError {
-        (
+    let mut injection = state.faults.decide(service.is_save(), draws);
+    // Mishaps are drawn only when one can happen, so that a seed gives the other faults the
+    // same draws as before mishaps existed.
+    let plan = if injection != Injection::ServerError && state.faults.mishaps_possible() {
+        let draw = state.random.unit();
+        state.faults.mishap(service.kind(), draw)
+    } else {
+        None
+    };
+    if plan.is_some() {
+        injection = Injection::None;
+    }
+    let vdir = request
+        .path_and_query
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let (response, outcome) = match plan {
+        Some(plan) if !plan.done => (
+            mishap_answer(service, &plan, vdir, None),
+            Outcome::Mishap(plan.mishap),
+        ),
+        _ if injection == Injection::ServerError => (
             Response::text(500, "500 - Internal Server Error (injected by engine sim)"),
             Outcome::InjectedError,
-        )
-    } else {
-        match body::parse(request.content_type.as_deref(), &request.body) {
-            Err(err) => (
-                error_answer(service, envelope::failure(MsgCode::Exception, None, err.0)),
-                Outcome::Failed,
-            ),
-            Ok(call) if service.is_login() || service == Service::Logout => {
-                login(state, service, &call, &request.credentials, now)
+        ),
+        _ => {
+            let (response, outcome) =
+                match body::parse(request.content_type.as_deref(), &request.body) {
+                    Err(err) => (
+                        error_answer(service, envelope::failure(MsgCode::Exception, None, err.0)),
+                        Outcome::Failed,
+                    ),
+                    Ok(call) if service.is_login() || service == Service::Logout => {
+                        login(state, service, &call, &request.credentials, now)
+                    }
+                    Ok(call) => business(state, config, request, &call, injection, plan, now),
+                };
+            match plan {
+                Some(plan) if plan.mishap != Mishap::MissingEntity => (
+                    mishap_answer(service, &plan, vdir, Some(response)),
+                    Outcome::Mishap(plan.mishap),
+                ),
+                _ => (response, outcome),
             }
-            Ok(call) => business(state, config, request, &call, injection, now),
         }
     };
     state.stats.record(service.short_name(), outcome);
+    response
+}
+
+/// The answer a mishap gives, instead of the call's own `done` answer if it ran.
+fn mishap_answer(service: Service, plan: &Plan, vdir: &str, done: Option<Response>) -> Response {
+    let bills = done.as_ref().map_or(0, |done| done.bills);
+    let mut response = match plan.mishap {
+        Mishap::Msgcode => error_answer(service, mishap::msgcode_envelope(plan.msgcode)),
+        Mishap::ResponseError => Response::text(200, mishap::RESPONSE_ERROR),
+        Mishap::HtmlLogin => Response {
+            status: 200,
+            content_type: HTML,
+            body: mishap::html_login_page(vdir),
+            set_cookies: Vec::new(),
+            after: After::Respond,
+            bills: 0,
+        },
+        // The headers (and cookies) went out; the body broke off half way.
+        Mishap::TruncatedJson | Mishap::MissingEntity => match done {
+            Some(mut done) => {
+                done.body = mishap::truncate(&done.body);
+                return done;
+            }
+            None => Response::text(200, ""),
+        },
+    };
+    response.bills = bills;
     response
 }
 
@@ -369,6 +435,7 @@ fn business(
     request: &Request,
     call: &RawCall,
     injection: Injection,
+    plan: Option<Plan>,
     now: DateTime<Utc>,
 ) -> (Response, Outcome) {
     let service = request.service;
@@ -405,7 +472,7 @@ fn business(
     };
     let (response, outcome) = match service {
         Service::Save | Service::BatchSave => {
-            save_call(state, config, service, call, injection, now)
+            save_call::save_call(state, config, service, call, injection, plan, now)
         }
         Service::ExecuteBillQuery | Service::BillQuery => query_call(state, service, call),
         Service::View => match call.form_call() {
@@ -422,136 +489,6 @@ fn business(
         _ => async_result(state, call),
     };
     (response.with_session(session.as_ref()), outcome)
-}
-
-fn save_call(
-    state: &mut State,
-    config: &SaveConfig,
-    service: Service,
-    call: &RawCall,
-    injection: Injection,
-    now: DateTime<Utc>,
-) -> (Response, Outcome) {
-    let form = match call.form_call() {
-        Ok(form) => form,
-        Err(err) => return (call_error(service, err), Outcome::Failed),
-    };
-    // A conflict locks the first bill of the call: the whole call (scope `call`), or that
-    // bill alone while the others are saved (scope `bill`).
-    let mut form = form;
-    let mut locked: Option<String> = None;
-    if injection == Injection::Conflict {
-        let model = form
-            .data
-            .iter_mut()
-            .find(|(key, _)| key.eq_ignore_ascii_case("Model"))
-            .map(|(_, model)| model);
-        let first_number = model
-            .as_deref()
-            .and_then(|model| match model {
-                Value::Array(items) => items.first(),
-                other => Some(other),
-            })
-            .and_then(|packet| {
-                packet
-                    .as_object()?
-                    .iter()
-                    .find(|(key, _)| key.eq_ignore_ascii_case("FBillNo"))
-                    .and_then(|(_, number)| scalar_text(number))
-            })
-            .unwrap_or_default();
-        let message = format!(
-            "“{CONFLICT_HOLDER}”使用业务单据：“{name}”业务操作-“[{name}-{first_number}-保存]”冲突，请稍候再使用。",
-            name = schema::FORM_NAME
-        );
-        match model {
-            Some(Value::Array(items))
-                if state.faults.conflict_scope == ConflictScope::Bill && items.len() > 1 =>
-            {
-                items.remove(0);
-                locked = Some(message);
-            }
-            _ => {
-                let body = envelope::failure(MsgCode::NetworkControlConflict, None, message);
-                return (Response::json(body), Outcome::InjectedConflict);
-            }
-        }
-    }
-    let kind = match service {
-        Service::Save => SaveKind::Save,
-        _ => SaveKind::BatchSave,
-    };
-    let config = SaveConfig {
-        batch_mode: state.faults.batch_mode,
-        ..config.clone()
-    };
-    let mut outcome = save::save(&mut state.bills, &state.basedata, &config, kind, &form, now);
-    let conflicted = locked.is_some();
-    if let Some(message) = locked {
-        lock_first_bill(&mut outcome.body, message);
-    }
-    state.stats.bills_created += outcome.created as u64;
-    state.stats.bills_updated += outcome.updated as u64;
-    state.stats.packets_rejected += outcome.rejected as u64;
-    state.stats.duplicates_rejected += outcome.duplicates as u64;
-    let result = match (outcome.committed(), outcome.rejected > 0) {
-        _ if conflicted => Outcome::InjectedConflict,
-        (_, false) if outcome.packets > 0 => Outcome::Ok,
-        (true, true) => Outcome::Partial,
-        _ => Outcome::Failed,
-    };
-    let async_begin = call
-        .named("beginmethod")
-        .and_then(scalar_text)
-        .is_some_and(|method| method.eq_ignore_ascii_case("BeginQueryImpl"));
-    let body = if async_begin {
-        let task_id = state.random.hex_id(32);
-        state.tasks.insert(task_id.clone(), outcome.body);
-        json!({"Status": 0, "TaskId": task_id, "Result": null})
-    } else {
-        outcome.body
-    };
-    let mut response = Response::json(body);
-    response.bills = outcome.packets;
-    if injection == Injection::CommitThenDrop {
-        response.after = After::DropConnection;
-        return (response, Outcome::Dropped);
-    }
-    (response, result)
-}
-
-/// Turn the answer for every bill but the first into the answer for the whole call, whose
-/// first bill met a network-control conflict: positions move up by one, the conflict is the
-/// error of position 0, and the call reports MsgCode 13.
-fn lock_first_bill(body: &mut Value, message: String) {
-    let Some(status) = body
-        .pointer_mut("/Result/ResponseStatus")
-        .and_then(Value::as_object_mut)
-    else {
-        return;
-    };
-    for list in ["Errors", "SuccessEntitys"] {
-        if let Some(Value::Array(items)) = status.get_mut(list) {
-            for item in items {
-                if let Some(index) = item.get("DIndex").and_then(Value::as_u64) {
-                    item["DIndex"] = json!(index + 1);
-                }
-            }
-        }
-    }
-    let conflict = ErrorItem::new(MsgCode::NetworkControlConflict, None, message, 0).to_json();
-    match status.get_mut("Errors") {
-        Some(Value::Array(errors)) => errors.insert(0, conflict),
-        _ => {
-            status.insert("Errors".into(), json!([conflict]));
-        }
-    }
-    status.insert("IsSuccess".into(), json!(false));
-    status.insert("ErrorCode".into(), json!(500));
-    status.insert(
-        "MsgCode".into(),
-        json!(MsgCode::NetworkControlConflict.code()),
-    );
 }
 
 fn query_call(state: &State, service: Service, call: &RawCall) -> (Response, Outcome) {

@@ -13,6 +13,7 @@ use crate::sim::kingdee::auth::Auth;
 use crate::sim::kingdee::basedata::BaseData;
 use crate::sim::kingdee::bills::BillStore;
 use crate::sim::kingdee::faults::Faults;
+use crate::sim::kingdee::mishap::Mishap;
 use crate::sim::kingdee::random::Random;
 
 /// What happened to one call, for `/_sim/stats`.
@@ -36,6 +37,8 @@ pub enum Outcome {
     InjectedConflict,
     /// Saved, then the connection was dropped on purpose.
     Dropped,
+    /// A wrong answer (see `mishap`).
+    Mishap(Mishap),
 }
 
 impl Outcome {
@@ -50,6 +53,7 @@ impl Outcome {
             Outcome::InjectedError => "injected_5xx",
             Outcome::InjectedConflict => "injected_conflict",
             Outcome::Dropped => "dropped",
+            Outcome::Mishap(mishap) => mishap.outcome_name(),
         }
     }
 }
@@ -66,6 +70,7 @@ pub struct Stats {
     pub errors_injected: u64,
     pub conflicts_injected: u64,
     pub drops_injected: u64,
+    pub mishaps_injected: u64,
 }
 
 impl Stats {
@@ -80,6 +85,7 @@ impl Stats {
             Outcome::InjectedError => self.errors_injected += 1,
             Outcome::InjectedConflict => self.conflicts_injected += 1,
             Outcome::Dropped => self.drops_injected += 1,
+            Outcome::Mishap(_) => self.mishaps_injected += 1,
             _ => {}
         }
     }
@@ -123,6 +129,7 @@ impl State {
             "errors_injected": self.stats.errors_injected,
             "conflicts_injected": self.stats.conflicts_injected,
             "drops_injected": self.stats.drops_injected,
+            "mishaps_injected": self.stats.mishaps_injected,
             "sessions_created": self.auth.sessions_created,
             "sessions_live": self.auth.live_sessions(now, self.session_ttl()),
         })

@@ -1,6 +1,8 @@
 //! The WDT sandbox (`engine sim wdt`): the Qimen router `POST|GET /router/qm` serving
-//! `wdt.stockin.order.query.refund`, WDT's direct `POST /openapi2/stockin_order_query_refund.php`,
-//! and the inspection endpoints under `/_sim/`.
+//! `wdt.stockin.order.query.refund`, WDT's direct `POST /openapi2/stockin_order_query_refund.php`
+//! and its history twin `his_stockin_order_query_refund.php` (the same signature, parameters and
+//! windows over the orders archived by `--wdt-archive-after-days`), and the inspection
+//! endpoints under `/_sim/`.
 //!
 //! Modules in request order: `params` decodes query and body, `gateway` authenticates
 //! (Qimen sign or WDT sign, via [`crate::sign`]), `faults` rate-limits and injects failures,
@@ -149,6 +151,11 @@ pub struct WdtOptions {
     /// Chance that a served page lists one of its orders twice.
     #[arg(long = "wdt-duplicate-rate", default_value_t = 0.0, value_parser = parse_share)]
     pub duplicate_rate: f64,
+    /// Orders last modified more than this many days ago are archived: only
+    /// `his_stockin_order_query_refund.php` serves them, the Qimen router and
+    /// `stockin_order_query_refund.php` no longer do [inferred; 0, the default: none are].
+    #[arg(long = "wdt-archive-after-days", default_value_t = 0)]
+    pub archive_after_days: u32,
 }
 
 impl Default for WdtOptions {
@@ -182,6 +189,7 @@ impl Default for WdtOptions {
             drift_rate: 0.0,
             drift_to: DriftTo::Now,
             duplicate_rate: 0.0,
+            archive_after_days: 0,
         }
     }
 }
@@ -246,6 +254,8 @@ impl WdtOptions {
                 unknown_sku: self.unknown_sku_share,
                 other_status: self.other_status_share,
             },
+            archive_after: (self.archive_after_days > 0)
+                .then(|| Duration::days(i64::from(self.archive_after_days))),
         };
         let faults = Faults {
             latency_ms: self.latency_ms,

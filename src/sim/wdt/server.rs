@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | `GET, POST /router/qm` | the Qimen router |
 //! | `POST /openapi2/stockin_order_query_refund.php` | WDT's direct API |
+//! | `POST /openapi2/his_stockin_order_query_refund.php` | the same over archived orders |
 //! | `GET, DELETE /_sim/stats` | counters by outcome; `DELETE` zeroes them and the log |
 //! | `GET /_sim/requests` | the last 10 000 API requests and how they ended |
 //! | `GET, POST /_sim/orders` | every order; insert or replace orders (object or array) |
@@ -56,6 +57,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/router/qm", get(qimen).post(qimen))
         .route("/openapi2/stockin_order_query_refund.php", post(openapi2))
+        .route(
+            "/openapi2/his_stockin_order_query_refund.php",
+            post(openapi2_history),
+        )
         .route("/_sim/stats", get(stats).delete(reset_stats))
         .route("/_sim/requests", get(requests))
         .route("/_sim/orders", get(orders).post(upsert_orders))
@@ -84,6 +89,16 @@ async fn openapi2(
     body: Bytes,
 ) -> Response {
     api(Api::Openapi2, state, method, uri, headers, body).await
+}
+
+async fn openapi2_history(
+    state: SharedState,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    api(Api::Openapi2History, state, method, uri, headers, body).await
 }
 
 async fn api(

@@ -17,6 +17,8 @@ pub enum Api {
     Qimen,
     /// `/openapi2/stockin_order_query_refund.php`.
     Openapi2,
+    /// `/openapi2/his_stockin_order_query_refund.php`, the archived orders.
+    Openapi2History,
 }
 
 /// How a request ended; one counter each in [`Stats`].
@@ -80,6 +82,7 @@ pub struct Stats {
     pub requests: u64,
     pub qimen: u64,
     pub openapi2: u64,
+    pub openapi2_history: u64,
     pub ok: u64,
     pub method: u64,
     pub app_key: u64,
@@ -106,6 +109,7 @@ impl Stats {
         match api {
             Api::Qimen => self.qimen += 1,
             Api::Openapi2 => self.openapi2 += 1,
+            Api::Openapi2History => self.openapi2_history += 1,
         }
         let counter = match outcome {
             Outcome::Ok => &mut self.ok,

@@ -1,0 +1,148 @@
+//! One `Save` or `BatchSave` call around [`save::save`]: the bills withheld from it (an injected
+//! or listed network-control conflict, a bill a `missing_entity` mishap leaves unsaved), the
+//! answer put back together, a saved bill left out of it, the async begin, and commit-then-drop.
+//!
+//! Called by `service` once the call is authorised. No IO.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::sim::kingdee::body::{RawCall, scalar_text};
+use crate::sim::kingdee::envelope::{self, MsgCode};
+use crate::sim::kingdee::faults::{ConflictScope, Injection};
+use crate::sim::kingdee::mishap::{self, Mishap, Plan};
+use crate::sim::kingdee::save::{self, SaveConfig, SaveKind};
+use crate::sim::kingdee::service::{After, Response, Service, call_error};
+use crate::sim::kingdee::state::{Outcome, State};
+use crate::sim::kingdee::withhold;
+
+pub fn save_call(
+    state: &mut State,
+    config: &SaveConfig,
+    service: Service,
+    call: &RawCall,
+    injection: Injection,
+    plan: Option<Plan>,
+    now: DateTime<Utc>,
+) -> (Response, Outcome) {
+    let mut form = match call.form_call() {
+        Ok(form) => form,
+        Err(err) => return (call_error(service, err), Outcome::Failed),
+    };
+    // Bills withheld from the save: one an injected conflict locks (the first of the call:
+    // the whole call with scope `call`, that bill alone with scope `bill`), those on the
+    // conflict list, and one a `missing_entity` mishap leaves unsaved.
+    let numbers: Vec<String> = withhold::packets(&form.data)
+        .into_iter()
+        .map(withhold::bill_no)
+        .collect();
+    let batch = matches!(
+        form.data
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case("Model")),
+        Some((_, Value::Array(_)))
+    );
+    let mut locked: Vec<(usize, String)> = Vec::new();
+    if injection == Injection::Conflict {
+        if state.faults.conflict_scope == ConflictScope::Bill && numbers.len() > 1 {
+            locked.push((0, numbers[0].clone()));
+        } else {
+            let first = numbers.first().cloned().unwrap_or_default();
+            let body = envelope::failure(
+                MsgCode::NetworkControlConflict,
+                None,
+                withhold::conflict_message(&first),
+            );
+            return (Response::json(body), Outcome::InjectedConflict);
+        }
+    }
+    for (position, number) in numbers.iter().enumerate() {
+        if state.faults.conflict_bill_nos.contains(number)
+            && !locked.iter().any(|(locked, _)| *locked == position)
+        {
+            locked.push((position, number.clone()));
+        }
+    }
+    locked.sort();
+    if !locked.is_empty() && (locked.len() >= numbers.len() || !batch) {
+        let body = envelope::failure(
+            MsgCode::NetworkControlConflict,
+            None,
+            withhold::conflict_message(&locked[0].1),
+        );
+        return (Response::json(body), Outcome::InjectedConflict);
+    }
+    let unsaved = match plan {
+        Some(plan) if plan.mishap == Mishap::MissingEntity && !plan.saved && batch => {
+            let free: Vec<usize> = (0..numbers.len())
+                .filter(|position| !locked.iter().any(|(locked, _)| locked == position))
+                .collect();
+            let pick = ((state.random.unit() * free.len() as f64) as usize).min(free.len() - 1);
+            Some(free[pick])
+        }
+        _ => None,
+    };
+    let mut withheld: BTreeSet<usize> = locked.iter().map(|(position, _)| *position).collect();
+    withheld.extend(unsaved);
+    if withheld.len() >= numbers.len() && !withheld.is_empty() {
+        // Only the silently unsaved bill was left: the answer says all is well, with nothing.
+        let body = json!({"Result": {
+            "ResponseStatus": envelope::response_status(&[], &[]),
+            "NeedReturnData": [],
+        }});
+        return (Response::json(body), Outcome::Mishap(Mishap::MissingEntity));
+    }
+    let kept = withhold::take_out(&mut form.data, &withheld);
+    let kind = match service {
+        Service::Save => SaveKind::Save,
+        _ => SaveKind::BatchSave,
+    };
+    let config = SaveConfig {
+        batch_mode: state.faults.batch_mode,
+        ..config.clone()
+    };
+    let mut outcome = save::save(&mut state.bills, &state.basedata, &config, kind, &form, now);
+    if !withheld.is_empty() {
+        withhold::restore_positions(&mut outcome.body, &kept);
+        if !locked.is_empty() {
+            withhold::add_conflicts(&mut outcome.body, &locked);
+        }
+    }
+    let left_out = match plan {
+        Some(plan) if plan.mishap == Mishap::MissingEntity && unsaved.is_none() => {
+            mishap::leave_out_entity(&mut outcome.body, state.random.unit()).is_some()
+        }
+        _ => unsaved.is_some(),
+    };
+    state.stats.bills_created += outcome.created as u64;
+    state.stats.bills_updated += outcome.updated as u64;
+    state.stats.packets_rejected += outcome.rejected as u64;
+    state.stats.duplicates_rejected += outcome.duplicates as u64;
+    let result = match (outcome.committed(), outcome.rejected > 0) {
+        _ if !locked.is_empty() => Outcome::InjectedConflict,
+        _ if left_out => Outcome::Mishap(Mishap::MissingEntity),
+        (_, false) if outcome.packets > 0 => Outcome::Ok,
+        (true, true) => Outcome::Partial,
+        _ => Outcome::Failed,
+    };
+    let async_begin = call
+        .named("beginmethod")
+        .and_then(scalar_text)
+        .is_some_and(|method| method.eq_ignore_ascii_case("BeginQueryImpl"));
+    let body = if async_begin {
+        let task_id = state.random.hex_id(32);
+        state.tasks.insert(task_id.clone(), outcome.body);
+        json!({"Status": 0, "TaskId": task_id, "Result": null})
+    } else {
+        outcome.body
+    };
+    let mut response = Response::json(body);
+    response.bills = outcome.packets;
+    if injection == Injection::CommitThenDrop {
+        response.after = After::DropConnection;
+        return (response, Outcome::Dropped);
+    }
+    (response, result)
+}
