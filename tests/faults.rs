@@ -144,22 +144,21 @@ fn a_save_answered_msg_code_1_is_sent_again_after_a_new_login_and_lands_once() {
 }
 
 #[test]
-fn a_save_answered_msg_code_1_after_saving_lands_once_where_bill_numbers_are_unique() {
-    // MsgCode 1 says the call was not processed; a lying site saved it anyway. The engine
-    // believes the code and sends again: Kingdee refuses the copies as duplicates, and the
-    // refused records are looked up and found. With uniqueness off the copies land: trusting
-    // MsgCode 1 is a limit of the engine, not checked here.
-    let sync = sync_unique_unless(
+fn a_save_answered_msg_code_1_after_saving_is_looked_up_and_lands_once() {
+    // MsgCode 1 says the call was not processed; a lying site saved it anyway. The engine logs
+    // in again and looks the batch up before sending it again, so the saved bills are found
+    // and no copy lands, even with bill-number uniqueness off.
+    let sync = sync_with(
         &[],
         &[json!({"mishap": "msgcode", "on": "save", "done": true})],
     );
     let output = every_order_lands_once(&sync, 1);
     assert!(
-        output.stderr.contains("在当前系统中已经被使用"),
+        output.stderr.contains("会话信息已丢失，请重新登录"),
         "{}",
         output.stderr
     );
-    assert!(lookups(&sync) >= 1);
+    assert!(lookups(&sync) >= 1, "{}", output.stderr);
 }
 
 #[test]

@@ -552,6 +552,15 @@ impl Client {
                             .await;
                     }
                     self.login(Some(generation), deadline).await?;
+                    if !idempotent {
+                        // "Session lost" should mean the call was not carried out, but a site
+                        // that saved and then answered so would get a second copy from a blind
+                        // resend: the writer looks its records up first, on the new session.
+                        return Err(CallError::Uncertain(Error::new(
+                            ErrorKind::Api,
+                            format!("{} answered a write with `{message}`", self.name),
+                        )));
+                    }
                     attempt -= 1;
                 }
                 verdict @ Verdict::Retryable { .. } if !idempotent => {
