@@ -225,6 +225,27 @@ fn a_site_that_answers_every_call_with_its_html_login_page_stops_the_run_saying_
         assert!(!output.stderr.contains(secret), "{}", output.stderr);
     }
     assert!(sync.bills().is_empty());
+    // With the password login the login itself meets the page, and says so.
+    let mut env = sync.env();
+    env.remove("KINGDEE_APP_ID");
+    env.remove("KINGDEE_APP_SECRET");
+    let output = sync
+        .workspace
+        .engine()
+        .args(["run", "mappings/refund.yaml"])
+        .envs(&env)
+        .run()
+        .code(4);
+    assert!(
+        output.stderr.contains("with HTTP 200: `<!DOCTYPE html>"),
+        "the login's message names what came back: {}",
+        output.stderr
+    );
+    assert!(
+        !output.stderr.contains(sync.sandbox.var("KINGDEE_PASSWORD")),
+        "{}",
+        output.stderr
+    );
     let state: Value = serde_json::from_str(
         &sync
             .engine(&["state", "mappings/refund.yaml", "--json"])

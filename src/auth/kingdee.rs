@@ -193,8 +193,9 @@ impl Session {
             return Err(Error::new(
                 ErrorKind::Network,
                 format!(
-                    "Kingdee answered the login of {who} with HTTP {}",
-                    response.status
+                    "Kingdee answered the login of {who} with HTTP {}: {}",
+                    response.status,
+                    crate::http::client::snippet(&response.body)
                 ),
             ));
         }

@@ -622,7 +622,7 @@ fn field_text(value: &Json) -> Option<String> {
 }
 
 /// The start of a body, for messages.
-fn snippet(body: &[u8]) -> String {
+pub(crate) fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
     if text.is_empty() {
