@@ -10,3 +10,4 @@ mod mapping;
 mod run;
 mod sim_kingdee;
 mod sim_wdt;
+mod source_data;
