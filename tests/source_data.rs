@@ -5,10 +5,14 @@
 //! Each test asserts what would be sent (the body on stdout) and what each refused record is
 //! told (stderr): a bad record fails alone, with its reason, and the others go on.
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
 use serde_json::{Value, json};
 
 use crate::support::Output;
 use crate::support::repo_root;
+use crate::support::sync::Sync;
 use crate::support::workspace::Workspace;
 
 /// The first sample refund order with `order_no` set, `changes` applied to the order and
@@ -501,4 +505,78 @@ fn a_number_field_of_the_target_gets_an_exact_number_or_the_record_fails() {
         "the target expects a number here: `12345678901234567.891` has more digits than a JSON number carries exactly",
     );
     assert_refused(&output, "A5", "the target expects a number here, not `1e2`");
+}
+
+fn text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string)
+}
+
+#[test]
+fn a_run_parks_an_order_without_an_audit_date_and_sends_it_once_wdt_gives_one() {
+    // Issue 9, item 13, against the WDT sandbox: the no-date sentinel parks the order with its
+    // reason, the others are written, the cursor moves, and the fixed order arrives once.
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "12",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        4,
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let eligible: BTreeSet<String> = sync
+        .orders()
+        .iter()
+        .filter(|order| text(&order["status"]) == "80")
+        .map(|order| text(&order["order_no"]))
+        .collect();
+    let victim = eligible.iter().next().unwrap().clone();
+    sync.post_wdt(
+        &format!("/_sim/orders/{victim}/touch"),
+        json!({"check_time": "9999-12-01 00:00:00"}),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let output = sync.run(&[]).code(1);
+    assert!(
+        output.stderr.contains(&format!(
+            "record `{victim}` parked: an empty value (`null`) is not a time (in `FDate`"
+        )),
+        "{}",
+        output.stderr
+    );
+    let written: BTreeSet<String> = sync.bills().iter().map(|b| text(&b["FBillNo"])).collect();
+    let others: BTreeSet<String> = eligible.iter().filter(|k| **k != victim).cloned().collect();
+    assert_eq!(
+        written, others,
+        "every other order is written, the dateless one is not"
+    );
+    assert!(
+        sync.bills()
+            .iter()
+            .all(|bill| !text(&bill["FDate"]).starts_with("9999"))
+    );
+    let failed = sync
+        .engine(&["failed", "mappings/refund.yaml", "--json"])
+        .success();
+    let parked: Vec<Value> = serde_json::from_str(&failed.stdout).unwrap();
+    assert_eq!(parked.len(), 1, "{}", failed.stdout);
+    assert_eq!(text(&parked[0]["key"]), victim);
+
+    // WDT audits it: the next run reads the new version and writes it, once.
+    sync.post_wdt(
+        &format!("/_sim/orders/{victim}/touch"),
+        json!({"check_time": "2024-09-15 10:02:33"}),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    sync.run(&[]).success();
+    let numbers: Vec<String> = sync.bills().iter().map(|b| text(&b["FBillNo"])).collect();
+    let unique: BTreeSet<String> = numbers.iter().cloned().collect();
+    assert_eq!(unique.len(), numbers.len(), "nothing twice: {numbers:?}");
+    assert_eq!(unique, eligible);
 }

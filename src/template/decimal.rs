@@ -2,10 +2,13 @@
 //!
 //! WDT sends amounts as strings (`"59.9000"`); `| decimal` turns one into a [`Decimal`]
 //! value, `mul`/`add`/`sub`/`div`/`round` compute exactly, and the tests `positive`, `zero`
-//! and `negative` check signs. When a template's result is written to JSON, a decimal
-//! becomes a JSON number whose text is the exact value (or a string when `f64` could not
-//! carry it exactly). Comparing a decimal with a plain number is not supported by the
-//! template engine (it compares kinds, not values): compare decimals with decimals.
+//! and `negative` check signs. Only plain decimal notation is a number ([`parse_plain`]): not
+//! `1e2`, `1_000` or `true`, and nothing that would only fit rounded. When a template's result
+//! is written to JSON, a decimal becomes a JSON number whose text is the exact value
+//! ([`to_number`]); where `f64` cannot carry it, a string — and a record whose target schema
+//! asks for a number there fails instead (see `tree`). Comparing a decimal with a plain number
+//! is not supported by the template engine (it compares kinds, not values): compare decimals
+//! with decimals.
 
 use std::cmp::Ordering;
 use std::fmt;
