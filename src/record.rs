@@ -2,7 +2,9 @@
 //!
 //! This is the whole of "mapping" as `preview` and `run` see it: pure, no IO. A record
 //! that cannot be mapped fails alone, with the reason and (when the key could be read) its
-//! key, so the run can park it and go on.
+//! key, so the run can park it and go on. Templates see the record with the source
+//! connector's `null_values` read as `null`, and a record whose last-modified value is not a
+//! time fails like any other record that cannot be mapped.
 
 use std::sync::Arc;
 
