@@ -2,7 +2,9 @@
 //!
 //! This is the whole of "mapping" as `preview` and `run` see it: pure, no IO. A record
 //! that cannot be mapped fails alone, with the reason and (when the key could be read) its
-//! key, so the run can park it and go on.
+//! key, so the run can park it and go on. Templates see the record with the source
+//! connector's `null_values` read as `null`, and a record whose last-modified value is not a
+//! time fails like any other record that cannot be mapped.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::model::Flow;
 use crate::template::scope::Scope;
+use crate::time;
 use crate::tree::{self, EvalError};
 
 /// A record mapped into the target's shape.
@@ -39,8 +42,53 @@ fn scope(flow: &Flow, record: Arc<Json>) -> Scope {
     Scope::for_record(record, vec![(Arc::from("vars"), flow.vars_value.clone())])
 }
 
-/// The key and last-modified time of a source record.
+/// The record as the flow's templates see it: fields holding one of the source connector's
+/// `null_values` (WDT's no-date `9999-12-01 00:00:00`) read as `null`. The record itself is
+/// kept as read (the ledger stores that); a copy is made only when a sentinel is there.
+fn as_seen(flow: &Flow, record: &Arc<Json>) -> Arc<Json> {
+    let nulls = &flow.source.connector.null_values;
+    if nulls.is_empty() || !holds_any(record, nulls) {
+        return Arc::clone(record);
+    }
+    let mut copy = (**record).clone();
+    replace_nulls(&mut copy, nulls);
+    Arc::new(copy)
+}
+
+fn holds_any(json: &Json, nulls: &[String]) -> bool {
+    match json {
+        Json::String(text) => nulls.iter().any(|null| null == text),
+        Json::Array(items) => items.iter().any(|item| holds_any(item, nulls)),
+        Json::Object(map) => map.values().any(|item| holds_any(item, nulls)),
+        _ => false,
+    }
+}
+
+fn replace_nulls(json: &mut Json, nulls: &[String]) {
+    match json {
+        Json::String(text) if nulls.iter().any(|null| null == text) => *json = Json::Null,
+        Json::Array(items) => items.iter_mut().for_each(|item| replace_nulls(item, nulls)),
+        Json::Object(map) => map.values_mut().for_each(|item| replace_nulls(item, nulls)),
+        _ => {}
+    }
+}
+
+/// The key and last-modified text of a source record. The text is as the record gives it,
+/// even when it is not a time (a copy with another text is another version); [`map`] refuses
+/// a record whose last-modified value is not a time.
 pub fn key_of(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>), EvalError> {
+    let record = as_seen(flow, record);
+    let key = key_text(flow, &record)?;
+    let modified = flow.key.modified.and_then(|id| {
+        tree::evaluate_template(id, &flow.templates, scope(flow, Arc::clone(&record)))
+            .ok()
+            .filter(|value| !value.is_none() && !value.is_undefined())
+            .map(|value| text(&value))
+    });
+    Ok((key, modified))
+}
+
+fn key_text(flow: &Flow, record: &Arc<Json>) -> Result<String, EvalError> {
     let key = tree::evaluate_template(
         flow.key.source,
         &flow.templates,
@@ -66,16 +114,35 @@ pub fn key_of(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>
             missing_field: None,
         });
     }
-    let key = text(&key);
-    let modified = match flow.key.modified {
-        Some(id) => Some(text(&tree::evaluate_template(
-            id,
-            &flow.templates,
-            scope(flow, Arc::clone(record)),
-        )?)),
-        None => None,
+    Ok(text(&key))
+}
+
+/// The record's last-modified time (`key.modified`), which must be a time: a record without
+/// one cannot be placed in time, so it is refused (and parked under its key) rather than sent.
+fn modified_of(flow: &Flow, record: &Arc<Json>) -> Result<Option<String>, EvalError> {
+    let Some(id) = flow.key.modified else {
+        return Ok(None);
     };
-    Ok((key, modified))
+    let value = tree::evaluate_template(id, &flow.templates, scope(flow, Arc::clone(record)))?;
+    let source = flow.templates.source(id).trim();
+    let problem = if value.is_none() {
+        "is empty (`null`)".to_string()
+    } else if let Some(text) = value.as_str() {
+        match time::parse_instant(text) {
+            Ok(_) => return Ok(Some(text.to_string())),
+            Err(_) => format!("is `{text}`, not a time"),
+        }
+    } else {
+        format!("is `{}` ({}), not a time", text(&value), value.kind())
+    };
+    Err(EvalError {
+        target: String::new(),
+        location: flow.templates.origin(id).location.clone(),
+        message: format!(
+            "the last-modified time `{source}` {problem}; expected `yyyy-MM-dd HH:mm:ss` (Asia/Shanghai) or RFC 3339"
+        ),
+        missing_field: None,
+    })
 }
 
 fn text(value: &Value) -> String {
@@ -86,8 +153,13 @@ fn text(value: &Value) -> String {
 
 /// Map one source record.
 pub fn map(flow: &Flow, record: Arc<Json>) -> Result<Mapped, Failure> {
-    let (key, modified) = key_of(flow, &record).map_err(|error| Failure {
+    let record = as_seen(flow, &record);
+    let key = key_text(flow, &record).map_err(|error| Failure {
         key: None,
+        error: Box::new(error),
+    })?;
+    let modified = modified_of(flow, &record).map_err(|error| Failure {
+        key: Some(key.clone()),
         error: Box::new(error),
     })?;
     let evaluated =

@@ -600,25 +600,38 @@ impl<'a> Run<'a> {
         })
     }
 
-    /// Give a field's value the scalar type the target's schema names, where that loses nothing.
+    /// Give a field's value the scalar type the target's schema names, where that loses nothing:
+    /// a number becomes its text and an empty value (`null`) empty text in a text field; a
+    /// numeric text becomes the exact number in a number field (and fails the record if it is
+    /// not plain decimal notation or has more digits than a JSON number carries exactly).
     fn coerce(&self, field: &Field, value: Json) -> Result<Json, Failure> {
         let (whole, text) = match (field.coerce, value) {
             (Coerce::Text, Json::Number(number)) => return Ok(Json::String(number.to_string())),
+            (Coerce::Text, Json::Null) => return Ok(Json::String(String::new())),
             (Coerce::Number, Json::String(text)) => (false, text),
             (Coerce::Integer, Json::String(text)) => (true, text),
+            // A boolean is never a number: it fails below like any other non-number.
+            (Coerce::Number, Json::Bool(b)) => (false, b.to_string()),
+            (Coerce::Integer, Json::Bool(b)) => (true, b.to_string()),
             (Coerce::Integer, Json::Number(number)) if !number.is_i64() && !number.is_u64() => {
                 (true, number.to_string())
             }
             (_, value) => return Ok(value),
         };
-        let exact = text
-            .trim()
-            .parse::<rust_decimal::Decimal>()
-            .ok()
-            .filter(|exact| !whole || exact.fract().is_zero());
-        match exact {
-            Some(exact) => Ok(template::decimal::to_json(exact)),
-            None => {
+        let expects = if whole { "a whole number" } else { "a number" };
+        let number = match template::decimal::parse_plain(text.trim()) {
+            Err(problem) if problem.contains("cannot be held exactly") => {
+                Err(format!("the target expects {expects} here: {problem}"))
+            }
+            Ok(exact) if !whole || exact.fract().is_zero() => template::decimal::to_number(exact)
+                .ok_or_else(|| {
+                    format!("the target expects {expects} here: `{text}` has more digits than a JSON number carries exactly")
+                }),
+            _ => Err(format!("the target expects {expects} here, not `{text}`")),
+        };
+        match number {
+            Ok(number) => Ok(Json::Number(number)),
+            Err(message) => {
                 let location = match &field.node {
                     Node::Template(id) => self.templates.origin(*id).location.clone(),
                     _ => field.key_location.clone(),
@@ -626,10 +639,7 @@ impl<'a> Run<'a> {
                 Err(Failure::Error(EvalError {
                     target: self.target(),
                     location,
-                    message: format!(
-                        "the target expects {} here, not `{text}`",
-                        if whole { "a whole number" } else { "a number" }
-                    ),
+                    message,
                     missing_field: None,
                 }))
             }

@@ -13,4 +13,5 @@ mod mapping;
 mod run;
 mod sim_kingdee;
 mod sim_wdt;
+mod source_data;
 mod state_lock;

@@ -1051,6 +1051,7 @@ fn compile_connector(
         envelope: envelope.unwrap_or_else(placeholder_envelope),
         http,
         operations,
+        null_values: raw.null_values.clone(),
     }
 }
 

@@ -122,6 +122,8 @@ pub struct Connector {
     pub envelope: Envelope,
     pub http: Http,
     pub operations: BTreeMap<String, Operation>,
+    /// Field texts that mean "no value" in this API's records (read as `null`).
+    pub null_values: Vec<String>,
 }
 
 /// An authentication strategy with its compiled parameters.

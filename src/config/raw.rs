@@ -186,6 +186,12 @@ pub struct RawConnector {
     pub http: Option<RawHttp>,
     /// The operations of the API, by name.
     pub operations: BTreeMap<String, RawOperation>,
+    /// Texts this API sends in a record field to mean "no value", such as WDT's no-date
+    /// `9999-12-01 00:00:00`. A field of a record read from this connector that holds exactly
+    /// one of them reads as an empty value (`null`) in the flow's key and mapping: a required
+    /// date then fails its record with a reason instead of sending the sentinel on.
+    #[serde(default)]
+    pub null_values: Vec<String>,
 }
 
 /// An authentication strategy and its parameters. Values are templates, usually `{{ env.<VAR> }}`.

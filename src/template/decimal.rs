@@ -2,16 +2,19 @@
 //!
 //! WDT sends amounts as strings (`"59.9000"`); `| decimal` turns one into a [`Decimal`]
 //! value, `mul`/`add`/`sub`/`div`/`round` compute exactly, and the tests `positive`, `zero`
-//! and `negative` check signs. When a template's result is written to JSON, a decimal
-//! becomes a JSON number whose text is the exact value (or a string when `f64` could not
-//! carry it exactly). Comparing a decimal with a plain number is not supported by the
-//! template engine (it compares kinds, not values): compare decimals with decimals.
+//! and `negative` check signs. Only plain decimal notation is a number ([`parse_plain`]): not
+//! `1e2`, `1_000` or `true`, and nothing that would only fit rounded. When a template's result
+//! is written to JSON, a decimal becomes a JSON number whose text is the exact value
+//! ([`to_number`]); where `f64` cannot carry it, a string — and a record whose target schema
+//! asks for a number there fails instead (see `tree`). Comparing a decimal with a plain number
+//! is not supported by the template engine (it compares kinds, not values): compare decimals
+//! with decimals.
 
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-use minijinja::value::{DynObject, Object, ObjectRepr};
+use minijinja::value::{DynObject, Object, ObjectRepr, ValueKind};
 use minijinja::{Error, ErrorKind, Value};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal as Exact, RoundingStrategy};
@@ -46,68 +49,116 @@ impl Decimal {
     }
 }
 
-/// Read any numeric template value (decimal, integer, float, numeric string) as an exact decimal.
+/// Read a numeric template value (decimal, integer, float, numeric text) as an exact decimal.
+/// A text must be plain decimal notation ([`parse_plain`]); a float is read from its shortest
+/// text, which is what was written in the JSON or the template; a boolean is never a number.
 pub fn to_exact(value: &Value) -> Result<Exact, Error> {
     crate::template::filters::defined(value)?;
     if let Some(decimal) = value.downcast_object_ref::<Decimal>() {
         return Ok(decimal.0);
     }
-    if let Some(integer) = value.as_i64() {
-        return Ok(Exact::from(integer));
+    if value.kind() == ValueKind::Bool {
+        return Err(invalid(format!(
+            "`{}` is a boolean, not a decimal number",
+            value.is_true()
+        )));
     }
     if let Some(text) = value.as_str() {
-        let trimmed = text.trim();
-        return trimmed
-            .parse::<Exact>()
-            .or_else(|_| Exact::from_scientific(trimmed))
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("`{text}` is not a decimal number"),
-                )
-            });
+        return parse_plain(text).map_err(invalid);
+    }
+    if value.is_integer() {
+        // Integers print as their digits, however wide (`u64`, `i128`).
+        return parse_plain(&value.to_string()).map_err(invalid);
     }
     if value.is_number() {
-        // A float literal written in the template: go through its shortest text, which is what the author wrote.
-        let text = value.to_string();
-        return text
-            .parse::<Exact>()
-            .or_else(|_| Exact::from_scientific(&text))
-            .map_err(|_| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("`{text}` is not a decimal number"),
-                )
-            });
+        let float = f64::try_from(value.clone())
+            .map_err(|_| invalid(format!("`{value}` is not a decimal number")))?;
+        // Rust prints the shortest text that reads back as the same float, in plain notation:
+        // for a number from JSON or the template that is the text its author wrote.
+        return parse_plain(&format!("{float}"))
+            .map_err(|_| invalid(format!("`{value}` cannot be held exactly as a decimal")));
     }
     if value.is_none() {
-        return Err(Error::new(
-            ErrorKind::InvalidOperation,
-            "an empty value (`null`) is not a decimal number",
+        return Err(invalid(
+            "an empty value (`null`) is not a decimal number".to_string(),
         ));
     }
-    Err(Error::new(
-        ErrorKind::InvalidOperation,
-        format!("`{value}` ({}) is not a decimal number", value.kind()),
-    ))
+    Err(invalid(format!(
+        "`{value}` ({}) is not a decimal number",
+        value.kind()
+    )))
 }
 
-/// The JSON form of an exact decimal: a number when `f64` prints back to the same decimal, else a string.
-pub fn to_json(exact: Exact) -> serde_json::Value {
-    let exact = exact.normalize();
-    if let Some(float) = exact.to_f64()
-        && let Ok(printed) = format!("{float}").parse::<Exact>()
-        && printed == exact
-        && let Some(number) = serde_json::Number::from_f64(float)
-    {
-        if exact.scale() == 0
-            && let Some(integer) = exact.to_i64()
-        {
-            return serde_json::Value::from(integer);
+fn invalid(message: String) -> Error {
+    Error::new(ErrorKind::InvalidOperation, message)
+}
+
+/// Parse plain decimal notation: an optional sign, digits, and an optional `.` with more
+/// digits (`-12.50`). Nothing else is a number here: no spaces, `_`, exponents, `inf` or
+/// `.5`, and a value that would only fit rounded (more than 28 decimal places or beyond
+/// ±7.9e28) is refused rather than rounded.
+pub fn parse_plain(text: &str) -> Result<Exact, String> {
+    let not_decimal = || {
+        // Say what is accepted when other readers would have taken it as a number (`1e2`, `1_000`).
+        if text.parse::<f64>().is_ok() || text.contains('_') {
+            format!(
+                "`{text}` is not a decimal number: only plain digits with an optional sign and fraction are, such as `-12.50`"
+            )
+        } else {
+            format!("`{text}` is not a decimal number")
         }
-        return serde_json::Value::Number(number);
+    };
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (whole, fraction) = match unsigned.split_once('.') {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (unsigned, None),
+    };
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || fraction.is_some_and(|f| !digits(f)) {
+        return Err(not_decimal());
     }
-    serde_json::Value::String(exact.to_string())
+    let out_of_range = || {
+        format!("`{text}` cannot be held exactly: a decimal has at most 28 places and 29 digits")
+    };
+    let exact = text.parse::<Exact>().map_err(|_| out_of_range())?;
+    // rust_decimal rounds what it cannot hold; compare the digits to be sure nothing was.
+    let significant = |whole: &str, fraction: &str| {
+        let whole = whole.trim_start_matches('0');
+        let fraction = fraction.trim_end_matches('0');
+        format!("{whole}.{fraction}")
+    };
+    let written = significant(whole, fraction.unwrap_or(""));
+    let held = exact.abs().normalize().to_string();
+    let (held_whole, held_fraction) = held.split_once('.').unwrap_or((&held, ""));
+    if significant(held_whole, held_fraction) != written {
+        return Err(out_of_range());
+    }
+    Ok(exact)
+}
+
+/// The JSON number with exactly the value of `exact`, if an `f64` carries it.
+pub fn to_number(exact: Exact) -> Option<serde_json::Number> {
+    let exact = exact.normalize();
+    if exact.scale() == 0
+        && let Some(integer) = exact.to_i64()
+    {
+        return Some(serde_json::Number::from(integer));
+    }
+    // Rust reads decimal text into the nearest float and prints a float as the shortest text
+    // that reads back to it: the float carries the decimal if that text is the decimal again.
+    let float: f64 = exact.to_string().parse().ok()?;
+    let printed = parse_plain(&format!("{float}")).ok()?;
+    (printed == exact)
+        .then(|| serde_json::Number::from_f64(float))
+        .flatten()
+}
+
+/// The JSON form of an exact decimal: a number when `f64` carries it exactly, else a string.
+pub fn to_json(exact: Exact) -> serde_json::Value {
+    match to_number(exact) {
+        Some(number) => serde_json::Value::Number(number),
+        None => serde_json::Value::String(exact.normalize().to_string()),
+    }
 }
 
 /// `value | decimal`: parse as an exact decimal.
@@ -219,6 +270,124 @@ mod tests {
                 .to_string(),
             "-2.35"
         );
+    }
+
+    #[test]
+    fn only_plain_decimal_notation_is_a_number() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("0", Some("0")),
+            ("59.9000", Some("59.9")),
+            ("-12.50", Some("-12.5")),
+            ("+3", Some("3")),
+            ("007.10", Some("7.1")),
+            ("-0.000", Some("0")),
+            (
+                "0.0000000000000000000000000001",
+                Some("0.0000000000000000000000000001"),
+            ),
+            (
+                "79228162514264337593543950335",
+                Some("79228162514264337593543950335"),
+            ),
+            ("1_000", None),
+            ("1e2", None),
+            ("1E2", None),
+            ("1e30", None),
+            (" 1", None),
+            ("1 ", None),
+            ("", None),
+            ("-", None),
+            (".5", None),
+            ("5.", None),
+            ("1.2.3", None),
+            ("0x10", None),
+            ("inf", None),
+            ("NaN", None),
+            ("１２", None),
+            ("--1", None),
+            // Would only fit rounded: refused, never rounded.
+            ("0.00000000000000000000000000001", None),
+            ("1.00000000000000000000000000001", None),
+            ("79228162514264337593543950336", None),
+            ("100000000000000000000000000000000", None),
+        ];
+        for (text, expected) in table {
+            let parsed = parse_plain(text).map(|exact| exact.normalize().to_string());
+            assert_eq!(
+                parsed.as_deref().ok(),
+                *expected,
+                "{text:?} gave {parsed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn template_values_are_numbers_only_when_they_are_exactly_decimals() {
+        let table: Vec<(Value, Result<&str, &str>)> = vec![
+            (Value::from("2.0000"), Ok("2")),
+            (Value::from(3), Ok("3")),
+            (Value::from(u64::MAX), Ok("18446744073709551615")),
+            (Value::from(0.13), Ok("0.13")),
+            (Value::from(1e-28), Ok("0.0000000000000000000000000001")),
+            (
+                Value::from(true),
+                Err("`true` is a boolean, not a decimal number"),
+            ),
+            (
+                Value::from(false),
+                Err("`false` is a boolean, not a decimal number"),
+            ),
+            (
+                Value::from(()),
+                Err("an empty value (`null`) is not a decimal number"),
+            ),
+            (
+                Value::from("1_000"),
+                Err("`1_000` is not a decimal number: only plain digits"),
+            ),
+            (
+                Value::from("1e2"),
+                Err("`1e2` is not a decimal number: only plain digits"),
+            ),
+            (
+                Value::from(1e30),
+                Err("cannot be held exactly as a decimal"),
+            ),
+            (
+                Value::from(1e-29),
+                Err("cannot be held exactly as a decimal"),
+            ),
+        ];
+        for (value, expected) in table {
+            let got = to_exact(&value).map(|e| e.normalize().to_string());
+            match (&got, expected) {
+                (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{value:?}"),
+                (Err(err), Err(expected)) => assert!(
+                    err.detail().unwrap_or_default().contains(expected),
+                    "{value:?}: {err}"
+                ),
+                _ => panic!("{value:?} gave {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_json_number_is_written_only_when_it_is_the_exact_decimal() {
+        let table: &[(&str, Option<&str>)] = &[
+            ("13", Some("13")),
+            ("0.3", Some("0.3")),
+            ("59.9", Some("59.9")),
+            ("-0.0001", Some("-0.0001")),
+            ("0.00000000000000000000000001", Some("1e-26")),
+            ("123456789012345.67", Some("123456789012345.67")),
+            ("12345678901234567.891", None),
+            ("79228162514264337593543950300", None),
+            ("0.1000000000000000000000000001", None),
+        ];
+        for (text, expected) in table {
+            let number = to_number(exact(text)).map(|n| serde_json::to_string(&n).unwrap());
+            assert_eq!(number.as_deref(), *expected, "{text}");
+        }
     }
 
     #[test]

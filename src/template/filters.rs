@@ -5,11 +5,13 @@
 //! (`lookup`) and SQL-style quoting for query filters (`sql_quote`). Pure functions of their
 //! arguments; the value maps are shared read-only.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
+use chrono::format::StrftimeItems;
 use chrono::{DateTime, TimeZone, Utc};
 use minijinja::value::Kwargs;
-use minijinja::{Environment, Error, ErrorKind, Value};
+use minijinja::{Environment, Error, ErrorKind, Output, State, Value};
 
 use crate::config::raw::MissPolicy;
 use crate::template::decimal;
@@ -64,12 +66,21 @@ pub fn register(env: &mut Environment<'static>, value_maps: Arc<ValueMaps>) {
     );
 }
 
+/// How a text template writes a value: an empty value (`null`) is empty text, never the
+/// word `none`; everything else as minijinja writes it. (An undefined value never gets here
+/// in a strict template: minijinja fails on it first.)
+pub fn null_as_empty(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+    if value.is_none() {
+        return Ok(());
+    }
+    minijinja::escape_formatter(out, state, value)
+}
+
 /// minijinja's filters that accept an undefined value and turn it into text (`tojson` gives
 /// `null`, `escape` and `urlencode` an empty string, `pprint` the word `undefined`) or fail
 /// with a message that does not name the field. Each is wrapped to fail as strict undefined.
 /// Only for strict environments: lenient envelopes may print what is not there.
 pub fn register_strict_builtins(env: &mut Environment<'static>) {
-    use minijinja::State;
     use minijinja::filters;
     env.add_filter(
         "tojson",
@@ -228,6 +239,12 @@ fn instant(value: &Value) -> Result<DateTime<Utc>, Error> {
         return time::parse_instant(text)
             .map_err(|message| Error::new(ErrorKind::InvalidOperation, message));
     }
+    if value.kind() == minijinja::value::ValueKind::Bool {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`{}` is not a time", value.is_true()),
+        ));
+    }
     if let Some(number) = value.as_i64() {
         // Ten digits are seconds; thirteen are milliseconds (as TOP accepts both).
         let instant = if number.abs() >= 100_000_000_000 {
@@ -242,26 +259,53 @@ fn instant(value: &Value) -> Result<DateTime<Utc>, Error> {
             )
         });
     }
+    if value.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            "an empty value (`null`) is not a time",
+        ));
+    }
     Err(Error::new(
         ErrorKind::InvalidOperation,
         format!("`{value}` is not a time"),
     ))
 }
 
+/// Format `instant` in Asia/Shanghai with a chrono format, or say what is wrong with the
+/// format (chrono would panic on `%Q` or a lone `%` when the text is made).
+fn format_time(instant: DateTime<Utc>, format: &str) -> Result<String, Error> {
+    let bad = || {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "`{format}` is not a valid time format (chrono `strftime`: `%Y-%m-%d %H:%M:%S`)"
+            ),
+        )
+    };
+    let items = StrftimeItems::new(format).parse().map_err(|_| bad())?;
+    let mut text = String::new();
+    write!(
+        text,
+        "{}",
+        instant
+            .with_timezone(&time::SHANGHAI)
+            .format_with_items(items.iter())
+    )
+    .map_err(|_| bad())?;
+    Ok(text)
+}
+
 /// `value | datetime` → `2024-01-01 12:00:00` (Asia/Shanghai); `datetime('%Y%m%d')` for other formats.
 pub fn filter_datetime(value: Value, format: Option<String>) -> Result<String, Error> {
-    Ok(time::format_shanghai(
+    format_time(
         instant(&value)?,
         format.as_deref().unwrap_or(time::WALL_CLOCK),
-    ))
+    )
 }
 
 /// `value | date` → `2024-01-01` (Asia/Shanghai).
 pub fn filter_date(value: Value, format: Option<String>) -> Result<String, Error> {
-    Ok(time::format_shanghai(
-        instant(&value)?,
-        format.as_deref().unwrap_or(time::DATE),
-    ))
+    format_time(instant(&value)?, format.as_deref().unwrap_or(time::DATE))
 }
 
 /// `value | timestamp` → seconds since the epoch.
@@ -428,6 +472,65 @@ mod tests {
                 .to_string()
                 .contains("`someday` is not a time")
         );
+    }
+
+    #[test]
+    fn a_bad_time_format_is_an_error_not_a_panic() {
+        let table: &[(&str, Result<&str, &str>)] = &[
+            ("'2024-01-01 08:00:00' | datetime('%Y%m%d')", Ok("20240101")),
+            ("'2024-01-01 08:00:00' | date('%d/%m/%Y')", Ok("01/01/2024")),
+            ("'2024-01-01 08:00:00' | date('%%')", Ok("%")),
+            (
+                "'2024-01-01 08:00:00' | datetime('%Q')",
+                Err("`%Q` is not a valid time format"),
+            ),
+            (
+                "'2024-01-01 08:00:00' | date('%')",
+                Err("`%` is not a valid time format"),
+            ),
+            (
+                "'2024-01-01 08:00:00' | date('%Y-%')",
+                Err("`%Y-%` is not a valid time format"),
+            ),
+            (
+                "'2024-01-01 08:00:00' | datetime('%.3Q')",
+                Err("is not a valid time format"),
+            ),
+            ("none | date", Err("an empty value (`null`) is not a time")),
+            (
+                "none | datetime('%Q')",
+                Err("an empty value (`null`) is not a time"),
+            ),
+            ("true | timestamp", Err("`true` is not a time")),
+        ];
+        for (expr, expected) in table {
+            match (eval(expr), expected) {
+                (Ok(got), Ok(expected)) => assert_eq!(&got, expected, "{expr}"),
+                (Err(err), Err(expected)) => {
+                    assert!(err.to_string().contains(expected), "{expr}: {err}")
+                }
+                (got, expected) => panic!("{expr} gave {got:?}, expected {expected:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn null_is_empty_text_in_a_text_template() {
+        let mut env = env();
+        env.set_formatter(null_as_empty);
+        let table: &[(&str, &str)] = &[
+            ("RT {{ none }}.", "RT ."),
+            ("{{ x }}|{{ y }}|{{ z }}", "|0|False"),
+            ("{{ 'a' }}{{ 1.5 }}", "a1.5"),
+        ];
+        for (template, expected) in table {
+            let rendered = env
+                .render_str(template, context! { x => (), y => 0, z => false })
+                .unwrap();
+            assert_eq!(&rendered, expected, "{template}");
+        }
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        assert!(env.render_str("RT {{ nope }}", context! {}).is_err());
     }
 
     #[test]

@@ -137,6 +137,7 @@ impl Builder {
     pub fn new(undefined: UndefinedBehavior, value_maps: Arc<ValueMaps>) -> Builder {
         let mut env = Environment::new();
         env.set_undefined_behavior(undefined);
+        env.set_formatter(filters::null_as_empty);
         filters::register(&mut env, value_maps);
         if undefined == UndefinedBehavior::Strict {
             filters::register_strict_builtins(&mut env);
