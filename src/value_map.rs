@@ -44,9 +44,12 @@ impl ValueMap {
                 .with_location(Location::file_only(file)),
             ]);
         }
-        let bytes = std::fs::read(file).map_err(|err| {
-            vec![Error::io("read value map", file, err).with_location(Location::file_only(file))]
-        })?;
+        let bytes = crate::config::file::read_bounded(
+            file,
+            "CSV file",
+            crate::config::file::MAX_VALUE_MAP_BYTES,
+        )
+        .map_err(|err| vec![err])?;
         ValueMap::parse(name, file, &bytes, on_missing, default)
     }
 

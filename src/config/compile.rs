@@ -346,10 +346,35 @@ impl Compiler {
         match text {
             None => default,
             Some(text) => match time::parse_span(text) {
-                Ok(span) => span,
-                Err(message) => {
-                    self.errors
-                        .push(Error::config(message).with_location(doc.locate(path)));
+                Ok(span) if span <= time::span_limit(path.last_key().unwrap_or("DEFAULT")) => span,
+                result => {
+                    let setting = path.last_key().unwrap_or("DEFAULT");
+                    let limit = time::span_limit(setting);
+                    let message = match result {
+                        Ok(span) => format!(
+                            "`{setting}` {} is longer than the allowed {}",
+                            time::format_span(span),
+                            time::format_span(limit)
+                        ),
+                        Err(message) if !message.contains("far too long") => {
+                            self.errors
+                                .push(Error::config(message).with_location(doc.locate(path)));
+                            return default;
+                        }
+                        Err(_) => format!(
+                            "`{setting}` {} is longer than the allowed {}",
+                            text.trim(),
+                            time::format_span(limit)
+                        ),
+                    };
+                    self.errors.push(
+                        Error::config(message)
+                        .with_location(doc.locate(path))
+                        .with_hint(format!(
+                            "`{setting}` goes up to {}; the README lists the limit of every span",
+                            time::format_span(limit)
+                        )),
+                    );
                     default
                 }
             },
@@ -409,6 +434,17 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
             );
             continue;
         }
+        if csv.exists() && !csv.is_file() {
+            pre.error(
+                format!(
+                    "value map file `{}` is not a regular file (a device, a pipe or a socket)",
+                    csv.display()
+                ),
+                doc.locate(&path.key("file")),
+                Some("name the CSV file itself; the path is relative to the flow file".into()),
+            );
+            continue;
+        }
         if !csv.exists() {
             pre.error(
                 format!("value map file `{}` does not exist", csv.display()),
@@ -419,13 +455,19 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
         }
         match ValueMap::load(name, &csv, policy, map.default.clone()) {
             Ok(loaded) => {
-                if let Ok(text) = std::fs::read_to_string(&csv) {
+                if let Some(text) = crate::config::file::read_text_for_display(
+                    &csv,
+                    crate::config::file::MAX_VALUE_MAP_BYTES,
+                ) {
                     pre.sources.push((csv.clone(), text));
                 }
                 value_maps.insert(name.clone(), loaded);
             }
             Err(errors) => {
-                if let Ok(text) = std::fs::read_to_string(&csv) {
+                if let Some(text) = crate::config::file::read_text_for_display(
+                    &csv,
+                    crate::config::file::MAX_VALUE_MAP_BYTES,
+                ) {
                     pre.sources.push((csv.clone(), text));
                 }
                 pre.errors.extend(errors);
@@ -2061,16 +2103,56 @@ fn check_names_exist(cx: &mut Compiler, set: &TemplateSet, value_maps: &BTreeSet
     }
 }
 
+/// No template may show more than the values it names: `debug()` prints all it sees, and
+/// `env` read whole (`env | tojson`, `env[name]`, a loop) would send every environment
+/// variable, secrets included, wherever the template goes.
+fn check_environment_access(
+    cx: &mut Compiler,
+    names: &BTreeSet<String>,
+    context: Context,
+    location: &Location,
+) {
+    if names.contains("debug") {
+        cx.error(
+            "`debug()` is not allowed in a template",
+            location.clone(),
+            Some(
+                "it prints every value the template can see, the environment included; name the values you need"
+                    .into(),
+            ),
+        );
+    }
+    // The mapping may not read `env` at all, which `MappingCheck` reports.
+    if context != Context::Mapping && names.iter().any(|n| template::reads_whole_environment(n)) {
+        cx.error(
+            "a template may read environment variables only one by one, by name",
+            location.clone(),
+            Some(
+                "write `env.NAME`; `env` whole (`env | tojson`, `env[name]`, a loop over `env`) would expose every variable, secrets included"
+                    .into(),
+            ),
+        );
+    }
+}
+
 fn check_contexts(cx: &mut Compiler, strict: &TemplateSet, lenient: &TemplateSet, vars: &Json) {
     let contexts = std::mem::take(&mut cx.contexts);
     let mut seen = BTreeSet::new();
     for (id, context, is_strict) in contexts {
-        if context == Context::Mapping || !seen.insert((id, is_strict)) {
+        if !seen.insert((id, is_strict)) {
             continue;
         }
         let set = if is_strict { strict } else { lenient };
         let location = set.origin(id).location.clone();
-        for name in set.undeclared(id) {
+        let names = set.undeclared(id);
+        check_environment_access(cx, &names, context, &location);
+        if context == Context::Mapping {
+            continue;
+        }
+        for name in names {
+            if name == "debug" || template::reads_whole_environment(&name) {
+                continue;
+            }
             let root = name.split('.').next().unwrap_or(&name);
             let roots = context.roots();
             if roots.contains(&root) {

@@ -15,10 +15,8 @@ use regex::Regex;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+use crate::config::yaml_limits::{Bounds, MAX_DEPTH};
 use crate::error::{Error, Location};
-
-/// How deep serde_yaml lets a document nest before it gives up.
-const MAX_DEPTH: usize = 128;
 
 /// One step of a path into a YAML document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -130,6 +128,18 @@ impl Document {
         if let Some((line, column)) = flow_nesting_beyond(&text, MAX_DEPTH) {
             return Err(too_deep(Location::new(file, line, column, 1)));
         }
+        // yaml-rust2's events first: they are read in linear time without expanding aliases,
+        // so a file beyond the bounds (see `yaml_limits`) is refused before serde_yaml builds it.
+        let mut recorder = Recorder::new(&text);
+        let _ = Parser::new_from_str(&text).load(&mut recorder, true);
+        if let Some((problem, marker)) = recorder.bounds.problem.take() {
+            let (message, hint) = problem.describe();
+            let (line, column, len) = crate::config::yaml_limits::place(&problem, &marker, &text);
+            let location = Location::new(file, line, column, len);
+            return Err(Error::config(message)
+                .with_location(location)
+                .with_hint(hint));
+        }
         let parsed = serde_yaml::from_str::<serde_yaml::Value>(&text);
         if let Err(err) = &parsed
             && err.to_string().contains("recursion limit exceeded")
@@ -140,10 +150,8 @@ impl Document {
                 None => Location::file_only(file),
             }));
         }
-        let mut recorder = Recorder::new(&text);
-        // serde_yaml accepted the text, so yaml-rust2 almost always does too; if it does not,
+        // When serde_yaml accepted the text, yaml-rust2 almost always did too; if it did not,
         // problems are reported at the file level rather than not at all.
-        let _ = Parser::new_from_str(&text).load(&mut recorder, false);
         let value = match parsed {
             Ok(value) => value,
             Err(err) => return Err(recorder.explain(file, &text, &err)),
@@ -158,23 +166,14 @@ impl Document {
 
     /// Read and parse a file.
     pub fn read(file: &Path) -> Result<Document, Error> {
-        if file.is_dir() {
-            return Err(Error::config(format!(
-                "`{}` is a folder, not a YAML file",
-                file.display()
-            ))
-            .with_location(Location::file_only(file)));
-        }
-        let bytes = std::fs::read(file)
-            .map_err(|err| Error::io("read", file, err).with_location(Location::file_only(file)))?;
+        let bytes = crate::config::file::read_bounded(
+            file,
+            "YAML file",
+            crate::config::file::MAX_CONFIG_BYTES,
+        )?;
         let text = String::from_utf8(bytes).map_err(|err| {
-            let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
-            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-            let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let column = String::from_utf8_lossy(&valid[line_start..])
-                .chars()
-                .count()
-                + 1;
+            let (line, column) =
+                crate::config::file::position_of_invalid_utf8(err.as_bytes(), err.utf8_error());
             Error::config(format!("`{}` is not UTF-8 text", file.display()))
                 .with_location(Location::new(file, line, column, 1))
                 .with_hint("save it as UTF-8 (e.g. `iconv -f GBK -t UTF-8`)")
@@ -389,7 +388,15 @@ struct Duplicate {
 }
 
 struct Recorder<'a> {
-    lines: Vec<&'a str>,
+    text: &'a str,
+    /// The byte offset where each line starts.
+    line_starts: Vec<usize>,
+    /// The last place looked up (line, column in characters, byte offset), so that looking up
+    /// places in order along a long line costs the length of the line once, not each time.
+    cursor: (usize, usize, usize),
+    bounds: Bounds,
+    /// Past the first document, whose positions are all that is recorded.
+    done: bool,
     stack: Vec<Frame>,
     positions: HashMap<YamlPath, NodePosition>,
     duplicates: Vec<Duplicate>,
@@ -397,8 +404,15 @@ struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     fn new(text: &'a str) -> Recorder<'a> {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Recorder {
-            lines: text.lines().collect(),
+            text,
+            line_starts,
+            cursor: (0, 0, 0),
+            bounds: Bounds::default(),
+            done: false,
             stack: Vec::new(),
             positions: HashMap::new(),
             duplicates: Vec::new(),
@@ -459,22 +473,48 @@ impl<'a> Recorder<'a> {
         syntax_error(file, err)
     }
 
-    fn scalar_span(&self, marker: &Marker, style: TScalarStyle, value: &str) -> Span {
+    /// The text from `marker` on (to the end of the file: a caller reads only what it needs,
+    /// since finding the end of a long line for every node would take quadratic time).
+    fn rest_of_line(&mut self, marker: &Marker) -> &'a str {
+        let (line, column) = (marker.line(), marker.col());
+        let Some(&line_start) = self.line_starts.get(line.wrapping_sub(1)) else {
+            return "";
+        };
+        if self.cursor.0 != line || self.cursor.1 > column {
+            self.cursor = (line, 0, line_start);
+        }
+        let (_, mut at, mut byte) = self.cursor;
+        let mut chars = self.text[byte..].chars();
+        while at < column {
+            match chars.next() {
+                Some(c) if c != '\n' => {
+                    byte += c.len_utf8();
+                    at += 1;
+                }
+                _ => break,
+            }
+        }
+        self.cursor = (line, at, byte);
+        &self.text[byte..]
+    }
+
+    fn scalar_span(&mut self, marker: &Marker, style: TScalarStyle, value: &str) -> Span {
         let line = marker.line();
         let column = marker.col() + 1;
-        let rest: String = self
-            .lines
-            .get(line.wrapping_sub(1))
-            .map(|text| text.chars().skip(marker.col()).collect())
-            .unwrap_or_default();
+        let rest = self.rest_of_line(marker);
         let len = match style {
-            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => quoted_len(&rest),
-            TScalarStyle::Literal | TScalarStyle::Folded => rest.trim_end().chars().count(),
-            _ => value
-                .lines()
-                .next()
-                .map_or(0, |first| first.chars().count())
-                .min(rest.trim_end().chars().count()),
+            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => quoted_len(rest),
+            TScalarStyle::Literal | TScalarStyle::Folded => {
+                let line = rest.split('\n').next().unwrap_or_default();
+                line.trim_end().chars().count()
+            }
+            _ => {
+                let first = value
+                    .lines()
+                    .next()
+                    .map_or(0, |first| first.chars().count());
+                rest.chars().take(first).take_while(|c| *c != '\n').count()
+            }
         };
         Span {
             line,
@@ -529,11 +569,7 @@ impl<'a> Recorder<'a> {
         };
         // A flow collection starts at its bracket, which is the place to point at; a block
         // collection's start marker is refined by its first child (see `record`).
-        let bracket = self
-            .lines
-            .get(marker.line().wrapping_sub(1))
-            .and_then(|text| text.chars().nth(marker.col()))
-            .is_some_and(|c| c == '[' || c == '{');
+        let bracket = self.rest_of_line(marker).starts_with(['[', '{']);
         let value = Span {
             line: marker.line(),
             column: marker.col() + 1,
@@ -577,7 +613,13 @@ impl<'a> Recorder<'a> {
 
 impl MarkedEventReceiver for Recorder<'_> {
     fn on_event(&mut self, event: Event, marker: Marker) {
+        self.bounds.observe(&event, marker);
+        // Past the bounds, recording would only cost time (deep paths are long to copy).
+        if self.done || self.bounds.problem.is_some() {
+            return;
+        }
         match event {
+            Event::DocumentEnd => self.done = true,
             Event::Scalar(value, style, _, _) => {
                 if matches!(self.stack.last(), Some(Frame::SkipKey { .. })) {
                     return;
@@ -648,7 +690,7 @@ fn quoted_len(rest: &str) -> usize {
     let Some(quote) = chars.next() else { return 0 };
     let mut len = 1;
     let mut escaped = false;
-    let mut chars = chars.peekable();
+    let mut chars = chars.take_while(|c| *c != '\n').peekable();
     while let Some(c) = chars.next() {
         len += 1;
         if escaped {
