@@ -175,13 +175,18 @@ impl ValueMap {
             }
             if errors.len() > MAX_ROW_ERRORS {
                 let more = errors.len() - MAX_ROW_ERRORS;
+                // Pointed at the first of the rows not listed, where the reader goes on.
+                let first = errors[MAX_ROW_ERRORS]
+                    .location()
+                    .cloned()
+                    .unwrap_or_else(|| Location::file_only(file));
                 errors.truncate(MAX_ROW_ERRORS);
                 errors.push(
                     Error::config(format!(
-                        "value map `{name}` has {more} more bad row{}",
+                        "value map `{name}` has {more} more bad row{}, from this one on",
                         if more == 1 { "" } else { "s" }
                     ))
-                    .with_location(Location::file_only(file)),
+                    .with_location(first),
                 );
             }
             return Err(errors);
@@ -335,7 +340,10 @@ mod tests {
         let text = format!("shop,customer\n{}", "X\n".repeat(12));
         let errors = parse(text.as_bytes()).unwrap_err();
         assert_eq!(errors.len(), 11);
-        assert_eq!(errors[10], "0:value map `shops` has 2 more bad rows");
+        assert_eq!(
+            errors[10],
+            "12:value map `shops` has 2 more bad rows, from this one on"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod support;
 mod bundle;
 mod check;
 mod cli;
+mod fuzz_check;
 mod mapping;
 mod run;
 mod sim_kingdee;

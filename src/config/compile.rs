@@ -2013,6 +2013,8 @@ fn op_schema(
         let scope = Scope::named(vec![(Arc::from("params"), params_value)]);
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(template::TEMPLATE_FUEL));
+        env.remove_global("debug");
         match env.render_str(&text, minijinja::Value::from_object(scope)) {
             Ok(rendered) => rendered,
             Err(err) => {
@@ -2056,6 +2058,11 @@ fn op_schema(
     }
     match ApiSchema::load(&file) {
         Ok(schema) => Some(schema),
+        // A file that cannot be read at all (a device, too large) is pointed at where it is named.
+        Err(err) if err.location().is_none_or(|l| l.line == 0) => {
+            cx.errors.push(err.with_location(location));
+            None
+        }
         Err(err) => {
             cx.errors.push(err);
             None

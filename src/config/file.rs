@@ -72,9 +72,11 @@ pub fn position_of_invalid_utf8(bytes: &[u8], error: std::str::Utf8Error) -> (us
     (line, column)
 }
 
-/// The text of `file` for showing source lines, if it is a regular UTF-8 file within `max` bytes.
+/// The text of `file` for showing source lines, if it is a regular file within `max` bytes
+/// (bytes that are not UTF-8 shown as `�`).
 pub fn read_text_for_display(file: &Path, max: u64) -> Option<String> {
-    String::from_utf8(read_bounded(file, "file", max).ok()?).ok()
+    let bytes = read_bounded(file, "file", max).ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[cfg(test)]

@@ -351,11 +351,39 @@ fn closes_on_line(rest: &str) -> bool {
     len >= 2 && rest.chars().nth(len - 1) == quote
 }
 
-fn syntax_error(file: &Path, err: &serde_yaml::Error) -> Error {
+/// The line where a second YAML document starts, for serde_yaml's unlocated complaint: a
+/// `---` or `...` line after some content, or a line indented less than the first one
+/// (which ends a document whose top level was indented). Line 1 when neither is found.
+fn second_document_line(text: &str) -> usize {
+    let mut base: Option<usize> = None;
+    for (index, line) in text.lines().enumerate() {
+        let content = line.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - content.len();
+        match base {
+            None if !line.starts_with("---") => base = Some(indent),
+            None => {}
+            Some(_) if line.starts_with("---") || line.starts_with("...") => return index + 1,
+            Some(base) if indent < base => return index + 1,
+            Some(_) => {}
+        }
+    }
+    1
+}
+
+fn syntax_error(file: &Path, text: &str, err: &serde_yaml::Error) -> Error {
     let message = strip_position(err);
     let location = match err.location() {
         Some(location) => Location::new(file, location.line(), location.column(), 1),
-        None => Location::file_only(file),
+        None if message.contains("more than one document") => {
+            return Error::config("invalid YAML: a second document starts here")
+                .with_location(Location::new(file, second_document_line(text), 1, 1))
+                .with_hint("a file holds one YAML document; a `---` line, or a line indented less than the first one, starts another");
+        }
+        // serde_yaml gives no position: the file as a whole is at fault, from its first line.
+        None => Location::new(file, 1, 1, 1),
     };
     Error::config(format!("invalid YAML: {message}"))
         .with_location(location)
@@ -470,7 +498,7 @@ impl<'a> Recorder<'a> {
                     strip_position(err).split(", while").next().unwrap_or_default()
                 ));
         }
-        syntax_error(file, err)
+        syntax_error(file, text, err)
     }
 
     /// The text from `marker` on (to the end of the file: a caller reads only what it needs,
@@ -822,6 +850,17 @@ mod tests {
     fn an_unquoted_template_key_does_not_derail_later_positions() {
         let d = doc("a: {{ x }}\nb: 1\n");
         assert_eq!(at(d.locate(&YamlPath::root().key("b"))), (2, 4, 1));
+    }
+
+    #[test]
+    fn a_second_document_is_located_where_it_starts() {
+        assert_eq!(second_document_line("a: 1\n---\nb: 2\n"), 2);
+        assert_eq!(second_document_line("# c\n  a: 1\nb: 2\n"), 3);
+        assert_eq!(second_document_line("---\na: 1\n  b: 2\n"), 1);
+        let err =
+            Document::parse(Path::new("t.yaml"), "# c\n  a: 1\nb: 2\n".to_string()).unwrap_err();
+        assert_eq!(err.message(), "invalid YAML: a second document starts here");
+        assert_eq!(err.location().map(|l| l.line), Some(3));
     }
 
     #[test]
