@@ -62,10 +62,10 @@ impl ValueMap {
     ) -> Result<ValueMap, Vec<Error>> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let text = std::str::from_utf8(bytes).map_err(|err| {
-            let line = bytes[..err.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+            let (line, column) = crate::config::file::position_of_invalid_utf8(bytes, err);
             vec![
                 Error::config(format!("value map `{name}` is not UTF-8 text"))
-                    .with_location(Location::new(file, line, 1, 1))
+                    .with_location(Location::new(file, line, column, 1))
                     .with_hint("save it as \"CSV UTF-8\" (Excel) or convert it, e.g. `iconv -f GBK -t UTF-8`"),
             ]
         })?;

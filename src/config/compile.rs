@@ -1863,6 +1863,7 @@ fn probe_input(filter: &str) -> Option<&'static str> {
 /// reported at the template instead of on every record.
 fn check_literal_arguments(cx: &mut Compiler, set: &TemplateSet, value_maps: &Arc<ValueMaps>) {
     let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(template::TEMPLATE_FUEL));
     filters::register(&mut env, Arc::clone(value_maps));
     for id in set.ids() {
         let source = set.source(id).to_string();
