@@ -75,6 +75,9 @@ const SCALARS: &[&str] = &[
     "名称",
     "$[*]",
     "$..[?(@.a",
+    "/dev/zero",
+    "/dev/null",
+    "../../..",
 ];
 
 fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {

@@ -696,7 +696,13 @@ fn compile_flow(
                     doc.locate_key(&root.key("target")),
                 );
             }
-            check_params_schema(cx, doc, &conn, &op_raw, &raw.target.params);
+            check_params_schema(
+                cx,
+                doc,
+                &conn,
+                (&raw.target.operation, &op_raw),
+                &raw.target.params,
+            );
             let param_values = constant_params(&params);
             let record_schema = op_schema(cx, &conn, &raw.target.operation, &param_values);
             target = Some(Target {
@@ -942,6 +948,17 @@ fn load_connector_for(
     if file.is_dir() {
         cx.error(
             format!("connector `{name}` is a folder: `{}`", file.display()),
+            doc.locate(path),
+            Some("name the connector (`wdt_qimen`) or its YAML file".into()),
+        );
+        return None;
+    }
+    if !file.is_file() {
+        cx.error(
+            format!(
+                "connector `{name}` is not a regular file (a device, a pipe or a socket): `{}`",
+                file.display()
+            ),
             doc.locate(path),
             Some("name the connector (`wdt_qimen`) or its YAML file".into()),
         );
@@ -1782,7 +1799,7 @@ fn check_params_schema(
     cx: &mut Compiler,
     doc: &Document,
     conn: &ConnectorSource,
-    op: &RawOperation,
+    (op_name, op): (&str, &RawOperation),
     params: &BTreeMap<String, Json>,
 ) {
     let Some(name) = &op.params_schema else {
@@ -1791,6 +1808,15 @@ fn check_params_schema(
     let file = beside_connector(conn, name);
     let schema = match ApiSchema::load(&file) {
         Ok(schema) => schema,
+        // A file that cannot be read at all (a device, too large) is pointed at where it is named.
+        Err(err) if err.location().is_none_or(|l| l.line == 0) => {
+            let named = YamlPath::root()
+                .key("operations")
+                .key(op_name)
+                .key("params_schema");
+            cx.errors.push(err.with_location(conn.doc.locate(&named)));
+            return;
+        }
         Err(err) => {
             cx.errors.push(err);
             return;
