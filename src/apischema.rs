@@ -41,8 +41,17 @@ pub enum Resolved<'a> {
 
 impl ApiSchema {
     pub fn load(file: &Path) -> Result<ApiSchema, Error> {
-        let text = std::fs::read_to_string(file).map_err(|err| {
-            Error::io("read API schema", file, err).with_location(Location::file_only(file))
+        let bytes = crate::config::file::read_bounded(
+            file,
+            "JSON file",
+            crate::config::file::MAX_CONFIG_BYTES,
+        )?;
+        let text = String::from_utf8(bytes).map_err(|err| {
+            let (line, column) =
+                crate::config::file::position_of_invalid_utf8(err.as_bytes(), err.utf8_error());
+            Error::config(format!("API schema `{}` is not UTF-8 text", file.display()))
+                .with_location(Location::new(file, line, column, 1))
+                .with_hint("JSON files are UTF-8; convert it, e.g. `iconv -f GBK -t UTF-8`")
         })?;
         let root: Json = serde_json::from_str(&text).map_err(|err| {
             Error::config(format!("API schema `{}` is not valid JSON", file.display()))
@@ -748,6 +757,10 @@ impl<'a> MappingCheck<'a> {
                     }
                     self.errors.push(error);
                 }
+                continue;
+            }
+            if root == "debug" {
+                // `check_environment_access` in `config::compile` reports it.
                 continue;
             }
             if root == "env" {

@@ -189,7 +189,8 @@ fn yaml_files(dir: &Path) -> Vec<PathBuf> {
 /// A connector file has `operations` (or, when it cannot be read as a mapping, lies in a
 /// folder named `connectors`); anything else is read as a flow.
 fn kind_of(file: &Path) -> Kind {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let text = config::file::read_text_for_display(file, config::file::MAX_CONFIG_BYTES)
+        .unwrap_or_default();
     let in_connectors = file
         .parent()
         .and_then(Path::file_name)

@@ -97,14 +97,15 @@ impl SourceCache {
     }
 
     fn line(&mut self, path: &Path, line: usize) -> Option<String> {
-        let text = self
-            .files
-            .entry(path.to_path_buf())
-            .or_insert_with(|| std::fs::read_to_string(path).ok());
-        text.as_deref()?
-            .lines()
-            .nth(line.checked_sub(1)?)
-            .map(str::to_string)
+        let index = line.checked_sub(1)?;
+        // Located errors name files `engine` reads, all bounded in size; a value map is the largest.
+        let text = self.files.entry(path.to_path_buf()).or_insert_with(|| {
+            crate::config::file::read_text_for_display(
+                path,
+                crate::config::file::MAX_VALUE_MAP_BYTES,
+            )
+        });
+        text.as_deref()?.lines().nth(index).map(str::to_string)
     }
 }
 

@@ -89,13 +89,50 @@ pub fn wall_clock(instant: DateTime<Utc>) -> String {
     format_shanghai(instant, WALL_CLOCK)
 }
 
-/// Parse a span such as `30d`, `12h`, `10m`, `90s` or a combination like `1h30m`.
+/// The longest span [`parse_span`] reads at all (about 100 years): beyond it a span is a
+/// mistake, and chrono's arithmetic would overflow.
+pub const SPAN_CEILING_DAYS: i64 = 36_600;
+
+/// The longest value of each span setting, by its key. A span longer than its setting's
+/// maximum is a configuration error (located, naming the maximum), so that no arithmetic on
+/// times can overflow and no wait or window is absurd. Settings not listed take `DEFAULT`.
+pub const SPAN_LIMITS: &[(&str, &str)] = &[
+    // `source.window`: a run ends at most a week in the past and re-reads at most a month.
+    ("lag", "7d"),
+    ("lookback", "30d"),
+    // A window of an API's time field (the operation's and the flow's): about ten years.
+    ("max_span", "3660d"),
+    // `http`: waits for one call and between calls.
+    ("timeout", "1h"),
+    ("connect_timeout", "10m"),
+    ("per", "1d"),
+    ("initial_backoff", "1h"),
+    ("max_backoff", "1d"),
+    ("throttle_wait", "1d"),
+    ("DEFAULT", "366d"),
+];
+
+/// The longest span the setting named `key` accepts (see [`SPAN_LIMITS`]).
+pub fn span_limit(key: &str) -> Duration {
+    let text = SPAN_LIMITS
+        .iter()
+        .find(|(name, _)| *name == key)
+        .or_else(|| SPAN_LIMITS.iter().find(|(name, _)| *name == "DEFAULT"))
+        .map_or("366d", |(_, limit)| limit);
+    parse_span(text).unwrap_or_else(|_| Duration::days(366))
+}
+
+/// Parse a span such as `30d`, `12h`, `10m`, `90s` or a combination like `1h30m`, at most
+/// [`SPAN_CEILING_DAYS`] long.
 pub fn parse_span(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!(
             "`{text}` is not a time span: write it like `30d`, `12h`, `10m`, `90s`, `500ms` or `1h30m`"
         )
     };
+    let too_long =
+        || format!("`{text}` is far too long a time span: spans go up to {SPAN_CEILING_DAYS}d");
+    let ceiling = Duration::days(SPAN_CEILING_DAYS);
     let mut total = Duration::zero();
     let mut digits = String::new();
     let mut any = false;
@@ -105,20 +142,32 @@ pub fn parse_span(text: &str) -> Result<Duration, String> {
             digits.push(ch);
             continue;
         }
-        let amount: i64 = digits.parse().map_err(|_| invalid())?;
+        if digits.is_empty() {
+            return Err(invalid());
+        }
+        // Any amount past the ceiling is refused before chrono sees it (it panics on overflow).
+        let amount: i64 = digits.parse().unwrap_or(i64::MAX);
         digits.clear();
-        let unit = match ch {
-            'd' => Duration::days(amount),
-            'h' => Duration::hours(amount),
+        let unit_millis: i64 = match ch {
+            'd' => 86_400_000,
+            'h' => 3_600_000,
             'm' if chars.peek() == Some(&'s') => {
                 chars.next();
-                Duration::milliseconds(amount)
+                1
             }
-            'm' => Duration::minutes(amount),
-            's' => Duration::seconds(amount),
+            'm' => 60_000,
+            's' => 1_000,
             _ => return Err(invalid()),
         };
-        total += unit;
+        let unit = amount
+            .checked_mul(unit_millis)
+            .filter(|millis| *millis <= ceiling.num_milliseconds())
+            .map(Duration::milliseconds)
+            .ok_or_else(too_long)?;
+        total = total
+            .checked_add(&unit)
+            .filter(|total| *total <= ceiling)
+            .ok_or_else(too_long)?;
         any = true;
     }
     if !digits.is_empty() || !any {
@@ -196,5 +245,35 @@ mod tests {
         assert!(parse_span("30").is_err());
         assert!(parse_span("3w").is_err());
         assert!(parse_span("").is_err());
+        assert!(parse_span("d").is_err());
+    }
+
+    #[test]
+    fn spans_beyond_the_ceiling_are_refused_without_overflow() {
+        for text in [
+            "999999999999d",
+            "99999999999999999999999d",
+            "100000000d",
+            "36601d",
+            "36600d1s",
+            "9223372036854775807ms9223372036854775807ms",
+        ] {
+            let err = parse_span(text).unwrap_err();
+            assert!(err.contains("far too long"), "{text}: {err}");
+        }
+        assert_eq!(parse_span("36600d").unwrap(), Duration::days(36_600));
+    }
+
+    #[test]
+    fn every_span_setting_has_a_maximum_within_the_ceiling() {
+        for (key, _) in SPAN_LIMITS {
+            assert!(span_limit(key) > Duration::zero(), "{key}");
+            assert!(
+                span_limit(key) <= Duration::days(SPAN_CEILING_DAYS),
+                "{key}"
+            );
+        }
+        assert_eq!(span_limit("lag"), Duration::days(7));
+        assert_eq!(span_limit("an_unlisted_setting"), Duration::days(366));
     }
 }

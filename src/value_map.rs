@@ -44,9 +44,12 @@ impl ValueMap {
                 .with_location(Location::file_only(file)),
             ]);
         }
-        let bytes = std::fs::read(file).map_err(|err| {
-            vec![Error::io("read value map", file, err).with_location(Location::file_only(file))]
-        })?;
+        let bytes = crate::config::file::read_bounded(
+            file,
+            "CSV file",
+            crate::config::file::MAX_VALUE_MAP_BYTES,
+        )
+        .map_err(|err| vec![err])?;
         ValueMap::parse(name, file, &bytes, on_missing, default)
     }
 
@@ -59,10 +62,10 @@ impl ValueMap {
     ) -> Result<ValueMap, Vec<Error>> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let text = std::str::from_utf8(bytes).map_err(|err| {
-            let line = bytes[..err.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+            let (line, column) = crate::config::file::position_of_invalid_utf8(bytes, err);
             vec![
                 Error::config(format!("value map `{name}` is not UTF-8 text"))
-                    .with_location(Location::new(file, line, 1, 1))
+                    .with_location(Location::new(file, line, column, 1))
                     .with_hint("save it as \"CSV UTF-8\" (Excel) or convert it, e.g. `iconv -f GBK -t UTF-8`"),
             ]
         })?;
@@ -172,13 +175,18 @@ impl ValueMap {
             }
             if errors.len() > MAX_ROW_ERRORS {
                 let more = errors.len() - MAX_ROW_ERRORS;
+                // Pointed at the first of the rows not listed, where the reader goes on.
+                let first = errors[MAX_ROW_ERRORS]
+                    .location()
+                    .cloned()
+                    .unwrap_or_else(|| Location::file_only(file));
                 errors.truncate(MAX_ROW_ERRORS);
                 errors.push(
                     Error::config(format!(
-                        "value map `{name}` has {more} more bad row{}",
+                        "value map `{name}` has {more} more bad row{}, from this one on",
                         if more == 1 { "" } else { "s" }
                     ))
-                    .with_location(Location::file_only(file)),
+                    .with_location(first),
                 );
             }
             return Err(errors);
@@ -332,7 +340,10 @@ mod tests {
         let text = format!("shop,customer\n{}", "X\n".repeat(12));
         let errors = parse(text.as_bytes()).unwrap_err();
         assert_eq!(errors.len(), 11);
-        assert_eq!(errors[10], "0:value map `shops` has 2 more bad rows");
+        assert_eq!(
+            errors[10],
+            "12:value map `shops` has 2 more bad rows, from this one on"
+        );
     }
 
     #[test]

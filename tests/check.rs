@@ -161,3 +161,105 @@ fn a_connector_file_is_checked_on_its_own() {
         .code(3)
         .stderr_contains("error: unknown key `indx` in `operations.batch_save.results`");
 }
+
+/// A flow whose source parameters print the environment is refused by every command that
+/// loads it: nothing is rendered, so no variable (here a secret) reaches stdout, stderr or WDT.
+#[test]
+fn no_command_renders_the_whole_environment() {
+    let workspace = Workspace::with_bundle();
+    workspace.edit(
+        "mappings/refund.yaml",
+        "status: \"80\" ",
+        "status: \"{{ env | tojson }}\" ",
+    );
+    let mut env = flow_env();
+    env.insert("SOME_SECRET".into(), "hunter2-secret-value".into());
+    for args in [
+        &["check"][..],
+        &[
+            "preview",
+            "mappings/refund.yaml",
+            "--input",
+            "mappings/samples/refund_orders.json",
+        ],
+        &["run", "mappings/refund.yaml", "--dry-run"],
+    ] {
+        let output = workspace
+            .engine()
+            .args(args.iter().copied())
+            .envs(&env)
+            .run()
+            .code(3);
+        let printed = format!("{}{}", output.stdout, output.stderr);
+        assert!(
+            printed.contains("a template may read environment variables only one by one, by name"),
+            "{args:?}: {printed}"
+        );
+        assert!(!printed.contains("hunter2"), "{args:?}: {printed}");
+    }
+}
+
+/// A template that would loop for ever (here ten billion steps in a connector's write body)
+/// runs out of fuel: `preview` ends at once with an error located at the template.
+#[test]
+fn a_runaway_template_runs_out_of_fuel_with_a_located_error() {
+    let workspace = Workspace::with_bundle();
+    workspace.edit(
+        "mappings/connectors/kingdee_k3cloud.yaml",
+        "formid: \"{{ params.form_id }}\"",
+        "formid: \"{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{{ params.form_id }}\"",
+    );
+    workspace
+        .engine()
+        .args([
+            "preview",
+            "mappings/refund.yaml",
+            "--input",
+            "mappings/samples/refund_orders.json",
+        ])
+        .envs(&flow_env())
+        .run()
+        .stderr_contains("ran out of fuel")
+        .stderr_contains("--> mappings/connectors/kingdee_k3cloud.yaml:55:");
+}
+
+/// A flow with a 100,000-item list and a mistake after it is checked in linear time: the
+/// mistake is located, and the 2 MB line it is on is cut to the part around the caret.
+#[test]
+fn a_huge_line_is_checked_whole_and_echoed_cut_short() {
+    let workspace = Workspace::with_bundle();
+    let items = vec!["1"; 100_000].join(", ");
+    let filler = "x".repeat(2_000_000);
+    workspace.edit(
+        "mappings/refund.yaml",
+        "  return_type: THLX01_SYS          # 退货\n",
+        &format!("  return_type: THLX01_SYS\n  many: [{items}]\n  long: \"{filler}\" oops\n"),
+    );
+    let output = workspace
+        .engine()
+        .args(["check", "mappings/refund.yaml"])
+        .envs(&flow_env())
+        .run()
+        .code(3)
+        .stderr_contains("--> mappings/refund.yaml:65:2000012");
+    assert!(output.stderr.len() < 2_000, "{}", output.stderr.len());
+}
+
+/// Files a flow names are read within bounds: one over the size limit is refused unread.
+#[test]
+fn a_file_over_the_size_limit_is_refused() {
+    let workspace = Workspace::with_bundle();
+    let mut text = workspace.read("mappings/refund.yaml");
+    text.push_str(&format!("# {}\n", "x".repeat(5 * 1024 * 1024)));
+    workspace.write("mappings/refund.yaml", text);
+    let output = workspace
+        .engine()
+        .args(["check", "mappings/refund.yaml"])
+        .envs(&flow_env())
+        .run()
+        .code(3)
+        .stderr_contains(
+            "error: `mappings/refund.yaml` is too large for a YAML file: it may have at most 4 MiB",
+        );
+    assert!(output.stderr.len() < 2_000, "{}", output.stderr.len());
+}

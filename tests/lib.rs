@@ -7,6 +7,7 @@ mod bundle;
 mod check;
 mod cli;
 mod faults;
+mod fuzz_check;
 mod hostile_http;
 mod hostile_source;
 mod mapping;

@@ -192,11 +192,18 @@ impl Session {
             // changes nothing, may be repeated.
             return Err(Error::new(
                 ErrorKind::Network,
-                format!(
-                    "Kingdee answered the login of {who} with HTTP {}: {}",
-                    response.status,
-                    crate::http::client::snippet(&response.body)
-                ),
+                if unreadable && response.status < 300 {
+                    format!(
+                        "Kingdee answered the login of {who} with HTTP {}: {}",
+                        response.status,
+                        crate::http::client::snippet(&response.body)
+                    )
+                } else {
+                    format!(
+                        "Kingdee answered the login of {who} with HTTP {}",
+                        response.status
+                    )
+                },
             ));
         }
         let parsed: Json = serde_json::from_slice(&response.body).map_err(|_| {

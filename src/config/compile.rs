@@ -346,10 +346,35 @@ impl Compiler {
         match text {
             None => default,
             Some(text) => match time::parse_span(text) {
-                Ok(span) => span,
-                Err(message) => {
-                    self.errors
-                        .push(Error::config(message).with_location(doc.locate(path)));
+                Ok(span) if span <= time::span_limit(path.last_key().unwrap_or("DEFAULT")) => span,
+                result => {
+                    let setting = path.last_key().unwrap_or("DEFAULT");
+                    let limit = time::span_limit(setting);
+                    let message = match result {
+                        Ok(span) => format!(
+                            "`{setting}` {} is longer than the allowed {}",
+                            time::format_span(span),
+                            time::format_span(limit)
+                        ),
+                        Err(message) if !message.contains("far too long") => {
+                            self.errors
+                                .push(Error::config(message).with_location(doc.locate(path)));
+                            return default;
+                        }
+                        Err(_) => format!(
+                            "`{setting}` {} is longer than the allowed {}",
+                            text.trim(),
+                            time::format_span(limit)
+                        ),
+                    };
+                    self.errors.push(
+                        Error::config(message)
+                        .with_location(doc.locate(path))
+                        .with_hint(format!(
+                            "`{setting}` goes up to {}; the README lists the limit of every span",
+                            time::format_span(limit)
+                        )),
+                    );
                     default
                 }
             },
@@ -409,6 +434,17 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
             );
             continue;
         }
+        if csv.exists() && !csv.is_file() {
+            pre.error(
+                format!(
+                    "value map file `{}` is not a regular file (a device, a pipe or a socket)",
+                    csv.display()
+                ),
+                doc.locate(&path.key("file")),
+                Some("name the CSV file itself; the path is relative to the flow file".into()),
+            );
+            continue;
+        }
         if !csv.exists() {
             pre.error(
                 format!("value map file `{}` does not exist", csv.display()),
@@ -419,13 +455,19 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
         }
         match ValueMap::load(name, &csv, policy, map.default.clone()) {
             Ok(loaded) => {
-                if let Ok(text) = std::fs::read_to_string(&csv) {
+                if let Some(text) = crate::config::file::read_text_for_display(
+                    &csv,
+                    crate::config::file::MAX_VALUE_MAP_BYTES,
+                ) {
                     pre.sources.push((csv.clone(), text));
                 }
                 value_maps.insert(name.clone(), loaded);
             }
             Err(errors) => {
-                if let Ok(text) = std::fs::read_to_string(&csv) {
+                if let Some(text) = crate::config::file::read_text_for_display(
+                    &csv,
+                    crate::config::file::MAX_VALUE_MAP_BYTES,
+                ) {
                     pre.sources.push((csv.clone(), text));
                 }
                 pre.errors.extend(errors);
@@ -654,7 +696,13 @@ fn compile_flow(
                     doc.locate_key(&root.key("target")),
                 );
             }
-            check_params_schema(cx, doc, &conn, &op_raw, &raw.target.params);
+            check_params_schema(
+                cx,
+                doc,
+                &conn,
+                (&raw.target.operation, &op_raw),
+                &raw.target.params,
+            );
             let param_values = constant_params(&params);
             let record_schema = op_schema(cx, &conn, &raw.target.operation, &param_values);
             target = Some(Target {
@@ -900,6 +948,17 @@ fn load_connector_for(
     if file.is_dir() {
         cx.error(
             format!("connector `{name}` is a folder: `{}`", file.display()),
+            doc.locate(path),
+            Some("name the connector (`wdt_qimen`) or its YAML file".into()),
+        );
+        return None;
+    }
+    if !file.is_file() {
+        cx.error(
+            format!(
+                "connector `{name}` is not a regular file (a device, a pipe or a socket): `{}`",
+                file.display()
+            ),
             doc.locate(path),
             Some("name the connector (`wdt_qimen`) or its YAML file".into()),
         );
@@ -1783,7 +1842,7 @@ fn check_params_schema(
     cx: &mut Compiler,
     doc: &Document,
     conn: &ConnectorSource,
-    op: &RawOperation,
+    (op_name, op): (&str, &RawOperation),
     params: &BTreeMap<String, Json>,
 ) {
     let Some(name) = &op.params_schema else {
@@ -1792,6 +1851,15 @@ fn check_params_schema(
     let file = beside_connector(conn, name);
     let schema = match ApiSchema::load(&file) {
         Ok(schema) => schema,
+        // A file that cannot be read at all (a device, too large) is pointed at where it is named.
+        Err(err) if err.location().is_none_or(|l| l.line == 0) => {
+            let named = YamlPath::root()
+                .key("operations")
+                .key(op_name)
+                .key("params_schema");
+            cx.errors.push(err.with_location(conn.doc.locate(&named)));
+            return;
+        }
         Err(err) => {
             cx.errors.push(err);
             return;
@@ -1864,6 +1932,7 @@ fn probe_input(filter: &str) -> Option<&'static str> {
 /// reported at the template instead of on every record.
 fn check_literal_arguments(cx: &mut Compiler, set: &TemplateSet, value_maps: &Arc<ValueMaps>) {
     let mut env = minijinja::Environment::new();
+    env.set_fuel(Some(template::TEMPLATE_FUEL));
     filters::register(&mut env, Arc::clone(value_maps));
     for id in set.ids() {
         let source = set.source(id).to_string();
@@ -2014,6 +2083,8 @@ fn op_schema(
         let scope = Scope::named(vec![(Arc::from("params"), params_value)]);
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_fuel(Some(template::TEMPLATE_FUEL));
+        env.remove_global("debug");
         match env.render_str(&text, minijinja::Value::from_object(scope)) {
             Ok(rendered) => rendered,
             Err(err) => {
@@ -2057,6 +2128,11 @@ fn op_schema(
     }
     match ApiSchema::load(&file) {
         Ok(schema) => Some(schema),
+        // A file that cannot be read at all (a device, too large) is pointed at where it is named.
+        Err(err) if err.location().is_none_or(|l| l.line == 0) => {
+            cx.errors.push(err.with_location(location));
+            None
+        }
         Err(err) => {
             cx.errors.push(err);
             None
@@ -2104,16 +2180,56 @@ fn check_names_exist(cx: &mut Compiler, set: &TemplateSet, value_maps: &BTreeSet
     }
 }
 
+/// No template may show more than the values it names: `debug()` prints all it sees, and
+/// `env` read whole (`env | tojson`, `env[name]`, a loop) would send every environment
+/// variable, secrets included, wherever the template goes.
+fn check_environment_access(
+    cx: &mut Compiler,
+    names: &BTreeSet<String>,
+    context: Context,
+    location: &Location,
+) {
+    if names.contains("debug") {
+        cx.error(
+            "`debug()` is not allowed in a template",
+            location.clone(),
+            Some(
+                "it prints every value the template can see, the environment included; name the values you need"
+                    .into(),
+            ),
+        );
+    }
+    // The mapping may not read `env` at all, which `MappingCheck` reports.
+    if context != Context::Mapping && names.iter().any(|n| template::reads_whole_environment(n)) {
+        cx.error(
+            "a template may read environment variables only one by one, by name",
+            location.clone(),
+            Some(
+                "write `env.NAME`; `env` whole (`env | tojson`, `env[name]`, a loop over `env`) would expose every variable, secrets included"
+                    .into(),
+            ),
+        );
+    }
+}
+
 fn check_contexts(cx: &mut Compiler, strict: &TemplateSet, lenient: &TemplateSet, vars: &Json) {
     let contexts = std::mem::take(&mut cx.contexts);
     let mut seen = BTreeSet::new();
     for (id, context, is_strict) in contexts {
-        if context == Context::Mapping || !seen.insert((id, is_strict)) {
+        if !seen.insert((id, is_strict)) {
             continue;
         }
         let set = if is_strict { strict } else { lenient };
         let location = set.origin(id).location.clone();
-        for name in set.undeclared(id) {
+        let names = set.undeclared(id);
+        check_environment_access(cx, &names, context, &location);
+        if context == Context::Mapping {
+            continue;
+        }
+        for name in names {
+            if name == "debug" || template::reads_whole_environment(&name) {
+                continue;
+            }
             let root = name.split('.').next().unwrap_or(&name);
             let roots = context.roots();
             if roots.contains(&root) {

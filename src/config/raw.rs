@@ -68,10 +68,10 @@ pub struct RawFlowWindow {
     /// Where the first run starts (before any cursor exists): `2024-01-01 00:00:00` (Asia/Shanghai)
     /// or RFC 3339. May be a template such as `{{ env.SYNC_START | default('2024-01-01 00:00:00') }}`.
     pub start: String,
-    /// How far behind now a window ends, so rows still being written are not missed. Default `1m`.
+    /// How far behind now a window ends, so rows still being written are not missed. Default `1m`, at most `7d`.
     #[serde(default)]
     pub lag: Option<String>,
-    /// How far before the cursor each run starts again; re-read records are deduplicated. Default `5m`.
+    /// How far before the cursor each run starts again; re-read records are deduplicated. Default `5m`, at most `30d`.
     #[serde(default)]
     pub lookback: Option<String>,
     /// The longest window per request. Default (and maximum): the operation's `window.max_span`.
@@ -468,7 +468,7 @@ pub struct RawPagination {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOperationWindow {
-    /// Longest window the API accepts, e.g. `30d`.
+    /// Longest window the API accepts, e.g. `30d`; at most `3660d`.
     pub max_span: String,
     /// The record field the window filters on (last-modified time).
     #[serde(default)]

@@ -9,16 +9,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
 
-use regex::Regex;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
+use crate::config::yaml_limits::{Bounds, MAX_DEPTH};
+use crate::config::yaml_syntax::{
+    HUGE_INTEGER, flow_nesting_beyond, quoted_len, span_location, strip_position, syntax_error,
+    too_deep, unclosed_quote_before,
+};
 use crate::error::{Error, Location};
-
-/// How deep serde_yaml lets a document nest before it gives up.
-const MAX_DEPTH: usize = 128;
 
 /// One step of a path into a YAML document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -130,6 +130,18 @@ impl Document {
         if let Some((line, column)) = flow_nesting_beyond(&text, MAX_DEPTH) {
             return Err(too_deep(Location::new(file, line, column, 1)));
         }
+        // yaml-rust2's events first: they are read in linear time without expanding aliases,
+        // so a file beyond the bounds (see `yaml_limits`) is refused before serde_yaml builds it.
+        let mut recorder = Recorder::new(&text);
+        let _ = Parser::new_from_str(&text).load(&mut recorder, true);
+        if let Some((problem, marker)) = recorder.bounds.problem.take() {
+            let (message, hint) = problem.describe();
+            let (line, column, len) = crate::config::yaml_limits::place(&problem, &marker, &text);
+            let location = Location::new(file, line, column, len);
+            return Err(Error::config(message)
+                .with_location(location)
+                .with_hint(hint));
+        }
         let parsed = serde_yaml::from_str::<serde_yaml::Value>(&text);
         if let Err(err) = &parsed
             && err.to_string().contains("recursion limit exceeded")
@@ -140,10 +152,8 @@ impl Document {
                 None => Location::file_only(file),
             }));
         }
-        let mut recorder = Recorder::new(&text);
-        // serde_yaml accepted the text, so yaml-rust2 almost always does too; if it does not,
+        // When serde_yaml accepted the text, yaml-rust2 almost always did too; if it did not,
         // problems are reported at the file level rather than not at all.
-        let _ = Parser::new_from_str(&text).load(&mut recorder, false);
         let value = match parsed {
             Ok(value) => value,
             Err(err) => return Err(recorder.explain(file, &text, &err)),
@@ -158,23 +168,14 @@ impl Document {
 
     /// Read and parse a file.
     pub fn read(file: &Path) -> Result<Document, Error> {
-        if file.is_dir() {
-            return Err(Error::config(format!(
-                "`{}` is a folder, not a YAML file",
-                file.display()
-            ))
-            .with_location(Location::file_only(file)));
-        }
-        let bytes = std::fs::read(file)
-            .map_err(|err| Error::io("read", file, err).with_location(Location::file_only(file)))?;
+        let bytes = crate::config::file::read_bounded(
+            file,
+            "YAML file",
+            crate::config::file::MAX_CONFIG_BYTES,
+        )?;
         let text = String::from_utf8(bytes).map_err(|err| {
-            let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
-            let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
-            let line_start = valid.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let column = String::from_utf8_lossy(&valid[line_start..])
-                .chars()
-                .count()
-                + 1;
+            let (line, column) =
+                crate::config::file::position_of_invalid_utf8(err.as_bytes(), err.utf8_error());
             Error::config(format!("`{}` is not UTF-8 text", file.display()))
                 .with_location(Location::new(file, line, column, 1))
                 .with_hint("save it as UTF-8 (e.g. `iconv -f GBK -t UTF-8`)")
@@ -239,130 +240,6 @@ impl Document {
     }
 }
 
-fn too_deep(location: Location) -> Error {
-    Error::config(format!(
-        "invalid YAML: nested more than {MAX_DEPTH} levels deep"
-    ))
-    .with_location(location)
-    .with_hint("flows and connectors need a few levels; look for runaway `[` or `{`")
-}
-
-/// Where flow collections (`[`, `{`) first nest deeper than `limit` (1-based line and column),
-/// skipping quoted text and comments.
-fn flow_nesting_beyond(text: &str, limit: usize) -> Option<(usize, usize)> {
-    let (mut line, mut column, mut depth) = (1, 0, 0usize);
-    let mut quote: Option<char> = None;
-    let mut comment = false;
-    let mut previous = '\n';
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        column += 1;
-        if c == '\n' {
-            (line, column, comment, previous) = (line + 1, 0, false, c);
-            continue;
-        }
-        match (quote, c) {
-            _ if comment => {}
-            (Some('"'), '\\') => {
-                chars.next();
-                column += 1;
-            }
-            (Some('\''), '\'') if chars.peek() == Some(&'\'') => {
-                chars.next();
-                column += 1;
-            }
-            (Some(open), c) if c == open => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '#') if previous.is_whitespace() => comment = true,
-            (None, '[' | '{') => {
-                depth += 1;
-                if depth > limit {
-                    return Some((line, column));
-                }
-            }
-            (None, ']' | '}') => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        previous = c;
-    }
-    None
-}
-
-/// serde_yaml's message without its position ("… at line 3 column 1, while …"), which is
-/// shown separately.
-fn strip_position(err: &serde_yaml::Error) -> String {
-    let message = err.to_string();
-    match err.location() {
-        Some(location) => message.replacen(
-            &format!(" at line {} column {}", location.line(), location.column()),
-            "",
-            1,
-        ),
-        None => message,
-    }
-}
-
-fn span_location(file: &Path, span: Span) -> Location {
-    Location::new(file, span.line, span.column, span.len)
-}
-
-/// A line whose value starts with a quote: `key: "…`, `- '…`, `"…`.
-static QUOTED_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^(\s*(?:-\s+)*(?:[^\s#"'][^#"']*?:\s+)?)["']"#).expect("valid regex")
-});
-
-/// serde_yaml's words for an integer beyond 64 bits.
-static HUGE_INTEGER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(?:(?P<path>[^\s:]+): )?invalid type: integer `(?P<number>-?[0-9]+)` as [ui]128")
-        .expect("valid regex")
-});
-
-/// How many lines above a YAML error to look for the quote that caused it.
-const QUOTE_LOOKBACK: usize = 10;
-
-/// The opening quote of a quoted value that does not close on its own line, on one of the
-/// lines just above the error at `error_line`: the usual cause of a YAML error a line or two
-/// below a missing quote (the value runs on to the next quote, and what follows is garbage).
-fn unclosed_quote_before(text: &str, error_line: usize) -> Option<Span> {
-    let lines: Vec<&str> = text.lines().collect();
-    let first = error_line.saturating_sub(QUOTE_LOOKBACK).max(1);
-    for line in (first..error_line).rev() {
-        let Some(found) = lines.get(line - 1).and_then(|l| QUOTED_VALUE.captures(l)) else {
-            continue;
-        };
-        let prefix = found.get(1).map_or("", |m| m.as_str());
-        let rest = &lines[line - 1][prefix.len()..];
-        if closes_on_line(rest) {
-            return None;
-        }
-        return Some(Span {
-            line,
-            column: prefix.chars().count() + 1,
-            len: 1,
-        });
-    }
-    None
-}
-
-/// Whether a quoted scalar starting at `rest` (its opening quote) closes before the line ends.
-fn closes_on_line(rest: &str) -> bool {
-    let quote = rest.chars().next();
-    let len = quoted_len(rest);
-    len >= 2 && rest.chars().nth(len - 1) == quote
-}
-
-fn syntax_error(file: &Path, err: &serde_yaml::Error) -> Error {
-    let message = strip_position(err);
-    let location = match err.location() {
-        Some(location) => Location::new(file, location.line(), location.column(), 1),
-        None => Location::file_only(file),
-    };
-    Error::config(format!("invalid YAML: {message}"))
-        .with_location(location)
-        .with_hint("check indentation and quoting; templates that start with `{{` must be quoted")
-}
-
 enum Frame {
     Map {
         path: YamlPath,
@@ -389,7 +266,15 @@ struct Duplicate {
 }
 
 struct Recorder<'a> {
-    lines: Vec<&'a str>,
+    text: &'a str,
+    /// The byte offset where each line starts.
+    line_starts: Vec<usize>,
+    /// The last place looked up (line, column in characters, byte offset), so that looking up
+    /// places in order along a long line costs the length of the line once, not each time.
+    cursor: (usize, usize, usize),
+    bounds: Bounds,
+    /// Past the first document, whose positions are all that is recorded.
+    done: bool,
     stack: Vec<Frame>,
     positions: HashMap<YamlPath, NodePosition>,
     duplicates: Vec<Duplicate>,
@@ -397,8 +282,15 @@ struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     fn new(text: &'a str) -> Recorder<'a> {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Recorder {
-            lines: text.lines().collect(),
+            text,
+            line_starts,
+            cursor: (0, 0, 0),
+            bounds: Bounds::default(),
+            done: false,
             stack: Vec::new(),
             positions: HashMap::new(),
             duplicates: Vec::new(),
@@ -456,25 +348,51 @@ impl<'a> Recorder<'a> {
                     strip_position(err).split(", while").next().unwrap_or_default()
                 ));
         }
-        syntax_error(file, err)
+        syntax_error(file, text, err)
     }
 
-    fn scalar_span(&self, marker: &Marker, style: TScalarStyle, value: &str) -> Span {
+    /// The text from `marker` on (to the end of the file: a caller reads only what it needs,
+    /// since finding the end of a long line for every node would take quadratic time).
+    fn rest_of_line(&mut self, marker: &Marker) -> &'a str {
+        let (line, column) = (marker.line(), marker.col());
+        let Some(&line_start) = self.line_starts.get(line.wrapping_sub(1)) else {
+            return "";
+        };
+        if self.cursor.0 != line || self.cursor.1 > column {
+            self.cursor = (line, 0, line_start);
+        }
+        let (_, mut at, mut byte) = self.cursor;
+        let mut chars = self.text[byte..].chars();
+        while at < column {
+            match chars.next() {
+                Some(c) if c != '\n' => {
+                    byte += c.len_utf8();
+                    at += 1;
+                }
+                _ => break,
+            }
+        }
+        self.cursor = (line, at, byte);
+        &self.text[byte..]
+    }
+
+    fn scalar_span(&mut self, marker: &Marker, style: TScalarStyle, value: &str) -> Span {
         let line = marker.line();
         let column = marker.col() + 1;
-        let rest: String = self
-            .lines
-            .get(line.wrapping_sub(1))
-            .map(|text| text.chars().skip(marker.col()).collect())
-            .unwrap_or_default();
+        let rest = self.rest_of_line(marker);
         let len = match style {
-            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => quoted_len(&rest),
-            TScalarStyle::Literal | TScalarStyle::Folded => rest.trim_end().chars().count(),
-            _ => value
-                .lines()
-                .next()
-                .map_or(0, |first| first.chars().count())
-                .min(rest.trim_end().chars().count()),
+            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted => quoted_len(rest),
+            TScalarStyle::Literal | TScalarStyle::Folded => {
+                let line = rest.split('\n').next().unwrap_or_default();
+                line.trim_end().chars().count()
+            }
+            _ => {
+                let first = value
+                    .lines()
+                    .next()
+                    .map_or(0, |first| first.chars().count());
+                rest.chars().take(first).take_while(|c| *c != '\n').count()
+            }
         };
         Span {
             line,
@@ -529,11 +447,7 @@ impl<'a> Recorder<'a> {
         };
         // A flow collection starts at its bracket, which is the place to point at; a block
         // collection's start marker is refined by its first child (see `record`).
-        let bracket = self
-            .lines
-            .get(marker.line().wrapping_sub(1))
-            .and_then(|text| text.chars().nth(marker.col()))
-            .is_some_and(|c| c == '[' || c == '{');
+        let bracket = self.rest_of_line(marker).starts_with(['[', '{']);
         let value = Span {
             line: marker.line(),
             column: marker.col() + 1,
@@ -577,7 +491,13 @@ impl<'a> Recorder<'a> {
 
 impl MarkedEventReceiver for Recorder<'_> {
     fn on_event(&mut self, event: Event, marker: Marker) {
+        self.bounds.observe(&event, marker);
+        // Past the bounds, recording would only cost time (deep paths are long to copy).
+        if self.done || self.bounds.problem.is_some() {
+            return;
+        }
         match event {
+            Event::DocumentEnd => self.done = true,
             Event::Scalar(value, style, _, _) => {
                 if matches!(self.stack.last(), Some(Frame::SkipKey { .. })) {
                     return;
@@ -640,31 +560,6 @@ impl MarkedEventReceiver for Recorder<'_> {
             _ => {}
         }
     }
-}
-
-/// Characters of a quoted scalar from its opening quote to its closing quote (or line end).
-fn quoted_len(rest: &str) -> usize {
-    let mut chars = rest.chars();
-    let Some(quote) = chars.next() else { return 0 };
-    let mut len = 1;
-    let mut escaped = false;
-    let mut chars = chars.peekable();
-    while let Some(c) = chars.next() {
-        len += 1;
-        if escaped {
-            escaped = false;
-        } else if quote == '"' && c == '\\' {
-            escaped = true;
-        } else if c == quote {
-            if quote == '\'' && chars.peek() == Some(&'\'') {
-                chars.next();
-                len += 1;
-                continue;
-            }
-            return len;
-        }
-    }
-    len
 }
 
 #[cfg(test)]

@@ -25,7 +25,9 @@ pub struct Window {
 /// The range one run reads, or `None` when there is nothing new to read yet.
 ///
 /// `cursor` is where the previous run stopped (`None` before the first run, which starts at
-/// `initial`); the range begins `lookback` before it and ends `lag` before `now`.
+/// `initial`); the range begins `lookback` before it and ends `lag` before `now`. The
+/// arithmetic saturates at the ends of time rather than overflowing: compiled spans are
+/// bounded (`time::SPAN_LIMITS`), so only a cursor near year ±262,000 could reach them.
 pub fn run_range(
     cursor: Option<DateTime<Utc>>,
     initial: DateTime<Utc>,
@@ -34,12 +36,17 @@ pub fn run_range(
     now: DateTime<Utc>,
 ) -> Option<Window> {
     let start = match cursor {
-        Some(cursor) => cursor - lookback,
+        Some(cursor) => cursor
+            .checked_sub_signed(lookback)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
         None => initial,
     };
+    let end = now
+        .checked_sub_signed(lag)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let window = Window {
         start: floor_second(start),
-        end: floor_second(now - lag),
+        end: floor_second(end),
     };
     (window.start < window.end).then_some(window)
 }
@@ -182,7 +189,9 @@ pub fn slice(range: Window, max_span: Duration) -> Vec<Window> {
     let mut windows = Vec::new();
     let mut start = range.start;
     while start < range.end {
-        let end = (start + step).min(range.end);
+        let end = start
+            .checked_add_signed(step)
+            .map_or(range.end, |end| end.min(range.end));
         windows.push(Window { start, end });
         start = end;
     }
@@ -273,6 +282,23 @@ mod tests {
                 ("2024-02-29 23:59:58".into(), "2024-03-05 00:00:00".into()),
             ]
         );
+    }
+
+    #[test]
+    fn spans_at_the_ends_of_time_saturate_instead_of_panicking() {
+        let huge = Duration::days(100_000_000);
+        let cursor = at("2024-01-10 12:00:00");
+        let range = run_range(Some(cursor), cursor, huge, Duration::zero(), cursor);
+        assert_eq!(range.map(|w| w.start), Some(DateTime::<Utc>::MIN_UTC));
+        assert_eq!(
+            run_range(None, cursor, Duration::zero(), huge, cursor),
+            None
+        );
+        let near_the_end = Window {
+            start: DateTime::<Utc>::MAX_UTC - Duration::days(1),
+            end: DateTime::<Utc>::MAX_UTC,
+        };
+        assert_eq!(slice(near_the_end, huge), vec![near_the_end]);
     }
 
     #[test]

@@ -23,6 +23,28 @@ pub mod decimal;
 pub mod filters;
 pub mod scope;
 
+/// The fuel of one evaluation of one template: minijinja charges about one unit per
+/// instruction and per 64 bytes of data it builds, so a million bounds a render to a few
+/// hundred milliseconds and about 64 MB. Real templates use a few hundred; running out is an
+/// error located at the template (a loop like `range(100000)` nested in another, a huge string).
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+
+/// Names a template may not read, because they would show more than the template names:
+/// `env` whole (`env | tojson`, `env[name]`, a loop over `env`) and its listing methods.
+pub const WHOLE_ENVIRONMENT: &[&str] = &["env", "env.items", "env.keys", "env.values"];
+
+/// Whether an undeclared name (as [`TemplateSet::undeclared`] lists them) reads the whole
+/// environment rather than one variable by name.
+pub fn reads_whole_environment(name: &str) -> bool {
+    WHOLE_ENVIRONMENT.iter().any(|whole| {
+        name == *whole
+            || (*whole != "env"
+                && name
+                    .strip_prefix(whole)
+                    .is_some_and(|rest| rest.starts_with('.')))
+    })
+}
+
 /// A compiled leaf: a constant, or a template in a [`TemplateSet`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Leaf {
@@ -138,6 +160,9 @@ impl Builder {
         let mut env = Environment::new();
         env.set_undefined_behavior(undefined);
         env.set_formatter(filters::null_as_empty);
+        env.set_fuel(Some(TEMPLATE_FUEL));
+        // `debug()` prints everything a template can see, the environment included.
+        env.remove_global("debug");
         filters::register(&mut env, value_maps);
         if undefined == UndefinedBehavior::Strict {
             filters::register_strict_builtins(&mut env);
@@ -273,6 +298,20 @@ impl std::fmt::Debug for TemplateSet {
 impl TemplateSet {
     /// Evaluate a template against a context.
     pub fn eval(&self, id: TemplateId, ctx: &Value) -> Result<Value, minijinja::Error> {
+        self.eval_unfuelled(id, ctx).map_err(|err| {
+            if err.kind() != minijinja::ErrorKind::OutOfFuel {
+                return err;
+            }
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!(
+                    "the template ran out of fuel: it takes more than {TEMPLATE_FUEL} steps (a loop or a value far too large)"
+                ),
+            )
+        })
+    }
+
+    fn eval_unfuelled(&self, id: TemplateId, ctx: &Value) -> Result<Value, minijinja::Error> {
         let entry = &self.entries[id.0];
         match entry.kind {
             Kind::Expression => {
@@ -649,6 +688,58 @@ mod tests {
                 UnknownName::Test("positve".into())
             ]
         );
+    }
+
+    #[test]
+    fn a_runaway_template_runs_out_of_fuel_instead_of_hanging() {
+        let result = evaluate(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            json!({}),
+        );
+        assert!(result.unwrap_err().contains("ran out of fuel"));
+        let result = evaluate("{{ 'x' * 100000000 }}", json!({}));
+        assert!(result.unwrap_err().contains("ran out of fuel"));
+    }
+
+    #[test]
+    fn debug_is_not_a_function_templates_can_call() {
+        let result = evaluate("{{ debug() }}", json!({"order_no": "RK1"}));
+        assert!(result.is_err(), "{result:?}");
+    }
+
+    #[test]
+    fn whole_environment_reads_are_told_from_reads_by_name() {
+        for name in ["env", "env.items", "env.keys", "env.values", "env.items.x"] {
+            assert!(reads_whole_environment(name), "{name}");
+        }
+        for name in ["env.WDT_SID", "env.itemsx", "environment", "vars.env"] {
+            assert!(!reads_whole_environment(name), "{name}");
+        }
+        let mut builder = Builder::new(UndefinedBehavior::Strict, Arc::new(ValueMaps::new()));
+        let mut ids = Vec::new();
+        for text in [
+            "{{ env | tojson }}",
+            "{{ env[name] }}",
+            "{% for k in env %}{{ k }}{% endfor %}",
+            "{{ env.A ~ env }}",
+            "{% set e = env %}{{ e.A }}",
+            "{{ env.items() }}",
+        ] {
+            let Leaf::Template(id) = builder.string_leaf(text, origin()).unwrap() else {
+                panic!("a template")
+            };
+            ids.push((text, id));
+        }
+        let set = builder.build();
+        for (text, id) in ids {
+            assert!(
+                set.undeclared(id)
+                    .iter()
+                    .any(|n| reads_whole_environment(n)),
+                "{text}: {:?}",
+                set.undeclared(id)
+            );
+        }
     }
 
     #[test]

@@ -266,6 +266,8 @@ impl Object for Scope {
 }
 
 /// Environment variables as templates see them (`env.WDT_SID`); an unset one is noted as a miss.
+/// They are read one by one, by name: the object cannot be listed or printed whole (`check`
+/// refuses templates that try, and this is the second line of defence).
 #[derive(Debug)]
 pub struct EnvVars {
     vars: std::collections::BTreeMap<String, String>,
@@ -289,7 +291,14 @@ impl Object for EnvVars {
     }
 
     fn enumerate(self: &Arc<Self>) -> Enumerator {
-        Enumerator::Values(self.vars.keys().map(|k| Value::from(k.as_str())).collect())
+        Enumerator::NonEnumerable
+    }
+
+    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result
+    where
+        Self: Sized + 'static,
+    {
+        f.write_str("<environment>")
     }
 }
 
@@ -385,6 +394,26 @@ mod tests {
         let (value, _) = eval("env.WDT_SID ~ '/' ~ (env.NOPE | default('x'))", scope);
         assert_eq!(value.unwrap().to_string(), "shop/x");
         assert_eq!(misses.last().as_deref(), Some("env.NOPE"));
+    }
+
+    #[test]
+    fn the_environment_cannot_be_listed_or_printed_whole() {
+        let vars = [("SECRET".to_string(), "hunter2".to_string())]
+            .into_iter()
+            .collect();
+        for expr in [
+            "env | tojson",
+            "env | string",
+            "env | list | join(',')",
+            "env.items() | list | string",
+            "env | pprint",
+        ] {
+            let scope = Scope::named(Vec::new()).with_env(std::collections::BTreeMap::clone(&vars));
+            let (value, _) = eval(expr, scope);
+            if let Ok(value) = value {
+                assert!(!value.to_string().contains("hunter2"), "{expr}: {value}");
+            }
+        }
     }
 
     #[test]
