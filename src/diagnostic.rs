@@ -241,14 +241,14 @@ mod tests {
         let diagnostic = Diagnostic::error("unknown key `paramz` in `source`")
             .at(Some(Location::new(path, 2, 3, 6)))
             .with_label("did you mean `params`?")
-            .with_hint("the keys of `source` are listed in the README");
+            .with_hint("the keys of `source` are listed in docs/flows.md");
         let expected = "\
 error: unknown key `paramz` in `source`
  --> flow.yaml:2:3
   |
 2 |   paramz:
   |   ^^^^^^ did you mean `params`?
-  = hint: the keys of `source` are listed in the README
+  = hint: the keys of `source` are listed in docs/flows.md
 ";
         assert_eq!(render(&diagnostic, &mut sources), expected);
     }

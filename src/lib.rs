@@ -1,9 +1,11 @@
 //! `engine`: a declarative data-integration engine.
 //!
-//! Modules in data-flow order: `config` reads and compiles flow and connector files,
-//! `mapping` turns a source record into a target record, `sign` holds the APIs' signature
-//! algorithms, `sim` the sandboxes of both APIs, and `cli` wires commands to all of them.
-//! See the README's Architecture section for the map and its invariants.
+//! Modules in data-flow order: `config` reads and compiles flow and connector files, `source`
+//! reads windows and pages, `record` (with `template` and `tree`) turns a source record into a
+//! target record, `target` writes it exactly once, `state` keeps the ledger, `run` joins them,
+//! `http`/`auth`/`sign` talk to the APIs, `sim` holds the sandboxes of both APIs, and `cli`
+//! wires commands to all of them.
+//! See docs/architecture.md for the map and its invariants.
 
 pub mod apischema;
 pub mod auth;

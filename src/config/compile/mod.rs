@@ -371,7 +371,7 @@ impl Compiler {
                         Error::config(message)
                         .with_location(doc.locate(path))
                         .with_hint(format!(
-                            "`{setting}` goes up to {}; the README lists the limit of every span",
+                            "`{setting}` goes up to {}; docs/connectors.md lists the limit of every span",
                             time::format_span(limit)
                         )),
                     );
@@ -1969,7 +1969,7 @@ fn check_literal_arguments(cx: &mut Compiler, set: &TemplateSet, value_maps: &Ar
                 format!("invalid arguments to `{filter}`: {detail}"),
                 set.origin(id).location.clone(),
                 Some(format!(
-                    "the README's mapping language lists what `{filter}` takes"
+                    "docs/mapping.md lists what `{filter}` takes"
                 )),
             );
         }
@@ -2172,7 +2172,7 @@ fn check_names_exist(cx: &mut Compiler, set: &TemplateSet, value_maps: &BTreeSet
                     "value maps are declared under `value_maps` in the flow".to_string()
                 }
                 (None, _) => {
-                    "the README lists the filters and tests of the mapping language".to_string()
+                    "docs/mapping.md lists the filters and tests of the mapping language".to_string()
                 }
             };
             cx.error(message, location.clone(), Some(hint));

@@ -9,7 +9,7 @@
 //! Provenance of each entry: `2900` and `1012` are seen in WDT documentation or integrator
 //! code; the sign-failure convention (`sign-check-failure` / `Illegal request`) is a Qimen
 //! convention; everything else is invented (spec §8.3, §8.4 "placeholder codes") and marked
-//! so in the README. Only this module spells them; nothing else writes a code literal.
+//! so in docs/sandboxes.md. Only this module spells them; nothing else writes a code literal.
 
 use serde::Serialize;
 
