@@ -14,3 +14,4 @@ mod run;
 mod sim_kingdee;
 mod sim_wdt;
 mod state_lock;
+mod state_migration;

@@ -22,6 +22,8 @@ mod open;
 mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_slim;
 
 use std::fmt;
 use std::path::Path;
@@ -132,6 +134,26 @@ impl FromStr for RunKind {
             .into_iter()
             .find(|kind| kind.as_str() == text)
             .ok_or_else(|| Error::new(ErrorKind::State, format!("unknown run kind `{text}`")))
+    }
+}
+
+/// How hard a commit is pushed to disk (SQLite's `PRAGMA synchronous`, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// The log is synced at checkpoints only: a power cut may lose the last commits, a
+    /// crash of the process loses none.
+    Normal,
+    /// The log is synced at every commit: once committed, the change survives a power cut,
+    /// and so does every change committed before it.
+    Full,
+}
+
+impl Durability {
+    fn as_str(self) -> &'static str {
+        match self {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        }
     }
 }
 
@@ -275,20 +297,32 @@ impl Store {
         // Another process (a second `engine` started by mistake, or `sqlite3`) waits for the
         // lock instead of failing at once.
         connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
-        // WAL lets readers (`engine state` while a run goes on) work beside the writer, and
-        // FULL syncs every commit so a confirmed write survives a power cut. An in-memory
-        // database answers `memory` and keeps its own journal, which is fine for tests.
+        // Pages freed by deleted sources go back to the file system at the end of a run (see
+        // `finish_run`). This takes effect only on a file without tables yet, so it must come
+        // before the journal mode, which writes the file's header; an older file is converted
+        // once after its migration (`vacuum_once`). On a file with tables the pragma would
+        // wait for the write lock, so it is only sent to a new one.
+        if schema::version(&connection).map_err(failed)? == 0 {
+            connection
+                .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(failed)?;
+        }
+        // WAL lets readers (`engine state` while a run goes on) work beside the writer. An
+        // in-memory database answers `memory` and keeps its own journal, which is fine for
+        // tests. Commits are synced as the module's `//!` explains: in-flight marks FULL, the
+        // rest NORMAL.
         let _mode: String = connection
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(failed)?;
         connection
-            .pragma_update(None, "synchronous", "FULL")
+            .pragma_update(None, "synchronous", Durability::Normal.as_str())
             .map_err(failed)?;
         // Off by default in SQLite; on so that any reference a later migration adds is kept.
         connection
             .pragma_update(None, "foreign_keys", true)
             .map_err(failed)?;
         let applied = schema::migrate(&mut connection, name)?;
+        schema::vacuum_once(&connection, name)?;
         let store = Store {
             connection: Arc::new(Mutex::new(connection)),
             name: name.into(),
@@ -427,6 +461,20 @@ impl Store {
                 format!("run `{run_id}` does not exist or has already finished"),
             ));
         }
+        self.release_free_pages()
+    }
+
+    /// Give the pages that deleted sources left empty back to the file system. At the end of
+    /// a run, because during one the next batches' sources fill those pages again.
+    fn release_free_pages(&self) -> Result<()> {
+        let connection = self.lock();
+        let failed = || self.failed("release free pages".to_string());
+        let mut statement = connection
+            .prepare("PRAGMA incremental_vacuum")
+            .map_err(failed())?;
+        // The pragma frees pages one step at a time: it must be stepped to the end.
+        let mut rows = statement.query([]).map_err(failed())?;
+        while rows.next().map_err(failed())?.is_some() {}
         Ok(())
     }
 
@@ -449,6 +497,59 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<Run>>>()
             .map_err(failed())
     }
+}
+
+/// How much disk a state database takes per ledger row: the measure of a slim ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// The database file and its write-ahead log, after a checkpoint.
+    pub bytes: u64,
+    /// Ledger rows, of every flow.
+    pub rows: u64,
+}
+
+impl Footprint {
+    /// Bytes per ledger row (0 for an empty ledger).
+    pub fn bytes_per_row(&self) -> u64 {
+        self.bytes.checked_div(self.rows).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Footprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ledger {} bytes/row ({} bytes for {} rows, incl. the write-ahead log)",
+            self.bytes_per_row(),
+            self.bytes,
+            self.rows
+        )
+    }
+}
+
+/// The [`Footprint`] of the state database at `path`, after copying its write-ahead log into
+/// it (as the end of a run does); for the benchmark and for tests.
+pub fn footprint(path: &Path) -> Result<Footprint> {
+    let store = Store::open(path)?;
+    let rows = {
+        let connection = store.lock();
+        let failed = || store.failed("measure".to_string());
+        let mut statement = connection
+            .prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+            .map_err(failed())?;
+        let mut checkpoint = statement.query([]).map_err(failed())?;
+        while checkpoint.next().map_err(failed())?.is_some() {}
+        connection
+            .query_row("SELECT COUNT(*) FROM ledger", [], |row| row.get(0))
+            .map_err(failed())?
+    };
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |meta| meta.len());
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    Ok(Footprint {
+        bytes: size(path) + size(Path::new(&wal)),
+        rows,
+    })
 }
 
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
