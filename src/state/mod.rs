@@ -543,10 +543,11 @@ impl fmt::Display for Footprint {
     }
 }
 
-/// The [`Footprint`] of the state database at `path`, after copying its write-ahead log into
-/// it (as the end of a run does); for the benchmark and for tests.
+/// The [`Footprint`] of the existing state database at `path`, after copying its write-ahead
+/// log into it (as closing it after a run does); for the benchmark and for tests.
 pub fn footprint(path: &Path) -> Result<Footprint> {
-    let store = Store::open(path)?;
+    let connection = open::open_existing(path)?;
+    let (store, _) = Store::from_connection(connection, &path.display().to_string())?;
     let rows = {
         let connection = store.lock();
         let failed = || store.failed("measure".to_string());

@@ -360,7 +360,7 @@ fn realistic_source(key: &str) -> serde_json::Value {
     json!({ "order_no": key, "shop_no": "SHOP01", "status": 80, "details_list": lines })
 }
 
-/// Run `batches` batches of 50 through the ledger as a run does, every 20th record refused
+/// Run `batches` batches of 50 through the ledger as a run does, 3 of each 50 refused
 /// (parked with its source), and finish the run.
 fn churn(store: &Store, first: usize, batches: usize) {
     let run = store.start_run(FLOW, RunKind::Run, at(0)).unwrap();
@@ -400,7 +400,11 @@ fn churn(store: &Store, first: usize, batches: usize) {
             .collect();
         store.record_outcomes(FLOW, &outcomes, Utc::now()).unwrap();
     }
-    let summary = RunSummary {
+    store.finish_run(run, &summary(), Utc::now()).unwrap();
+}
+
+fn summary() -> RunSummary {
+    RunSummary {
         outcome: "partial".to_string(),
         window_from: None,
         window_to: None,
@@ -409,8 +413,7 @@ fn churn(store: &Store, first: usize, batches: usize) {
         skipped: 0,
         failed: 0,
         message: None,
-    };
-    store.finish_run(run, &summary, Utc::now()).unwrap();
+    }
 }
 
 #[test]
@@ -431,6 +434,46 @@ fn rows_stay_under_600_bytes_and_deleted_sources_leave_no_free_pages() {
         .pragma_query_value(None, "freelist_count", |row| row.get(0))
         .unwrap();
     assert_eq!(free, 0, "the end of a run gives the free pages back");
+    // Retries that send the parked records again and again, each replacing and keeping its
+    // source, leave the file as large as it was.
+    let parked = store.parked(FLOW, &[]).unwrap();
+    assert_eq!(parked.len(), 180);
+    for attempt in 0..5 {
+        let run = store.start_run(FLOW, RunKind::Retry, at(attempt)).unwrap();
+        let pending: Vec<Pending> = parked
+            .iter()
+            .map(|entry| Pending {
+                key: entry.key.clone(),
+                hash: entry.hash.clone().unwrap(),
+                source: realistic_source(&entry.key),
+                modified: entry.modified.clone(),
+            })
+            .collect();
+        store.mark_in_flight(FLOW, &pending, at(attempt)).unwrap();
+        let refused: Vec<Outcome> = parked
+            .iter()
+            .map(|entry| Outcome::Failed {
+                key: entry.key.clone(),
+                message: "still unknown".to_string(),
+                field: None,
+                hash: None,
+                source: None,
+                modified: None,
+            })
+            .collect();
+        store.record_outcomes(FLOW, &refused, at(attempt)).unwrap();
+        store.finish_run(run, &summary(), at(attempt)).unwrap();
+    }
+    let after_retries = footprint(&path).unwrap();
+    assert!(
+        after_retries.bytes <= second.bytes,
+        "{after_retries} after {second}"
+    );
+    assert!(
+        footprint(&dir.path().join("missing.db")).is_err(),
+        "a missing file is not measured"
+    );
+    assert!(!dir.path().join("missing.db").exists());
 }
 
 #[test]
