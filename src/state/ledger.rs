@@ -4,6 +4,8 @@
 //! and a second process waits for the write lock up front instead of failing halfway. The
 //! rule that a done key is never downgraded is kept twice: by the `WHERE` clauses here, so the
 //! intent reads in the code, and by the schema's triggers, so no other path can break it.
+//! A key's source is kept in `sources` beside its row, written here with the row and dropped
+//! by the schema's triggers when the key is done or its row goes away.
 
 use std::collections::{BTreeMap, HashMap};
 
