@@ -16,3 +16,4 @@ mod sim_kingdee;
 mod sim_wdt;
 mod source_data;
 mod state_lock;
+mod state_migration;

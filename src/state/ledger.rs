@@ -4,6 +4,8 @@
 //! and a second process waits for the write lock up front instead of failing halfway. The
 //! rule that a done key is never downgraded is kept twice: by the `WHERE` clauses here, so the
 //! intent reads in the code, and by the schema's triggers, so no other path can break it.
+//! A key's source is kept in `sources` beside its row, written here with the row and dropped
+//! by the schema's triggers when the key is done or its row goes away.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,10 +14,16 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Row, ToSql, Transaction, TransactionBehavior, params};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::state::{Entry, Outcome, Pending, Status, Store, Time};
+use crate::state::{Durability, Entry, Outcome, Pending, Status, Store, Time};
 
-const ENTRY_COLUMNS: &str = "key, status, hash, target_id, target_number, attempts, last_error, \
-     error_field, source, modified, first_seen, updated, done_at";
+/// The columns of an [`Entry`], read from `ledger AS l` and its kept source, `sources AS s`.
+const ENTRY_COLUMNS: &str = "l.key, l.status, l.hash, l.target_id, l.target_number, \
+     l.attempts, l.last_error, l.error_field, s.source, l.modified, l.first_seen, l.updated, \
+     l.done_at";
+
+/// The ledger joined with the sources it still keeps.
+const ENTRY_TABLES: &str =
+    "ledger AS l LEFT JOIN sources AS s ON s.flow = l.flow AND s.key = l.key";
 
 impl Store {
     /// The ledger row of one key.
@@ -31,8 +39,8 @@ impl Store {
         let entries = self.select_entries(
             flow,
             &format!(
-                "SELECT {ENTRY_COLUMNS} FROM ledger
-                 WHERE flow = ?1 AND key IN (SELECT value FROM json_each(?2))"
+                "SELECT {ENTRY_COLUMNS} FROM {ENTRY_TABLES}
+                 WHERE l.flow = ?1 AND l.key IN (SELECT value FROM json_each(?2))"
             ),
             Some(keys),
             "read",
@@ -49,8 +57,10 @@ impl Store {
         self.select_entries(
             flow,
             &format!(
-                "SELECT {ENTRY_COLUMNS} FROM ledger
-                 WHERE flow = ?1 AND status = 'in_flight' ORDER BY first_seen, key"
+                // `status <> 'done'` lets SQLite use the index, which holds only such rows.
+                "SELECT {ENTRY_COLUMNS} FROM {ENTRY_TABLES}
+                 WHERE l.flow = ?1 AND l.status <> 'done' AND l.status = 'in_flight'
+                 ORDER BY l.first_seen, l.key"
             ),
             None,
             "list the in-flight records",
@@ -62,14 +72,15 @@ impl Store {
         let (filter, keys) = if keys.is_empty() {
             ("", None)
         } else {
-            ("AND key IN (SELECT value FROM json_each(?2))", Some(keys))
+            ("AND l.key IN (SELECT value FROM json_each(?2))", Some(keys))
         };
         self.select_entries(
             flow,
             &format!(
-                "SELECT {ENTRY_COLUMNS} FROM ledger
-                 WHERE flow = ?1 AND status IN ('failed', 'conflict') {filter}
-                 ORDER BY first_seen, key"
+                "SELECT {ENTRY_COLUMNS} FROM {ENTRY_TABLES}
+                 WHERE l.flow = ?1 AND l.status <> 'done' AND l.status IN ('failed', 'conflict')
+                 {filter}
+                 ORDER BY l.first_seen, l.key"
             ),
             keys,
             "list the parked records",
@@ -107,16 +118,15 @@ impl Store {
         records: &[Pending],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.write(flow, "mark records in flight", |tx| {
+        self.write(flow, "mark records in flight", Durability::Full, |tx| {
             let mut statement = tx.prepare_cached(
-                "INSERT INTO ledger (flow, key, status, hash, attempts, source, modified,
-                                     first_seen, updated)
-                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?6, ?6)
+                "INSERT INTO ledger (flow, key, status, hash, attempts, modified, first_seen,
+                                     updated)
+                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5)
                  ON CONFLICT (flow, key) DO UPDATE SET
                      status = 'in_flight',
                      hash = excluded.hash,
                      attempts = ledger.attempts + 1,
-                     source = excluded.source,
                      modified = excluded.modified,
                      updated = excluded.updated
                  WHERE ledger.done_at IS NULL",
@@ -126,7 +136,6 @@ impl Store {
                     flow,
                     record.key,
                     record.hash,
-                    Json(&record.source),
                     record.modified,
                     Time(now),
                 ])?;
@@ -140,6 +149,7 @@ impl Store {
                         ),
                     )));
                 }
+                keep_source(tx, flow, &record.key, &record.source)?;
             }
             Ok(Ok(()))
         })
@@ -153,7 +163,7 @@ impl Store {
         outcomes: &[Outcome],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.write(flow, "record write outcomes", |tx| {
+        self.write(flow, "record write outcomes", Durability::Normal, |tx| {
             for outcome in outcomes {
                 record_outcome(tx, flow, outcome, now)?;
             }
@@ -161,17 +171,24 @@ impl Store {
         })
     }
 
-    /// Run `change` in one IMMEDIATE transaction and commit it only if it returns `Ok(Ok)`.
-    /// The outer result is a database error, the inner one a refusal decided by `change`;
-    /// either way nothing is committed.
+    /// Run `change` in one IMMEDIATE transaction and commit it only if it returns `Ok(Ok)`,
+    /// synced to disk as `durability` says (see the module's `//!` for why only in-flight marks
+    /// need `Full`). The outer result is a database error, the inner one a refusal decided by
+    /// `change`; either way nothing is committed.
     fn write(
         &self,
         flow: &str,
         action: &str,
+        durability: Durability,
         change: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Result<()>>,
     ) -> Result<()> {
         let mut connection = self.lock();
         let failed = || self.failed(format!("{action} for flow `{flow}`"));
+        // SQLite refuses to change the level inside a transaction, so it is set before each
+        // one; every other write of the store runs at whatever level the last one left.
+        connection
+            .pragma_update(None, "synchronous", durability.as_str())
+            .map_err(failed())?;
         let tx = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed())?;
@@ -217,7 +234,7 @@ fn record_outcome(
             hash,
         } => {
             // A `None` id, number or hash (e.g. a lookup that found the bill by number only)
-            // keeps what an earlier confirmation recorded.
+            // keeps what an earlier confirmation recorded. The schema drops the kept source.
             tx.prepare_cached(
                 "INSERT INTO ledger (flow, key, status, hash, target_id, target_number,
                                      first_seen, updated, done_at)
@@ -229,7 +246,6 @@ fn record_outcome(
                      target_number = COALESCE(excluded.target_number, ledger.target_number),
                      last_error = NULL,
                      error_field = NULL,
-                     source = NULL,
                      updated = excluded.updated,
                      done_at = COALESCE(ledger.done_at, excluded.done_at)",
             )?
@@ -253,15 +269,14 @@ fn record_outcome(
             // A failure reported for a key already done (e.g. a resend after a timeout that
             // the target rejects as a duplicate) changes nothing: the key is written.
             tx.prepare_cached(
-                "INSERT INTO ledger (flow, key, status, hash, last_error, error_field, source,
-                                     modified, first_seen, updated)
-                 VALUES (?1, ?2, 'failed', ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                "INSERT INTO ledger (flow, key, status, hash, last_error, error_field, modified,
+                                     first_seen, updated)
+                 VALUES (?1, ?2, 'failed', ?3, ?4, ?5, ?6, ?7, ?7)
                  ON CONFLICT (flow, key) DO UPDATE SET
                      status = 'failed',
                      hash = COALESCE(excluded.hash, ledger.hash),
                      last_error = excluded.last_error,
                      error_field = excluded.error_field,
-                     source = COALESCE(excluded.source, ledger.source),
                      modified = COALESCE(excluded.modified, ledger.modified),
                      updated = excluded.updated
                  WHERE ledger.done_at IS NULL",
@@ -272,10 +287,12 @@ fn record_outcome(
                 hash,
                 message,
                 field,
-                source.as_ref().map(Json),
                 modified,
-                Time(now),
+                Time(now)
             ])?;
+            if let Some(source) = source {
+                keep_source(tx, flow, key, source)?;
+            }
         }
         Outcome::Conflict {
             key,
@@ -287,9 +304,9 @@ fn record_outcome(
             // On a written key the hash stays the one of the written content, so the next run
             // still compares the source against what the target has.
             tx.prepare_cached(
-                "INSERT INTO ledger (flow, key, status, hash, last_error, source, modified,
-                                     first_seen, updated)
-                 VALUES (?1, ?2, 'conflict', ?3, ?4, ?5, ?6, ?7, ?7)
+                "INSERT INTO ledger (flow, key, status, hash, last_error, modified, first_seen,
+                                     updated)
+                 VALUES (?1, ?2, 'conflict', ?3, ?4, ?5, ?6, ?6)
                  ON CONFLICT (flow, key) DO UPDATE SET
                      status = 'conflict',
                      hash = CASE WHEN ledger.done_at IS NULL
@@ -297,19 +314,13 @@ fn record_outcome(
                                  ELSE ledger.hash END,
                      last_error = excluded.last_error,
                      error_field = NULL,
-                     source = COALESCE(excluded.source, ledger.source),
                      modified = COALESCE(excluded.modified, ledger.modified),
                      updated = excluded.updated",
             )?
-            .execute(params![
-                flow,
-                key,
-                hash,
-                message,
-                source.as_ref().map(Json),
-                modified,
-                Time(now),
-            ])?;
+            .execute(params![flow, key, hash, message, modified, Time(now)])?;
+            if let Some(source) = source {
+                keep_source(tx, flow, key, source)?;
+            }
         }
         Outcome::Released { key } => {
             // A first attempt disappears, as if never sent, and is read again from the source.
@@ -328,6 +339,24 @@ fn record_outcome(
             .execute(params![flow, key, Time(now)])?;
         }
     }
+    Ok(())
+}
+
+/// Keep (or replace) the source of a key that is not done; a done key keeps none, so a late
+/// failure report for a written key stores nothing.
+fn keep_source(
+    tx: &Transaction<'_>,
+    flow: &str,
+    key: &str,
+    source: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sources (flow, key, source)
+         SELECT ?1, ?2, ?3
+         WHERE EXISTS (SELECT 1 FROM ledger WHERE flow = ?1 AND key = ?2 AND status <> 'done')
+         ON CONFLICT (flow, key) DO UPDATE SET source = excluded.source",
+    )?
+    .execute(params![flow, key, Json(source)])?;
     Ok(())
 }
 

@@ -6,7 +6,23 @@
 //! failed or conflict (parked, with the reason and the source record so `retry` can resend
 //! it). Once the target has confirmed a key it stays confirmed: the database itself refuses
 //! to downgrade, delete or re-mark it (see `schema`). Every change of more than one row is one
-//! transaction, so a crash leaves the state as it was before the change or after it.
+//! transaction (one per batch), so a crash leaves the state as it was before the change or
+//! after it.
+//!
+//! The ledger stays slim: a source record lives in its own table only while its key is in
+//! flight or parked, so a ledger row is about 250 bytes, and the pages that dropped sources
+//! free are reused by the next batches and given back to the file system at the end of each
+//! run (incremental auto-vacuum).
+//!
+//! Durability, in WAL mode: in-flight marks commit with `synchronous = FULL`, everything else
+//! with `NORMAL`. A process crash loses no commit at either level. A power cut may lose the
+//! last `NORMAL` commits, but a WAL only ever loses its tail, and a send's in-flight mark was
+//! synced (with everything before it) before the send: the state read back is one the run
+//! passed through, with every record sent since still in flight, and the runner looks every
+//! in-flight key up in the target before resending it. So exactly once holds and a power cut
+//! costs lookups, not duplicates. `NORMAL` for the marks would not: a lost mark makes a sent
+//! record look unsent, and it would be sent again unlooked-up. The price is one disk sync per
+//! batch.
 //!
 //! `open` refuses to take any existing file but an engine ledger and creates a new one whole;
 //! `lock` keeps one writer per flow.
@@ -22,6 +38,8 @@ mod open;
 mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_slim;
 
 use std::fmt;
 use std::path::Path;
@@ -132,6 +150,26 @@ impl FromStr for RunKind {
             .into_iter()
             .find(|kind| kind.as_str() == text)
             .ok_or_else(|| Error::new(ErrorKind::State, format!("unknown run kind `{text}`")))
+    }
+}
+
+/// How hard a commit is pushed to disk (SQLite's `PRAGMA synchronous`, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// The log is synced at checkpoints only: a power cut may lose the last commits, a
+    /// crash of the process loses none.
+    Normal,
+    /// The log is synced at every commit: once committed, the change survives a power cut,
+    /// and so does every change committed before it.
+    Full,
+}
+
+impl Durability {
+    fn as_str(self) -> &'static str {
+        match self {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        }
     }
 }
 
@@ -275,20 +313,32 @@ impl Store {
         // Another process (a second `engine` started by mistake, or `sqlite3`) waits for the
         // lock instead of failing at once.
         connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
-        // WAL lets readers (`engine state` while a run goes on) work beside the writer, and
-        // FULL syncs every commit so a confirmed write survives a power cut. An in-memory
-        // database answers `memory` and keeps its own journal, which is fine for tests.
+        // Pages freed by deleted sources go back to the file system at the end of a run (see
+        // `finish_run`). This takes effect only on a file without tables yet, so it must come
+        // before the journal mode, which writes the file's header; an older file is converted
+        // once after its migration (`vacuum_once`). On a file with tables the pragma would
+        // wait for the write lock, so it is only sent to a new one.
+        if schema::version(&connection).map_err(failed)? == 0 {
+            connection
+                .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+                .map_err(failed)?;
+        }
+        // WAL lets readers (`engine state` while a run goes on) work beside the writer. An
+        // in-memory database answers `memory` and keeps its own journal, which is fine for
+        // tests. Commits are synced as the module's `//!` explains: in-flight marks FULL, the
+        // rest NORMAL.
         let _mode: String = connection
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(failed)?;
         connection
-            .pragma_update(None, "synchronous", "FULL")
+            .pragma_update(None, "synchronous", Durability::Normal.as_str())
             .map_err(failed)?;
         // Off by default in SQLite; on so that any reference a later migration adds is kept.
         connection
             .pragma_update(None, "foreign_keys", true)
             .map_err(failed)?;
         let applied = schema::migrate(&mut connection, name)?;
+        schema::vacuum_once(&connection, name)?;
         let store = Store {
             connection: Arc::new(Mutex::new(connection)),
             name: name.into(),
@@ -427,6 +477,20 @@ impl Store {
                 format!("run `{run_id}` does not exist or has already finished"),
             ));
         }
+        self.release_free_pages()
+    }
+
+    /// Give the pages that deleted sources left empty back to the file system. At the end of
+    /// a run, because during one the next batches' sources fill those pages again.
+    fn release_free_pages(&self) -> Result<()> {
+        let connection = self.lock();
+        let failed = || self.failed("release free pages".to_string());
+        let mut statement = connection
+            .prepare("PRAGMA incremental_vacuum")
+            .map_err(failed())?;
+        // The pragma frees pages one step at a time: it must be stepped to the end.
+        let mut rows = statement.query([]).map_err(failed())?;
+        while rows.next().map_err(failed())?.is_some() {}
         Ok(())
     }
 
@@ -449,6 +513,60 @@ impl Store {
         rows.collect::<rusqlite::Result<Vec<Run>>>()
             .map_err(failed())
     }
+}
+
+/// How much disk a state database takes per ledger row: the measure of a slim ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footprint {
+    /// The database file and its write-ahead log, after a checkpoint.
+    pub bytes: u64,
+    /// Ledger rows, of every flow.
+    pub rows: u64,
+}
+
+impl Footprint {
+    /// Bytes per ledger row (0 for an empty ledger).
+    pub fn bytes_per_row(&self) -> u64 {
+        self.bytes.checked_div(self.rows).unwrap_or(0)
+    }
+}
+
+impl fmt::Display for Footprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ledger {} bytes/row ({} bytes for {} rows, incl. the write-ahead log)",
+            self.bytes_per_row(),
+            self.bytes,
+            self.rows
+        )
+    }
+}
+
+/// The [`Footprint`] of the existing state database at `path`, after copying its write-ahead
+/// log into it (as closing it after a run does); for the benchmark and for tests.
+pub fn footprint(path: &Path) -> Result<Footprint> {
+    let connection = open::open_existing(path)?;
+    let (store, _) = Store::from_connection(connection, &path.display().to_string())?;
+    let rows = {
+        let connection = store.lock();
+        let failed = || store.failed("measure".to_string());
+        let mut statement = connection
+            .prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+            .map_err(failed())?;
+        let mut checkpoint = statement.query([]).map_err(failed())?;
+        while checkpoint.next().map_err(failed())?.is_some() {}
+        connection
+            .query_row("SELECT COUNT(*) FROM ledger", [], |row| row.get(0))
+            .map_err(failed())?
+    };
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |meta| meta.len());
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    Ok(Footprint {
+        bytes: size(path) + size(Path::new(&wal)),
+        rows,
+    })
 }
 
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {

@@ -17,7 +17,8 @@ use crate::error::{Error, ErrorKind, Result};
 /// Every table is `STRICT`, so a value of the wrong type is an error instead of being stored
 /// silently. Times are RFC 3339 UTC text of fixed width (nanoseconds, `Z`), so text order is
 /// time order and `sqlite3` users can pass them to `datetime()`.
-const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE cursors (
     flow    TEXT PRIMARY KEY NOT NULL CHECK (flow <> ''),
     value   TEXT NOT NULL,
@@ -86,7 +87,91 @@ CREATE TABLE runs (
 ) STRICT;
 
 CREATE INDEX runs_by_flow ON runs (flow, id);
-"#];
+"#,
+    // Version 2, the slim ledger: a record's source moves to its own table and lives only
+    // while the key is not done, so ledger rows stay about 250 bytes and deleting sources
+    // frees whole pages of `sources` instead of leaving holes in the ledger's pages. The
+    // ledger is keyed by (flow, key) without a rowid (one b-tree instead of a table and its
+    // key index), and indexed by status only where the status is not done: the listings look
+    // for keys in flight or parked, which stay few while done keys grow with every run.
+    r#"
+CREATE TABLE ledger_v2 (
+    flow          TEXT NOT NULL CHECK (flow <> ''),
+    key           TEXT NOT NULL CHECK (key <> ''),
+    status        TEXT NOT NULL CHECK (status IN ('in_flight', 'done', 'failed', 'conflict')),
+    hash          TEXT,
+    target_id     TEXT,
+    target_number TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error    TEXT,
+    error_field   TEXT,
+    modified      TEXT,
+    first_seen    TEXT NOT NULL,
+    updated       TEXT NOT NULL,
+    -- When the target first confirmed the key. Set once, never cleared: from then on the
+    -- key is in the target and must never be sent as a new record again.
+    done_at       TEXT,
+    PRIMARY KEY (flow, key),
+    CHECK (status <> 'done' OR done_at IS NOT NULL),
+    -- A written key can only be done, or done and reported as changed since (conflict).
+    CHECK (done_at IS NULL OR status IN ('done', 'conflict'))
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO ledger_v2 (flow, key, status, hash, target_id, target_number, attempts, last_error,
+                       error_field, modified, first_seen, updated, done_at)
+SELECT flow, key, status, hash, target_id, target_number, attempts, last_error, error_field,
+       modified, first_seen, updated, done_at
+FROM ledger;
+
+-- The source record of a key in flight or parked, so that a resend, a lookup that finds
+-- nothing and `retry` can map it again. A rowid table: sources are a few KB each, too large
+-- for the pages of a table without rowid.
+CREATE TABLE sources (
+    flow   TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (json_valid(source)),
+    PRIMARY KEY (flow, key)
+) STRICT;
+
+INSERT INTO sources (flow, key, source)
+SELECT flow, key, source FROM ledger WHERE source IS NOT NULL AND status <> 'done';
+
+DROP TABLE ledger;
+ALTER TABLE ledger_v2 RENAME TO ledger;
+
+CREATE INDEX ledger_by_status ON ledger (flow, status, first_seen) WHERE status <> 'done';
+
+CREATE TRIGGER ledger_done_is_never_downgraded
+BEFORE UPDATE OF status, done_at ON ledger
+WHEN OLD.done_at IS NOT NULL
+ AND (NEW.status NOT IN ('done', 'conflict') OR NEW.done_at IS NOT OLD.done_at)
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TRIGGER ledger_done_is_never_deleted
+BEFORE DELETE ON ledger
+WHEN OLD.done_at IS NOT NULL
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
+-- A source is kept only while it may be needed: a key that becomes done, or whose row goes
+-- away, takes its source with it, whichever code path (or `sqlite3` user) made the change.
+CREATE TRIGGER ledger_done_drops_its_source
+AFTER UPDATE OF status ON ledger
+WHEN NEW.status = 'done'
+BEGIN
+    DELETE FROM sources WHERE flow = NEW.flow AND key = NEW.key;
+END;
+
+CREATE TRIGGER ledger_deleted_drops_its_source
+AFTER DELETE ON ledger
+BEGIN
+    DELETE FROM sources WHERE flow = OLD.flow AND key = OLD.key;
+END;
+"#,
+];
 
 /// The schema version this build of `engine` writes.
 pub(crate) const LATEST: u32 = MIGRATIONS.len() as u32;
@@ -142,4 +227,23 @@ pub(crate) fn migrate(connection: &mut Connection, name: &str) -> Result<usize> 
         tx.commit().map_err(failed)?;
         applied += 1;
     }
+}
+
+/// SQLite's `auto_vacuum` value for INCREMENTAL.
+const AUTO_VACUUM_INCREMENTAL: u32 = 2;
+
+/// Rewrite a file made before version 2 once so that incremental auto-vacuum is on (SQLite
+/// applies it to a file with tables only through a `VACUUM`). A file made since, or converted already, is left alone, so this costs one read.
+/// A crash during the rewrite leaves the file as it was, and the next open does it again.
+pub(crate) fn vacuum_once(connection: &Connection, name: &str) -> Result<()> {
+    let failed = |source: rusqlite::Error| super::open::database_error(name, "migrate", source);
+    let mode: u32 = connection
+        .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+        .map_err(failed)?;
+    if mode == AUTO_VACUUM_INCREMENTAL {
+        return Ok(());
+    }
+    connection
+        .execute_batch("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+        .map_err(failed)
 }

@@ -1,0 +1,506 @@
+//! The slim ledger (schema version 2): a ledger written by version 1 migrates whole, sources
+//! live only while needed, rows stay small and delete churn does not grow the file.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use serde_json::json;
+
+use crate::state::schema;
+use crate::state::{Outcome, Pending, RunKind, RunSummary, Status, Store, footprint};
+
+const FLOW: &str = "refund";
+
+/// The schema of version 1, as engine releases before the slim ledger created it.
+const SCHEMA_V1: &str = include_str!("../../tests/fixtures/state/schema_v1.sql");
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(seconds)
+}
+
+fn time(seconds: i64) -> String {
+    at(seconds).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Every row of a query, as SQLite values, so that tables can be compared whole.
+fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
+    let mut statement = connection.prepare(sql).unwrap();
+    let columns = statement.column_count();
+    statement
+        .query_map([], |row| {
+            (0..columns)
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<rusqlite::Result<Vec<Value>>>()
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+}
+
+/// The columns both schema versions have, in order.
+const LEDGER_COLUMNS: &str = "SELECT flow, key, status, hash, target_id, target_number, \
+     attempts, last_error, error_field, modified, first_seen, updated, done_at \
+     FROM ledger ORDER BY flow, key";
+
+const RUNS: &str = "SELECT * FROM runs ORDER BY id";
+
+fn source_v1(key: &str) -> serde_json::Value {
+    json!({ "order_no": key, "lines": [{ "sku": "S1" }] })
+}
+
+/// A ledger as version 1 wrote it: every status, a written key reported as a conflict since,
+/// a key in flight after it had been parked, two flows, a finished and a crashed run.
+fn write_version_1(path: &Path) {
+    let connection = Connection::open(path).unwrap();
+    connection
+        .pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .unwrap();
+    connection.execute_batch(SCHEMA_V1).unwrap();
+    connection.pragma_update(None, "user_version", 1).unwrap();
+    let source = |key: &str| source_v1(key).to_string();
+    let ledger = [
+        // flow, key, status, hash, id, number, attempts, error, field, source, done_at
+        (
+            FLOW,
+            "A",
+            "done",
+            "hA",
+            Some("1"),
+            Some("NO1"),
+            1,
+            None,
+            None,
+            None,
+            Some(3),
+        ),
+        (
+            FLOW,
+            "B",
+            "in_flight",
+            "hB",
+            None,
+            None,
+            2,
+            Some("refused before"),
+            None,
+            Some(source("B")),
+            None,
+        ),
+        (
+            FLOW,
+            "C",
+            "failed",
+            "hC",
+            None,
+            None,
+            1,
+            Some("unknown material"),
+            Some("FMaterialId"),
+            Some(source("C")),
+            None,
+        ),
+        (
+            FLOW,
+            "D",
+            "conflict",
+            "hD",
+            Some("4"),
+            Some("NO4"),
+            1,
+            Some("changed after it was written"),
+            None,
+            Some(source("D")),
+            Some(3),
+        ),
+        (
+            FLOW,
+            "E",
+            "conflict",
+            "hE",
+            None,
+            None,
+            1,
+            Some("clashes"),
+            None,
+            Some(source("E")),
+            None,
+        ),
+        (
+            FLOW,
+            "F",
+            "in_flight",
+            "hF",
+            None,
+            None,
+            1,
+            None,
+            None,
+            Some(source("F")),
+            None,
+        ),
+        (
+            "orders",
+            "A",
+            "done",
+            "hZ",
+            Some("9"),
+            None,
+            3,
+            None,
+            None,
+            None,
+            Some(5),
+        ),
+    ];
+    for (flow, key, status, hash, id, number, attempts, error, field, source, done_at) in ledger {
+        connection
+            .execute(
+                "INSERT INTO ledger (flow, key, status, hash, target_id, target_number, attempts,
+                     last_error, error_field, source, modified, first_seen, updated, done_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '2024-01-01 08:00:00', ?11,
+                         ?12, ?13)",
+                rusqlite::params![
+                    flow,
+                    key,
+                    status,
+                    hash,
+                    id,
+                    number,
+                    attempts,
+                    error,
+                    field,
+                    source,
+                    time(1),
+                    time(4),
+                    done_at.map(time),
+                ],
+            )
+            .unwrap();
+    }
+    connection
+        .execute(
+            "INSERT INTO cursors (flow, value, updated) VALUES (?1, ?2, ?3)",
+            rusqlite::params![FLOW, time(100), time(5)],
+        )
+        .unwrap();
+    connection
+        .execute_batch(&format!(
+            "INSERT INTO runs (flow, kind, started, finished, outcome, window_from, window_to,
+                               read, written, skipped, failed, message)
+             VALUES ('{FLOW}', 'run', '{}', '{}', 'partial', '{}', '{}', 6, 2, 0, 2, 'parked');
+             INSERT INTO runs (flow, kind, started) VALUES ('{FLOW}', 'retry', '{}');",
+            time(0),
+            time(5),
+            time(-100),
+            time(100),
+            time(6),
+        ))
+        .unwrap();
+}
+
+#[test]
+fn the_version_1_fixture_is_the_first_migration() {
+    let fixture: String = SCHEMA_V1
+        .lines()
+        .skip_while(|line| line.starts_with("--"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert_eq!(fixture, schema::MIGRATIONS[0]);
+}
+
+#[test]
+fn a_version_1_ledger_migrates_keeping_every_row_status_id_hash_source_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    write_version_1(&path);
+    let old = Connection::open(&path).unwrap();
+    let (ledger, runs) = (rows(&old, LEDGER_COLUMNS), rows(&old, RUNS));
+    let sources = rows(
+        &old,
+        "SELECT flow, key, source FROM ledger WHERE source IS NOT NULL ORDER BY flow, key",
+    );
+    let auto_vacuum: u32 = old
+        .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+        .unwrap();
+    assert_eq!(auto_vacuum, 0, "version 1 files have no auto-vacuum");
+    drop(old);
+
+    let (store, applied) = Store::open_counting_migrations(&path).unwrap();
+    assert_eq!(applied, 1);
+    assert_eq!(store.schema_version().unwrap(), schema::LATEST);
+    {
+        let connection = store.lock();
+        assert_eq!(rows(&connection, LEDGER_COLUMNS), ledger);
+        assert_eq!(rows(&connection, RUNS), runs);
+        assert_eq!(
+            rows(
+                &connection,
+                "SELECT flow, key, source FROM sources ORDER BY flow, key"
+            ),
+            sources
+        );
+        let auto_vacuum: u32 = connection
+            .pragma_query_value(None, "auto_vacuum", |row| row.get(0))
+            .unwrap();
+        assert_eq!(
+            auto_vacuum, 2,
+            "incremental auto-vacuum is on after the migration"
+        );
+    }
+    assert_eq!(store.cursor(FLOW).unwrap(), Some(at(100)));
+    // Each listed key with its status, and whether it came with its source.
+    let listed = |entries: Vec<crate::state::Entry>| -> Vec<(String, Status, bool)> {
+        entries
+            .into_iter()
+            .map(|entry| {
+                let kept = entry.source == Some(source_v1(&entry.key));
+                (entry.key, entry.status, kept)
+            })
+            .collect()
+    };
+    assert_eq!(
+        listed(store.in_flight(FLOW).unwrap()),
+        [
+            ("B".to_string(), Status::InFlight, true),
+            ("F".to_string(), Status::InFlight, true)
+        ]
+    );
+    assert_eq!(
+        listed(store.parked(FLOW, &[]).unwrap()),
+        [
+            ("C".to_string(), Status::Failed, true),
+            ("D".to_string(), Status::Conflict, true),
+            ("E".to_string(), Status::Conflict, true)
+        ]
+    );
+    // What was written stays written: neither the done key nor the written conflict can be
+    // marked in flight again.
+    for key in ["A", "D"] {
+        let pending = Pending {
+            key: key.to_string(),
+            hash: "h".to_string(),
+            source: json!({}),
+            modified: None,
+        };
+        assert!(
+            store.mark_in_flight(FLOW, &[pending], at(10)).is_err(),
+            "{key}"
+        );
+    }
+    drop(store);
+    let (_, applied) = Store::open_counting_migrations(&path).unwrap();
+    assert_eq!(applied, 0);
+}
+
+#[test]
+fn a_source_is_kept_only_while_its_key_is_in_flight_or_parked() {
+    let store = Store::in_memory().unwrap();
+    let pending = |key: &str| Pending {
+        key: key.to_string(),
+        hash: "h".to_string(),
+        source: json!({ "order_no": key }),
+        modified: None,
+    };
+    store
+        .mark_in_flight(FLOW, &[pending("A"), pending("B"), pending("C")], at(0))
+        .unwrap();
+    let failed = |key: &str| Outcome::Failed {
+        key: key.to_string(),
+        message: "refused".to_string(),
+        field: None,
+        hash: None,
+        source: Some(json!({ "order_no": key, "again": true })),
+        modified: None,
+    };
+    store
+        .record_outcomes(
+            FLOW,
+            &[
+                Outcome::Done {
+                    key: "A".to_string(),
+                    target_id: Some("1".to_string()),
+                    target_number: None,
+                    hash: None,
+                },
+                failed("B"),
+                Outcome::Released {
+                    key: "C".to_string(),
+                },
+            ],
+            at(1),
+        )
+        .unwrap();
+    // A late failure report for the written key keeps no source either.
+    store.record_outcomes(FLOW, &[failed("A")], at(2)).unwrap();
+    let kept = rows(
+        &store.lock(),
+        "SELECT key, source FROM sources ORDER BY key",
+    );
+    assert_eq!(
+        kept,
+        [vec![
+            Value::Text("B".to_string()),
+            Value::Text(json!({ "order_no": "B", "again": true }).to_string())
+        ]]
+    );
+}
+
+/// A source of about 3 KB, like a WDT refund order with its lines.
+fn realistic_source(key: &str) -> serde_json::Value {
+    let lines: Vec<serde_json::Value> = (0..8)
+        .map(|i| {
+            json!({
+                "spec_no": format!("SKU-{i:04}"), "goods_name": "商品名称（规格）示例",
+                "num": 1, "price": "129.00", "refund_amount": "129.00", "remark": "x".repeat(120),
+            })
+        })
+        .collect();
+    json!({ "order_no": key, "shop_no": "SHOP01", "status": 80, "details_list": lines })
+}
+
+/// Run `batches` batches of 50 through the ledger as a run does, 3 of each 50 refused
+/// (parked with its source), and finish the run.
+fn churn(store: &Store, first: usize, batches: usize) {
+    let run = store.start_run(FLOW, RunKind::Run, at(0)).unwrap();
+    for batch in 0..batches {
+        let keys: Vec<String> = (0..50)
+            .map(|i| format!("RK{:010}", first + batch * 50 + i))
+            .collect();
+        let pending: Vec<Pending> = keys
+            .iter()
+            .map(|key| Pending {
+                key: key.clone(),
+                hash: "0123456789abcdef0123456789abcdef".to_string(),
+                source: realistic_source(key),
+                modified: Some("2026-11-15 17:36:29".to_string()),
+            })
+            .collect();
+        store.mark_in_flight(FLOW, &pending, Utc::now()).unwrap();
+        let outcomes: Vec<Outcome> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| match i % 20 {
+                0 => Outcome::Failed {
+                    key: key.clone(),
+                    message: "字段“物料编码”的值“SKU-0001”在系统中不存在".to_string(),
+                    field: Some("FMaterialId".to_string()),
+                    hash: None,
+                    source: None,
+                    modified: None,
+                },
+                _ => Outcome::Done {
+                    key: key.clone(),
+                    target_id: Some("100058".to_string()),
+                    target_number: Some(key.clone()),
+                    hash: None,
+                },
+            })
+            .collect();
+        store.record_outcomes(FLOW, &outcomes, Utc::now()).unwrap();
+    }
+    store.finish_run(run, &summary(), Utc::now()).unwrap();
+}
+
+fn summary() -> RunSummary {
+    RunSummary {
+        outcome: "partial".to_string(),
+        window_from: None,
+        window_to: None,
+        read: 0,
+        written: 0,
+        skipped: 0,
+        failed: 0,
+        message: None,
+    }
+}
+
+#[test]
+fn rows_stay_under_600_bytes_and_deleted_sources_leave_no_free_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path).unwrap();
+    churn(&store, 0, 20);
+    let first = footprint(&path).unwrap();
+    churn(&store, 1000, 40);
+    let second = footprint(&path).unwrap();
+    assert_eq!((first.rows, second.rows), (1000, 3000));
+    for footprint in [first, second] {
+        assert!(footprint.bytes_per_row() <= 600, "{footprint}");
+    }
+    let free: u64 = store
+        .lock()
+        .pragma_query_value(None, "freelist_count", |row| row.get(0))
+        .unwrap();
+    assert_eq!(free, 0, "the end of a run gives the free pages back");
+    // Retries that send the parked records again and again, each replacing and keeping its
+    // source, leave the file as large as it was.
+    let parked = store.parked(FLOW, &[]).unwrap();
+    assert_eq!(parked.len(), 180);
+    for attempt in 0..5 {
+        let run = store.start_run(FLOW, RunKind::Retry, at(attempt)).unwrap();
+        let pending: Vec<Pending> = parked
+            .iter()
+            .map(|entry| Pending {
+                key: entry.key.clone(),
+                hash: entry.hash.clone().unwrap(),
+                source: realistic_source(&entry.key),
+                modified: entry.modified.clone(),
+            })
+            .collect();
+        store.mark_in_flight(FLOW, &pending, at(attempt)).unwrap();
+        let refused: Vec<Outcome> = parked
+            .iter()
+            .map(|entry| Outcome::Failed {
+                key: entry.key.clone(),
+                message: "still unknown".to_string(),
+                field: None,
+                hash: None,
+                source: None,
+                modified: None,
+            })
+            .collect();
+        store.record_outcomes(FLOW, &refused, at(attempt)).unwrap();
+        store.finish_run(run, &summary(), at(attempt)).unwrap();
+    }
+    let after_retries = footprint(&path).unwrap();
+    assert!(
+        after_retries.bytes <= second.bytes,
+        "{after_retries} after {second}"
+    );
+    assert!(
+        footprint(&dir.path().join("missing.db")).is_err(),
+        "a missing file is not measured"
+    );
+    assert!(!dir.path().join("missing.db").exists());
+}
+
+#[test]
+fn in_flight_marks_are_synced_at_commit_and_outcomes_at_checkpoints() {
+    let store = Store::in_memory().unwrap();
+    let level = |store: &Store| -> u32 {
+        store
+            .lock()
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap()
+    };
+    let pending = Pending {
+        key: "A".to_string(),
+        hash: "h".to_string(),
+        source: json!({}),
+        modified: None,
+    };
+    store.mark_in_flight(FLOW, &[pending], at(0)).unwrap();
+    assert_eq!(level(&store), 2, "FULL");
+    store
+        .record_outcomes(
+            FLOW,
+            &[Outcome::Released {
+                key: "A".to_string(),
+            }],
+            at(1),
+        )
+        .unwrap();
+    assert_eq!(level(&store), 1, "NORMAL");
+}
