@@ -1968,9 +1968,7 @@ fn check_literal_arguments(cx: &mut Compiler, set: &TemplateSet, value_maps: &Ar
             cx.error(
                 format!("invalid arguments to `{filter}`: {detail}"),
                 set.origin(id).location.clone(),
-                Some(format!(
-                    "docs/mapping.md lists what `{filter}` takes"
-                )),
+                Some(format!("docs/mapping.md lists what `{filter}` takes")),
             );
         }
     }
@@ -2171,9 +2169,8 @@ fn check_names_exist(cx: &mut Compiler, set: &TemplateSet, value_maps: &BTreeSet
                 (None, UnknownName::ValueMap(_)) => {
                     "value maps are declared under `value_maps` in the flow".to_string()
                 }
-                (None, _) => {
-                    "docs/mapping.md lists the filters and tests of the mapping language".to_string()
-                }
+                (None, _) => "docs/mapping.md lists the filters and tests of the mapping language"
+                    .to_string(),
             };
             cx.error(message, location.clone(), Some(hint));
         }
