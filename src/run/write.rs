@@ -23,14 +23,33 @@ use crate::target::writer::{Outgoing, Settled, Writer};
 /// How a batch ended, each record with its window.
 type Written = Result<Vec<(Settled, Option<usize>)>>;
 
-pub struct WriteStage {
-    pub writer: Arc<Writer>,
+/// What the write stage asks of a writer. A run uses `target::writer::Writer`; the trait lets
+/// the stage's back-pressure be tested without a target.
+pub trait BatchWriter: Send + Sync + 'static {
+    /// The request body of `batch` (a dry run prints it).
+    fn body(&self, batch: &[Outgoing]) -> Result<Json>;
+    /// Write `batch` exactly once; an error stops the run.
+    fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send;
+}
+
+impl BatchWriter for Writer {
+    fn body(&self, batch: &[Outgoing]) -> Result<Json> {
+        Writer::body(self, batch)
+    }
+
+    fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send {
+        Writer::write(self, batch)
+    }
+}
+
+pub struct WriteStage<W> {
+    pub writer: Arc<W>,
     pub concurrency: usize,
     pub in_flight: InFlight,
     pub dry_run: bool,
 }
 
-impl WriteStage {
+impl<W: BatchWriter> WriteStage<W> {
     /// Write batches until the batch stage is done; the summary holds a dry run's bodies.
     pub async fn run(
         self,
@@ -73,7 +92,11 @@ impl WriteStage {
 }
 
 /// Write one batch; its keys leave the in-flight set once their outcomes are in the ledger.
-async fn write(writer: Arc<Writer>, in_flight: InFlight, batch: Vec<Outgoing>) -> Written {
+async fn write<W: BatchWriter>(
+    writer: Arc<W>,
+    in_flight: InFlight,
+    batch: Vec<Outgoing>,
+) -> Written {
     let windows: HashMap<String, Option<usize>> = batch
         .iter()
         .map(|o| (o.mapped.key.clone(), o.window))
@@ -88,4 +111,108 @@ async fn write(writer: Arc<Writer>, in_flight: InFlight, batch: Vec<Outgoing>) -
             (settled, window)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::record::Mapped;
+
+    /// A writer whose calls wait until the test lets them through, saying when they start.
+    struct Held {
+        gate: Semaphore,
+        started: mpsc::UnboundedSender<usize>,
+        calls: AtomicUsize,
+    }
+
+    impl BatchWriter for Held {
+        fn body(&self, _: &[Outgoing]) -> Result<Json> {
+            unreachable!("not a dry run")
+        }
+
+        async fn write(&self, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            self.started.send(call).expect("the test listens");
+            self.gate.acquire().await.expect("open").forget();
+            Ok(batch
+                .into_iter()
+                .map(|o| Settled::Written {
+                    key: o.mapped.key,
+                    id: None,
+                    number: None,
+                    note: None,
+                })
+                .collect())
+        }
+    }
+
+    fn batch(key: &str, window: usize) -> Vec<Outgoing> {
+        vec![Outgoing {
+            mapped: Mapped {
+                key: key.to_string(),
+                modified: None,
+                target: json!({"number": key}),
+                skipped: Vec::new(),
+                hash: key.to_string(),
+            },
+            source: Arc::new(json!({"order_no": key})),
+            window: Some(window),
+        }]
+    }
+
+    /// Regression (issue 13): a batch was handed to a task that only then waited for a
+    /// permit, so a slow target let every batch of the run pile up in memory.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_waits_for_a_free_writer_so_a_slow_target_holds_the_batches_back() {
+        let (started, mut starts) = mpsc::unbounded_channel();
+        let writer = Arc::new(Held {
+            gate: Semaphore::new(0),
+            started,
+            calls: AtomicUsize::new(0),
+        });
+        let (batches, input) = mpsc::channel(1);
+        let (out, mut settle) = mpsc::channel(64);
+        let stage = tokio::spawn(
+            WriteStage {
+                writer: Arc::clone(&writer),
+                concurrency: 2,
+                in_flight: InFlight::default(),
+                dry_run: false,
+            }
+            .run(input, out),
+        );
+        for key in ["RK1", "RK2"] {
+            batches.send(ToWrite::Batch(batch(key, 0))).await.unwrap();
+        }
+        assert_eq!(starts.recv().await, Some(0));
+        assert_eq!(starts.recv().await, Some(1));
+        // Both writers are busy: a third batch waits in the channel, and a fourth finds no room.
+        batches.send(ToWrite::Batch(batch("RK3", 0))).await.unwrap();
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            batches.try_send(ToWrite::Batch(batch("RK4", 0))).is_err(),
+            "the stage took a batch while every writer was busy"
+        );
+        assert_eq!(writer.calls.load(Ordering::SeqCst), 2);
+        writer.gate.add_permits(3);
+        batches.send(ToWrite::Batch(batch("RK4", 0))).await.unwrap();
+        writer.gate.add_permits(1);
+        drop(batches);
+        stage.await.unwrap().unwrap();
+        let mut written = Vec::new();
+        while let Some(message) = settle.recv().await {
+            if let ToSettle::Written(Ok(settled)) = message {
+                written.extend(settled.into_iter().map(|(s, _)| s.key().to_string()));
+            }
+        }
+        written.sort();
+        assert_eq!(written, ["RK1", "RK2", "RK3", "RK4"]);
+    }
 }
