@@ -13,6 +13,7 @@
 //! an API unreachable through every retry) stops reading, lets the writers under way finish,
 //! and returns the error: nothing is lost, the next run picks up from there.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -250,89 +251,132 @@ async fn execute(
         progress.line("nothing to read yet: the window since the last run has not passed the lag");
         return Ok(summary);
     }
-    // A source without windows is read as one window, which the cursor never passes.
-    let tracked = if windows.is_empty() {
-        vec![Window {
-            start: DateTime::<Utc>::MIN_UTC,
-            end: DateTime::<Utc>::MIN_UTC,
-        }]
-    } else {
-        windows.clone()
+    let pipeline = Pipeline {
+        flow: Arc::clone(&flow),
+        env,
+        source,
+        writer,
+        store: store.clone(),
+        progress,
+        windows,
+        recovered,
+        dry_run: options.dry_run,
+        move_cursor: !options.dry_run && !backfill && flow.source.window.is_some(),
+        clock: Arc::clone(&options.clock),
     };
-    let batch_size = flow.target.batch_size.max(1) as usize;
-    let concurrency = flow.target.concurrency.max(1) as usize;
-    let capacity = Capacities::new(flow.source.page_size, batch_size, concurrency);
-    let (read_out, map_in) = mpsc::channel(capacity.records);
-    let (map_out, batch_in) = mpsc::channel(capacity.mapped);
-    let (batch_out, write_in) = mpsc::channel(capacity.batches);
-    let (write_out, settle_in) = mpsc::channel(capacity.outcomes);
-    let in_flight = InFlight::new(recovered);
-    let mut stages = Stages::default();
-    let read = stages.start(
-        ReadStage {
-            flow: Arc::clone(&flow),
-            client: source,
-            env,
-            windows,
-            progress: Arc::clone(&progress),
-        }
-        .run(read_out),
-    );
-    let map = stages.start(
-        MapStage {
-            flow: Arc::clone(&flow),
-            progress: Arc::clone(&progress),
-        }
-        .run(map_in, map_out),
-    );
-    let batch = stages.start(
-        BatchStage {
-            flow_name: flow.name.clone(),
-            on_change: flow.target.on_change,
-            batch_size,
-            store: store.clone(),
-            progress: Arc::clone(&progress),
-            in_flight: in_flight.clone(),
-            dry_run: options.dry_run,
-            clock: Arc::clone(&options.clock),
-        }
-        .run(batch_in, batch_out),
-    );
-    let write = stages.start(
-        WriteStage {
-            writer,
-            concurrency,
-            in_flight,
-            dry_run: options.dry_run,
-        }
-        .run(write_in, write_out),
-    );
-    let settle = stages.start(
-        SettleStage {
-            flow_name: flow.name.clone(),
-            store: store.clone(),
-            progress: Arc::clone(&progress),
-            tracker: Tracker::new(tracked),
-            move_cursor: !options.dry_run && !backfill && flow.source.window.is_some(),
-            clock: Arc::clone(&options.clock),
-        }
-        .run(settle_in),
-    );
-    // Every stage ends: a failed stage closes its channels, so the stages before it fail to
-    // send (a consequence) and those after it see the end of their input. The cause is the
-    // failure furthest down the pipeline, so the outcomes are taken from the settle stage back.
-    let outcomes = [
-        finished(settle).await,
-        finished(write).await,
-        finished(batch).await,
-        finished(map).await,
-        finished(read).await,
-    ];
-    for outcome in outcomes {
-        summary.add(outcome?);
-    }
+    summary.add(pipeline.run().await?);
     summary.cursor_after = store.cursor(&flow.name)?;
     Ok(summary)
+}
+
+/// What the stages of one run are given, each taking its part.
+struct Pipeline {
+    flow: Arc<Flow>,
+    env: Env,
+    source: Client,
+    writer: Arc<Writer>,
+    store: Store,
+    progress: Arc<Progress>,
+    windows: Vec<Window>,
+    /// Keys the recovery settled: not sent again when read.
+    recovered: HashSet<String>,
+    dry_run: bool,
+    move_cursor: bool,
+    clock: Arc<dyn Clock>,
+}
+
+impl Pipeline {
+    /// Start the stages, wait for every one to end, and add up what they report.
+    async fn run(self) -> Result<Summary> {
+        let Pipeline {
+            flow,
+            env,
+            source,
+            writer,
+            store,
+            progress,
+            windows,
+            recovered,
+            dry_run,
+            move_cursor,
+            clock,
+        } = self;
+        let batch_size = flow.target.batch_size.max(1) as usize;
+        let concurrency = flow.target.concurrency.max(1) as usize;
+        let capacity = Capacities::new(flow.source.page_size, batch_size, concurrency);
+        let (read_out, map_in) = mpsc::channel(capacity.records);
+        let (map_out, batch_in) = mpsc::channel(capacity.mapped);
+        let (batch_out, write_in) = mpsc::channel(capacity.batches);
+        let (write_out, settle_in) = mpsc::channel(capacity.outcomes);
+        let tracker = Tracker::for_windows(&windows);
+        let in_flight = InFlight::new(recovered);
+        let mut stages = Stages::default();
+        let read = stages.start(
+            ReadStage {
+                flow: Arc::clone(&flow),
+                client: source,
+                env,
+                windows,
+                progress: Arc::clone(&progress),
+            }
+            .run(read_out),
+        );
+        let map = stages.start(
+            MapStage {
+                flow: Arc::clone(&flow),
+                progress: Arc::clone(&progress),
+            }
+            .run(map_in, map_out),
+        );
+        let batch = stages.start(
+            BatchStage {
+                flow_name: flow.name.clone(),
+                on_change: flow.target.on_change,
+                batch_size,
+                store: store.clone(),
+                progress: Arc::clone(&progress),
+                in_flight: in_flight.clone(),
+                dry_run,
+                clock: Arc::clone(&clock),
+            }
+            .run(batch_in, batch_out),
+        );
+        let write = stages.start(
+            WriteStage {
+                writer,
+                concurrency,
+                in_flight,
+                dry_run,
+            }
+            .run(write_in, write_out),
+        );
+        let settle = stages.start(
+            SettleStage {
+                flow_name: flow.name.clone(),
+                store: store.clone(),
+                progress: Arc::clone(&progress),
+                tracker,
+                move_cursor,
+                clock: Arc::clone(&clock),
+            }
+            .run(settle_in),
+        );
+        // Every stage ends: a failed stage closes its channels, so the stages before it fail to
+        // send (a consequence) and those after it see the end of their input. The cause is the
+        // failure furthest down the pipeline, so the outcomes are taken from the settle stage back.
+        let outcomes = [
+            finished(settle).await,
+            finished(write).await,
+            finished(batch).await,
+            finished(map).await,
+            finished(read).await,
+        ];
+        let mut summary = Summary::default();
+        for outcome in outcomes {
+            summary.add(outcome?);
+        }
+        Ok(summary)
+    }
 }
 
 /// The range this run reads and the windows it is sliced into (none for a source without

@@ -14,7 +14,7 @@ use crate::record;
 use crate::run::batch::chunk;
 use crate::run::progress::Progress;
 use crate::run::settle::tell_refused_but_there;
-use crate::state::Outcome;
+use crate::state::{Entry, Outcome};
 use crate::target::writer::{Outgoing, Settled, Writer};
 
 /// What the recovery of an earlier run's in-flight records did.
@@ -45,26 +45,7 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
         entries.len()
     ));
     if flow.target.lookup.is_none() {
-        let outcomes: Vec<Outcome> = entries
-            .iter()
-            .map(|entry| Outcome::Failed {
-                key: entry.key.clone(),
-                message: "a write was interrupted and the flow has no `target.lookup` to check whether it arrived; check the target, then `engine retry`".to_string(),
-                field: None,
-                hash: entry.hash.clone(),
-                source: entry.source.clone(),
-                modified: entry.modified.clone(),
-            })
-            .collect();
-        writer
-            .store
-            .record_outcomes(&flow.name, &outcomes, writer.clock.now())?;
-        for outcome in &outcomes {
-            if let Outcome::Failed { key, message, .. } = outcome {
-                progress.failed(key, message);
-            }
-        }
-        recovery.failed = outcomes.len() as u64;
+        recovery.failed = park_unverifiable(writer, progress, &entries)?;
         return Ok(recovery);
     }
     let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
@@ -144,4 +125,30 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
         "{written_earlier} of them had arrived; {resent} sent again"
     ));
     Ok(recovery)
+}
+
+/// Without a lookup an interrupted write cannot be checked: its records are parked for a
+/// person to look in the target. Returns how many.
+fn park_unverifiable(writer: &Writer, progress: &Progress, entries: &[Entry]) -> Result<u64> {
+    let flow = &writer.flow;
+    let outcomes: Vec<Outcome> = entries
+        .iter()
+        .map(|entry| Outcome::Failed {
+            key: entry.key.clone(),
+            message: "a write was interrupted and the flow has no `target.lookup` to check whether it arrived; check the target, then `engine retry`".to_string(),
+            field: None,
+            hash: entry.hash.clone(),
+            source: entry.source.clone(),
+            modified: entry.modified.clone(),
+        })
+        .collect();
+    writer
+        .store
+        .record_outcomes(&flow.name, &outcomes, writer.clock.now())?;
+    for outcome in &outcomes {
+        if let Outcome::Failed { key, message, .. } = outcome {
+            progress.failed(key, message);
+        }
+    }
+    Ok(outcomes.len() as u64)
 }
