@@ -29,6 +29,19 @@ impl Tracker {
         }
     }
 
+    /// The tracker of a run reading `windows`. A source without windows is read as one
+    /// window that ends where time begins, so the cursor never passes it.
+    pub fn for_windows(windows: &[Window]) -> Tracker {
+        if windows.is_empty() {
+            Tracker::new(vec![Window {
+                start: DateTime::<Utc>::MIN_UTC,
+                end: DateTime::<Utc>::MIN_UTC,
+            }])
+        } else {
+            Tracker::new(windows.to_vec())
+        }
+    }
+
     /// A record of window `index` is on its way to the target.
     pub fn add(&mut self, index: usize) {
         self.outstanding[index] += 1;

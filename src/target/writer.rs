@@ -58,6 +58,16 @@ pub enum Settled {
     },
 }
 
+impl Settled {
+    pub fn key(&self) -> &str {
+        match self {
+            Settled::Written { key, .. }
+            | Settled::Failed { key, .. }
+            | Settled::Unresolved { key, .. } => key,
+        }
+    }
+}
+
 /// Where a record was found in the target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
@@ -148,6 +158,15 @@ impl Writer {
         Ok(found)
     }
 
+    /// The body of one write call carrying `batch` (what a dry run prints).
+    pub fn body<'a>(&self, batch: impl IntoIterator<Item = &'a Outgoing>) -> Result<Json> {
+        let targets: Vec<Json> = batch.into_iter().map(|o| o.mapped.target.clone()).collect();
+        request::write_body(&self.flow, &self.inputs, targets, &self.env).map_err(|err| {
+            Error::config(format!("cannot build the request body: {}", err.message))
+                .with_location(err.location)
+        })
+    }
+
     /// Write one batch; returns how each record ended. An error means the run must stop
     /// (the records still unresolved stay in flight in the ledger).
     pub async fn write(&self, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
@@ -170,13 +189,7 @@ impl Writer {
         let mut sends = 0;
         while !remaining.is_empty() {
             sends += 1;
-            let targets: Vec<Json> = remaining.iter().map(|o| o.mapped.target.clone()).collect();
-            let body = request::write_body(&self.flow, &self.inputs, targets, &self.env).map_err(
-                |err| {
-                    Error::config(format!("cannot build the request body: {}", err.message))
-                        .with_location(err.location)
-                },
-            )?;
+            let body = self.body(remaining.iter().copied())?;
             let operation = self.flow.target.operation();
             let mut busy: Option<String> = None;
             let per_record: Vec<RecordResult> = match self

@@ -1,12 +1,20 @@
 //! Benchmarks that print numbers: how fast `engine` maps and syncs, and how much memory it
 //! needs as the number of records grows.
 //!
-//! `cargo bench --bench sync` (or `cargo bench --bench sync -- 2000 20000` for other sizes).
-//! For each size it starts both sandboxes (`engine sim all`) with that many orders, runs the
-//! bundled flow once with `engine run` as a separate process, and prints records per second and
-//! the engine's peak resident memory (VmHWM from /proc). It also times mapping alone through
-//! `engine preview` on a large input. The sandboxes' rate limits are switched off: this
-//! measures the engine, not WDT's 60 calls a minute.
+//! `cargo bench --bench sync` runs every case at its default sizes; `cargo bench --bench sync --
+//! <case> <sizes…>` runs one case at the sizes given, e.g. `-- slow 100000`. The cases:
+//!
+//! - `map`: mapping alone through `engine preview` on a large input (default 1,000 and 10,000).
+//! - `sync`: both sandboxes (`engine sim all`) with that many orders, the bundled flow run once
+//!   with `engine run` as a separate process (default 1,000 and 10,000).
+//! - `slow`: the same against a slow target (Kingdee answers a save after 100 ms + 5 ms per bill)
+//!   and the sandbox's default share of unknown SKUs and other statuses, so reading outpaces
+//!   writing by far (default 5,000 and 20,000). Peak memory must not grow with the size: the
+//!   reader waits for the writers.
+//!
+//! Each sync prints records per second and the engine's peak resident memory (VmHWM from
+//! /proc). The sandboxes' rate limits are switched off: this measures the engine, not WDT's
+//! 60 calls a minute.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -60,20 +68,36 @@ fn measure(command: &mut Command) -> (Duration, u64, String) {
     (started.elapsed(), peak, reader.join().unwrap())
 }
 
-fn sync(orders: usize) {
-    let sandbox = SandboxProcess::start(&[
+/// Sandbox switches of the `sync` case beyond the number of orders: every order valid.
+const FAST_TARGET: &[&str] = &[
+    "--wdt-unknown-sku-share",
+    "0",
+    "--wdt-other-status-share",
+    "0",
+];
+
+/// Sandbox switches of the `slow` case: a save takes 100 ms + 5 ms per bill; 5% of the orders
+/// have unknown SKUs (parked), 10% another status (not read).
+const SLOW_TARGET: &[&str] = &[
+    "--kingdee-latency-ms",
+    "100",
+    "--kingdee-latency-per-bill-ms",
+    "5",
+];
+
+fn sync(case: &str, target: &[&str], orders: usize) {
+    let orders_text = orders.to_string();
+    let mut args = vec![
         "all",
         "--wdt-orders",
-        &orders.to_string(),
+        &orders_text,
         "--wdt-days",
         "20",
-        "--wdt-unknown-sku-share",
-        "0",
-        "--wdt-other-status-share",
-        "0",
         "--wdt-rate-limit",
         "0",
-    ]);
+    ];
+    args.extend_from_slice(target);
+    let sandbox = SandboxProcess::start(&args);
     let workspace = Workspace::with_bundle();
     let connector = "mappings/connectors/wdt_qimen.yaml";
     workspace.write(
@@ -104,7 +128,7 @@ fn sync(orders: usize) {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0.0);
     println!(
-        "sync   {orders:>6} orders: {written}; {:.2} s, {:.0} records/s, peak RSS {:.1} MiB",
+        "{case:<6} {orders:>6} orders: {written}; {:.2} s, {:.0} records/s, peak RSS {:.1} MiB",
         elapsed.as_secs_f64(),
         records / elapsed.as_secs_f64(),
         peak as f64 / 1024.0
@@ -145,19 +169,42 @@ fn mapping(records: usize) {
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
+    // `cargo bench` passes `--bench`; anything else is a case or a size.
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .filter_map(|a| a.parse().ok())
+        .filter(|a| !a.starts_with("--"))
         .collect();
-    let sizes = if sizes.is_empty() {
-        vec![1_000, 10_000]
-    } else {
-        sizes
+    let case = args
+        .first()
+        .filter(|a| a.parse::<usize>().is_err())
+        .cloned();
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let sizes_or = |default: &[usize]| {
+        if sizes.is_empty() {
+            default.to_vec()
+        } else {
+            sizes.clone()
+        }
     };
-    for &size in &sizes {
-        mapping(size);
+    let run = |name: &str| case.as_deref().is_none_or(|c| c == name);
+    if let Some(case) = &case
+        && !["map", "sync", "slow"].contains(&case.as_str())
+    {
+        panic!("unknown case `{case}`: map, sync or slow");
     }
-    for &size in &sizes {
-        sync(size);
+    if run("map") {
+        for size in sizes_or(&[1_000, 10_000]) {
+            mapping(size);
+        }
+    }
+    if run("sync") {
+        for size in sizes_or(&[1_000, 10_000]) {
+            sync("sync", FAST_TARGET, size);
+        }
+    }
+    if run("slow") {
+        for size in sizes_or(&[5_000, 20_000]) {
+            sync("slow", SLOW_TARGET, size);
+        }
     }
 }

@@ -1,0 +1,49 @@
+//! The map stage: each record read, mapped into the target's shape.
+//!
+//! Pure work on one record at a time (`record::map`), counted as read; it sees the mapping
+//! side of the flow, not the clients or the ledger. A mapping failure travels on with its
+//! record: whether it is parked depends on the ledger, which the batch stage checks.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::config::model::Flow;
+use crate::error::Result;
+use crate::record;
+use crate::run::Summary;
+use crate::run::progress::Progress;
+use crate::run::stage::{ToBatch, send};
+use crate::source::reader::Read;
+
+pub struct MapStage {
+    pub flow: Arc<Flow>,
+    pub progress: Arc<Progress>,
+}
+
+impl MapStage {
+    /// Map records until the reader is done; the summary holds the number read.
+    pub async fn run(
+        self,
+        mut input: mpsc::Receiver<Read>,
+        out: mpsc::Sender<ToBatch>,
+    ) -> Result<Summary> {
+        let mut read = 0;
+        while let Some(item) = input.recv().await {
+            let message = match item {
+                Read::Record(record) => {
+                    self.progress.read(1);
+                    read += 1;
+                    let mapped = record::map(&self.flow, Arc::clone(&record.record));
+                    ToBatch::Record { record, mapped }
+                }
+                Read::WindowDone { index, .. } => ToBatch::WindowRead(index),
+            };
+            send(&out, message).await?;
+        }
+        Ok(Summary {
+            read,
+            ..Summary::default()
+        })
+    }
+}

@@ -1,0 +1,64 @@
+//! The read stage: the source's windows in order, every new record sent on as it is read.
+//!
+//! It owns the source client and sees the source side of the flow (through
+//! `source::reader`), never the target or the ledger. A full channel makes it wait before the
+//! next record, so it never reads more than a page ahead of the mapping.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::config::model::Flow;
+use crate::error::Result;
+use crate::http::client::Client;
+use crate::request::Env;
+use crate::run::Summary;
+use crate::run::progress::Progress;
+use crate::source::reader::{Read, Reader, Seen};
+use crate::source::window::Window;
+
+/// A source without time windows is read once, as this one window.
+pub const WHOLE: Window = Window {
+    start: DateTime::<Utc>::MIN_UTC,
+    end: DateTime::<Utc>::MAX_UTC,
+};
+
+pub struct ReadStage {
+    pub flow: Arc<Flow>,
+    pub client: Client,
+    pub env: Env,
+    /// The windows to read, in order; empty for a source without windows.
+    pub windows: Vec<Window>,
+    pub progress: Arc<Progress>,
+}
+
+impl ReadStage {
+    /// Read every window; the summary holds the repeats dropped and the unsettled windows.
+    pub async fn run(self, out: mpsc::Sender<Read>) -> Result<Summary> {
+        let reader = Reader {
+            flow: &self.flow,
+            client: &self.client,
+            env: &self.env,
+            progress: &*self.progress,
+        };
+        let windows = if self.windows.is_empty() {
+            vec![WHOLE]
+        } else {
+            self.windows.clone()
+        };
+        let mut seen = Seen::default();
+        let mut unsettled = 0;
+        for (index, window) in windows.iter().enumerate() {
+            let stats = reader
+                .read_window(index, windows.len(), *window, &out, &mut seen)
+                .await?;
+            unsettled += u64::from(stats.unsettled);
+        }
+        Ok(Summary {
+            duplicates: seen.duplicates,
+            unsettled,
+            ..Summary::default()
+        })
+    }
+}

@@ -1,0 +1,154 @@
+//! Recovery: what an earlier run or retry left in flight, settled before anything new is sent.
+//!
+//! A record marked in flight may or may not have reached the target. Each is looked up by key:
+//! found is written; not found is sent again (re-mapped from the source the ledger kept), or,
+//! without a stored source, released. A flow without a lookup cannot tell, so its in-flight
+//! records are parked for a person to check. The keys settled here are not sent again by the
+//! run that follows.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::record;
+use crate::run::batch::chunk;
+use crate::run::progress::Progress;
+use crate::run::settle::tell_refused_but_there;
+use crate::state::{Entry, Outcome};
+use crate::target::writer::{Outgoing, Settled, Writer};
+
+/// What the recovery of an earlier run's in-flight records did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// The keys it handled: the run does not send them again when it reads them.
+    pub keys: HashSet<String>,
+    /// Found in the target, or sent again and written.
+    pub written: u64,
+    pub failed: u64,
+    /// Still without a clear answer: they stay in flight for the next run.
+    pub unresolved: u64,
+}
+
+/// Settle what an earlier run left in flight: look it up, then send again what is not there.
+pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
+    let flow = &writer.flow;
+    let entries = writer.store.in_flight(&flow.name)?;
+    let mut recovery = Recovery {
+        keys: entries.iter().map(|e| e.key.clone()).collect(),
+        ..Recovery::default()
+    };
+    if entries.is_empty() {
+        return Ok(recovery);
+    }
+    progress.line(format!(
+        "{} record(s) were in flight when an earlier run stopped; checking the target first",
+        entries.len()
+    ));
+    if flow.target.lookup.is_none() {
+        recovery.failed = park_unverifiable(writer, progress, &entries)?;
+        return Ok(recovery);
+    }
+    let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+    let found = writer.lookup(&keys).await?;
+    let mut outcomes = Vec::new();
+    let mut resend: Vec<Outgoing> = Vec::new();
+    for entry in &entries {
+        if let Some(found) = found.get(&entry.key) {
+            outcomes.push(Outcome::Done {
+                key: entry.key.clone(),
+                target_id: found.id.clone(),
+                target_number: found.number.clone(),
+                hash: entry.hash.clone(),
+            });
+            continue;
+        }
+        let Some(source) = entry.source.clone() else {
+            outcomes.push(Outcome::Released {
+                key: entry.key.clone(),
+            });
+            continue;
+        };
+        match record::map(flow, Arc::new(source.clone())) {
+            Ok(mapped) => resend.push(Outgoing {
+                mapped,
+                source: Arc::new(source),
+                window: None,
+            }),
+            Err(failure) => outcomes.push(Outcome::Failed {
+                key: entry.key.clone(),
+                message: failure.error.message.clone(),
+                field: failure.error.missing_field.clone(),
+                hash: None,
+                source: Some(source),
+                modified: entry.modified.clone(),
+            }),
+        }
+    }
+    writer
+        .store
+        .record_outcomes(&flow.name, &outcomes, writer.clock.now())?;
+    let written_earlier = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Done { .. }))
+        .count();
+    recovery.written += written_earlier as u64;
+    progress.written(written_earlier as u64);
+    for outcome in &outcomes {
+        if let Outcome::Failed { key, message, .. } = outcome {
+            recovery.failed += 1;
+            progress.failed(key, message);
+        }
+    }
+    let resent = resend.len();
+    for batch in chunk(resend, flow.target.batch_size.max(1) as usize) {
+        for settled in writer.write(batch).await? {
+            match settled {
+                Settled::Written { key, note, .. } => {
+                    recovery.written += 1;
+                    progress.written(1);
+                    tell_refused_but_there(progress, &key, &note);
+                }
+                Settled::Failed { key, message } => {
+                    recovery.failed += 1;
+                    progress.failed(&key, &message);
+                }
+                Settled::Unresolved { key, .. } => {
+                    recovery.unresolved += 1;
+                    progress.notice(format!(
+                        "record `{key}` is still unresolved; it stays in flight"
+                    ));
+                }
+            }
+        }
+    }
+    progress.line(format!(
+        "{written_earlier} of them had arrived; {resent} sent again"
+    ));
+    Ok(recovery)
+}
+
+/// Without a lookup an interrupted write cannot be checked: its records are parked for a
+/// person to look in the target. Returns how many.
+fn park_unverifiable(writer: &Writer, progress: &Progress, entries: &[Entry]) -> Result<u64> {
+    let flow = &writer.flow;
+    let outcomes: Vec<Outcome> = entries
+        .iter()
+        .map(|entry| Outcome::Failed {
+            key: entry.key.clone(),
+            message: "a write was interrupted and the flow has no `target.lookup` to check whether it arrived; check the target, then `engine retry`".to_string(),
+            field: None,
+            hash: entry.hash.clone(),
+            source: entry.source.clone(),
+            modified: entry.modified.clone(),
+        })
+        .collect();
+    writer
+        .store
+        .record_outcomes(&flow.name, &outcomes, writer.clock.now())?;
+    for outcome in &outcomes {
+        if let Outcome::Failed { key, message, .. } = outcome {
+            progress.failed(key, message);
+        }
+    }
+    Ok(outcomes.len() as u64)
+}

@@ -1,0 +1,120 @@
+//! What a run did: the counts each stage reports, added up, and the lines people read.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
+
+use crate::source::window::Window;
+use crate::time::wall_clock;
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub range: Option<Window>,
+    pub windows: usize,
+    pub read: u64,
+    pub duplicates: u64,
+    pub written: u64,
+    /// Already written earlier and unchanged (or changed, under `on_change: skip`).
+    pub skipped: u64,
+    pub changed: u64,
+    pub failed: u64,
+    pub conflicts: u64,
+    /// Parked by an earlier run and read again unchanged: left for `engine retry`.
+    pub still_parked: u64,
+    /// In-flight records of an earlier run settled at the start.
+    pub recovered: u64,
+    /// Records whose outcome stayed unknown: still in flight, checked first by the next run.
+    pub unresolved: u64,
+    /// Windows that kept changing while they were read: the cursor stays before the first.
+    pub unsettled: u64,
+    pub cursor_before: Option<DateTime<Utc>>,
+    pub cursor_after: Option<DateTime<Utc>>,
+    /// Request bodies a dry run would have sent.
+    pub bodies: Vec<Json>,
+}
+
+impl Summary {
+    /// Add the counts (and bodies) one stage reports; the range, windows and cursors are the
+    /// orchestrator's and stay.
+    pub fn add(&mut self, stage: Summary) {
+        self.read += stage.read;
+        self.duplicates += stage.duplicates;
+        self.written += stage.written;
+        self.skipped += stage.skipped;
+        self.changed += stage.changed;
+        self.failed += stage.failed;
+        self.conflicts += stage.conflicts;
+        self.still_parked += stage.still_parked;
+        self.recovered += stage.recovered;
+        self.unresolved += stage.unresolved;
+        self.unsettled += stage.unsettled;
+        self.bodies.extend(stage.bodies);
+    }
+
+    pub fn outcome(&self) -> &'static str {
+        if self.failed + self.conflicts + self.unresolved + self.unsettled > 0 {
+            "partial"
+        } else {
+            "ok"
+        }
+    }
+}
+
+/// Summaries as the user reads them.
+pub fn describe(summary: &Summary) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(range) = summary.range {
+        lines.push(format!(
+            "read {} .. {} in {} window(s)",
+            wall_clock(range.start),
+            wall_clock(range.end),
+            summary.windows
+        ));
+    }
+    lines.push(format!(
+        "{} read, {} written, {} already written, {} parked{}{}",
+        summary.read,
+        summary.written,
+        summary.skipped,
+        summary.failed,
+        if summary.conflicts > 0 {
+            format!(", {} conflicts", summary.conflicts)
+        } else {
+            String::new()
+        },
+        if summary.duplicates > 0 {
+            format!(" ({} repeated copies dropped)", summary.duplicates)
+        } else {
+            String::new()
+        },
+    ));
+    if summary.unsettled > 0 {
+        lines.push(format!(
+            "{} window(s) kept changing while they were read: the cursor stays before the first, the next run reads them again",
+            summary.unsettled
+        ));
+    }
+    if summary.still_parked > 0 {
+        lines.push(format!(
+            "{} record(s) parked earlier were read again unchanged and not sent; `engine retry` sends them",
+            summary.still_parked
+        ));
+    }
+    if summary.unresolved > 0 {
+        lines.push(format!("{} record(s) still in flight after several sends without a clear answer: the next run checks them first", summary.unresolved));
+    }
+    if summary.recovered > 0 {
+        lines.push(format!(
+            "{} record(s) left in flight by an earlier run were settled first",
+            summary.recovered
+        ));
+    }
+    match (summary.cursor_before, summary.cursor_after) {
+        (before, Some(after)) if before != Some(after) => {
+            lines.push(format!("cursor moved to {}", wall_clock(after)))
+        }
+        (_, Some(after)) => lines.push(format!("cursor stays at {}", wall_clock(after))),
+        _ => {}
+    }
+    lines
+}

@@ -1,0 +1,218 @@
+//! The write stage: batches handed to at most `target.concurrency` writers at once.
+//!
+//! A batch is taken from the channel only when a writer is free — the concurrency permit is
+//! taken before the batch is dispatched — so while the target is slow the batches wait in the
+//! batch stage, which waits on the mapping, which waits on the reader. Each batch goes through
+//! `target::writer` (exactly once: in flight, sent, outcomes, lookups) and its outcome goes on
+//! to the settle stage. This stage sees the writer and the batches, never the source or the
+//! mapping. After a writer's run-level failure it takes no further batch, lets the writers
+//! under way finish, and stops. A dry run only turns each batch into its request body.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::run::Summary;
+use crate::run::stage::{InFlight, ToSettle, ToWrite, send};
+use crate::target::writer::{Outgoing, Settled, Writer};
+
+/// How a batch ended, each record with its window.
+type Written = Result<Vec<(Settled, Option<usize>)>>;
+
+/// What the write stage asks of a writer. A run uses `target::writer::Writer`; the trait lets
+/// the stage's back-pressure be tested without a target.
+pub trait BatchWriter: Send + Sync + 'static {
+    /// The request body of `batch` (a dry run prints it).
+    fn body(&self, batch: &[Outgoing]) -> Result<Json>;
+    /// Write `batch` exactly once; an error stops the run.
+    fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send;
+}
+
+impl BatchWriter for Writer {
+    fn body(&self, batch: &[Outgoing]) -> Result<Json> {
+        Writer::body(self, batch)
+    }
+
+    fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send {
+        Writer::write(self, batch)
+    }
+}
+
+pub struct WriteStage<W> {
+    pub writer: Arc<W>,
+    pub concurrency: usize,
+    pub in_flight: InFlight,
+    pub dry_run: bool,
+}
+
+impl<W: BatchWriter> WriteStage<W> {
+    /// Write batches until the batch stage is done; the summary holds a dry run's bodies.
+    pub async fn run(
+        self,
+        mut input: mpsc::Receiver<ToWrite>,
+        out: mpsc::Sender<ToSettle>,
+    ) -> Result<Summary> {
+        let mut writers: JoinSet<Written> = JoinSet::new();
+        let mut bodies: Vec<Json> = Vec::new();
+        let mut open = true;
+        while open || !writers.is_empty() {
+            tokio::select! {
+                Some(joined) = writers.join_next(), if !writers.is_empty() => {
+                    let written = joined.map_err(|err| {
+                        Error::new(ErrorKind::State, "a writer stopped unexpectedly").with_source(err)
+                    })?;
+                    if written.is_err() && open {
+                        // Reading stops: no further batch is taken; the batch stage finds the
+                        // channel closed and stops too.
+                        open = false;
+                        input.close();
+                    }
+                    send(&out, ToSettle::Written(written)).await?;
+                }
+                item = input.recv(), if open && writers.len() < self.concurrency.max(1) => match item {
+                    Some(ToWrite::Batch(batch)) if self.dry_run => bodies.push(self.writer.body(&batch)?),
+                    Some(ToWrite::Batch(batch)) => {
+                        send(&out, ToSettle::Dispatched(batch.iter().map(|o| o.window).collect())).await?;
+                        writers.spawn(write(Arc::clone(&self.writer), self.in_flight.clone(), batch));
+                    }
+                    Some(ToWrite::WindowRead(index)) => send(&out, ToSettle::WindowRead(index)).await?,
+                    None => open = false,
+                },
+            }
+        }
+        Ok(Summary {
+            bodies,
+            ..Summary::default()
+        })
+    }
+}
+
+/// Write one batch; its keys leave the in-flight set once their outcomes are in the ledger.
+async fn write<W: BatchWriter>(
+    writer: Arc<W>,
+    in_flight: InFlight,
+    batch: Vec<Outgoing>,
+) -> Written {
+    let windows: HashMap<String, Option<usize>> = batch
+        .iter()
+        .map(|o| (o.mapped.key.clone(), o.window))
+        .collect();
+    let settled = writer.write(batch).await?;
+    in_flight.remove(settled.iter().map(Settled::key));
+    // By key, not position: records sent again come back after the others.
+    Ok(settled
+        .into_iter()
+        .map(|settled| {
+            let window = windows.get(settled.key()).copied().flatten();
+            (settled, window)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::record::Mapped;
+
+    /// A writer whose calls wait until the test lets them through, saying when they start.
+    struct Held {
+        gate: Semaphore,
+        started: mpsc::UnboundedSender<usize>,
+        calls: AtomicUsize,
+    }
+
+    impl BatchWriter for Held {
+        fn body(&self, _: &[Outgoing]) -> Result<Json> {
+            unreachable!("not a dry run")
+        }
+
+        async fn write(&self, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            self.started.send(call).expect("the test listens");
+            self.gate.acquire().await.expect("open").forget();
+            Ok(batch
+                .into_iter()
+                .map(|o| Settled::Written {
+                    key: o.mapped.key,
+                    id: None,
+                    number: None,
+                    note: None,
+                })
+                .collect())
+        }
+    }
+
+    fn batch(key: &str, window: usize) -> Vec<Outgoing> {
+        vec![Outgoing {
+            mapped: Mapped {
+                key: key.to_string(),
+                modified: None,
+                target: json!({"number": key}),
+                skipped: Vec::new(),
+                hash: key.to_string(),
+            },
+            source: Arc::new(json!({"order_no": key})),
+            window: Some(window),
+        }]
+    }
+
+    /// Regression (issue 13): a batch was handed to a task that only then waited for a
+    /// permit, so a slow target let every batch of the run pile up in memory.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_waits_for_a_free_writer_so_a_slow_target_holds_the_batches_back() {
+        let (started, mut starts) = mpsc::unbounded_channel();
+        let writer = Arc::new(Held {
+            gate: Semaphore::new(0),
+            started,
+            calls: AtomicUsize::new(0),
+        });
+        let (batches, input) = mpsc::channel(1);
+        let (out, mut settle) = mpsc::channel(64);
+        let stage = tokio::spawn(
+            WriteStage {
+                writer: Arc::clone(&writer),
+                concurrency: 2,
+                in_flight: InFlight::default(),
+                dry_run: false,
+            }
+            .run(input, out),
+        );
+        for key in ["RK1", "RK2"] {
+            batches.send(ToWrite::Batch(batch(key, 0))).await.unwrap();
+        }
+        assert_eq!(starts.recv().await, Some(0));
+        assert_eq!(starts.recv().await, Some(1));
+        // Both writers are busy: a third batch waits in the channel, and a fourth finds no room.
+        batches.send(ToWrite::Batch(batch("RK3", 0))).await.unwrap();
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            batches.try_send(ToWrite::Batch(batch("RK4", 0))).is_err(),
+            "the stage took a batch while every writer was busy"
+        );
+        assert_eq!(writer.calls.load(Ordering::SeqCst), 2);
+        writer.gate.add_permits(3);
+        batches.send(ToWrite::Batch(batch("RK4", 0))).await.unwrap();
+        writer.gate.add_permits(1);
+        drop(batches);
+        stage.await.unwrap().unwrap();
+        let mut written = Vec::new();
+        while let Some(message) = settle.recv().await {
+            if let ToSettle::Written(Ok(settled)) = message {
+                written.extend(settled.into_iter().map(|(s, _)| s.key().to_string()));
+            }
+        }
+        written.sort();
+        assert_eq!(written, ["RK1", "RK2", "RK3", "RK4"]);
+    }
+}
