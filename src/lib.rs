@@ -5,6 +5,7 @@
 //! algorithms, `sim` the sandboxes of both APIs, and `cli` wires commands to all of them.
 //! See the README's Architecture section for the map and its invariants.
 
+pub mod alert;
 pub mod apischema;
 pub mod auth;
 pub mod check;

@@ -451,6 +451,31 @@ impl Store {
     }
 }
 
+impl Store {
+    /// When `flow` last completed a `run` (outcome `ok` or `partial`: parked records and
+    /// unsettled windows have their own alerts) and when it first ran: what the `stale` alert
+    /// measures from. Read-only.
+    pub fn last_success(
+        &self,
+        flow: &str,
+    ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+        let connection = self.lock();
+        connection
+            .query_row(
+                "SELECT MAX(CASE WHEN outcome IN ('ok', 'partial') THEN finished END), MIN(started)
+                 FROM runs WHERE flow = ?1 AND kind = 'run'",
+                [flow],
+                |row| {
+                    Ok((
+                        row.get::<_, Option<Time>>(0)?.map(|t| t.0),
+                        row.get::<_, Option<Time>>(1)?.map(|t| t.0),
+                    ))
+                },
+            )
+            .map_err(self.failed(format!("read the run history of flow `{flow}`")))
+    }
+}
+
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     let finished: Option<Time> = row.get("finished")?;
     let summary = match finished {
