@@ -132,7 +132,7 @@ fn parked_since(store: &Store, flow: &str, started: DateTime<Utc>) -> Vec<(Strin
 /// The history the `stale` check reads; the previous check is the end of the last run that
 /// started before this one.
 fn history(store: &Store, flow: &str, started: DateTime<Utc>) -> Option<History> {
-    let (last_success, first_run) = store.last_success(flow).ok()?;
+    let successes = store.success_history(flow).ok()?;
     let previous_check = store
         .runs(flow, 5)
         .ok()?
@@ -140,8 +140,8 @@ fn history(store: &Store, flow: &str, started: DateTime<Utc>) -> Option<History>
         .find(|run| run.started < started)
         .map(|run| run.finished.unwrap_or(run.started));
     Some(History {
-        last_success,
-        first_run,
+        last_success: successes.last_success,
+        first_run: successes.first_run,
         previous_check,
     })
 }

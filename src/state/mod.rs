@@ -451,14 +451,19 @@ impl Store {
     }
 }
 
+/// When a flow last completed a run, and when it first ran: what the `stale` alert measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SuccessHistory {
+    /// The end of the last `run` whose outcome was `ok` or `partial` (parked records and
+    /// unsettled windows have their own alerts).
+    pub last_success: Option<DateTime<Utc>>,
+    /// The start of the first `run`.
+    pub first_run: Option<DateTime<Utc>>,
+}
+
 impl Store {
-    /// When `flow` last completed a `run` (outcome `ok` or `partial`: parked records and
-    /// unsettled windows have their own alerts) and when it first ran: what the `stale` alert
-    /// measures from. Read-only.
-    pub fn last_success(
-        &self,
-        flow: &str,
-    ) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    /// The [`SuccessHistory`] of `flow`. Read-only.
+    pub fn success_history(&self, flow: &str) -> Result<SuccessHistory> {
         let connection = self.lock();
         connection
             .query_row(
@@ -466,10 +471,10 @@ impl Store {
                  FROM runs WHERE flow = ?1 AND kind = 'run'",
                 [flow],
                 |row| {
-                    Ok((
-                        row.get::<_, Option<Time>>(0)?.map(|t| t.0),
-                        row.get::<_, Option<Time>>(1)?.map(|t| t.0),
-                    ))
+                    Ok(SuccessHistory {
+                        last_success: row.get::<_, Option<Time>>(0)?.map(|t| t.0),
+                        first_run: row.get::<_, Option<Time>>(1)?.map(|t| t.0),
+                    })
                 },
             )
             .map_err(self.failed(format!("read the run history of flow `{flow}`")))
