@@ -1,9 +1,10 @@
-//! `engine check`: every problem of the flows and connectors, offline, all at once.
+//! `engine check`: every problem of the flows, connectors and alerts file, offline, all at once.
 //!
-//! Finds the files (default: every flow in `mappings/` and every connector in
-//! `mappings/connectors/`, and `mappings/alerts.yaml`), compiles them (which checks shape, references, templates,
-//! placeholders, JSONPaths, expressions and the mapping against the API schemas), adds
-//! warnings for environment variables a run would need but are unset, and prints the lot.
+//! Finds the files (default: every flow in `mappings/`, every connector in
+//! `mappings/connectors/` and `mappings/alerts.yaml`), compiles them (which checks shape,
+//! references, templates, placeholders, JSONPaths, expressions and the mapping against the API
+//! schemas), adds warnings for environment variables a run would need but are unset (and for
+//! alert channels skipped for want of them), and prints the lot.
 //! Reads files and the environment; never touches the network.
 
 use std::collections::BTreeSet;

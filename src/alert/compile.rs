@@ -14,9 +14,8 @@ use minijinja::{UndefinedBehavior, Value};
 use serde_json::Value as Json;
 
 use crate::alert::raw::{ChannelKind, EventKind, RawAlerts, RawChannel};
-use crate::config::Loaded;
-use crate::config::shape;
 use crate::config::yaml::{Document, YamlPath};
+use crate::config::{self, Loaded};
 use crate::error::{Error, Location, did_you_mean};
 use crate::request::Env;
 use crate::template::scope::Scope;
@@ -151,37 +150,13 @@ pub fn load(file: &Path) -> Loaded<Alerts> {
         warnings: Vec::new(),
         sources: Vec::new(),
     };
-    let doc = match Document::read(file) {
-        Ok(doc) => doc,
-        Err(err) => {
-            loaded.errors.push(err);
-            return loaded;
-        }
-    };
-    loaded.sources.push((file.to_path_buf(), doc.text.clone()));
-    for problem in shape::check(&doc.value, &alerts_schema()) {
-        let location = match problem.on_key {
-            true => doc.locate_key(&problem.path),
-            false => doc.locate(&problem.path),
-        };
-        let mut error = Error::config(problem.message).with_location(location);
-        if let Some(hint) = problem.hint.or(problem.label) {
-            error = error.with_hint(hint);
-        }
-        loaded.errors.push(error);
+    let (read, errors, text) = config::read_checked::<RawAlerts>(file, &alerts_schema());
+    loaded.errors = errors;
+    if let Some(text) = text {
+        loaded.sources.push((file.to_path_buf(), text));
     }
-    if !loaded.errors.is_empty() {
+    let Some((doc, raw)) = read else {
         return loaded;
-    }
-    let raw: RawAlerts = match serde_yaml::from_value(doc.value.clone()) {
-        Ok(raw) => raw,
-        Err(err) => {
-            loaded.errors.push(
-                Error::config(format!("cannot read the alerts file: {err}"))
-                    .with_location(doc.locate(&YamlPath::root())),
-            );
-            return loaded;
-        }
     };
     let mut cx = Compiler {
         doc: &doc,
@@ -189,13 +164,16 @@ pub fn load(file: &Path) -> Loaded<Alerts> {
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    let alerts = cx.alerts(&raw);
+    let (channels, rules, stale_after) = cx.alerts(&raw);
     loaded.errors = cx.errors;
     loaded.warnings = cx.warnings;
     if loaded.errors.is_empty() {
         loaded.value = Some(Alerts {
+            channels,
+            rules,
+            stale_after,
+            max_reasons: raw.max_reasons.unwrap_or(DEFAULT_MAX_REASONS),
             templates: cx.builder.build(),
-            ..alerts
         });
     }
     loaded
@@ -217,7 +195,8 @@ impl Compiler<'_> {
         self.errors.push(error);
     }
 
-    fn alerts(&mut self, raw: &RawAlerts) -> Alerts {
+    /// The channels, rules and `stale_after` of the file.
+    fn alerts(&mut self, raw: &RawAlerts) -> (Vec<Channel>, Vec<Rule>, Option<Duration>) {
         let root = YamlPath::root();
         let stale_after =
             raw.stale_after
@@ -290,7 +269,7 @@ impl Compiler<'_> {
                     Some(hint),
                 );
             }
-            rules.push(crate::alert::compile::Rule {
+            rules.push(Rule {
                 events: rule.events.clone(),
                 channels: rule.channels.clone(),
                 flows: rule.flows.clone(),
@@ -304,14 +283,7 @@ impl Compiler<'_> {
                 .with_location(self.doc.locate_key(&root.key("channels").key(name))),
             );
         }
-        Alerts {
-            channels,
-            rules,
-            stale_after,
-            max_reasons: raw.max_reasons.unwrap_or(DEFAULT_MAX_REASONS),
-            templates: Builder::new(UndefinedBehavior::Strict, Arc::new(Default::default()))
-                .build(),
-        }
+        (channels, rules, stale_after)
     }
 
     fn channel(&mut self, name: &str, raw: &RawChannel, path: &YamlPath) -> Channel {
@@ -416,5 +388,74 @@ impl Compiler<'_> {
                 Leaf::Literal(Json::String(String::new()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Loaded<Alerts> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("alerts.yaml");
+        std::fs::write(&file, text).unwrap();
+        load(&file)
+    }
+
+    const FILE: &str = r#"
+channels:
+  a: { type: wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={{ env.A }}" }
+  b: { type: webhook, url: "{{ env.B | default('https://example.com/x') }}", headers: { X-Key: "{{ env.K }}" } }
+  off: { type: feishu, url: "https://open.feishu.cn/open-apis/bot/v2/hook/{{ env.F }}", enabled: false }
+rules:
+  - { events: [failed, parked], channels: [a, b, off] }
+  - { events: [parked], channels: [a], flows: [refund] }
+  - { events: [stale], channels: [b], flows: [orders] }
+stale_after: 90m
+"#;
+
+    #[test]
+    fn rules_pick_enabled_channels_once_per_event_and_flow() {
+        let alerts = load_text(FILE).value.expect("a valid file");
+        assert_eq!(alerts.stale_after, Some(Duration::minutes(90)));
+        let names = |flow: &str, event| -> Vec<String> {
+            alerts
+                .channels_for(flow, event)
+                .iter()
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        for (flow, event, expected) in [
+            ("refund", EventKind::Parked, vec!["a", "b"]),
+            ("refund", EventKind::Failed, vec!["a", "b"]),
+            ("refund", EventKind::Stale, vec![]),
+            ("orders", EventKind::Stale, vec!["b"]),
+            ("refund", EventKind::Unsettled, vec![]),
+        ] {
+            assert_eq!(names(flow, event), expected, "{flow} {event:?}");
+        }
+    }
+
+    #[test]
+    fn settings_read_the_environment_and_name_what_is_missing() {
+        let alerts = load_text(FILE).value.expect("a valid file");
+        let env: Env = [("A".to_string(), "k-1".to_string())].into();
+        let [a, b, _] = &alerts.channels[..] else {
+            panic!("three channels")
+        };
+        assert!(alerts.missing_env(a, &env).is_empty());
+        assert_eq!(
+            alerts.settings(a, &env).unwrap().url,
+            "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k-1"
+        );
+        // `B` has a default; `K` has none.
+        assert_eq!(alerts.missing_env(b, &env), vec!["K".to_string()]);
+        let env: Env = [("K".to_string(), "h".to_string())].into();
+        let settings = alerts.settings(b, &env).unwrap();
+        assert_eq!(settings.url, "https://example.com/x");
+        assert_eq!(
+            settings.headers,
+            vec![("X-Key".to_string(), "h".to_string())]
+        );
     }
 }
