@@ -414,3 +414,43 @@ fn a_broken_alerts_file_stops_the_run_before_it_starts() {
         output.stderr
     );
 }
+
+#[test]
+fn a_retry_that_leaves_records_parked_says_so_once_per_channel() {
+    let receiver = Receiver::start();
+    let sync = Sync::start(&["--wdt-orders", "40", "--wdt-days", "3"], 4);
+    sync.workspace
+        .write("mappings/alerts.yaml", alerts_yaml(&receiver.root(), ""));
+    let mut env = sync.env();
+    env.extend(secrets());
+    let run = |args: &[&str]| {
+        sync.workspace
+            .engine()
+            .args(args.iter().copied())
+            .envs(&env)
+            .run()
+    };
+    run(&["run", "mappings/refund.yaml", "--no-alerts"]).code(1);
+    assert_eq!(receiver.received().len(), 0);
+    // Master data is unchanged: every parked record is parked again.
+    let output = run(&["retry", "mappings/refund.yaml"]).code(1);
+    let parked = sync
+        .engine(&["failed", "mappings/refund.yaml", "--json"])
+        .success();
+    let parked: Vec<Value> = serde_json::from_str(&parked.stdout).unwrap();
+    assert!(!parked.is_empty());
+    assert_eq!(receiver.received().len(), 4, "{}", output.stderr);
+    let event = receiver.at(HOOK_PATH)[0].json();
+    assert_eq!(event["event"], "parked");
+    assert_eq!(event["details"]["count"], parked.len());
+    let first_key = parked[0]["key"].as_str().unwrap();
+    assert!(
+        event["details"]["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["key"] == first_key),
+        "{event:#}"
+    );
+    assert_no_secret(&output.stderr);
+}
