@@ -454,3 +454,40 @@ fn a_retry_that_leaves_records_parked_says_so_once_per_channel() {
     );
     assert_no_secret(&output.stderr);
 }
+
+#[test]
+fn a_run_stopped_on_purpose_pages_nobody() {
+    let receiver = Receiver::start();
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "60",
+            "--wdt-days",
+            "3",
+            "--kingdee-latency-per-bill-ms",
+            "40",
+        ],
+        4,
+    );
+    sync.workspace
+        .write("mappings/alerts.yaml", alerts_yaml(&receiver.root(), ""));
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  batch_size: 50\n",
+        "  batch_size: 5\n",
+    );
+    let mut env = sync.env();
+    env.extend(secrets());
+    let child = sync.spawn_run(&env, std::process::Stdio::piped());
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert_eq!(receiver.received().len(), 0, "{stderr}");
+}

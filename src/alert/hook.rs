@@ -15,7 +15,7 @@ use crate::alert::message::Alert;
 use crate::alert::raw::EventKind;
 use crate::alert::send;
 use crate::check;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::request::Env;
 use crate::run::Summary;
 use crate::state::Store;
@@ -67,6 +67,12 @@ impl Hook {
         let Some(config) = &self.config else {
             return;
         };
+        // Someone stopped the run on purpose (Ctrl-C, SIGTERM of a deployment): nobody to page.
+        if let Err(err) = result
+            && err.kind() == ErrorKind::Interrupted
+        {
+            return;
+        }
         let store = Store::open(store).ok();
         let end = match result {
             Err(err) => RunEnd::Failed(error_text(err)),
