@@ -1,9 +1,10 @@
-//! `engine check`: every problem of the flows and connectors, offline, all at once.
+//! `engine check`: every problem of the flows, connectors and alerts file, offline, all at once.
 //!
-//! Finds the files (default: every flow in `mappings/` and every connector in
-//! `mappings/connectors/`), compiles them (which checks shape, references, templates,
-//! placeholders, JSONPaths, expressions and the mapping against the API schemas), adds
-//! warnings for environment variables a run would need but are unset, and prints the lot.
+//! Finds the files (default: every flow in `mappings/`, every connector in
+//! `mappings/connectors/` and `mappings/alerts.yaml`), compiles them (which checks shape,
+//! references, templates, placeholders, JSONPaths, expressions and the mapping against the API
+//! schemas), adds warnings for environment variables a run would need but are unset (and for
+//! alert channels skipped for want of them), and prints the lot.
 //! Reads files and the environment; never touches the network.
 
 use std::collections::BTreeSet;
@@ -12,6 +13,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::alert;
 use crate::config::{self, Loaded};
 use crate::diagnostic::{self, Diagnostic, JsonDiagnostic, Severity, SourceCache};
 use crate::error::{Error, ExitCode, Location};
@@ -30,6 +32,7 @@ pub enum Format {
 enum Kind {
     Flow,
     Connector,
+    Alerts,
 }
 
 /// What `check` found.
@@ -122,8 +125,39 @@ pub fn check(paths: &[PathBuf], env: &Env) -> Outcome {
         }
         record(&mut outcome, &mut seen, file, loaded, *kind);
     }
+    for (file, kind) in targets.iter().filter(|(_, k)| *k == Kind::Alerts) {
+        let loaded = alert::load(file);
+        if let Some(alerts) = &loaded.value {
+            alert_env_notes(alerts, env, &mut outcome.diagnostics);
+        }
+        record(&mut outcome, &mut seen, file, loaded, *kind);
+    }
     dedupe(&mut outcome.diagnostics);
     outcome
+}
+
+/// Channels a run would skip because the variables of their URL or secret are unset.
+fn alert_env_notes(alerts: &alert::Alerts, env: &Env, out: &mut Vec<Diagnostic>) {
+    for channel in alerts.channels.iter().filter(|c| c.enabled) {
+        let missing = alerts.missing_env(channel, env);
+        if missing.is_empty() {
+            continue;
+        }
+        let names: Vec<String> = missing.iter().map(|v| format!("`{v}`")).collect();
+        out.push(
+            Diagnostic::warning(format!(
+                "alert channel `{}` is skipped: environment variable{} {} not set",
+                channel.name,
+                plural(missing.len()),
+                names.join(", ")
+            ))
+            .at(Some(channel.location.clone()))
+            .with_hint(format!(
+                "export {}=… where `engine run` runs, or set `enabled: false`",
+                missing[0]
+            )),
+        );
+    }
 }
 
 fn normal(path: &Path) -> PathBuf {
@@ -203,6 +237,12 @@ fn kind_of(file: &Path) -> Kind {
         {
             Kind::Flow
         }
+        Ok(serde_yaml::Value::Mapping(map))
+            if map.contains_key("channels") || map.contains_key("rules") =>
+        {
+            Kind::Alerts
+        }
+        _ if file.file_name().is_some_and(|name| name == "alerts.yaml") => Kind::Alerts,
         _ if in_connectors => Kind::Connector,
         _ => Kind::Flow,
     }

@@ -82,6 +82,12 @@ pub enum Command {
         /// 5): up to DURATION (`30s`, `10m`, `2h`), or as long as it takes without one.
         #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever", value_parser = parse_wait)]
         wait: Option<Wait>,
+        /// Send the alerts of `alerts.yaml` even with `--dry-run` or `--sandbox` (off for those by default).
+        #[arg(long, conflicts_with = "no_alerts")]
+        alerts: bool,
+        /// Send no alerts (see `alerts.yaml` next to the flow).
+        #[arg(long)]
+        no_alerts: bool,
         #[command(flatten)]
         state: StateDir,
     },
@@ -120,10 +126,13 @@ pub enum Command {
         /// 5): up to DURATION (`30s`, `10m`, `2h`), or as long as it takes without one.
         #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever", value_parser = parse_wait)]
         wait: Option<Wait>,
+        /// Send no alerts (see `alerts.yaml` next to the flow).
+        #[arg(long)]
+        no_alerts: bool,
         #[command(flatten)]
         state: StateDir,
     },
-    /// Print the JSON Schema of flow or connector files (as shipped in `schemas/`).
+    /// Print the JSON Schema of flow, connector or alerts files (as shipped in `schemas/`).
     Schema {
         #[arg(value_enum)]
         which: SchemaKind,
@@ -159,6 +168,7 @@ fn parse_time(text: &str) -> std::result::Result<DateTime<Utc>, String> {
 pub enum SchemaKind {
     Flow,
     Connector,
+    Alerts,
 }
 
 // Parsed once per process, like `Command`.
@@ -277,6 +287,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             sandbox,
             keep_sandbox,
             wait,
+            alerts,
+            no_alerts,
             state,
         } => {
             let request = commands::RunRequest {
@@ -288,6 +300,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 sandbox,
                 keep_sandbox,
                 wait: wait.unwrap_or(Wait::No),
+                // Tests and demos do not page people unless asked.
+                alerts: !no_alerts && (alerts || !(dry_run || sandbox)),
             };
             runtime()?.block_on(commands::run(request, process_env()))
         }
@@ -309,6 +323,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             flow,
             keys,
             wait,
+            no_alerts,
             state,
         } => runtime()?.block_on(commands::retry(
             &flow,
@@ -316,11 +331,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             keys,
             wait.unwrap_or(Wait::No),
             process_env(),
+            !no_alerts,
         )),
         Command::Schema { which } => {
             let schema = match which {
                 SchemaKind::Flow => config::flow_schema(),
                 SchemaKind::Connector => config::connector_schema(),
+                SchemaKind::Alerts => crate::alert::alerts_schema(),
             };
             println!(
                 "{}",

@@ -7,6 +7,7 @@
 //! wires commands to all of them.
 //! See docs/architecture.md for the map and its invariants.
 
+pub mod alert;
 pub mod apischema;
 pub mod auth;
 pub mod check;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod alerts;
 mod bundle;
 mod check;
 mod cli;

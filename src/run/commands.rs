@@ -9,6 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::alert;
 use crate::check;
 use crate::config::{self, model::Flow};
 use crate::error::{Error, ExitCode, Result};
@@ -72,10 +73,13 @@ pub struct RunRequest {
     pub keep_sandbox: bool,
     /// How long to wait for the flow's lock.
     pub wait: Wait,
+    /// Send the alerts of `alerts.yaml` after the run.
+    pub alerts: bool,
 }
 
 pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     let flow = load(&request.flow)?;
+    let alerts = alert::Hook::load(&request.flow, request.alerts)?;
     // A fresh sandbox holds nothing yet; a fresh ledger goes with it.
     let sandbox_dir = (request.sandbox && request.state_dir.is_none())
         .then(|| std::env::temp_dir().join(format!("engine-sandbox-{}", std::process::id())));
@@ -111,16 +115,23 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         dry_run: request.dry_run,
         since: request.since,
         until: request.until,
-        store,
+        store: store.clone(),
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
     };
+    let started = Utc::now();
     progress.line(format!(
         "running flow `{}` ({})",
         flow.name,
         flow.description.as_deref().unwrap_or_default()
     ));
-    let result = run::run(Arc::clone(&flow), env, options, Arc::clone(&progress)).await;
+    let result = run::run(
+        Arc::clone(&flow),
+        env.clone(),
+        options,
+        Arc::clone(&progress),
+    )
+    .await;
     let code = match &result {
         Ok(summary) => {
             if request.dry_run {
@@ -154,6 +165,9 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         }
         Err(_) => ExitCode::Fatal,
     };
+    alerts
+        .after(&flow.name, &store, started, &result, &env)
+        .await;
     if let Some(sandboxes) = &sandboxes {
         report_sandbox(sandboxes).await;
         if request.keep_sandbox {
@@ -437,8 +451,10 @@ pub async fn retry(
     keys: Vec<String>,
     wait: Wait,
     env: Env,
+    alerts: bool,
 ) -> Result<ExitCode> {
     let flow = load(flow_file)?;
+    let alerts = alert::Hook::load(flow_file, alerts)?;
     let store = store_path(flow_file, state_dir);
     let _lock = take_lock(&flow, &store, wait)?;
     let progress = Arc::new(Progress::for_stderr());
@@ -446,11 +462,16 @@ pub async fn retry(
         dry_run: false,
         since: None,
         until: None,
-        store,
+        store: store.clone(),
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
     };
-    let summary: Summary = run::retry(flow, env, options, keys, progress).await?;
+    let started = Utc::now();
+    let result = run::retry(Arc::clone(&flow), env.clone(), options, keys, progress).await;
+    alerts
+        .after(&flow.name, &store, started, &result, &env)
+        .await;
+    let summary: Summary = result?;
     let in_flight = if summary.recovered > 0 {
         format!(" and {} left in flight", summary.recovered)
     } else {

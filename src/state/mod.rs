@@ -569,6 +569,36 @@ pub fn footprint(path: &Path) -> Result<Footprint> {
     })
 }
 
+/// When a flow last completed a run, and when it first ran: what the `stale` alert measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SuccessHistory {
+    /// The end of the last `run` whose outcome was `ok` or `partial` (parked records and
+    /// unsettled windows have their own alerts).
+    pub last_success: Option<DateTime<Utc>>,
+    /// The start of the first `run`.
+    pub first_run: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// The [`SuccessHistory`] of `flow`. Read-only.
+    pub fn success_history(&self, flow: &str) -> Result<SuccessHistory> {
+        let connection = self.lock();
+        connection
+            .query_row(
+                "SELECT MAX(CASE WHEN outcome IN ('ok', 'partial') THEN finished END), MIN(started)
+                 FROM runs WHERE flow = ?1 AND kind = 'run'",
+                [flow],
+                |row| {
+                    Ok(SuccessHistory {
+                        last_success: row.get::<_, Option<Time>>(0)?.map(|t| t.0),
+                        first_run: row.get::<_, Option<Time>>(1)?.map(|t| t.0),
+                    })
+                },
+            )
+            .map_err(self.failed(format!("read the run history of flow `{flow}`")))
+    }
+}
+
 fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     let finished: Option<Time> = row.get("finished")?;
     let summary = match finished {

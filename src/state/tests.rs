@@ -5,7 +5,9 @@ use serde_json::json;
 
 use crate::error::ErrorKind;
 use crate::state::schema;
-use crate::state::{Entry, Outcome, Pending, Run, RunKind, RunSummary, Status, Store};
+use crate::state::{
+    Entry, Outcome, Pending, Run, RunKind, RunSummary, Status, Store, SuccessHistory,
+};
 
 const FLOW: &str = "refund";
 
@@ -722,4 +724,39 @@ fn a_database_from_a_newer_engine_is_refused() {
         )
     );
     assert!(err.hint().is_some());
+}
+
+#[test]
+fn the_success_history_counts_completed_runs_only() {
+    let store = Store::in_memory().unwrap();
+    assert_eq!(
+        store.success_history(FLOW).unwrap(),
+        SuccessHistory::default()
+    );
+    let first = store.start_run(FLOW, RunKind::Run, at(0)).unwrap();
+    store.finish_run(first, &summary("failed"), at(5)).unwrap();
+    let partial = store.start_run(FLOW, RunKind::Run, at(10)).unwrap();
+    store
+        .finish_run(partial, &summary("partial"), at(15))
+        .unwrap();
+    // Neither a later failure, a retry nor a dry run counts as the flow succeeding.
+    let failed = store.start_run(FLOW, RunKind::Run, at(20)).unwrap();
+    store
+        .finish_run(failed, &summary("failed"), at(25))
+        .unwrap();
+    for kind in [RunKind::Retry, RunKind::DryRun] {
+        let other = store.start_run(FLOW, kind, at(30)).unwrap();
+        store.finish_run(other, &summary("ok"), at(35)).unwrap();
+    }
+    let other_flow = store.start_run("orders", RunKind::Run, at(40)).unwrap();
+    store
+        .finish_run(other_flow, &summary("ok"), at(45))
+        .unwrap();
+    assert_eq!(
+        store.success_history(FLOW).unwrap(),
+        SuccessHistory {
+            last_success: Some(at(15)),
+            first_run: Some(at(0)),
+        }
+    );
 }
