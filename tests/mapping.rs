@@ -67,11 +67,19 @@ fn preview(workspace: &Workspace, records: Value) -> Output {
         .run()
 }
 
+/// The one request body a preview printed (its stdout is a JSON array of bodies).
+#[track_caller]
+pub fn only_body(stdout: &str) -> Value {
+    let bodies: Vec<Value> = serde_json::from_str(stdout).expect("a JSON array of bodies");
+    assert_eq!(bodies.len(), 1, "{stdout}");
+    bodies.into_iter().next().unwrap()
+}
+
 /// The target records of a successful preview.
 #[track_caller]
 fn mapped(mapping: &str, records: Value) -> Vec<Value> {
     let output = preview(&flow(mapping), records).success();
-    let body: Value = serde_json::from_str(&output.stdout).expect("one JSON body");
+    let body = only_body(&output.stdout);
     body["records"].as_array().unwrap().clone()
 }
 
@@ -189,7 +197,7 @@ fn value_map_lookups_follow_their_miss_policy() {
 "#;
     let record = json!({"id": "A1", "shop": "SHOP01", "other": "SHOP77", "details": [{"shop": "SHOP02"}, {"shop": "SHOP77"}]});
     let output = preview(&flow(mapping), json!([record])).success();
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"][0],
         json!({"id": "A1", "found": "CUST0001", "defaulted": "CUST9999", "overridden": "CUST0000", "lines": [{"customer": "CUST0002"}]})
@@ -210,7 +218,7 @@ fn a_lookup_miss_under_the_error_policy_fails_only_that_record() {
         json!([{"id": "A1", "shop": "SHOP99"}, {"id": "A2", "shop": "SHOP02"}]),
     )
     .code(1);
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "A2", "customer": "CUST0002"}])
@@ -391,11 +399,7 @@ fn a_missing_field_through_a_filter_is_named_not_an_empty_value() {
                 output.stderr
             );
         }
-        assert!(
-            output.stdout.is_empty(),
-            "nothing is sent: {}",
-            output.stdout
-        );
+        assert_eq!(output.stdout, "[]\n", "nothing is sent: {}", output.stdout);
     }
 }
 
@@ -408,7 +412,7 @@ fn a_numeric_value_for_a_text_field_of_the_target_is_sent_as_text() {
         json!([{"id": 12345, "code": 7, "qty": "2.5000", "count": "3"}]),
     )
     .success();
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "12345", "code": "7", "qty": 2.5, "count": 3}])
@@ -466,7 +470,7 @@ fn a_record_without_lines_fails_when_the_target_needs_one() {
         "{}",
         output.stderr
     );
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "A3", "lines": [{"sku": "Y"}]}])
@@ -576,7 +580,7 @@ fn repeated_keys_are_previewed_once_the_last_modified_winning() {
         ]),
     )
     .success();
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "A1", "v": "new"}, {"id": "B1", "v": "b"}])
