@@ -10,6 +10,7 @@ mod faults;
 mod hostile_http;
 mod hostile_source;
 mod mapping;
+mod newcomer;
 mod run;
 mod sim_kingdee;
 mod sim_wdt;

@@ -638,3 +638,79 @@ fn a_bad_input_file_exits_2() {
         help.stdout
     );
 }
+
+/// 120 distinct refund orders made from the bundled sample's first record.
+fn sample_orders() -> Vec<Value> {
+    let sample: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::support::repo_root().join("mappings/samples/refund_orders.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    (0..120)
+        .map(|n| {
+            let mut order = sample[0].clone();
+            order["order_no"] = json!(format!("RK{n:08}"));
+            order
+        })
+        .collect()
+}
+
+#[test]
+fn a_streamed_response_with_repeats_previews_as_the_array_of_its_newest_copies() {
+    // Issue 13 item 7: the input is read record by record, in two passes.
+    let workspace = Workspace::with_bundle();
+    let preview = |input: &str, format: &str| {
+        workspace
+            .engine()
+            .args(["preview", "mappings/refund.yaml", "--input", input])
+            .args(["--format", format])
+            .run()
+            .success()
+    };
+    let winners = sample_orders();
+    workspace.write("winners.json", serde_json::to_vec(&winners).unwrap());
+    // The same orders in a whole WDT response (with a byte-order mark), plus an older copy of
+    // order 70 before the batch it lands in and a newer copy of order 3 after its own.
+    let mut listed = winners.clone();
+    let mut older = winners[70].clone();
+    older["modified"] = json!("2024-09-01 00:00:00");
+    older["remark"] = json!("older copy");
+    listed.insert(10, older);
+    let mut newer = winners[3].clone();
+    newer["modified"] = json!("2024-09-30 00:00:00");
+    newer["remark"] = json!("newer copy");
+    listed.push(newer.clone());
+    let mut expected_orders = winners.clone();
+    expected_orders.remove(3);
+    expected_orders.push(newer);
+    workspace.write(
+        "expected.json",
+        serde_json::to_vec(&expected_orders).unwrap(),
+    );
+    let response = json!({"code": 0, "response": {"total_count": 122, "stockin_list": listed}});
+    let mut text = "\u{feff}".to_string();
+    text.push_str(&serde_json::to_string_pretty(&response).unwrap());
+    workspace.write("response.json", text);
+
+    let streamed = preview("response.json", "json");
+    let expected = preview("expected.json", "json");
+    assert_eq!(streamed.stdout, expected.stdout);
+    let bodies: Vec<Value> = serde_json::from_str(&streamed.stdout).unwrap();
+    assert_eq!(bodies.len(), 3, "120 records in batches of 50");
+    assert!(
+        streamed
+            .stderr
+            .contains("warning: record #11 repeats key `RK00000070`; a run sends only one copy, so the preview shows record #72"),
+        "{}",
+        streamed.stderr
+    );
+    // JSON Lines: the same bodies, one per line.
+    let lines = preview("response.json", "jsonl").stdout;
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, bodies);
+}

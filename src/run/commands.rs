@@ -76,6 +76,11 @@ pub struct RunRequest {
 
 pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     let flow = load(&request.flow)?;
+    // Every missing variable at once, before the lock or the state folder is made (with
+    // `--sandbox`, once the sandboxes gave theirs).
+    if !request.sandbox {
+        check::require_env(&flow, &env, check::Needs::Everything)?;
+    }
     // A fresh sandbox holds nothing yet; a fresh ledger goes with it.
     let sandbox_dir = (request.sandbox && request.state_dir.is_none())
         .then(|| std::env::temp_dir().join(format!("engine-sandbox-{}", std::process::id())));
@@ -103,6 +108,7 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
             vars.get("KINGDEE_URL").map_or("?", String::as_str)
         ));
         env.extend(vars);
+        check::require_env(&flow, &env, check::Needs::Everything)?;
         Some(sandboxes)
     } else {
         None
@@ -439,6 +445,7 @@ pub async fn retry(
     env: Env,
 ) -> Result<ExitCode> {
     let flow = load(flow_file)?;
+    check::require_env(&flow, &env, check::Needs::Target)?;
     let store = store_path(flow_file, state_dir);
     let _lock = take_lock(&flow, &store, wait)?;
     let progress = Arc::new(Progress::for_stderr());
