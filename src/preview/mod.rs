@@ -52,7 +52,10 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     let inputs = request::target_inputs(flow, env)
         .map_err(|err| eval_error("cannot evaluate the target's params", err))?;
     let batch_size = flow.target.batch_size.max(1) as usize;
-    let mut out = Bodies::new(format);
+    let mut out = Bodies::new(
+        format,
+        std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+    );
     let mut batch: Vec<Json> = Vec::with_capacity(batch_size);
     let (mut position, mut mapped, mut failures) = (0, 0, 0);
     input::for_each_record(&input.path, records_path, &mut |record| {
@@ -115,17 +118,17 @@ fn write_body(flow: &Flow, inputs: &Json, batch: Vec<Json>, env: &Env) -> Result
 }
 
 /// The bodies on stdout, each as soon as it is built.
-struct Bodies {
+struct Bodies<W: Write> {
     format: Format,
-    out: std::io::BufWriter<std::io::Stdout>,
+    out: W,
     count: usize,
 }
 
-impl Bodies {
-    fn new(format: Format) -> Bodies {
+impl<W: Write> Bodies<W> {
+    fn new(format: Format, out: W) -> Bodies<W> {
         Bodies {
             format,
-            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            out,
             count: 0,
         }
     }
@@ -156,14 +159,18 @@ impl Bodies {
 
     /// Close the array and flush; returns how many bodies were printed.
     fn finish(mut self) -> Result<usize> {
+        stdout_result(self.end())?;
+        Ok(self.count)
+    }
+
+    fn end(&mut self) -> std::io::Result<()> {
         let end: &[u8] = match (self.format, self.count) {
             (Format::Jsonl, _) => b"",
             (Format::Json, 0) => b"[]\n",
             (Format::Json, _) => b"\n]\n",
         };
-        let written = self.out.write_all(end).and_then(|()| self.out.flush());
-        stdout_result(written)?;
-        Ok(self.count)
+        self.out.write_all(end)?;
+        self.out.flush()
     }
 }
 
@@ -271,4 +278,39 @@ fn failure_diagnostic(index: usize, failure: &record::Failure) -> Diagnostic {
 
 fn eval_error(what: &str, err: crate::tree::EvalError) -> Error {
     Error::config(format!("{what}: {}", err.message)).with_location(err.location)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn bodies_print_as_the_whole_array_would_or_one_per_line() {
+        let bodies = [
+            json!({"a": [1, {"b": "x\ny"}], "c": {}, "d": []}),
+            json!([]),
+            json!("text"),
+        ];
+        for count in 0..=bodies.len() {
+            let shown = &bodies[..count];
+            for format in [Format::Json, Format::Jsonl] {
+                let mut out = Bodies::new(format, Vec::new());
+                for body in shown {
+                    out.push(body).unwrap();
+                }
+                out.end().unwrap();
+                let expected = match format {
+                    Format::Json => serde_json::to_string_pretty(shown).unwrap() + "\n",
+                    Format::Jsonl => shown.iter().map(|b| b.to_string() + "\n").collect(),
+                };
+                assert_eq!(
+                    String::from_utf8(out.out).unwrap(),
+                    expected,
+                    "{format:?} {count}"
+                );
+            }
+        }
+    }
 }
