@@ -14,11 +14,13 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use crate::alert;
+use crate::config::model::Flow;
+use crate::config::yaml::Segment;
 use crate::config::{self, Loaded};
 use crate::diagnostic::{self, Diagnostic, JsonDiagnostic, Severity, SourceCache};
-use crate::error::{Error, ExitCode, Location};
+use crate::error::{Error, ExitCode, Location, Result};
 use crate::request::Env;
-use crate::template::TemplateSet;
+use crate::template::{Origin, TemplateSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -254,8 +256,28 @@ static ENV_WITH_DEFAULT: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Warn about environment variables a run would read but that are not set.
 fn env_warnings(templates: &TemplateSet, env: &Env, out: &mut Vec<Diagnostic>) {
-    let mut warned = BTreeSet::new();
-    for id in templates.ids() {
+    for (var, location) in unset_env(templates, env, |_| true) {
+        out.push(
+            Diagnostic::warning(format!(
+                "environment variable `{var}` is not set; `engine run` needs it"
+            ))
+            .at(Some(location))
+            .with_hint(format!(
+                "export {var}=… before running (the README lists every variable)"
+            )),
+        );
+    }
+}
+
+/// The environment variables that templates chosen by `wanted` read without a `| default`
+/// and `env` lacks, each with the first place it is read, in the order they are met.
+fn unset_env(
+    templates: &TemplateSet,
+    env: &Env,
+    wanted: impl Fn(&Origin) -> bool,
+) -> Vec<(String, Location)> {
+    let mut unset: Vec<(String, Location)> = Vec::new();
+    for id in templates.ids().filter(|id| wanted(templates.origin(*id))) {
         let optional: BTreeSet<String> = ENV_WITH_DEFAULT
             .captures_iter(templates.source(id))
             .map(|c| c[1].to_string())
@@ -264,19 +286,55 @@ fn env_warnings(templates: &TemplateSet, env: &Env, out: &mut Vec<Diagnostic>) {
             let Some(var) = name.strip_prefix("env.") else {
                 continue;
             };
-            if env.contains_key(var) || optional.contains(var) || !warned.insert(var.to_string()) {
+            if env.contains_key(var) || optional.contains(var) || unset.iter().any(|u| u.0 == var) {
                 continue;
             }
-            let location: Location = templates.origin(id).location.clone();
-            out.push(
-                Diagnostic::warning(format!(
-                    "environment variable `{var}` is not set; `engine run` needs it"
-                ))
-                .at(Some(location))
-                .with_hint(format!(
-                    "export {var}=… before running (the README lists every variable)"
-                )),
-            );
+            unset.push((var.to_string(), templates.origin(id).location.clone()));
+        }
+    }
+    unset
+}
+
+/// Which of a flow's templates a command evaluates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// `run`: both connectors and the whole flow.
+    Everything,
+    /// `retry`: what writing needs, not the source's connector or `source:` section.
+    Target,
+}
+
+/// Refuse to start when a variable the command reads is not set, naming every one of them
+/// and where it is read (the command itself would stop at the first).
+pub fn require_env(flow: &Flow, env: &Env, needs: Needs) -> Result<()> {
+    let source_file = &flow.source.connector.file;
+    let wanted = |origin: &Origin| match needs {
+        Needs::Everything => true,
+        Needs::Target => {
+            let in_source_connector =
+                origin.location.file == *source_file && *source_file != flow.target.connector.file;
+            let in_source_section = origin.location.file == flow.file
+                && matches!(origin.path.segments().first(), Some(Segment::Key(key)) if key == "source");
+            !in_source_connector && !in_source_section
+        }
+    };
+    let mut unset = unset_env(&flow.templates, env, wanted);
+    unset.sort_by(|a, b| a.0.cmp(&b.0));
+    let hint = "set them in the environment, or in a file given with `--env-file FILE` \
+                (`engine sim all --env-file sandbox.env` writes one for the sandboxes)";
+    match unset.as_slice() {
+        [] => Ok(()),
+        [(var, location)] => Err(
+            Error::config(format!("environment variable `{var}` is not set"))
+                .with_location(location.clone())
+                .with_hint(hint),
+        ),
+        several => {
+            let mut message = format!("{} environment variables are not set:", several.len());
+            for (var, location) in several {
+                message.push_str(&format!("\n    `{var}` (read at {location})"));
+            }
+            Err(Error::config(message).with_hint(hint))
         }
     }
 }

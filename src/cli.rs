@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::check;
 use crate::config;
 use crate::diagnostic;
+use crate::envfile;
 use crate::error::{Error, ErrorKind, ExitCode, Result};
 use crate::preview;
 use crate::request::Env;
@@ -42,6 +43,8 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = check::Format::Human)]
         format: check::Format,
+        #[command(flatten)]
+        env: EnvFile,
     },
     /// Print the exact request bodies a run would send for the given source records (offline).
     ///
@@ -54,6 +57,11 @@ pub enum Command {
         /// Source records: a JSON array, or a whole response of the source operation.
         #[arg(long)]
         input: PathBuf,
+        /// Output format: one JSON array of the bodies, or one body per line.
+        #[arg(long, value_enum, default_value_t = preview::Format::Json)]
+        format: preview::Format,
+        #[command(flatten)]
+        env: EnvFile,
     },
     /// Run a flow: read new records, map them, write them exactly once, move the cursor.
     ///
@@ -90,6 +98,8 @@ pub enum Command {
         no_alerts: bool,
         #[command(flatten)]
         state: StateDir,
+        #[command(flatten)]
+        env: EnvFile,
     },
     /// Show a flow's lock (who holds it), cursor, records by status and last runs.
     State {
@@ -103,6 +113,8 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         state: StateDir,
+        #[command(flatten)]
+        env: EnvFile,
     },
     /// List a flow's parked records (rejected by the target or impossible to map) with their reasons.
     Failed {
@@ -113,6 +125,8 @@ pub enum Command {
         json: bool,
         #[command(flatten)]
         state: StateDir,
+        #[command(flatten)]
+        env: EnvFile,
     },
     /// Send parked records again (all of them, or the given keys), with the flow as it is now.
     ///
@@ -131,6 +145,8 @@ pub enum Command {
         no_alerts: bool,
         #[command(flatten)]
         state: StateDir,
+        #[command(flatten)]
+        env: EnvFile,
     },
     /// Print the JSON Schema of flow, connector or alerts files (as shipped in `schemas/`).
     Schema {
@@ -142,12 +158,30 @@ pub enum Command {
     Sim(SimCommand),
 }
 
+/// Environment variables from a file, beside the real environment.
+#[derive(Debug, clap::Args)]
+pub struct EnvFile {
+    /// Read environment variables from FILE too (dotenv: `KEY=value` or `export KEY=value`
+    /// lines, quotes, `#` comments). A variable set in the real environment wins over the
+    /// file's. `engine sim all --env-file FILE` writes one for the sandboxes.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+}
+
 /// Where the state database lives.
 #[derive(Debug, clap::Args)]
 pub struct StateDir {
     /// Folder of the state database (`state.db`). Default: `.engine/` next to the flow file.
     #[arg(long, env = "ENGINE_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+}
+
+impl StateDir {
+    /// The folder given, else `ENGINE_STATE_DIR` of `env` (which may come from `--env-file`).
+    fn resolve(self, env: &Env) -> Option<PathBuf> {
+        self.state_dir
+            .or_else(|| env.get("ENGINE_STATE_DIR").map(PathBuf::from))
+    }
 }
 
 fn parse_wait(text: &str) -> std::result::Result<Wait, String> {
@@ -274,11 +308,16 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
 
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Check { files, format } => {
-            let mut outcome = check::check(&files, &process_env());
+        Command::Check { files, format, env } => {
+            let mut outcome = check::check(&files, &env.read()?);
             Ok(check::report(&mut outcome, format))
         }
-        Command::Preview { flow, input } => preview::preview(&flow, &input, &process_env()),
+        Command::Preview {
+            flow,
+            input,
+            format,
+            env,
+        } => preview::preview(&flow, &input, format, &env.read()?),
         Command::Run {
             flow,
             dry_run,
@@ -290,34 +329,41 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             alerts,
             no_alerts,
             state,
+            env,
         } => {
+            let env = env.read()?;
             let request = commands::RunRequest {
                 flow,
                 dry_run,
                 since,
                 until,
-                state_dir: state.state_dir,
+                state_dir: state.resolve(&env),
                 sandbox,
                 keep_sandbox,
                 wait: wait.unwrap_or(Wait::No),
                 // Tests and demos do not page people unless asked.
                 alerts: !no_alerts && (alerts || !(dry_run || sandbox)),
             };
-            runtime()?.block_on(commands::run(request, process_env()))
+            runtime()?.block_on(commands::run(request, env))
         }
         Command::State {
             flow,
             reset_cursor,
             json,
             state,
-        } => commands::state(
-            &flow,
-            state.state_dir.as_deref(),
-            reset_cursor.as_deref(),
+            env,
+        } => {
+            let state_dir = state.resolve(&env.read()?);
+            commands::state(&flow, state_dir.as_deref(), reset_cursor.as_deref(), json)
+        }
+        Command::Failed {
+            flow,
             json,
-        ),
-        Command::Failed { flow, json, state } => {
-            commands::failed(&flow, state.state_dir.as_deref(), json)
+            state,
+            env,
+        } => {
+            let state_dir = state.resolve(&env.read()?);
+            commands::failed(&flow, state_dir.as_deref(), json)
         }
         Command::Retry {
             flow,
@@ -325,14 +371,19 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             wait,
             no_alerts,
             state,
-        } => runtime()?.block_on(commands::retry(
-            &flow,
-            state.state_dir.as_deref(),
-            keys,
-            wait.unwrap_or(Wait::No),
-            process_env(),
-            !no_alerts,
-        )),
+            env,
+        } => {
+            let env = env.read()?;
+            let state_dir = state.resolve(&env);
+            runtime()?.block_on(commands::retry(
+                &flow,
+                state_dir.as_deref(),
+                keys,
+                wait.unwrap_or(Wait::No),
+                env,
+                !no_alerts,
+            ))
+        }
         Command::Schema { which } => {
             let schema = match which {
                 SchemaKind::Flow => config::flow_schema(),
@@ -349,9 +400,26 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     }
 }
 
-/// The process environment, read once at the edge.
-fn process_env() -> Env {
-    std::env::vars().collect()
+impl EnvFile {
+    /// The process environment, read once at the edge, with the file's variables added where
+    /// the process has none. Names (never values) the process overrides are noted on stderr.
+    fn read(&self) -> Result<Env> {
+        let process: Env = std::env::vars().collect();
+        let Some(path) = &self.env_file else {
+            return Ok(process);
+        };
+        let (env, overridden) = envfile::merge(process, envfile::load(path)?);
+        if !overridden.is_empty() {
+            let names: Vec<String> = overridden.iter().map(|name| format!("`{name}`")).collect();
+            eprintln!(
+                "note: {} from the environment {} over `{}`",
+                names.join(", "),
+                if names.len() == 1 { "wins" } else { "win" },
+                path.display()
+            );
+        }
+        Ok(env)
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -373,9 +441,26 @@ async fn run_sim(which: SimCommand) -> Result<ExitCode> {
             kingdee,
         } => sim::Sandboxes::start(common, Some(wdt), Some(kingdee)).await?,
     };
+    let common = match &which {
+        SimCommand::Wdt { common, .. }
+        | SimCommand::Kingdee { common, .. }
+        | SimCommand::All { common, .. } => common,
+    };
+    if let Some(path) = &common.env_file {
+        envfile::write(path, &sandboxes.env())?;
+    }
     println!("{}", sandboxes.env_json_line());
-    eprintln!("sandboxes running; press Ctrl-C to stop");
+    match &common.env_file {
+        Some(path) => eprintln!(
+            "sandboxes running; their variables are in `{}` for `--env-file`; press Ctrl-C to stop",
+            path.display()
+        ),
+        None => eprintln!("sandboxes running; press Ctrl-C to stop"),
+    }
     shutdown_signal().await;
+    if let Some(path) = &common.env_file {
+        envfile::remove(path);
+    }
     Ok(ExitCode::Ok)
 }
 

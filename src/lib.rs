@@ -14,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod diagnostic;
+pub mod envfile;
 pub mod error;
 pub mod http;
 pub mod preview;

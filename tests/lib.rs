@@ -12,6 +12,7 @@ mod fuzz_check;
 mod hostile_http;
 mod hostile_source;
 mod mapping;
+mod newcomer;
 mod run;
 mod sim_kingdee;
 mod sim_wdt;

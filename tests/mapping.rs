@@ -67,11 +67,19 @@ fn preview(workspace: &Workspace, records: Value) -> Output {
         .run()
 }
 
+/// The one request body a preview printed (its stdout is a JSON array of bodies).
+#[track_caller]
+pub fn only_body(stdout: &str) -> Value {
+    let bodies: Vec<Value> = serde_json::from_str(stdout).expect("a JSON array of bodies");
+    assert_eq!(bodies.len(), 1, "{stdout}");
+    bodies.into_iter().next().unwrap()
+}
+
 /// The target records of a successful preview.
 #[track_caller]
 fn mapped(mapping: &str, records: Value) -> Vec<Value> {
     let output = preview(&flow(mapping), records).success();
-    let body: Value = serde_json::from_str(&output.stdout).expect("one JSON body");
+    let body = only_body(&output.stdout);
     body["records"].as_array().unwrap().clone()
 }
 
@@ -189,7 +197,7 @@ fn value_map_lookups_follow_their_miss_policy() {
 "#;
     let record = json!({"id": "A1", "shop": "SHOP01", "other": "SHOP77", "details": [{"shop": "SHOP02"}, {"shop": "SHOP77"}]});
     let output = preview(&flow(mapping), json!([record])).success();
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"][0],
         json!({"id": "A1", "found": "CUST0001", "defaulted": "CUST9999", "overridden": "CUST0000", "lines": [{"customer": "CUST0002"}]})
@@ -210,7 +218,7 @@ fn a_lookup_miss_under_the_error_policy_fails_only_that_record() {
         json!([{"id": "A1", "shop": "SHOP99"}, {"id": "A2", "shop": "SHOP02"}]),
     )
     .code(1);
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "A2", "customer": "CUST0002"}])
@@ -391,11 +399,7 @@ fn a_missing_field_through_a_filter_is_named_not_an_empty_value() {
                 output.stderr
             );
         }
-        assert!(
-            output.stdout.is_empty(),
-            "nothing is sent: {}",
-            output.stdout
-        );
+        assert_eq!(output.stdout, "[]\n", "nothing is sent: {}", output.stdout);
     }
 }
 
@@ -408,7 +412,7 @@ fn a_numeric_value_for_a_text_field_of_the_target_is_sent_as_text() {
         json!([{"id": 12345, "code": 7, "qty": "2.5000", "count": "3"}]),
     )
     .success();
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "12345", "code": "7", "qty": 2.5, "count": 3}])
@@ -466,7 +470,7 @@ fn a_record_without_lines_fails_when_the_target_needs_one() {
         "{}",
         output.stderr
     );
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "A3", "lines": [{"sku": "Y"}]}])
@@ -576,7 +580,7 @@ fn repeated_keys_are_previewed_once_the_last_modified_winning() {
         ]),
     )
     .success();
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "A1", "v": "new"}, {"id": "B1", "v": "b"}])
@@ -633,4 +637,80 @@ fn a_bad_input_file_exits_2() {
         "{}",
         help.stdout
     );
+}
+
+/// 120 distinct refund orders made from the bundled sample's first record.
+fn sample_orders() -> Vec<Value> {
+    let sample: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(
+            crate::support::repo_root().join("mappings/samples/refund_orders.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    (0..120)
+        .map(|n| {
+            let mut order = sample[0].clone();
+            order["order_no"] = json!(format!("RK{n:08}"));
+            order
+        })
+        .collect()
+}
+
+#[test]
+fn a_streamed_response_with_repeats_previews_as_the_array_of_its_newest_copies() {
+    // Issue 13 item 7: the input is read record by record, in two passes.
+    let workspace = Workspace::with_bundle();
+    let preview = |input: &str, format: &str| {
+        workspace
+            .engine()
+            .args(["preview", "mappings/refund.yaml", "--input", input])
+            .args(["--format", format])
+            .run()
+            .success()
+    };
+    let winners = sample_orders();
+    workspace.write("winners.json", serde_json::to_vec(&winners).unwrap());
+    // The same orders in a whole WDT response (with a byte-order mark), plus an older copy of
+    // order 70 before the batch it lands in and a newer copy of order 3 after its own.
+    let mut listed = winners.clone();
+    let mut older = winners[70].clone();
+    older["modified"] = json!("2024-09-01 00:00:00");
+    older["remark"] = json!("older copy");
+    listed.insert(10, older);
+    let mut newer = winners[3].clone();
+    newer["modified"] = json!("2024-09-30 00:00:00");
+    newer["remark"] = json!("newer copy");
+    listed.push(newer.clone());
+    let mut expected_orders = winners.clone();
+    expected_orders.remove(3);
+    expected_orders.push(newer);
+    workspace.write(
+        "expected.json",
+        serde_json::to_vec(&expected_orders).unwrap(),
+    );
+    let response = json!({"code": 0, "response": {"total_count": 122, "stockin_list": listed}});
+    let mut text = "\u{feff}".to_string();
+    text.push_str(&serde_json::to_string_pretty(&response).unwrap());
+    workspace.write("response.json", text);
+
+    let streamed = preview("response.json", "json");
+    let expected = preview("expected.json", "json");
+    assert_eq!(streamed.stdout, expected.stdout);
+    let bodies: Vec<Value> = serde_json::from_str(&streamed.stdout).unwrap();
+    assert_eq!(bodies.len(), 3, "120 records in batches of 50");
+    assert!(
+        streamed
+            .stderr
+            .contains("warning: record #11 repeats key `RK00000070`; a run sends only one copy, so the preview shows record #72"),
+        "{}",
+        streamed.stderr
+    );
+    // JSON Lines: the same bodies, one per line.
+    let lines = preview("response.json", "jsonl").stdout;
+    let lines: Vec<Value> = lines
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines, bodies);
 }

@@ -55,7 +55,7 @@ fn preview_bundled(orders: Value) -> Output {
 
 /// The bills of a preview's BatchSave body, by bill number.
 fn bills(output: &Output) -> Vec<Value> {
-    let body: Value = serde_json::from_str(&output.stdout).expect("one BatchSave body");
+    let body = crate::mapping::only_body(&output.stdout);
     body["data"]["Model"].as_array().unwrap().clone()
 }
 
@@ -403,7 +403,7 @@ fn null_is_empty_text_in_text_templates_and_text_fields_never_the_word_none() {
         json!([{"id": "A1", "remark": null, "count": 0}]),
     )
     .success();
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = crate::mapping::only_body(&output.stdout);
     // `note` is text in the target's schema; `raw` has no schema and keeps the null as it is.
     assert_eq!(
         body["records"],
@@ -425,7 +425,7 @@ fn a_connectors_null_values_read_as_null_so_optional_dates_can_be_left_out() {
         ]),
     )
     .code(1);
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = crate::mapping::only_body(&output.stdout);
     assert_eq!(
         body["records"],
         json!([{"id": "A1", "day": "2024-09-15"}, {"id": "A2", "day": "2024-09-15", "note": "2025-01-31"}])
@@ -469,7 +469,7 @@ fn a_bad_time_format_computed_per_record_fails_that_record_without_a_panic() {
         "`%` is not a valid time format (chrono `strftime`: `%Y-%m-%d %H:%M:%S`)",
     );
     assert!(!output.stderr.contains("panicked"), "{}", output.stderr);
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = crate::mapping::only_body(&output.stdout);
     assert_eq!(body["records"], json!([{"id": "A3", "day": "2024/09/15"}]));
 }
 
@@ -487,7 +487,7 @@ fn a_number_field_of_the_target_gets_an_exact_number_or_the_record_fails() {
         ]),
     )
     .code(1);
-    let body: Value = serde_json::from_str(&output.stdout).unwrap();
+    let body = crate::mapping::only_body(&output.stdout);
     assert_eq!(body["records"], json!([{"id": "A1", "qty": 2.5}]));
     assert_refused(
         &output,

@@ -79,6 +79,11 @@ pub struct RunRequest {
 
 pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     let flow = load(&request.flow)?;
+    // Every missing variable at once, before the lock or the state folder is made (with
+    // `--sandbox`, once the sandboxes gave theirs).
+    if !request.sandbox {
+        check::require_env(&flow, &env, check::Needs::Everything)?;
+    }
     let alerts = alert::Hook::load(&request.flow, request.alerts)?;
     // A fresh sandbox holds nothing yet; a fresh ledger goes with it.
     let sandbox_dir = (request.sandbox && request.state_dir.is_none())
@@ -107,6 +112,7 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
             vars.get("KINGDEE_URL").map_or("?", String::as_str)
         ));
         env.extend(vars);
+        check::require_env(&flow, &env, check::Needs::Everything)?;
         Some(sandboxes)
     } else {
         None
@@ -454,6 +460,7 @@ pub async fn retry(
     alerts: bool,
 ) -> Result<ExitCode> {
     let flow = load(flow_file)?;
+    check::require_env(&flow, &env, check::Needs::Target)?;
     let alerts = alert::Hook::load(flow_file, alerts)?;
     let store = store_path(flow_file, state_dir);
     let _lock = take_lock(&flow, &store, wait)?;

@@ -27,6 +27,12 @@ pub struct CommonOptions {
     /// Seed of the deterministic data generator (same seed, same orders and master data).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also write the variables printed on stdout to FILE as `KEY="value"` lines (mode 0600),
+    /// for `--env-file FILE` of the other commands. The file appears once the sandboxes
+    /// listen and is removed when they stop; a file `engine sim` did not write is never
+    /// overwritten.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<std::path::PathBuf>,
 }
 
 impl Default for CommonOptions {
@@ -34,6 +40,7 @@ impl Default for CommonOptions {
         CommonOptions {
             host: IpAddr::from([127, 0, 0, 1]),
             seed: 1,
+            env_file: None,
         }
     }
 }

@@ -1,0 +1,316 @@
+//! `engine preview`: the exact request bodies a run would send for given source records.
+//!
+//! Offline. Reads records (a JSON array, or a whole API response from which the source
+//! operation's `records` path picks them), maps each one, batches the mapped records the
+//! way a run does, and prints the write bodies on stdout: one JSON array, or one body per
+//! line. Records that fail are reported on stderr beside it, with their key, the reason and
+//! where in the flow the failing template is. Reads files and the environment; nothing else.
+//!
+//! Memory does not grow with the input: the input is read twice, record by record
+//! (`input`). The first pass keeps only each key's newest version (its modified time and
+//! position), the second maps the winners and prints each body as its batch fills.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::check;
+use crate::config::{self, model::Flow};
+use crate::diagnostic::{self, Diagnostic, SourceCache};
+use crate::error::{Error, ErrorKind, ExitCode, Result};
+use crate::record;
+use crate::request::{self, Env};
+use crate::time;
+
+mod input;
+
+/// How the bodies are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON array of the request bodies, pretty-printed.
+    Json,
+    /// JSON Lines: one request body per line.
+    Jsonl,
+}
+
+/// Preview `flow_file` on the records in `input`, printing bodies to stdout and problems to stderr.
+pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Result<ExitCode> {
+    let loaded = config::load_flow(flow_file);
+    let Some(flow) = &loaded.value else {
+        return Err(check::load_failure(&loaded));
+    };
+    let mut sources = SourceCache::new();
+    for (path, text) in &loaded.sources {
+        sources.insert(path, text.clone());
+    }
+    let input = input::Replayable::new(input)?;
+    let records_path = flow.source.operation().records.as_ref();
+    let newest = newest_versions(flow, &input.path, records_path)?;
+    let inputs = request::target_inputs(flow, env)
+        .map_err(|err| eval_error("cannot evaluate the target's params", err))?;
+    let batch_size = flow.target.batch_size.max(1) as usize;
+    let mut out = Bodies::new(
+        format,
+        std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+    );
+    let mut batch: Vec<Json> = Vec::with_capacity(batch_size);
+    let (mut position, mut mapped, mut failures) = (0, 0, 0);
+    input::for_each_record(&input.path, records_path, &mut |record| {
+        let index = position;
+        position += 1;
+        let record = Arc::new(record);
+        if newest.lost.contains(&index) {
+            newest.tell_dropped(flow, index, &record);
+            return Ok(());
+        }
+        match record::map(flow, record) {
+            Ok(ok) => {
+                for note in &ok.skipped {
+                    eprintln!("warning: record `{}`: {note}", ok.key);
+                }
+                mapped += 1;
+                batch.push(ok.target);
+            }
+            Err(failure) => {
+                failures += 1;
+                eprintln!(
+                    "{}",
+                    diagnostic::render(&failure_diagnostic(index, &failure), &mut sources)
+                );
+            }
+        }
+        if batch.len() == batch_size {
+            out.push(&write_body(flow, &inputs, std::mem::take(&mut batch), env)?)?;
+        }
+        Ok(())
+    })?;
+    if !batch.is_empty() {
+        out.push(&write_body(flow, &inputs, batch, env)?)?;
+    }
+    let bodies = out.finish()?;
+    let operation = flow.target.operation();
+    eprintln!(
+        "{} record{} mapped into {bodies} `{}` request{} (POST …/{}); {failures} record{} failed",
+        mapped,
+        plural(mapped),
+        operation.name,
+        plural(bodies),
+        operation.path,
+        plural(failures),
+    );
+    Ok(if failures > 0 {
+        ExitCode::Partial
+    } else {
+        ExitCode::Ok
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn write_body(flow: &Flow, inputs: &Json, batch: Vec<Json>, env: &Env) -> Result<Json> {
+    request::write_body(flow, inputs, batch, env)
+        .map_err(|err| eval_error("cannot build the request body", err))
+}
+
+/// The bodies on stdout, each as soon as it is built.
+struct Bodies<W: Write> {
+    format: Format,
+    out: W,
+    count: usize,
+}
+
+impl<W: Write> Bodies<W> {
+    fn new(format: Format, out: W) -> Bodies<W> {
+        Bodies {
+            format,
+            out,
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, body: &Json) -> Result<()> {
+        let written = match self.format {
+            Format::Jsonl => serde_json::to_writer(&mut self.out, body)
+                .map_err(std::io::Error::from)
+                .and_then(|()| self.out.write_all(b"\n")),
+            // Exactly what `to_string_pretty` makes of the whole array, one element at a time.
+            Format::Json => {
+                let pretty = serde_json::to_string_pretty(body).expect("JSON serialises");
+                let mut text = String::with_capacity(pretty.len() + pretty.len() / 8);
+                text.push_str(if self.count == 0 { "[\n" } else { ",\n" });
+                for (n, line) in pretty.lines().enumerate() {
+                    if n > 0 {
+                        text.push('\n');
+                    }
+                    text.push_str("  ");
+                    text.push_str(line);
+                }
+                self.out.write_all(text.as_bytes())
+            }
+        };
+        self.count += 1;
+        stdout_result(written)
+    }
+
+    /// Close the array and flush; returns how many bodies were printed.
+    fn finish(mut self) -> Result<usize> {
+        stdout_result(self.end())?;
+        Ok(self.count)
+    }
+
+    fn end(&mut self) -> std::io::Result<()> {
+        let end: &[u8] = match (self.format, self.count) {
+            (Format::Jsonl, _) => b"",
+            (Format::Json, 0) => b"[]\n",
+            (Format::Json, _) => b"\n]\n",
+        };
+        self.out.write_all(end)?;
+        self.out.flush()
+    }
+}
+
+fn stdout_result(written: std::io::Result<()>) -> Result<()> {
+    match written {
+        // `engine preview … | head`: stop quietly, as `println!` meeting a closed pipe does
+        // through the CLI's panic hook.
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(ExitCode::ClosedPipe.code())
+        }
+        Err(err) => {
+            Err(Error::new(ErrorKind::Io, "cannot write to standard output").with_source(err))
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+/// The first pass: of copies with the same key, the one modified last wins (the later one in
+/// the input on a tie), as a run sends one copy per key.
+struct Newest {
+    /// Per key: the winner's modified time and position.
+    winners: HashMap<String, (Option<String>, usize)>,
+    /// Positions of the copies that lost.
+    lost: HashSet<usize>,
+}
+
+fn newest_versions(
+    flow: &Flow,
+    input: &Path,
+    records: Option<&config::model::JsonPath>,
+) -> Result<Newest> {
+    let mut newest = Newest {
+        winners: HashMap::new(),
+        lost: HashSet::new(),
+    };
+    let mut position = 0;
+    input::for_each_record(input, records, &mut |record| {
+        // A record whose key cannot be read fails in the second pass, with the reason.
+        if let Ok((key, modified)) = record::key_of(flow, &Arc::new(record)) {
+            newest.offer(key, modified, position);
+        }
+        position += 1;
+        Ok(())
+    })?;
+    Ok(newest)
+}
+
+impl Newest {
+    fn offer(&mut self, key: String, modified: Option<String>, position: usize) {
+        match self.winners.get_mut(&key) {
+            Some(best) if newer(&best.0, &modified) => {
+                self.lost.insert(position);
+            }
+            Some(best) => {
+                self.lost.insert(best.1);
+                *best = (modified, position);
+            }
+            None => {
+                self.winners.insert(key, (modified, position));
+            }
+        }
+    }
+
+    /// Say on stderr that the record at `index` is not previewed, and which copy is.
+    fn tell_dropped(&self, flow: &Flow, index: usize, record: &Arc<Json>) {
+        let Ok((key, _)) = record::key_of(flow, record) else {
+            return;
+        };
+        let Some((modified, best)) = self.winners.get(&key) else {
+            return;
+        };
+        eprintln!(
+            "warning: record #{} repeats key `{}`; a run sends only one copy, so the preview shows record #{}{}",
+            index + 1,
+            key,
+            best + 1,
+            modified
+                .as_ref()
+                .map_or(String::new(), |m| format!(" (modified `{m}`)")),
+        );
+    }
+}
+
+/// Whether `current` was modified after `candidate` (so `candidate` does not replace it).
+fn newer(current: &Option<String>, candidate: &Option<String>) -> bool {
+    let instant = |m: &Option<String>| m.as_deref().and_then(|m| time::parse_instant(m).ok());
+    match (instant(current), instant(candidate)) {
+        (Some(a), Some(b)) => a > b,
+        _ => current > candidate,
+    }
+}
+
+fn failure_diagnostic(index: usize, failure: &record::Failure) -> Diagnostic {
+    let who = match &failure.key {
+        Some(key) => format!("record `{key}`"),
+        None => format!("record #{}", index + 1),
+    };
+    let mut diagnostic = Diagnostic::error(format!("{who}: {}", failure.error.message))
+        .at(Some(failure.error.location.clone()));
+    if !failure.error.target.is_empty() {
+        diagnostic = diagnostic.with_label(format!("while computing `{}`", failure.error.target));
+    }
+    diagnostic
+}
+
+fn eval_error(what: &str, err: crate::tree::EvalError) -> Error {
+    Error::config(format!("{what}: {}", err.message)).with_location(err.location)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn bodies_print_as_the_whole_array_would_or_one_per_line() {
+        let bodies = [
+            json!({"a": [1, {"b": "x\ny"}], "c": {}, "d": []}),
+            json!([]),
+            json!("text"),
+        ];
+        for count in 0..=bodies.len() {
+            let shown = &bodies[..count];
+            for format in [Format::Json, Format::Jsonl] {
+                let mut out = Bodies::new(format, Vec::new());
+                for body in shown {
+                    out.push(body).unwrap();
+                }
+                out.end().unwrap();
+                let expected = match format {
+                    Format::Json => serde_json::to_string_pretty(shown).unwrap() + "\n",
+                    Format::Jsonl => shown.iter().map(|b| b.to_string() + "\n").collect(),
+                };
+                assert_eq!(
+                    String::from_utf8(out.out).unwrap(),
+                    expected,
+                    "{format:?} {count}"
+                );
+            }
+        }
+    }
+}
