@@ -1258,26 +1258,15 @@ fn compile_envelope(
 ) -> Option<Envelope> {
     let success = cx.expression(doc, &path.key("success"), &raw.success, Context::Envelope);
     let message = cx.expression(doc, &path.key("message"), &raw.message, Context::Envelope);
-    let code = raw
-        .code
-        .as_ref()
-        .and_then(|text| cx.expression(doc, &path.key("code"), text, Context::Envelope));
-    let retryable = raw
-        .retryable
-        .as_ref()
-        .and_then(|text| cx.expression(doc, &path.key("retryable"), text, Context::Envelope));
-    let throttled = raw
-        .throttled
-        .as_ref()
-        .and_then(|text| cx.expression(doc, &path.key("throttled"), text, Context::Envelope));
-    let reauth = raw
-        .reauth
-        .as_ref()
-        .and_then(|text| cx.expression(doc, &path.key("reauth"), text, Context::Envelope));
-    let fatal = raw
-        .fatal
-        .as_ref()
-        .and_then(|text| cx.expression(doc, &path.key("fatal"), text, Context::Envelope));
+    let mut optional = |key: &str, text: &Option<String>| {
+        text.as_ref()
+            .and_then(|text| cx.expression(doc, &path.key(key), text, Context::Envelope))
+    };
+    let code = optional("code", &raw.code);
+    let retryable = optional("retryable", &raw.retryable);
+    let throttled = optional("throttled", &raw.throttled);
+    let reauth = optional("reauth", &raw.reauth);
+    let fatal = optional("fatal", &raw.fatal);
     Some(Envelope {
         success: success?,
         code,
