@@ -285,7 +285,7 @@ fn check_endpoint(cx: &mut Compiler, doc: &Document, at: &YamlPath, text: &str) 
         cx.error(
             format!("`{text}` is not an http(s) URL or a path starting with `/`"),
             doc.locate(at),
-            Some("write `https://host/oauth/token`, or `/oauth/token` for a path on the connector's `base_url`".into()),
+            Some("write a full URL such as `https://auth.example.com/token`, or a path such as `/token` on the connector's `base_url`".into()),
         );
     }
 }
