@@ -239,3 +239,36 @@ fn a_refused_client_secret_stops_the_run_without_printing_the_secret() {
     assert!(!contains(&all_bytes(&workspace.path("state")), wrong));
     assert_eq!(api.counts(|c| c.saved.len()), 0);
 }
+
+#[test]
+fn the_bundled_flow_runs_with_qimen_written_as_a_declarative_signature() {
+    let workspace = Workspace::with_bundle();
+    workspace.edit(
+        "mappings/connectors/wdt_qimen.yaml",
+        "  strategy: qimen_sign\n",
+        "  strategy: signature\n  params: { app_key: \"{{ env.WDT_APP_KEY }}\", timestamp: \"{{ timestamp }}\", sign_method: md5 }\n  string_to_sign: \"{{ secret }}{% for p in params if p.value %}{{ p.name }}{{ p.value }}{% endfor %}{{ body }}{{ secret }}\"\n  algorithm: md5\n  signature: { in: param, name: sign }\n",
+    );
+    workspace.edit(
+        "mappings/connectors/wdt_qimen.yaml",
+        "  app_key: \"{{ env.WDT_APP_KEY }}\"\n",
+        "",
+    );
+    workspace.edit(
+        "mappings/connectors/wdt_qimen.yaml",
+        "  sign_method: md5                  # md5 (every WDT integrator), hmac or hmac-sha256\n",
+        "",
+    );
+    // The WDT sandbox verifies every signature: a wrong one would fail the first page.
+    let output = workspace
+        .engine()
+        .args(["run", "mappings/refund.yaml", "--sandbox"])
+        .run()
+        .code(1);
+    assert!(
+        output
+            .stderr
+            .contains("180 read, 170 written, 0 already written, 10 parked"),
+        "{}",
+        output.stderr
+    );
+}
