@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::Output;
-use crate::support::oauth_api::{CLIENT_ID, CLIENT_SECRET, OAuthApi, Options, revoked_early};
+use crate::support::oauth_api::{
+    CLIENT_ID, CLIENT_SECRET, OAuthApi, Options, PASSWORD, USER, revoked_early,
+};
 use crate::support::workspace::Workspace;
 
 const RECORDS: usize = 3000;
@@ -271,4 +273,74 @@ fn the_bundled_flow_runs_with_qimen_written_as_a_declarative_signature() {
         "{}",
         output.stderr
     );
+}
+
+#[test]
+fn login_sessions_by_cookie_or_body_token_are_renewed_when_refused() {
+    let api = OAuthApi::start(Options {
+        records: records().into_iter().take(1000).collect(),
+        lifetime: Duration::from_secs(1),
+        latency: Duration::from_millis(40),
+        fail_every: 29,
+    });
+    let workspace = workspace();
+    // Both log in with JSON; the source sends the session back as its cookie, the target as
+    // a bearer token read from the body.
+    let login = |token: &str, send: &str| {
+        format!(
+            "auth:\n  strategy: login\n  request: {{ method: POST, path: /login, json: {{ user: \"{{{{ env.ERP_USER }}}}\", password: \"{{{{ env.ERP_PASSWORD }}}}\" }} }}\n  token: {token}\n  send: {send}\n"
+        )
+    };
+    let oauth = |text: &str| {
+        let start = text.find("auth:\n").unwrap();
+        let end = text.find("envelope:").unwrap();
+        text[start..end].to_string()
+    };
+    let source = SOURCE.replace(
+        &oauth(SOURCE),
+        &login("{ cookie: SID }", "{ in: cookie, name: SID }"),
+    );
+    let target = TARGET.replace(
+        &oauth(TARGET),
+        &login(
+            "{ path: $.data.token }",
+            "{ in: header, name: Authorization, value: \"Bearer {{ token }}\" }",
+        ),
+    );
+    workspace.write("connectors/crm.yaml", source);
+    workspace.write("connectors/store.yaml", target);
+    let output = workspace
+        .engine()
+        .args(["run", "items.yaml"])
+        .env("CRM_URL", &api.url)
+        .env("ERP_USER", USER)
+        .env("ERP_PASSWORD", PASSWORD)
+        .env(
+            "ENGINE_STATE_DIR",
+            workspace.path("state").to_string_lossy(),
+        )
+        .run()
+        .success();
+    let (saved, login_calls, api_calls, unauthorized, tokens) = api.counts(|c| {
+        (
+            c.saved.clone(),
+            c.login_calls,
+            c.api_calls,
+            c.unauthorized,
+            c.tokens.clone(),
+        )
+    });
+    assert_eq!(saved.len(), 1000, "every record delivered");
+    assert!(saved.values().all(|n| *n == 1), "a record saved twice");
+    assert!(
+        unauthorized >= 1,
+        "sessions expired during the run and were renewed"
+    );
+    assert!(
+        login_calls >= 3 && api_calls >= 5 * login_calls,
+        "{login_calls} logins, {api_calls} calls"
+    );
+    let text = format!("{}{}", output.stdout, output.stderr);
+    assert!(!text.contains(PASSWORD), "{text}");
+    assert!(!tokens.iter().any(|t| text.contains(t.as_str())), "{text}");
 }

@@ -7,8 +7,11 @@
 //! token lifetimes. Faults: the token endpoint answers 503 to its second call; every
 //! `fail_every`-th API call answers 503 (before doing anything); every third token is revoked
 //! after a quarter of its lifetime although it was issued for all of it (it expires mid-page).
-//! A refused client gets an error quoting the secret it sent, as careless servers do. It runs
-//! on its own thread and stops when dropped.
+//! A refused client gets an error quoting the secret it sent, as careless servers do.
+//! `POST /login` (JSON `user`, `password`) opens a session for the `login` strategy instead:
+//! its token comes back in the body (`data.token`) and as cookie `SID`, lives `lifetime` and
+//! is accepted as a bearer token or as that cookie. It runs on its own thread and stops when
+//! dropped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::TcpListener;
@@ -26,6 +29,8 @@ use tokio::sync::oneshot;
 
 pub const CLIENT_ID: &str = "engine-test";
 pub const CLIENT_SECRET: &str = "s3cret-of-the-client";
+pub const USER: &str = "api-user";
+pub const PASSWORD: &str = "pa55word-of-the-user";
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -38,6 +43,7 @@ pub struct Options {
 #[derive(Debug, Default)]
 pub struct Counts {
     pub token_calls: u64,
+    pub login_calls: u64,
     pub api_calls: u64,
     pub unauthorized: u64,
     /// Every token a call was refused with.
@@ -77,6 +83,7 @@ impl OAuthApi {
         let (stop, stopped) = oneshot::channel::<()>();
         let app = Router::new()
             .route("/oauth/token", post(token))
+            .route("/login", post(login))
             .route("/items", get(items))
             .route("/items/batch", post(batch))
             .route("/items/lookup", post(lookup))
@@ -162,6 +169,29 @@ async fn token(State(inner): State<Shared>, Form(form): Form<HashMap<String, Str
         .into_response()
 }
 
+async fn login(State(inner): State<Shared>, Json(body): Json<Value>) -> Response {
+    let mut inner = inner.lock().unwrap();
+    inner.counts.login_calls += 1;
+    if body["user"] != USER || body["password"] != PASSWORD {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"msg": "wrong user or password"})),
+        )
+            .into_response();
+    }
+    let issued = inner.counts.tokens.len() + 1;
+    let value = format!("ses-{issued}-{}", inner.counts.login_calls * 104_729);
+    let lifetime = inner.options.lifetime;
+    inner.live.insert(value.clone(), Instant::now() + lifetime);
+    inner.counts.tokens.push(value.clone());
+    let cookie = format!("SID={value}; Path=/; HttpOnly");
+    (
+        [("set-cookie", cookie)],
+        Json(json!({"code": 0, "data": {"token": value}})),
+    )
+        .into_response()
+}
+
 /// Whether the `issued`-th token (from 1) is revoked a quarter into its lifetime.
 pub fn revoked_early(issued: usize) -> bool {
     issued.is_multiple_of(3)
@@ -172,10 +202,15 @@ async fn admit(inner: &Shared, headers: &HeaderMap) -> Result<(), Response> {
     let latency = {
         let mut inner = inner.lock().unwrap();
         inner.counts.api_calls += 1;
-        let token = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let cookie = header("cookie").and_then(|cookies| {
+            cookies
+                .split("; ")
+                .find_map(|pair| pair.strip_prefix("SID="))
+        });
+        let token = header("authorization")
             .and_then(|v| v.strip_prefix("Bearer "))
+            .or(cookie)
             .unwrap_or_default();
         let live = inner
             .live
