@@ -107,17 +107,18 @@ impl Signer {
             Error::config(format!("`{}` is not a URL", request.url)).with_source(err)
         })?;
         let path = url.path().to_string();
-        let method = match request.method {
-            crate::config::raw::HttpMethod::Get => "GET",
-            crate::config::raw::HttpMethod::Post => "POST",
-        };
+        // The method as the YAML spells it (`GET`, `POST`, …), from its serde name.
+        let method = serde_json::to_value(request.method)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_string))
+            .unwrap_or_default();
         let body = match &request.body {
             Body::Json(bytes) => String::from_utf8_lossy(bytes).into_owned(),
             _ => String::new(),
         };
         let scope = |params: Vec<Value>| {
             context! {
-                params, body => &body, method, path => &path,
+                params, body => &body, method => &method, path => &path,
                 timestamp => crate::time::wall_clock(now),
                 epoch_seconds => now.timestamp(),
                 epoch_millis => now.timestamp_millis(),

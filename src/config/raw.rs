@@ -302,7 +302,8 @@ pub enum RawAuth {
         params: serde_json::Map<String, Value>,
         /// Template of the signed text. It sees `params` (every query and form parameter,
         /// the added ones included, sorted by name: a list of `{name, value}`), `body` (a raw
-        /// JSON body's text, else empty), `method`, `path`, `timestamp` (wall clock text),
+        /// JSON body's text, else empty), `method`, `path`, `timestamp` (wall-clock text
+        /// `yyyy-MM-dd HH:mm:ss`, Asia/Shanghai),
         /// `epoch_seconds`, `epoch_millis`, `secret` and `env`.
         string_to_sign: String,
         /// `md5`, `sha1`, `sha256`, `hmac-md5`, `hmac-sha1` or `hmac-sha256`.
