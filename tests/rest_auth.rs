@@ -46,6 +46,7 @@ auth:
   token_url: "{{ env.CRM_URL }}/oauth/token"
   client_id: "{{ env.CRM_CLIENT_ID }}"
   client_secret: "{{ env.CRM_CLIENT_SECRET }}"
+  client_auth: client_secret_basic
 envelope: { success: "status == 200 and body.error is not defined", message: "body.error or 'unexpected response'" }
 http:
   retry: { attempts: 5, initial_backoff: 50ms, max_backoff: 200ms }
@@ -172,6 +173,12 @@ fn oauth2_tokens_of_two_seconds_carry_a_long_run_with_every_record_once() {
     let (saved, token_calls, api_calls, unauthorized) =
         api.counts(|c| (c.saved.clone(), c.token_calls, c.api_calls, c.unauthorized));
     let (tokens, refused) = api.counts(|c| (c.tokens.clone(), c.refused.clone()));
+    // The target sends its credentials as basic auth, the source in the form body.
+    let basic_calls = api.counts(|c| c.basic_calls);
+    assert!(
+        basic_calls >= 1 && basic_calls < token_calls,
+        "{basic_calls} of {token_calls}"
+    );
     assert_eq!(saved.len(), RECORDS, "every record delivered");
     let twice: Vec<_> = saved.iter().filter(|(_, n)| **n != 1).collect();
     assert!(twice.is_empty(), "records saved more than once: {twice:?}");

@@ -1,5 +1,5 @@
 //! A small REST API behind an OAuth2 token endpoint, for `rest_auth`: `POST /oauth/token`
-//! (client credentials in the form body) issues bearer tokens that live `lifetime`; `GET
+//! (client credentials in the form body or as basic auth) issues bearer tokens that live `lifetime`; `GET
 //! /items` pages the records whose `modified` lies in `since..=until` (`page` from 1,
 //! `per_page`, `total` on every page); `POST /items/batch` saves `{records: […]}` and answers
 //! per record; `POST /items/lookup` finds saved records by number. Every API call checks its
@@ -24,6 +24,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
+use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -44,6 +45,8 @@ pub struct Options {
 pub struct Counts {
     pub token_calls: u64,
     pub login_calls: u64,
+    /// Token calls that sent the client credentials as basic auth.
+    pub basic_calls: u64,
     pub api_calls: u64,
     pub unauthorized: u64,
     /// Every token a call was refused with.
@@ -129,9 +132,30 @@ impl Drop for OAuthApi {
     }
 }
 
-async fn token(State(inner): State<Shared>, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    State(inner): State<Shared>,
+    headers: HeaderMap,
+    Form(mut form): Form<HashMap<String, String>>,
+) -> Response {
     let mut inner = inner.lock().unwrap();
     inner.counts.token_calls += 1;
+    // `client_secret_basic`: the id and secret, form-encoded, in an `Authorization: Basic` header.
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+        .and_then(|v| String::from_utf8(v).ok());
+    if let Some((id, secret)) = basic.as_deref().and_then(|pair| pair.split_once(':')) {
+        let decode = |text: &str| {
+            percent_encoding::percent_decode_str(text)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        form.insert("client_id".into(), decode(id));
+        form.insert("client_secret".into(), decode(secret));
+        inner.counts.basic_calls += 1;
+    }
     let field = |name: &str| form.get(name).cloned().unwrap_or_default();
     if field("grant_type") != "client_credentials" {
         return (
