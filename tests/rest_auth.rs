@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::Output;
+use crate::support::hostile_http::{Behaviour as HostileBehaviour, Hostile};
 use crate::support::oauth_api::{
     CLIENT_ID, CLIENT_SECRET, OAuthApi, Options, PASSWORD, USER, revoked_early,
 };
@@ -350,4 +351,44 @@ fn login_sessions_by_cookie_or_body_token_are_renewed_when_refused() {
     let text = format!("{}{}", output.stdout, output.stderr);
     assert!(!text.contains(PASSWORD), "{text}");
     assert!(!tokens.iter().any(|t| text.contains(t.as_str())), "{text}");
+}
+
+#[test]
+fn a_token_endpoint_redirecting_elsewhere_never_gets_the_secret_sent_on() {
+    let elsewhere = Hostile::start(HostileBehaviour::answer(200, &[], "{}"));
+    let location = elsewhere.url("/steal");
+    let redirecting = Hostile::start(HostileBehaviour::answer(
+        307,
+        &[("Location", &location)],
+        "",
+    ));
+    let api = OAuthApi::start(Options {
+        records: records().into_iter().take(10).collect(),
+        lifetime: Duration::from_secs(2),
+        latency: Duration::ZERO,
+        fail_every: u64::MAX,
+    });
+    let workspace = workspace();
+    workspace.edit(
+        "connectors/crm.yaml",
+        "token_url: /oauth/token",
+        &format!("token_url: {}", redirecting.url("/oauth/token")),
+    );
+    let output = run(&workspace, &api, CLIENT_SECRET, &[]);
+    assert_ne!(output.code, 0, "{output:?}");
+    assert!(
+        output.stderr.contains("another origin"),
+        "{}",
+        output.stderr
+    );
+    assert!(!output.stderr.contains(CLIENT_SECRET), "{}", output.stderr);
+    assert_eq!(
+        redirecting.requests().len(),
+        1,
+        "a permanent failure is not repeated"
+    );
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the token request followed the redirect"
+    );
 }
