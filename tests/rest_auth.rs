@@ -245,9 +245,14 @@ fn a_refused_client_secret_stops_the_run_without_printing_the_secret() {
         );
         assert!(text.contains("invalid_client"), "{text}");
         assert!(!text.contains(wrong), "{text}");
+        if extra.is_empty() {
+            // The target (the one sending basic auth) fetched its token as the run started.
+            assert_eq!(api.counts(|c| (c.token_calls, c.basic_calls)), (1, 1));
+        }
     }
     assert!(!contains(&all_bytes(&workspace.path("state")), wrong));
-    assert_eq!(api.counts(|c| c.saved.len()), 0);
+    // Refused before any call: the target logs in as the run starts, the source before reading.
+    assert_eq!(api.counts(|c| c.api_calls), 0);
 }
 
 #[test]

@@ -194,6 +194,11 @@ impl Authenticator {
     pub async fn start(&self, transport: &Transport, base_url: &str) -> Result<()> {
         match self {
             Authenticator::Kingdee(session) => session.start(transport, base_url).await,
+            // Fetched up front so that refused credentials stop the run before it reads.
+            Authenticator::OAuth2(_) | Authenticator::Login(_) => match self.stale() {
+                Some(generation) => self.reauthenticate(transport, base_url, generation).await,
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }
