@@ -13,6 +13,7 @@ mod hostile_http;
 mod hostile_source;
 mod mapping;
 mod newcomer;
+mod rest_auth;
 mod run;
 mod sim_kingdee;
 mod sim_wdt;

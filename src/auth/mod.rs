@@ -1,17 +1,20 @@
 //! Authentication strategies: how each request proves who sends it.
 //!
 //! A connector names a strategy (`qimen_sign`, `kingdee`, `api_key`, `bearer`, `basic`,
-//! `none`); at the start of a run its settings are resolved from the environment into
-//! [`Secret`]s, once. Signing is delegated to `sign`, which the sandboxes use to verify;
-//! sessions (Kingdee) live in [`kingdee::Session`]. Nothing here decides retries: the client
-//! asks the strategy to [`Authenticator::reauthenticate`] when a response says the session is gone.
+//! `oauth2_client_credentials`, `login`, `signature`, `none`); at the start of a run its
+//! settings are resolved from the environment into [`Secret`]s, once. Signing is delegated to
+//! `sign`, which the sandboxes use to verify; sessions live in their strategy's file
+//! ([`kingdee`], [`oauth2`], [`login`]), each implementing [`Authorize`]. Nothing here decides
+//! retries: the client asks the strategy to [`Authenticator::reauthenticate`] when a response
+//! says the session is gone (or, for the token strategies, answers 401), and renews a token
+//! [`Authenticator::stale`] says is due before sending.
 
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 
-use crate::config::model::{Auth, KingdeeMode};
+use crate::config::model::{Auth, KingdeeMode, LoginAuth, OAuth2Auth, SignatureAuth};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::transport::{Body, Request, Response, Transport};
 use crate::request::Env;
@@ -21,6 +24,16 @@ use crate::template::{Leaf, TemplateSet};
 use crate::tree;
 
 pub mod kingdee;
+pub mod login;
+pub mod oauth2;
+pub mod signature;
+pub mod token;
+
+/// One strategy: add its credentials to a request about to be sent at `now`, and say which
+/// session (token generation) the request carries.
+pub trait Authorize {
+    fn authorize(&self, request: &mut Request, now: DateTime<Utc>) -> Result<Generation>;
+}
 
 /// A connector's resolved authentication.
 #[derive(Debug)]
@@ -44,6 +57,9 @@ pub enum Authenticator {
         username: String,
         password: Secret,
     },
+    OAuth2(oauth2::ClientCredentials),
+    Login(login::Session),
+    Signature(Box<signature::Signer>),
 }
 
 /// Which session a request was sent with, so that concurrent callers that all saw the session
@@ -154,13 +170,35 @@ impl Authenticator {
                 username: get(username, "username")?,
                 password: Secret::new(get(password, "password")?),
             },
+            Auth::OAuth2(settings) => oauth2_client(settings, &get, connector)?,
+            Auth::Login(settings) => login_session(settings, &get, connector)?,
+            Auth::Signature(settings) => signer(settings, &get, env, connector)?,
         })
+    }
+
+    /// The token generation to renew before the next request: none yet, or due to expire.
+    pub fn stale(&self) -> Option<Generation> {
+        match self {
+            Authenticator::OAuth2(client) => client.stale(),
+            Authenticator::Login(session) => session.stale(),
+            _ => None,
+        }
+    }
+
+    /// Whether an HTTP 401 means "renew the token and repeat", rather than an answer.
+    pub fn renews_on_401(&self) -> bool {
+        matches!(self, Authenticator::OAuth2(_) | Authenticator::Login(_))
     }
 
     /// Log in before the first request, where the strategy needs a session up front.
     pub async fn start(&self, transport: &Transport, base_url: &str) -> Result<()> {
         match self {
             Authenticator::Kingdee(session) => session.start(transport, base_url).await,
+            // Fetched up front so that refused credentials stop the run before it reads.
+            Authenticator::OAuth2(_) | Authenticator::Login(_) => match self.stale() {
+                Some(generation) => self.reauthenticate(transport, base_url, generation).await,
+                None => Ok(()),
+            },
             _ => Ok(()),
         }
     }
@@ -175,6 +213,9 @@ impl Authenticator {
                 method,
             } => sign_qimen(request, app_key, secret, *method, now),
             Authenticator::Kingdee(session) => return session.apply(request, now),
+            Authenticator::OAuth2(client) => return client.authorize(request, now),
+            Authenticator::Login(session) => return session.authorize(request, now),
+            Authenticator::Signature(signer) => return signer.authorize(request, now),
             Authenticator::ApiKey {
                 in_query: true,
                 name,
@@ -222,12 +263,113 @@ impl Authenticator {
             Authenticator::Kingdee(session) => {
                 session.reauthenticate(transport, base_url, used).await
             }
+            Authenticator::OAuth2(client) => client.reauthenticate(transport, base_url, used).await,
+            Authenticator::Login(session) => {
+                session.reauthenticate(transport, base_url, used).await
+            }
             _ => Err(Error::new(
                 ErrorKind::Auth,
                 "the API refused the credentials",
             )),
         }
     }
+}
+
+/// Where an auth endpoint (`text`: an http(s) URL, or a path on `base_url`) is.
+pub fn endpoint(base_url: &str, text: &str, who: &str) -> Result<String> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(text.to_string())
+    } else if text.starts_with('/') {
+        Ok(crate::http::transport::join_url(base_url, text))
+    } else {
+        Err(Error::config(format!(
+            "{who} is at `{text}`, not an http(s) URL or a path starting with `/`"
+        )))
+    }
+}
+
+type Get<'a> = dyn Fn(&Leaf, &str) -> Result<String> + 'a;
+
+fn oauth2_client(settings: &OAuth2Auth, get: &Get, connector: &str) -> Result<Authenticator> {
+    let optional = |leaf: &Option<Leaf>, key: &str| leaf.as_ref().map(|l| get(l, key)).transpose();
+    let token_url = get(&settings.token_url, "token_url")?;
+    endpoint(
+        "",
+        &token_url,
+        &format!("the token endpoint of connector `{connector}`"),
+    )?;
+    let credentials = oauth2::Credentials {
+        token_url,
+        client_id: get(&settings.client_id, "client_id")?,
+        client_secret: Secret::new(get(&settings.client_secret, "client_secret")?),
+        scope: optional(&settings.scope, "scope")?,
+        audience: optional(&settings.audience, "audience")?,
+        basic: settings.basic,
+    };
+    Ok(Authenticator::OAuth2(oauth2::ClientCredentials::new(
+        credentials,
+        connector,
+    )))
+}
+
+fn login_session(settings: &LoginAuth, get: &Get, connector: &str) -> Result<Authenticator> {
+    let fields = |fields: &[(String, Leaf)], key: &str| -> Result<Vec<(String, Secret)>> {
+        fields
+            .iter()
+            .map(|(name, leaf)| {
+                let value = get(leaf, &format!("request.{key}.{name}"))?;
+                Ok((name.clone(), Secret::new(value)))
+            })
+            .collect()
+    };
+    let request = login::LoginRequest {
+        method: settings.method,
+        path: get(&settings.path, "request.path")?,
+        form: fields(&settings.form, "form")?,
+        json: fields(&settings.json, "json")?,
+    };
+    endpoint(
+        "",
+        &request.path,
+        &format!("the login of connector `{connector}`"),
+    )?;
+    let token = match &settings.token {
+        crate::config::model::LoginToken::Body(path) => {
+            crate::config::model::LoginToken::Body(path.clone())
+        }
+        crate::config::model::LoginToken::Cookie(name) => {
+            crate::config::model::LoginToken::Cookie(name.clone())
+        }
+    };
+    Ok(Authenticator::Login(login::Session::new(
+        request,
+        token,
+        settings.send.clone(),
+        connector,
+    )))
+}
+
+fn signer(
+    settings: &SignatureAuth,
+    get: &Get,
+    env: &Env,
+    connector: &str,
+) -> Result<Authenticator> {
+    let resolved = signature::Settings {
+        secret: Secret::new(get(&settings.secret, "secret")?),
+        algorithm: settings.algorithm,
+        encoding: settings.encoding,
+        location: settings.location,
+        name: settings.name.clone(),
+    };
+    let signer = signature::Signer::new(
+        resolved,
+        &settings.params,
+        &settings.string_to_sign,
+        env,
+        connector,
+    )?;
+    Ok(Authenticator::Signature(Box::new(signer)))
 }
 
 fn parse_number(text: &str, key: &str, connector: &str) -> Result<u64> {

@@ -14,6 +14,7 @@ use serde_json::Value as Json;
 
 use crate::apischema::ApiSchema;
 use crate::config::raw::{Encoding, HttpMethod, OnChange, OperationKind};
+use crate::sign::digest::{Algorithm, Encoding as DigestEncoding};
 use crate::sign::qimen::SignMethod;
 use crate::template::{Leaf, TemplateId, TemplateSet};
 use crate::tree::Node;
@@ -148,6 +149,76 @@ pub enum Auth {
         username: Leaf,
         password: Leaf,
     },
+    OAuth2(Box<OAuth2Auth>),
+    Login(Box<LoginAuth>),
+    Signature(Box<SignatureAuth>),
+}
+
+/// `oauth2_client_credentials`.
+#[derive(Debug)]
+pub struct OAuth2Auth {
+    pub token_url: Leaf,
+    pub client_id: Leaf,
+    pub client_secret: Leaf,
+    pub scope: Option<Leaf>,
+    pub audience: Option<Leaf>,
+    /// `client_secret_basic`: the credentials go in an `Authorization: Basic` header.
+    pub basic: bool,
+}
+
+/// `login`.
+#[derive(Debug)]
+pub struct LoginAuth {
+    pub method: HttpMethod,
+    pub path: Leaf,
+    pub form: Vec<(String, Leaf)>,
+    pub json: Vec<(String, Leaf)>,
+    pub token: LoginToken,
+    pub send: Placement,
+}
+
+#[derive(Debug)]
+pub enum LoginToken {
+    Body(JsonPath),
+    Cookie(String),
+}
+
+/// Where a session token goes: `prefix + token + suffix` in a header, parameter or cookie.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub location: PlaceIn,
+    pub name: String,
+    pub prefix: String,
+    pub suffix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaceIn {
+    Header,
+    Query,
+    Cookie,
+}
+
+/// `signature`. Its templates depend on the request, so the signer compiles their texts (checked
+/// here, at load) into its own environment when the run starts.
+#[derive(Debug)]
+pub struct SignatureAuth {
+    pub secret: Leaf,
+    /// Added parameters: name and template text.
+    pub params: Vec<(String, String)>,
+    pub string_to_sign: String,
+    pub algorithm: Algorithm,
+    pub encoding: DigestEncoding,
+    pub location: SignatureIn,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureIn {
+    /// The form body when the request has one, else the query.
+    Param,
+    Query,
+    Header,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

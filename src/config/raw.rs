@@ -258,6 +258,118 @@ pub enum RawAuth {
         /// Password.
         password: String,
     },
+    /// OAuth2 client credentials (RFC 6749 §4.4): a token fetched from `token_url`, sent as
+    /// `Authorization: Bearer <token>`, renewed before it expires and once when the API
+    /// answers 401 or the envelope's `reauth` holds.
+    Oauth2ClientCredentials {
+        /// The token endpoint: an http(s) URL, or a path on the connector's `base_url`.
+        token_url: String,
+        /// The client id.
+        client_id: String,
+        /// The client secret.
+        client_secret: String,
+        /// Space-separated scopes to ask for.
+        #[serde(default)]
+        scope: Option<String>,
+        /// The `audience` parameter some providers (Auth0, Okta) require.
+        #[serde(default)]
+        audience: Option<String>,
+        /// How the client proves itself: `client_secret_post` (id and secret in the form body,
+        /// the default) or `client_secret_basic` (HTTP basic auth).
+        #[serde(default)]
+        client_auth: Option<String>,
+    },
+    /// A session login: one request (templated from `env`) whose answer yields a token or a
+    /// cookie, then sent with every call; logged in again when the API answers 401 or the
+    /// envelope's `reauth` holds.
+    Login {
+        /// The login request.
+        request: RawLoginRequest,
+        /// Where the answer holds the token.
+        token: RawLoginToken,
+        /// Where each call carries the token.
+        send: RawPlacement,
+    },
+    /// Declarative request signing: extra parameters are added, a string to sign is rendered
+    /// from the request, digested, and the signature placed in a parameter or header.
+    Signature {
+        /// The signing secret: the key of `hmac-*`, and `secret` in the templates.
+        secret: String,
+        /// Parameters added to every request before signing (e.g. `app_key`, `timestamp`);
+        /// templates over `env`, `secret`, `timestamp`, `epoch_seconds`, `epoch_millis`.
+        /// They are added in the order written here.
+        #[serde(default)]
+        params: serde_json::Map<String, Value>,
+        /// Template of the signed text. It sees `params` (every query and form parameter,
+        /// the added ones included, sorted by name: a list of `{name, value}`), `body` (a raw
+        /// JSON body's text, else empty), `method`, `path`, `timestamp` (wall-clock text
+        /// `yyyy-MM-dd HH:mm:ss`, Asia/Shanghai),
+        /// `epoch_seconds`, `epoch_millis`, `secret` and `env`.
+        string_to_sign: String,
+        /// `md5`, `sha1`, `sha256`, `hmac-md5`, `hmac-sha1` or `hmac-sha256`.
+        algorithm: String,
+        /// `hex_upper` (default), `hex_lower` or `base64`.
+        #[serde(default)]
+        encoding: Option<String>,
+        /// Where the signature goes.
+        signature: RawSignaturePlacement,
+    },
+}
+
+/// The login request of the `login` strategy.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoginRequest {
+    /// `POST` (default) or `GET`.
+    #[serde(default)]
+    pub method: Option<HttpMethod>,
+    /// The login endpoint: an http(s) URL, or a path on the connector's `base_url`.
+    pub path: String,
+    /// Form fields (templates over `env`), sent as `application/x-www-form-urlencoded`.
+    #[serde(default)]
+    pub form: BTreeMap<String, String>,
+    /// JSON body fields (templates over `env`), sent as one JSON object of strings.
+    #[serde(default)]
+    pub json: BTreeMap<String, String>,
+}
+
+/// Where the login answer holds the token: exactly one of `path` and `cookie`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLoginToken {
+    /// A JSONPath into the answer's body, e.g. `$.data.token`.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The name of a cookie the answer sets (`Set-Cookie`).
+    #[serde(default)]
+    pub cookie: Option<String>,
+}
+
+/// Where each call carries the login token.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlacement {
+    /// `header` (default), `query` or `cookie`.
+    #[serde(default, rename = "in")]
+    pub location: Option<String>,
+    /// The header, parameter or cookie name.
+    pub name: String,
+    /// What is sent, with `{{ token }}` where the token goes, e.g. `Bearer {{ token }}`.
+    /// Default `{{ token }}`.
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// Where the `signature` strategy puts the signature.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignaturePlacement {
+    /// `param` (default: the form body when the request has one, else the query, like the
+    /// added parameters), `query` or `header`.
+    #[serde(default, rename = "in")]
+    pub location: Option<String>,
+    /// The parameter or header name, e.g. `sign`.
+    pub name: String,
 }
 
 /// Expressions over a response: `body` is the parsed JSON, `status` the HTTP status. Missing

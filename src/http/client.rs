@@ -435,6 +435,10 @@ impl Client {
         loop {
             attempt += 1;
             self.limiter.acquire(&self.sleeper).await;
+            if let Some(stale) = self.auth.stale() {
+                // No token yet, or one about to expire: renew it (once for all callers).
+                self.login(Some(stale), deadline).await?;
+            }
             let mut request = self.prepare(operation, &payload);
             let generation = self
                 .auth
@@ -460,12 +464,22 @@ impl Client {
                 }
             };
             self.auth.observe(&response);
-            let parsed = serde_json::from_slice::<Json>(&response.body).map(Arc::new);
             let status = response.status;
-            let verdict = parsed
-                .as_ref()
-                .ok()
-                .map(|body| envelope::classify(envelope, envelopes, status, body));
+            // To a token strategy, 401 means the token is gone, whatever the body says.
+            let unauthorized = status == 401 && self.auth.renews_on_401();
+            let parsed = match unauthorized {
+                true => Ok(Arc::new(Json::Null)),
+                false => serde_json::from_slice::<Json>(&response.body).map(Arc::new),
+            };
+            let verdict = match unauthorized {
+                true => Some(Verdict::Reauth {
+                    message: "HTTP 401 Unauthorized".into(),
+                }),
+                false => parsed
+                    .as_ref()
+                    .ok()
+                    .map(|body| envelope::classify(envelope, envelopes, status, body)),
+            };
             let throttled = match &verdict {
                 Some(Verdict::Throttled { code, message }) => Some(match code {
                     Some(code) => format!("{message} ({code})"),

@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 pub mod hostile_http;
 pub mod hostile_wdt;
+pub mod oauth_api;
 pub mod receiver;
 pub mod sandbox;
 pub mod sync;

@@ -18,13 +18,12 @@ use serde_json::Value as Json;
 
 use crate::apischema::{ApiSchema, MappingCheck};
 use crate::config::model::{
-    Auth, Batch, Connector, Envelope, Flow, Http, JsonPath, Key, KingdeeAuth, KingdeeMode,
-    Operation, OperationWindow, PLACEHOLDERS, Pagination, Param, RateLimit, Results, Retry, Rows,
-    Source, Target, Window,
+    Batch, Connector, Envelope, Flow, Http, JsonPath, Key, Operation, OperationWindow,
+    PLACEHOLDERS, Pagination, Param, RateLimit, Results, Retry, Rows, Source, Target, Window,
 };
 use crate::config::raw::{
-    Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawAuth, RawConnector, RawEnvelope,
-    RawFlow, RawOperation, RawRetry,
+    Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawConnector, RawEnvelope, RawFlow,
+    RawOperation, RawRetry,
 };
 use crate::config::shape::{self, Repair};
 use crate::config::yaml::{Document, YamlPath};
@@ -35,6 +34,8 @@ use crate::template::{self, Builder, Leaf, TemplateId, TemplateSet, UnknownName}
 use crate::time;
 use crate::tree::{self, Node};
 use crate::value_map::{ValueMap, ValueMaps};
+
+mod auth;
 
 /// The result of loading a file: the compiled value when there were no errors, and every
 /// error and warning found, plus the texts read (so diagnostics show what was checked).
@@ -81,6 +82,8 @@ enum Context {
     Row,
     /// The flow's mapping: checked by `MappingCheck` against the API schemas instead.
     Mapping,
+    /// The `signature` auth strategy: the request being signed, the secret, `env`.
+    Signature,
 }
 
 impl Context {
@@ -101,6 +104,17 @@ impl Context {
             Context::Envelope => &["body", "status"],
             Context::Row => &["row"],
             Context::Mapping => &[],
+            Context::Signature => &[
+                "params",
+                "body",
+                "method",
+                "path",
+                "timestamp",
+                "epoch_seconds",
+                "epoch_millis",
+                "secret",
+                "env",
+            ],
         }
     }
 
@@ -115,6 +129,7 @@ impl Context {
             Context::Envelope => "a response envelope",
             Context::Row => "a lookup row",
             Context::Mapping => "the mapping",
+            Context::Signature => "a request signature",
         }
     }
 }
@@ -1073,7 +1088,7 @@ fn compile_connector(
     }
     let settings = Context::ConnectorSettings;
     let base_url = cx.leaf(doc, &root.key("base_url"), &raw.base_url, settings);
-    let auth = compile_auth(cx, doc, &raw.auth);
+    let auth = auth::compile_auth(cx, doc, &raw.auth);
     let headers = raw
         .headers
         .iter()
@@ -1125,128 +1140,6 @@ fn placeholder_envelope() -> Envelope {
         throttled: None,
         reauth: None,
         fatal: None,
-    }
-}
-
-fn compile_auth(cx: &mut Compiler, doc: &Document, raw: &RawAuth) -> Auth {
-    let path = YamlPath::root().key("auth");
-    let settings = Context::ConnectorSettings;
-    let leaf =
-        |cx: &mut Compiler, key: &str, text: &str| cx.leaf(doc, &path.key(key), text, settings);
-    match raw {
-        RawAuth::None => Auth::None,
-        RawAuth::QimenSign {
-            app_key,
-            secret,
-            sign_method,
-        } => {
-            let sign_method = match sign_method.as_deref().unwrap_or("md5").parse() {
-                Ok(method) => method,
-                Err(_) => {
-                    let given = sign_method.clone().unwrap_or_default();
-                    let hint = did_you_mean(&given, ["md5", "hmac", "hmac-sha256"])
-                        .map_or("one of `md5`, `hmac`, `hmac-sha256`".to_string(), |s| {
-                            format!("did you mean `{s}`?")
-                        });
-                    cx.error(
-                        format!("unknown `sign_method` `{given}`"),
-                        doc.locate(&path.key("sign_method")),
-                        Some(hint),
-                    );
-                    crate::sign::qimen::SignMethod::Md5
-                }
-            };
-            Auth::QimenSign {
-                app_key: leaf(cx, "app_key", app_key),
-                secret: leaf(cx, "secret", secret),
-                sign_method,
-            }
-        }
-        RawAuth::Kingdee {
-            mode,
-            acct_id,
-            username,
-            app_id,
-            app_secret,
-            password,
-            lcid,
-            org_num,
-        } => {
-            let mode = match mode.as_deref().unwrap_or("auto") {
-                "auto" => KingdeeMode::Auto,
-                "app_signature" => KingdeeMode::AppSignature,
-                "password" => KingdeeMode::Password,
-                other => {
-                    let hint = did_you_mean(other, ["auto", "app_signature", "password"]).map_or(
-                        "one of `auto`, `app_signature`, `password`".to_string(),
-                        |s| format!("did you mean `{s}`?"),
-                    );
-                    cx.error(
-                        format!("unknown Kingdee auth `mode` `{other}`"),
-                        doc.locate(&path.key("mode")),
-                        Some(hint),
-                    );
-                    KingdeeMode::Auto
-                }
-            };
-            if mode == KingdeeMode::AppSignature && (app_id.is_none() || app_secret.is_none()) {
-                cx.error(
-                    "`mode: app_signature` needs `app_id` and `app_secret`",
-                    doc.locate_key(&path.key("mode")),
-                    None,
-                );
-            }
-            if mode == KingdeeMode::Password && password.is_none() {
-                cx.error(
-                    "`mode: password` needs `password`",
-                    doc.locate_key(&path.key("mode")),
-                    None,
-                );
-            }
-            let optional = |cx: &mut Compiler, key: &str, text: &Option<String>| {
-                text.as_ref().map(|t| leaf(cx, key, t))
-            };
-            Auth::Kingdee(Box::new(KingdeeAuth {
-                mode,
-                acct_id: leaf(cx, "acct_id", acct_id),
-                username: leaf(cx, "username", username),
-                app_id: optional(cx, "app_id", app_id),
-                app_secret: optional(cx, "app_secret", app_secret),
-                password: optional(cx, "password", password),
-                lcid: optional(cx, "lcid", lcid),
-                org_num: optional(cx, "org_num", org_num),
-            }))
-        }
-        RawAuth::ApiKey {
-            location,
-            name,
-            value,
-        } => {
-            let in_query = match location.as_deref().unwrap_or("header") {
-                "header" => false,
-                "query" => true,
-                other => {
-                    cx.error(
-                        format!("`in` is `header` or `query`, not `{other}`"),
-                        doc.locate(&path.key("in")),
-                        None,
-                    );
-                    false
-                }
-            };
-            Auth::ApiKey {
-                in_query,
-                name: name.clone(),
-                value: leaf(cx, "value", value),
-            }
-        }
-        RawAuth::Bearer { token } => Auth::Bearer {
-            token: leaf(cx, "token", token),
-        },
-        RawAuth::Basic { username, password } => Auth::Basic {
-            username: leaf(cx, "username", username),
-            password: leaf(cx, "password", password),
-        },
     }
 }
 
