@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 
 pub mod hostile_http;
 pub mod hostile_wdt;
+pub mod rest_mock;
 pub mod sandbox;
 pub mod sync;
 pub mod workspace;
