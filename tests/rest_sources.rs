@@ -73,6 +73,18 @@ operations:
     total: $.total
     pagination: {{ strategy: cursor, cursor: $.paging.next.after, max_page_size: 100 }}
     window: {{ max_span: 30d, field: updated_at }}
+  hubspot_links:
+    kind: read
+    method: GET
+    path: /crm/contacts
+    encoding: query
+    params:
+      {WINDOW_PARAMS}
+      limit: "{{{{PAGINATION_PAGE_SIZE}}}}"
+    records: $.results[*]
+    total: $.total
+    pagination: {{ strategy: next_url, next_url: $.paging.next.link, max_page_size: 100 }}
+    window: {{ max_span: 30d, field: updated_at }}
   offset:
     kind: read
     method: GET
@@ -175,7 +187,7 @@ fn faults(modified: Vec<u64>) -> Faults {
         server_error_at: vec![2],
         throttle_at: vec![4],
         modify_after: vec![(3, modified)],
-        total_lie: 0,
+        ..Faults::default()
     }
 }
 
@@ -216,6 +228,35 @@ fn a_shopify_like_opaque_page_info_in_link_delivers_every_item_once() {
 #[test]
 fn a_hubspot_like_cursor_in_the_body_delivers_every_item_once() {
     sync_every_item_once(Style::HubSpot, "hubspot", vec![3, 40]);
+}
+
+#[test]
+fn a_next_url_in_the_body_delivers_every_item_once() {
+    sync_every_item_once(Style::HubSpot, "hubspot_links", vec![3, 40]);
+}
+
+#[test]
+fn a_next_url_to_another_origin_is_not_followed_and_fails_the_window() {
+    let mock = RestMock::start(
+        Style::HubSpot,
+        30,
+        Faults {
+            foreign_next: true,
+            ..Faults::default()
+        },
+    );
+    let workspace = workspace(&mock.url, "hubspot_links");
+    run(&workspace)
+        .code(4)
+        .stderr_contains("is on another origin than the connector's");
+    assert_eq!(
+        mock.foreign_requests(),
+        0,
+        "no request left the connector's origin"
+    );
+    mock.set_faults(Faults::default());
+    run(&workspace).success();
+    assert_each_written_once(&mock);
 }
 
 #[test]

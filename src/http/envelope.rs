@@ -149,6 +149,40 @@ mod tests {
     }
 
     #[test]
+    fn response_expressions_read_status_headers_and_body() {
+        let mut builder = crate::template::Builder::new(
+            minijinja::UndefinedBehavior::Lenient,
+            Arc::new(crate::value_map::ValueMaps::new()),
+        );
+        let mut compile = |text: &str| {
+            let origin = crate::template::Origin {
+                location: crate::error::Location::new("test.yaml", 1, 1, 1),
+                path: crate::config::yaml::YamlPath::root(),
+            };
+            builder.expression(text, origin).unwrap()
+        };
+        let cases = [
+            compile("headers['x-has-more'] == 'true'"),
+            compile("status == 206 and body.more"),
+            compile("headers.link is defined and 'rel=\"next\"' in headers.link"),
+        ];
+        let set = builder.build();
+        let headers = vec![
+            ("x-has-more".to_string(), "true".to_string()),
+            ("link".to_string(), "</a?p=2>; rel=\"next\"".to_string()),
+            ("link".to_string(), "</a?p=9>; rel=\"last\"".to_string()),
+        ];
+        let scope = response_scope(206, &headers, &Arc::new(json!({"more": true})));
+        for id in cases {
+            assert!(set.eval(id, &scope).unwrap().is_true());
+        }
+        let scope = response_scope(200, &[], &Arc::new(json!({})));
+        for id in cases {
+            assert!(!set.eval(id, &scope).unwrap().is_true());
+        }
+    }
+
+    #[test]
     fn wdt_qimen_envelopes() {
         let wdt = connector("wdt_qimen");
         let op = "stockin_refund_query";

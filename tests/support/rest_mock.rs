@@ -47,6 +47,8 @@ pub struct Faults {
     pub modify_after: Vec<(usize, Vec<u64>)>,
     /// Added to the true total the body reports (HubSpot, offset).
     pub total_lie: i64,
+    /// HubSpot's `paging.next.link` points to another origin (`localhost` for `127.0.0.1`).
+    pub foreign_next: bool,
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +59,8 @@ struct Inner {
     faults: Faults,
     /// Source requests answered so far (faults included).
     requests: usize,
+    /// Source requests that came through a link to another origin.
+    foreign: usize,
     /// Every write received, by key.
     written: HashMap<String, u32>,
     base: String,
@@ -139,6 +143,11 @@ impl RestMock {
         self.inner.lock().unwrap().written.clone()
     }
 
+    /// Source requests that followed a link to another origin (none, ever).
+    pub fn foreign_requests(&self) -> usize {
+        self.inner.lock().unwrap().foreign
+    }
+
     /// Source requests answered so far.
     pub fn requests(&self) -> usize {
         self.inner.lock().unwrap().requests
@@ -199,6 +208,9 @@ async fn source(
 ) -> Response {
     let mut inner = inner.lock().unwrap();
     inner.requests += 1;
+    if query.contains_key("foreign") {
+        inner.foreign += 1;
+    }
     let n = inner.requests;
     if inner.faults.server_error_at.contains(&n) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "upstream failed").into_response();
@@ -306,7 +318,17 @@ fn answer(inner: &Inner, query: &HashMap<String, String>) -> Response {
         Style::HubSpot => {
             let mut body = json!({"results": page, "total": total});
             if more {
-                body["paging"] = json!({"next": {"after": last.to_string(), "link": "ignored"}});
+                let origin = if inner.faults.foreign_next {
+                    base.replace("127.0.0.1", "localhost") + "/crm/contacts?foreign=1&"
+                } else {
+                    format!("{base}/crm/contacts?")
+                };
+                let link = format!(
+                    "{origin}since={}&until={}&limit={limit}&after={last}",
+                    encode(&since),
+                    encode(&until)
+                );
+                body["paging"] = json!({"next": {"after": last.to_string(), "link": link}});
             }
             body
         }
