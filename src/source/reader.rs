@@ -306,12 +306,13 @@ impl Reader<'_> {
             .total
             .as_ref()
             .and_then(|path| path.select(&reply.body).first().and_then(|v| count_of(v)));
-        let has_more = pagination.and_then(has_more_of).map(|id| {
+        let has_more = pagination.and_then(has_more_of).and_then(|id| {
             let scope = envelope::response_scope(reply.status, &reply.headers, &reply.body);
-            self.flow
-                .envelopes
-                .eval(id, &scope)
-                .is_ok_and(|value| value.is_true())
+            // Undefined (a key the answer lacks) is unknown, not false: the token decides.
+            match self.flow.envelopes.eval(id, &scope) {
+                Ok(value) if !value.is_undefined() && !value.is_none() => Some(value.is_true()),
+                _ => None,
+            }
         });
         Ok(Fetched {
             records,

@@ -92,6 +92,8 @@ pub struct Chain {
     met: HashSet<u64>,
     total: Option<u64>,
     pages: u32,
+    /// The keys of the last page, when it held any (to notice an API ignoring the token).
+    last_keys: Vec<u64>,
 }
 
 impl Chain {
@@ -104,6 +106,7 @@ impl Chain {
             met: HashSet::new(),
             total: None,
             pages: 0,
+            last_keys: Vec::new(),
         }
     }
 
@@ -132,6 +135,14 @@ impl Chain {
             }
         };
         let what = self.what;
+        let repeated = !answer.keys.is_empty() && answer.keys == self.last_keys;
+        self.last_keys = answer.keys.clone();
+        if repeated && token.is_some() && answer.has_more != Some(false) {
+            self.next = Next::Failed(format!(
+                "a page repeated the one before it: the API seems to ignore the {what}, so the pages behind it cannot be read"
+            ));
+            return;
+        }
         self.next = match (token, answer.has_more) {
             (_, Some(false)) | (None, None) => self.finish(answer),
             (None, Some(true)) => Next::Failed(format!(
