@@ -91,6 +91,16 @@ mod tests {
     }
 
     #[test]
+    fn the_last_records_id_is_a_keyset_cursor() {
+        let body = json!({"data": [{"id": "a"}, {"id": "b"}], "has_more": true});
+        for text in ["$.data[-1:].id", "$.data[-1].id"] {
+            let mut cursor = Cursor::new(body_path(text));
+            cursor.observe(&answer(&[], &body, &[1, 2], None, Some(true)));
+            assert_eq!(cursor.next(), Next::Cursor("b".into()), "{text}");
+        }
+    }
+
+    #[test]
     fn a_link_header_the_cursor_does_not_follow_fails_the_last_page() {
         let mut cursor = Cursor::new(body_path("$.next"));
         let headers = vec![("link".to_string(), "</x?p=2>; rel=\"next\"".to_string())];

@@ -44,6 +44,20 @@ impl Pager for NextUrl {
     }
 }
 
+/// `url` as messages show it: without its query, which may carry a credential the API echoes
+/// (an `access_token`, a signature); a long one is cut.
+pub fn shown(url: &str) -> String {
+    let bare = url.split(['?', '#']).next().unwrap_or_default();
+    let mut shown: String = bare.chars().take(120).collect();
+    if shown.len() < bare.len() {
+        shown.push('…');
+    }
+    if bare.len() < url.len() {
+        shown.push_str("?…");
+    }
+    shown
+}
+
 /// `url` (absolute, or relative to `base_url`) as an absolute URL, if it is on the origin of
 /// `base_url`; else why it is not followed.
 pub fn on_origin(base_url: &str, url: &str) -> Result<String, String> {
@@ -51,10 +65,11 @@ pub fn on_origin(base_url: &str, url: &str) -> Result<String, String> {
         .map_err(|err| format!("the connector's `base_url` is not a URL: {err}"))?;
     let next = base
         .join(url.trim())
-        .map_err(|err| format!("the next page's URL `{url}` is not a URL: {err}"))?;
+        .map_err(|err| format!("the next page's URL `{}` is not a URL: {err}", shown(url)))?;
     if next.origin() != base.origin() {
         return Err(format!(
-            "the next page's URL `{url}` is on another origin than the connector's `{}`: requests never leave it, so its credentials cannot",
+            "the next page's URL `{}` is on another origin than the connector's `{}`: requests never leave it, so its credentials cannot",
+            shown(url),
             base.origin().ascii_serialization()
         ));
     }
@@ -90,6 +105,17 @@ mod tests {
                 (found, expected) => panic!("{url}: {found:?}, expected {expected:?}"),
             }
         }
+    }
+
+    #[test]
+    fn urls_in_messages_show_no_query() {
+        assert_eq!(
+            shown("https://api.test/x?access_token=s3cret&page=2"),
+            "https://api.test/x?…"
+        );
+        assert_eq!(shown("/x"), "/x");
+        let why = on_origin("https://api.test", "https://evil.test/x?key=s3cret").unwrap_err();
+        assert!(!why.contains("s3cret"), "{why}");
     }
 
     #[test]

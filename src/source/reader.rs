@@ -1,4 +1,4 @@
-//! Reading one window of the source: pages requested as the paging plan says, records keyed
+//! Reading one window of the source: pages requested as the pagination strategy says, records keyed
 //! and de-duplicated, sent on to the rest of the run through a bounded channel.
 //!
 //! A record can arrive twice within a run: on the boundary second two windows share, or when

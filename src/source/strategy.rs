@@ -17,6 +17,18 @@ use crate::config::model::{Pagination, PagingStrategy};
 use crate::source::paging::MAX_PAGES;
 use crate::source::{cursor, link, next_url, numbered, single};
 
+/// A token or URL as messages show it (a URL without its query, a long token cut).
+fn shown_token(token: &str) -> String {
+    if token.contains("://") || token.starts_with('/') {
+        return next_url::shown(token);
+    }
+    let mut shown: String = token.chars().take(60).collect();
+    if shown.len() < token.len() {
+        shown.push('…');
+    }
+    shown
+}
+
 /// What the reader requests next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
@@ -149,7 +161,8 @@ impl Chain {
                 "an answer says more records follow (`has_more`) but gives no next {what}"
             )),
             (Some(token), _) if !self.tokens.insert(token.clone()) => Next::Failed(format!(
-                "the {what} `{token}` came back a second time: following it again would loop"
+                "the {what} `{}` came back a second time: following it again would loop",
+                shown_token(&token)
             )),
             (Some(_), _) if self.pages >= MAX_PAGES => Next::Failed(format!(
                 "pages went on past the most one window may read ({MAX_PAGES})"
@@ -179,7 +192,8 @@ impl Chain {
 pub fn unfollowed_more(answer: &Answer, follows_link: bool, body_signals: bool) -> Option<String> {
     if !follows_link && let Some(url) = link::next_of(answer.headers) {
         return Some(format!(
-            "the answer links a next page (`Link: <{url}>; rel=\"next\"`), which this pagination does not follow"
+            "the answer links a next page (`Link: <{}>; rel=\"next\"`), which this pagination does not follow",
+            next_url::shown(&url)
         ));
     }
     if !body_signals {
