@@ -49,6 +49,18 @@ operations:
     records: $[*]
     pagination: {{ strategy: link, max_page_size: 100 }}
     window: {{ max_span: 30d, field: updated_at }}
+  github_pages:
+    kind: read
+    method: GET
+    path: /issues
+    encoding: query
+    params:
+      {WINDOW_PARAMS}
+      per_page: "{{{{PAGINATION_PAGE_SIZE}}}}"
+      page: "{{{{PAGINATION_START_PAGE}}}}"
+    records: $[*]
+    pagination: {{ strategy: page, first_page: 1, max_page_size: 100, total_header: X-Total-Count }}
+    window: {{ max_span: 30d, field: updated_at }}
   shopify:
     kind: read
     method: GET
@@ -218,6 +230,13 @@ fn a_github_like_link_header_with_page_numbers_delivers_every_item_once() {
     // Page numbers in links shift when an item already read leaves the window (see
     // docs/connectors.md): only an item ahead of the read position is modified here.
     sync_every_item_once(Style::GitHub, "github", vec![40]);
+}
+
+#[test]
+fn a_github_like_api_read_by_page_number_with_a_header_total_loses_no_item_left_behind() {
+    // The same API described by `page` with the `X-Total-Count` header: the drift-safe page
+    // order, so an item already read leaving the window (3) moves no other item out of reach.
+    sync_every_item_once(Style::GitHub, "github_pages", vec![3, 40]);
 }
 
 #[test]

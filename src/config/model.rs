@@ -281,6 +281,8 @@ pub struct Pagination {
     /// The largest page the API gives: the page size of `page` and `offset`; under the other
     /// strategies an answer holding this many records signals that more were cut off.
     pub max_page_size: Option<u32>,
+    /// The header holding the total count, lowercase (instead of the operation's `total`).
+    pub total_header: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -484,6 +484,10 @@ pub struct RawPagination {
     /// `next_url`: JSONPath of the next page's URL in the body, e.g. `$.links.next`.
     #[serde(default)]
     pub next_url: Option<String>,
+    /// The response header holding the total count (e.g. `X-Total-Count`), for an API that
+    /// gives it there rather than in the body (the operation's `total`).
+    #[serde(default)]
+    pub total_header: Option<String>,
 }
 
 /// A pagination strategy.

@@ -302,10 +302,17 @@ impl Reader<'_> {
             })?,
             None => Vec::new(),
         };
-        let total = operation
-            .total
-            .as_ref()
-            .and_then(|path| path.select(&reply.body).first().and_then(|v| count_of(v)));
+        let total = match pagination.and_then(|p| p.total_header.as_ref()) {
+            Some(name) => reply
+                .headers
+                .iter()
+                .find(|(header, _)| header == name)
+                .and_then(|(_, value)| value.trim().parse().ok()),
+            None => operation
+                .total
+                .as_ref()
+                .and_then(|path| path.select(&reply.body).first().and_then(|v| count_of(v))),
+        };
         let has_more = pagination.and_then(has_more_of).and_then(|id| {
             let scope = envelope::response_scope(reply.status, &reply.headers, &reply.body);
             // Undefined (a key the answer lacks) is unknown, not false: the token decides.

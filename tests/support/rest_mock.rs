@@ -303,6 +303,7 @@ fn answer(inner: &Inner, query: &HashMap<String, String>) -> Response {
                 links.insert(0, link(page_no + 1, "next"));
             }
             headers.insert("link", HeaderValue::from_str(&links.join(", ")).unwrap());
+            headers.insert("x-total-count", HeaderValue::from(total as u64));
             Value::Array(page)
         }
         Style::Shopify => {

@@ -110,9 +110,20 @@ pub(super) fn compile_pagination(
         }
         PaginationStrategy::None => PagingStrategy::None,
     };
+    if p.total_header.is_some() && raw.total.is_some() {
+        cx.error(
+            "the total comes from `total` or `pagination.total_header`, not both",
+            doc.locate_key(&path.key("total_header")),
+            None,
+        );
+    }
     Some(Pagination {
         strategy,
         max_page_size,
+        total_header: p
+            .total_header
+            .as_ref()
+            .map(|name| name.to_ascii_lowercase()),
     })
 }
 
