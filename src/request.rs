@@ -112,6 +112,10 @@ pub struct Placeholders {
     pub current_time: Option<String>,
     pub page_size: Option<u32>,
     pub page: Option<u32>,
+    /// Records before this page (`offset` pagination).
+    pub offset: Option<u64>,
+    /// The token the last answer gave (`cursor` pagination); null on the first request.
+    pub cursor: Option<String>,
 }
 
 /// The source request's parameters for one page of one window.
@@ -139,5 +143,15 @@ pub fn source_params(
         placeholders.page_size.map(Value::from),
     );
     put("PAGINATION_START_PAGE", placeholders.page.map(Value::from));
+    put("PAGINATION_OFFSET", placeholders.offset.map(Value::from));
+    put(
+        "PAGINATION_CURSOR",
+        Some(
+            placeholders
+                .cursor
+                .as_deref()
+                .map_or(Value::from(()), Value::from),
+        ),
+    );
     evaluate_params(flow, &flow.source.params, names, env)
 }

@@ -15,7 +15,7 @@ base_url: http://127.0.0.1:9/
 auth: { strategy: none }
 envelope: { success: "true", message: "'failed'" }
 operations:
-  read: { kind: read, encoding: query, records: "$[*]" }
+  read: { kind: read, encoding: query, records: "$[*]", pagination: { strategy: none } }
 "#;
 
 const SINK: &str = r#"

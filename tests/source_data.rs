@@ -355,7 +355,7 @@ fn small_flow(mapping: &str, nulls: &str) -> Workspace {
     workspace.write(
         "connectors/records.yaml",
         format!(
-            "name: records\nbase_url: http://127.0.0.1:9/\nauth: {{ strategy: none }}\nenvelope: {{ success: \"true\", message: \"'failed'\" }}\noperations:\n  read: {{ kind: read, encoding: query, records: \"$[*]\" }}\n{nulls}"
+            "name: records\nbase_url: http://127.0.0.1:9/\nauth: {{ strategy: none }}\nenvelope: {{ success: \"true\", message: \"'failed'\" }}\noperations:\n  read: {{ kind: read, encoding: query, records: \"$[*]\", pagination: {{ strategy: none }} }}\n{nulls}"
         ),
     );
     workspace.write(

@@ -359,6 +359,7 @@ mod tests {
                 "Theme=standard".into(),
             ],
             retry_after: None,
+            headers: Vec::new(),
             body: Vec::new(),
         });
         let mut request = request();
@@ -377,6 +378,7 @@ mod tests {
             status: 200,
             set_cookies: vec!["kdservice-sessionid=abc".into()],
             retry_after: None,
+            headers: Vec::new(),
             body: Vec::new(),
         });
         let generation = session.apply(&mut request(), Utc::now()).unwrap();

@@ -218,6 +218,7 @@ mod tests {
             status,
             set_cookies: cookies.iter().map(|c| c.to_string()).collect(),
             retry_after: None,
+            headers: Vec::new(),
             body: body.as_bytes().to_vec(),
         }
     }

@@ -210,6 +210,7 @@ mod tests {
             status,
             set_cookies: Vec::new(),
             retry_after: None,
+            headers: Vec::new(),
             body: body.as_bytes().to_vec(),
         }
     }

@@ -345,11 +345,55 @@ impl JsonPath {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// How a read operation pages through a window (see `source::strategy`).
+#[derive(Debug, Clone)]
 pub struct Pagination {
-    pub first_page: u32,
-    pub max_page_size: u32,
-    pub total_on_first_page_only: bool,
+    pub strategy: PagingStrategy,
+    /// The largest page the API gives: the page size of `page` and `offset`; under the other
+    /// strategies an answer holding this many records signals that more were cut off.
+    pub max_page_size: Option<u32>,
+    /// The header holding the total count, lowercase (instead of the operation's `total`).
+    pub total_header: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PagingStrategy {
+    Page {
+        first_page: u32,
+        total_on_first_page_only: bool,
+    },
+    Offset,
+    Cursor {
+        from: CursorFrom,
+        /// An expression (in the flow's `envelopes` set) false on the last page.
+        has_more: Option<TemplateId>,
+    },
+    Link {
+        has_more: Option<TemplateId>,
+    },
+    NextUrl {
+        path: JsonPath,
+        has_more: Option<TemplateId>,
+    },
+    None,
+}
+
+/// Where the next cursor is in an answer.
+#[derive(Debug, Clone)]
+pub enum CursorFrom {
+    Body(JsonPath),
+    /// A header name, lowercase.
+    Header(String),
+}
+
+impl Pagination {
+    /// Whether pages are numbered (the drift-safe page plan reads them).
+    pub fn numbered(&self) -> bool {
+        matches!(
+            self.strategy,
+            PagingStrategy::Page { .. } | PagingStrategy::Offset
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -392,4 +436,6 @@ pub const PLACEHOLDERS: &[&str] = &[
     "CURRENT_TIME",
     "PAGINATION_PAGE_SIZE",
     "PAGINATION_START_PAGE",
+    "PAGINATION_OFFSET",
+    "PAGINATION_CURSOR",
 ];

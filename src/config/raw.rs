@@ -50,7 +50,8 @@ pub struct RawSource {
     pub operation: String,
     /// Request parameters, merged over the operation's. Templates may use the placeholders
     /// `LAST_SYNC_TIME`, `CURRENT_TIME` (window ends), `PAGINATION_PAGE_SIZE`, `PAGINATION_START_PAGE`
-    /// (the page being requested), written `{{LAST_SYNC_TIME datetime}}` or `{{ LAST_SYNC_TIME | datetime }}`.
+    /// (the page being requested), `PAGINATION_OFFSET`, `PAGINATION_CURSOR` (as the operation's
+    /// pagination gives them), written `{{LAST_SYNC_TIME datetime}}` or `{{ LAST_SYNC_TIME | datetime }}`.
     #[serde(default)]
     pub params: BTreeMap<String, Value>,
     /// Records per page, at most the operation's `max_page_size`. Default: the maximum.
@@ -562,18 +563,61 @@ pub enum Encoding {
     Json,
 }
 
-/// Page-number pagination.
+/// How the pages of one window are requested. Every read operation declares it: a reader
+/// that does not know how to ask for more would take the first answer for the whole window.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPagination {
-    /// Number of the first page (0 for WDT).
+    /// `page` (page numbers, the default), `offset` (offset and limit), `cursor` (a token
+    /// from each answer sent with the next request), `link` (`Link: <…>; rel="next"`),
+    /// `next_url` (a URL in the body) or `none` (one answer holds the whole window).
+    #[serde(default)]
+    pub strategy: Option<PaginationStrategy>,
+    /// `page`: number of the first page (0 for WDT). Default 0.
     #[serde(default)]
     pub first_page: Option<u32>,
-    /// Largest page size the API accepts.
-    pub max_page_size: u32,
-    /// The total count is only in the first page's response (WDT: `total_count` on page 0).
+    /// Largest page size the API accepts (`page`, `offset`: required). Under `none`, an answer
+    /// holding this many records is taken for a cut-off one and fails the window.
+    #[serde(default)]
+    pub max_page_size: Option<u32>,
+    /// `page`: the total count is only in the first page's response (WDT: `total_count` on page 0).
     #[serde(default)]
     pub total_on_first_page_only: Option<bool>,
+    /// `cursor`: JSONPath of the next token in the body, e.g. `$.paging.next.after`.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// `cursor`: the response header holding the next token (instead of `cursor`).
+    #[serde(default)]
+    pub cursor_header: Option<String>,
+    /// `cursor`, `link`, `next_url`: an expression over `body`, `status` and `headers` that
+    /// is false on the last page, e.g. `body.has_more`.
+    #[serde(default)]
+    pub has_more: Option<String>,
+    /// `next_url`: JSONPath of the next page's URL in the body, e.g. `$.links.next`.
+    #[serde(default)]
+    pub next_url: Option<String>,
+    /// The response header holding the total count (e.g. `X-Total-Count`), for an API that
+    /// gives it there rather than in the body (the operation's `total`).
+    #[serde(default)]
+    pub total_header: Option<String>,
+}
+
+/// A pagination strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaginationStrategy {
+    /// Page numbers: `{{PAGINATION_START_PAGE}}` and `{{PAGINATION_PAGE_SIZE}}`.
+    Page,
+    /// Offset and limit: `{{PAGINATION_OFFSET}}` and `{{PAGINATION_PAGE_SIZE}}`.
+    Offset,
+    /// A token from the last answer in `{{PAGINATION_CURSOR}}` (null on the first request).
+    Cursor,
+    /// The URL of the `Link` header's `rel="next"`, on the connector's origin.
+    Link,
+    /// A URL from the body, on the connector's origin.
+    NextUrl,
+    /// One answer holds the whole window.
+    None,
 }
 
 /// The API's time window.

@@ -40,12 +40,17 @@ pub enum Payload {
     Fields(serde_json::Map<String, Json>),
     /// A JSON body.
     Json(Json),
+    /// A GET of this full URL, as an API gave it for the next page (its origin already
+    /// checked against `base_url` by the pager); the operation's path and parameters are not sent.
+    Url(String),
 }
 
 /// A response the API gave a verdict on (success or a definite failure).
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
+    /// The response headers, names in lowercase.
+    pub headers: Vec<(String, String)>,
     pub body: Arc<Json>,
     pub verdict: Verdict,
 }
@@ -251,7 +256,21 @@ impl Client {
         Ok(())
     }
 
+    /// The connector's base URL (the origin a followed next-page URL must stay on).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     fn prepare(&self, operation: &Operation, payload: &Payload) -> Request {
+        if let Payload::Url(url) = payload {
+            return Request {
+                method: crate::config::raw::HttpMethod::Get,
+                url: url.clone(),
+                query: Vec::new(),
+                headers: self.headers.clone(),
+                body: Body::None,
+            };
+        }
         let url = join_url(&self.base_url, &operation.path);
         let mut request = Request {
             method: operation.method,
@@ -274,6 +293,7 @@ impl Client {
             Payload::Json(json) => {
                 request.body = Body::Json(serde_json::to_vec(json).expect("JSON serialises"))
             }
+            Payload::Url(_) => {}
         }
         request
     }
@@ -475,10 +495,9 @@ impl Client {
                 true => Some(Verdict::Reauth {
                     message: "HTTP 401 Unauthorized".into(),
                 }),
-                false => parsed
-                    .as_ref()
-                    .ok()
-                    .map(|body| envelope::classify(envelope, envelopes, status, body)),
+                false => parsed.as_ref().ok().map(|body| {
+                    envelope::classify(envelope, envelopes, status, &response.headers, body)
+                }),
             };
             let throttled = match &verdict {
                 Some(Verdict::Throttled { code, message }) => Some(match code {
@@ -582,6 +601,7 @@ impl Client {
                     // conflict on one bill): the caller reads the reply record by record.
                     return Ok(Reply {
                         status,
+                        headers: response.headers,
                         body,
                         verdict,
                     });
@@ -615,6 +635,7 @@ impl Client {
                 verdict => {
                     return Ok(Reply {
                         status,
+                        headers: response.headers,
                         body,
                         verdict,
                     });

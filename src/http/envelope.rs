@@ -1,7 +1,8 @@
 //! What a response means, according to the connector's `envelope` expressions.
 //!
 //! The expressions are lenient (a missing key is undefined, not an error) and see `body`
-//! (the parsed JSON, exposed lazily without copying) and `status`. Session loss is checked
+//! (the parsed JSON, exposed lazily without copying), `status` and `headers` (names in
+//! lowercase). Session loss is checked
 //! first, because some APIs answer it inside an otherwise ordinary error envelope (Kingdee's
 //! MsgCode 1). Pure.
 
@@ -44,21 +45,39 @@ pub enum Verdict {
     },
 }
 
-/// Classify `body` (already parsed) answered with HTTP `status`.
-pub fn classify(
-    envelope: &Envelope,
-    templates: &TemplateSet,
-    status: u16,
-    body: &Arc<Json>,
-) -> Verdict {
+/// What response expressions (envelopes, `has_more`) see: `body`, `status` and `headers`.
+pub fn response_scope(status: u16, headers: &[(String, String)], body: &Arc<Json>) -> Value {
     let body_value = Value::from_object(RecordNode::new(
         Arc::clone(body),
         Arc::new(Misses::default()),
     ));
-    let ctx = Value::from_object(Scope::named(vec![
+    // A header sent several times reads as its values joined by commas (RFC 9110).
+    let mut joined = std::collections::BTreeMap::<&str, String>::new();
+    for (name, value) in headers {
+        joined
+            .entry(name.as_str())
+            .and_modify(|all| {
+                all.push_str(", ");
+                all.push_str(value);
+            })
+            .or_insert_with(|| value.clone());
+    }
+    Value::from_object(Scope::named(vec![
         (Arc::from("body"), body_value),
         (Arc::from("status"), Value::from(status)),
-    ]));
+        (Arc::from("headers"), Value::from_pairs(joined)),
+    ]))
+}
+
+/// Classify `body` (already parsed) answered with HTTP `status` and `headers`.
+pub fn classify(
+    envelope: &Envelope,
+    templates: &TemplateSet,
+    status: u16,
+    headers: &[(String, String)],
+    body: &Arc<Json>,
+) -> Verdict {
+    let ctx = response_scope(status, headers, body);
     let holds = |id| templates.eval(id, &ctx).is_ok_and(|v| v.is_true());
     let text = |id| {
         templates
@@ -126,7 +145,41 @@ mod tests {
             .envelope
             .as_ref()
             .unwrap();
-        classify(envelope, &connector.envelopes, 200, &Arc::new(body))
+        classify(envelope, &connector.envelopes, 200, &[], &Arc::new(body))
+    }
+
+    #[test]
+    fn response_expressions_read_status_headers_and_body() {
+        let mut builder = crate::template::Builder::new(
+            minijinja::UndefinedBehavior::Lenient,
+            Arc::new(crate::value_map::ValueMaps::new()),
+        );
+        let mut compile = |text: &str| {
+            let origin = crate::template::Origin {
+                location: crate::error::Location::new("test.yaml", 1, 1, 1),
+                path: crate::config::yaml::YamlPath::root(),
+            };
+            builder.expression(text, origin).unwrap()
+        };
+        let cases = [
+            compile("headers['x-has-more'] == 'true'"),
+            compile("status == 206 and body.more"),
+            compile("headers.link is defined and 'rel=\"next\"' in headers.link"),
+        ];
+        let set = builder.build();
+        let headers = vec![
+            ("x-has-more".to_string(), "true".to_string()),
+            ("link".to_string(), "</a?p=2>; rel=\"next\"".to_string()),
+            ("link".to_string(), "</a?p=9>; rel=\"last\"".to_string()),
+        ];
+        let scope = response_scope(206, &headers, &Arc::new(json!({"more": true})));
+        for id in cases {
+            assert!(set.eval(id, &scope).unwrap().is_true());
+        }
+        let scope = response_scope(200, &[], &Arc::new(json!({})));
+        for id in cases {
+            assert!(!set.eval(id, &scope).unwrap().is_true());
+        }
     }
 
     #[test]

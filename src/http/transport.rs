@@ -49,6 +49,8 @@ pub struct Response {
     pub set_cookies: Vec<String>,
     /// `Retry-After` in seconds, when the server sent one (the date form is ignored).
     pub retry_after: Option<u64>,
+    /// Every header, names in lowercase, in the order sent (for paging and envelopes).
+    pub headers: Vec<(String, String)>,
     /// The body, without a UTF-8 byte order mark in front (JSON has none; some gateways add one).
     pub body: Vec<u8>,
 }
@@ -201,6 +203,13 @@ impl Transport {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse().ok());
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
+            })
+            .collect();
         let mut body = read_body(response, self.max_response_bytes).await?;
         if body.starts_with(BOM) {
             body.drain(..BOM.len());
@@ -209,6 +218,7 @@ impl Transport {
             status,
             set_cookies,
             retry_after,
+            headers,
             body,
         })
     }

@@ -1,4 +1,4 @@
-//! Reading one window of the source: pages requested as the paging plan says, records keyed
+//! Reading one window of the source: pages requested as the pagination strategy says, records keyed
 //! and de-duplicated, sent on to the rest of the run through a bounded channel.
 //!
 //! A record can arrive twice within a run: on the boundary second two windows share, or when
@@ -14,14 +14,15 @@ use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
-use crate::config::model::{Flow, JsonPath};
+use crate::config::model::{Flow, JsonPath, Pagination, PagingStrategy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, Payload};
-use crate::http::envelope::Verdict;
+use crate::http::envelope::{self, Verdict};
 use crate::record;
 use crate::request::{self, Env, Placeholders};
-use crate::source::paging::{Failure, MAX_PAGES, Next, Notice, Observed, Plan};
+use crate::source::strategy::{self, Answer, Next};
 use crate::source::window::Window;
+use crate::template::TemplateId;
 use crate::time::wall_clock;
 
 /// A source record on its way to the target.
@@ -129,30 +130,30 @@ impl Reader<'_> {
         self.progress.window(index, count, window);
         seen.next_window();
         let mut stats = WindowStats::default();
-        let (first_page, page_size) = match operation.pagination {
-            Some(pagination) => (pagination.first_page, source.page_size),
-            None => (0, 0),
-        };
-        let mut plan = Plan::new(
-            first_page,
-            if operation.pagination.is_some() {
-                page_size
-            } else {
-                u32::MAX
-            },
-        );
+        let pagination = operation
+            .pagination
+            .as_ref()
+            .expect("a read operation declares its pagination (checked when compiling)");
+        let mut pager = strategy::pager(pagination, source.page_size, self.client.base_url());
+        let span = span_of(window);
         // Pages read before in this window: their records coming back is the plan, not a duplicate.
         let mut fetched = std::collections::HashSet::new();
+        let mut number = 0u32;
         loop {
-            let page = match plan.next() {
-                Next::Page(page) => page,
+            let request = match pager.next() {
                 Next::Done => break,
-                Next::Failed(failure) => return Err(self.window_failed(window, failure)),
+                Next::Failed(why) => return Err(self.window_failed(window, &why)),
+                request => request,
             };
-            let (records, total) = self.fetch(window, page).await?;
-            let mut keys = Vec::with_capacity(records.len());
-            let mut keyed = Vec::with_capacity(records.len());
-            for record in records {
+            let page = match request {
+                Next::Page(page) => page,
+                _ => number,
+            };
+            number += 1;
+            let fetched_page = self.fetch(window, &request, page).await?;
+            let mut keys = Vec::with_capacity(fetched_page.records.len());
+            let mut keyed = Vec::with_capacity(fetched_page.records.len());
+            for record in fetched_page.records {
                 let (key, modified, _) = key_or_stand_in(self.flow, &record);
                 let mut hasher = DefaultHasher::new();
                 key.hash(&mut hasher);
@@ -164,19 +165,20 @@ impl Reader<'_> {
                     window: Some(index),
                 });
             }
-            self.progress.page(page, keyed.len(), total);
+            self.progress.page(page, keyed.len(), fetched_page.total);
             stats.pages += 1;
-            plan.observe(&Observed {
-                page,
+            pager.observe(&Answer {
+                headers: &fetched_page.headers,
+                body: &fetched_page.body,
                 count: keyed.len(),
-                total,
+                total: fetched_page.total,
                 keys,
+                has_more: fetched_page.has_more,
             });
-            let span = span_of(window);
-            for notice in plan.take_notices() {
-                self.progress.notice(describe(notice, &span));
+            for notice in pager.notices(&span) {
+                self.progress.notice(notice);
             }
-            let reread = !fetched.insert(page);
+            let reread = !fetched.insert(request_key(&request));
             for record in keyed {
                 if seen.admit(&record.key, &record.modified, reread) {
                     stats.records += 1;
@@ -189,7 +191,7 @@ impl Reader<'_> {
                 }
             }
         }
-        if !plan.settled() {
+        if !pager.settled() {
             // Its records went on, but the window is not known to be complete: leaving it
             // unread keeps the cursor before it.
             stats.unsettled = true;
@@ -205,31 +207,69 @@ impl Reader<'_> {
     }
 }
 
+/// What one answer of the source held.
+struct Fetched {
+    records: Vec<Arc<Json>>,
+    total: Option<u64>,
+    headers: Vec<(String, String)>,
+    body: Arc<Json>,
+    has_more: Option<bool>,
+}
+
+/// Tells apart the requests of one window (a page number, a cursor, a URL).
+fn request_key(request: &Next) -> String {
+    match request {
+        Next::Page(page) => format!("page {page}"),
+        Next::First => "first".to_string(),
+        Next::Cursor(token) => format!("cursor {token}"),
+        Next::Url(url) => format!("url {url}"),
+        Next::Done | Next::Failed(_) => String::new(),
+    }
+}
+
 impl Reader<'_> {
-    /// Fetch page `page` of `window`: its records and the total it gives, if any.
-    async fn fetch(&self, window: Window, page: u32) -> Result<(Vec<Arc<Json>>, Option<u64>)> {
+    /// Fetch `request` of `window` (`page`: its number, for messages).
+    async fn fetch(&self, window: Window, request: &Next, page: u32) -> Result<Fetched> {
         let operation = self.flow.source.operation();
-        let placeholders = Placeholders {
-            last_sync_time: Some(wall_clock(window.start)),
-            current_time: Some(wall_clock(window.end)),
-            page_size: operation.pagination.map(|_| self.flow.source.page_size),
-            page: operation.pagination.map(|_| page),
+        let pagination = operation.pagination.as_ref();
+        let page_size = self.flow.source.page_size;
+        let numbered = pagination.is_some_and(|p| p.numbered());
+        let payload = match request {
+            Next::Url(url) => Payload::Url(url.clone()),
+            _ => {
+                let offset = match (pagination.map(|p| &p.strategy), request) {
+                    (Some(PagingStrategy::Offset), Next::Page(page)) => {
+                        Some(u64::from(*page) * u64::from(page_size))
+                    }
+                    _ => None,
+                };
+                let placeholders = Placeholders {
+                    last_sync_time: Some(wall_clock(window.start)),
+                    current_time: Some(wall_clock(window.end)),
+                    page_size: pagination
+                        .filter(|p| numbered || p.max_page_size.is_some())
+                        .map(|_| page_size),
+                    page: numbered.then_some(page),
+                    offset,
+                    cursor: match request {
+                        Next::Cursor(token) => Some(token.clone()),
+                        _ => None,
+                    },
+                };
+                let params =
+                    request::source_params(self.flow, &placeholders, self.env).map_err(|err| {
+                        Error::config(format!(
+                            "cannot build the source parameters: {}",
+                            err.message
+                        ))
+                        .with_location(err.location)
+                    })?;
+                Payload::Fields(params)
+            }
         };
-        let params = request::source_params(self.flow, &placeholders, self.env).map_err(|err| {
-            Error::config(format!(
-                "cannot build the source parameters: {}",
-                err.message
-            ))
-            .with_location(err.location)
-        })?;
         let reply = self
             .client
-            .call(
-                operation,
-                &self.flow.envelopes,
-                Payload::Fields(params),
-                true,
-            )
+            .call(operation, &self.flow.envelopes, payload, true)
             .await
             .map_err(|err| err.into_error())?;
         let called = || {
@@ -262,34 +302,41 @@ impl Reader<'_> {
             })?,
             None => Vec::new(),
         };
-        let total = operation
-            .total
-            .as_ref()
-            .and_then(|path| path.select(&reply.body).first().and_then(|v| count_of(v)));
-        Ok((records, total))
+        let total = match pagination.and_then(|p| p.total_header.as_ref()) {
+            Some(name) => reply
+                .headers
+                .iter()
+                .find(|(header, _)| header == name)
+                .and_then(|(_, value)| value.trim().parse().ok()),
+            None => operation
+                .total
+                .as_ref()
+                .and_then(|path| path.select(&reply.body).first().and_then(|v| count_of(v))),
+        };
+        let has_more = pagination.and_then(has_more_of).and_then(|id| {
+            let scope = envelope::response_scope(reply.status, &reply.headers, &reply.body);
+            // Undefined (a key the answer lacks) is unknown, not false: the token decides.
+            match self.flow.envelopes.eval(id, &scope) {
+                Ok(value) if !value.is_undefined() && !value.is_none() => Some(value.is_true()),
+                _ => None,
+            }
+        });
+        Ok(Fetched {
+            records,
+            total,
+            headers: reply.headers,
+            body: reply.body,
+            has_more,
+        })
     }
 
     /// The error a window that cannot be read completely ends the run with.
-    fn window_failed(&self, window: Window, failure: Failure) -> Error {
+    fn window_failed(&self, window: Window, why: &str) -> Error {
         let operation = &self.flow.source.operation().name;
-        let what = match failure {
-            Failure::BelowTotal { page, held, total } => format!(
-                "page {page} held {held} record(s) although the total says {total}, through several fresh reads of the first page"
-            ),
-            Failure::TooManyPages { total, pages } => format!(
-                "the total {total} needs {pages} pages, more than one window may read ({MAX_PAGES}); a shorter `source.window.max_span` splits it"
-            ),
-            Failure::RepeatedPage { page } => format!(
-                "page {page} repeated the page before it: the API seems to ignore the page number, so the pages behind it cannot be read"
-            ),
-            Failure::Endless { page } => format!(
-                "full pages went on up to page {page}, more than one window may read ({MAX_PAGES})"
-            ),
-        };
         Error::new(
             ErrorKind::Api,
             format!(
-                "{} answered `{operation}` for {} inconsistently: {what}",
+                "{} answered `{operation}` for {} inconsistently: {why}",
                 self.client.name,
                 span_of(window)
             ),
@@ -298,35 +345,21 @@ impl Reader<'_> {
     }
 }
 
+/// The `has_more` expression of a chained strategy, if it has one.
+fn has_more_of(pagination: &Pagination) -> Option<TemplateId> {
+    match &pagination.strategy {
+        PagingStrategy::Cursor { has_more, .. }
+        | PagingStrategy::Link { has_more }
+        | PagingStrategy::NextUrl { has_more, .. } => *has_more,
+        _ => None,
+    }
+}
+
 /// What the user is told when a window fails.
 const LEFT_OPEN: &str = "the window is left unread and the cursor stays before it; the next run reads it again (if the API keeps answering so, ask its vendor)";
 
 fn span_of(window: Window) -> String {
     format!("{} .. {}", wall_clock(window.start), wall_clock(window.end))
-}
-
-/// A pager's notice as the user reads it.
-fn describe(notice: Notice, span: &str) -> String {
-    match notice {
-        Notice::Restarted { before, after } => format!(
-            "the window {span} grew from {before} to {after} records while being read; reading it again"
-        ),
-        Notice::Missed { met, total } => format!(
-            "reading the window {span} met {met} of its {total} records (some moved while it was read); reading it again"
-        ),
-        Notice::GaveUp { attempts } => format!(
-            "the window {span} kept changing through {attempts} reads; the cursor stays before it and the next run reads it again"
-        ),
-        Notice::RepeatedPage { page } => format!(
-            "page {page} repeated the previous page; the API seems to ignore the page parameter"
-        ),
-        Notice::Short { page, held, total } => format!(
-            "page {page} of the window {span} held {held} record(s) although the total says {total}; reading the first page again for a fresh total"
-        ),
-        Notice::TotalTooSmall { held, total } => format!(
-            "the pages of the window {span} hold at least {held} records, more than the total of {total} the API gives; paging on until a short page and reading the pages again downwards"
-        ),
-    }
 }
 
 /// The records `path` selects in `body`, each a JSON object. A response of another shape (the

@@ -12,6 +12,7 @@ pub mod hostile_http;
 pub mod hostile_wdt;
 pub mod oauth_api;
 pub mod receiver;
+pub mod rest_mock;
 pub mod sandbox;
 pub mod sync;
 pub mod workspace;

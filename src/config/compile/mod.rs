@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use crate::apischema::{ApiSchema, MappingCheck};
 use crate::config::model::{
     Batch, Connector, Envelope, Flow, Http, JsonPath, Key, Operation, OperationWindow,
-    PLACEHOLDERS, Pagination, Param, RateLimit, Results, Retry, Rows, Source, Target, Window,
+    PLACEHOLDERS, Param, RateLimit, Results, Retry, Rows, Source, Target, Window,
 };
 use crate::config::raw::{
     Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawConnector, RawEnvelope, RawFlow,
@@ -36,6 +36,7 @@ use crate::tree::{self, Node};
 use crate::value_map::{ValueMap, ValueMaps};
 
 mod auth;
+mod pagination;
 
 /// The result of loading a file: the compiled value when there were no errors, and every
 /// error and warning found, plus the texts read (so diagnostics show what was checked).
@@ -76,7 +77,7 @@ enum Context {
     ConnectorSettings,
     /// A flow setting read once per run: `env` only.
     FlowSetting,
-    /// Response envelopes: `body`, `status`.
+    /// Response envelopes and `has_more`: `body`, `status`, `headers`.
     Envelope,
     /// Lookup rows: `row`.
     Row,
@@ -94,6 +95,8 @@ impl Context {
                 "CURRENT_TIME",
                 "PAGINATION_PAGE_SIZE",
                 "PAGINATION_START_PAGE",
+                "PAGINATION_OFFSET",
+                "PAGINATION_CURSOR",
                 "vars",
                 "env",
             ],
@@ -101,7 +104,7 @@ impl Context {
             Context::TargetInputs { keys: true, .. } => &["params", "keys", "vars", "env"],
             Context::TargetInputs { .. } => &["params", "vars", "env"],
             Context::ConnectorSettings | Context::FlowSetting => &["env"],
-            Context::Envelope => &["body", "status"],
+            Context::Envelope => &["body", "status", "headers"],
             Context::Row => &["row"],
             Context::Mapping => &[],
             Context::Signature => &[
@@ -589,21 +592,22 @@ fn compile_flow(
                 (doc, &root.key("source").key("params"), &raw.source.params),
                 Context::SourceParams,
             );
-            let page_size = match (op.pagination, raw.source.page_size) {
+            let max_page_size = op.pagination.as_ref().and_then(|p| p.max_page_size);
+            let page_size = match (max_page_size, raw.source.page_size) {
                 // Against a connector with errors the limits may be stand-ins: not compared.
-                (Some(p), Some(size)) if conn.clean && (size == 0 || size > p.max_page_size) => {
+                (Some(max), Some(size)) if conn.clean && (size == 0 || size > max) => {
                     cx.error(
                         format!(
                             "`page_size` {size} is outside what `{}` accepts (1 to {})",
-                            raw.source.operation, p.max_page_size
+                            raw.source.operation, max
                         ),
                         doc.locate(&root.key("source").key("page_size")),
                         None,
                     );
-                    p.max_page_size
+                    max
                 }
                 (Some(_), Some(size)) => size,
-                (Some(p), None) => p.max_page_size,
+                (Some(max), None) => max,
                 (None, size) => size.unwrap_or(0),
             };
             let window = compile_window(cx, doc, &raw, op, conn.clean);
@@ -1331,20 +1335,7 @@ fn compile_operation(
         .total
         .as_ref()
         .and_then(|text| cx.json_path(doc, &path.key("total"), text));
-    let pagination = raw.pagination.as_ref().map(|p| {
-        if p.max_page_size == 0 {
-            cx.error(
-                "`max_page_size` must be at least 1",
-                doc.locate(&path.key("pagination").key("max_page_size")),
-                None,
-            );
-        }
-        Pagination {
-            first_page: p.first_page.unwrap_or(0),
-            max_page_size: p.max_page_size.max(1),
-            total_on_first_page_only: p.total_on_first_page_only.unwrap_or(false),
-        }
-    });
+    let pagination = pagination::compile_pagination(cx, doc, path, name, raw);
     let window = raw.window.as_ref().map(|w| OperationWindow {
         max_span: cx.span(
             doc,
@@ -1672,11 +1663,25 @@ fn check_placeholders(
         collect_sources(&param.node, &cx.strict, &mut used);
     }
     let mut need = Vec::new();
-    if op.pagination.is_some() {
-        need.extend(["PAGINATION_START_PAGE", "PAGINATION_PAGE_SIZE"]);
+    if let Some(p) = &op.pagination {
+        need.extend(pagination::needed_placeholders(p));
     }
     if op.window.is_some() {
         need.extend(["LAST_SYNC_TIME", "CURRENT_TIME"]);
+    }
+    for placeholder in op
+        .pagination
+        .as_ref()
+        .map(pagination::unavailable_placeholders)
+        .unwrap_or_default()
+    {
+        if used.contains(placeholder) {
+            cx.error(
+                format!("operation `{op_name}` does not give `{placeholder}` with its pagination"),
+                doc.locate_key(&YamlPath::root().key("source").key("params")),
+                Some("each strategy gives its own placeholders (see docs/connectors.md, \"Pagination\")".into()),
+            );
+        }
     }
     for placeholder in need {
         if !used.contains(placeholder) {
@@ -1697,6 +1702,8 @@ fn placeholder_param_example(placeholder: &str) -> &'static str {
         "LAST_SYNC_TIME" => "start_time",
         "CURRENT_TIME" => "end_time",
         "PAGINATION_PAGE_SIZE" => "page_size",
+        "PAGINATION_OFFSET" => "offset",
+        "PAGINATION_CURSOR" => "starting_after",
         _ => "page_no",
     }
 }

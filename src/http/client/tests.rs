@@ -54,7 +54,7 @@ envelope:
   throttled: "body.limited == true"
 http: { retry: { attempts: 4, initial_backoff: 1s, max_backoff: 8s, throttle_wait: 31s, throttle_attempts: 3 } }
 operations:
-  read: { kind: read, encoding: form, records: "$.items[*]" }
+  read: { kind: read, encoding: form, records: "$.items[*]", pagination: { strategy: none } }
   write:
     kind: write
     encoding: json
