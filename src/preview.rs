@@ -69,12 +69,13 @@ pub fn preview(flow_file: &Path, input: &Path, env: &Env) -> Result<ExitCode> {
     }
     let operation = flow.target.operation();
     eprintln!(
-        "{} record{} mapped into {bodies} `{}` request{} (POST …/{}); {failures} record{} failed",
+        "{} record{} mapped into {bodies} `{}` request{} ({} …/{}); {failures} record{} failed",
         mapped_count,
         if mapped_count == 1 { "" } else { "s" },
         operation.name,
         if bodies == 1 { "" } else { "s" },
-        operation.path,
+        operation.method.as_str(),
+        operation.path.text,
         if failures == 1 { "" } else { "s" },
     );
     Ok(if failures > 0 {

@@ -176,9 +176,15 @@ pub struct RawConnector {
     /// Parameters sent with every request of every operation (templates).
     #[serde(default)]
     pub params: BTreeMap<String, Value>,
-    /// HTTP headers sent with every request.
+    /// HTTP headers sent with every request (templates reading `env`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The time zone the API writes times in without an offset, and in which the placeholders
+    /// (`LAST_SYNC_TIME`, `CURRENT_TIME`) and the time filters (`datetime`, `date`) write them:
+    /// `UTC`, an IANA name such as `Asia/Shanghai`, or an offset such as `+08:00`. Default
+    /// `Asia/Shanghai`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// How a response tells success from failure (operations may override it).
     pub envelope: RawEnvelope,
     /// Timeouts, retries and rate limit.
@@ -364,12 +370,19 @@ pub struct RawOperation {
     /// `read` (a source: records, pagination, window), `write` (a target: batches, per-record
     /// results) or `lookup` (finds written records by key).
     pub kind: OperationKind,
-    /// HTTP method. Default `POST`.
+    /// HTTP method: `GET`, `POST`, `PUT`, `PATCH` or `DELETE`. Default `POST`.
     #[serde(default)]
     pub method: Option<HttpMethod>,
-    /// Path appended to the connector's `base_url`. Default: none.
+    /// Path appended to the connector's `base_url`; a template, e.g. `/contacts/{{ records[0].id }}`.
+    /// It reads `params` (the merged parameters), `vars`, `env`, and `records` (write) or `keys`
+    /// (lookup). Each segment a template writes is percent-encoded, so a value holding `/` or
+    /// `?` stays inside its segment. Default: none.
     #[serde(default)]
     pub path: Option<String>,
+    /// Query parameters sent in the URL with any method and encoding (templates reading what
+    /// `path` reads). A parameter whose value is empty (`null`) is left out.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
     /// How parameters travel: `form` (urlencoded body), `query` (URL), or `json` (the `body` template).
     pub encoding: Encoding,
     /// Parameters (templates), merged over the connector's; a flow's `params` override these.
@@ -378,7 +391,8 @@ pub struct RawOperation {
     /// Parameters a flow must give.
     #[serde(default)]
     pub required_params: Vec<String>,
-    /// Extra HTTP headers.
+    /// Extra HTTP headers (templates reading what `path` reads). A header whose value is empty
+    /// (`null`) is left out.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// The JSON request body (`encoding: json`), a YAML tree of templates. It reads `params`
@@ -437,6 +451,25 @@ pub enum HttpMethod {
     Get,
     #[serde(rename = "POST")]
     Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+    #[serde(rename = "DELETE")]
+    Delete,
+}
+
+impl HttpMethod {
+    /// The method as HTTP spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -29,7 +29,7 @@ use crate::http::proxy::Proxies;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::retry::{Jitter, Sleeper, backoff};
 use crate::http::transport::{Body, Request, SendError, Transport, join_url};
-use crate::request::Env;
+use crate::request::{Env, Parts};
 use crate::template::TemplateSet;
 use crate::time::{Clock, format_span};
 
@@ -251,13 +251,14 @@ impl Client {
         Ok(())
     }
 
-    fn prepare(&self, operation: &Operation, payload: &Payload) -> Request {
-        let url = join_url(&self.base_url, &operation.path);
+    fn prepare(&self, operation: &Operation, parts: &Parts, payload: &Payload) -> Request {
+        let mut headers = self.headers.clone();
+        headers.extend(parts.headers.iter().cloned());
         let mut request = Request {
             method: operation.method,
-            url,
-            query: Vec::new(),
-            headers: self.headers.clone(),
+            url: join_url(&self.base_url, &parts.path),
+            query: parts.query.clone(),
+            headers,
             body: Body::None,
         };
         match payload {
@@ -268,7 +269,7 @@ impl Client {
                     .collect();
                 match operation.encoding {
                     Encoding::Form => request.body = Body::Form(fields),
-                    Encoding::Query | Encoding::Json => request.query = fields,
+                    Encoding::Query | Encoding::Json => request.query.extend(fields),
                 }
             }
             Payload::Json(json) => {
@@ -390,17 +391,19 @@ impl Client {
         )))
     }
 
-    /// Call `operation` once, with retries as the module documentation describes.
+    /// Call `operation` once, with retries as the module documentation describes: its path,
+    /// query and headers as `parts` says (see `request`), `payload` as its encoding says.
     /// `idempotent` says whether repeating a possibly processed request is harmless.
     pub async fn call(
         &self,
         operation: &Operation,
         envelopes: &TemplateSet,
+        parts: &Parts,
         payload: Payload,
         idempotent: bool,
     ) -> Result<Reply, CallError> {
         let deadline = Instant::now() + self.call_timeout;
-        let attempts = self.attempts(operation, envelopes, payload, idempotent, deadline);
+        let attempts = self.attempts(operation, envelopes, parts, payload, idempotent, deadline);
         match tokio::time::timeout_at(deadline, attempts).await {
             Ok(result) => result,
             Err(_) => {
@@ -419,6 +422,7 @@ impl Client {
         &self,
         operation: &Operation,
         envelopes: &TemplateSet,
+        parts: &Parts,
         payload: Payload,
         idempotent: bool,
         deadline: Instant,
@@ -435,7 +439,7 @@ impl Client {
         loop {
             attempt += 1;
             self.limiter.acquire(&self.sleeper).await;
-            let mut request = self.prepare(operation, &payload);
+            let mut request = self.prepare(operation, parts, &payload);
             let generation = self
                 .auth
                 .apply(&mut request, self.clock.now())

@@ -299,7 +299,7 @@ async fn execute(
                 &env,
                 "`source.window.start`",
             )?;
-            let initial = time::parse_instant(&initial)
+            let initial = time::parse_instant_in(&initial, flow.source.connector.time_zone)
                 .map_err(|message| Error::config(format!("`source.window.start`: {message}")))?;
             let ask = window::Ask {
                 cursor: summary.cursor_before,

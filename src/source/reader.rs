@@ -210,23 +210,25 @@ impl Reader<'_> {
     async fn fetch(&self, window: Window, page: u32) -> Result<(Vec<Arc<Json>>, Option<u64>)> {
         let operation = self.flow.source.operation();
         let placeholders = Placeholders {
-            last_sync_time: Some(wall_clock(window.start)),
-            current_time: Some(wall_clock(window.end)),
+            last_sync_time: Some(window.start),
+            current_time: Some(window.end),
             page_size: operation.pagination.map(|_| self.flow.source.page_size),
             page: operation.pagination.map(|_| page),
         };
-        let params = request::source_params(self.flow, &placeholders, self.env).map_err(|err| {
-            Error::config(format!(
-                "cannot build the source parameters: {}",
-                err.message
-            ))
-            .with_location(err.location)
-        })?;
+        let (params, parts) =
+            request::source_request(self.flow, &placeholders, self.env).map_err(|err| {
+                Error::config(format!(
+                    "cannot build the source parameters: {}",
+                    err.message
+                ))
+                .with_location(err.location)
+            })?;
         let reply = self
             .client
             .call(
                 operation,
                 &self.flow.envelopes,
+                &parts,
                 Payload::Fields(params),
                 true,
             )

@@ -95,14 +95,21 @@ impl Writer {
             .as_ref()
             .expect("lookup operations have rows");
         for chunk in keys.chunks(rows.max_keys as usize) {
-            let body = request::lookup_body(&self.flow, &self.lookup_inputs, chunk, &self.env)
-                .map_err(|err| {
-                    Error::config(format!("cannot build the lookup body: {}", err.message))
-                        .with_location(err.location)
-                })?;
+            let (body, parts) =
+                request::lookup_request(&self.flow, &self.lookup_inputs, chunk, &self.env)
+                    .map_err(|err| {
+                        Error::config(format!("cannot build the lookup body: {}", err.message))
+                            .with_location(err.location)
+                    })?;
             let reply = self
                 .client
-                .call(operation, &self.flow.envelopes, Payload::Json(body), true)
+                .call(
+                    operation,
+                    &self.flow.envelopes,
+                    &parts,
+                    Payload::Json(body),
+                    true,
+                )
                 .await
                 .map_err(CallError::into_error)?;
             if let Verdict::Failed { code, message } = &reply.verdict {
@@ -171,17 +178,24 @@ impl Writer {
         while !remaining.is_empty() {
             sends += 1;
             let targets: Vec<Json> = remaining.iter().map(|o| o.mapped.target.clone()).collect();
-            let body = request::write_body(&self.flow, &self.inputs, targets, &self.env).map_err(
-                |err| {
-                    Error::config(format!("cannot build the request body: {}", err.message))
-                        .with_location(err.location)
-                },
-            )?;
+            let (body, parts) =
+                request::write_request(&self.flow, &self.inputs, targets, &self.env).map_err(
+                    |err| {
+                        Error::config(format!("cannot build the request body: {}", err.message))
+                            .with_location(err.location)
+                    },
+                )?;
             let operation = self.flow.target.operation();
             let mut busy: Option<String> = None;
             let per_record: Vec<RecordResult> = match self
                 .client
-                .call(operation, &self.flow.envelopes, Payload::Json(body), false)
+                .call(
+                    operation,
+                    &self.flow.envelopes,
+                    &parts,
+                    Payload::Json(body),
+                    false,
+                )
                 .await
             {
                 Ok(reply) => {

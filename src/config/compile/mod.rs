@@ -16,6 +16,8 @@ use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
+mod request;
+
 use crate::apischema::{ApiSchema, MappingCheck};
 use crate::config::model::{
     Auth, Batch, Connector, Envelope, Flow, Http, JsonPath, Key, KingdeeAuth, KingdeeMode,
@@ -71,6 +73,9 @@ enum Context {
     SourceParams,
     /// Target inputs (`params`, `vars`, `env`) and the write body (`records`) or lookup body (`keys`).
     TargetInputs { records: bool, keys: bool },
+    /// An operation's path, query and headers: `params`, `vars`, `env`, and `records` (write)
+    /// or `keys` (lookup).
+    Request { records: bool, keys: bool },
     /// Connector settings shared by every flow: `env` only.
     ConnectorSettings,
     /// A flow setting read once per run: `env` only.
@@ -97,6 +102,9 @@ impl Context {
             Context::TargetInputs { records: true, .. } => &["params", "records", "vars", "env"],
             Context::TargetInputs { keys: true, .. } => &["params", "keys", "vars", "env"],
             Context::TargetInputs { .. } => &["params", "vars", "env"],
+            Context::Request { records: true, .. } => &["params", "records", "vars", "env"],
+            Context::Request { keys: true, .. } => &["params", "keys", "vars", "env"],
+            Context::Request { .. } => &["params", "vars", "env"],
             Context::ConnectorSettings | Context::FlowSetting => &["env"],
             Context::Envelope => &["body", "status"],
             Context::Row => &["row"],
@@ -110,6 +118,7 @@ impl Context {
             Context::TargetInputs { records: true, .. } => "a write body",
             Context::TargetInputs { keys: true, .. } => "a lookup body",
             Context::TargetInputs { .. } => "target parameters",
+            Context::Request { .. } => "a request path, query or header",
             Context::ConnectorSettings => "connector settings",
             Context::FlowSetting => "this setting",
             Context::Envelope => "a response envelope",
@@ -1073,6 +1082,8 @@ fn compile_connector(
     }
     let settings = Context::ConnectorSettings;
     let base_url = cx.leaf(doc, &root.key("base_url"), &raw.base_url, settings);
+    request::check_base_url(cx, doc, raw);
+    let time_zone = request::compile_time_zone(cx, doc, raw);
     let auth = compile_auth(cx, doc, &raw.auth);
     let headers = raw
         .headers
@@ -1111,6 +1122,7 @@ fn compile_connector(
         http,
         operations,
         null_values: raw.null_values.clone(),
+        time_zone,
     }
 }
 
@@ -1412,17 +1424,7 @@ fn compile_operation(
     raw: &RawOperation,
     connector_envelope: Envelope,
 ) -> Operation {
-    let settings = Context::ConnectorSettings;
-    let headers = raw
-        .headers
-        .iter()
-        .map(|(header, value)| {
-            (
-                header.clone(),
-                cx.leaf(doc, &path.key("headers").key(header), value, settings),
-            )
-        })
-        .collect();
+    let (request_path, query, headers) = request::compile_parts(cx, doc, path, raw);
     let body = raw.body.as_ref().map(|body| {
         if raw.encoding != Encoding::Json {
             cx.error(
@@ -1558,9 +1560,10 @@ fn compile_operation(
         name: name.to_string(),
         kind: raw.kind,
         method: raw.method.unwrap_or(HttpMethod::Post),
-        path: raw.path.clone().unwrap_or_default(),
+        path: request_path,
         encoding: raw.encoding,
         required_params: raw.required_params.clone(),
+        query,
         headers,
         body,
         envelope: envelope.or(Some(connector_envelope)),
