@@ -67,6 +67,9 @@ pub struct Window {
     pub max_span: Duration,
     /// The record field the API filters on (last-modified time), if known.
     pub field: Option<String>,
+    /// No parameter reads `CURRENT_TIME`: the API filters on the window's start only, and
+    /// records modified after a window's end (by `key.modified`) are left for the next one.
+    pub open_ended: bool,
 }
 
 #[derive(Debug)]

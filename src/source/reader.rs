@@ -21,7 +21,7 @@ use crate::http::envelope::Verdict;
 use crate::record;
 use crate::request::{self, Env, Placeholders};
 use crate::source::paging::{Failure, MAX_PAGES, Next, Notice, Observed, Plan};
-use crate::source::window::Window;
+use crate::source::window::{self, Window};
 use crate::time::wall_clock;
 
 /// A source record on its way to the target.
@@ -177,7 +177,19 @@ impl Reader<'_> {
                 self.progress.notice(describe(notice, &span));
             }
             let reread = !fetched.insert(page);
+            let zone = self.flow.source.connector.time_zone;
+            let open_ended = self
+                .flow
+                .source
+                .window
+                .as_ref()
+                .is_some_and(|w| w.open_ended);
             for record in keyed {
+                // Without an upper bound the API also answers what changed after the window:
+                // that is the next window's (or run's) to read, so the cursor stays honest.
+                if open_ended && window::modified_after(&window, record.modified.as_deref(), zone) {
+                    continue;
+                }
                 if seen.admit(&record.key, &record.modified, reread) {
                     stats.records += 1;
                     if out.send(Read::Record(record)).await.is_err() {

@@ -600,8 +600,12 @@ fn compile_flow(
                 (Some(p), None) => p.max_page_size,
                 (None, size) => size.unwrap_or(0),
             };
-            let window = compile_window(cx, doc, &raw, op, conn.clean);
-            check_placeholders(cx, doc, &params, op, &raw.source.operation);
+            let mut window = compile_window(cx, doc, &raw, op, conn.clean);
+            let bounded = check_placeholders(cx, doc, &params, op, &raw.source.operation);
+            if let Some(window) = window.as_mut() {
+                window.open_ended = !bounded;
+                request::check_open_ended(cx, doc, &raw, window);
+            }
             let record_schema = op_schema(cx, &conn, &raw.source.operation, &[]);
             source = Some(Source {
                 connector: conn.connector,
@@ -1775,19 +1779,21 @@ fn compile_window(
                 lookback,
                 max_span: max_span.min(op_window.max_span),
                 field: op_window.field.clone(),
+                open_ended: false,
             })
         }
     }
 }
 
-/// A paging or windowed operation needs its placeholders in some parameter.
+/// A paging or windowed operation needs its placeholders in some parameter (`CURRENT_TIME`
+/// is optional: an API may filter on a lower bound only). Whether `CURRENT_TIME` is used.
 fn check_placeholders(
     cx: &mut Compiler,
     doc: &Document,
     params: &[Param],
     op: &Operation,
     op_name: &str,
-) {
+) -> bool {
     let mut used = String::new();
     for param in params {
         collect_sources(&param.node, &cx.strict, &mut used);
@@ -1797,7 +1803,7 @@ fn check_placeholders(
         need.extend(["PAGINATION_START_PAGE", "PAGINATION_PAGE_SIZE"]);
     }
     if op.window.is_some() {
-        need.extend(["LAST_SYNC_TIME", "CURRENT_TIME"]);
+        need.push("LAST_SYNC_TIME");
     }
     for placeholder in need {
         if !used.contains(placeholder) {
@@ -1811,6 +1817,7 @@ fn check_placeholders(
             );
         }
     }
+    used.contains("CURRENT_TIME")
 }
 
 fn placeholder_param_example(placeholder: &str) -> &'static str {

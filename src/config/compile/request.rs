@@ -5,8 +5,8 @@
 //! `env`, and `records` for a write or `keys` for a lookup), checked like a body's. Nothing
 //! here evaluates a template: `request` does, per call.
 
-use crate::config::model::RequestPath;
-use crate::config::raw::{OperationKind, RawConnector, RawOperation};
+use crate::config::model::{RequestPath, Window};
+use crate::config::raw::{OperationKind, RawConnector, RawFlow, RawOperation};
 use crate::config::yaml::{Document, YamlPath};
 use crate::template::Leaf;
 use crate::time::{self, Zone};
@@ -116,6 +116,21 @@ pub(super) fn check_base_url(cx: &mut Compiler, doc: &Document, raw: &RawConnect
             format!("`base_url` is a `{scheme}://` URL; engine calls APIs over `http://` or `https://` only"),
             doc.locate(&YamlPath::root().key("base_url")),
             Some("write the API's address, e.g. `https://api.example.com/v1` or `{{ env.API_BASE_URL }}`; to read files, serve them with `engine sim` or a local HTTP server".into()),
+        );
+    }
+}
+
+/// A window without an upper bound leaves records modified after its end for the next
+/// window, which it can tell only by `key.modified`.
+pub(super) fn check_open_ended(cx: &mut Compiler, doc: &Document, raw: &RawFlow, window: &Window) {
+    if window.open_ended && raw.key.modified.is_none() {
+        cx.error(
+            format!(
+                "operation `{}` is read without an upper bound (no parameter uses `CURRENT_TIME`), so the flow needs `key.modified`",
+                raw.source.operation
+            ),
+            doc.locate_key(&YamlPath::root().key("key")),
+            Some("add `modified: \"{{ updated_at }}\"` under `key` (the record's last-modified time): records modified after a window's end are left for the next run by it; or send the window's end with `{{CURRENT_TIME}}`".into()),
         );
     }
 }
