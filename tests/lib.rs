@@ -11,6 +11,7 @@ mod fuzz_check;
 mod hostile_http;
 mod hostile_source;
 mod mapping;
+mod rest_requests;
 mod run;
 mod sim_kingdee;
 mod sim_wdt;
