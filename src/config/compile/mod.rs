@@ -2010,9 +2010,10 @@ fn split_arguments(text: &str) -> Vec<&str> {
 /// Every `params.x` an operation's body reads must be a parameter the operation gets (from
 /// the connector, the operation or the flow); otherwise the request would fail at run time.
 fn check_param_names(cx: &mut Compiler, set: &TemplateSet, op: &Operation, params: &[Param]) {
-    let Some(body) = &op.body else { return };
-    let mut ids = Vec::new();
-    collect_templates(body, &mut ids);
+    let mut ids = request::request_templates(op);
+    if let Some(body) = &op.body {
+        collect_templates(body, &mut ids);
+    }
     let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
     for id in ids {
         for name in set.undeclared(id) {

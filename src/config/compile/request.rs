@@ -5,10 +5,10 @@
 //! `env`, and `records` for a write or `keys` for a lookup), checked like a body's. Nothing
 //! here evaluates a template: `request` does, per call.
 
-use crate::config::model::{RequestPath, Window};
+use crate::config::model::{Operation, RequestPath, Window};
 use crate::config::raw::{OperationKind, RawConnector, RawFlow, RawOperation};
 use crate::config::yaml::{Document, YamlPath};
-use crate::template::Leaf;
+use crate::template::{Leaf, TemplateId};
 use crate::time::{self, Zone};
 
 use super::{Compiler, Context};
@@ -48,6 +48,20 @@ pub(super) fn compile_parts(
     let query = templated("query", &raw.query);
     let headers = templated("headers", &raw.headers);
     (RequestPath { text, segments }, query, headers)
+}
+
+/// The templates of an operation's path, query and headers.
+pub(super) fn request_templates(op: &Operation) -> Vec<TemplateId> {
+    let named = op.query.iter().chain(&op.headers).map(|(_, leaf)| leaf);
+    op.path
+        .segments
+        .iter()
+        .chain(named)
+        .filter_map(|leaf| match leaf {
+            Leaf::Template(id) => Some(*id),
+            Leaf::Literal(_) => None,
+        })
+        .collect()
 }
 
 /// `text` cut at every `/` outside a template tag (`{{ }}`, `{% %}`, `{# #}`), so that an
