@@ -49,8 +49,10 @@ pub struct RawSource {
     /// The connector operation that reads records (`kind: read`).
     pub operation: String,
     /// Request parameters, merged over the operation's. Templates may use the placeholders
-    /// `LAST_SYNC_TIME`, `CURRENT_TIME` (window ends), `PAGINATION_PAGE_SIZE`, `PAGINATION_START_PAGE`
-    /// (the page being requested), written `{{LAST_SYNC_TIME datetime}}` or `{{ LAST_SYNC_TIME | datetime }}`.
+    /// `LAST_SYNC_TIME`, `CURRENT_TIME` (window ends, in the connector's `time_zone`; leave
+    /// `CURRENT_TIME` out for an API with a lower bound only), `PAGINATION_PAGE_SIZE`,
+    /// `PAGINATION_START_PAGE` (the page being requested), written `{{LAST_SYNC_TIME datetime}}`
+    /// or `{{ LAST_SYNC_TIME | datetime }}`.
     #[serde(default)]
     pub params: BTreeMap<String, Value>,
     /// Records per page, at most the operation's `max_page_size`. Default: the maximum.
@@ -65,8 +67,8 @@ pub struct RawSource {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFlowWindow {
-    /// Where the first run starts (before any cursor exists): `2024-01-01 00:00:00` (Asia/Shanghai)
-    /// or RFC 3339. May be a template such as `{{ env.SYNC_START | default('2024-01-01 00:00:00') }}`.
+    /// Where the first run starts (before any cursor exists): `2024-01-01 00:00:00` (in the source
+    /// connector's `time_zone`), RFC 3339 or epoch seconds. May be a template such as `{{ env.SYNC_START | default('2024-01-01 00:00:00') }}`.
     pub start: String,
     /// How far behind now a window ends, so rows still being written are not missed. Default `1m`, at most `7d`.
     #[serde(default)]
