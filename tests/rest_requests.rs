@@ -339,3 +339,47 @@ fn writes_reach_the_server_with_their_method_encoded_path_query_and_headers() {
         assert_eq!(write.body["id"], "a/b?x=1", "{operation}");
     }
 }
+
+#[test]
+fn cursor_resets_and_backfills_take_rfc_3339_times() {
+    let crm = Crm::start(vec![contact("c1", "2026-02-01T10:00:00Z")]);
+    let workspace = workspace("update_contact");
+    let engine = |args: &[&str]| {
+        workspace
+            .engine()
+            .args(args.iter().copied())
+            .env("CRM_URL", crm.url.clone())
+            .env("CRM_TENANT", "acme")
+            .env(
+                "ENGINE_STATE_DIR",
+                workspace.path("state").display().to_string(),
+            )
+            .run()
+    };
+    engine(&[
+        "state",
+        "crm.yaml",
+        "--reset-cursor",
+        "2026-01-31T16:01:00Z",
+    ])
+    .success()
+    .stderr_contains("set to 2026-02-01 00:01:00");
+    run(&workspace, &crm).success();
+    let log = crm.take_log();
+    // The cursor minus the one-minute lookback, written in the API's zone (UTC).
+    assert_eq!(log[0].query["updated_since"], "2026-01-31T16:00:00Z");
+    assert_eq!(writes(&log).len(), 1);
+
+    engine(&[
+        "run",
+        "crm.yaml",
+        "--since",
+        "2026-03-01T00:00:00+00:00",
+        "--until",
+        "1775001600",
+    ])
+    .success();
+    let log = crm.take_log();
+    assert_eq!(log[0].query["updated_since"], "2026-03-01T00:00:00Z");
+    assert!(writes(&log).is_empty(), "nothing was modified since March");
+}
