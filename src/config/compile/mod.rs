@@ -815,9 +815,13 @@ fn compile_flow(
         ];
         for (op_name, params) in ops.into_iter().flatten() {
             if let Some(op) = target.connector.operations.get(op_name) {
-                check_param_names(cx, &strict, op, params);
+                check_param_names(cx, &strict, op, params, "target");
             }
         }
+    }
+    if let Some(source) = &source {
+        let op = source.operation();
+        check_param_names(cx, &strict, op, &source.params, "source");
     }
     // Maps that failed to load are still declared: their own errors are enough.
     let declared: BTreeSet<String> = raw.value_maps.keys().cloned().collect();
@@ -2009,7 +2013,15 @@ fn split_arguments(text: &str) -> Vec<&str> {
 
 /// Every `params.x` an operation's body reads must be a parameter the operation gets (from
 /// the connector, the operation or the flow); otherwise the request would fail at run time.
-fn check_param_names(cx: &mut Compiler, set: &TemplateSet, op: &Operation, params: &[Param]) {
+/// Templates of `op` (its body, path, query, headers) reading `params.<x>` that no parameter
+/// gives; `side` (`source` or `target`) says where the flow would give it.
+fn check_param_names(
+    cx: &mut Compiler,
+    set: &TemplateSet,
+    op: &Operation,
+    params: &[Param],
+    side: &str,
+) {
     let mut ids = request::request_templates(op);
     if let Some(body) = &op.body {
         collect_templates(body, &mut ids);
@@ -2032,7 +2044,7 @@ fn check_param_names(cx: &mut Compiler, set: &TemplateSet, op: &Operation, param
                 .join(", ");
             let hint = match did_you_mean(param, known.iter().copied()) {
                 Some(suggestion) => format!("did you mean `params.{suggestion}`?"),
-                None => format!("give `{param}` under the flow's `target.params`"),
+                None => format!("give `{param}` under the flow's `{side}.params`"),
             };
             cx.error(
                 format!(
