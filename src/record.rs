@@ -38,8 +38,15 @@ pub struct Failure {
     pub error: Box<EvalError>,
 }
 
+/// A record's scope: `vars`, and the time filters reading naive times in the source's zone and
+/// writing in the target's.
 fn scope(flow: &Flow, record: Arc<Json>) -> Scope {
-    Scope::for_record(record, vec![(Arc::from("vars"), flow.vars_value.clone())])
+    let mut names = vec![(Arc::from("vars"), flow.vars_value.clone())];
+    names.extend(crate::template::filters::zone_names(
+        flow.source.connector.time_zone,
+        flow.target.connector.time_zone,
+    ));
+    Scope::for_record(record, names)
 }
 
 /// The record as the flow's templates see it: fields holding one of the source connector's
@@ -128,7 +135,7 @@ fn modified_of(flow: &Flow, record: &Arc<Json>) -> Result<Option<String>, EvalEr
     let problem = if value.is_none() {
         "is empty (`null`)".to_string()
     } else if let Some(text) = value.as_str() {
-        match time::parse_instant(text) {
+        match time::parse_instant_in(text, flow.source.connector.time_zone) {
             Ok(_) => return Ok(Some(text.to_string())),
             Err(_) => format!("is `{text}`, not a time"),
         }
@@ -139,7 +146,8 @@ fn modified_of(flow: &Flow, record: &Arc<Json>) -> Result<Option<String>, EvalEr
         target: String::new(),
         location: flow.templates.origin(id).location.clone(),
         message: format!(
-            "the last-modified time `{source}` {problem}; expected `yyyy-MM-dd HH:mm:ss` (Asia/Shanghai) or RFC 3339"
+            "the last-modified time `{source}` {problem}; expected `yyyy-MM-dd HH:mm:ss` ({}) or RFC 3339",
+            flow.source.connector.time_zone.name()
         ),
         missing_field: None,
     })

@@ -1,18 +1,23 @@
-//! Building request contents from a compiled flow: parameters and JSON bodies.
+//! Building request contents from a compiled flow: parameters, JSON bodies, and the path,
+//! query and headers ([`Parts`]) of each call.
 //!
 //! Pure: the caller passes the environment variables and the values of the placeholders;
-//! this module evaluates the connector's and the flow's templates with them. Signing and
-//! sending are the HTTP client's business.
+//! this module evaluates the connector's and the flow's templates with them. A templated path
+//! segment is percent-encoded here, so no value can change which resource is called. Source
+//! templates read and write times in the source connector's zone, target templates in the
+//! target's. Signing and sending are the HTTP client's business.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use minijinja::Value;
 use serde_json::Value as Json;
 
 use crate::config::model::{Flow, Operation, Param};
-use crate::template;
 use crate::template::scope::{Misses, RecordNode, Scope};
+use crate::template::{self, Leaf, filters};
+use crate::time;
 use crate::tree::{self, EvalError, Node};
 
 /// Environment variables as templates read them.
@@ -38,14 +43,22 @@ fn vars(flow: &Flow) -> (Arc<str>, Value) {
     (Arc::from("vars"), flow.vars_value.clone())
 }
 
+/// `vars` and the target connector's time zone: what every target template sees.
+fn target_names(flow: &Flow) -> Vec<(Arc<str>, Value)> {
+    let zone = flow.target.connector.time_zone;
+    let mut names = vec![vars(flow)];
+    names.extend(filters::zone_names(zone, zone));
+    names
+}
+
 /// The target operation's inputs (`params` of its body), evaluated.
 pub fn target_inputs(flow: &Flow, env: &Env) -> Result<Json, EvalError> {
-    evaluate_params(flow, &flow.target.params, vec![vars(flow)], env).map(Json::Object)
+    evaluate_params(flow, &flow.target.params, target_names(flow), env).map(Json::Object)
 }
 
 /// The lookup operation's inputs, evaluated.
 pub fn lookup_inputs(flow: &Flow, env: &Env) -> Result<Json, EvalError> {
-    evaluate_params(flow, &flow.target.lookup_params, vec![vars(flow)], env).map(Json::Object)
+    evaluate_params(flow, &flow.target.lookup_params, target_names(flow), env).map(Json::Object)
 }
 
 fn body(
@@ -62,6 +75,20 @@ fn body(
     tree::evaluate(node, &flow.templates, scope).map(|evaluated| evaluated.value)
 }
 
+fn write_names(flow: &Flow, inputs: &Json, records: Vec<Json>) -> Vec<(Arc<str>, Value)> {
+    let mut names = target_names(flow);
+    names.push((Arc::from("params"), template::from_json(inputs)));
+    // The records stay JSON: the body reads them lazily and copies them once, into the result.
+    names.push((
+        Arc::from("records"),
+        Value::from_object(RecordNode::new(
+            Arc::new(Json::Array(records)),
+            Arc::new(Misses::default()),
+        )),
+    ));
+    names
+}
+
 /// The JSON body of one write call carrying `records` (already mapped target records).
 pub fn write_body(
     flow: &Flow,
@@ -69,19 +96,35 @@ pub fn write_body(
     records: Vec<Json>,
     env: &Env,
 ) -> Result<Json, EvalError> {
-    let names = vec![
-        vars(flow),
-        (Arc::from("params"), template::from_json(inputs)),
-        // The records stay JSON: the body reads them lazily and copies them once, into the result.
-        (
-            Arc::from("records"),
-            Value::from_object(RecordNode::new(
-                Arc::new(Json::Array(records)),
-                Arc::new(Misses::default()),
-            )),
-        ),
-    ];
+    let names = write_names(flow, inputs, records);
     body(flow, flow.target.operation(), names, env)
+}
+
+/// The JSON body and the [`Parts`] of one write call carrying `records`.
+pub fn write_request(
+    flow: &Flow,
+    inputs: &Json,
+    records: Vec<Json>,
+    env: &Env,
+) -> Result<(Json, Parts), EvalError> {
+    let names = write_names(flow, inputs, records);
+    let operation = flow.target.operation();
+    let parts = parts(flow, operation, names.clone(), env)?;
+    Ok((body(flow, operation, names, env)?, parts))
+}
+
+fn lookup_names(flow: &Flow, inputs: &Json, keys: &[String]) -> Vec<(Arc<str>, Value)> {
+    let keys = Json::Array(keys.iter().map(|k| Json::String(k.clone())).collect());
+    let mut names = target_names(flow);
+    names.push((Arc::from("params"), template::from_json(inputs)));
+    names.push((Arc::from("keys"), template::from_json(&keys)));
+    names
+}
+
+fn lookup_operation(flow: &Flow) -> &Operation {
+    flow.target
+        .lookup_operation()
+        .expect("a lookup operation is configured")
 }
 
 /// The JSON body of one lookup call for `keys`.
@@ -91,25 +134,33 @@ pub fn lookup_body(
     keys: &[String],
     env: &Env,
 ) -> Result<Json, EvalError> {
-    let operation = flow
-        .target
-        .lookup_operation()
-        .expect("a lookup operation is configured");
-    let keys = Json::Array(keys.iter().map(|k| Json::String(k.clone())).collect());
-    let names = vec![
-        vars(flow),
-        (Arc::from("params"), template::from_json(inputs)),
-        (Arc::from("keys"), template::from_json(&keys)),
-    ];
-    body(flow, operation, names, env)
+    body(
+        flow,
+        lookup_operation(flow),
+        lookup_names(flow, inputs, keys),
+        env,
+    )
+}
+
+/// The JSON body and the [`Parts`] of one lookup call for `keys`.
+pub fn lookup_request(
+    flow: &Flow,
+    inputs: &Json,
+    keys: &[String],
+    env: &Env,
+) -> Result<(Json, Parts), EvalError> {
+    let names = lookup_names(flow, inputs, keys);
+    let operation = lookup_operation(flow);
+    let parts = parts(flow, operation, names.clone(), env)?;
+    Ok((body(flow, operation, names, env)?, parts))
 }
 
 /// The values of the source placeholders for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Placeholders {
-    /// Window start and end, as `yyyy-MM-dd HH:mm:ss` in Asia/Shanghai.
-    pub last_sync_time: Option<String>,
-    pub current_time: Option<String>,
+    /// Window start and end, written `yyyy-MM-dd HH:mm:ss` in the source connector's zone.
+    pub last_sync_time: Option<DateTime<Utc>>,
+    pub current_time: Option<DateTime<Utc>>,
     pub page_size: Option<u32>,
     pub page: Option<u32>,
     /// Records before this page (`offset` pagination).
@@ -118,26 +169,20 @@ pub struct Placeholders {
     pub cursor: Option<String>,
 }
 
-/// The source request's parameters for one page of one window.
-pub fn source_params(
-    flow: &Flow,
-    placeholders: &Placeholders,
-    env: &Env,
-) -> Result<serde_json::Map<String, Json>, EvalError> {
+fn source_names(flow: &Flow, placeholders: &Placeholders) -> Vec<(Arc<str>, Value)> {
+    let zone = flow.source.connector.time_zone;
     let mut names = vec![vars(flow)];
+    names.extend(filters::zone_names(zone, zone));
     let mut put = |name: &str, value: Option<Value>| {
         if let Some(value) = value {
             names.push((Arc::from(name), value));
         }
     };
-    put(
-        "LAST_SYNC_TIME",
-        placeholders.last_sync_time.as_deref().map(Value::from),
-    );
-    put(
-        "CURRENT_TIME",
-        placeholders.current_time.as_deref().map(Value::from),
-    );
+    let wall_clock = |instant: Option<DateTime<Utc>>| {
+        instant.map(|instant| Value::from(time::wall_clock_in(instant, zone)))
+    };
+    put("LAST_SYNC_TIME", wall_clock(placeholders.last_sync_time));
+    put("CURRENT_TIME", wall_clock(placeholders.current_time));
     put(
         "PAGINATION_PAGE_SIZE",
         placeholders.page_size.map(Value::from),
@@ -153,5 +198,170 @@ pub fn source_params(
                 .map_or(Value::from(()), Value::from),
         ),
     );
-    evaluate_params(flow, &flow.source.params, names, env)
+    names
+}
+
+/// The source request's parameters for one page of one window.
+pub fn source_params(
+    flow: &Flow,
+    placeholders: &Placeholders,
+    env: &Env,
+) -> Result<serde_json::Map<String, Json>, EvalError> {
+    evaluate_params(
+        flow,
+        &flow.source.params,
+        source_names(flow, placeholders),
+        env,
+    )
+}
+
+/// The source request's parameters and [`Parts`] for one page of one window; the path,
+/// query and headers read the parameters as `params`.
+pub fn source_request(
+    flow: &Flow,
+    placeholders: &Placeholders,
+    env: &Env,
+) -> Result<(serde_json::Map<String, Json>, Parts), EvalError> {
+    let mut names = source_names(flow, placeholders);
+    let params = evaluate_params(flow, &flow.source.params, names.clone(), env)?;
+    names.push((
+        Arc::from("params"),
+        template::from_json(&Json::Object(params.clone())),
+    ));
+    let parts = parts(flow, flow.source.operation(), names, env)?;
+    Ok((params, parts))
+}
+
+/// What an operation's templates give one call besides its parameters or body: the path
+/// (segments encoded), query parameters and headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parts {
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Parts {
+    /// The parts of an operation whose path, query and headers hold no template.
+    pub fn literal(operation: &Operation) -> Parts {
+        let text = |leaf: &Leaf| match leaf {
+            Leaf::Literal(Json::String(text)) => Some(text.clone()),
+            _ => None,
+        };
+        let pairs = |list: &[(String, Leaf)]| {
+            list.iter()
+                .filter_map(|(name, leaf)| Some((name.clone(), text(leaf)?)))
+                .collect()
+        };
+        Parts {
+            path: operation.path.text.clone(),
+            query: pairs(&operation.query),
+            headers: pairs(&operation.headers),
+        }
+    }
+}
+
+fn parts(
+    flow: &Flow,
+    operation: &Operation,
+    names: Vec<(Arc<str>, Value)>,
+    env: &Env,
+) -> Result<Parts, EvalError> {
+    let scope = || Scope::named(names.clone()).with_env(env.clone());
+    let render = |leaf: &Leaf| -> Result<Option<String>, EvalError> {
+        Ok(match leaf {
+            Leaf::Literal(Json::Null) => None,
+            Leaf::Literal(Json::String(text)) => Some(text.clone()),
+            Leaf::Literal(other) => Some(other.to_string()),
+            Leaf::Template(id) => {
+                let value = tree::evaluate_template(*id, &flow.templates, scope())?;
+                if value.is_none() {
+                    None
+                } else {
+                    Some(
+                        value
+                            .as_str()
+                            .map_or_else(|| value.to_string(), str::to_string),
+                    )
+                }
+            }
+        })
+    };
+    let mut segments = Vec::with_capacity(operation.path.segments.len());
+    for leaf in &operation.path.segments {
+        let segment = match leaf {
+            Leaf::Template(id) => {
+                let text = render(leaf)?.unwrap_or_default();
+                // An empty segment would call the collection (`DELETE /contacts/`), and `.`
+                // or `..` (even encoded) would climb to another resource.
+                if matches!(text.as_str(), "" | "." | "..") {
+                    return Err(EvalError {
+                        target: String::new(),
+                        location: flow.templates.origin(*id).location.clone(),
+                        message: format!(
+                            "a segment of the path `{}` of operation `{}` is `{text}`: a segment must name something",
+                            operation.path.text, operation.name
+                        ),
+                        missing_field: None,
+                    });
+                }
+                encode_segment(&text)
+            }
+            literal => render(literal)?.unwrap_or_default(),
+        };
+        segments.push(segment);
+    }
+    let pairs = |list: &[(String, Leaf)]| -> Result<Vec<(String, String)>, EvalError> {
+        let mut out = Vec::new();
+        for (name, leaf) in list {
+            if let Some(value) = render(leaf)? {
+                out.push((name.clone(), value));
+            }
+        }
+        Ok(out)
+    };
+    Ok(Parts {
+        path: segments.join("/"),
+        query: pairs(&operation.query)?,
+        headers: pairs(&operation.headers)?,
+    })
+}
+
+/// `text` as one path segment: every byte outside RFC 3986's `pchar` (unreserved, sub-delims,
+/// `:` and `@`) percent-encoded, `/`, `?`, `#` and `%` included.
+pub fn encode_segment(text: &str) -> String {
+    const KEPT: &[u8] = b"-._~!$&'()*+,;=:@";
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || KEPT.contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_percent_encoded_so_values_cannot_change_the_path() {
+        let table = [
+            ("42", "42"),
+            ("a/b", "a%2Fb"),
+            ("../admin", "..%2Fadmin"),
+            ("x?admin=1", "x%3Fadmin=1"),
+            ("x#frag", "x%23frag"),
+            ("100%", "100%25"),
+            ("a b", "a%20b"),
+            ("user@example.com", "user@example.com"),
+            ("订单", "%E8%AE%A2%E5%8D%95"),
+            ("a:b;c,d", "a:b;c,d"),
+        ];
+        for (value, expected) in table {
+            assert_eq!(encode_segment(value), expected, "{value}");
+        }
+    }
 }

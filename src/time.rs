@@ -1,11 +1,17 @@
-//! Time as the APIs speak it: wall-clock strings in Asia/Shanghai, spans like `30d`, and the
-//! clock as a parameter.
+//! Time as the APIs speak it: wall-clock strings in a connector's time zone, spans like
+//! `30d`, and the clock as a parameter.
 //!
-//! Both WDT and Kingdee exchange naive `yyyy-MM-dd HH:mm:ss` strings meant as Beijing time.
-//! Everything inside `engine` is a UTC instant; this module converts at the edges. It does no
-//! IO except [`SystemClock`], which reads the system time.
+//! Both WDT and Kingdee exchange naive `yyyy-MM-dd HH:mm:ss` strings meant as Beijing time;
+//! other APIs speak UTC or another zone ([`Zone`], a connector's `time_zone`). Everything
+//! inside `engine` is a UTC instant; this module converts at the edges. A time is read from a
+//! naive wall-clock text (in a zone), ISO 8601 / RFC 3339 with `Z` or an offset, or epoch
+//! seconds (10 digits) or milliseconds (13 digits). It does no IO except [`SystemClock`],
+//! which reads the system time.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use std::fmt::Display;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// The time zone of both APIs (no daylight saving since 1991, so local times are unambiguous).
@@ -42,12 +48,136 @@ impl Clock for FixedClock {
     }
 }
 
-/// Parse a time the way a user or an API writes it: `2024-01-01 00:00:00` or `2024-01-01`
-/// (Asia/Shanghai), `2024-01-01T00:00:00` (Asia/Shanghai), or RFC 3339 with an offset.
+/// A time zone an API speaks: a named zone (daylight saving included) or a fixed offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Zone {
+    Named(Tz),
+    Fixed(FixedOffset),
+}
+
+/// The zone of a connector that names none (and of WDT and Kingdee).
+pub const DEFAULT_ZONE: Zone = Zone::Named(SHANGHAI);
+
+impl Zone {
+    /// `UTC`, `Z`, an IANA name (`Asia/Shanghai`, `Europe/Berlin`) or an offset (`+08:00`,
+    /// `-0530`, `+08`).
+    pub fn parse(text: &str) -> Result<Zone, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("utc") || text == "Z" {
+            return Ok(Zone::Fixed(FixedOffset::east_opt(0).expect("zero offset")));
+        }
+        if let Some(sign) = text.strip_prefix(['+', '-']).map(|_| &text[..1]) {
+            let digits: String = text[1..].chars().filter(|c| *c != ':').collect();
+            let valid = matches!(digits.len(), 2 | 4) && digits.chars().all(|c| c.is_ascii_digit());
+            let (hours, minutes) = if valid {
+                let hours: i32 = digits[..2].parse().unwrap_or(99);
+                let minutes: i32 = match &digits[2..] {
+                    "" => 0,
+                    minutes => minutes.parse().unwrap_or(99),
+                };
+                (hours, minutes)
+            } else {
+                (99, 99)
+            };
+            let seconds = (hours * 3600 + minutes * 60) * if sign == "-" { -1 } else { 1 };
+            return (hours <= 18 && minutes < 60)
+                .then(|| FixedOffset::east_opt(seconds))
+                .flatten()
+                .map(Zone::Fixed)
+                .ok_or_else(|| {
+                    format!(
+                        "`{text}` is not a time zone offset: write it like `+08:00` or `-05:30`"
+                    )
+                });
+        }
+        text.parse::<Tz>().map(Zone::Named).map_err(|_| {
+            format!("`{text}` is not a time zone: write `UTC`, an IANA name such as `Asia/Shanghai`, or an offset such as `+08:00`")
+        })
+    }
+
+    /// How the zone is written in a connector.
+    pub fn name(&self) -> String {
+        match self {
+            Zone::Named(tz) => tz.name().to_string(),
+            Zone::Fixed(offset) if offset.local_minus_utc() == 0 => "UTC".to_string(),
+            Zone::Fixed(offset) => offset.to_string(),
+        }
+    }
+
+    /// The instant a wall-clock time in this zone means. A time that occurs twice (when clocks
+    /// go back) is the first; one that never occurs (when clocks go forward) is read an hour on.
+    pub fn from_local(&self, naive: NaiveDateTime) -> DateTime<Utc> {
+        fn resolve<Z: TimeZone>(zone: &Z, naive: NaiveDateTime) -> DateTime<Utc> {
+            zone.from_local_datetime(&naive)
+                .earliest()
+                .or_else(|| {
+                    zone.from_local_datetime(&(naive + Duration::hours(1)))
+                        .earliest()
+                })
+                .map_or_else(|| naive.and_utc(), |local| local.with_timezone(&Utc))
+        }
+        match self {
+            Zone::Named(tz) => resolve(tz, naive),
+            Zone::Fixed(offset) => resolve(offset, naive),
+        }
+    }
+
+    /// `instant` in this zone, formatted with parsed chrono `items`.
+    pub fn format_items<'a>(
+        &self,
+        instant: DateTime<Utc>,
+        items: &'a [Item<'a>],
+    ) -> Box<dyn Display + 'a> {
+        match self {
+            Zone::Named(tz) => Box::new(
+                instant
+                    .with_timezone(tz)
+                    .format_with_items(items.iter().cloned()),
+            ),
+            Zone::Fixed(offset) => Box::new(
+                instant
+                    .with_timezone(offset)
+                    .format_with_items(items.iter().cloned()),
+            ),
+        }
+    }
+
+    /// `instant` in this zone with a chrono format string known to be valid.
+    pub fn format(&self, instant: DateTime<Utc>, format: &str) -> String {
+        let items: Vec<Item> = StrftimeItems::new(format).collect();
+        self.format_items(instant, &items).to_string()
+    }
+}
+
+/// Parse a time the way a user or an API writes it, naive texts in Asia/Shanghai (see
+/// [`parse_instant_in`]).
 pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_instant_in(text, DEFAULT_ZONE)
+}
+
+/// Parse a time: `2024-01-01 00:00:00`, `2024-01-01T00:00:00` or `2024-01-01` (in `zone`),
+/// ISO 8601 / RFC 3339 with `Z` or an offset (`+08:00`, `+0800`), or epoch seconds (10
+/// digits) or milliseconds (13 digits).
+pub fn parse_instant_in(text: &str, zone: Zone) -> Result<DateTime<Utc>, String> {
     let text = text.trim();
     if let Ok(instant) = DateTime::parse_from_rfc3339(text) {
         return Ok(instant.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z"] {
+        if let Ok(instant) = DateTime::parse_from_str(text, format) {
+            return Ok(instant.with_timezone(&Utc));
+        }
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) && matches!(text.len(), 10 | 13) {
+        let number: i64 = text.parse().unwrap_or_default();
+        let instant = if text.len() == 13 {
+            Utc.timestamp_millis_opt(number)
+        } else {
+            Utc.timestamp_opt(number, 0)
+        };
+        if let Some(instant) = instant.single() {
+            return Ok(instant);
+        }
     }
     for format in [
         WALL_CLOCK,
@@ -57,17 +187,21 @@ pub fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
         "%Y-%m-%d %H:%M",
     ] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(text, format) {
-            return Ok(from_shanghai(naive));
+            return Ok(zone.from_local(naive));
         }
     }
     if let Ok(date) = NaiveDate::parse_from_str(text, DATE) {
-        return Ok(from_shanghai(
-            date.and_hms_opt(0, 0, 0).expect("midnight exists"),
-        ));
+        return Ok(zone.from_local(date.and_hms_opt(0, 0, 0).expect("midnight exists")));
     }
     Err(format!(
-        "`{text}` is not a time: expected `yyyy-MM-dd HH:mm:ss` (Asia/Shanghai), `yyyy-MM-dd` or RFC 3339"
+        "`{text}` is not a time: expected `yyyy-MM-dd HH:mm:ss` ({}), `yyyy-MM-dd`, RFC 3339 or epoch seconds",
+        zone.name()
     ))
+}
+
+/// `yyyy-MM-dd HH:mm:ss` in `zone`.
+pub fn wall_clock_in(instant: DateTime<Utc>, zone: Zone) -> String {
+    zone.format(instant, WALL_CLOCK)
 }
 
 /// Interpret a naive wall-clock time as Asia/Shanghai.
@@ -225,6 +359,76 @@ mod tests {
             parse_instant("yesterday")
                 .unwrap_err()
                 .contains("`yesterday` is not a time")
+        );
+    }
+
+    #[test]
+    fn instants_parse_in_the_zone_given_and_with_their_own_offsets() {
+        let utc = Zone::parse("UTC").unwrap();
+        let expected = Utc.with_ymd_and_hms(2026, 12, 1, 8, 0, 0).unwrap();
+        let table = [
+            ("2026-12-01 08:00:00", utc),
+            ("2026-12-01T08:00:00", utc),
+            ("2026-12-01 16:00:00", DEFAULT_ZONE),
+            ("2026-12-01 03:00:00", Zone::parse("-05:00").unwrap()),
+            ("2026-12-01 09:00:00", Zone::parse("Europe/Berlin").unwrap()),
+            ("2026-12-01T08:00:00Z", DEFAULT_ZONE),
+            ("2026-12-01T08:00:00.000Z", DEFAULT_ZONE),
+            ("2026-12-01T16:00:00+08:00", utc),
+            ("2026-12-01T16:00:00+0800", utc),
+            ("2026-12-01 16:00:00+08:00", utc),
+            ("1796112000", DEFAULT_ZONE),
+            ("1796112000000", utc),
+        ];
+        for (text, zone) in table {
+            assert_eq!(
+                parse_instant_in(text, zone),
+                Ok(expected),
+                "{text} in {zone:?}"
+            );
+        }
+        assert!(parse_instant_in("20261201", utc).is_err());
+        assert!(parse_instant_in("12345", utc).is_err());
+    }
+
+    #[test]
+    fn zones_parse_from_names_and_offsets_and_write_wall_clocks() {
+        let instant = Utc.with_ymd_and_hms(2026, 7, 1, 8, 0, 0).unwrap();
+        let table = [
+            ("UTC", "UTC", "2026-07-01 08:00:00"),
+            ("utc", "UTC", "2026-07-01 08:00:00"),
+            ("Z", "UTC", "2026-07-01 08:00:00"),
+            ("Asia/Shanghai", "Asia/Shanghai", "2026-07-01 16:00:00"),
+            ("+08:00", "+08:00", "2026-07-01 16:00:00"),
+            ("+0800", "+08:00", "2026-07-01 16:00:00"),
+            ("-05:30", "-05:30", "2026-07-01 02:30:00"),
+            ("+05", "+05:00", "2026-07-01 13:00:00"),
+            // Daylight saving: Berlin is UTC+2 in July.
+            ("Europe/Berlin", "Europe/Berlin", "2026-07-01 10:00:00"),
+        ];
+        for (text, name, wall) in table {
+            let zone = Zone::parse(text).unwrap();
+            assert_eq!(zone.name(), name, "{text}");
+            assert_eq!(wall_clock_in(instant, zone), wall, "{text}");
+            assert_eq!(Zone::parse(&zone.name()), Ok(zone), "{text} round trip");
+        }
+        for bad in ["Mars/Olympus", "+25:00", "+08:75", "+8", "08:00", ""] {
+            assert!(Zone::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn local_times_that_clocks_skip_or_repeat_still_read() {
+        let berlin = Zone::parse("Europe/Berlin").unwrap();
+        // 2026-03-29 02:30 never happens in Berlin: read an hour on, 03:30 CEST.
+        assert_eq!(
+            parse_instant_in("2026-03-29 02:30:00", berlin).unwrap(),
+            Utc.with_ymd_and_hms(2026, 3, 29, 1, 30, 0).unwrap()
+        );
+        // 2026-10-25 02:30 happens twice: the first, CEST.
+        assert_eq!(
+            parse_instant_in("2026-10-25 02:30:00", berlin).unwrap(),
+            Utc.with_ymd_and_hms(2026, 10, 25, 0, 30, 0).unwrap()
         );
     }
 

@@ -14,6 +14,7 @@ mod hostile_source;
 mod mapping;
 mod newcomer;
 mod rest_auth;
+mod rest_requests;
 mod rest_sources;
 mod run;
 mod sim_kingdee;

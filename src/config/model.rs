@@ -17,6 +17,7 @@ use crate::config::raw::{Encoding, HttpMethod, OnChange, OperationKind};
 use crate::sign::digest::{Algorithm, Encoding as DigestEncoding};
 use crate::sign::qimen::SignMethod;
 use crate::template::{Leaf, TemplateId, TemplateSet};
+use crate::time::Zone;
 use crate::tree::Node;
 use crate::value_map::ValueMaps;
 
@@ -67,6 +68,9 @@ pub struct Window {
     pub max_span: Duration,
     /// The record field the API filters on (last-modified time), if known.
     pub field: Option<String>,
+    /// No parameter reads `CURRENT_TIME`: the API filters on the window's start only, and
+    /// records modified after a window's end (by `key.modified`) are left for the next one.
+    pub open_ended: bool,
 }
 
 #[derive(Debug)]
@@ -125,6 +129,8 @@ pub struct Connector {
     pub operations: BTreeMap<String, Operation>,
     /// Field texts that mean "no value" in this API's records (read as `null`).
     pub null_values: Vec<String>,
+    /// The zone the API writes naive times in, and placeholders and time filters write in.
+    pub time_zone: Zone,
 }
 
 /// An authentication strategy with its compiled parameters.
@@ -314,9 +320,12 @@ pub struct Operation {
     pub name: String,
     pub kind: OperationKind,
     pub method: HttpMethod,
-    pub path: String,
+    pub path: RequestPath,
     pub encoding: Encoding,
     pub required_params: Vec<String>,
+    /// Query parameters sent with any method, besides those of `encoding: query`.
+    pub query: Vec<(String, Leaf)>,
+    /// Headers evaluated per request, after the connector's.
     pub headers: Vec<(String, Leaf)>,
     pub body: Option<Node>,
     pub envelope: Option<Envelope>,
@@ -327,6 +336,15 @@ pub struct Operation {
     pub batch: Option<Batch>,
     pub results: Option<Results>,
     pub rows: Option<Rows>,
+}
+
+/// An operation's path: the text as written, cut into segments at every `/` outside a
+/// template tag. A literal segment is sent as written; what a templated segment renders is
+/// percent-encoded, so that no value can add a segment or a query.
+#[derive(Debug, Clone, Default)]
+pub struct RequestPath {
+    pub text: String,
+    pub segments: Vec<Leaf>,
 }
 
 /// A parsed JSONPath and the text it came from.

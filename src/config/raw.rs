@@ -49,9 +49,11 @@ pub struct RawSource {
     /// The connector operation that reads records (`kind: read`).
     pub operation: String,
     /// Request parameters, merged over the operation's. Templates may use the placeholders
-    /// `LAST_SYNC_TIME`, `CURRENT_TIME` (window ends), `PAGINATION_PAGE_SIZE`, `PAGINATION_START_PAGE`
-    /// (the page being requested), `PAGINATION_OFFSET`, `PAGINATION_CURSOR` (as the operation's
-    /// pagination gives them), written `{{LAST_SYNC_TIME datetime}}` or `{{ LAST_SYNC_TIME | datetime }}`.
+    /// `LAST_SYNC_TIME`, `CURRENT_TIME` (window ends, in the connector's `time_zone`; leave
+    /// `CURRENT_TIME` out for an API with a lower bound only), `PAGINATION_PAGE_SIZE`,
+    /// `PAGINATION_START_PAGE` (the page being requested), `PAGINATION_OFFSET`,
+    /// `PAGINATION_CURSOR` (as the operation's pagination gives them), written
+    /// `{{LAST_SYNC_TIME datetime}}` or `{{ LAST_SYNC_TIME | datetime }}`.
     #[serde(default)]
     pub params: BTreeMap<String, Value>,
     /// Records per page, at most the operation's `max_page_size`. Default: the maximum.
@@ -66,8 +68,8 @@ pub struct RawSource {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawFlowWindow {
-    /// Where the first run starts (before any cursor exists): `2024-01-01 00:00:00` (Asia/Shanghai)
-    /// or RFC 3339. May be a template such as `{{ env.SYNC_START | default('2024-01-01 00:00:00') }}`.
+    /// Where the first run starts (before any cursor exists): `2024-01-01 00:00:00` (in the source
+    /// connector's `time_zone`), RFC 3339 or epoch seconds. May be a template such as `{{ env.SYNC_START | default('2024-01-01 00:00:00') }}`.
     pub start: String,
     /// How far behind now a window ends, so rows still being written are not missed. Default `1m`, at most `7d`.
     #[serde(default)]
@@ -177,9 +179,15 @@ pub struct RawConnector {
     /// Parameters sent with every request of every operation (templates).
     #[serde(default)]
     pub params: BTreeMap<String, Value>,
-    /// HTTP headers sent with every request.
+    /// HTTP headers sent with every request (templates reading `env`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// The time zone the API writes times in without an offset, and in which the placeholders
+    /// (`LAST_SYNC_TIME`, `CURRENT_TIME`) and the time filters (`datetime`, `date`) write them:
+    /// `UTC`, an IANA name such as `Asia/Shanghai`, or an offset such as `+08:00`. Default
+    /// `Asia/Shanghai`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
     /// How a response tells success from failure (operations may override it).
     pub envelope: RawEnvelope,
     /// Timeouts, retries and rate limit.
@@ -477,12 +485,19 @@ pub struct RawOperation {
     /// `read` (a source: records, pagination, window), `write` (a target: batches, per-record
     /// results) or `lookup` (finds written records by key).
     pub kind: OperationKind,
-    /// HTTP method. Default `POST`.
+    /// HTTP method: `GET`, `POST`, `PUT`, `PATCH` or `DELETE`. Default `POST`.
     #[serde(default)]
     pub method: Option<HttpMethod>,
-    /// Path appended to the connector's `base_url`. Default: none.
+    /// Path appended to the connector's `base_url`; a template, e.g. `/contacts/{{ records[0].id }}`.
+    /// It reads `params` (the merged parameters), `vars`, `env`, and `records` (write) or `keys`
+    /// (lookup). Each segment a template writes is percent-encoded, so a value holding `/` or
+    /// `?` stays inside its segment. Default: none.
     #[serde(default)]
     pub path: Option<String>,
+    /// Query parameters sent in the URL with any method and encoding (templates reading what
+    /// `path` reads). A parameter whose value is empty (`null`) is left out.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
     /// How parameters travel: `form` (urlencoded body), `query` (URL), or `json` (the `body` template).
     pub encoding: Encoding,
     /// Parameters (templates), merged over the connector's; a flow's `params` override these.
@@ -491,7 +506,8 @@ pub struct RawOperation {
     /// Parameters a flow must give.
     #[serde(default)]
     pub required_params: Vec<String>,
-    /// Extra HTTP headers.
+    /// Extra HTTP headers (templates reading what `path` reads). A header whose value is empty
+    /// (`null`) is left out.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// The JSON request body (`encoding: json`), a YAML tree of templates. It reads `params`
@@ -550,6 +566,25 @@ pub enum HttpMethod {
     Get,
     #[serde(rename = "POST")]
     Post,
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "PATCH")]
+    Patch,
+    #[serde(rename = "DELETE")]
+    Delete,
+}
+
+impl HttpMethod {
+    /// The method as HTTP spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -29,7 +29,7 @@ use crate::http::proxy::Proxies;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::retry::{Jitter, Sleeper, backoff};
 use crate::http::transport::{Body, Request, SendError, Transport, join_url};
-use crate::request::Env;
+use crate::request::{Env, Parts};
 use crate::template::TemplateSet;
 use crate::time::{Clock, format_span};
 
@@ -261,22 +261,23 @@ impl Client {
         &self.base_url
     }
 
-    fn prepare(&self, operation: &Operation, payload: &Payload) -> Request {
+    fn prepare(&self, operation: &Operation, parts: &Parts, payload: &Payload) -> Request {
+        let mut headers = self.headers.clone();
+        headers.extend(parts.headers.iter().cloned());
         if let Payload::Url(url) = payload {
             return Request {
                 method: crate::config::raw::HttpMethod::Get,
                 url: url.clone(),
                 query: Vec::new(),
-                headers: self.headers.clone(),
+                headers,
                 body: Body::None,
             };
         }
-        let url = join_url(&self.base_url, &operation.path);
         let mut request = Request {
             method: operation.method,
-            url,
-            query: Vec::new(),
-            headers: self.headers.clone(),
+            url: join_url(&self.base_url, &parts.path),
+            query: parts.query.clone(),
+            headers,
             body: Body::None,
         };
         match payload {
@@ -287,7 +288,7 @@ impl Client {
                     .collect();
                 match operation.encoding {
                     Encoding::Form => request.body = Body::Form(fields),
-                    Encoding::Query | Encoding::Json => request.query = fields,
+                    Encoding::Query | Encoding::Json => request.query.extend(fields),
                 }
             }
             Payload::Json(json) => {
@@ -410,17 +411,19 @@ impl Client {
         )))
     }
 
-    /// Call `operation` once, with retries as the module documentation describes.
+    /// Call `operation` once, with retries as the module documentation describes: its path,
+    /// query and headers as `parts` says (see `request`), `payload` as its encoding says.
     /// `idempotent` says whether repeating a possibly processed request is harmless.
     pub async fn call(
         &self,
         operation: &Operation,
         envelopes: &TemplateSet,
+        parts: &Parts,
         payload: Payload,
         idempotent: bool,
     ) -> Result<Reply, CallError> {
         let deadline = Instant::now() + self.call_timeout;
-        let attempts = self.attempts(operation, envelopes, payload, idempotent, deadline);
+        let attempts = self.attempts(operation, envelopes, parts, payload, idempotent, deadline);
         match tokio::time::timeout_at(deadline, attempts).await {
             Ok(result) => result,
             Err(_) => {
@@ -439,6 +442,7 @@ impl Client {
         &self,
         operation: &Operation,
         envelopes: &TemplateSet,
+        parts: &Parts,
         payload: Payload,
         idempotent: bool,
         deadline: Instant,
@@ -459,7 +463,7 @@ impl Client {
                 // No token yet, or one about to expire: renew it (once for all callers).
                 self.login(Some(stale), deadline).await?;
             }
-            let mut request = self.prepare(operation, &payload);
+            let mut request = self.prepare(operation, parts, &payload);
             let generation = self
                 .auth
                 .apply(&mut request, self.clock.now())

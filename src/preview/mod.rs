@@ -93,12 +93,13 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     let bodies = out.finish()?;
     let operation = flow.target.operation();
     eprintln!(
-        "{} record{} mapped into {bodies} `{}` request{} (POST …/{}); {failures} record{} failed",
+        "{} record{} mapped into {bodies} `{}` request{} ({} …/{}); {failures} record{} failed",
         mapped,
         plural(mapped),
         operation.name,
         plural(bodies),
-        operation.path,
+        operation.method.as_str(),
+        operation.path.text,
         plural(failures),
     );
     Ok(if failures > 0 {

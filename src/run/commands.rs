@@ -236,6 +236,7 @@ pub fn state(
     let lock_path = lock::lock_path(path.parent().unwrap_or(Path::new(".")), &flow.name);
     let store = Store::open(&path)?;
     if let Some(text) = reset_cursor {
+        // A naive time is Asia/Shanghai, as every time the CLI prints; RFC 3339 says its zone.
         let to = time::parse_instant(text).map_err(Error::usage)?;
         let now = Utc::now();
         if to > now {

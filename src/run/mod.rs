@@ -395,7 +395,7 @@ fn plan(
     };
     let now = options.clock.now();
     let initial = auth::setting(&config.start, &flow.templates, env, "`source.window.start`")?;
-    let initial = time::parse_instant(&initial)
+    let initial = time::parse_instant_in(&initial, flow.source.connector.time_zone)
         .map_err(|message| Error::config(format!("`source.window.start`: {message}")))?;
     let ask = window::Ask {
         cursor,

@@ -21,7 +21,7 @@ use crate::http::envelope::{self, Verdict};
 use crate::record;
 use crate::request::{self, Env, Placeholders};
 use crate::source::strategy::{self, Answer, Next};
-use crate::source::window::Window;
+use crate::source::window::{self, Window};
 use crate::template::TemplateId;
 use crate::time::wall_clock;
 
@@ -179,7 +179,19 @@ impl Reader<'_> {
                 self.progress.notice(notice);
             }
             let reread = !fetched.insert(request_key(&request));
+            let zone = self.flow.source.connector.time_zone;
+            let open_ended = self
+                .flow
+                .source
+                .window
+                .as_ref()
+                .is_some_and(|w| w.open_ended);
             for record in keyed {
+                // Without an upper bound the API also answers what changed after the window:
+                // that is the next window's (or run's) to read, so the cursor stays honest.
+                if open_ended && window::modified_after(&window, record.modified.as_deref(), zone) {
+                    continue;
+                }
                 if seen.admit(&record.key, &record.modified, reread) {
                     stats.records += 1;
                     if out.send(Read::Record(record)).await.is_err() {
@@ -234,8 +246,11 @@ impl Reader<'_> {
         let pagination = operation.pagination.as_ref();
         let page_size = self.flow.source.page_size;
         let numbered = pagination.is_some_and(|p| p.numbered());
-        let payload = match request {
-            Next::Url(url) => Payload::Url(url.clone()),
+        let (payload, parts) = match request {
+            Next::Url(url) => (
+                Payload::Url(url.clone()),
+                request::Parts::literal(operation),
+            ),
             _ => {
                 let offset = match (pagination.map(|p| &p.strategy), request) {
                     (Some(PagingStrategy::Offset), Next::Page(page)) => {
@@ -244,8 +259,8 @@ impl Reader<'_> {
                     _ => None,
                 };
                 let placeholders = Placeholders {
-                    last_sync_time: Some(wall_clock(window.start)),
-                    current_time: Some(wall_clock(window.end)),
+                    last_sync_time: Some(window.start),
+                    current_time: Some(window.end),
                     page_size: pagination
                         .filter(|p| numbered || p.max_page_size.is_some())
                         .map(|_| page_size),
@@ -256,20 +271,20 @@ impl Reader<'_> {
                         _ => None,
                     },
                 };
-                let params =
-                    request::source_params(self.flow, &placeholders, self.env).map_err(|err| {
-                        Error::config(format!(
-                            "cannot build the source parameters: {}",
-                            err.message
-                        ))
-                        .with_location(err.location)
-                    })?;
-                Payload::Fields(params)
+                let (params, parts) = request::source_request(self.flow, &placeholders, self.env)
+                    .map_err(|err| {
+                    Error::config(format!(
+                        "cannot build the source parameters: {}",
+                        err.message
+                    ))
+                    .with_location(err.location)
+                })?;
+                (Payload::Fields(params), parts)
             }
         };
         let reply = self
             .client
-            .call(operation, &self.flow.envelopes, payload, true)
+            .call(operation, &self.flow.envelopes, &parts, payload, true)
             .await
             .map_err(|err| err.into_error())?;
         let called = || {

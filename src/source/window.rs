@@ -13,7 +13,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::error::{Error, ErrorKind};
-use crate::time::wall_clock;
+use crate::time::{Zone, parse_instant_in, wall_clock};
 
 /// One closed window `[start, end]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,16 @@ pub fn run_range(
         end: floor_second(end),
     };
     (window.start < window.end).then_some(window)
+}
+
+/// Whether a record last modified at `modified` (a `key.modified` text, naive in `zone`) was
+/// modified after `window` ends. A window read without an upper bound gets such records too;
+/// they belong to a later window or run, which starts at most at this window's end. A record
+/// without a readable time is not after the window (it is kept, never lost).
+pub fn modified_after(window: &Window, modified: Option<&str>, zone: Zone) -> bool {
+    modified
+        .and_then(|text| parse_instant_in(text, zone).ok())
+        .is_some_and(|instant| instant > window.end)
 }
 
 /// What a run asks to read: from its cursor (or the flow's start), or a backfill's bounds.
@@ -218,6 +228,42 @@ mod tests {
             .iter()
             .map(|w| (wall_clock(w.start), wall_clock(w.end)))
             .collect()
+    }
+
+    #[test]
+    fn records_modified_after_the_window_end_are_told_apart_in_the_api_zone() {
+        let window = Window {
+            start: at("2026-12-01 08:00:00"),
+            end: at("2026-12-01 16:00:00"),
+        };
+        let utc = Zone::parse("UTC").unwrap();
+        let table: &[(Option<&str>, Zone, bool)] = &[
+            (
+                Some("2026-12-01 16:00:00"),
+                crate::time::DEFAULT_ZONE,
+                false,
+            ),
+            (Some("2026-12-01 16:00:01"), crate::time::DEFAULT_ZONE, true),
+            (Some("2026-12-01 08:00:00"), utc, false),
+            (Some("2026-12-01 08:00:00.500"), utc, true),
+            (
+                Some("2026-12-01T08:00:01Z"),
+                crate::time::DEFAULT_ZONE,
+                true,
+            ),
+            (Some("2026-12-01T16:00:00+08:00"), utc, false),
+            (Some("1796112001"), utc, true),
+            (Some("1796112000000"), utc, false),
+            (Some("not a time"), utc, false),
+            (None, utc, false),
+        ];
+        for (modified, zone, after) in table {
+            assert_eq!(
+                modified_after(&window, *modified, *zone),
+                *after,
+                "{modified:?} in {zone:?}"
+            );
+        }
     }
 
     #[test]

@@ -105,14 +105,21 @@ impl Writer {
             .as_ref()
             .expect("lookup operations have rows");
         for chunk in keys.chunks(rows.max_keys as usize) {
-            let body = request::lookup_body(&self.flow, &self.lookup_inputs, chunk, &self.env)
-                .map_err(|err| {
-                    Error::config(format!("cannot build the lookup body: {}", err.message))
-                        .with_location(err.location)
-                })?;
+            let (body, parts) =
+                request::lookup_request(&self.flow, &self.lookup_inputs, chunk, &self.env)
+                    .map_err(|err| {
+                        Error::config(format!("cannot build the lookup body: {}", err.message))
+                            .with_location(err.location)
+                    })?;
             let reply = self
                 .client
-                .call(operation, &self.flow.envelopes, Payload::Json(body), true)
+                .call(
+                    operation,
+                    &self.flow.envelopes,
+                    &parts,
+                    Payload::Json(body),
+                    true,
+                )
                 .await
                 .map_err(CallError::into_error)?;
             if let Verdict::Failed { code, message } = &reply.verdict {
@@ -160,8 +167,16 @@ impl Writer {
 
     /// The body of one write call carrying `batch` (what a dry run prints).
     pub fn body<'a>(&self, batch: impl IntoIterator<Item = &'a Outgoing>) -> Result<Json> {
+        self.request(batch).map(|(body, _)| body)
+    }
+
+    /// The body and the path, query and headers of one write call.
+    fn request<'a>(
+        &self,
+        batch: impl IntoIterator<Item = &'a Outgoing>,
+    ) -> Result<(Json, request::Parts)> {
         let targets: Vec<Json> = batch.into_iter().map(|o| o.mapped.target.clone()).collect();
-        request::write_body(&self.flow, &self.inputs, targets, &self.env).map_err(|err| {
+        request::write_request(&self.flow, &self.inputs, targets, &self.env).map_err(|err| {
             Error::config(format!("cannot build the request body: {}", err.message))
                 .with_location(err.location)
         })
@@ -189,12 +204,18 @@ impl Writer {
         let mut sends = 0;
         while !remaining.is_empty() {
             sends += 1;
-            let body = self.body(remaining.iter().copied())?;
+            let (body, parts) = self.request(remaining.iter().copied())?;
             let operation = self.flow.target.operation();
             let mut busy: Option<String> = None;
             let per_record: Vec<RecordResult> = match self
                 .client
-                .call(operation, &self.flow.envelopes, Payload::Json(body), false)
+                .call(
+                    operation,
+                    &self.flow.envelopes,
+                    &parts,
+                    Payload::Json(body),
+                    false,
+                )
                 .await
             {
                 Ok(reply) => {

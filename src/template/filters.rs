@@ -1,9 +1,11 @@
 //! The filters and tests ERP mappings need, registered on every template environment.
 //!
 //! Decimals (`decimal`, `add`, `sub`, `mul`, `div`, `round`; tests `positive`, `zero`,
-//! `negative`), times in Asia/Shanghai (`datetime`, `date`, `timestamp`), value maps
-//! (`lookup`) and SQL-style quoting for query filters (`sql_quote`). Pure functions of their
-//! arguments; the value maps are shared read-only.
+//! `negative`), times (`datetime`, `date`, `timestamp`), value maps (`lookup`) and SQL-style
+//! quoting for query filters (`sql_quote`). Pure functions of their arguments and of two
+//! hidden names of the template's scope: the zone a naive time is read in and the zone a
+//! time is written in ([`zone_names`]; Asia/Shanghai when the scope has none). The value maps
+//! are shared read-only.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -15,8 +17,30 @@ use minijinja::{Environment, Error, ErrorKind, Output, State, Value};
 
 use crate::config::raw::MissPolicy;
 use crate::template::decimal;
-use crate::time;
+use crate::time::{self, Zone};
 use crate::value_map::ValueMaps;
+
+/// The hidden scope name holding the zone naive times are read in.
+const READ_ZONE: &str = "__engine_read_zone";
+/// The hidden scope name holding the zone times are written in.
+const WRITE_ZONE: &str = "__engine_write_zone";
+
+/// The names that tell the time filters of a scope to read naive times in `read` and write
+/// times in `write` (a mapping reads in the source's zone and writes in the target's).
+pub fn zone_names(read: Zone, write: Zone) -> [(std::sync::Arc<str>, Value); 2] {
+    [
+        (std::sync::Arc::from(READ_ZONE), Value::from(read.name())),
+        (std::sync::Arc::from(WRITE_ZONE), Value::from(write.name())),
+    ]
+}
+
+/// The zone a scope names under `name`, Asia/Shanghai when it names none.
+fn zone_of(state: &State, name: &str) -> Zone {
+    state
+        .lookup(name)
+        .and_then(|value| value.as_str().and_then(|text| Zone::parse(text).ok()))
+        .unwrap_or(time::DEFAULT_ZONE)
+}
 
 /// Marks a lookup miss under `skip_line`: the repeated section drops the current line.
 #[derive(Debug)]
@@ -233,10 +257,10 @@ pub fn defined(value: &Value) -> Result<(), Error> {
     Ok(())
 }
 
-fn instant(value: &Value) -> Result<DateTime<Utc>, Error> {
+fn instant(value: &Value, zone: Zone) -> Result<DateTime<Utc>, Error> {
     defined(value)?;
     if let Some(text) = value.as_str() {
-        return time::parse_instant(text)
+        return time::parse_instant_in(text, zone)
             .map_err(|message| Error::new(ErrorKind::InvalidOperation, message));
     }
     if value.kind() == minijinja::value::ValueKind::Bool {
@@ -271,9 +295,9 @@ fn instant(value: &Value) -> Result<DateTime<Utc>, Error> {
     ))
 }
 
-/// Format `instant` in Asia/Shanghai with a chrono format, or say what is wrong with the
-/// format (chrono would panic on `%Q` or a lone `%` when the text is made).
-fn format_time(instant: DateTime<Utc>, format: &str) -> Result<String, Error> {
+/// Format `instant` in `zone` with a chrono format, or say what is wrong with the format
+/// (chrono would panic on `%Q` or a lone `%` when the text is made).
+fn format_time(instant: DateTime<Utc>, format: &str, zone: Zone) -> Result<String, Error> {
     let bad = || {
         Error::new(
             ErrorKind::InvalidOperation,
@@ -284,33 +308,36 @@ fn format_time(instant: DateTime<Utc>, format: &str) -> Result<String, Error> {
     };
     let items = StrftimeItems::new(format).parse().map_err(|_| bad())?;
     let mut text = String::new();
-    write!(
-        text,
-        "{}",
-        instant
-            .with_timezone(&time::SHANGHAI)
-            .format_with_items(items.iter())
-    )
-    .map_err(|_| bad())?;
+    write!(text, "{}", zone.format_items(instant, &items)).map_err(|_| bad())?;
     Ok(text)
 }
 
-/// `value | datetime` → `2024-01-01 12:00:00` (Asia/Shanghai); `datetime('%Y%m%d')` for other formats.
-pub fn filter_datetime(value: Value, format: Option<String>) -> Result<String, Error> {
+/// `value | datetime` → `2024-01-01 12:00:00` (in the writing zone); `datetime('%Y%m%d')` for
+/// other formats.
+pub fn filter_datetime(
+    state: &State,
+    value: Value,
+    format: Option<String>,
+) -> Result<String, Error> {
     format_time(
-        instant(&value)?,
+        instant(&value, zone_of(state, READ_ZONE))?,
         format.as_deref().unwrap_or(time::WALL_CLOCK),
+        zone_of(state, WRITE_ZONE),
     )
 }
 
-/// `value | date` → `2024-01-01` (Asia/Shanghai).
-pub fn filter_date(value: Value, format: Option<String>) -> Result<String, Error> {
-    format_time(instant(&value)?, format.as_deref().unwrap_or(time::DATE))
+/// `value | date` → `2024-01-01` (in the writing zone).
+pub fn filter_date(state: &State, value: Value, format: Option<String>) -> Result<String, Error> {
+    format_time(
+        instant(&value, zone_of(state, READ_ZONE))?,
+        format.as_deref().unwrap_or(time::DATE),
+        zone_of(state, WRITE_ZONE),
+    )
 }
 
 /// `value | timestamp` → seconds since the epoch.
-pub fn filter_timestamp(value: Value) -> Result<i64, Error> {
-    Ok(instant(&value)?.timestamp())
+pub fn filter_timestamp(state: &State, value: Value) -> Result<i64, Error> {
+    Ok(instant(&value, zone_of(state, READ_ZONE))?.timestamp())
 }
 
 /// `value | sql_quote` → `'value'` with quotes doubled, for Kingdee `FilterString`s.
@@ -406,6 +433,7 @@ fn lookup(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
     use std::path::Path;
 
     use minijinja::context;
@@ -472,6 +500,61 @@ mod tests {
                 .to_string()
                 .contains("`someday` is not a time")
         );
+    }
+
+    #[test]
+    fn times_are_read_and_written_in_the_zones_of_the_scope() {
+        let utc = Zone::parse("UTC").unwrap();
+        let plus5 = Zone::parse("+05:00").unwrap();
+        let table: &[(&str, Zone, Zone, &str)] = &[
+            (
+                "'2026-12-01T08:00:00Z' | datetime",
+                utc,
+                utc,
+                "2026-12-01 08:00:00",
+            ),
+            (
+                "'2026-12-01 08:00:00' | datetime",
+                utc,
+                time::DEFAULT_ZONE,
+                "2026-12-01 16:00:00",
+            ),
+            (
+                "'2026-12-01 16:00:00' | datetime",
+                time::DEFAULT_ZONE,
+                utc,
+                "2026-12-01 08:00:00",
+            ),
+            ("'2026-12-01 23:30:00' | date", utc, plus5, "2026-12-02"),
+            (
+                "'2026-12-01 08:00:00' | timestamp",
+                utc,
+                time::DEFAULT_ZONE,
+                "1796112000",
+            ),
+            ("'1796112000' | datetime", utc, utc, "2026-12-01 08:00:00"),
+            (
+                "1796112000000 | datetime('%Y-%m-%dT%H:%M:%S%:z')",
+                utc,
+                plus5,
+                "2026-12-01T13:00:00+05:00",
+            ),
+            (
+                "'2026-12-01T08:00:00+0800' | datetime",
+                plus5,
+                utc,
+                "2026-12-01 00:00:00",
+            ),
+        ];
+        let env = env();
+        for (expr, read, write, expected) in table {
+            let names: BTreeMap<String, Value> = zone_names(*read, *write)
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), value))
+                .collect();
+            let got = env.compile_expression(expr).unwrap().eval(names).unwrap();
+            assert_eq!(got.to_string(), *expected, "{expr}");
+        }
     }
 
     #[test]

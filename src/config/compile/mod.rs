@@ -16,6 +16,8 @@ use regex::Regex;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
+mod request;
+
 use crate::apischema::{ApiSchema, MappingCheck};
 use crate::config::model::{
     Batch, Connector, Envelope, Flow, Http, JsonPath, Key, Operation, OperationWindow,
@@ -73,6 +75,9 @@ enum Context {
     SourceParams,
     /// Target inputs (`params`, `vars`, `env`) and the write body (`records`) or lookup body (`keys`).
     TargetInputs { records: bool, keys: bool },
+    /// An operation's path, query and headers: `params`, `vars`, `env`, and `records` (write)
+    /// or `keys` (lookup).
+    Request { records: bool, keys: bool },
     /// Connector settings shared by every flow: `env` only.
     ConnectorSettings,
     /// A flow setting read once per run: `env` only.
@@ -103,6 +108,9 @@ impl Context {
             Context::TargetInputs { records: true, .. } => &["params", "records", "vars", "env"],
             Context::TargetInputs { keys: true, .. } => &["params", "keys", "vars", "env"],
             Context::TargetInputs { .. } => &["params", "vars", "env"],
+            Context::Request { records: true, .. } => &["params", "records", "vars", "env"],
+            Context::Request { keys: true, .. } => &["params", "keys", "vars", "env"],
+            Context::Request { .. } => &["params", "vars", "env"],
             Context::ConnectorSettings | Context::FlowSetting => &["env"],
             Context::Envelope => &["body", "status", "headers"],
             Context::Row => &["row"],
@@ -127,6 +135,7 @@ impl Context {
             Context::TargetInputs { records: true, .. } => "a write body",
             Context::TargetInputs { keys: true, .. } => "a lookup body",
             Context::TargetInputs { .. } => "target parameters",
+            Context::Request { .. } => "a request path, query or header",
             Context::ConnectorSettings => "connector settings",
             Context::FlowSetting => "this setting",
             Context::Envelope => "a response envelope",
@@ -610,8 +619,12 @@ fn compile_flow(
                 (Some(max), None) => max,
                 (None, size) => size.unwrap_or(0),
             };
-            let window = compile_window(cx, doc, &raw, op, conn.clean);
-            check_placeholders(cx, doc, &params, op, &raw.source.operation);
+            let mut window = compile_window(cx, doc, &raw, op, conn.clean);
+            let bounded = check_placeholders(cx, doc, &params, op, &raw.source.operation);
+            if let Some(window) = window.as_mut() {
+                window.open_ended = !bounded;
+                request::check_open_ended(cx, doc, &raw, window);
+            }
             let record_schema = op_schema(cx, &conn, &raw.source.operation, &[]);
             source = Some(Source {
                 connector: conn.connector,
@@ -821,9 +834,13 @@ fn compile_flow(
         ];
         for (op_name, params) in ops.into_iter().flatten() {
             if let Some(op) = target.connector.operations.get(op_name) {
-                check_param_names(cx, &strict, op, params);
+                check_param_names(cx, &strict, op, params, "target");
             }
         }
+    }
+    if let Some(source) = &source {
+        let op = source.operation();
+        check_param_names(cx, &strict, op, &source.params, "source");
     }
     // Maps that failed to load are still declared: their own errors are enough.
     let declared: BTreeSet<String> = raw.value_maps.keys().cloned().collect();
@@ -1092,6 +1109,8 @@ fn compile_connector(
     }
     let settings = Context::ConnectorSettings;
     let base_url = cx.leaf(doc, &root.key("base_url"), &raw.base_url, settings);
+    request::check_base_url(cx, doc, raw);
+    let time_zone = request::compile_time_zone(cx, doc, raw);
     let auth = auth::compile_auth(cx, doc, &raw.auth);
     let headers = raw
         .headers
@@ -1130,6 +1149,7 @@ fn compile_connector(
         http,
         operations,
         null_values: raw.null_values.clone(),
+        time_zone,
     }
 }
 
@@ -1298,17 +1318,7 @@ fn compile_operation(
     raw: &RawOperation,
     connector_envelope: Envelope,
 ) -> Operation {
-    let settings = Context::ConnectorSettings;
-    let headers = raw
-        .headers
-        .iter()
-        .map(|(header, value)| {
-            (
-                header.clone(),
-                cx.leaf(doc, &path.key("headers").key(header), value, settings),
-            )
-        })
-        .collect();
+    let (request_path, query, headers) = request::compile_parts(cx, doc, path, raw);
     let body = raw.body.as_ref().map(|body| {
         if raw.encoding != Encoding::Json {
             cx.error(
@@ -1431,9 +1441,10 @@ fn compile_operation(
         name: name.to_string(),
         kind: raw.kind,
         method: raw.method.unwrap_or(HttpMethod::Post),
-        path: raw.path.clone().unwrap_or_default(),
+        path: request_path,
         encoding: raw.encoding,
         required_params: raw.required_params.clone(),
+        query,
         headers,
         body,
         envelope: envelope.or(Some(connector_envelope)),
@@ -1645,19 +1656,21 @@ fn compile_window(
                 lookback,
                 max_span: max_span.min(op_window.max_span),
                 field: op_window.field.clone(),
+                open_ended: false,
             })
         }
     }
 }
 
-/// A paging or windowed operation needs its placeholders in some parameter.
+/// A paging or windowed operation needs its placeholders in some parameter (`CURRENT_TIME`
+/// is optional: an API may filter on a lower bound only). Whether `CURRENT_TIME` is used.
 fn check_placeholders(
     cx: &mut Compiler,
     doc: &Document,
     params: &[Param],
     op: &Operation,
     op_name: &str,
-) {
+) -> bool {
     let mut used = String::new();
     for param in params {
         collect_sources(&param.node, &cx.strict, &mut used);
@@ -1667,7 +1680,7 @@ fn check_placeholders(
         need.extend(pagination::needed_placeholders(p));
     }
     if op.window.is_some() {
-        need.extend(["LAST_SYNC_TIME", "CURRENT_TIME"]);
+        need.push("LAST_SYNC_TIME");
     }
     for placeholder in op
         .pagination
@@ -1695,6 +1708,7 @@ fn check_placeholders(
             );
         }
     }
+    used.contains("CURRENT_TIME")
 }
 
 fn placeholder_param_example(placeholder: &str) -> &'static str {
@@ -1886,10 +1900,19 @@ fn split_arguments(text: &str) -> Vec<&str> {
 
 /// Every `params.x` an operation's body reads must be a parameter the operation gets (from
 /// the connector, the operation or the flow); otherwise the request would fail at run time.
-fn check_param_names(cx: &mut Compiler, set: &TemplateSet, op: &Operation, params: &[Param]) {
-    let Some(body) = &op.body else { return };
-    let mut ids = Vec::new();
-    collect_templates(body, &mut ids);
+/// Templates of `op` (its body, path, query, headers) reading `params.<x>` that no parameter
+/// gives; `side` (`source` or `target`) says where the flow would give it.
+fn check_param_names(
+    cx: &mut Compiler,
+    set: &TemplateSet,
+    op: &Operation,
+    params: &[Param],
+    side: &str,
+) {
+    let mut ids = request::request_templates(op);
+    if let Some(body) = &op.body {
+        collect_templates(body, &mut ids);
+    }
     let known: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
     for id in ids {
         for name in set.undeclared(id) {
@@ -1908,7 +1931,7 @@ fn check_param_names(cx: &mut Compiler, set: &TemplateSet, op: &Operation, param
                 .join(", ");
             let hint = match did_you_mean(param, known.iter().copied()) {
                 Some(suggestion) => format!("did you mean `params.{suggestion}`?"),
-                None => format!("give `{param}` under the flow's `target.params`"),
+                None => format!("give `{param}` under the flow's `{side}.params`"),
             };
             cx.error(
                 format!(

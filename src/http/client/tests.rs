@@ -108,6 +108,7 @@ async fn call(fixture: &Fixture, idempotent: bool) -> Result<Reply, CallError> {
         .call(
             operation,
             &fixture.standalone.envelopes,
+            &Parts::literal(operation),
             Payload::Fields(serde_json::Map::new()),
             idempotent,
         )
@@ -277,6 +278,7 @@ async fn a_server_error_that_reports_per_record_results_is_an_answer() {
         .call(
             operation,
             &fixture.standalone.envelopes,
+            &Parts::literal(operation),
             Payload::Json(serde_json::json!({"records": []})),
             false,
         )
