@@ -306,3 +306,130 @@ fn the_console_shows_a_parked_record_and_its_retry_button_delivers_it_once_fixed
     assert_eq!(left.len(), 3, "{left:?}");
     assert!(!left.contains(&key));
 }
+
+/// A blocking client that ignores any proxy of the environment.
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn the_console_pages_show_records_escaped_with_the_body_a_retry_would_send() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "5",
+            "--wdt-unknown-sku-share",
+            "0.1",
+        ],
+        6,
+    );
+    // A parked order whose data carries markup: the console must show it as text.
+    let unknown: Vec<String> = engine::sim::catalog::unknown_skus()
+        .into_iter()
+        .map(|sku| sku.spec_no)
+        .collect();
+    let order = sync
+        .orders()
+        .into_iter()
+        .find(|o| {
+            o["details_list"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| unknown.contains(&l["spec_no"].as_str().unwrap_or("").to_string()))
+        })
+        .expect("an order with an unknown SKU");
+    let key = order["order_no"].as_str().unwrap().to_string();
+    sync.post_wdt(
+        &format!("/_sim/orders/{key}/touch"),
+        // Its own `modified`: a record modified now would wait for the flow's lag.
+        json!({"remark": "<script>alert(1)</script>", "modified": order["modified"]}),
+    );
+    sync.run(&[]).code(1);
+    let (_console, url) = start_console(&sync);
+    let http = client();
+    let get = |path: &str| {
+        http.get(format!("{url}{path}"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap()
+    };
+
+    let flows = get("");
+    assert!(
+        flows.contains("refund") && flows.contains("mappings/refund.yaml"),
+        "{flows}"
+    );
+    let overview = get("flows/refund");
+    assert!(overview.contains("实时进度 Live progress"), "{overview}");
+    assert!(get("flows/refund/live").contains("已暂存 Parked"));
+    let found = get(&format!("flows/refund/records?key={key}"));
+    assert!(found.contains("1 条记录 record(s)"), "{found}");
+    let record = get(&format!("flows/refund/record?key={key}"));
+    assert!(record.contains("源记录 Source record"), "{record}");
+    assert!(
+        record.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{record}"
+    );
+    assert!(!record.contains("<script>alert"), "record data is escaped");
+    assert!(record.contains("请求体 Request body"), "{record}");
+    assert!(
+        record.contains(&format!("&quot;{key}&quot;")),
+        "the body names the bill: {record}"
+    );
+    let conflicts = get("flows/refund/conflicts");
+    assert!(conflicts.contains("0 条冲突 conflict(s)"), "{conflicts}");
+}
+
+#[test]
+fn the_console_beyond_this_machine_needs_a_token() {
+    let sync = Sync::start(&["--wdt-orders", "1"], 1);
+    sync.engine(&["console", "--listen", "0.0.0.0:0"])
+        .code(2)
+        .stderr_contains("without a token");
+    let mut child = Command::new(engine_binary())
+        .args(["console", "--listen", "127.0.0.1:0"])
+        .current_dir(sync.workspace.root())
+        .envs(sync.env())
+        .env("ENGINE_CONSOLE_TOKEN", "s3cret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _console = Killed(child);
+    let url = line.trim();
+    let http = client();
+    let status =
+        |request: reqwest::blocking::RequestBuilder| request.send().unwrap().status().as_u16();
+    assert_eq!(status(http.get(url)), 401);
+    assert_eq!(status(http.get(format!("{url}?token=wrong"))), 401);
+    assert_eq!(
+        status(
+            http.post(format!("{url}flows/refund/retry"))
+                .form(&[("key", "x")])
+        ),
+        401
+    );
+    let answer = http.get(format!("{url}?token=s3cret")).send().unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = cookie.split(';').next().unwrap();
+    assert_eq!(
+        status(
+            http.get(format!("{url}flows/refund"))
+                .header("cookie", cookie)
+        ),
+        200
+    );
+    assert_eq!(status(http.get(url).bearer_auth("s3cret")), 200);
+}
