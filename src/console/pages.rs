@@ -99,18 +99,20 @@ fn internal(err: Error) -> Refusal {
     failure(&err, StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// The `schedule:` written in the flow file, as written; `—` when it has none.
+/// The `schedule:` line of the flow file, as written (a top-level one-line value); `—` when it
+/// has none. Text, not YAML: only `config` reads YAML, and the compiled flow does not carry
+/// a schedule yet (`engine serve` adds it).
 fn schedule(file: &Path) -> String {
     let text = std::fs::read_to_string(file).unwrap_or_default();
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
-    match value.get("schedule") {
-        Some(serde_yaml::Value::String(s)) => s.clone(),
-        Some(other) => serde_yaml::to_string(other)
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-        None => "—".to_string(),
-    }
+    schedule_line(&text)
+}
+
+fn schedule_line(text: &str) -> String {
+    text.lines()
+        .find_map(|line| line.strip_prefix("schedule:"))
+        .map(|value| value.split(" #").next().unwrap_or("").trim())
+        .filter(|value| !value.is_empty())
+        .map_or_else(|| "—".to_string(), str::to_string)
 }
 
 fn lock_text(state: &LockState) -> String {
@@ -596,4 +598,22 @@ pub async fn retry(
         Some(&name),
         &body,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_is_the_top_level_line_as_written() {
+        for (text, shown) in [
+            ("name: a\nschedule: \"*/5 * * * *\"\n", "\"*/5 * * * *\""),
+            ("schedule: 10m  # every ten minutes\n", "10m"),
+            ("name: a\n  schedule: 10m\n", "—"),
+            ("name: a\n", "—"),
+            ("schedule:\n", "—"),
+        ] {
+            assert_eq!(schedule_line(text), shown, "{text}");
+        }
+    }
 }
