@@ -433,3 +433,61 @@ fn the_console_beyond_this_machine_needs_a_token() {
     );
     assert_eq!(status(http.get(url).bearer_auth("s3cret")), 200);
 }
+
+#[test]
+fn the_console_shows_who_runs_a_flow_and_refuses_a_retry_meanwhile() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "5",
+            "--wdt-unknown-sku-share",
+            "0.1",
+        ],
+        6,
+    );
+    sync.run(&[]).code(1);
+    let parked = sync
+        .engine(&["failed", "mappings/refund.yaml", "--json"])
+        .success();
+    let parked: Vec<Value> = serde_json::from_str(&parked.stdout).unwrap();
+    let key = parked[0]["key"].as_str().unwrap().to_string();
+    for sku in engine::sim::catalog::unknown_skus() {
+        sync.post_kingdee(
+            "/_sim/basedata/materials",
+            json!({"FNumber": sku.spec_no, "FName": sku.goods_name, "BaseUnit": "Pcs"}),
+        );
+    }
+    // A slow source keeps the next run, and its lock, alive while the console looks.
+    sync.put_wdt("/_sim/faults", json!({"latency_ms": 10000}));
+    let run = Killed(sync.spawn_run(&sync.env(), Stdio::null()));
+    let (_console, url) = start_console(&sync);
+    let http = client();
+    let live = (0..600)
+        .map(|_| {
+            let live = http
+                .get(format!("{url}flows/refund/live"))
+                .send()
+                .unwrap()
+                .text()
+                .unwrap();
+            if !live.contains("运行中 held by") {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            live
+        })
+        .find(|live| live.contains("运行中 held by"))
+        .expect("the live progress shows the run holding the lock");
+    assert!(live.contains(&format!("pid {}", run.0.id())), "{live}");
+    let refused = http
+        .post(format!("{url}flows/refund/retry"))
+        .form(&[("key", key.as_str())])
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(refused.contains("重试失败 Retry failed"), "{refused}");
+    assert!(refused.contains("已暂存 Parked"), "still parked: {refused}");
+    assert!(!sync.bills().iter().any(|b| b["FBillNo"] == key.as_str()));
+}
