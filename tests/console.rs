@@ -432,6 +432,16 @@ fn the_console_beyond_this_machine_needs_a_token() {
         200
     );
     assert_eq!(status(http.get(url).bearer_auth("s3cret")), 200);
+    // Another site's form cannot post a retry, even with the user's token cookie.
+    let from = |origin: &str| {
+        http.post(format!("{url}flows/refund/retry"))
+            .header("cookie", cookie)
+            .header("origin", origin)
+            .form(&[("key", "x")])
+    };
+    assert_eq!(status(from("http://evil.example")), 403);
+    let own = url.trim_end_matches('/');
+    assert_ne!(status(from(own)), 403, "the console's own page may post");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! exactly as `engine retry FLOW KEY` does. Pages are in `pages`, markup and escaping in
 //! `html`. A token, when set, is required on every request (`Authorization: Bearer`, a
 //! `token` query parameter, which also sets a cookie for the pages that follow, or that
-//! cookie).
+//! cookie); a POST from another site's page (its `Origin`) is refused, token or not.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +63,17 @@ async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
+    if !same_origin(&request) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::response::Html(html::page(
+                "拒绝 Refused",
+                None,
+                "<p>来自其他网站的请求 A request sent by another site.</p>",
+            )),
+        )
+            .into_response();
+    }
     let Some(token) = &state.token else {
         return next.run(request).await;
     };
@@ -114,6 +125,26 @@ async fn require_token(
         )),
     )
         .into_response()
+}
+
+/// Whether a POST comes from the console's own pages: a browser names the page's origin in
+/// `Origin`; another site's form posting here (with the user's cookie or on 127.0.0.1) is
+/// refused. Requests without `Origin` (scripts, `curl`) pass on to the token check.
+fn same_origin(request: &Request) -> bool {
+    if request.method() != axum::http::Method::POST {
+        return true;
+    }
+    let header_text = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let Some(origin) = header_text(header::ORIGIN) else {
+        return true;
+    };
+    let host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    header_text(header::HOST) == Some(host)
 }
 
 /// `engine console`: serve only the console on `listen` until Ctrl-C or SIGTERM. Prints the
