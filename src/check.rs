@@ -208,6 +208,30 @@ fn dedupe(diagnostics: &mut Vec<Diagnostic>) {
     });
 }
 
+/// The flow files among `paths` (folders give their flows, as `check` finds them; files are
+/// kept as given); none means every flow in `mappings/`.
+pub fn flow_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let default = [PathBuf::from("mappings")];
+    let paths = if paths.is_empty() {
+        &default[..]
+    } else {
+        paths
+    };
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            files.extend(
+                yaml_files(path)
+                    .into_iter()
+                    .filter(|f| kind_of(f) == Kind::Flow),
+            );
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files
+}
+
 fn yaml_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {

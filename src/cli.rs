@@ -148,6 +148,25 @@ pub enum Command {
         #[command(flatten)]
         env: EnvFile,
     },
+    /// Serve the web console of flows (default: every flow in `mappings/`) until Ctrl-C.
+    ///
+    /// Prints the bound address (`http://127.0.0.1:PORT/`) on stdout. Beyond 127.0.0.1 a token
+    /// is required (`--token` or `ENGINE_CONSOLE_TOKEN`). See docs/console.md.
+    Console {
+        /// Flow files or folders. Default: every flow in `mappings/`.
+        flows: Vec<PathBuf>,
+        /// The address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:8480")]
+        listen: std::net::SocketAddr,
+        /// The token every request must carry (`?token=` once, then a cookie; or
+        /// `Authorization: Bearer`). Required when listening beyond 127.0.0.1.
+        #[arg(long, env = "ENGINE_CONSOLE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(flatten)]
+        state: StateDir,
+        #[command(flatten)]
+        env: EnvFile,
+    },
     /// Print the JSON Schema of flow, connector or alerts files (as shipped in `schemas/`).
     Schema {
         #[arg(value_enum)]
@@ -383,6 +402,24 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 env,
                 !no_alerts,
             ))
+        }
+        Command::Console {
+            flows,
+            listen,
+            token,
+            state,
+            env,
+        } => {
+            let env = env.read()?;
+            let console = crate::console::ConsoleState {
+                flows: check::flow_files(&flows),
+                state_dir: state.resolve(&env),
+                token: token
+                    .or_else(|| env.get("ENGINE_CONSOLE_TOKEN").cloned())
+                    .map(|t| std::sync::Arc::new(crate::secret::Secret::new(t))),
+                env: std::sync::Arc::new(env),
+            };
+            runtime()?.block_on(crate::console::serve(console, listen))
         }
         Command::Schema { which } => {
             let schema = match which {

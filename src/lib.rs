@@ -13,6 +13,7 @@ pub mod auth;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod diagnostic;
 pub mod envfile;
 pub mod error;

@@ -7,6 +7,7 @@ mod alerts;
 mod bundle;
 mod check;
 mod cli;
+mod console;
 mod faults;
 mod fuzz_check;
 mod hostile_http;

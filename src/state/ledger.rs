@@ -87,6 +87,22 @@ impl Store {
         )
     }
 
+    /// Up to `limit` ledger rows whose key contains `text` (all rows when it is empty), the
+    /// most recently updated first: the console's search.
+    pub fn search(&self, flow: &str, text: &str, limit: usize) -> Result<Vec<Entry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.select_entries(
+            flow,
+            &format!(
+                "SELECT {ENTRY_COLUMNS} FROM {ENTRY_TABLES}
+                 WHERE l.flow = ?1 AND instr(l.key, (SELECT value FROM json_each(?2))) > 0
+                 ORDER BY l.updated DESC, l.key LIMIT {limit}"
+            ),
+            Some(&[text.to_string()]),
+            "search the",
+        )
+    }
+
     /// The number of ledger rows of `flow` by status; every status is present, zero when it
     /// has no rows, so callers can print a fixed table.
     pub fn counts(&self, flow: &str) -> Result<BTreeMap<Status, u64>> {
