@@ -3,23 +3,52 @@
 //! It receives, in order, which batches went to a writer, which windows were read to the end
 //! and how each batch ended, and keeps the `tracker` up to date with them: the cursor moves past
 //! a window only once every record read in it is written or parked, and not at all after a
-//! run-level failure. It sees the ledger's cursor and the progress output, never a client or a
-//! record's content.
+//! run-level failure. Records the target refused outright come back still in flight (the
+//! refusal may be a "duplicate" of an earlier send whose answer was lost): this stage gathers
+//! them across batches and has them looked up together (`Verifier`), one lookup at a time while
+//! the writers go on — when the lookup's `max_keys` are gathered, when the cursor would
+//! otherwise wait on them, and at the end of the input. Each is then written (found) or parked
+//! (not found), and only then leaves the in-flight keys and settles in the tracker. It sees the
+//! ledger's cursor, the progress output and the lookup, never a record's content.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::run::Summary;
 use crate::run::progress::Progress;
-use crate::run::stage::ToSettle;
+use crate::run::stage::{InFlight, ToSettle};
 use crate::run::tracker::Tracker;
 use crate::state::Store;
-use crate::target::writer::Settled;
+use crate::target::writer::{Refused, Settled, Writer};
 use crate::time::Clock;
 
-pub struct SettleStage {
+/// What the settle stage asks of the target: look refused records up together. A run uses
+/// `target::writer::Writer`; the trait lets the gathering be tested without a target.
+pub trait Verifier: Send + Sync + 'static {
+    /// The most keys one lookup call takes: refusals are gathered up to this many.
+    fn max_keys(&self) -> usize;
+    /// Look `refused` up and record each as written or parked; an error leaves them in flight.
+    fn verify(&self, refused: Vec<Refused>) -> impl Future<Output = Result<Vec<Settled>>> + Send;
+}
+
+impl Verifier for Writer {
+    fn max_keys(&self) -> usize {
+        Writer::max_keys(self)
+    }
+
+    fn verify(&self, refused: Vec<Refused>) -> impl Future<Output = Result<Vec<Settled>>> + Send {
+        Writer::verify(self, refused)
+    }
+}
+
+/// How a lookup of gathered refusals ended, each record with its window.
+type Verified = Result<Vec<(Settled, Option<usize>)>>;
+
+pub struct SettleStage<V> {
     pub flow_name: String,
     pub store: Store,
     pub progress: Arc<Progress>,
@@ -27,31 +56,57 @@ pub struct SettleStage {
     /// Whether this run moves the cursor (not a dry run, a backfill or a source without windows).
     pub move_cursor: bool,
     pub clock: Arc<dyn Clock>,
+    pub verifier: Arc<V>,
+    /// The keys on their way: a refusal's key leaves it once its lookup is recorded.
+    pub in_flight: InFlight,
 }
 
-impl SettleStage {
-    /// Settle outcomes until the writers are done; the summary holds what was written, parked
-    /// or left unresolved. A writer's run-level failure is returned once everything under way
-    /// has been settled.
+impl<V: Verifier> SettleStage<V> {
+    /// Settle outcomes until the writers are done and every refusal is looked up; the summary
+    /// holds what was written, parked or left unresolved. A writer's run-level failure is
+    /// returned once everything under way has been settled.
     pub async fn run(mut self, mut input: mpsc::Receiver<ToSettle>) -> Result<Summary> {
         let mut summary = Summary::default();
         let mut fatal: Option<Error> = None;
-        while let Some(message) = input.recv().await {
-            match message {
-                ToSettle::Dispatched(windows) => {
-                    for window in windows.into_iter().flatten() {
-                        self.tracker.add(window);
+        let mut refused: Vec<(Refused, Option<usize>)> = Vec::new();
+        let mut verifying: JoinSet<Verified> = JoinSet::new();
+        let mut open = true;
+        let mut lookup_failed = false;
+        loop {
+            if verifying.is_empty() && !lookup_failed && self.due(&refused, open) {
+                let verifier = Arc::clone(&self.verifier);
+                // At most one call's worth: a fuller call follows rather than a half-empty one.
+                let take = refused.len().min(self.verifier.max_keys());
+                let gathered: Vec<_> = refused.drain(..take).collect();
+                verifying.spawn(verify(verifier, gathered));
+            }
+            if !open && verifying.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(joined) = verifying.join_next(), if !verifying.is_empty() => {
+                    let verified = joined.map_err(|err| {
+                        Error::new(ErrorKind::State, "a lookup stopped unexpectedly").with_source(err)
+                    })?;
+                    match verified {
+                        Ok(settled) => {
+                            self.in_flight.remove(settled.iter().map(|(s, _)| s.key()));
+                            for (settled, window) in settled {
+                                self.count(&mut summary, &mut refused, settled, window);
+                            }
+                        }
+                        Err(err) => {
+                            // They stay in flight in the ledger, and so do the refusals still
+                            // to come: the next run looks them up first.
+                            lookup_failed = true;
+                            fatal.get_or_insert(err);
+                        }
                     }
                 }
-                ToSettle::WindowRead(index) => self.tracker.read(index),
-                ToSettle::Written(Ok(settled)) => {
-                    for (settled, window) in settled {
-                        self.count(&mut summary, settled, window);
-                    }
-                }
-                ToSettle::Written(Err(err)) => {
-                    fatal.get_or_insert(err);
-                }
+                message = input.recv(), if open => match message {
+                    Some(message) => self.take(message, &mut summary, &mut refused, &mut fatal),
+                    None => open = false,
+                },
             }
             if self.move_cursor
                 && fatal.is_none()
@@ -68,7 +123,52 @@ impl SettleStage {
         }
     }
 
-    fn count(&mut self, summary: &mut Summary, settled: Settled, window: Option<usize>) {
+    /// Whether the refusals gathered should be looked up now: `max_keys` of them, the end of
+    /// the input, or the cursor waiting on them alone.
+    fn due(&self, refused: &[(Refused, Option<usize>)], open: bool) -> bool {
+        if refused.is_empty() {
+            return false;
+        }
+        if refused.len() >= self.verifier.max_keys() || !open {
+            return true;
+        }
+        let head = self.tracker.head();
+        let waiting = refused.iter().filter(|(_, w)| *w == Some(head)).count();
+        self.tracker.waits_on(head, waiting as u64)
+    }
+
+    fn take(
+        &mut self,
+        message: ToSettle,
+        summary: &mut Summary,
+        refused: &mut Vec<(Refused, Option<usize>)>,
+        fatal: &mut Option<Error>,
+    ) {
+        match message {
+            ToSettle::Dispatched(windows) => {
+                for window in windows.into_iter().flatten() {
+                    self.tracker.add(window);
+                }
+            }
+            ToSettle::WindowRead(index) => self.tracker.read(index),
+            ToSettle::Written(Ok(settled)) => {
+                for (settled, window) in settled {
+                    self.count(summary, refused, settled, window);
+                }
+            }
+            ToSettle::Written(Err(err)) => {
+                fatal.get_or_insert(err);
+            }
+        }
+    }
+
+    fn count(
+        &mut self,
+        summary: &mut Summary,
+        refused: &mut Vec<(Refused, Option<usize>)>,
+        settled: Settled,
+        window: Option<usize>,
+    ) {
         match settled {
             Settled::Written { key, note, .. } => {
                 summary.written += 1;
@@ -85,11 +185,32 @@ impl SettleStage {
                 self.progress.notice(format!("record `{key}` was sent {sends} times without a clear answer and is not in the target; it stays in flight and the next run checks it first"));
                 return;
             }
+            Settled::Refused(record) => {
+                // Still in flight: its window stays open until the lookup settles it.
+                refused.push((record, window));
+                return;
+            }
         }
         if let Some(window) = window {
             self.tracker.settle(window);
         }
     }
+}
+
+/// Look gathered refusals up, each coming back with its window.
+async fn verify<V: Verifier>(verifier: Arc<V>, refused: Vec<(Refused, Option<usize>)>) -> Verified {
+    let windows: HashMap<String, Option<usize>> =
+        refused.iter().map(|(r, w)| (r.key.clone(), *w)).collect();
+    let settled = verifier
+        .verify(refused.into_iter().map(|(r, _)| r).collect())
+        .await?;
+    Ok(settled
+        .into_iter()
+        .map(|settled| {
+            let window = windows.get(settled.key()).copied().flatten();
+            (settled, window)
+        })
+        .collect())
 }
 
 /// A record the target refused but holds all the same counts as written (it is never sent
