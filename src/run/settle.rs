@@ -222,3 +222,173 @@ pub fn tell_refused_but_there(progress: &Progress, key: &str, note: &Option<Stri
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+    use tokio::sync::Semaphore;
+
+    use super::*;
+    use crate::source::window::Window;
+    use crate::time::FixedClock;
+
+    /// A lookup that finds the keys it knows, noting each call's keys, each call held until the
+    /// test lets it through.
+    struct Lookup {
+        known: Vec<&'static str>,
+        max_keys: usize,
+        calls: Mutex<Vec<Vec<String>>>,
+        gate: Semaphore,
+    }
+
+    impl Verifier for Lookup {
+        fn max_keys(&self) -> usize {
+            self.max_keys
+        }
+
+        async fn verify(&self, refused: Vec<Refused>) -> Result<Vec<Settled>> {
+            let keys = refused.iter().map(|r| r.key.clone()).collect();
+            self.calls.lock().unwrap().push(keys);
+            self.gate.acquire().await.expect("open").forget();
+            Ok(refused
+                .into_iter()
+                .map(|r| match self.known.contains(&r.key.as_str()) {
+                    true => written(&r.key),
+                    false => Settled::Failed {
+                        key: r.key,
+                        message: r.message,
+                    },
+                })
+                .collect())
+        }
+    }
+
+    fn written(key: &str) -> Settled {
+        Settled::Written {
+            key: key.to_string(),
+            id: None,
+            number: None,
+            note: None,
+        }
+    }
+
+    fn refused(key: &str) -> Settled {
+        Settled::Refused(Refused {
+            key: key.to_string(),
+            message: "unknown material".to_string(),
+            field: None,
+            hash: "h".to_string(),
+            source: Arc::new(json!({"order_no": key})),
+            modified: None,
+        })
+    }
+
+    fn window(i: i64) -> Window {
+        Window {
+            start: Utc.timestamp_opt(i * 100, 0).unwrap(),
+            end: Utc.timestamp_opt((i + 1) * 100, 0).unwrap(),
+        }
+    }
+
+    fn stage(lookup: &Arc<Lookup>, store: &Store, in_flight: &InFlight) -> SettleStage<Lookup> {
+        SettleStage {
+            flow_name: "refund".to_string(),
+            store: store.clone(),
+            progress: Arc::new(Progress::plain()),
+            tracker: Tracker::new(vec![window(0), window(1)]),
+            move_cursor: true,
+            clock: Arc::new(FixedClock(Utc.timestamp_opt(1_000, 0).unwrap())),
+            verifier: Arc::clone(lookup),
+            in_flight: in_flight.clone(),
+        }
+    }
+
+    /// A batch of window 0 went to a writer and ended as `settled`.
+    fn batch(settled: Vec<Settled>) -> [ToSettle; 2] {
+        [
+            ToSettle::Dispatched(vec![Some(0); settled.len()]),
+            ToSettle::Written(Ok(settled.into_iter().map(|s| (s, Some(0))).collect())),
+        ]
+    }
+
+    async fn settle_a_while() {
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn refusals_of_several_batches_are_looked_up_in_one_call_before_the_cursor_moves() {
+        let lookup = Arc::new(Lookup {
+            known: vec!["RK2"],
+            max_keys: 100,
+            calls: Mutex::new(Vec::new()),
+            gate: Semaphore::new(0),
+        });
+        let store = Store::in_memory().unwrap();
+        let in_flight = InFlight::new(["RK2", "RK3"].map(str::to_string).into());
+        let (out, input) = mpsc::channel(16);
+        let task = tokio::spawn(stage(&lookup, &store, &in_flight).run(input));
+        for message in batch(vec![written("RK1"), refused("RK2")])
+            .into_iter()
+            .chain(batch(vec![refused("RK3"), written("RK4")]))
+        {
+            out.send(message).await.unwrap();
+        }
+        settle_a_while().await;
+        assert!(
+            lookup.calls.lock().unwrap().is_empty(),
+            "window 0 is still being read"
+        );
+        out.send(ToSettle::WindowRead(0)).await.unwrap();
+        settle_a_while().await;
+        assert_eq!(*lookup.calls.lock().unwrap(), [["RK2", "RK3"]]);
+        assert_eq!(
+            store.cursor("refund").unwrap(),
+            None,
+            "its refusals are not settled yet"
+        );
+        assert!(in_flight.contains("RK2") && in_flight.contains("RK3"));
+        lookup.gate.add_permits(1);
+        settle_a_while().await;
+        assert_eq!(store.cursor("refund").unwrap(), Some(window(0).end));
+        assert!(!in_flight.contains("RK2") && !in_flight.contains("RK3"));
+        out.send(ToSettle::WindowRead(1)).await.unwrap();
+        drop(out);
+        let summary = task.await.unwrap().unwrap();
+        assert_eq!((summary.written, summary.failed), (3, 1));
+        assert_eq!(store.cursor("refund").unwrap(), Some(window(1).end));
+        assert_eq!(lookup.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn refusals_are_gathered_up_to_max_keys_and_the_rest_at_the_end_of_the_input() {
+        let lookup = Arc::new(Lookup {
+            known: Vec::new(),
+            max_keys: 2,
+            calls: Mutex::new(Vec::new()),
+            gate: Semaphore::new(100),
+        });
+        let store = Store::in_memory().unwrap();
+        let (out, input) = mpsc::channel(16);
+        let task = tokio::spawn(stage(&lookup, &store, &InFlight::default()).run(input));
+        for key in ["RK1", "RK2", "RK3", "RK4", "RK5"] {
+            for message in batch(vec![refused(key), written(&format!("{key}-ok"))]) {
+                out.send(message).await.unwrap();
+            }
+        }
+        drop(out);
+        let summary = task.await.unwrap().unwrap();
+        assert_eq!((summary.written, summary.failed), (5, 5));
+        let sizes: Vec<usize> = lookup.calls.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        assert_eq!(
+            store.cursor("refund").unwrap(),
+            None,
+            "window 0 was never read to the end"
+        );
+    }
+}
