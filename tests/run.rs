@@ -957,6 +957,44 @@ fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
 }
 
 #[test]
+fn killed_while_refusals_wait_for_their_lookup_every_order_lands_once_and_the_rest_are_parked() {
+    // Refusals wait in flight to be looked up together (at the end of this one-window run), so
+    // a kill leaves some in flight: the next run looks them up first and parks them.
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "200",
+            "--wdt-days",
+            "4",
+            "--wdt-unknown-sku-share",
+            "0.2",
+            "--kingdee-latency-per-bill-ms",
+            "20",
+        ],
+        5,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  batch_size: 50\n",
+        "  batch_size: 10\n",
+    );
+    for delay in [300, 700, 1200] {
+        let mut child = sync.spawn_run(&sync.env(), Stdio::null());
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        bill_numbers(&sync);
+    }
+    sync.put_kingdee("/_sim/faults", json!({"latency_per_bill_ms": 0}));
+    let output = sync.run(&[]).code(1);
+    let (eligible, unknown) = eligible_and_unknown(&sync.orders());
+    assert_eq!(bill_numbers(&sync), eligible, "{}", output.stderr);
+    assert_eq!(sync.bills().len(), eligible.len());
+    assert_eq!(parked_keys(&sync), unknown, "{}", output.stderr);
+    assert!(listed_keys(&sync, &["in_flight"]).is_empty());
+}
+
+#[test]
 fn a_run_stopped_by_sigterm_says_so_and_a_rerun_finishes_the_job() {
     let sync = Sync::start(
         &[
