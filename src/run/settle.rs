@@ -7,9 +7,11 @@
 //! refusal may be a "duplicate" of an earlier send whose answer was lost): this stage gathers
 //! them across batches and has them looked up together (`Verifier`), one lookup at a time while
 //! the writers go on — when the lookup's `max_keys` are gathered, when the cursor would
-//! otherwise wait on them, and at the end of the input. Each is then written (found) or parked
-//! (not found), and only then leaves the in-flight keys and settles in the tracker. It sees the
-//! ledger's cursor, the progress output and the lookup, never a record's content.
+//! otherwise wait on them, and at the end of the input; at most `2 × max_keys` wait beside the
+//! lookup under way, then this stage takes no further outcome until it is back. Each is then
+//! written (found) or parked (not found), and only then leaves the in-flight keys and settles
+//! in the tracker. It sees the ledger's cursor, the progress output and the lookup, never a
+//! record's content.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,7 +74,14 @@ impl<V: Verifier> SettleStage<V> {
         let mut verifying: JoinSet<Verified> = JoinSet::new();
         let mut open = true;
         let mut lookup_failed = false;
+        // Refusals waiting beside the lookup under way: at most this many, then the stage
+        // takes no further outcome until the lookup is back (the writers wait in turn).
+        let room = 2 * self.verifier.max_keys();
         loop {
+            if lookup_failed {
+                // They stay in flight in the ledger; the run fails and the next one looks them up.
+                refused.clear();
+            }
             if verifying.is_empty() && !lookup_failed && self.due(&refused, open) {
                 let verifier = Arc::clone(&self.verifier);
                 // At most one call's worth: a fuller call follows rather than a half-empty one.
@@ -103,7 +112,7 @@ impl<V: Verifier> SettleStage<V> {
                         }
                     }
                 }
-                message = input.recv(), if open => match message {
+                message = input.recv(), if open && refused.len() < room => match message {
                     Some(message) => self.take(message, &mut summary, &mut refused, &mut fatal),
                     None => open = false,
                 },
@@ -362,6 +371,33 @@ mod tests {
         assert_eq!((summary.written, summary.failed), (3, 1));
         assert_eq!(store.cursor("refund").unwrap(), Some(window(1).end));
         assert_eq!(lookup.calls.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn while_a_lookup_is_under_way_at_most_twice_max_keys_refusals_wait_beside_it() {
+        let lookup = Arc::new(Lookup {
+            known: Vec::new(),
+            max_keys: 1,
+            calls: Mutex::new(Vec::new()),
+            gate: Semaphore::new(0),
+        });
+        let store = Store::in_memory().unwrap();
+        let (out, input) = mpsc::channel(16);
+        let task = tokio::spawn(stage(&lookup, &store, &InFlight::default()).run(input));
+        for key in ["RK1", "RK2", "RK3", "RK4", "RK5"] {
+            for message in batch(vec![refused(key)]) {
+                out.send(message).await.unwrap();
+            }
+        }
+        settle_a_while().await;
+        // RK1 is being looked up, RK2 and RK3 wait: the outcomes of RK4 and RK5 stay queued.
+        assert_eq!(lookup.calls.lock().unwrap().len(), 1);
+        assert_eq!(out.capacity(), 16 - 4, "the stage went on taking refusals");
+        lookup.gate.add_permits(5);
+        drop(out);
+        let summary = task.await.unwrap().unwrap();
+        assert_eq!(summary.failed, 5);
+        assert_eq!(lookup.calls.lock().unwrap().len(), 5);
     }
 
     #[tokio::test(flavor = "current_thread")]
