@@ -762,6 +762,69 @@ fn a_password_login_that_meets_server_errors_is_repeated() {
     assert_eq!(bill_numbers(&sync), eligible);
 }
 
+/// Regression (issue 13): every batch with a refused record looked it up on its own, on the
+/// writers' critical path. Refusals are now gathered across batches and looked up together, up
+/// to the lookup's `max_keys`, and still parked with the target's message when not found.
+#[test]
+fn refusals_of_many_batches_are_looked_up_together_up_to_max_keys() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "300",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0.15",
+            "--wdt-other-status-share",
+            "0",
+        ],
+        4,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  batch_size: 50\n",
+        "  batch_size: 5\n",
+    );
+    sync.workspace.edit(
+        "mappings/connectors/kingdee_k3cloud.yaml",
+        "      max_keys: 100\n",
+        "      max_keys: 10\n",
+    );
+    let output = sync.run(&[]).code(1);
+    let (eligible, unknown) = eligible_and_unknown(&sync.orders());
+    assert_eq!(bill_numbers(&sync), eligible);
+    assert_eq!(parked_keys(&sync), unknown, "{}", output.stderr);
+    assert!(
+        output.stderr.contains("字段“物料编码”的值“"),
+        "parked with the target's message: {}",
+        output.stderr
+    );
+    let stats = sync.kingdee("/_sim/stats");
+    let lookups = stats["requests"]["DynamicFormService.ExecuteBillQuery"]["ok"]
+        .as_u64()
+        .unwrap_or(0);
+    let saves = ["ok", "partial"]
+        .iter()
+        .map(|answer| {
+            stats["requests"]["DynamicFormService.BatchSave"][answer]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .sum::<u64>();
+    let gathered = (unknown.len() as u64).div_ceil(10);
+    assert!(
+        unknown.len() > 20 && saves > 3 * gathered + 3,
+        "enough batches refused to tell: {} parked, {saves} saves",
+        unknown.len()
+    );
+    // ceil(parked ÷ max_keys), and one more when the cursor waited on a part of them.
+    assert!(
+        (gathered..=gathered + 1).contains(&lookups),
+        "{lookups} lookups for {} parked records in {saves} saves: {stats}",
+        unknown.len()
+    );
+}
+
 #[test]
 fn bills_saved_beside_a_conflict_are_not_sent_again() {
     // A conflict locks one bill of a batch and the others are saved; Kingdee would accept a
@@ -891,6 +954,44 @@ fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
     sync.run(&[]).success();
     let (eligible, _) = eligible_and_unknown(&sync.orders());
     assert_eq!(bill_numbers(&sync), eligible);
+}
+
+#[test]
+fn killed_while_refusals_wait_for_their_lookup_every_order_lands_once_and_the_rest_are_parked() {
+    // Refusals wait in flight to be looked up together (at the end of this one-window run), so
+    // a kill leaves some in flight: the next run looks them up first and parks them.
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "200",
+            "--wdt-days",
+            "4",
+            "--wdt-unknown-sku-share",
+            "0.2",
+            "--kingdee-latency-per-bill-ms",
+            "20",
+        ],
+        5,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  batch_size: 50\n",
+        "  batch_size: 10\n",
+    );
+    for delay in [300, 700, 1200] {
+        let mut child = sync.spawn_run(&sync.env(), Stdio::null());
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        bill_numbers(&sync);
+    }
+    sync.put_kingdee("/_sim/faults", json!({"latency_per_bill_ms": 0}));
+    let output = sync.run(&[]).code(1);
+    let (eligible, unknown) = eligible_and_unknown(&sync.orders());
+    assert_eq!(bill_numbers(&sync), eligible, "{}", output.stderr);
+    assert_eq!(sync.bills().len(), eligible.len());
+    assert_eq!(parked_keys(&sync), unknown, "{}", output.stderr);
+    assert!(listed_keys(&sync, &["in_flight"]).is_empty());
 }
 
 #[test]

@@ -345,9 +345,9 @@ impl Pipeline {
         );
         let write = stages.start(
             WriteStage {
-                writer,
+                writer: Arc::clone(&writer),
                 concurrency,
-                in_flight,
+                in_flight: in_flight.clone(),
                 dry_run,
             }
             .run(write_in, write_out),
@@ -360,6 +360,8 @@ impl Pipeline {
                 tracker,
                 move_cursor,
                 clock: Arc::clone(&clock),
+                verifier: writer,
+                in_flight,
             }
             .run(settle_in),
         );

@@ -101,13 +101,14 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
     }
     let resent = resend.len();
     for batch in chunk(resend, flow.target.batch_size.max(1) as usize) {
-        for settled in writer.write(batch).await? {
+        for settled in writer.write_now(batch).await? {
             match settled {
                 Settled::Written { key, note, .. } => {
                     recovery.written += 1;
                     progress.written(1);
                     tell_refused_but_there(progress, &key, &note);
                 }
+                Settled::Refused(_) => unreachable!("`write_now` looks refusals up"),
                 Settled::Failed { key, message } => {
                     recovery.failed += 1;
                     progress.failed(&key, &message);

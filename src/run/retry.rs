@@ -155,13 +155,14 @@ async fn resend(
         store.record_outcomes(&flow.name, &outcomes, options.clock.now())?;
     }
     for batch in chunk(outgoing, flow.target.batch_size.max(1) as usize) {
-        for settled in writer.write(batch).await? {
+        for settled in writer.write_now(batch).await? {
             match settled {
                 Settled::Written { key, note, .. } => {
                     summary.written += 1;
                     progress.written(1);
                     tell_refused_but_there(progress, &key, &note);
                 }
+                Settled::Refused(_) => unreachable!("`write_now` looks refusals up"),
                 Settled::Failed { key, message } => {
                     summary.failed += 1;
                     progress.failed(&key, &message);

@@ -77,8 +77,9 @@ impl Capacities {
 
 /// Keys on their way to the target in this run (and those the recovery settled): a copy read
 /// again meanwhile is dropped rather than sent twice. The batch stage adds a batch's keys before
-/// passing it on; a writer removes them once their outcome is in the ledger, so the set holds at
-/// most `concurrency + 1` batches beyond the recovered keys.
+/// passing it on; a writer removes them once their outcome is in the ledger (a refusal's once
+/// the settle stage has looked it up), so the set holds at most `concurrency + 1` batches and
+/// `3 × max_keys` refusals beyond the recovered keys.
 #[derive(Debug, Clone, Default)]
 pub struct InFlight(Arc<Mutex<HashSet<String>>>);
 

@@ -69,6 +69,21 @@ impl Tracker {
         (self.next > before).then(|| self.windows[self.next - 1].end)
     }
 
+    /// Whether the cursor waits on window `index` alone for `count` records: it is the first
+    /// window not yet committed, read to the end, with exactly `count` records outstanding.
+    pub fn waits_on(&self, index: usize, count: u64) -> bool {
+        count > 0
+            && self.next == index
+            && index < self.windows.len()
+            && self.read[index]
+            && self.outstanding[index] == count
+    }
+
+    /// The first window not yet committed.
+    pub fn head(&self) -> usize {
+        self.next
+    }
+
     /// Whether every window is complete.
     pub fn finished(&self) -> bool {
         self.next == self.windows.len()

@@ -102,7 +102,13 @@ async fn write<W: BatchWriter>(
         .map(|o| (o.mapped.key.clone(), o.window))
         .collect();
     let settled = writer.write(batch).await?;
-    in_flight.remove(settled.iter().map(Settled::key));
+    // A refusal still to verify stays in flight until the settle stage has looked it up.
+    in_flight.remove(
+        settled
+            .iter()
+            .filter(|s| !matches!(s, Settled::Refused(_)))
+            .map(Settled::key),
+    );
     // By key, not position: records sent again come back after the others.
     Ok(settled
         .into_iter()

@@ -56,6 +56,21 @@ pub enum Settled {
         key: String,
         sends: u32,
     },
+    /// Refused outright by this send and not yet looked up: it stays in flight in the ledger
+    /// until [`Writer::verify`] settles it with the refusals of other batches.
+    Refused(Refused),
+}
+
+/// A record the target refused with a clear per-record message. The refusal may be a
+/// "duplicate" of an earlier send whose answer was lost, so it is looked up before it is parked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub key: String,
+    pub message: String,
+    pub field: Option<String>,
+    pub hash: String,
+    pub source: Arc<Json>,
+    pub modified: Option<String>,
 }
 
 impl Settled {
@@ -64,6 +79,7 @@ impl Settled {
             Settled::Written { key, .. }
             | Settled::Failed { key, .. }
             | Settled::Unresolved { key, .. } => key,
+            Settled::Refused(refused) => &refused.key,
         }
     }
 }
@@ -182,9 +198,80 @@ impl Writer {
         })
     }
 
-    /// Write one batch; returns how each record ended. An error means the run must stop
-    /// (the records still unresolved stay in flight in the ledger).
+    /// Write one batch; returns how each record ended. Records refused outright come back as
+    /// [`Settled::Refused`], still in flight, for the caller to [`verify`](Writer::verify)
+    /// together with others; records whose outcome is unknown, or refused as busy, are looked
+    /// up here because they may have to be sent again. An error means the run must stop (the
+    /// records still unresolved stay in flight in the ledger).
     pub async fn write(&self, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
+        self.write_batch(batch, true).await
+    }
+
+    /// Write one batch and look up its refusals at once: never returns [`Settled::Refused`].
+    /// For the recovery and `engine retry`, which settle every record before going on.
+    pub async fn write_now(&self, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
+        self.write_batch(batch, false).await
+    }
+
+    /// Look refused records up together and record each as written (found) or parked with the
+    /// target's message (not found); only then do they leave the in-flight state. An error
+    /// leaves them in flight: the next run looks them up first.
+    pub async fn verify(&self, refused: Vec<Refused>) -> Result<Vec<Settled>> {
+        let keys: Vec<String> = refused.iter().map(|r| r.key.clone()).collect();
+        let found = self.lookup(&keys).await?;
+        let mut outcomes = Vec::with_capacity(refused.len());
+        let mut settled = Vec::with_capacity(refused.len());
+        for record in refused {
+            match found.get(&record.key) {
+                Some(found) => {
+                    outcomes.push(Outcome::Done {
+                        key: record.key.clone(),
+                        target_id: found.id.clone(),
+                        target_number: found.number.clone(),
+                        hash: Some(record.hash),
+                    });
+                    settled.push(Settled::Written {
+                        key: record.key,
+                        id: found.id.clone(),
+                        number: found.number.clone(),
+                        note: Some(record.message),
+                    });
+                }
+                None => {
+                    outcomes.push(Outcome::Failed {
+                        key: record.key.clone(),
+                        message: record.message.clone(),
+                        field: record.field,
+                        hash: Some(record.hash),
+                        source: Some((*record.source).clone()),
+                        modified: record.modified,
+                    });
+                    settled.push(Settled::Failed {
+                        key: record.key,
+                        message: record.message,
+                    });
+                }
+            }
+        }
+        self.store
+            .record_outcomes(&self.flow.name, &outcomes, self.clock.now())?;
+        Ok(settled)
+    }
+
+    /// The most keys one lookup call takes (none without a lookup).
+    pub fn max_keys(&self) -> usize {
+        self.flow
+            .target
+            .lookup_operation()
+            .and_then(|operation| operation.rows.as_ref())
+            .map_or(1, |rows| rows.max_keys.max(1) as usize)
+    }
+
+    async fn write_batch(
+        &self,
+        batch: Vec<Outgoing>,
+        defer_refusals: bool,
+    ) -> Result<Vec<Settled>> {
         let flow_name = &self.flow.name;
         let pending: Vec<Pending> = batch
             .iter()
@@ -255,14 +342,17 @@ impl Writer {
             };
             // Whatever is not confirmed as written is looked up: an unknown outcome, and a refusal,
             // which may be a "duplicate key" of an earlier uncertain send in any wording. A flow
-            // without a lookup parks refusals as they are (an unknown outcome stops it).
+            // without a lookup parks refusals as they are (an unknown outcome stops it). A clear
+            // refusal (not busy) is never sent again, so its lookup may wait (`defer_refusals`):
+            // it is returned as `Settled::Refused`, still in flight, and looked up with others.
             let can_look_up = self.flow.target.lookup_operation().is_some();
+            let defer = defer_refusals && can_look_up && busy.is_none();
             let to_verify: Vec<usize> = per_record
                 .iter()
                 .enumerate()
                 .filter(|(_, result)| match result {
                     RecordResult::Done { .. } => false,
-                    RecordResult::Failed { .. } => can_look_up,
+                    RecordResult::Failed { .. } => can_look_up && !defer,
                     RecordResult::Unknown => true,
                 })
                 .map(|(i, _)| i)
@@ -321,6 +411,16 @@ impl Writer {
                         });
                     }
                     (RecordResult::Failed { .. }, None) if busy.is_some() => resend.push(*record),
+                    (RecordResult::Failed { message, field }, None) if defer => {
+                        settled.push(Settled::Refused(Refused {
+                            key,
+                            message,
+                            field,
+                            hash: record.mapped.hash.clone(),
+                            source: Arc::clone(&record.source),
+                            modified: record.mapped.modified.clone(),
+                        }));
+                    }
                     (RecordResult::Failed { message, field }, None) => {
                         settled.push(Settled::Failed {
                             key: key.clone(),
