@@ -1,9 +1,9 @@
 //! The write stage: batches handed to at most `target.concurrency` writers at once.
 //!
 //! Under `concurrency: adaptive` the number of writers is the `concurrency::Controller`'s
-//! limit, fed with each write's round trip and whether the target pushed back (an error, or a
-//! record whose outcome stayed unknown); busy answers the writer sends again show as a longer
-//! round trip.
+//! limit, fed with each write's round trip and whether the target pushed back (an error, a
+//! record whose outcome stayed unknown, or any retry the target's client waited for since the
+//! last write ended: busy answers, throttling, 5xx, timeouts).
 //!
 //! A batch is taken from the channel only when a writer is free — the concurrency permit is
 //! taken before the batch is dispatched — so while the target is slow the batches wait in the
@@ -42,6 +42,10 @@ pub trait BatchWriter: Send + Sync + 'static {
     fn body(&self, batch: &[Outgoing]) -> Result<Json>;
     /// Write `batch` exactly once; an error stops the run.
     fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send;
+    /// Retries waited for so far by every write: the target pushing back.
+    fn pauses(&self) -> u64 {
+        0
+    }
 }
 
 impl BatchWriter for Writer {
@@ -51,6 +55,10 @@ impl BatchWriter for Writer {
 
     fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send {
         Writer::write(self, batch)
+    }
+
+    fn pauses(&self) -> u64 {
+        self.client.pauses()
     }
 }
 
@@ -72,6 +80,7 @@ impl<W: BatchWriter> WriteStage<W> {
         let started = Instant::now();
         let mut writers: JoinSet<Timed> = JoinSet::new();
         let mut shown = self.concurrency.describe();
+        let mut pauses = self.writer.pauses();
         self.progress.concurrency(&shown);
         let mut bodies: Vec<Json> = Vec::new();
         let mut open = true;
@@ -81,6 +90,10 @@ impl<W: BatchWriter> WriteStage<W> {
                     let (written, rtt, outcome) = joined.map_err(|err| {
                         Error::new(ErrorKind::State, "a writer stopped unexpectedly").with_source(err)
                     })?;
+                    // A retry waited for since the last write ended: the target pushed back.
+                    let total = self.writer.pauses();
+                    let outcome = if total > pauses { Outcome::PushedBack } else { outcome };
+                    pauses = total;
                     self.concurrency.finished(started.elapsed(), rtt, outcome);
                     if self.concurrency.describe() != shown {
                         shown = self.concurrency.describe();
