@@ -204,7 +204,9 @@ mod tests {
     #[test]
     fn the_limit_follows_the_latency_and_the_push_backs() {
         let adaptive = Mode::Adaptive { initial: 2, max: 4 };
-        let cases: &[(&str, Mode, &[(u64, bool)], &[usize])] = &[
+        // (what, mode, writes as (rtt ms, pushed back), limit after each write)
+        type Case<'a> = (&'a str, Mode, &'a [(u64, bool)], &'a [usize]);
+        let cases: &[Case] = &[
             (
                 "flat latency: one more writer per window, up to the maximum",
                 adaptive,
