@@ -48,8 +48,8 @@ fn adaptive_concurrency_settles_near_the_targets_capacity_and_loses_nothing() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  concurrency: 2\n",
-        "  concurrency: adaptive\n  max_concurrency: 12\n",
+        "  concurrency: adaptive",
+        "  max_concurrency: 12\n  concurrency: adaptive",
     );
     let output = sync.run(&[]).code(1);
     let highest = highest_level(&output.stderr);

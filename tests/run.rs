@@ -708,8 +708,8 @@ fn a_password_session_that_expires_mid_run_is_renewed_transparently() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  concurrency: 2\n",
-        "  concurrency: 1\n",
+        "  concurrency: adaptive",
+        "  concurrency: 1",
     );
     let env = password_login(&sync);
     let child = sync.spawn_run(&env, Stdio::piped());
