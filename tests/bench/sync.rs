@@ -122,6 +122,7 @@ const SAVE_LATENCY_PER_BILL_MS: &str = "5";
 fn saves_and_bills(sandbox: &SandboxProcess) -> (u64, u64) {
     let url = sandbox.var("KINGDEE_URL");
     let root = &url[..url[8..].find('/').map_or(url.len(), |i| i + 8)];
+    support::install_crypto();
     let stats: Value = reqwest::blocking::get(format!("{root}/_sim/stats"))
         .unwrap()
         .json()
