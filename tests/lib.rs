@@ -3,6 +3,7 @@
 
 mod support;
 
+mod adaptive;
 mod alerts;
 mod bundle;
 mod check;

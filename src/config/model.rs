@@ -80,7 +80,7 @@ pub struct Target {
     /// The operation's inputs: the connector's, the operation's, then the flow's params.
     pub params: Vec<Param>,
     pub batch_size: u32,
-    pub concurrency: u32,
+    pub concurrency: Concurrency,
     /// Name of the lookup operation on the same connector.
     pub lookup: Option<String>,
     /// Inputs of the lookup operation (its own params under the flow's target params).
@@ -418,6 +418,27 @@ impl Pagination {
 pub struct OperationWindow {
     pub max_span: Duration,
     pub field: Option<String>,
+}
+
+/// How many write calls a run keeps in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    Fixed(u32),
+    /// Starts at `initial`, moves between 1 and `max` with the target's latency.
+    Adaptive {
+        initial: u32,
+        max: u32,
+    },
+}
+
+impl Concurrency {
+    /// The most write calls ever in flight at once.
+    pub fn max(self) -> u32 {
+        match self {
+            Concurrency::Fixed(n) => n.max(1),
+            Concurrency::Adaptive { max, .. } => max.max(1),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -97,9 +97,14 @@ pub struct RawTarget {
     /// Records per write call. Default: the operation's `batch.default_size`.
     #[serde(default)]
     pub batch_size: Option<u32>,
-    /// Write calls in flight at once. Default: the operation's `batch.concurrency`.
+    /// Write calls in flight at once: `adaptive` (the default: starts at the operation's
+    /// `batch.concurrency`, raised while the target's latency stays flat, cut when it rises,
+    /// times out or the target answers busy) or a fixed number.
     #[serde(default)]
-    pub concurrency: Option<u32>,
+    pub concurrency: Option<RawConcurrency>,
+    /// Most write calls in flight at once under `concurrency: adaptive`. Default 16.
+    #[serde(default)]
+    pub max_concurrency: Option<u32>,
     /// The connector operation (`kind: lookup`) that finds records already in the target by key;
     /// used before resending a write whose outcome is unknown. Strongly recommended.
     #[serde(default)]
@@ -678,6 +683,24 @@ pub struct RawBatch {
     /// Calls in flight at once unless the flow says otherwise. Default 1.
     #[serde(default)]
     pub concurrency: Option<u32>,
+}
+
+/// `target.concurrency`: a fixed number of write calls, or `adaptive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawConcurrency {
+    /// Always this many write calls in flight.
+    Fixed(u32),
+    /// Follow the target's latency and busy answers, up to `target.max_concurrency`.
+    Mode(RawConcurrencyMode),
+}
+
+/// The adaptive concurrency keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawConcurrencyMode {
+    /// Raise the concurrency while latency stays flat, cut it when it rises or the target is busy.
+    Adaptive,
 }
 
 /// Where a write response reports each record's outcome.

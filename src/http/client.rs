@@ -14,6 +14,7 @@
 //! redirect away from the base URL, an answer over `http.max_response_bytes`) end it at once.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -107,6 +108,9 @@ pub struct Client {
     sleeper: Sleeper,
     clock: Arc<dyn Clock>,
     notify: Notify,
+    /// Retries waited for so far (busy, throttled, 5xx, timeouts): the target pushing back,
+    /// which the adaptive write concurrency answers.
+    pauses: AtomicU64,
 }
 
 /// How many times in a row one call answers a lost session by logging in again. Sessions
@@ -167,7 +171,13 @@ impl Client {
             sleeper,
             clock,
             notify,
+            pauses: AtomicU64::new(0),
         })
+    }
+
+    /// Retries waited for so far, by every call of this client.
+    pub fn pauses(&self) -> u64 {
+        self.pauses.load(Ordering::Relaxed)
     }
 
     /// Where the connector's requests go, for the run header: its origin, and the proxy.
@@ -247,6 +257,7 @@ impl Client {
             let what = format!("succeed in {attempt} attempt(s)");
             return Err(CallError::Unavailable(self.overdue(&what, Some(why))));
         }
+        self.pauses.fetch_add(1, Ordering::Relaxed);
         (self.notify)(format!(
             "{}: {why}; retrying in {:.1}s",
             self.name,
@@ -364,6 +375,7 @@ impl Client {
     /// Wait before retry number `attempt` (1-based), telling the user why.
     pub async fn pause(&self, attempt: u32, why: &str) {
         let wait = backoff(&self.retry, attempt, self.jitter.next());
+        self.pauses.fetch_add(1, Ordering::Relaxed);
         (self.notify)(format!(
             "{}: {why}; retrying in {:.1}s",
             self.name,

@@ -22,11 +22,12 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::auth;
-use crate::config::model::Flow;
+use crate::config::model::{Concurrency, Flow};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, Notify};
 use crate::http::retry::Sleeper;
 use crate::request::{self, Env};
+use crate::run::concurrency::{Controller, Mode};
 use crate::source::window::{self, Window};
 use crate::state::{RunKind, RunSummary, Store};
 use crate::target::writer::Writer;
@@ -34,6 +35,7 @@ use crate::time::{self, Clock, wall_clock};
 
 mod batch;
 pub mod commands;
+pub mod concurrency;
 mod map;
 pub mod progress;
 mod read;
@@ -304,8 +306,15 @@ impl Pipeline {
             clock,
         } = self;
         let batch_size = flow.target.batch_size.max(1) as usize;
-        let concurrency = flow.target.concurrency.max(1) as usize;
-        let capacity = Capacities::new(flow.source.page_size, batch_size, concurrency);
+        let concurrency = Controller::new(match flow.target.concurrency {
+            Concurrency::Fixed(n) => Mode::Fixed(n as usize),
+            Concurrency::Adaptive { initial, max } => Mode::Adaptive {
+                initial: initial as usize,
+                max: max as usize,
+            },
+        });
+        let max_writers = flow.target.concurrency.max() as usize;
+        let capacity = Capacities::new(flow.source.page_size, batch_size, max_writers);
         let (read_out, map_in) = mpsc::channel(capacity.records);
         let (map_out, batch_in) = mpsc::channel(capacity.mapped);
         let (batch_out, write_in) = mpsc::channel(capacity.batches);
@@ -349,6 +358,7 @@ impl Pipeline {
                 concurrency,
                 in_flight: in_flight.clone(),
                 dry_run,
+                progress: Arc::clone(&progress),
             }
             .run(write_in, write_out),
         );

@@ -32,6 +32,8 @@ struct Place {
     window: String,
     page: String,
     cursor: String,
+    /// The write concurrency: `· concurrency 4 (adaptive, max 16)`.
+    concurrency: String,
     /// Plain lines: the current window's line, printed with its first page unless empty.
     unprinted_window: Option<String>,
     /// Plain lines: consecutive empty windows not reported yet (first, last, start, end).
@@ -118,7 +120,7 @@ impl Progress {
         let place = self.place.lock().expect("progress lock");
         let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
         bar.set_message(format!(
-            "{} {} · read {} · written {} · skipped {} · failed {} {} · {:.0}s",
+            "{} {} · read {} · written {} · skipped {} · failed {} {}{} · {:.0}s",
             place.window,
             place.page,
             count(&self.counts.read),
@@ -126,8 +128,15 @@ impl Progress {
             count(&self.counts.skipped),
             count(&self.counts.failed),
             place.cursor,
+            place.concurrency,
             self.started.elapsed().as_secs_f64()
         ));
+    }
+
+    /// The write concurrency changed (status line only: a log gets it in the summary).
+    pub fn concurrency(&self, level: &str) {
+        self.place.lock().expect("progress lock").concurrency = format!(" · concurrency {level}");
+        self.refresh();
     }
 
     pub fn read(&self, records: u64) {

@@ -29,6 +29,8 @@ pub struct Summary {
     pub unsettled: u64,
     pub cursor_before: Option<DateTime<Utc>>,
     pub cursor_after: Option<DateTime<Utc>>,
+    /// The write concurrency at the end, and its highest level when adaptive.
+    pub concurrency: Option<String>,
     /// Request bodies a dry run would have sent.
     pub bodies: Vec<Json>,
 }
@@ -49,6 +51,9 @@ impl Summary {
         self.unresolved += stage.unresolved;
         self.unsettled += stage.unsettled;
         self.bodies.extend(stage.bodies);
+        if stage.concurrency.is_some() {
+            self.concurrency = stage.concurrency;
+        }
     }
 
     pub fn outcome(&self) -> &'static str {
@@ -88,6 +93,9 @@ pub fn describe(summary: &Summary) -> Vec<String> {
             String::new()
         },
     ));
+    if let Some(concurrency) = &summary.concurrency {
+        lines.push(format!("concurrency {concurrency}"));
+    }
     if summary.unsettled > 0 {
         lines.push(format!(
             "{} window(s) kept changing while they were read: the cursor stays before the first, the next run reads them again",

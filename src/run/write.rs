@@ -1,5 +1,10 @@
 //! The write stage: batches handed to at most `target.concurrency` writers at once.
 //!
+//! Under `concurrency: adaptive` the number of writers is the `concurrency::Controller`'s
+//! limit, fed with each write's round trip and whether the target pushed back (an error, a
+//! record whose outcome stayed unknown, or any retry the target's client waited for since the
+//! last write ended: busy answers, throttling, 5xx, timeouts).
+//!
 //! A batch is taken from the channel only when a writer is free — the concurrency permit is
 //! taken before the batch is dispatched — so while the target is slow the batches wait in the
 //! batch stage, which waits on the mapping, which waits on the reader. Each batch goes through
@@ -10,18 +15,25 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::run::Summary;
+use crate::run::concurrency::{Controller, Outcome};
+use crate::run::progress::Progress;
 use crate::run::stage::{InFlight, ToSettle, ToWrite, send};
 use crate::target::writer::{Outgoing, Settled, Writer};
 
 /// How a batch ended, each record with its window.
 type Written = Result<Vec<(Settled, Option<usize>)>>;
+
+/// A batch's end, with how long it took and whether the target pushed back.
+type Timed = (Written, Duration, Outcome);
 
 /// What the write stage asks of a writer. A run uses `target::writer::Writer`; the trait lets
 /// the stage's back-pressure be tested without a target.
@@ -30,6 +42,10 @@ pub trait BatchWriter: Send + Sync + 'static {
     fn body(&self, batch: &[Outgoing]) -> Result<Json>;
     /// Write `batch` exactly once; an error stops the run.
     fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send;
+    /// Retries waited for so far by every write: the target pushing back.
+    fn pauses(&self) -> u64 {
+        0
+    }
 }
 
 impl BatchWriter for Writer {
@@ -40,31 +56,49 @@ impl BatchWriter for Writer {
     fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send {
         Writer::write(self, batch)
     }
+
+    fn pauses(&self) -> u64 {
+        self.client.pauses()
+    }
 }
 
 pub struct WriteStage<W> {
     pub writer: Arc<W>,
-    pub concurrency: usize,
+    pub concurrency: Controller,
     pub in_flight: InFlight,
     pub dry_run: bool,
+    pub progress: Arc<Progress>,
 }
 
 impl<W: BatchWriter> WriteStage<W> {
     /// Write batches until the batch stage is done; the summary holds a dry run's bodies.
     pub async fn run(
-        self,
+        mut self,
         mut input: mpsc::Receiver<ToWrite>,
         out: mpsc::Sender<ToSettle>,
     ) -> Result<Summary> {
-        let mut writers: JoinSet<Written> = JoinSet::new();
+        let started = Instant::now();
+        let mut writers: JoinSet<Timed> = JoinSet::new();
+        let mut shown = self.concurrency.describe();
+        let mut pauses = self.writer.pauses();
+        self.progress.concurrency(&shown);
         let mut bodies: Vec<Json> = Vec::new();
         let mut open = true;
         while open || !writers.is_empty() {
             tokio::select! {
                 Some(joined) = writers.join_next(), if !writers.is_empty() => {
-                    let written = joined.map_err(|err| {
+                    let (written, rtt, outcome) = joined.map_err(|err| {
                         Error::new(ErrorKind::State, "a writer stopped unexpectedly").with_source(err)
                     })?;
+                    // A retry waited for since the last write ended: the target pushed back.
+                    let total = self.writer.pauses();
+                    let outcome = if total > pauses { Outcome::PushedBack } else { outcome };
+                    pauses = total;
+                    self.concurrency.finished(started.elapsed(), rtt, outcome);
+                    if self.concurrency.describe() != shown {
+                        shown = self.concurrency.describe();
+                        self.progress.concurrency(&shown);
+                    }
                     if written.is_err() && open {
                         // Reading stops: no further batch is taken; the batch stage finds the
                         // channel closed and stops too.
@@ -73,22 +107,43 @@ impl<W: BatchWriter> WriteStage<W> {
                     }
                     send(&out, ToSettle::Written(written)).await?;
                 }
-                item = input.recv(), if open && writers.len() < self.concurrency.max(1) => match item {
+                item = input.recv(), if open && writers.len() < self.concurrency.limit() => match item {
                     Some(ToWrite::Batch(batch)) if self.dry_run => bodies.push(self.writer.body(&batch)?),
                     Some(ToWrite::Batch(batch)) => {
                         send(&out, ToSettle::Dispatched(batch.iter().map(|o| o.window).collect())).await?;
-                        writers.spawn(write(Arc::clone(&self.writer), self.in_flight.clone(), batch));
+                        writers.spawn(timed(write(Arc::clone(&self.writer), self.in_flight.clone(), batch)));
+                        self.concurrency.started(writers.len());
                     }
                     Some(ToWrite::WindowRead(index)) => send(&out, ToSettle::WindowRead(index)).await?,
                     None => open = false,
                 },
             }
         }
+        let concurrency = (!self.dry_run).then(|| self.concurrency.report()).flatten();
         Ok(Summary {
             bodies,
+            concurrency,
             ..Summary::default()
         })
     }
+}
+
+/// A write with its round trip, pushed back when it failed or left a record unresolved.
+async fn timed(write: impl Future<Output = Written>) -> Timed {
+    let start = Instant::now();
+    let written = write.await;
+    let pushed_back = match &written {
+        Err(_) => true,
+        Ok(settled) => settled
+            .iter()
+            .any(|(s, _)| matches!(s, Settled::Unresolved { .. })),
+    };
+    let outcome = if pushed_back {
+        Outcome::PushedBack
+    } else {
+        Outcome::Answered
+    };
+    (written, start.elapsed(), outcome)
 }
 
 /// Write one batch; its keys leave the in-flight set once their outcomes are in the ledger.
@@ -128,6 +183,7 @@ mod tests {
 
     use super::*;
     use crate::record::Mapped;
+    use crate::run::concurrency::Mode;
 
     /// A writer whose calls wait until the test lets them through, saying when they start.
     struct Held {
@@ -186,9 +242,10 @@ mod tests {
         let stage = tokio::spawn(
             WriteStage {
                 writer: Arc::clone(&writer),
-                concurrency: 2,
+                concurrency: Controller::new(Mode::Fixed(2)),
                 in_flight: InFlight::default(),
                 dry_run: false,
+                progress: Arc::new(Progress::plain()),
             }
             .run(input, out),
         );

@@ -12,9 +12,14 @@
 //!   writing by far (default 5,000 and 20,000). Peak memory must not grow with the size: the
 //!   reader waits for the writers.
 //!
-//! Each sync prints records per second and the engine's peak resident memory (VmHWM from
-//! /proc). The sandboxes' rate limits are switched off: this measures the engine, not WDT's
-//! 60 calls a minute.
+//! Each sync prints records per second, the engine's peak resident memory (VmHWM from /proc),
+//! its CPU time per order read (utime + stime from /proc, last seen before it exits), the
+//! ledger's bytes per row (`engine::state::footprint`) and wall time ÷ the API-bound limit,
+//! with the formula: max(pages × page latency, save time ÷ concurrency), the save time being
+//! the saves' `latency + per bill × bills` from the Kingdee sandbox's counts. `map` also prints
+//! its time ÷ a serde_json parse + serialise round trip of the same input in this process. The
+//! sandboxes' rate limits are switched off: this measures the engine, not WDT's 60 calls a
+//! minute.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -38,8 +43,25 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
-/// Run a command to completion, returning (wall time, peak RSS in KiB, stderr).
-fn measure(command: &mut Command) -> (Duration, u64, String) {
+/// CPU time (user + system) of a process so far, in clock ticks (100 a second on Linux).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// What `measure` saw of a finished command.
+struct Measured {
+    elapsed: Duration,
+    peak_kib: u64,
+    /// CPU time last seen before it exited (up to one poll, 5 ms, of it unseen).
+    cpu: Duration,
+    stderr: String,
+}
+
+/// Run a command to completion, measuring its wall time, peak RSS and CPU time.
+fn measure(command: &mut Command) -> Measured {
     let started = Instant::now();
     let mut child = command
         .stdout(Stdio::null())
@@ -56,16 +78,25 @@ fn measure(command: &mut Command) -> (Duration, u64, String) {
             .join("\n")
     });
     let mut peak = 0;
+    let mut ticks = 0;
     loop {
         if let Some(kib) = peak_rss_kib(pid) {
             peak = peak.max(kib);
+        }
+        if let Some(now) = cpu_ticks(pid) {
+            ticks = ticks.max(now);
         }
         if child.try_wait().unwrap().is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    (started.elapsed(), peak, reader.join().unwrap())
+    Measured {
+        elapsed: started.elapsed(),
+        peak_kib: peak,
+        cpu: Duration::from_millis(ticks * 10),
+        stderr: reader.join().unwrap(),
+    }
 }
 
 /// Sandbox switches of the `sync` case beyond the number of orders: every order valid.
@@ -80,10 +111,60 @@ const FAST_TARGET: &[&str] = &[
 /// have unknown SKUs (parked), 10% another status (not read).
 const SLOW_TARGET: &[&str] = &[
     "--kingdee-latency-ms",
-    "100",
+    SAVE_LATENCY_MS,
     "--kingdee-latency-per-bill-ms",
-    "5",
+    SAVE_LATENCY_PER_BILL_MS,
 ];
+const SAVE_LATENCY_MS: &str = "100";
+const SAVE_LATENCY_PER_BILL_MS: &str = "5";
+
+/// The Kingdee sandbox's counts: (saves, bills).
+fn saves_and_bills(sandbox: &SandboxProcess) -> (u64, u64) {
+    let url = sandbox.var("KINGDEE_URL");
+    let root = &url[..url[8..].find('/').map_or(url.len(), |i| i + 8)];
+    support::install_crypto();
+    let stats: Value = reqwest::blocking::get(format!("{root}/_sim/stats"))
+        .unwrap()
+        .json()
+        .unwrap();
+    let saves = stats["requests"]["DynamicFormService.BatchSave"]
+        .as_object()
+        .map_or(0, |outcomes| {
+            outcomes.values().filter_map(Value::as_u64).sum()
+        });
+    (saves, stats["bills_total"].as_u64().unwrap_or(0))
+}
+
+/// The concurrency of a run: the summary's highest adaptive level, else the flow's number.
+fn concurrency_of(stderr: &str, flow: &str) -> f64 {
+    let adaptive = stderr
+        .lines()
+        .find(|l| l.starts_with("concurrency ") && l.contains("highest "))
+        .and_then(|l| {
+            l.split("highest ")
+                .nth(1)?
+                .trim_end_matches(')')
+                .parse()
+                .ok()
+        });
+    let fixed = flow
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("concurrency: "))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok());
+    adaptive.or(fixed).unwrap_or(1.0)
+}
+
+/// Bytes per ledger row of the state database under `dir`.
+fn ledger(dir: &std::path::Path) -> String {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|e| e == "db"))
+        .and_then(|path| engine::state::footprint(&path).ok())
+        .map_or_else(|| "ledger ?".to_string(), |f| f.to_string())
+}
 
 fn sync(case: &str, target: &[&str], orders: usize) {
     let orders_text = orders.to_string();
@@ -108,7 +189,12 @@ fn sync(case: &str, target: &[&str], orders: usize) {
         ),
     );
     let start = (chrono::Utc::now() - chrono::Duration::days(21)).to_rfc3339();
-    let (elapsed, peak, stderr) = measure(
+    let Measured {
+        elapsed,
+        peak_kib: peak,
+        cpu,
+        stderr,
+    } = measure(
         Command::new(engine())
             .args(["run", "mappings/refund.yaml"])
             .current_dir(workspace.root())
@@ -116,6 +202,7 @@ fn sync(case: &str, target: &[&str], orders: usize) {
             .env("REFUND_SYNC_START", start)
             .env("ENGINE_STATE_DIR", workspace.path("state")),
     );
+    let (saves, bills) = saves_and_bills(&sandbox);
     drop(sandbox);
     let written = stderr
         .lines()
@@ -132,6 +219,24 @@ fn sync(case: &str, target: &[&str], orders: usize) {
         elapsed.as_secs_f64(),
         records / elapsed.as_secs_f64(),
         peak as f64 / 1024.0
+    );
+    if target == SLOW_TARGET {
+        let (fixed, per_bill): (f64, f64) = (
+            SAVE_LATENCY_MS.parse().unwrap(),
+            SAVE_LATENCY_PER_BILL_MS.parse().unwrap(),
+        );
+        let concurrency = concurrency_of(&stderr, &workspace.read("mappings/refund.yaml"));
+        // The WDT sandbox answers without latency here: the reads' part is 0.
+        let limit = (saves as f64 * fixed + bills as f64 * per_bill) / concurrency / 1000.0;
+        println!(
+            "       API-bound limit = max(pages × 0 ms, (saves × {fixed} ms + bills × {per_bill} ms) ÷ concurrency) = ({saves} × {fixed} + {bills} × {per_bill}) ÷ {concurrency} = {limit:.2} s; wall ÷ limit = {:.2}",
+            elapsed.as_secs_f64() / limit
+        );
+    }
+    println!(
+        "       CPU {:.0} µs per order read; {}",
+        cpu.as_secs_f64() * 1e6 / records.max(1.0),
+        ledger(&workspace.path("state"))
     );
 }
 
@@ -154,17 +259,34 @@ fn mapping(records: usize) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("input.json");
     std::fs::write(&file, serde_json::to_vec(&input).unwrap()).unwrap();
-    let (elapsed, peak, _) = measure(
+    let Measured {
+        elapsed,
+        peak_kib: peak,
+        ..
+    } = measure(
         Command::new(engine())
             .args(["preview", "mappings/refund.yaml", "--input"])
             .arg(&file)
             .current_dir(repo()),
     );
+    // The same records through serde_json alone, in this process: parse, then serialise.
+    let started = Instant::now();
+    let text = std::fs::read(&file).unwrap();
+    let parsed: Value = serde_json::from_slice(&text).unwrap();
+    let round_trip = serde_json::to_vec(&parsed).unwrap();
+    let serde = started.elapsed();
+    assert!(!round_trip.is_empty());
     println!(
         "map    {records:>6} orders: {:.2} s, {:.0} records/s (parse, map, build bodies, print), peak RSS {:.1} MiB",
         elapsed.as_secs_f64(),
         records as f64 / elapsed.as_secs_f64(),
         peak as f64 / 1024.0
+    );
+    println!(
+        "       mapping ÷ serde_json round trip = {:.2} s ÷ {:.3} s = {:.1} (preview is a separate process: its start-up counts)",
+        elapsed.as_secs_f64(),
+        serde.as_secs_f64(),
+        elapsed.as_secs_f64() / serde.as_secs_f64()
     );
 }
 

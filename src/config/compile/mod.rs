@@ -38,7 +38,10 @@ use crate::tree::{self, Node};
 use crate::value_map::{ValueMap, ValueMaps};
 
 mod auth;
+mod concurrency;
 mod pagination;
+
+use concurrency::target_concurrency;
 
 /// The result of loading a file: the compiled value when there were no errors, and every
 /// error and warning found, plus the texts read (so diagnostics show what was checked).
@@ -710,18 +713,7 @@ fn compile_flow(
                 Some(size) => size,
                 None => batch.default_size,
             };
-            let concurrency = match raw.target.concurrency {
-                Some(0) => {
-                    cx.error(
-                        "`concurrency` must be at least 1",
-                        doc.locate(&root.key("target").key("concurrency")),
-                        None,
-                    );
-                    1
-                }
-                Some(n) => n,
-                None => batch.concurrency,
-            };
+            let concurrency = target_concurrency(cx, doc, &root, &raw.target, batch.concurrency);
             if raw.target.lookup.is_none() {
                 cx.warning(
                     "the target has no `lookup`: a write whose outcome is unknown (timeout, crash) cannot be verified before it is sent again",

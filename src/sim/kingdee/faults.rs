@@ -50,6 +50,9 @@ pub struct Faults {
     pub batch_mode: BatchMode,
     /// Idle lifetime of a session, in seconds.
     pub session_ttl_secs: u64,
+    /// Most saves under way at once; beyond, a save is answered MsgCode 13 busy and not
+    /// carried out. `None`: no limit.
+    pub capacity: Option<usize>,
     /// Bill numbers held by someone else: a save of one of them meets the MsgCode 13
     /// network-control conflict while the other bills of the call are saved.
     pub conflict_bill_nos: Vec<String>,
@@ -72,6 +75,8 @@ pub struct FaultsPatch {
     pub conflict_scope: Option<ConflictScope>,
     pub batch_mode: Option<BatchMode>,
     pub session_ttl_secs: Option<u64>,
+    /// `0` lifts the limit.
+    pub capacity: Option<usize>,
     pub conflict_bill_nos: Option<Vec<String>>,
     pub msgcode: Option<u32>,
     pub msgcode_rate: Option<f64>,
@@ -93,6 +98,9 @@ pub enum Injection {
     Conflict,
     /// Save, then close the connection without answering.
     CommitThenDrop,
+    /// More saves under way than the capacity: the whole call is refused as busy (MsgCode
+    /// 13), nothing is saved.
+    Busy,
 }
 
 fn check_rate(name: &str, rate: f64) -> Result<(), String> {
@@ -134,6 +142,11 @@ impl Faults {
             conflict_scope: patch.conflict_scope.unwrap_or(self.conflict_scope),
             batch_mode: patch.batch_mode.unwrap_or(self.batch_mode),
             session_ttl_secs: patch.session_ttl_secs.unwrap_or(self.session_ttl_secs),
+            capacity: match patch.capacity {
+                Some(0) => None,
+                Some(n) => Some(n),
+                None => self.capacity,
+            },
             conflict_bill_nos: patch
                 .conflict_bill_nos
                 .clone()
@@ -218,6 +231,7 @@ mod tests {
             conflict_scope: ConflictScope::Call,
             batch_mode: BatchMode::Independent,
             session_ttl_secs: 1200,
+            capacity: None,
             conflict_bill_nos: Vec::new(),
             rates: Rates::default(),
             next: Vec::new(),

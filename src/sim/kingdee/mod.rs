@@ -185,6 +185,10 @@ pub struct KingdeeOptions {
         default_value_t = 0
     )]
     pub latency_per_bill_ms: u64,
+    /// Most saves (`Save`, `BatchSave`) under way at once; beyond, a save is answered
+    /// MsgCode 13 busy and not carried out. Default: no limit.
+    #[arg(id = "kingdee-capacity", long = "kingdee-capacity", value_name = "N")]
+    pub capacity: Option<usize>,
     /// Share (0..1) of WebAPI calls answered HTTP 500 without doing anything.
     #[arg(
         id = "kingdee-error-rate",
@@ -416,6 +420,7 @@ fn initial_state(
         conflict_scope: options.conflict_scope,
         batch_mode: options.batch_mode,
         session_ttl_secs: options.session_ttl_secs,
+        capacity: options.capacity,
         conflict_bill_nos: options.conflict_bill_nos.clone(),
         rates: mishap::Rates {
             msgcode: options.msgcode,
@@ -492,6 +497,7 @@ pub async fn start(common: &CommonOptions, options: &KingdeeOptions) -> Result<K
     })?;
     let shared = Arc::new(server::Shared {
         state: Mutex::new(state),
+        saves_under_way: Default::default(),
         save_config,
         vdir: options.vdir.clone(),
         clock: Box::new(SystemClock),

@@ -18,6 +18,10 @@ use crate::sim::kingdee::service::{After, Response, Service, call_error};
 use crate::sim::kingdee::state::{Outcome, State};
 use crate::sim::kingdee::withhold;
 
+/// The answer to a save beyond the sandbox's capacity (MsgCode 13: "the server is busy, try
+/// again later").
+const BUSY_MESSAGE: &str = "服务器繁忙，请稍后再试。";
+
 pub fn save_call(
     state: &mut State,
     config: &SaveConfig,
@@ -44,6 +48,10 @@ pub fn save_call(
             .find(|(key, _)| key.eq_ignore_ascii_case("Model")),
         Some((_, Value::Array(_)))
     );
+    if injection == Injection::Busy {
+        let body = envelope::failure(MsgCode::NetworkControlConflict, None, BUSY_MESSAGE);
+        return (Response::json(body), Outcome::Busy);
+    }
     let mut locked: Vec<(usize, String)> = Vec::new();
     if injection == Injection::Conflict {
         if state.faults.conflict_scope == ConflictScope::Bill && numbers.len() > 1 {

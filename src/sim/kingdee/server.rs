@@ -18,6 +18,7 @@
 //! response at all. Sleeping (latency faults) happens here, never under the state lock.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ use crate::time::Clock;
 /// What every handler shares.
 pub struct Shared {
     pub state: Mutex<State>,
+    /// Saves under way now (from arrival to answer), for the capacity limit.
+    pub saves_under_way: AtomicUsize,
     pub save_config: SaveConfig,
     pub vdir: String,
     pub clock: Box<dyn Clock>,
@@ -186,7 +189,19 @@ async fn webapi(
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    let latency = shared.lock().faults.latency_ms;
+    // Counted from arrival to answer, so that the latency is part of a save's occupancy; the
+    // guard also counts down when a dropped connection drops this future.
+    let under_way = service
+        .is_save()
+        .then(|| UnderWay::enter(&shared.saves_under_way));
+    let (latency, capacity) = {
+        let state = shared.lock();
+        (state.faults.latency_ms, state.faults.capacity)
+    };
+    let over_capacity = match (&under_way, capacity) {
+        (Some(under_way), Some(capacity)) => under_way.count > capacity,
+        _ => false,
+    };
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
@@ -201,6 +216,7 @@ async fn webapi(
             .map(str::to_string),
         credentials: credentials(&headers),
         body: body.to_vec(),
+        over_capacity,
     };
     let (response, per_bill) = {
         let now = shared.clock.now();
@@ -233,6 +249,26 @@ async fn webapi(
         }
     }
     out
+}
+
+/// One save under way: counted in on arrival, out when dropped.
+struct UnderWay<'a> {
+    counter: &'a AtomicUsize,
+    /// Saves under way on arrival, this one included.
+    count: usize,
+}
+
+impl<'a> UnderWay<'a> {
+    fn enter(counter: &'a AtomicUsize) -> UnderWay<'a> {
+        let count = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        UnderWay { counter, count }
+    }
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn list_bills(AxumState(shared): AxumState<Arc<Shared>>) -> AxumResponse {

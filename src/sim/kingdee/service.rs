@@ -116,7 +116,7 @@ impl Service {
         }
     }
 
-    fn is_save(self) -> bool {
+    pub fn is_save(self) -> bool {
         matches!(self, Service::Save | Service::BatchSave)
     }
 
@@ -172,6 +172,8 @@ pub struct Request {
     pub content_type: Option<String>,
     pub credentials: Credentials,
     pub body: Vec<u8>,
+    /// More saves under way than `--kingdee-capacity` allows: a save is answered busy.
+    pub over_capacity: bool,
 }
 
 /// What to do after the answer is computed.
@@ -261,6 +263,9 @@ pub fn handle(
         state.random.unit(),
     ];
     let mut injection = state.faults.decide(service.is_save(), draws);
+    if request.over_capacity && service.is_save() {
+        injection = Injection::Busy;
+    }
     // Mishaps are drawn only when one can happen, so that a seed gives the other faults the
     // same draws as before mishaps existed.
     let plan = if injection != Injection::ServerError && state.faults.mishaps_possible() {
@@ -570,6 +575,7 @@ mod tests {
                 headers: BTreeMap::new(),
             },
             body: body.to_string().into_bytes(),
+            over_capacity: false,
         }
     }
 

@@ -35,6 +35,8 @@ pub enum Outcome {
     InjectedError,
     /// An injected network-control conflict.
     InjectedConflict,
+    /// A save beyond the capacity, answered busy.
+    Busy,
     /// Saved, then the connection was dropped on purpose.
     Dropped,
     /// A wrong answer (see `mishap`).
@@ -52,6 +54,7 @@ impl Outcome {
             Outcome::GatewayRefused => "gateway_refused",
             Outcome::InjectedError => "injected_5xx",
             Outcome::InjectedConflict => "injected_conflict",
+            Outcome::Busy => "busy",
             Outcome::Dropped => "dropped",
             Outcome::Mishap(mishap) => mishap.outcome_name(),
         }

@@ -1,0 +1,282 @@
+//! The adaptive write concurrency controller: how many writers may be under way at once.
+//!
+//! Additive increase, multiplicative decrease, as Vector's adaptive request concurrency does
+//! for HTTP sinks. Each finished write reports its round-trip time and whether the target
+//! pushed back (a busy answer, a timeout, an error). Once per window — about one average
+//! round trip — the window's mean round trip is compared with the long-run moving average:
+//! when it stayed within the average (plus a quarter) plus twice the mean deviation and the writers were all
+//! busy at some point, the limit rises by one; when it rose beyond, or the target pushed back,
+//! the limit is cut to `DECREASE` of itself. The controller is pure: the clock is a parameter
+//! (the time since the run started) and it does no IO; the write stage feeds it. A fixed
+//! concurrency is a controller whose limit never moves.
+
+use std::time::Duration;
+
+/// The share of the limit kept after a cut.
+const DECREASE: f64 = 0.9;
+/// How many mean deviations above the moving average a window's round trip may be and still
+/// count as flat.
+const DEVIATION_SCALE: f64 = 2.0;
+/// How much above the moving average a window's round trip may be, as a share of it, before
+/// the deviation is known well enough to judge alone.
+const TOLERANCE: f64 = 0.25;
+/// Weight of a new window in the moving average of round trips.
+const EWMA_ALPHA: f64 = 0.4;
+
+/// How the write concurrency is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Always this many writers.
+    Fixed(usize),
+    /// Starts at `initial`, moves between 1 and `max` with the target's latency.
+    Adaptive { initial: usize, max: usize },
+}
+
+/// How a write ended, for the controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The target answered without pushing back.
+    Answered,
+    /// A busy answer (Kingdee MsgCode 13/14, HTTP 429/503), a timeout or an error.
+    PushedBack,
+}
+
+/// A moving average and its mean deviation, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ewma {
+    mean: f64,
+    deviation: f64,
+    primed: bool,
+}
+
+impl Ewma {
+    fn update(&mut self, value: f64) {
+        if !self.primed {
+            *self = Ewma {
+                mean: value,
+                deviation: 0.0,
+                primed: true,
+            };
+            return;
+        }
+        let diff = (value - self.mean).abs();
+        self.mean += EWMA_ALPHA * (value - self.mean);
+        self.deviation += EWMA_ALPHA * (diff - self.deviation);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Controller {
+    mode: Mode,
+    limit: usize,
+    /// The highest limit so far (the summary shows it).
+    pub peak: usize,
+    past: Ewma,
+    /// Since the current window began: its start, round-trip sum and count, whether the
+    /// target pushed back and whether every writer was busy at some point.
+    window_start: Duration,
+    rtt_sum: f64,
+    rtt_count: u32,
+    pushed_back: bool,
+    reached_limit: bool,
+}
+
+impl Controller {
+    pub fn new(mode: Mode) -> Controller {
+        let limit = match mode {
+            Mode::Fixed(n) => n.max(1),
+            Mode::Adaptive { initial, max } => initial.clamp(1, max.max(1)),
+        };
+        Controller {
+            mode,
+            limit,
+            peak: limit,
+            past: Ewma::default(),
+            window_start: Duration::ZERO,
+            rtt_sum: 0.0,
+            rtt_count: 0,
+            pushed_back: false,
+            reached_limit: false,
+        }
+    }
+
+    /// Writers allowed under way now.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// A write started; `in_flight` writers are now under way, this one included.
+    pub fn started(&mut self, in_flight: usize) {
+        if in_flight >= self.limit {
+            self.reached_limit = true;
+        }
+    }
+
+    /// A write that took `rtt` ended at `now` (time since the run started).
+    pub fn finished(&mut self, now: Duration, rtt: Duration, outcome: Outcome) {
+        let Mode::Adaptive { max, .. } = self.mode else {
+            return;
+        };
+        self.rtt_sum += rtt.as_secs_f64();
+        self.rtt_count += 1;
+        self.pushed_back |= outcome == Outcome::PushedBack;
+        let window = Duration::from_secs_f64(if self.past.primed {
+            self.past.mean
+        } else {
+            0.0
+        });
+        if now.saturating_sub(self.window_start) < window {
+            return;
+        }
+        let current = self.rtt_sum / f64::from(self.rtt_count);
+        let threshold = self.past.mean * (1.0 + TOLERANCE) + DEVIATION_SCALE * self.past.deviation;
+        if self.pushed_back || (self.past.primed && current > threshold) {
+            self.limit = ((self.limit as f64 * DECREASE) as usize).max(1);
+        } else if self.reached_limit && self.limit < max {
+            self.limit += 1;
+        }
+        self.peak = self.peak.max(self.limit);
+        // A round trip that came with a push-back says how long the target took to refuse,
+        // not how long it takes to work: it stays out of the average.
+        if !self.pushed_back {
+            self.past.update(current);
+        }
+        self.window_start = now;
+        self.rtt_sum = 0.0;
+        self.rtt_count = 0;
+        self.pushed_back = false;
+        self.reached_limit = false;
+    }
+
+    /// The summary's words: `4 (adaptive, max 16, highest 6)`; nothing for a fixed level.
+    pub fn report(&self) -> Option<String> {
+        match self.mode {
+            Mode::Fixed(_) => None,
+            Mode::Adaptive { max, .. } => Some(format!(
+                "{} (adaptive, max {max}, highest {})",
+                self.limit, self.peak
+            )),
+        }
+    }
+
+    /// How the progress line names the level: `4 (adaptive, max 16)`.
+    pub fn describe(&self) -> String {
+        match self.mode {
+            Mode::Fixed(n) => format!("{n}"),
+            Mode::Adaptive { max, .. } => format!("{} (adaptive, max {max})", self.limit),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// Feed writes, one at a time, each `(rtt ms, pushed back)` after the previous one ended,
+    /// every writer busy when it started; return the limit after each.
+    fn limits(mode: Mode, writes: &[(u64, bool)]) -> Vec<usize> {
+        let mut controller = Controller::new(mode);
+        let mut now = Duration::ZERO;
+        writes
+            .iter()
+            .map(|&(rtt, pushed)| {
+                controller.started(controller.limit());
+                now += ms(rtt);
+                let outcome = if pushed {
+                    Outcome::PushedBack
+                } else {
+                    Outcome::Answered
+                };
+                controller.finished(now, ms(rtt), outcome);
+                controller.limit()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_limit_follows_the_latency_and_the_push_backs() {
+        let adaptive = Mode::Adaptive { initial: 2, max: 4 };
+        // (what, mode, writes as (rtt ms, pushed back), limit after each write)
+        type Case<'a> = (&'a str, Mode, &'a [(u64, bool)], &'a [usize]);
+        let cases: &[Case] = &[
+            (
+                "flat latency: one more writer per window, up to the maximum",
+                adaptive,
+                &[(100, false); 5],
+                &[3, 4, 4, 4, 4],
+            ),
+            (
+                "a busy answer cuts the limit to 90%, never below one",
+                Mode::Adaptive { initial: 3, max: 8 },
+                &[(100, true), (100, true), (100, true), (100, true)],
+                &[2, 1, 1, 1],
+            ),
+            (
+                "latency rising well above the average cuts the limit",
+                Mode::Adaptive {
+                    initial: 2,
+                    max: 16,
+                },
+                &[(100, false), (100, false), (100, false), (400, false)],
+                &[3, 4, 5, 4],
+            ),
+            (
+                "latency within the deviation counts as flat",
+                Mode::Adaptive {
+                    initial: 1,
+                    max: 16,
+                },
+                &[(100, false), (120, false), (110, false), (115, false)],
+                &[2, 3, 4, 5],
+            ),
+            (
+                "a fixed concurrency never moves",
+                Mode::Fixed(3),
+                &[(100, false), (900, true), (100, false)],
+                &[3, 3, 3],
+            ),
+        ];
+        for (name, mode, writes, expected) in cases {
+            assert_eq!(&limits(*mode, writes), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_limit_rises_only_when_every_writer_was_busy() {
+        let mut controller = Controller::new(Mode::Adaptive {
+            initial: 4,
+            max: 16,
+        });
+        for i in 1..=5 {
+            controller.started(1);
+            controller.finished(ms(100 * i), ms(100), Outcome::Answered);
+        }
+        assert_eq!(controller.limit(), 4);
+        assert_eq!(controller.describe(), "4 (adaptive, max 16)");
+    }
+
+    #[test]
+    fn a_window_lasts_about_one_round_trip() {
+        let mut controller = Controller::new(Mode::Adaptive {
+            initial: 1,
+            max: 16,
+        });
+        controller.started(1);
+        controller.finished(ms(100), ms(100), Outcome::Answered);
+        assert_eq!(controller.limit(), 2);
+        // Two writes ending 60 ms apart fall in one window: one step, not two.
+        controller.started(2);
+        controller.finished(ms(150), ms(100), Outcome::Answered);
+        controller.finished(ms(210), ms(100), Outcome::Answered);
+        assert_eq!(controller.limit(), 3);
+        assert_eq!(controller.peak, 3);
+    }
+}

@@ -1,0 +1,80 @@
+//! Adaptive write concurrency against a Kingdee sandbox that answers busy beyond N saves.
+
+use serde_json::Value;
+
+use crate::run::{bill_numbers, eligible_and_unknown};
+use crate::support::sync::Sync;
+
+/// The `highest` level of the summary line `concurrency 3 (adaptive, max 12, highest 5)`.
+fn highest_level(stderr: &str) -> usize {
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with("concurrency ") && line.contains("adaptive"))
+        .unwrap_or_else(|| panic!("the summary names the concurrency: {stderr}"));
+    let highest = line
+        .split("highest ")
+        .nth(1)
+        .and_then(|rest| rest.trim_end_matches(')').parse().ok());
+    highest.unwrap_or_else(|| panic!("`{line}` names the highest level"))
+}
+
+fn count(stats: &Value, service: &str, outcome: &str) -> u64 {
+    stats["requests"][service][outcome].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn adaptive_concurrency_settles_near_the_targets_capacity_and_loses_nothing() {
+    const CAPACITY: usize = 3;
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "400",
+            "--wdt-days",
+            "10",
+            "--kingdee-capacity",
+            "3",
+            "--kingdee-latency-ms",
+            "40",
+            "--kingdee-latency-per-bill-ms",
+            "4",
+            "--kingdee-allow-duplicate-bill-no",
+        ],
+        12,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  batch_size: 50\n",
+        "  batch_size: 5\n",
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  concurrency: adaptive",
+        "  max_concurrency: 12\n  concurrency: adaptive",
+    );
+    let output = sync.run(&[]).code(1);
+    let highest = highest_level(&output.stderr);
+    assert!(
+        (CAPACITY..=2 * CAPACITY).contains(&highest),
+        "the level rose to the capacity ({CAPACITY}) and not far beyond, reaching {highest}: {}",
+        output.stderr
+    );
+    let stats = sync.kingdee("/_sim/stats");
+    let busy = count(&stats, "DynamicFormService.BatchSave", "busy");
+    let saves: u64 = stats["requests"]["DynamicFormService.BatchSave"]
+        .as_object()
+        .unwrap_or_else(|| panic!("saves were made: {stats}"))
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert!(
+        busy * 5 <= saves,
+        "at most a fifth of the saves met a busy answer: {busy} of {saves}"
+    );
+    let (eligible, _) = eligible_and_unknown(&sync.orders());
+    assert!(
+        eligible.len() > 200,
+        "enough orders for concurrency to matter"
+    );
+    // Bill numbers may repeat in this Kingdee: only the engine keeps a bill from arriving twice.
+    assert_eq!(bill_numbers(&sync), eligible);
+}
