@@ -155,7 +155,14 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
             for line in run::describe(summary) {
                 eprintln!("{line}");
             }
-            if summary.failed + summary.conflicts > 0 {
+            if summary.failed + summary.conflicts > 0 && sandbox_dir.is_some() {
+                // The sandboxes and this run's ledger end with the process: `failed` and
+                // `retry` would find nothing, so say how to keep both.
+                eprintln!(
+                    "parked records live in this run's throwaway state; to list and retry them, keep the sandboxes and the state: `engine sim all --env-file sandbox.env &`, then `engine run {} --env-file sandbox.env`, `engine failed …` and `engine retry …` with the same --env-file (the README's tour, step 5)",
+                    request.flow.display()
+                );
+            } else if summary.failed + summary.conflicts > 0 {
                 eprintln!(
                     "parked records are listed by `engine failed {}` and resent by `engine retry {}`",
                     request.flow.display(),
