@@ -362,7 +362,9 @@ impl Plan {
     fn forward(&mut self, observed: &Observed) {
         let full = observed.count >= self.size as usize;
         if !full {
-            if self.state == State::Untrusted {
+            // Without a trustworthy total nothing shows a record that slid onto a page already
+            // read: reading every page again downwards meets it (positions only move forward).
+            if matches!(self.state, State::Untrusted | State::Forward) {
                 self.queue = (self.first..observed.page).rev().collect();
                 self.state = if self.queue.is_empty() {
                     State::Done
@@ -570,12 +572,18 @@ mod tests {
     }
 
     #[test]
-    fn without_a_total_pages_go_forward_until_a_short_page() {
+    fn without_a_total_pages_go_forward_until_a_short_page_then_back_down() {
         let rows: Vec<u64> = (0..34).collect();
         let mut plan = Plan::new(0, 10);
         assert_eq!(
             drive(&mut plan, |page, _| unnumbered(&rows, 10, page)),
-            vec![0, 1, 2, 3]
+            vec![0, 1, 2, 3, 2, 1, 0]
+        );
+        // One short page is the whole window: nothing to read again.
+        let mut plan = Plan::new(0, 10);
+        assert_eq!(
+            drive(&mut plan, |page, _| unnumbered(&rows[..4], 10, page)),
+            vec![0]
         );
     }
 
@@ -585,8 +593,25 @@ mod tests {
         let mut plan = Plan::new(0, 10);
         assert_eq!(
             drive(&mut plan, |page, _| unnumbered(&rows, 10, page)),
-            vec![0, 1, 2]
+            vec![0, 1, 2, 1, 0]
         );
+    }
+
+    #[test]
+    fn without_a_total_a_record_sliding_onto_a_page_already_read_is_met() {
+        // While the pages are walked forwards, record 5 leaves the window and record 10 slides
+        // onto page 0, already read: the downward pass meets it.
+        let mut rows: Vec<u64> = (0..25).collect();
+        let mut plan = Plan::new(0, 10);
+        let (pages, met) = drive_keys(&mut plan, |page, reads| {
+            if reads == 1 {
+                rows.retain(|row| *row != 5);
+            }
+            unnumbered(&rows, 10, page)
+        });
+        assert_eq!(pages, vec![0, 1, 2, 1, 0]);
+        assert_eq!(met, (0..25).collect());
+        assert!(plan.settled());
     }
 
     #[test]
