@@ -270,3 +270,44 @@ fn the_value_maps_agree_with_the_sandboxes_master_data() {
         );
     }
 }
+
+#[test]
+fn the_new_api_guides_example_checks_clean_and_previews_its_sample() {
+    // docs/new-api.md walks through these files: they must keep passing `check` and map the
+    // saved response into the bodies the guide shows.
+    let dir = "docs/examples/new-api";
+    let env_file = format!("{dir}/.env.example");
+    let flow = format!("{dir}/orders.yaml");
+    let output = Engine::new()
+        .args(["check", "--format", "json", "--env-file", &env_file, &flow])
+        .run()
+        .success();
+    let report: Value = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(report["errors"], serde_json::json!([]), "{}", output.stdout);
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([]),
+        "{}",
+        output.stdout
+    );
+    let sample = format!("{dir}/sample_response.json");
+    let output = Engine::new()
+        .args([
+            "preview",
+            &flow,
+            "--input",
+            &sample,
+            "--env-file",
+            &env_file,
+        ])
+        .run()
+        .success();
+    let bodies: Vec<Value> = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(bodies.len(), 1, "{}", output.stdout);
+    let guide = std::fs::read_to_string(repo_root().join("docs/new-api.md")).unwrap();
+    assert!(
+        guide.contains(output.stderr.trim()),
+        "the guide quotes preview's summary as it is: {}",
+        output.stderr
+    );
+}

@@ -99,7 +99,7 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
         operation.name,
         plural(bodies),
         operation.method.as_str(),
-        operation.path.text,
+        operation.path.text.trim_start_matches('/'),
         plural(failures),
     );
     Ok(if failures > 0 {
