@@ -148,6 +148,22 @@ pub enum Command {
         #[command(flatten)]
         env: EnvFile,
     },
+    /// Run flows on the `schedule:` their files declare, until Ctrl-C or SIGTERM.
+    ///
+    /// A flow without a schedule is not run. A tick whose flow another command holds is
+    /// skipped; failed runs are retried later and later (10s, doubled, at most 15m). On
+    /// Ctrl-C or SIGTERM no run starts, runs under way stop as `engine run` does, exit code 0.
+    Serve {
+        /// Flow files. Default: every flow in `mappings/`.
+        flows: Vec<PathBuf>,
+        /// Send no alerts (see `alerts.yaml` next to the flow).
+        #[arg(long)]
+        no_alerts: bool,
+        #[command(flatten)]
+        state: StateDir,
+        #[command(flatten)]
+        env: EnvFile,
+    },
     /// Print the JSON Schema of flow, connector or alerts files (as shipped in `schemas/`).
     Schema {
         #[arg(value_enum)]
@@ -383,6 +399,20 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 env,
                 !no_alerts,
             ))
+        }
+        Command::Serve {
+            flows,
+            no_alerts,
+            state,
+            env,
+        } => {
+            let env = env.read()?;
+            let request = crate::serve::ServeRequest {
+                flows,
+                state_dir: state.resolve(&env),
+                alerts: !no_alerts,
+            };
+            runtime()?.block_on(crate::serve::serve(request, env))
         }
         Command::Schema { which } => {
             let schema = match which {

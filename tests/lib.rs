@@ -14,6 +14,7 @@ mod hostile_source;
 mod mapping;
 mod newcomer;
 mod run;
+mod serve;
 mod sim_kingdee;
 mod sim_wdt;
 mod source_data;

@@ -24,7 +24,7 @@ fn text(value: &Value) -> String {
 }
 
 /// Orders the flow must deliver (completed, every SKU known) and those it must park (completed, some SKU unknown).
-fn eligible_and_unknown(orders: &[Value]) -> (BTreeSet<String>, BTreeSet<String>) {
+pub(crate) fn eligible_and_unknown(orders: &[Value]) -> (BTreeSet<String>, BTreeSet<String>) {
     let known = known_skus();
     let mut eligible = BTreeSet::new();
     let mut unknown = BTreeSet::new();
@@ -49,7 +49,7 @@ fn eligible_and_unknown(orders: &[Value]) -> (BTreeSet<String>, BTreeSet<String>
 
 /// Bill numbers in Kingdee, asserting none is there twice.
 #[track_caller]
-fn bill_numbers(sync: &Sync) -> BTreeSet<String> {
+pub(crate) fn bill_numbers(sync: &Sync) -> BTreeSet<String> {
     let bills = sync.bills();
     let numbers: Vec<String> = bills.iter().map(|bill| text(&bill["FBillNo"])).collect();
     let unique: BTreeSet<String> = numbers.iter().cloned().collect();

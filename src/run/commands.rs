@@ -54,7 +54,8 @@ pub fn take_lock(flow: &Flow, store: &Path, wait: Wait) -> Result<FlowLock> {
     Ok(lock)
 }
 
-fn load(flow_file: &Path) -> Result<Arc<Flow>> {
+/// The flow of `flow_file`, refused with the diagnostics of `check` when invalid.
+pub fn load(flow_file: &Path) -> Result<Arc<Flow>> {
     let loaded = config::load_flow(flow_file);
     match loaded.value {
         Some(flow) => Ok(Arc::new(flow)),
@@ -125,22 +126,42 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
     };
+    let result = sync(&flow, &request.flow, &env, options, &alerts, progress).await;
+    if let Some(sandboxes) = &sandboxes {
+        report_sandbox(sandboxes).await;
+        if request.keep_sandbox {
+            eprintln!("the sandboxes keep running; press Ctrl-C to stop");
+            crate::cli::shutdown_signal().await;
+        }
+    }
+    if let Some(dir) = sandbox_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+/// One sync of a loaded flow whose lock the caller holds (unless a dry run): the pipeline, its
+/// summary on stderr, the alerts. `engine run` and each tick of `engine serve` go through it.
+pub async fn sync(
+    flow: &Arc<Flow>,
+    flow_file: &Path,
+    env: &Env,
+    options: Options,
+    alerts: &alert::Hook,
+    progress: Arc<Progress>,
+) -> Result<ExitCode> {
+    let dry_run = options.dry_run;
+    let store = options.store.clone();
     let started = Utc::now();
     progress.line(format!(
         "running flow `{}` ({})",
         flow.name,
         flow.description.as_deref().unwrap_or_default()
     ));
-    let result = run::run(
-        Arc::clone(&flow),
-        env.clone(),
-        options,
-        Arc::clone(&progress),
-    )
-    .await;
+    let result = run::run(Arc::clone(flow), env.clone(), options, progress).await;
     let code = match &result {
         Ok(summary) => {
-            if request.dry_run {
+            if dry_run {
                 for body in &summary.bodies {
                     println!(
                         "{}",
@@ -158,8 +179,8 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
             if summary.failed + summary.conflicts > 0 {
                 eprintln!(
                     "parked records are listed by `engine failed {}` and resent by `engine retry {}`",
-                    request.flow.display(),
-                    request.flow.display()
+                    flow_file.display(),
+                    flow_file.display()
                 );
             }
             // Records still in flight are not delivered yet: not a clean run either.
@@ -172,18 +193,8 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         Err(_) => ExitCode::Fatal,
     };
     alerts
-        .after(&flow.name, &store, started, &result, &env)
+        .after(&flow.name, &store, started, &result, env)
         .await;
-    if let Some(sandboxes) = &sandboxes {
-        report_sandbox(sandboxes).await;
-        if request.keep_sandbox {
-            eprintln!("the sandboxes keep running; press Ctrl-C to stop");
-            crate::cli::shutdown_signal().await;
-        }
-    }
-    if let Some(dir) = sandbox_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
     result.map(|_| code)
 }
 

@@ -1,0 +1,153 @@
+//! `engine serve`: flows on their schedules, one run at a time, stopped cleanly by SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::run::{bill_numbers, eligible_and_unknown};
+use crate::support::sync::Sync;
+use crate::support::workspace::Workspace;
+
+/// The finished runs in `engine state --json`, as (started, finished), oldest first.
+fn finished_runs(sync: &Sync) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let output = sync
+        .engine(&["state", "mappings/refund.yaml", "--json"])
+        .success();
+    let state: Value = serde_json::from_str(&output.stdout).unwrap();
+    let time = |v: &Value| {
+        DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let mut runs: Vec<_> = state["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| !run["finished"].is_null())
+        .map(|run| (time(&run["started"]), time(&run["finished"])))
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// Poll until `done` holds; the deadline only keeps a broken build from hanging the suite.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn serve_runs_the_flow_on_its_schedule_one_run_at_a_time_and_stops_cleanly_on_sigterm() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "2",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        3,
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let flow = sync.workspace.read("mappings/refund.yaml");
+    sync.workspace.write(
+        "mappings/refund.yaml",
+        format!("{flow}\nschedule: {{ every: 2s }}\n"),
+    );
+    let serve = Command::new(crate::support::engine_binary())
+        .args(["serve", "mappings/refund.yaml"])
+        .current_dir(sync.workspace.root())
+        .envs(&sync.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("engine serve starts");
+    wait_until("two runs", || finished_runs(&sync).len() >= 2);
+    let first = bill_numbers(&sync);
+    assert!(!first.is_empty());
+
+    // New orders between cycles arrive with the next ones, none twice.
+    sync.post_wdt("/_sim/generate", json!({"count": 5}));
+    let runs_then = finished_runs(&sync).len();
+    wait_until("two more runs", || {
+        finished_runs(&sync).len() >= runs_then + 2
+    });
+    wait_until("the new orders", || {
+        bill_numbers(&sync) == eligible_and_unknown(&sync.orders()).0
+    });
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = serve.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("flow `refund` (mappings/refund.yaml) runs every 2s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("engine serve stopped"), "{stderr}");
+
+    let bills = bill_numbers(&sync);
+    assert!(bills.len() > first.len(), "{stderr}");
+    assert_eq!(bills, eligible_and_unknown(&sync.orders()).0, "{stderr}");
+    let runs = finished_runs(&sync);
+    for pair in runs.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "runs overlap: {pair:?}");
+    }
+}
+
+#[test]
+fn serve_skips_flows_without_a_schedule_and_refuses_when_none_has_one() {
+    let workspace = Workspace::with_bundle();
+    workspace
+        .engine()
+        .args(["serve"])
+        .run()
+        .code(2)
+        .stderr_contains(
+            "flow `refund` (mappings/refund.yaml) has no `schedule:`; serve does not run it",
+        )
+        .stderr_contains("error: no flow to serve: none declares a `schedule:`");
+}
+
+#[test]
+fn check_refuses_a_bad_schedule() {
+    let workspace = Workspace::with_bundle();
+    let flow = workspace.read("mappings/refund.yaml");
+    for (schedule, message) in [
+        ("{ every: 2x }", "`2x` is not an interval of at least `1s`"),
+        (
+            "{ cron: \"61 * * * *\" }",
+            "`61 * * * *` is not a cron expression",
+        ),
+        (
+            "{ every: 5m, cron: \"0 2 * * *\" }",
+            "`schedule` needs exactly one of `every` and `cron`",
+        ),
+        (
+            "{ every: 5m, time_zone: Mars/Olympus }",
+            "`Mars/Olympus` is not a time zone",
+        ),
+    ] {
+        workspace.write(
+            "mappings/refund.yaml",
+            format!("{flow}\nschedule: {schedule}\n"),
+        );
+        workspace
+            .engine()
+            .args(["check", "mappings/refund.yaml"])
+            .run()
+            .code(3)
+            .stderr_contains(message);
+    }
+}
