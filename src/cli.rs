@@ -96,6 +96,9 @@ pub enum Command {
         /// Send no alerts (see `alerts.yaml` next to the flow).
         #[arg(long)]
         no_alerts: bool,
+        /// Write the run's metrics to FILE (Prometheus text, for node_exporter's textfile collector).
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
         #[command(flatten)]
         state: StateDir,
         #[command(flatten)]
@@ -159,6 +162,12 @@ pub enum Command {
         /// Send no alerts (see `alerts.yaml` next to the flow).
         #[arg(long)]
         no_alerts: bool,
+        /// Address of the HTTP server (`GET /metrics`). Port 0: any free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+        /// Bearer token every HTTP request must send; required when `--listen` is not loopback.
+        #[arg(long, env = "ENGINE_SERVE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         #[command(flatten)]
         state: StateDir,
         #[command(flatten)]
@@ -344,11 +353,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             wait,
             alerts,
             no_alerts,
+            metrics_file,
             state,
             env,
         } => {
             let env = env.read()?;
             let request = commands::RunRequest {
+                metrics_file,
                 flow,
                 dry_run,
                 since,
@@ -403,6 +414,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Serve {
             flows,
             no_alerts,
+            listen,
+            token,
             state,
             env,
         } => {
@@ -411,6 +424,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 flows,
                 state_dir: state.resolve(&env),
                 alerts: !no_alerts,
+                listen,
+                token: token.map(crate::secret::Secret::new),
             };
             runtime()?.block_on(crate::serve::serve(request, env))
         }

@@ -61,8 +61,15 @@ fn serve_runs_the_flow_on_its_schedule_one_run_at_a_time_and_stops_cleanly_on_si
         "mappings/refund.yaml",
         format!("{flow}\nschedule: {{ every: 2s }}\n"),
     );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
     let serve = Command::new(crate::support::engine_binary())
-        .args(["serve", "mappings/refund.yaml"])
+        .args(["serve", "mappings/refund.yaml", "--listen", &listen])
+        .env("ENGINE_SERVE_TOKEN", "s3cret")
         .current_dir(sync.workspace.root())
         .envs(&sync.env())
         .stdout(Stdio::null())
@@ -82,6 +89,33 @@ fn serve_runs_the_flow_on_its_schedule_one_run_at_a_time_and_stops_cleanly_on_si
     wait_until("the new orders", || {
         bill_numbers(&sync) == eligible_and_unknown(&sync.orders()).0
     });
+
+    // Metrics: what the runs wrote is what arrived; every request needs the token.
+    let http = reqwest::blocking::Client::new();
+    let url = format!("http://{listen}/metrics");
+    assert_eq!(http.get(&url).send().unwrap().status().as_u16(), 401);
+    let text = http
+        .get(&url)
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let bills = bill_numbers(&sync);
+    assert_eq!(
+        series(&text, "engine_records_written_total{flow=\"refund\"}"),
+        bills.len() as f64,
+        "{text}"
+    );
+    assert!(
+        series(&text, "engine_runs_total{flow=\"refund\",outcome=\"ok\"}") >= 4.0,
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "engine_records_in_flight{flow=\"refund\"}"),
+        0.0,
+        "{text}"
+    );
 
     let killed = Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])
@@ -104,6 +138,73 @@ fn serve_runs_the_flow_on_its_schedule_one_run_at_a_time_and_stops_cleanly_on_si
     for pair in runs.windows(2) {
         assert!(pair[0].1 <= pair[1].0, "runs overlap: {pair:?}");
     }
+}
+
+/// The value of the series `name{labels}` in Prometheus text.
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn run_writes_its_metrics_file_for_the_textfile_collector() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "2",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        3,
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let file = sync.workspace.path("refund.prom");
+    sync.run(&["--metrics-file", &file.display().to_string()])
+        .success();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let bills = bill_numbers(&sync);
+    assert!(!bills.is_empty());
+    assert_eq!(
+        series(&text, "engine_records_written_total{flow=\"refund\"}"),
+        bills.len() as f64
+    );
+    assert_eq!(
+        series(&text, "engine_runs_total{flow=\"refund\",outcome=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(
+        series(&text, "engine_run_duration_seconds_count{flow=\"refund\"}"),
+        1.0
+    );
+    // Written beside the file, then renamed: no temporary file is left.
+    let names: Vec<_> = std::fs::read_dir(sync.workspace.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn serve_refuses_to_listen_off_loopback_without_a_token() {
+    let workspace = Workspace::with_bundle();
+    let flow = workspace.read("mappings/refund.yaml");
+    workspace.write(
+        "mappings/refund.yaml",
+        format!("{flow}\nschedule: {{ every: 5m }}\n"),
+    );
+    workspace
+        .engine()
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .run()
+        .code(2)
+        .stderr_contains("`--listen 0.0.0.0:0` is not a loopback address: a token is required");
 }
 
 #[test]

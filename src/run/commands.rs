@@ -76,6 +76,8 @@ pub struct RunRequest {
     pub wait: Wait,
     /// Send the alerts of `alerts.yaml` after the run.
     pub alerts: bool,
+    /// Write the run's metrics there (Prometheus text, atomically).
+    pub metrics_file: Option<PathBuf>,
 }
 
 pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
@@ -126,7 +128,22 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
     };
-    let result = sync(&flow, &request.flow, &env, options, &alerts, progress).await;
+    let started = std::time::Instant::now();
+    let result = sync(
+        &flow,
+        &request.flow,
+        &env,
+        options,
+        &alerts,
+        Arc::clone(&progress),
+    )
+    .await;
+    if let Some(file) = &request.metrics_file {
+        let metrics = crate::serve::metrics::Metrics::default();
+        let outcome = crate::serve::metrics::outcome(&result);
+        metrics.finished(&flow.name, outcome, started.elapsed(), &progress, &store);
+        metrics.write_file(file)?;
+    }
     if let Some(sandboxes) = &sandboxes {
         report_sandbox(sandboxes).await;
         if request.keep_sandbox {

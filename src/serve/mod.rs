@@ -11,8 +11,11 @@
 //!
 //! This module only schedules; it reads no records and writes no state of its own.
 
+pub mod http;
+pub mod metrics;
 pub mod schedule;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,6 +31,8 @@ use crate::request::Env;
 use crate::run::Options;
 use crate::run::commands::{self, load, store_path, take_lock};
 use crate::run::progress::Progress;
+use crate::secret::Secret;
+use crate::serve::metrics::Metrics;
 use crate::state::lock::Wait;
 use crate::time::{SystemClock, wall_clock};
 
@@ -38,6 +43,10 @@ pub struct ServeRequest {
     pub state_dir: Option<PathBuf>,
     /// Send the alerts of `alerts.yaml` after each run.
     pub alerts: bool,
+    /// Where the HTTP server (`/metrics`) listens.
+    pub listen: SocketAddr,
+    /// The bearer token every request needs (required off loopback).
+    pub token: Option<Secret>,
 }
 
 /// A flow `serve` runs.
@@ -49,6 +58,7 @@ struct Served {
 }
 
 pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
+    http::require_token(request.listen, request.token.as_ref())?;
     let files = match request.flows.is_empty() {
         true => flows_in(Path::new("mappings"))?,
         false => request.flows.clone(),
@@ -86,13 +96,27 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
         );
     }
     let (stop, stopped) = watch::channel(false);
+    let metrics = Arc::new(Metrics::default());
+    let server_stop = {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let state = http::AppState {
+        metrics: Arc::clone(&metrics),
+    };
+    let bound = http::listen(request.listen, request.token.clone(), state, server_stop).await?;
+    eprintln!("listening on http://{bound} (GET /metrics)");
     let mut tasks = Vec::new();
     for flow in served {
         let store = store_path(&flow.file, request.state_dir.as_deref());
+        metrics.register(&flow.flow.name);
         tasks.push(tokio::spawn(serve_flow(
             flow,
             store,
             env.clone(),
+            Arc::clone(&metrics),
             stopped.clone(),
         )));
     }
@@ -147,7 +171,13 @@ fn describe(schedule: &Schedule) -> String {
 }
 
 /// One flow's loop: sleep until the next start, run, repeat, until told to stop.
-async fn serve_flow(flow: Served, store: PathBuf, env: Env, mut stopped: watch::Receiver<bool>) {
+async fn serve_flow(
+    flow: Served,
+    store: PathBuf,
+    env: Env,
+    metrics: Arc<Metrics>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let name = flow.flow.name.clone();
     let mut last_start = None;
     let mut failures = 0u32;
@@ -170,6 +200,7 @@ async fn serve_flow(flow: Served, store: PathBuf, env: Env, mut stopped: watch::
         let _lock = match lock {
             Ok(Ok(lock)) => lock,
             Ok(Err(err)) if err.kind() == ErrorKind::Locked => {
+                metrics.lock_skipped(&name);
                 eprintln!(
                     "flow `{name}`: skipped the run of {}: {}",
                     wall_clock(last_start.unwrap_or_else(Utc::now)),
@@ -193,15 +224,25 @@ async fn serve_flow(flow: Served, store: PathBuf, env: Env, mut stopped: watch::
             clock: Arc::new(SystemClock),
         };
         let progress = Arc::new(Progress::plain());
+        metrics.set_running(&name, true);
+        let started = std::time::Instant::now();
         let result = commands::sync(
             &flow.flow,
             &flow.file,
             &env,
             options,
             &flow.alerts,
-            progress,
+            Arc::clone(&progress),
         )
         .await;
+        metrics.set_running(&name, false);
+        metrics.finished(
+            &name,
+            metrics::outcome(&result),
+            started.elapsed(),
+            &progress,
+            &store,
+        );
         match result {
             // Parked records are the run's news, not a reason to hold the flow back.
             Ok(_) => failures = 0,
