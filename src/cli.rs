@@ -96,6 +96,9 @@ pub enum Command {
         /// Send no alerts (see `alerts.yaml` next to the flow).
         #[arg(long)]
         no_alerts: bool,
+        /// How events are logged on stderr: for people, or one JSON object per line (`event`, `flow`, `ts`, …).
+        #[arg(long, value_enum, default_value_t = crate::run::progress::LogFormat::Text)]
+        log_format: crate::run::progress::LogFormat,
         /// Write the run's metrics to FILE (Prometheus text, for node_exporter's textfile collector).
         #[arg(long, value_name = "FILE")]
         metrics_file: Option<PathBuf>,
@@ -139,6 +142,9 @@ pub enum Command {
         flow: PathBuf,
         /// Keys of the records to retry (e.g. WDT order numbers); none means every parked record.
         keys: Vec<String>,
+        /// How events are logged on stderr: for people, or one JSON object per line (`event`, `flow`, `ts`, …).
+        #[arg(long, value_enum, default_value_t = crate::run::progress::LogFormat::Text)]
+        log_format: crate::run::progress::LogFormat,
         /// If another command holds the flow's lock, wait for it instead of refusing (exit code
         /// 5): up to DURATION (`30s`, `10m`, `2h`), or as long as it takes without one.
         #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever", value_parser = parse_wait)]
@@ -162,6 +168,9 @@ pub enum Command {
         /// Send no alerts (see `alerts.yaml` next to the flow).
         #[arg(long)]
         no_alerts: bool,
+        /// How events are logged on stderr: for people, or one JSON object per line (`event`, `flow`, `ts`, …).
+        #[arg(long, value_enum, default_value_t = crate::run::progress::LogFormat::Text)]
+        log_format: crate::run::progress::LogFormat,
         /// Address of the HTTP server (`GET /metrics`). Port 0: any free port.
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
         listen: std::net::SocketAddr,
@@ -354,12 +363,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             alerts,
             no_alerts,
             metrics_file,
+            log_format,
             state,
             env,
         } => {
             let env = env.read()?;
             let request = commands::RunRequest {
                 metrics_file,
+                log_format,
                 flow,
                 dry_run,
                 since,
@@ -395,6 +406,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Retry {
             flow,
             keys,
+            log_format,
             wait,
             no_alerts,
             state,
@@ -409,6 +421,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 wait.unwrap_or(Wait::No),
                 env,
                 !no_alerts,
+                log_format,
             ))
         }
         Command::Serve {
@@ -416,6 +429,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             no_alerts,
             listen,
             token,
+            log_format,
             state,
             env,
         } => {
@@ -426,6 +440,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 alerts: !no_alerts,
                 listen,
                 token: token.map(crate::secret::Secret::new),
+                log_format,
             };
             runtime()?.block_on(crate::serve::serve(request, env))
         }

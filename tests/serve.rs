@@ -252,3 +252,51 @@ fn check_refuses_a_bad_schedule() {
             .stderr_contains(message);
     }
 }
+
+#[test]
+fn log_format_json_writes_one_object_per_event_with_event_flow_and_ts() {
+    let sync = Sync::start(&["--wdt-orders", "30", "--wdt-days", "2"], 3);
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let output = sync.run(&["--log-format", "json"]).code(1);
+    let events: Vec<Value> = output
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    for event in &events {
+        assert_eq!(event["flow"], "refund", "{event}");
+        assert!(
+            event["event"].is_string() && event["ts"].is_string(),
+            "{event}"
+        );
+    }
+    let names: std::collections::BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for name in ["run_start", "window", "page", "batch", "parked", "run_end"] {
+        assert!(names.contains(name), "{name} in {names:?}");
+    }
+    let parked = events.iter().find(|e| e["event"] == "parked").unwrap();
+    assert!(
+        parked["key"].is_string() && parked["reason"].is_string(),
+        "{parked}"
+    );
+    let end = events.last().unwrap();
+    assert_eq!(end["event"], "run_end");
+    assert_eq!(
+        end["written"].as_u64().unwrap() as usize,
+        bill_numbers(&sync).len()
+    );
+
+    // retry speaks the same language.
+    let output = sync
+        .engine(&["retry", "mappings/refund.yaml", "--log-format", "json"])
+        .code(1);
+    for line in output.stderr.lines() {
+        let event: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert_eq!(event["flow"], "refund", "{event}");
+    }
+}

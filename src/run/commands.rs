@@ -15,7 +15,7 @@ use crate::config::{self, model::Flow};
 use crate::error::{Error, ExitCode, Result};
 use crate::http::retry::Sleeper;
 use crate::request::Env;
-use crate::run::progress::Progress;
+use crate::run::progress::{LogFormat, Progress};
 use crate::run::{self, Options, Summary};
 use crate::sim;
 use crate::state::lock::{self, FlowLock, Holder, LockState, Wait};
@@ -78,6 +78,7 @@ pub struct RunRequest {
     pub alerts: bool,
     /// Write the run's metrics there (Prometheus text, atomically).
     pub metrics_file: Option<PathBuf>,
+    pub log_format: LogFormat,
 }
 
 pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
@@ -99,7 +100,7 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         true => None,
         false => Some(take_lock(&flow, &store, request.wait)?),
     };
-    let progress = Arc::new(Progress::for_stderr());
+    let progress = Arc::new(Progress::for_format(request.log_format, &flow.name));
     let sandboxes = if request.sandbox {
         let common = sim::CommonOptions::default();
         let sandboxes = sim::Sandboxes::start(
@@ -170,12 +171,38 @@ pub async fn sync(
     let dry_run = options.dry_run;
     let store = options.store.clone();
     let started = Utc::now();
-    progress.line(format!(
-        "running flow `{}` ({})",
-        flow.name,
-        flow.description.as_deref().unwrap_or_default()
-    ));
-    let result = run::run(Arc::clone(flow), env.clone(), options, progress).await;
+    progress.event("run_start", json!({"dry_run": dry_run}));
+    if !progress.is_json() {
+        progress.line(format!(
+            "running flow `{}` ({})",
+            flow.name,
+            flow.description.as_deref().unwrap_or_default()
+        ));
+    }
+    let result = run::run(
+        Arc::clone(flow),
+        env.clone(),
+        options,
+        Arc::clone(&progress),
+    )
+    .await;
+    if progress.is_json() {
+        if let (true, Ok(summary)) = (dry_run, &result) {
+            for body in &summary.bodies {
+                println!("{body}");
+            }
+        }
+        progress.event("run_end", run_end(&result));
+        alerts
+            .after(&flow.name, &store, started, &result, env)
+            .await;
+        return result.map(|summary| {
+            match summary.failed + summary.conflicts + summary.unresolved + summary.unsettled {
+                0 => ExitCode::Ok,
+                _ => ExitCode::Partial,
+            }
+        });
+    }
     let code = match &result {
         Ok(summary) => {
             if dry_run {
@@ -213,6 +240,21 @@ pub async fn sync(
         .after(&flow.name, &store, started, &result, env)
         .await;
     result.map(|_| code)
+}
+
+/// The `run_end` event of `--log-format json`.
+fn run_end(result: &Result<Summary>) -> serde_json::Value {
+    match result {
+        Ok(summary) => json!({
+            "outcome": summary.outcome().to_string(),
+            "read": summary.read,
+            "written": summary.written,
+            "skipped": summary.skipped,
+            "parked": summary.failed + summary.conflicts,
+            "in_flight": summary.unresolved + summary.unsettled,
+        }),
+        Err(err) => json!({"outcome": "failed", "error": err.message()}),
+    }
 }
 
 /// After a sandbox run: what arrived in the Kingdee sandbox, and how to look.
@@ -486,13 +528,14 @@ pub async fn retry(
     wait: Wait,
     env: Env,
     alerts: bool,
+    log_format: LogFormat,
 ) -> Result<ExitCode> {
     let flow = load(flow_file)?;
     check::require_env(&flow, &env, check::Needs::Target)?;
     let alerts = alert::Hook::load(flow_file, alerts)?;
     let store = store_path(flow_file, state_dir);
     let _lock = take_lock(&flow, &store, wait)?;
-    let progress = Arc::new(Progress::for_stderr());
+    let progress = Arc::new(Progress::for_format(log_format, &flow.name));
     let options = Options {
         dry_run: false,
         since: None,
@@ -502,11 +545,27 @@ pub async fn retry(
         clock: Arc::new(SystemClock),
     };
     let started = Utc::now();
-    let result = run::retry(Arc::clone(&flow), env.clone(), options, keys, progress).await;
+    progress.event("run_start", json!({"retry": true}));
+    let result = run::retry(
+        Arc::clone(&flow),
+        env.clone(),
+        options,
+        keys,
+        Arc::clone(&progress),
+    )
+    .await;
+    progress.event("run_end", run_end(&result));
     alerts
         .after(&flow.name, &store, started, &result, &env)
         .await;
     let summary: Summary = result?;
+    if progress.is_json() {
+        return Ok(if summary.failed + summary.unresolved > 0 {
+            ExitCode::Partial
+        } else {
+            ExitCode::Ok
+        });
+    }
     let in_flight = if summary.recovered > 0 {
         format!(" and {} left in flight", summary.recovered)
     } else {

@@ -30,7 +30,7 @@ use crate::http::retry::Sleeper;
 use crate::request::Env;
 use crate::run::Options;
 use crate::run::commands::{self, load, store_path, take_lock};
-use crate::run::progress::Progress;
+use crate::run::progress::{LogFormat, Progress};
 use crate::secret::Secret;
 use crate::serve::metrics::Metrics;
 use crate::state::lock::Wait;
@@ -47,6 +47,7 @@ pub struct ServeRequest {
     pub listen: SocketAddr,
     /// The bearer token every request needs (required off loopback).
     pub token: Option<Secret>,
+    pub log_format: LogFormat,
 }
 
 /// A flow `serve` runs.
@@ -116,6 +117,7 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
             flow,
             store,
             env.clone(),
+            request.log_format,
             Arc::clone(&metrics),
             stopped.clone(),
         )));
@@ -175,6 +177,7 @@ async fn serve_flow(
     flow: Served,
     store: PathBuf,
     env: Env,
+    log_format: LogFormat,
     metrics: Arc<Metrics>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -223,7 +226,10 @@ async fn serve_flow(
             sleeper: Sleeper::Tokio,
             clock: Arc::new(SystemClock),
         };
-        let progress = Arc::new(Progress::plain());
+        let progress = Arc::new(match log_format {
+            LogFormat::Text => Progress::plain(),
+            LogFormat::Json => Progress::for_format(log_format, &name),
+        });
         metrics.set_running(&name, true);
         let started = std::time::Instant::now();
         let result = commands::sync(
