@@ -96,6 +96,12 @@ pub enum Command {
         /// Send no alerts (see `alerts.yaml` next to the flow).
         #[arg(long)]
         no_alerts: bool,
+        /// How events are logged on stderr: for people, or one JSON object per line (`event`, `flow`, `ts`, …).
+        #[arg(long, value_enum, default_value_t = crate::run::progress::LogFormat::Text)]
+        log_format: crate::run::progress::LogFormat,
+        /// Write the run's metrics to FILE (Prometheus text, for node_exporter's textfile collector).
+        #[arg(long, value_name = "FILE")]
+        metrics_file: Option<PathBuf>,
         #[command(flatten)]
         state: StateDir,
         #[command(flatten)]
@@ -136,6 +142,9 @@ pub enum Command {
         flow: PathBuf,
         /// Keys of the records to retry (e.g. WDT order numbers); none means every parked record.
         keys: Vec<String>,
+        /// How events are logged on stderr: for people, or one JSON object per line (`event`, `flow`, `ts`, …).
+        #[arg(long, value_enum, default_value_t = crate::run::progress::LogFormat::Text)]
+        log_format: crate::run::progress::LogFormat,
         /// If another command holds the flow's lock, wait for it instead of refusing (exit code
         /// 5): up to DURATION (`30s`, `10m`, `2h`), or as long as it takes without one.
         #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever", value_parser = parse_wait)]
@@ -161,6 +170,31 @@ pub enum Command {
         /// The token every request must carry (`?token=` once, then a cookie; or
         /// `Authorization: Bearer`). Required when listening beyond 127.0.0.1.
         #[arg(long, env = "ENGINE_CONSOLE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[command(flatten)]
+        state: StateDir,
+        #[command(flatten)]
+        env: EnvFile,
+    },
+    /// Run flows on the `schedule:` their files declare, until Ctrl-C or SIGTERM.
+    ///
+    /// A flow without a schedule is not run. A tick whose flow another command holds is
+    /// skipped; failed runs are retried later and later (10s, doubled, at most 15m). On
+    /// Ctrl-C or SIGTERM no run starts, runs under way stop as `engine run` does, exit code 0.
+    Serve {
+        /// Flow files. Default: every flow in `mappings/`.
+        flows: Vec<PathBuf>,
+        /// Send no alerts (see `alerts.yaml` next to the flow).
+        #[arg(long)]
+        no_alerts: bool,
+        /// How events are logged on stderr: for people, or one JSON object per line (`event`, `flow`, `ts`, …).
+        #[arg(long, value_enum, default_value_t = crate::run::progress::LogFormat::Text)]
+        log_format: crate::run::progress::LogFormat,
+        /// Address of the HTTP server (`GET /metrics`). Port 0: any free port.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9464")]
+        listen: std::net::SocketAddr,
+        /// Bearer token every HTTP request must send; required when `--listen` is not loopback.
+        #[arg(long, env = "ENGINE_SERVE_TOKEN", hide_env_values = true)]
         token: Option<String>,
         #[command(flatten)]
         state: StateDir,
@@ -347,11 +381,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             wait,
             alerts,
             no_alerts,
+            metrics_file,
+            log_format,
             state,
             env,
         } => {
             let env = env.read()?;
             let request = commands::RunRequest {
+                metrics_file,
+                log_format,
                 flow,
                 dry_run,
                 since,
@@ -387,6 +425,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Retry {
             flow,
             keys,
+            log_format,
             wait,
             no_alerts,
             state,
@@ -401,6 +440,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 wait.unwrap_or(Wait::No),
                 env,
                 !no_alerts,
+                log_format,
             ))
         }
         Command::Console {
@@ -420,6 +460,26 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 env: std::sync::Arc::new(env),
             };
             runtime()?.block_on(crate::console::serve(console, listen))
+        }
+        Command::Serve {
+            flows,
+            no_alerts,
+            listen,
+            token,
+            log_format,
+            state,
+            env,
+        } => {
+            let env = env.read()?;
+            let request = crate::serve::ServeRequest {
+                flows,
+                state_dir: state.resolve(&env),
+                alerts: !no_alerts,
+                listen,
+                token: token.map(crate::secret::Secret::new),
+                log_format,
+            };
+            runtime()?.block_on(crate::serve::serve(request, env))
         }
         Command::Schema { which } => {
             let schema = match which {

@@ -23,6 +23,7 @@ pub mod record;
 pub mod request;
 pub mod run;
 pub mod secret;
+pub mod serve;
 pub mod sign;
 pub mod sim;
 pub mod source;

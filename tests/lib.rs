@@ -19,6 +19,7 @@ mod rest_auth;
 mod rest_requests;
 mod rest_sources;
 mod run;
+mod serve;
 mod sim_kingdee;
 mod sim_wdt;
 mod source_data;

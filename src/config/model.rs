@@ -40,6 +40,23 @@ pub struct Flow {
     pub templates: TemplateSet,
     /// Lenient expressions over responses: envelopes and lookup rows.
     pub envelopes: TemplateSet,
+    /// When `engine serve` runs the flow; `None`: only `engine run` does.
+    pub schedule: Option<Schedule>,
+}
+
+/// When `engine serve` runs a flow.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub when: ScheduleKind,
+    pub time_zone: chrono_tz::Tz,
+}
+
+#[derive(Debug, Clone)]
+pub enum ScheduleKind {
+    /// A run starts this long after the previous one started.
+    Every(std::time::Duration),
+    /// A run starts at each time the cron expression names.
+    Cron(Box<croner::Cron>),
 }
 
 #[derive(Debug)]

@@ -38,6 +38,25 @@ pub struct RawFlow {
     /// record. `$each`/`$as`/`$if`/`$item` repeat a section over a source array; `$if`/`$value`
     /// make a field conditional.
     pub mapping: Value,
+    /// When `engine serve` runs the flow: `{ every: 5m }` or `{ cron: "*/10 * * * *" }`, in
+    /// `time_zone`. A flow without one is run only by `engine run`.
+    #[serde(default)]
+    pub schedule: Option<RawSchedule>,
+}
+
+/// When `engine serve` runs a flow: exactly one of `every` and `cron`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    /// An interval between the starts of two runs: `30s`, `5m`, `1h` (at least `1s`).
+    #[serde(default)]
+    pub every: Option<String>,
+    /// A cron expression (5 fields, or 6 with seconds first): `*/10 * * * *`, `0 2 * * *`.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// The time zone of `cron` (an IANA name). Default `Asia/Shanghai`.
+    #[serde(default)]
+    pub time_zone: Option<String>,
 }
 
 /// The read side of a flow.

@@ -557,6 +557,7 @@ pub async fn retry(
         Wait::No,
         (*state.env).clone(),
         true,
+        crate::run::progress::LogFormat::Text,
     )
     .await;
     let mut body = match &result {

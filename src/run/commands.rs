@@ -15,7 +15,7 @@ use crate::config::{self, model::Flow};
 use crate::error::{Error, ExitCode, Result};
 use crate::http::retry::Sleeper;
 use crate::request::Env;
-use crate::run::progress::Progress;
+use crate::run::progress::{LogFormat, Progress};
 use crate::run::{self, Options, Summary};
 use crate::sim;
 use crate::state::lock::{self, FlowLock, Holder, LockState, Wait};
@@ -54,7 +54,8 @@ pub fn take_lock(flow: &Flow, store: &Path, wait: Wait) -> Result<FlowLock> {
     Ok(lock)
 }
 
-fn load(flow_file: &Path) -> Result<Arc<Flow>> {
+/// The flow of `flow_file`, refused with the diagnostics of `check` when invalid.
+pub fn load(flow_file: &Path) -> Result<Arc<Flow>> {
     let loaded = config::load_flow(flow_file);
     match loaded.value {
         Some(flow) => Ok(Arc::new(flow)),
@@ -75,6 +76,9 @@ pub struct RunRequest {
     pub wait: Wait,
     /// Send the alerts of `alerts.yaml` after the run.
     pub alerts: bool,
+    /// Write the run's metrics there (Prometheus text, atomically).
+    pub metrics_file: Option<PathBuf>,
+    pub log_format: LogFormat,
 }
 
 pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
@@ -96,7 +100,7 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         true => None,
         false => Some(take_lock(&flow, &store, request.wait)?),
     };
-    let progress = Arc::new(Progress::for_stderr());
+    let progress = Arc::new(Progress::for_format(request.log_format, &flow.name));
     let sandboxes = if request.sandbox {
         let common = sim::CommonOptions::default();
         let sandboxes = sim::Sandboxes::start(
@@ -125,22 +129,85 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
     };
+    let started = std::time::Instant::now();
+    let result = sync(
+        &flow,
+        &request.flow,
+        &env,
+        options,
+        &alerts,
+        Arc::clone(&progress),
+        sandbox_dir.is_some(),
+    )
+    .await;
+    if let Some(file) = &request.metrics_file {
+        let metrics = crate::serve::metrics::Metrics::default();
+        let outcome = crate::serve::metrics::outcome(&result);
+        metrics.finished(&flow.name, outcome, started.elapsed(), &progress, &store);
+        metrics.write_file(file)?;
+    }
+    if let Some(sandboxes) = &sandboxes {
+        report_sandbox(sandboxes).await;
+        if request.keep_sandbox {
+            eprintln!("the sandboxes keep running; press Ctrl-C to stop");
+            crate::cli::shutdown_signal().await;
+        }
+    }
+    if let Some(dir) = sandbox_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+/// One sync of a loaded flow whose lock the caller holds (unless a dry run): the pipeline, its
+/// summary on stderr, the alerts. `engine run` and each tick of `engine serve` go through it.
+pub async fn sync(
+    flow: &Arc<Flow>,
+    flow_file: &Path,
+    env: &Env,
+    options: Options,
+    alerts: &alert::Hook,
+    progress: Arc<Progress>,
+    throwaway_state: bool,
+) -> Result<ExitCode> {
+    let dry_run = options.dry_run;
+    let store = options.store.clone();
     let started = Utc::now();
-    progress.line(format!(
-        "running flow `{}` ({})",
-        flow.name,
-        flow.description.as_deref().unwrap_or_default()
-    ));
+    progress.event("run_start", json!({"dry_run": dry_run}));
+    if !progress.is_json() {
+        progress.line(format!(
+            "running flow `{}` ({})",
+            flow.name,
+            flow.description.as_deref().unwrap_or_default()
+        ));
+    }
     let result = run::run(
-        Arc::clone(&flow),
+        Arc::clone(flow),
         env.clone(),
         options,
         Arc::clone(&progress),
     )
     .await;
+    if progress.is_json() {
+        if let (true, Ok(summary)) = (dry_run, &result) {
+            for body in &summary.bodies {
+                println!("{body}");
+            }
+        }
+        progress.event("run_end", run_end(&result));
+        alerts
+            .after(&flow.name, &store, started, &result, env)
+            .await;
+        return result.map(|summary| {
+            match summary.failed + summary.conflicts + summary.unresolved + summary.unsettled {
+                0 => ExitCode::Ok,
+                _ => ExitCode::Partial,
+            }
+        });
+    }
     let code = match &result {
         Ok(summary) => {
-            if request.dry_run {
+            if dry_run {
                 for body in &summary.bodies {
                     println!(
                         "{}",
@@ -155,18 +222,18 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
             for line in run::describe(summary) {
                 eprintln!("{line}");
             }
-            if summary.failed + summary.conflicts > 0 && sandbox_dir.is_some() {
+            if summary.failed + summary.conflicts > 0 && throwaway_state {
                 // The sandboxes and this run's ledger end with the process: `failed` and
                 // `retry` would find nothing, so say how to keep both.
                 eprintln!(
                     "parked records live in this run's throwaway state; to list and retry them, keep the sandboxes and the state: `engine sim all --env-file sandbox.env &`, then `engine run {} --env-file sandbox.env`, `engine failed …` and `engine retry …` with the same --env-file (the README's tour, step 5)",
-                    request.flow.display()
+                    flow_file.display()
                 );
             } else if summary.failed + summary.conflicts > 0 {
                 eprintln!(
                     "parked records are listed by `engine failed {}` and resent by `engine retry {}`",
-                    request.flow.display(),
-                    request.flow.display()
+                    flow_file.display(),
+                    flow_file.display()
                 );
             }
             // Records still in flight are not delivered yet: not a clean run either.
@@ -179,19 +246,24 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         Err(_) => ExitCode::Fatal,
     };
     alerts
-        .after(&flow.name, &store, started, &result, &env)
+        .after(&flow.name, &store, started, &result, env)
         .await;
-    if let Some(sandboxes) = &sandboxes {
-        report_sandbox(sandboxes).await;
-        if request.keep_sandbox {
-            eprintln!("the sandboxes keep running; press Ctrl-C to stop");
-            crate::cli::shutdown_signal().await;
-        }
-    }
-    if let Some(dir) = sandbox_dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
     result.map(|_| code)
+}
+
+/// The `run_end` event of `--log-format json`.
+fn run_end(result: &Result<Summary>) -> serde_json::Value {
+    match result {
+        Ok(summary) => json!({
+            "outcome": summary.outcome().to_string(),
+            "read": summary.read,
+            "written": summary.written,
+            "skipped": summary.skipped,
+            "parked": summary.failed + summary.conflicts,
+            "in_flight": summary.unresolved + summary.unsettled,
+        }),
+        Err(err) => json!({"outcome": "failed", "error": err.message()}),
+    }
 }
 
 /// After a sandbox run: what arrived in the Kingdee sandbox, and how to look.
@@ -466,13 +538,14 @@ pub async fn retry(
     wait: Wait,
     env: Env,
     alerts: bool,
+    log_format: LogFormat,
 ) -> Result<ExitCode> {
     let flow = load(flow_file)?;
     check::require_env(&flow, &env, check::Needs::Target)?;
     let alerts = alert::Hook::load(flow_file, alerts)?;
     let store = store_path(flow_file, state_dir);
     let _lock = take_lock(&flow, &store, wait)?;
-    let progress = Arc::new(Progress::for_stderr());
+    let progress = Arc::new(Progress::for_format(log_format, &flow.name));
     let options = Options {
         dry_run: false,
         since: None,
@@ -482,11 +555,27 @@ pub async fn retry(
         clock: Arc::new(SystemClock),
     };
     let started = Utc::now();
-    let result = run::retry(Arc::clone(&flow), env.clone(), options, keys, progress).await;
+    progress.event("run_start", json!({"retry": true}));
+    let result = run::retry(
+        Arc::clone(&flow),
+        env.clone(),
+        options,
+        keys,
+        Arc::clone(&progress),
+    )
+    .await;
+    progress.event("run_end", run_end(&result));
     alerts
         .after(&flow.name, &store, started, &result, &env)
         .await;
     let summary: Summary = result?;
+    if progress.is_json() {
+        return Ok(if summary.failed + summary.unresolved > 0 {
+            ExitCode::Partial
+        } else {
+            ExitCode::Ok
+        });
+    }
     let in_flight = if summary.recovered > 0 {
         format!(" and {} left in flight", summary.recovered)
     } else {

@@ -5,6 +5,8 @@
 //! record, a retry, a cursor move) is printed above it. Without a terminal every event is a
 //! plain line on stderr, so a scheduler's log tells the story; a stretch of windows in which
 //! nothing was modified (a first run from a date long ago) is one line, not two per window.
+//! With `--log-format json` every event is instead one JSON object per line on stderr (`event`,
+//! `flow`, `ts`, and the event's fields), for log shippers.
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
 
 use crate::source::reader::ReadProgress;
 use crate::source::window::Window;
@@ -59,7 +62,17 @@ impl Place {
     }
 }
 
+/// How a run's events are written: for people, or one JSON object per line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 pub struct Progress {
+    /// In JSON mode: the flow's name, put in every event.
+    json: Option<String>,
     bar: Option<ProgressBar>,
     pub counts: Counts,
     place: Mutex<Place>,
@@ -76,6 +89,7 @@ impl Progress {
             bar
         });
         Progress {
+            json: None,
             bar,
             counts: Counts::default(),
             place: Mutex::new(Place::default()),
@@ -86,6 +100,7 @@ impl Progress {
     /// Plain lines only (tests, `--quiet` pipelines).
     pub fn plain() -> Progress {
         Progress {
+            json: None,
             bar: None,
             counts: Counts::default(),
             place: Mutex::new(Place::default()),
@@ -93,8 +108,39 @@ impl Progress {
         }
     }
 
+    /// `for_stderr` in text, one JSON object per event about `flow` in JSON.
+    pub fn for_format(format: LogFormat, flow: &str) -> Progress {
+        match format {
+            LogFormat::Text => Progress::for_stderr(),
+            LogFormat::Json => Progress {
+                json: Some(flow.to_string()),
+                ..Progress::plain()
+            },
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.json.is_some()
+    }
+
+    /// In JSON mode, one line `{"event":…, "flow":…, "ts":…, …fields}`; nothing in text mode.
+    pub fn event(&self, event: &str, fields: serde_json::Value) {
+        let Some(flow) = &self.json else { return };
+        let mut object = serde_json::Map::new();
+        object.insert("event".into(), event.into());
+        object.insert("flow".into(), flow.as_str().into());
+        object.insert("ts".into(), Utc::now().to_rfc3339().into());
+        if let serde_json::Value::Object(fields) = fields {
+            object.extend(fields);
+        }
+        eprintln!("{}", serde_json::Value::Object(object));
+    }
+
     /// A line of its own.
     pub fn line(&self, text: impl AsRef<str>) {
+        if self.is_json() {
+            return self.event("message", json!({"text": text.as_ref()}));
+        }
         match &self.bar {
             Some(bar) => bar.println(text.as_ref()),
             None => {
@@ -146,6 +192,7 @@ impl Progress {
 
     pub fn written(&self, records: u64) {
         self.counts.written.fetch_add(records, Ordering::Relaxed);
+        self.event("batch", json!({"written": records}));
         self.refresh();
     }
 
@@ -156,7 +203,11 @@ impl Progress {
 
     pub fn failed(&self, key: &str, message: &str) {
         self.counts.failed.fetch_add(1, Ordering::Relaxed);
-        self.line(format!("record `{key}` parked: {message}"));
+        if self.is_json() {
+            self.event("parked", json!({"key": key, "reason": message}));
+        } else {
+            self.line(format!("record `{key}` parked: {message}"));
+        }
         self.refresh();
     }
 
@@ -167,6 +218,9 @@ impl Progress {
     }
 
     pub fn notice(&self, message: impl AsRef<str>) {
+        if self.is_json() {
+            return self.event("notice", json!({"text": message.as_ref()}));
+        }
         self.line(format!("note: {}", message.as_ref()));
     }
 
@@ -181,6 +235,13 @@ impl Progress {
 
 impl ReadProgress for Progress {
     fn window(&self, index: usize, count: usize, window: Window) {
+        if self.is_json() {
+            let (from, to) = (window.start.to_rfc3339(), window.end.to_rfc3339());
+            return self.event(
+                "window",
+                json!({"index": index + 1, "count": count, "from": from, "to": to}),
+            );
+        }
         let text = format!(
             "window {}/{count} {} .. {}",
             index + 1,
@@ -203,6 +264,12 @@ impl ReadProgress for Progress {
     }
 
     fn page(&self, page: u32, records: usize, total: Option<u64>) {
+        if self.is_json() {
+            return self.event(
+                "page",
+                json!({"page": page, "records": records, "total": total}),
+            );
+        }
         let shown = total.map(|t| format!(" of {t}")).unwrap_or_default();
         let text = format!("page {page}: {records} records{shown}");
         if self.bar.is_none() {

@@ -21,11 +21,12 @@ mod request;
 use crate::apischema::{ApiSchema, MappingCheck};
 use crate::config::model::{
     Batch, Connector, Envelope, Flow, Http, JsonPath, Key, Operation, OperationWindow,
-    PLACEHOLDERS, Param, RateLimit, Results, Retry, Rows, Source, Target, Window,
+    PLACEHOLDERS, Param, RateLimit, Results, Retry, Rows, Schedule, ScheduleKind, Source, Target,
+    Window,
 };
 use crate::config::raw::{
     Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawConnector, RawEnvelope, RawFlow,
-    RawOperation, RawRetry,
+    RawOperation, RawRetry, RawSchedule,
 };
 use crate::config::shape::{self, Repair};
 use crate::config::yaml::{Document, YamlPath};
@@ -857,6 +858,10 @@ fn compile_flow(
         tree::apply_target_schema(&mut mapping, schema);
     }
 
+    let schedule = raw
+        .schedule
+        .as_ref()
+        .and_then(|raw| compile_schedule(cx, doc, raw));
     let (source, target, key_source) = (source?, target?, key_source?);
     let modified = key_modified.or(None);
     Some(Flow {
@@ -876,7 +881,74 @@ fn compile_flow(
         mapping,
         templates: strict,
         envelopes: lenient,
+        schedule,
     })
+}
+
+/// `schedule:`: one of `every` and `cron`, and a time zone chrono-tz knows.
+fn compile_schedule(cx: &mut Compiler, doc: &Document, raw: &RawSchedule) -> Option<Schedule> {
+    let path = YamlPath::root().key("schedule");
+    let time_zone = match raw.time_zone.as_deref() {
+        None => chrono_tz::Asia::Shanghai,
+        Some(name) => match name.parse::<chrono_tz::Tz>() {
+            Ok(tz) => tz,
+            Err(_) => {
+                cx.error(
+                    format!("`{name}` is not a time zone"),
+                    doc.locate(&path.key("time_zone")),
+                    Some("write an IANA name such as `Asia/Shanghai` or `UTC`".to_string()),
+                );
+                return None;
+            }
+        },
+    };
+    let when = match (&raw.every, &raw.cron) {
+        (Some(every), None) => {
+            let span = time::parse_span(every).ok().and_then(|s| s.to_std().ok());
+            match span {
+                Some(span) if span >= std::time::Duration::from_secs(1) => {
+                    ScheduleKind::Every(span)
+                }
+                _ => {
+                    cx.error(
+                        format!("`{every}` is not an interval of at least `1s`"),
+                        doc.locate(&path.key("every")),
+                        Some("write it like `30s`, `5m` or `1h`".to_string()),
+                    );
+                    return None;
+                }
+            }
+        }
+        (None, Some(cron)) => {
+            let parsed = croner::parser::CronParser::builder()
+                .seconds(croner::parser::Seconds::Optional)
+                .build()
+                .parse(cron);
+            match parsed {
+                Ok(parsed) => ScheduleKind::Cron(Box::new(parsed)),
+                Err(err) => {
+                    cx.error(
+                        format!("`{cron}` is not a cron expression: {err}"),
+                        doc.locate(&path.key("cron")),
+                        Some("write five fields (minute hour day month weekday), such as `*/10 * * * *`".to_string()),
+                    );
+                    return None;
+                }
+            }
+        }
+        _ => {
+            cx.error(
+                "`schedule` needs exactly one of `every` and `cron`",
+                doc.locate(&path),
+                Some(
+                    "e.g. `schedule: { every: 5m }` or `schedule: { cron: \"0 2 * * *\" }`"
+                        .to_string(),
+                ),
+            );
+            return None;
+        }
+    };
+    Some(Schedule { when, time_zone })
 }
 
 /// pest's "expected jp_query, EOI" in words: the grammar's rule names mean nothing to a

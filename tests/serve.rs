@@ -1,0 +1,312 @@
+//! `engine serve`: flows on their schedules, one run at a time, stopped cleanly by SIGTERM.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::run::{bill_numbers, eligible_and_unknown};
+use crate::support::sync::Sync;
+use crate::support::workspace::Workspace;
+
+/// The finished runs in `engine state --json`, as (started, finished), oldest first.
+fn finished_runs(sync: &Sync) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let output = sync
+        .engine(&["state", "mappings/refund.yaml", "--json"])
+        .success();
+    let state: Value = serde_json::from_str(&output.stdout).unwrap();
+    let time = |v: &Value| {
+        DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+    let mut runs: Vec<_> = state["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| !run["finished"].is_null())
+        .map(|run| (time(&run["started"]), time(&run["finished"])))
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// Poll until `done` holds; the deadline only keeps a broken build from hanging the suite.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn serve_runs_the_flow_on_its_schedule_one_run_at_a_time_and_stops_cleanly_on_sigterm() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "2",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        3,
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let flow = sync.workspace.read("mappings/refund.yaml");
+    sync.workspace.write(
+        "mappings/refund.yaml",
+        format!("{flow}\nschedule: {{ every: 2s }}\n"),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve = Command::new(crate::support::engine_binary())
+        .args(["serve", "mappings/refund.yaml", "--listen", &listen])
+        .env("ENGINE_SERVE_TOKEN", "s3cret")
+        .current_dir(sync.workspace.root())
+        .envs(&sync.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("engine serve starts");
+    wait_until("two runs", || finished_runs(&sync).len() >= 2);
+    let first = bill_numbers(&sync);
+    assert!(!first.is_empty());
+
+    // New orders between cycles arrive with the next ones, none twice.
+    sync.post_wdt("/_sim/generate", json!({"count": 5}));
+    let runs_then = finished_runs(&sync).len();
+    wait_until("two more runs", || {
+        finished_runs(&sync).len() >= runs_then + 2
+    });
+    wait_until("the new orders", || {
+        bill_numbers(&sync) == eligible_and_unknown(&sync.orders()).0
+    });
+
+    // Metrics: what the runs wrote is what arrived; every request needs the token.
+    let http = reqwest::blocking::Client::new();
+    let url = format!("http://{listen}/metrics");
+    assert_eq!(http.get(&url).send().unwrap().status().as_u16(), 401);
+    let text = http
+        .get(&url)
+        .bearer_auth("s3cret")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let bills = bill_numbers(&sync);
+    assert_eq!(
+        series(&text, "engine_records_written_total{flow=\"refund\"}"),
+        bills.len() as f64,
+        "{text}"
+    );
+    assert!(
+        series(&text, "engine_runs_total{flow=\"refund\",outcome=\"ok\"}") >= 4.0,
+        "{text}"
+    );
+    assert_eq!(
+        series(&text, "engine_records_in_flight{flow=\"refund\"}"),
+        0.0,
+        "{text}"
+    );
+    // The console is served beside the metrics, behind the same token.
+    let console = format!("http://{listen}/");
+    assert_eq!(http.get(&console).send().unwrap().status().as_u16(), 401);
+    let page = http
+        .get(format!("{console}?token=s3cret"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("refund"), "{page}");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &serve.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = serve.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("flow `refund` (mappings/refund.yaml) runs every 2s"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("engine serve stopped"), "{stderr}");
+
+    let bills = bill_numbers(&sync);
+    assert!(bills.len() > first.len(), "{stderr}");
+    assert_eq!(bills, eligible_and_unknown(&sync.orders()).0, "{stderr}");
+    let runs = finished_runs(&sync);
+    for pair in runs.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "runs overlap: {pair:?}");
+    }
+}
+
+/// The value of the series `name{labels}` in Prometheus text.
+fn series(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn run_writes_its_metrics_file_for_the_textfile_collector() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "2",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        3,
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let file = sync.workspace.path("refund.prom");
+    sync.run(&["--metrics-file", &file.display().to_string()])
+        .success();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let bills = bill_numbers(&sync);
+    assert!(!bills.is_empty());
+    assert_eq!(
+        series(&text, "engine_records_written_total{flow=\"refund\"}"),
+        bills.len() as f64
+    );
+    assert_eq!(
+        series(&text, "engine_runs_total{flow=\"refund\",outcome=\"ok\"}"),
+        1.0
+    );
+    assert_eq!(
+        series(&text, "engine_run_duration_seconds_count{flow=\"refund\"}"),
+        1.0
+    );
+    // Written beside the file, then renamed: no temporary file is left.
+    let names: Vec<_> = std::fs::read_dir(sync.workspace.root())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+#[test]
+fn serve_refuses_to_listen_off_loopback_without_a_token() {
+    let workspace = Workspace::with_bundle();
+    let flow = workspace.read("mappings/refund.yaml");
+    workspace.write(
+        "mappings/refund.yaml",
+        format!("{flow}\nschedule: {{ every: 5m }}\n"),
+    );
+    workspace
+        .engine()
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .run()
+        .code(2)
+        .stderr_contains("`--listen 0.0.0.0:0` is not a loopback address: a token is required");
+}
+
+#[test]
+fn serve_skips_flows_without_a_schedule_and_refuses_when_none_has_one() {
+    let workspace = Workspace::with_bundle();
+    workspace
+        .engine()
+        .args(["serve"])
+        .run()
+        .code(2)
+        .stderr_contains(
+            "flow `refund` (mappings/refund.yaml) has no `schedule:`; serve does not run it",
+        )
+        .stderr_contains("error: no flow to serve: none declares a `schedule:`");
+}
+
+#[test]
+fn check_refuses_a_bad_schedule() {
+    let workspace = Workspace::with_bundle();
+    let flow = workspace.read("mappings/refund.yaml");
+    for (schedule, message) in [
+        ("{ every: 2x }", "`2x` is not an interval of at least `1s`"),
+        (
+            "{ cron: \"61 * * * *\" }",
+            "`61 * * * *` is not a cron expression",
+        ),
+        (
+            "{ every: 5m, cron: \"0 2 * * *\" }",
+            "`schedule` needs exactly one of `every` and `cron`",
+        ),
+        (
+            "{ every: 5m, time_zone: Mars/Olympus }",
+            "`Mars/Olympus` is not a time zone",
+        ),
+    ] {
+        workspace.write(
+            "mappings/refund.yaml",
+            format!("{flow}\nschedule: {schedule}\n"),
+        );
+        workspace
+            .engine()
+            .args(["check", "mappings/refund.yaml"])
+            .run()
+            .code(3)
+            .stderr_contains(message);
+    }
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_event_with_event_flow_and_ts() {
+    let sync = Sync::start(&["--wdt-orders", "30", "--wdt-days", "2"], 3);
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let output = sync.run(&["--log-format", "json"]).code(1);
+    let events: Vec<Value> = output
+        .stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    for event in &events {
+        assert_eq!(event["flow"], "refund", "{event}");
+        assert!(
+            event["event"].is_string() && event["ts"].is_string(),
+            "{event}"
+        );
+    }
+    let names: std::collections::BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for name in ["run_start", "window", "page", "batch", "parked", "run_end"] {
+        assert!(names.contains(name), "{name} in {names:?}");
+    }
+    let parked = events.iter().find(|e| e["event"] == "parked").unwrap();
+    assert!(
+        parked["key"].is_string() && parked["reason"].is_string(),
+        "{parked}"
+    );
+    let end = events.last().unwrap();
+    assert_eq!(end["event"], "run_end");
+    assert_eq!(
+        end["written"].as_u64().unwrap() as usize,
+        bill_numbers(&sync).len()
+    );
+
+    // retry speaks the same language.
+    let output = sync
+        .engine(&["retry", "mappings/refund.yaml", "--log-format", "json"])
+        .code(1);
+    for line in output.stderr.lines() {
+        let event: Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        assert_eq!(event["flow"], "refund", "{event}");
+    }
+}
