@@ -1,7 +1,10 @@
 //! The `link` strategy: follow the `Link: <url>; rel="next"` header (RFC 8288), as GitHub
 //! (page numbers in the URL) and Shopify (an opaque `page_info`) give it. The window ends on
 //! an answer without one, or when `has_more` is false; a URL met twice fails it, and so does
-//! a URL off the connector's origin (see `next_url`). Pure.
+//! a URL off the connector's origin (see `next_url`). Page numbers in links shift like `page`
+//! when a record read leaves the window, so once the last link is read every URL before it is
+//! read again, last first, as `paging` does: a record that slid onto a page already read is met
+//! (opaque keyset links only cost the extra requests). Pure.
 
 use crate::source::next_url::on_origin;
 use crate::source::strategy::{Answer, Chain, Next, Pager};
@@ -10,6 +13,10 @@ use crate::source::strategy::{Answer, Chain, Next, Pager};
 pub struct Link {
     base_url: String,
     chain: Chain,
+    /// The requests made, in order.
+    visited: Vec<Next>,
+    /// Once the last link is read: the requests to make again, the next one last.
+    confirm: Option<Vec<Next>>,
 }
 
 impl Link {
@@ -17,20 +24,34 @@ impl Link {
         Link {
             base_url: base_url.to_string(),
             chain: Chain::new("next link", true),
+            visited: Vec::new(),
+            confirm: None,
         }
     }
 }
 
 impl Pager for Link {
     fn next(&self) -> Next {
-        self.chain.next()
+        match &self.confirm {
+            Some(queue) => queue.last().cloned().unwrap_or(Next::Done),
+            None => self.chain.next(),
+        }
     }
 
     fn observe(&mut self, answer: &Answer) {
+        if let Some(queue) = &mut self.confirm {
+            queue.pop();
+            return;
+        }
+        self.visited.push(self.chain.next());
         let url = next_of(answer.headers)
             .map(|url| on_origin(&self.base_url, &url))
             .transpose();
         self.chain.step(answer, url, Next::Url);
+        if self.chain.next() == Next::Done && self.visited.len() > 1 {
+            let before_last = self.visited.len() - 1;
+            self.confirm = Some(self.visited[..before_last].to_vec());
+        }
     }
 }
 
@@ -134,5 +155,28 @@ mod tests {
         let mut pager = Link::new("http://127.0.0.1:9");
         pager.observe(&answer(&[], &body, &[1], None, None));
         assert_eq!(pager.next(), Next::Done);
+    }
+
+    #[test]
+    fn after_the_last_link_every_page_before_it_is_read_again_last_first() {
+        // A record leaving the window while page 2 is read moves the next one onto page 1,
+        // already read: reading pages 2 and 1 again (page 3 is the last) meets it.
+        let mut pager = Link::new("http://127.0.0.1:9");
+        let body = json!([]);
+        let to = |page: u32| {
+            link(&format!(
+                "<http://127.0.0.1:9/items?page={page}>; rel=\"next\""
+            ))
+        };
+        let url = |page: u32| Next::Url(format!("http://127.0.0.1:9/items?page={page}"));
+        pager.observe(&answer(&to(2), &body, &[1], None, None));
+        pager.observe(&answer(&to(3), &body, &[2], None, None));
+        pager.observe(&answer(&[], &body, &[3], None, None));
+        let mut again = Vec::new();
+        while pager.next() != Next::Done {
+            again.push(pager.next());
+            pager.observe(&answer(&[], &body, &[9], None, None));
+        }
+        assert_eq!(again, vec![url(2), Next::First]);
     }
 }
