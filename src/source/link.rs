@@ -7,16 +7,13 @@
 //! (opaque keyset links only cost the extra requests). Pure.
 
 use crate::source::next_url::on_origin;
-use crate::source::strategy::{Answer, Chain, Next, Pager};
+use crate::source::strategy::{Answer, Chain, Next, Pager, Reread};
 
 #[derive(Debug)]
 pub struct Link {
     base_url: String,
     chain: Chain,
-    /// The requests made, in order.
-    visited: Vec<Next>,
-    /// Once the last link is read: the requests to make again, the next one last.
-    confirm: Option<Vec<Next>>,
+    reread: Reread,
 }
 
 impl Link {
@@ -24,34 +21,25 @@ impl Link {
         Link {
             base_url: base_url.to_string(),
             chain: Chain::new("next link", true),
-            visited: Vec::new(),
-            confirm: None,
+            reread: Reread::default(),
         }
     }
 }
 
 impl Pager for Link {
     fn next(&self) -> Next {
-        match &self.confirm {
-            Some(queue) => queue.last().cloned().unwrap_or(Next::Done),
-            None => self.chain.next(),
-        }
+        self.reread.next(&self.chain)
     }
 
     fn observe(&mut self, answer: &Answer) {
-        if let Some(queue) = &mut self.confirm {
-            queue.pop();
+        if self.reread.took(&self.chain) {
             return;
         }
-        self.visited.push(self.chain.next());
         let url = next_of(answer.headers)
             .map(|url| on_origin(&self.base_url, &url))
             .transpose();
         self.chain.step(answer, url, Next::Url);
-        if self.chain.next() == Next::Done && self.visited.len() > 1 {
-            let before_last = self.visited.len() - 1;
-            self.confirm = Some(self.visited[..before_last].to_vec());
-        }
+        self.reread.after(&self.chain);
     }
 }
 

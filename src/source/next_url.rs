@@ -1,18 +1,21 @@
 //! The `next_url` strategy: each answer gives the next page's URL at a JSONPath of the body;
 //! the window ends when it is absent or empty, or `has_more` is false. A URL is only followed
 //! on the connector's own origin (scheme, host and port of `base_url`): a next URL elsewhere
-//! fails the window, so credentials never leave. Pure.
+//! fails the window, so credentials never leave. Once the last URL is read, those before it are
+//! read again, last first ([`Reread`]): a URL that encodes a position shifts like `offset`.
+//! Pure.
 
 use serde_json::Value as Json;
 
 use crate::config::model::JsonPath;
-use crate::source::strategy::{Answer, Chain, Next, Pager};
+use crate::source::strategy::{Answer, Chain, Next, Pager, Reread};
 
 #[derive(Debug)]
 pub struct NextUrl {
     path: JsonPath,
     base_url: String,
     chain: Chain,
+    reread: Reread,
 }
 
 impl NextUrl {
@@ -21,16 +24,20 @@ impl NextUrl {
             path,
             base_url: base_url.to_string(),
             chain: Chain::new("next URL", false),
+            reread: Reread::default(),
         }
     }
 }
 
 impl Pager for NextUrl {
     fn next(&self) -> Next {
-        self.chain.next()
+        self.reread.next(&self.chain)
     }
 
     fn observe(&mut self, answer: &Answer) {
+        if self.reread.took(&self.chain) {
+            return;
+        }
         let url = match self.path.select(answer.body).first() {
             None | Some(Json::Null) => Ok(None),
             Some(Json::String(url)) if url.trim().is_empty() => Ok(None),
@@ -41,6 +48,7 @@ impl Pager for NextUrl {
             )),
         };
         self.chain.step(answer, url, Next::Url);
+        self.reread.after(&self.chain);
     }
 }
 

@@ -91,6 +91,47 @@ pub fn pager(pagination: &Pagination, page_size: u32, base_url: &str) -> Box<dyn
     }
 }
 
+/// The requests of a chain of URLs, and once the last is read, those before it again, last
+/// first: URLs that encode a position (GitHub's `page=2`) shift like page numbers when a record
+/// already read leaves the window, and the downward re-read meets what slid back (as `paging`
+/// does); opaque keyset URLs only cost the extra requests.
+#[derive(Debug, Default)]
+pub struct Reread {
+    visited: Vec<Next>,
+    queue: Option<Vec<Next>>,
+}
+
+impl Reread {
+    pub fn next(&self, chain: &Chain) -> Next {
+        match &self.queue {
+            Some(queue) => queue.last().cloned().unwrap_or(Next::Done),
+            None => chain.next(),
+        }
+    }
+
+    /// Whether this answer is one of the re-read (the chain does not see it).
+    pub fn took(&mut self, chain: &Chain) -> bool {
+        match &mut self.queue {
+            Some(queue) => {
+                queue.pop();
+                true
+            }
+            None => {
+                self.visited.push(chain.next());
+                false
+            }
+        }
+    }
+
+    /// After the chain took an answer: when it is done, read the requests before the last again.
+    pub fn after(&mut self, chain: &Chain) {
+        if chain.next() == Next::Done && self.visited.len() > 1 {
+            let before_last = self.visited.len() - 1;
+            self.queue = Some(self.visited[..before_last].to_vec());
+        }
+    }
+}
+
 /// The bookkeeping every chained strategy shares: tokens met (a token twice is a loop),
 /// records met (a total above them is a window cut short), pages read (bounded).
 #[derive(Debug)]
