@@ -705,6 +705,16 @@ fn check_required(candidate: &Candidate, reader: &mut PacketReader<'_>) {
     }
 }
 
+/// Why a bill in `status` may not be saved again: submitted (B) and audited (C) bills are
+/// locked; created (A) and un-audited (D) ones may be changed and keep their status.
+pub fn locked_status(status: DocumentStatus) -> Option<&'static str> {
+    match status {
+        DocumentStatus::Created | DocumentStatus::Reaudit => None,
+        DocumentStatus::Submitted => Some("已提交"),
+        DocumentStatus::Audited => Some("已审核"),
+    }
+}
+
 /// A packet that passed every check, waiting for the commit.
 struct Prepared {
     dindex: usize,
@@ -802,12 +812,13 @@ pub fn save(
                     );
                     None
                 }
-                Some(existing) if existing.status != DocumentStatus::Created => {
+                Some(existing) if locked_status(existing.status).is_some() => {
+                    let locked = locked_status(existing.status).unwrap_or_default();
                     reader.error(
                         MsgCode::NotOperable,
                         None,
                         format!(
-                            "单据编号为“{}”的{}已审核，不允许修改",
+                            "单据编号为“{}”的{}{locked}，不允许修改",
                             existing.bill_no,
                             schema::FORM_NAME
                         ),
@@ -1505,6 +1516,58 @@ mod tests {
             errors(&outcome)[0].1,
             "单据编号为“RT-1”的销售退货单已审核，不允许修改"
         );
+    }
+
+    #[test]
+    fn a_save_by_fid_is_allowed_in_a_and_d_and_refused_in_b_and_c() {
+        for (status, refusal) in [
+            (DocumentStatus::Created, None),
+            (DocumentStatus::Reaudit, None),
+            (
+                DocumentStatus::Submitted,
+                Some("单据编号为“RT-1”的销售退货单已提交，不允许修改"),
+            ),
+            (
+                DocumentStatus::Audited,
+                Some("单据编号为“RT-1”的销售退货单已审核，不允许修改"),
+            ),
+        ] {
+            let mut store = BillStore::default();
+            batch(
+                &mut store,
+                &SaveConfig::default(),
+                json!({"Model": [packet("RT-1", "TX-RED-M")]}),
+            );
+            store.by_fid_mut(100001).unwrap().status = status;
+            let outcome = batch(
+                &mut store,
+                &SaveConfig::default(),
+                json!({"Model": [{"FID": 100001, "FHeadNote": "改"}]}),
+            );
+            let bill = store.by_fid(100001).unwrap();
+            assert_eq!(bill.status, status, "the status is kept");
+            match refusal {
+                None => {
+                    assert_eq!(outcome.updated, 1, "{status:?}: {}", outcome.body);
+                    assert_eq!(bill.head["FHeadNote"], Cell::Text("改".into()));
+                }
+                Some(message) => {
+                    let response = &outcome.body["Result"]["ResponseStatus"];
+                    assert_eq!(response["MsgCode"], 12, "{status:?}");
+                    assert_eq!(errors(&outcome), vec![(None, message.to_string(), 0)]);
+                    assert_eq!(bill.head["FHeadNote"], Cell::Text("退货".into()));
+                }
+            }
+            let auto = batch(
+                &mut store,
+                &SaveConfig::default(),
+                json!({"IsAutoSubmitAndAudit": true, "Model": [{"FID": 100001, "FHeadNote": "x"}]}),
+            );
+            assert_eq!(
+                auto.updated, 0,
+                "{status:?}: IsAutoSubmitAndAudit on an update"
+            );
+        }
     }
 
     #[test]
