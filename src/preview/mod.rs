@@ -25,6 +25,7 @@ use crate::record;
 use crate::request::{self, Env};
 use crate::time;
 
+mod elements;
 mod input;
 
 /// How the bodies are printed.
