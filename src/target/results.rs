@@ -401,7 +401,9 @@ mod tests {
             message: message.into(),
         };
         let location = vec![("location".to_string(), "/customers/77".to_string())];
-        let table: [(u16, &[(String, String)], Json, Verdict, RecordResult); 5] = [
+        // Status, headers, body, the envelope's verdict, and the record's result.
+        type Case<'a> = (u16, &'a [(String, String)], Json, Verdict, RecordResult);
+        let table: [Case; 5] = [
             (
                 201,
                 &[],

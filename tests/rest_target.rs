@@ -1,0 +1,371 @@
+//! `engine run` into a REST target described in YAML only (`support::mock_rest`, a customers
+//! API): one record per `POST` answered `201 {"id"}`, `409` for a duplicate, `422` with the
+//! API's message; lookups by external id in the query or in the path; a batch endpoint that
+//! answers by key. With 5xx, connections dropped after the commit, restarts and kills, every
+//! source record becomes exactly one customer, and a clean run makes one call per record.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use chrono::Duration as Span;
+
+use crate::support::Output;
+use crate::support::mock_rest::{Faults, MockRest};
+use crate::support::rest_mock::{self, RestMock, Style, shanghai};
+use crate::support::workspace::Workspace;
+
+/// The source: the Stripe-like list of `support::rest_mock`.
+fn source_connector(url: &str) -> String {
+    format!(
+        r#"name: source
+base_url: {url}
+auth: {{ strategy: none }}
+envelope: {{ success: "status == 200", message: "body.message or 'failed'" }}
+operations:
+  items:
+    kind: read
+    method: GET
+    path: /v1/items
+    encoding: query
+    params:
+      since: "{{{{LAST_SYNC_TIME datetime}}}}"
+      until: "{{{{CURRENT_TIME datetime}}}}"
+      limit: "{{{{PAGINATION_PAGE_SIZE}}}}"
+      starting_after: "{{{{PAGINATION_CURSOR}}}}"
+    records: $.data[*]
+    pagination: {{ strategy: cursor, cursor: "$.data[-1:].id", has_more: body.has_more, max_page_size: 100 }}
+    window: {{ max_span: 30d, field: updated_at }}
+"#
+    )
+}
+
+/// The target, as an integrator describes a typical REST API.
+const CRM: &str = r#"name: crm
+base_url: "{{ env.CRM_URL }}"
+auth: { strategy: none }
+envelope:
+  success: "status < 300"
+  message: "body.errors | map(attribute='message') | join('; ') if body.errors else (body.message or 'HTTP ' ~ status)"
+http: { retry: { initial_backoff: 50ms, max_backoff: 200ms }, timeout: 5s }
+operations:
+  create_customer:
+    kind: write
+    method: POST
+    path: /customers
+    encoding: json
+    body: "{{ record }}"
+    results: { id: body.id }
+  create_customers:
+    kind: write
+    method: POST
+    path: /customers/batch
+    encoding: json
+    body: { customers: "{{ records }}" }
+    batch: { max_size: 20 }
+    results: { items: "$.results[*]", key: external_id, id: id, message: error }
+  find_customer:
+    kind: lookup
+    method: GET
+    path: /customers
+    encoding: query
+    query: { external_id: "{{ key }}" }
+    rows: { path: "$[*]", key: row.external_id, id: row.id, max_keys: 1 }
+  customer_by_key:
+    kind: lookup
+    method: GET
+    path: /customers/by-external-id/{{ key }}
+    encoding: query
+    rows: { path: "$", key: row.external_id, id: row.id, max_keys: 1, not_found: "status == 404" }
+"#;
+
+/// A workspace whose flow sends the source's items to `operation` of the CRM, looked up by
+/// `lookup`. Items whose id is in `vars.broken` get an invalid email.
+fn workspace(source: &str, operation: &str, lookup: &str) -> Workspace {
+    let workspace = Workspace::empty();
+    workspace.write("connectors/source.yaml", source_connector(source));
+    workspace.write("connectors/crm.yaml", CRM);
+    workspace.write(
+        "flow.yaml",
+        format!(
+            r#"name: customers
+source:
+  connector: source
+  operation: items
+  page_size: 25
+  window: {{ start: "{start}", lag: 1s, lookback: 1s }}
+target: {{ connector: crm, operation: {operation}, lookup: {lookup} }}
+key: {{ source: "{{{{ id }}}}", target: external_id, modified: "{{{{ updated_at }}}}" }}
+vars: {{ broken: [3, 17] }}
+mapping:
+  external_id: "{{{{ id | string }}}}"
+  name: "{{{{ name }}}}"
+  email: "{{{{ 'not-an-address' if id in vars.broken else 'customer' ~ id ~ '@example.com' }}}}"
+"#,
+            start = shanghai(Span::days(3)),
+        ),
+    );
+    workspace
+}
+
+fn engine(workspace: &Workspace, crm: &MockRest, args: &[&str]) -> Output {
+    workspace
+        .engine()
+        .args(args.iter().copied())
+        .env(
+            "ENGINE_STATE_DIR",
+            workspace.path("state").display().to_string(),
+        )
+        .env("CRM_URL", crm.url.clone())
+        .run()
+}
+
+fn run(workspace: &Workspace, crm: &MockRest) -> Output {
+    engine(workspace, crm, &["run", "flow.yaml"])
+}
+
+/// Every source item is exactly one customer, and there is no other.
+#[track_caller]
+fn assert_one_customer_per_item(source: &RestMock, crm: &MockRest, except: &[u64]) {
+    let expected: BTreeMap<String, usize> = source
+        .ids()
+        .into_iter()
+        .filter(|id| !except.contains(id))
+        .map(|id| (id.to_string(), 1))
+        .collect();
+    assert_eq!(crm.external_ids(), expected);
+}
+
+/// The target id the ledger holds for each key.
+fn target_ids(workspace: &Workspace) -> BTreeMap<String, Option<String>> {
+    let db = rusqlite::Connection::open(workspace.path("state/state.db")).unwrap();
+    let mut query = db
+        .prepare("SELECT key, target_id FROM ledger WHERE flow = 'customers'")
+        .unwrap();
+    query
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Every customer's id is recorded in the ledger under its external id (`201`'s `body.id`).
+#[track_caller]
+fn assert_ids_recorded(workspace: &Workspace, crm: &MockRest) {
+    let recorded = target_ids(workspace);
+    for customer in crm.customers() {
+        let key = customer["external_id"].as_str().unwrap();
+        assert_eq!(recorded[key], Some(customer["id"].to_string()), "{key}");
+    }
+}
+
+fn source(count: u64) -> RestMock {
+    RestMock::start(Style::Stripe, count, rest_mock::Faults::default())
+}
+
+#[test]
+fn one_post_per_record_creates_every_customer_once_and_parks_the_invalid_with_the_apis_message() {
+    let source = source(40);
+    let crm = MockRest::start(Faults::default());
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    let output = run(&workspace, &crm).code(1);
+    assert_one_customer_per_item(&source, &crm, &[3, 17]);
+    // One call per record, and no lookup after a 201; each refusal is looked up once before
+    // it is parked (it might have been a duplicate of a lost answer).
+    assert_eq!(crm.calls("POST /customers"), 40, "{}", output.stderr);
+    assert_eq!(crm.calls("GET /customers"), 2, "{}", output.stderr);
+    assert_ids_recorded(&workspace, &crm);
+    engine(&workspace, &crm, &["failed", "flow.yaml"])
+        .success()
+        .stdout_contains("email \"not-an-address\" is not a valid address");
+    // The bad data is fixed in the mapping; `engine retry` delivers the two records once.
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    engine(&workspace, &crm, &["retry", "flow.yaml"]).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+    assert_eq!(crm.calls("POST /customers"), 42);
+    run(&workspace, &crm).success();
+    assert_eq!(crm.calls("POST /customers"), 42, "nothing is sent twice");
+}
+
+#[test]
+fn a_customer_already_in_the_target_answers_409_and_is_found_not_created_again() {
+    let source = source(10);
+    let crm = MockRest::start(Faults::default());
+    let made_by_hand = crm.insert(serde_json::json!({"external_id": "4", "name": "by hand"}));
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    run(&workspace, &crm).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+    // The customer found is the one recorded.
+    assert_eq!(
+        target_ids(&workspace)["4"],
+        Some(made_by_hand["id"].to_string())
+    );
+    assert_ids_recorded(&workspace, &crm);
+}
+
+#[test]
+fn a_5xx_and_connections_dropped_after_the_commit_are_found_by_lookup_and_never_duplicated() {
+    let source = source(30);
+    // Without the 409, a record sent twice would be two customers.
+    let crm = MockRest::start(Faults {
+        server_error_at: vec![3],
+        drop_after_commit_at: vec![5, 9, 20],
+        allow_duplicates: true,
+        ..Faults::default()
+    });
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    let output = run(&workspace, &crm).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+    // Four answers lost: each looked up once; the 5xx one was not there and was sent again.
+    assert_eq!(crm.calls("GET /customers"), 4, "{}", output.stderr);
+    assert_eq!(crm.calls("POST /customers"), 31, "{}", output.stderr);
+}
+
+#[test]
+fn a_target_restarting_after_a_commit_loses_nothing_and_duplicates_nothing() {
+    let source = source(30);
+    let crm = MockRest::start(Faults {
+        restart_after_commit_at: vec![7],
+        allow_duplicates: true,
+        ..Faults::default()
+    });
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    run(&workspace, &crm).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+}
+
+#[test]
+fn a_lookup_by_key_in_the_path_reads_404_as_not_found_and_sends_again() {
+    let source = source(20);
+    let crm = MockRest::start(Faults {
+        server_error_at: vec![2, 6],
+        allow_duplicates: true,
+        ..Faults::default()
+    });
+    let workspace = workspace(&source.url, "create_customer", "customer_by_key");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    run(&workspace, &crm).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+    assert_eq!(crm.calls("GET /customers/by-external-id/{key}"), 2);
+}
+
+#[test]
+fn a_lookup_answering_404_without_not_found_stops_the_run_instead_of_sending_twice() {
+    let source = source(10);
+    let crm = MockRest::start(Faults {
+        server_error_at: vec![2],
+        allow_duplicates: true,
+        ..Faults::default()
+    });
+    let workspace = workspace(&source.url, "create_customer", "customer_by_key");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    workspace.edit("connectors/crm.yaml", ", not_found: \"status == 404\"", "");
+    run(&workspace, &crm)
+        .code(4)
+        .stderr_contains("refused the lookup `customer_by_key` (HTTP 404)")
+        .stderr_contains("rows.not_found");
+    let counts = crm.external_ids();
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+}
+
+#[test]
+fn a_batch_endpoint_answering_by_key_in_any_order_is_read_right() {
+    let source = source(45);
+    let crm = MockRest::start(Faults::default());
+    let workspace = workspace(&source.url, "create_customers", "find_customer");
+    let output = run(&workspace, &crm).code(1);
+    assert_one_customer_per_item(&source, &crm, &[3, 17]);
+    // 45 records in batches of 20 (the operation's default): 3 calls whatever the order of
+    // the answers, and the two refusals looked up before they are parked.
+    assert_eq!(crm.calls("POST /customers/batch"), 3, "{}", output.stderr);
+    engine(&workspace, &crm, &["failed", "flow.yaml"])
+        .success()
+        .stdout_contains("email \"not-an-address\" is not a valid address");
+}
+
+#[test]
+fn killed_at_random_moments_and_run_again_every_record_is_one_customer() {
+    let source = source(80);
+    let crm = MockRest::start(Faults {
+        latency: Duration::from_millis(100),
+        allow_duplicates: true,
+        ..Faults::default()
+    });
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    workspace.edit(
+        "flow.yaml",
+        "lookup: find_customer }",
+        "lookup: find_customer, concurrency: 2 }",
+    );
+    for delay in [250, 600, 1000] {
+        let mut child = Command::new(crate::support::engine_binary())
+            .args(["run", "flow.yaml"])
+            .current_dir(workspace.root())
+            .env("ENGINE_STATE_DIR", workspace.path("state"))
+            .env("CRM_URL", &crm.url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("engine run starts");
+        std::thread::sleep(Duration::from_millis(delay));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(
+        crm.customers().len() < 80,
+        "the kills came before the end of the run"
+    );
+    crm.set_faults(Faults {
+        allow_duplicates: true,
+        ..Faults::default()
+    });
+    run(&workspace, &crm).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+}
+
+#[test]
+fn the_mock_updates_by_id_and_upserts_by_external_id() {
+    // The mock's update routes, for the update and upsert modes' tests.
+    crate::support::install_crypto();
+    let crm = MockRest::start(Faults::default());
+    let http = reqwest::blocking::Client::new();
+    let created: serde_json::Value = http
+        .post(format!("{}/customers", crm.url))
+        .json(&serde_json::json!({"external_id": "A", "name": "Ann", "email": "a@x.org"}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = created["id"].as_u64().unwrap();
+    let patched = http
+        .patch(format!("{}/customers/{id}", crm.url))
+        .json(&serde_json::json!({"name": "Anne"}))
+        .send()
+        .unwrap();
+    assert_eq!(patched.status(), 200);
+    let invalid = http
+        .patch(format!("{}/customers/{id}", crm.url))
+        .json(&serde_json::json!({"email": "nowhere"}))
+        .send()
+        .unwrap();
+    assert_eq!(invalid.status(), 422);
+    for (key, status) in [("A", 200), ("B", 201)] {
+        let upserted = http
+            .put(format!("{}/customers/by-external-id/{key}", crm.url))
+            .json(&serde_json::json!({"name": format!("upserted {key}")}))
+            .send()
+            .unwrap();
+        assert_eq!(upserted.status(), status, "{key}");
+    }
+    let names: Vec<String> = crm
+        .customers()
+        .iter()
+        .map(|c| format!("{}={}", c["external_id"], c["name"]))
+        .collect();
+    assert_eq!(names, vec![r#""A"="upserted A""#, r#""B"="upserted B""#]);
+    assert_eq!(crm.calls("PATCH /customers/{id}"), 2);
+}
