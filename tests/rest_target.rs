@@ -69,6 +69,7 @@ operations:
     method: GET
     path: /customers
     encoding: query
+    params: { limit: 1 }
     query: { external_id: "{{ key }}" }
     rows: { path: "$[*]", key: row.external_id, id: row.id, max_keys: 1 }
   customer_by_key:
@@ -189,19 +190,25 @@ fn one_post_per_record_creates_every_customer_once_and_parks_the_invalid_with_th
 
 #[test]
 fn a_customer_already_in_the_target_answers_409_and_is_found_not_created_again() {
-    let source = source(10);
-    let crm = MockRest::start(Faults::default());
-    let made_by_hand = crm.insert(serde_json::json!({"external_id": "4", "name": "by hand"}));
-    let workspace = workspace(&source.url, "create_customer", "find_customer");
-    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
-    run(&workspace, &crm).success();
-    assert_one_customer_per_item(&source, &crm, &[]);
-    // The customer found is the one recorded.
-    assert_eq!(
-        target_ids(&workspace)["4"],
-        Some(made_by_hand["id"].to_string())
-    );
-    assert_ids_recorded(&workspace, &crm);
+    for bare_conflicts in [false, true] {
+        let source = source(10);
+        let crm = MockRest::start(Faults {
+            bare_conflicts,
+            ..Faults::default()
+        });
+        let made_by_hand = crm.insert(serde_json::json!({"external_id": "4", "name": "by hand"}));
+        let workspace = workspace(&source.url, "create_customer", "find_customer");
+        workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+        run(&workspace, &crm).success();
+        assert_one_customer_per_item(&source, &crm, &[]);
+        // The customer found is the one recorded.
+        assert_eq!(
+            target_ids(&workspace)["4"],
+            Some(made_by_hand["id"].to_string()),
+            "a 409 with an empty body: {bare_conflicts}"
+        );
+        assert_ids_recorded(&workspace, &crm);
+    }
 }
 
 #[test]
@@ -221,6 +228,13 @@ fn a_5xx_and_connections_dropped_after_the_commit_are_found_by_lookup_and_never_
     // Four answers lost: each looked up once; the 5xx one was not there and was sent again.
     assert_eq!(crm.calls("GET /customers"), 4, "{}", output.stderr);
     assert_eq!(crm.calls("POST /customers"), 31, "{}", output.stderr);
+    // The lookup's key and its parameters (`encoding: query`) are in the query.
+    for query in crm.list_queries() {
+        let key = query
+            .strip_prefix("external_id=")
+            .and_then(|q| q.strip_suffix("&limit=1"));
+        assert!(key.is_some_and(|k| k.parse::<u64>().is_ok()), "{query}");
+    }
 }
 
 #[test]

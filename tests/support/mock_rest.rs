@@ -3,7 +3,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `POST /customers` | `201 {"id": …}` + `Location`; `409` on a repeated `external_id`; `422 {"errors": [{"field", "message"}]}` for an invalid customer |
-//! | `GET /customers?external_id=…` | the list of matching customers |
+//! | `GET /customers?external_id=…&limit=…` | the list of matching customers |
 //! | `GET /customers/{id}` | one customer, or `404` |
 //! | `GET /customers/by-external-id/{key}` | one customer, or `404` |
 //! | `PATCH /customers/{id}` | the fields given changed; `404`, `422` |
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
@@ -43,6 +43,8 @@ pub struct Faults {
     pub latency: Duration,
     /// No 409: a repeated `external_id` makes a second customer.
     pub allow_duplicates: bool,
+    /// A 409 comes with an empty body (as some APIs send it).
+    pub bare_conflicts: bool,
 }
 
 #[derive(Default)]
@@ -52,6 +54,8 @@ struct Data {
     next_id: u64,
     /// Calls by route (`POST /customers`).
     calls: HashMap<String, usize>,
+    /// The query string of every `GET /customers`.
+    list_queries: Vec<String>,
     faults: Faults,
 }
 
@@ -124,6 +128,11 @@ impl MockRest {
     pub fn calls(&self, route: &str) -> usize {
         let data = self.shared.data.lock().unwrap();
         data.calls.get(route).copied().unwrap_or(0)
+    }
+
+    /// The query string of every `GET /customers` so far.
+    pub fn list_queries(&self) -> Vec<String> {
+        self.shared.data.lock().unwrap().list_queries.clone()
     }
 
     /// Every customer.
@@ -203,6 +212,9 @@ async fn create(
         if let Some(existing) = data.by_external_id(key).first()
             && !data.faults.allow_duplicates
         {
+            if data.faults.bare_conflicts {
+                return StatusCode::CONFLICT.into_response();
+            }
             let message = format!("a customer with external_id `{key}` exists");
             return refused(
                 StatusCode::CONFLICT,
@@ -249,14 +261,21 @@ async fn create(
 
 async fn list(
     State(shared): State<AppState>,
+    RawQuery(raw): RawQuery,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let mut data = shared.data.lock().unwrap();
     data.count("GET /customers");
+    data.list_queries.push(raw.unwrap_or_default());
+    let limit = query.get("limit").and_then(|l| l.parse().ok());
     let found: Vec<Value> = match query.get("external_id") {
         Some(key) => data.by_external_id(key).into_iter().cloned().collect(),
         None => data.customers.values().cloned().collect(),
     };
+    let found = found
+        .into_iter()
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
     Json(Value::Array(found)).into_response()
 }
 
