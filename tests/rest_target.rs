@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use chrono::Duration as Span;
 
-use crate::support::Output;
 use crate::support::mock_rest::{Faults, MockRest};
 use crate::support::rest_mock::{self, RestMock, Style, shanghai};
 use crate::support::workspace::Workspace;
+use crate::support::{Output, repo_root};
 
 /// The source: the Stripe-like list of `support::rest_mock`.
 fn source_connector(url: &str) -> String {
@@ -40,52 +40,28 @@ operations:
     )
 }
 
-/// The target, as an integrator describes a typical REST API.
-const CRM: &str = r#"name: crm
-base_url: "{{ env.CRM_URL }}"
-auth: { strategy: none }
-envelope:
-  success: "status < 300"
-  message: "body.errors | map(attribute='message') | join('; ') if body.errors else (body.message or 'HTTP ' ~ status)"
-http: { retry: { initial_backoff: 50ms, max_backoff: 200ms }, timeout: 5s }
-operations:
-  create_customer:
-    kind: write
-    method: POST
-    path: /customers
-    encoding: json
-    body: "{{ record }}"
-    results: { id: body.id }
-  create_customers:
-    kind: write
-    method: POST
-    path: /customers/batch
-    encoding: json
-    body: { customers: "{{ records }}" }
-    batch: { max_size: 20 }
-    results: { items: "$.results[*]", key: external_id, id: id, message: error }
-  find_customer:
-    kind: lookup
-    method: GET
-    path: /customers
-    encoding: query
-    params: { limit: 1 }
-    query: { external_id: "{{ key }}" }
-    rows: { path: "$[*]", key: row.external_id, id: row.id, max_keys: 1 }
-  customer_by_key:
-    kind: lookup
-    method: GET
-    path: /customers/by-external-id/{{ key }}
-    encoding: query
-    rows: { path: "$", key: row.external_id, id: row.id, max_keys: 1, not_found: "status == 404" }
-"#;
+/// The CRM's bearer token in these tests.
+const TOKEN: &str = "crm-token-for-the-tests";
+
+/// The target, as an integrator describes a typical REST API: the shipped example's, with
+/// short backoffs.
+fn crm_connector() -> String {
+    let shipped =
+        std::fs::read_to_string(repo_root().join("mappings/examples/connectors/crm.yaml")).unwrap();
+    let backoff = "retry: { initial_backoff: 500ms, max_backoff: 10s }";
+    assert!(shipped.contains(backoff));
+    shipped.replace(
+        backoff,
+        "retry: { initial_backoff: 50ms, max_backoff: 200ms }",
+    )
+}
 
 /// A workspace whose flow sends the source's items to `operation` of the CRM, looked up by
 /// `lookup`. Items whose id is in `vars.broken` get an invalid email.
 fn workspace(source: &str, operation: &str, lookup: &str) -> Workspace {
     let workspace = Workspace::empty();
     workspace.write("connectors/source.yaml", source_connector(source));
-    workspace.write("connectors/crm.yaml", CRM);
+    workspace.write("connectors/crm.yaml", crm_connector());
     workspace.write(
         "flow.yaml",
         format!(
@@ -118,6 +94,7 @@ fn engine(workspace: &Workspace, crm: &MockRest, args: &[&str]) -> Output {
             workspace.path("state").display().to_string(),
         )
         .env("CRM_URL", crm.url.clone())
+        .env("CRM_TOKEN", TOKEN)
         .run()
 }
 
@@ -167,7 +144,7 @@ fn source(count: u64) -> RestMock {
 #[test]
 fn one_post_per_record_creates_every_customer_once_and_parks_the_invalid_with_the_apis_message() {
     let source = source(40);
-    let crm = MockRest::start(Faults::default());
+    let crm = MockRest::start(Faults::default()).with_token(TOKEN);
     let workspace = workspace(&source.url, "create_customer", "find_customer");
     let output = run(&workspace, &crm).code(1);
     assert_one_customer_per_item(&source, &crm, &[3, 17]);
@@ -195,7 +172,8 @@ fn a_customer_already_in_the_target_answers_409_and_is_found_not_created_again()
         let crm = MockRest::start(Faults {
             bare_conflicts,
             ..Faults::default()
-        });
+        })
+        .with_token(TOKEN);
         let made_by_hand = crm.insert(serde_json::json!({"external_id": "4", "name": "by hand"}));
         let workspace = workspace(&source.url, "create_customer", "find_customer");
         workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
@@ -220,7 +198,8 @@ fn a_5xx_and_connections_dropped_after_the_commit_are_found_by_lookup_and_never_
         drop_after_commit_at: vec![5, 9, 20],
         allow_duplicates: true,
         ..Faults::default()
-    });
+    })
+    .with_token(TOKEN);
     let workspace = workspace(&source.url, "create_customer", "find_customer");
     workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
     let output = run(&workspace, &crm).success();
@@ -244,7 +223,8 @@ fn a_target_restarting_after_a_commit_loses_nothing_and_duplicates_nothing() {
         restart_after_commit_at: vec![7],
         allow_duplicates: true,
         ..Faults::default()
-    });
+    })
+    .with_token(TOKEN);
     let workspace = workspace(&source.url, "create_customer", "find_customer");
     workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
     run(&workspace, &crm).success();
@@ -258,7 +238,8 @@ fn a_lookup_by_key_in_the_path_reads_404_as_not_found_and_sends_again() {
         server_error_at: vec![2, 6],
         allow_duplicates: true,
         ..Faults::default()
-    });
+    })
+    .with_token(TOKEN);
     let workspace = workspace(&source.url, "create_customer", "customer_by_key");
     workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
     run(&workspace, &crm).success();
@@ -273,7 +254,8 @@ fn a_lookup_answering_404_without_not_found_stops_the_run_instead_of_sending_twi
         server_error_at: vec![2],
         allow_duplicates: true,
         ..Faults::default()
-    });
+    })
+    .with_token(TOKEN);
     let workspace = workspace(&source.url, "create_customer", "customer_by_key");
     workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
     workspace.edit("connectors/crm.yaml", ", not_found: \"status == 404\"", "");
@@ -288,7 +270,7 @@ fn a_lookup_answering_404_without_not_found_stops_the_run_instead_of_sending_twi
 #[test]
 fn a_batch_endpoint_answering_by_key_in_any_order_is_read_right() {
     let source = source(45);
-    let crm = MockRest::start(Faults::default());
+    let crm = MockRest::start(Faults::default()).with_token(TOKEN);
     let workspace = workspace(&source.url, "create_customers", "find_customer");
     let output = run(&workspace, &crm).code(1);
     assert_one_customer_per_item(&source, &crm, &[3, 17]);
@@ -307,7 +289,8 @@ fn killed_at_random_moments_and_run_again_every_record_is_one_customer() {
         latency: Duration::from_millis(100),
         allow_duplicates: true,
         ..Faults::default()
-    });
+    })
+    .with_token(TOKEN);
     let workspace = workspace(&source.url, "create_customer", "find_customer");
     workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
     workspace.edit(
@@ -321,6 +304,7 @@ fn killed_at_random_moments_and_run_again_every_record_is_one_customer() {
             .current_dir(workspace.root())
             .env("ENGINE_STATE_DIR", workspace.path("state"))
             .env("CRM_URL", &crm.url)
+            .env("CRM_TOKEN", TOKEN)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -345,8 +329,14 @@ fn killed_at_random_moments_and_run_again_every_record_is_one_customer() {
 fn the_mock_updates_by_id_and_upserts_by_external_id() {
     // The mock's update routes, for the update and upsert modes' tests.
     crate::support::install_crypto();
-    let crm = MockRest::start(Faults::default());
-    let http = reqwest::blocking::Client::new();
+    let crm = MockRest::start(Faults::default()).with_token(TOKEN);
+    let http = reqwest::blocking::Client::builder()
+        .default_headers(reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {TOKEN}").parse().unwrap(),
+        )]))
+        .build()
+        .unwrap();
     let created: serde_json::Value = http
         .post(format!("{}/customers", crm.url))
         .json(&serde_json::json!({"external_id": "A", "name": "Ann", "email": "a@x.org"}))
@@ -382,4 +372,55 @@ fn the_mock_updates_by_id_and_upserts_by_external_id() {
         .collect();
     assert_eq!(names, vec![r#""A"="upserted A""#, r#""B"="upserted B""#]);
     assert_eq!(crm.calls("PATCH /customers/{id}"), 2);
+}
+
+#[test]
+fn the_second_example_pair_checks_clean_and_runs_against_its_mocks() {
+    // mappings/examples/: a shop's customers (source) into a CRM (target), both mocked here on
+    // one server; customers 7 and 32 have no email, which the CRM refuses.
+    let api = MockRest::start(Faults::default())
+        .with_token(TOKEN)
+        .with_shop(60, &[7, 32]);
+    let workspace = Workspace::with_bundle();
+    let engine = |args: &[&str]| {
+        workspace
+            .engine()
+            .args(args.iter().copied())
+            .env(
+                "ENGINE_STATE_DIR",
+                workspace.path("state").display().to_string(),
+            )
+            .env("SHOP_URL", api.url.clone())
+            .env("SHOP_TOKEN", TOKEN)
+            .env("CRM_URL", api.url.clone())
+            .env("CRM_TOKEN", TOKEN)
+            .run()
+    };
+    engine(&["check", "mappings/examples"])
+        .success()
+        .stderr_contains("checked 3 files: 0 errors, 0 warnings");
+    let flow = "mappings/examples/shop_customers.yaml";
+    let output = engine(&["run", flow]).code(1);
+    let expected: BTreeMap<String, usize> = (1..=60)
+        .filter(|n| ![7, 32].contains(n))
+        .map(|n| (format!("cus_{}", 1000 + n), 1))
+        .collect();
+    assert_eq!(api.external_ids(), expected, "{}", output.stderr);
+    assert_eq!(api.calls("POST /customers"), 60, "one call per customer");
+    let customer = api
+        .customers()
+        .into_iter()
+        .find(|c| c["external_id"] == "cus_1003")
+        .unwrap();
+    assert_eq!(
+        customer,
+        serde_json::json!({"id": customer["id"], "external_id": "cus_1003", "name": "Dara Doe3",
+            "email": "customer3@example.com", "phone": null, "city": "Lyon", "country": "FR"})
+    );
+    engine(&["failed", flow])
+        .success()
+        .stdout_contains("cus_1007")
+        .stdout_contains("email \"\" is not a valid address");
+    engine(&["run", flow]).success();
+    assert_eq!(api.calls("POST /customers"), 60, "nothing is sent twice");
 }

@@ -9,7 +9,9 @@
 //! | `PATCH /customers/{id}` | the fields given changed; `404`, `422` |
 //! | `PUT /customers/by-external-id/{key}` | create (`201`) or replace (`200`): an upsert |
 //! | `POST /customers/batch` | `{"results": [{"external_id", "id"} or {"external_id", "error"}]}`, in reverse order (so only matching by key reads it right) |
+//! | `GET /v1/customers?updated_since&limit&starting_after` | a shop's customers, Stripe-like: `{data, has_more}` (a source) |
 //!
+//! With [`MockRest::with_token`] every call needs `Authorization: Bearer <token>` (401 else).
 //! A customer is invalid without a `name`, or with an `email` lacking `@`. Faults are switched
 //! per test ([`Faults`]): `POST /customers` calls answered 500 before committing, connections
 //! dropped after the commit, the server restarted after the commit (the data survives), a
@@ -23,6 +25,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Extension, Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use engine::sim::serve::ConnectionControl;
@@ -57,6 +60,9 @@ struct Data {
     /// The query string of every `GET /customers`.
     list_queries: Vec<String>,
     faults: Faults,
+    /// The shop's customers (the source side), by id.
+    shop: BTreeMap<String, Value>,
+    token: Option<String>,
 }
 
 impl Data {
@@ -109,6 +115,11 @@ impl MockRest {
             .route("/customers/batch", post(create_batch))
             .route("/customers/{id}", get(by_id).patch(patch))
             .route("/customers/by-external-id/{key}", get(by_key).put(upsert))
+            .route("/v1/customers", get(shop_customers))
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&shared),
+                check_token,
+            ))
             .with_state(Arc::clone(&shared));
         let server = Arc::new(Mutex::new(Server::start(router)));
         *shared.server.lock().unwrap() = Arc::downgrade(&server);
@@ -118,6 +129,40 @@ impl MockRest {
             shared,
             server,
         }
+    }
+
+    /// Every call must carry `Authorization: Bearer <token>`.
+    pub fn with_token(self, token: &str) -> MockRest {
+        self.shared.data.lock().unwrap().token = Some(token.to_string());
+        self
+    }
+
+    /// A shop of `count` customers (`cus_1001`…), updated over the last hours; those whose
+    /// number is in `without_email` have an empty email.
+    pub fn with_shop(self, count: u64, without_email: &[u64]) -> MockRest {
+        let now = chrono::Utc::now();
+        let shop = (1..=count).map(|n| {
+            let updated = now - chrono::Duration::minutes(10 + 5 * (count - n) as i64);
+            let id = format!("cus_{}", 1000 + n);
+            let email = match without_email.contains(&n) {
+                true => String::new(),
+                false => format!("customer{n}@example.com"),
+            };
+            let first_name = ["Ann", "Bo", "Chen", "Dara"][n as usize % 4];
+            let customer = json!({
+                "id": id,
+                "first_name": first_name,
+                "last_name": format!("Doe{n}"),
+                "email": email,
+                "phone": if n % 3 == 0 { Value::Null } else { json!(format!("+33 1 23 45 {n:02}")) },
+                "address": {"city": "Lyon", "country": "fr"},
+                "created_at": (updated - chrono::Duration::days(30)).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "updated_at": updated.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            });
+            (id, customer)
+        });
+        self.shared.data.lock().unwrap().shop = shop.collect();
+        self
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -182,6 +227,56 @@ fn invalid(customer: &Value) -> Vec<Value> {
         errors.push(json!({"field": "external_id", "message": "external_id is required"}));
     }
     errors
+}
+
+async fn check_token(
+    State(shared): State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let expected = shared.data.lock().unwrap().token.clone();
+    if let Some(token) = expected {
+        let given = request
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        if given != Some(format!("Bearer {token}").as_str()) {
+            return refused(
+                StatusCode::UNAUTHORIZED,
+                json!({"message": "invalid token"}),
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// The shop's customers updated at or after `updated_since`, by id, after `starting_after`.
+async fn shop_customers(
+    State(shared): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut data = shared.data.lock().unwrap();
+    data.count("GET /v1/customers");
+    let Some(since) = query.get("updated_since") else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "updated_since is required"}),
+        );
+    };
+    let limit: usize = query
+        .get("limit")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(10);
+    let after = query.get("starting_after").cloned().unwrap_or_default();
+    let matching: Vec<&Value> = data
+        .shop
+        .iter()
+        .filter(|(id, c)| **id > after && c["updated_at"].as_str() >= Some(since.as_str()))
+        .map(|(_, c)| c)
+        .collect();
+    let page: Vec<Value> = matching.iter().take(limit).map(|c| (*c).clone()).collect();
+    Json(json!({"object": "list", "data": page, "has_more": matching.len() > limit}))
+        .into_response()
 }
 
 fn refused(status: StatusCode, body: Value) -> Response {
