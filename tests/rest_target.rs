@@ -190,6 +190,28 @@ fn a_customer_already_in_the_target_answers_409_and_is_found_not_created_again()
 }
 
 #[test]
+fn a_201_with_only_a_location_header_is_a_success_read_from_the_header() {
+    let source = source(10);
+    let crm = MockRest::start(Faults {
+        bare_created: true,
+        ..Faults::default()
+    })
+    .with_token(TOKEN);
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    workspace.edit(
+        "connectors/crm.yaml",
+        "id: body.id ",
+        "id: \"headers.location | split('/') | last\" ",
+    );
+    run(&workspace, &crm).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+    assert_ids_recorded(&workspace, &crm);
+    assert_eq!(crm.calls("POST /customers"), 10);
+    assert_eq!(crm.calls("GET /customers"), 0, "no lookup after a 201");
+}
+
+#[test]
 fn a_5xx_and_connections_dropped_after_the_commit_are_found_by_lookup_and_never_duplicated() {
     let source = source(30);
     // Without the 409, a record sent twice would be two customers.

@@ -48,6 +48,8 @@ pub struct Faults {
     pub allow_duplicates: bool,
     /// A 409 comes with an empty body (as some APIs send it).
     pub bare_conflicts: bool,
+    /// A 201 comes with its `Location` only, no body.
+    pub bare_created: bool,
 }
 
 #[derive(Default)]
@@ -349,6 +351,9 @@ async fn create(
             let mut headers = HeaderMap::new();
             let location = format!("/customers/{}", created["id"]);
             headers.insert("location", HeaderValue::from_str(&location).unwrap());
+            if shared.data.lock().unwrap().faults.bare_created {
+                return (StatusCode::CREATED, headers).into_response();
+            }
             (StatusCode::CREATED, headers, Json(created)).into_response()
         }
     }
