@@ -1,4 +1,5 @@
-//! Writing batches exactly once.
+//! Writing batches exactly once; a write without `batch:` is a batch of one record, whose
+//! answer is its result (a duplicate or a refusal looked up like any other).
 //!
 //! Before a batch is sent its keys are recorded as in flight. The response is read record by
 //! record; every record not confirmed as written (its outcome unknown because the call timed
