@@ -166,6 +166,22 @@ fn one_post_per_record_creates_every_customer_once_and_parks_the_invalid_with_th
 }
 
 #[test]
+fn without_a_lookup_successes_are_written_and_refusals_parked_without_a_second_call() {
+    let source = source(40);
+    let crm = MockRest::start(Faults::default()).with_token(TOKEN);
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", ", lookup: find_customer", "");
+    run(&workspace, &crm)
+        .code(1)
+        .stderr_contains("38 written")
+        .stderr_contains("2 parked");
+    assert_one_customer_per_item(&source, &crm, &[3, 17]);
+    assert_eq!(crm.calls("POST /customers"), 40);
+    assert_eq!(crm.calls("GET /customers"), 0);
+    assert_ids_recorded(&workspace, &crm);
+}
+
+#[test]
 fn a_customer_already_in_the_target_answers_409_and_is_found_not_created_again() {
     for bare_conflicts in [false, true] {
         let source = source(10);
