@@ -664,13 +664,15 @@ impl Client {
 }
 
 /// Some answers about one record come without a JSON body: a write refused as invalid or a
-/// duplicate (400, 409, 422), a one-record write's success (`201` with only a `Location`), a
-/// lookup's "no such record" (404, 410). Their text (`null` when empty) is the body the
-/// envelope, `results` and `rows.not_found` read. Any other status without JSON (a wrong URL,
-/// a refused credential, a batch's lost answer) still fails the call.
+/// duplicate (400, 409, 422), a one-record write's success with an empty body (`201` with only
+/// a `Location`), a lookup's "no such record" (404, 410). Their text (`null` when empty) is the
+/// body the envelope, `results` and `rows.not_found` read. Any other answer without JSON (a
+/// wrong URL, a refused credential, a 2xx cut short) still fails the call.
 fn refusal_text(operation: &Operation, status: u16, body: &[u8]) -> Option<Arc<Json>> {
     let about_a_record = match operation.kind {
-        OperationKind::Write if operation.batch.is_none() && (200..300).contains(&status) => true,
+        OperationKind::Write if (200..300).contains(&status) => {
+            operation.batch.is_none() && body.trim_ascii().is_empty()
+        }
         OperationKind::Write => matches!(status, 400 | 409 | 422),
         OperationKind::Lookup => matches!(status, 404 | 410),
         _ => false,
