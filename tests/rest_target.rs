@@ -321,6 +321,30 @@ fn a_batch_endpoint_answering_by_key_in_any_order_is_read_right() {
 }
 
 #[test]
+fn a_batch_endpoint_failing_dropping_and_restarting_duplicates_nothing() {
+    let source = source(70);
+    // Batch 1 answered 500 (nothing created), 2 created then dropped, 3 created then the
+    // server restarts; without the 409 a record sent twice would be two customers.
+    let crm = MockRest::start(Faults {
+        server_error_at: vec![1],
+        drop_after_commit_at: vec![2],
+        restart_after_commit_at: vec![3],
+        allow_duplicates: true,
+        ..Faults::default()
+    })
+    .with_token(TOKEN);
+    let workspace = workspace(&source.url, "create_customers", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    let output = run(&workspace, &crm).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+    assert_ids_recorded(&workspace, &crm);
+    // The records of the three batches whose answer was lost (20 or 10 each, depending on
+    // which batches came first) were looked up, one key per call, and nothing else was.
+    let lookups = crm.calls("GET /customers");
+    assert!([50, 60].contains(&lookups), "{lookups}: {}", output.stderr);
+}
+
+#[test]
 fn killed_at_random_moments_and_run_again_every_record_is_one_customer() {
     let source = source(80);
     let crm = MockRest::start(Faults {

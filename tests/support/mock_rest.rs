@@ -33,7 +33,8 @@ use serde_json::{Value, json};
 
 use super::server::Server;
 
-/// What the mock does besides answering. Call numbers count `POST /customers` calls, from 1.
+/// What the mock does besides answering. Call numbers count the calls of the write route
+/// (`POST /customers`, or `POST /customers/batch`), from 1.
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     /// Answered HTTP 500, nothing created.
@@ -87,6 +88,48 @@ impl Data {
         self.customers.insert(self.next_id, customer.clone());
         customer
     }
+}
+
+/// How an answer is lost after the commit.
+#[derive(Debug, Clone, Copy)]
+enum Lost {
+    Dropped,
+    Restarted,
+}
+
+impl Data {
+    /// How the answer to write call `n` is lost, if it is.
+    fn after_commit(&self, n: usize) -> Option<Lost> {
+        if self.faults.drop_after_commit_at.contains(&n) {
+            Some(Lost::Dropped)
+        } else if self.faults.restart_after_commit_at.contains(&n) {
+            Some(Lost::Restarted)
+        } else {
+            None
+        }
+    }
+}
+
+/// Close the connection without an answer: dropped, or the server restarting.
+async fn lose_the_answer(shared: &AppState, control: &ConnectionControl, lost: Lost) -> Response {
+    match lost {
+        Lost::Dropped => control.drop_connection(),
+        Lost::Restarted => {
+            let server = shared.server.lock().unwrap().clone();
+            // Not from this runtime's thread: the restart waits for it to end.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                if let Some(server) = server.upgrade() {
+                    let mut server = server.lock().unwrap();
+                    server.stop();
+                    std::thread::sleep(Duration::from_millis(300));
+                    server.restart();
+                }
+            });
+        }
+    }
+    std::future::pending::<()>().await;
+    unreachable!("the connection is dropped with this handler")
 }
 
 struct Shared {
@@ -318,35 +361,11 @@ async fn create(
                 json!({"message": message, "id": existing["id"]}),
             );
         }
-        let after = if data.faults.drop_after_commit_at.contains(&n) {
-            Some(false)
-        } else if data.faults.restart_after_commit_at.contains(&n) {
-            Some(true)
-        } else {
-            None
-        };
+        let after = data.after_commit(n);
         (data.create(customer), after)
     };
     match after {
-        Some(restart) => {
-            if restart {
-                let server = shared.server.lock().unwrap().clone();
-                // Not from this runtime's thread: the restart waits for it to end.
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if let Some(server) = server.upgrade() {
-                        let mut server = server.lock().unwrap();
-                        server.stop();
-                        std::thread::sleep(Duration::from_millis(300));
-                        server.restart();
-                    }
-                });
-            } else {
-                control.drop_connection();
-            }
-            std::future::pending::<()>().await;
-            unreachable!("the connection is dropped with this handler")
-        }
+        Some(lost) => lose_the_answer(&shared, &control, lost).await,
         None => {
             let mut headers = HeaderMap::new();
             let location = format!("/customers/{}", created["id"]);
@@ -451,27 +470,50 @@ async fn upsert(
     }
 }
 
-async fn create_batch(State(shared): State<AppState>, Json(body): Json<Value>) -> Response {
+async fn create_batch(
+    State(shared): State<AppState>,
+    Extension(control): Extension<ConnectionControl>,
+    Json(body): Json<Value>,
+) -> Response {
     let latency = shared.data.lock().unwrap().faults.latency;
     tokio::time::sleep(latency).await;
-    let mut data = shared.data.lock().unwrap();
-    data.count("POST /customers/batch");
-    let mut results = Vec::new();
-    for customer in body["customers"].as_array().into_iter().flatten() {
-        let key = customer["external_id"].clone();
-        let errors = invalid(customer);
-        let exists = !data
-            .by_external_id(key.as_str().unwrap_or_default())
-            .is_empty();
-        results.push(if let Some(error) = errors.first() {
-            json!({"external_id": key, "error": error["message"]})
-        } else if exists && !data.faults.allow_duplicates {
-            json!({"external_id": key, "error": "external_id exists"})
-        } else {
-            let created = data.create(customer.clone());
-            json!({"external_id": key, "id": created["id"]})
-        });
+    let (results, after) = {
+        let mut data = shared.data.lock().unwrap();
+        let n = data.count("POST /customers/batch");
+        if data.faults.server_error_at.contains(&n) {
+            return refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "upstream failed"}),
+            );
+        }
+        (data.create_batch(&body), data.after_commit(n))
+    };
+    match after {
+        Some(lost) => lose_the_answer(&shared, &control, lost).await,
+        None => Json(json!({"results": results})).into_response(),
     }
-    results.reverse();
-    Json(json!({"results": results})).into_response()
+}
+
+impl Data {
+    /// Create the batch's valid customers; one result per customer, in reverse order.
+    fn create_batch(&mut self, body: &Value) -> Vec<Value> {
+        let mut results = Vec::new();
+        for customer in body["customers"].as_array().into_iter().flatten() {
+            let key = customer["external_id"].clone();
+            let errors = invalid(customer);
+            let exists = !self
+                .by_external_id(key.as_str().unwrap_or_default())
+                .is_empty();
+            results.push(if let Some(error) = errors.first() {
+                json!({"external_id": key, "error": error["message"]})
+            } else if exists && !self.faults.allow_duplicates {
+                json!({"external_id": key, "error": "external_id exists"})
+            } else {
+                let created = self.create(customer.clone());
+                json!({"external_id": key, "id": created["id"]})
+            });
+        }
+        results.reverse();
+        results
+    }
 }
