@@ -775,7 +775,7 @@ pub struct RawResults {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRows {
-    /// JSONPath of the rows.
+    /// JSONPath of the rows (`$` when the answer is the record itself, as `GET /customers/{{ key }}`).
     pub path: String,
     /// Expression over `row` giving the record key.
     pub key: String,
