@@ -228,6 +228,31 @@ fn a_201_with_only_a_location_header_is_a_success_read_from_the_header() {
 }
 
 #[test]
+fn a_write_with_the_key_in_its_path_sends_each_record_once() {
+    let source = source(12);
+    let crm = MockRest::start(Faults::default()).with_token(TOKEN);
+    let workspace = workspace(&source.url, "put_customer", "customer_by_key");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    let connector = workspace.read("connectors/crm.yaml");
+    workspace.write(
+        "connectors/crm.yaml",
+        connector
+            + r#"  put_customer:
+    kind: write
+    method: PUT
+    path: /customers/by-external-id/{{ key }}
+    encoding: json
+    body: { name: "{{ record.name }}", email: "{{ record.email }}" }
+    results: { id: body.id }
+"#,
+    );
+    run(&workspace, &crm).success();
+    assert_one_customer_per_item(&source, &crm, &[]);
+    assert_ids_recorded(&workspace, &crm);
+    assert_eq!(crm.calls("PUT /customers/by-external-id/{key}"), 12);
+}
+
+#[test]
 fn a_5xx_and_connections_dropped_after_the_commit_are_found_by_lookup_and_never_duplicated() {
     let source = source(30);
     // Without the 409, a record sent twice would be two customers.
