@@ -328,6 +328,17 @@ fn a_lookup_answering_404_without_not_found_stops_the_run_instead_of_sending_twi
         .stderr_contains("rows.not_found");
     let counts = crm.external_ids();
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+    // Nor when the envelope calls every answer below 500 a success.
+    workspace.edit(
+        "connectors/crm.yaml",
+        "success: \"status < 300\"",
+        "success: \"status < 500\"",
+    );
+    run(&workspace, &crm)
+        .code(4)
+        .stderr_contains("refused the lookup `customer_by_key` (HTTP 404)");
+    let counts = crm.external_ids();
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
 }
 
 #[test]

@@ -140,7 +140,14 @@ impl Writer {
                     continue;
                 }
             }
-            if let Verdict::Failed { code, message } = &reply.verdict {
+            // Without `not_found`, a 404 is never read as "not there", whatever the envelope
+            // says: a wrong path would make every record look absent and be sent twice.
+            let refused = match &reply.verdict {
+                Verdict::Failed { code, message } => Some((code.clone(), message.clone())),
+                _ if reply.status == 404 => Some((None, "the API answered HTTP 404".to_string())),
+                _ => None,
+            };
+            if let Some((code, message)) = refused {
                 let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
                 let mut error = Error::new(
                     ErrorKind::Api,
@@ -150,7 +157,6 @@ impl Writer {
                     ),
                 );
                 if reply.status == 404 {
-                    // A wrong path would make every record look absent and be sent twice.
                     error = error.with_hint(format!("if HTTP 404 means the key is not in the target, say so with `rows.not_found: \"status == 404\"` on `{}`", operation.name));
                 }
                 return Err(error);
