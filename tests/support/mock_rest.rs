@@ -122,7 +122,7 @@ async fn lose_the_answer(shared: &AppState, control: &ConnectionControl, lost: L
                 if let Some(server) = server.upgrade() {
                     let mut server = server.lock().unwrap();
                     server.stop();
-                    std::thread::sleep(Duration::from_millis(300));
+                    std::thread::sleep(Duration::from_millis(150));
                     server.restart();
                 }
             });

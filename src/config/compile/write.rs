@@ -318,3 +318,44 @@ pub(super) fn body_is_missing(raw: &RawOperation) -> bool {
         && raw.kind != OperationKind::Read
         && !(raw.kind == OperationKind::Lookup && raw.method == Some(HttpMethod::Get))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_of_operation_reads_its_own_names() {
+        let operation = |yaml: &str| -> RawOperation { serde_yaml::from_str(yaml).unwrap() };
+        let table = [
+            ("{kind: read, encoding: query}", Reads::Params, None),
+            (
+                "{kind: write, encoding: json, batch: {max_size: 5}}",
+                Reads::Records,
+                Some("record"),
+            ),
+            (
+                "{kind: write, encoding: json}",
+                Reads::Record,
+                Some("records"),
+            ),
+            (
+                "{kind: lookup, encoding: json, rows: {path: $, key: row.k, id: row.i}}",
+                Reads::Keys,
+                Some("key"),
+            ),
+            (
+                "{kind: lookup, encoding: query, rows: {path: $, key: row.k, id: row.i, max_keys: 1}}",
+                Reads::Key,
+                Some("record"),
+            ),
+        ];
+        for (yaml, reads, misread) in table {
+            assert_eq!(Reads::of(&operation(yaml)), reads, "{yaml}");
+            if let Some(name) = misread {
+                assert!(!reads.roots().contains(&name), "{yaml}");
+                assert!(reads.misread_hint(name).is_some(), "{yaml}");
+            }
+        }
+        assert!(Reads::Key.roots().contains(&"key") && Reads::Key.roots().contains(&"keys"));
+    }
+}
