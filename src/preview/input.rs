@@ -74,7 +74,7 @@ pub fn for_each_record(
 }
 
 // Editors on Windows save UTF-8 with a byte-order mark; JSON itself has none.
-fn skip_byte_order_mark(reader: &mut impl BufRead) -> std::io::Result<()> {
+pub(crate) fn skip_byte_order_mark(reader: &mut impl BufRead) -> std::io::Result<()> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut start = [0u8; 3];
     let mut filled = 0;

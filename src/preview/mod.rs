@@ -25,7 +25,7 @@ use crate::record;
 use crate::request::{self, Env};
 use crate::time;
 
-mod input;
+pub(crate) mod input;
 
 /// How the bodies are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
