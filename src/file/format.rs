@@ -151,11 +151,14 @@ fn each_jsonl(
                 ));
             }
             Err(err) => {
+                // serde_json says "at line 1": the line of the line, not of the file.
+                let text = err.to_string();
+                let what = text.split(" at line ").next().unwrap_or(&text);
                 return Err(bad_line(
                     path,
                     number,
                     err.column(),
-                    format!("not JSON: {err}"),
+                    format!("not JSON: {what} (column {})", err.column()),
                 ));
             }
         }
