@@ -133,3 +133,131 @@ impl Verifier for Sink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config;
+    use crate::record;
+    use crate::run::progress::Progress;
+    use crate::run::recover::recover;
+    use crate::state::{Pending, Status};
+    use crate::time::{Clock, SystemClock};
+
+    /// A flow from `{id, name}` records to a file connector with `file` as its `file:` section.
+    fn file_flow(dir: &std::path::Path, file: &str) -> Arc<Flow> {
+        let write = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "connectors/people_in.yaml",
+            "name: people_in\nfile: { path: ../in.jsonl, format: jsonl }\n",
+        );
+        write(
+            "connectors/people_out.yaml",
+            &format!("name: people_out\nfile: {file}\n"),
+        );
+        write(
+            "people.yaml",
+            "source: { connector: people_in, operation: read }\ntarget: { connector: people_out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\nmapping: { id: \"{{ id }}\", name: \"{{ name }}\" }\n",
+        );
+        let loaded = config::load_flow(&dir.join("people.yaml"));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        Arc::new(loaded.value.unwrap())
+    }
+
+    fn outgoing(flow: &Flow, source: Json) -> Outgoing {
+        let source = Arc::new(source);
+        Outgoing {
+            mapped: record::map(flow, Arc::clone(&source)).unwrap(),
+            source,
+            window: None,
+        }
+    }
+
+    fn sink(flow: &Arc<Flow>, store: &Store) -> Sink {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let target = FileTarget::new(
+            Arc::clone(flow),
+            store.clone(),
+            Arc::clone(&clock),
+            clock.now(),
+        );
+        Sink::File(Arc::new(target.unwrap()))
+    }
+
+    #[tokio::test]
+    async fn a_record_in_the_file_but_left_in_flight_is_found_and_the_others_are_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = file_flow(dir.path(), "{ path: out.jsonl, format: jsonl }");
+        let store = Store::in_memory().unwrap();
+        let records = [
+            json!({"id": "A", "name": "Ann"}),
+            json!({"id": "B", "name": "Bo"}),
+        ];
+        let pending: Vec<Pending> = records
+            .iter()
+            .map(|source| {
+                let o = outgoing(&flow, source.clone());
+                Pending {
+                    key: o.mapped.key,
+                    hash: o.mapped.hash,
+                    source: source.clone(),
+                    modified: None,
+                }
+            })
+            .collect();
+        // A crash after A's batch was renamed into the file, before the ledger heard of it;
+        // B's batch never reached the file.
+        store
+            .mark_in_flight(&flow.name, &pending, chrono::Utc::now())
+            .unwrap();
+        let out = dir.path().join("connectors/out.jsonl");
+        std::fs::write(&out, "{\"id\":\"A\",\"name\":\"Ann\"}\n").unwrap();
+        let recovery = recover(&sink(&flow, &store), &Progress::plain())
+            .await
+            .unwrap();
+        assert_eq!((recovery.written, recovery.failed), (2, 0));
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"A\",\"name\":\"Ann\"}\n{\"id\":\"B\",\"name\":\"Bo\"}\n"
+        );
+        for key in ["A", "B"] {
+            let entry = store.entry(&flow.name, key).unwrap().unwrap();
+            assert_eq!(entry.status, Status::Done, "{key}");
+            assert_eq!(entry.target_id.as_deref(), Some("out.jsonl"), "{key}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_csv_record_with_a_field_its_header_lacks_is_parked_naming_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = file_flow(dir.path(), "{ path: out.csv, format: csv }");
+        let store = Store::in_memory().unwrap();
+        let sink = sink(&flow, &store);
+        let first = vec![outgoing(&flow, json!({"id": "A", "name": "Ann"}))];
+        sink.write_now(first).await.unwrap();
+        // Written before by another mapping: the header has no `name`.
+        let out = dir.path().join("connectors/out.csv");
+        std::fs::write(&out, "id\r\nZ\r\n").unwrap();
+        let settled = sink
+            .write_now(vec![outgoing(&flow, json!({"id": "B", "name": "Bo"}))])
+            .await
+            .unwrap();
+        assert!(
+            matches!(&settled[0], Settled::Failed { key, message } if key == "B" && message.starts_with("field `name` is not a column of `out.csv`")),
+            "{settled:?}"
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "id\r\nZ\r\n");
+        let entry = store.entry(&flow.name, "B").unwrap().unwrap();
+        assert_eq!(entry.status, Status::Failed);
+        assert_eq!(
+            store.entry(&flow.name, "A").unwrap().unwrap().status,
+            Status::Done
+        );
+    }
+}
