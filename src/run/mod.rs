@@ -214,7 +214,7 @@ async fn writer(
     if !options.dry_run {
         client.start().await.map_err(|err| err.into_error())?;
     }
-    Ok(Arc::new(Sink::Http(Writer {
+    Ok(Arc::new(Sink::Http(Box::new(Writer {
         flow: Arc::clone(flow),
         client,
         store: store.clone(),
@@ -222,7 +222,7 @@ async fn writer(
         inputs,
         lookup_inputs,
         clock: Arc::clone(&options.clock),
-    })))
+    }))))
 }
 
 fn notifier(progress: &Arc<Progress>) -> Notify {
@@ -252,7 +252,7 @@ async fn execute(
                 notifier(&progress),
             )?;
             progress.line(format!("source {}", client.route()));
-            Input::Http(client)
+            Input::Http(Box::new(client))
         }
     };
     let writer = writer(&flow, &env, options, store, &progress).await?;

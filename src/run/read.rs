@@ -26,7 +26,7 @@ pub const WHOLE: Window = Window {
 
 /// Where the records come from: an API, or the files of a file connector (`file::source`).
 pub enum Input {
-    Http(Client),
+    Http(Box<Client>),
     File,
 }
 

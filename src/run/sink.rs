@@ -19,7 +19,7 @@ use crate::target::writer::{Found, Outgoing, Refused, Settled, Writer};
 use crate::time::Clock;
 
 pub enum Sink {
-    Http(Writer),
+    Http(Box<Writer>),
     File(Arc<FileTarget>),
 }
 
