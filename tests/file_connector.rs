@@ -366,6 +366,23 @@ fn the_file_example_exports_the_sample_orders_to_a_csv_once() {
     let workspace = Workspace::with_bundle();
     let flow = "mappings/examples/file/refund_export.yaml";
     workspace.engine().args(["check", flow]).run().success();
+    // A preview shows the records the file receives, a batch at a time.
+    let preview = workspace
+        .engine()
+        .args([
+            "preview",
+            flow,
+            "--input",
+            "mappings/samples/refund_orders.json",
+        ])
+        .run()
+        .success()
+        .stderr_contains(
+            "5 records mapped into 1 batch for `mappings/examples/file/exports/refunds-{time}.csv`",
+        );
+    let batches: Vec<Vec<Value>> = serde_json::from_str(&preview.stdout).unwrap();
+    assert_eq!(batches[0][4]["order_no"], "RK2409150005");
+    assert_eq!(batches[0][4]["lines"][0]["sku"], "TX-RED-M");
     let run = || {
         workspace
             .engine()

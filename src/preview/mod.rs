@@ -92,6 +92,20 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     }
     let bodies = out.finish()?;
     let operation = flow.target.operation();
+    if let Some(files) = &flow.target.connector.files {
+        eprintln!(
+            "{mapped} record{} mapped into {bodies} batch{} for `{}`; {failures} record{} failed",
+            plural(mapped),
+            if bodies == 1 { "" } else { "es" },
+            files.path.display(),
+            plural(failures),
+        );
+        return Ok(if failures > 0 {
+            ExitCode::Partial
+        } else {
+            ExitCode::Ok
+        });
+    }
     eprintln!(
         "{} record{} mapped into {bodies} `{}` request{} ({} …/{}); {failures} record{} failed",
         mapped,
@@ -114,6 +128,10 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn write_body(flow: &Flow, inputs: &Json, batch: Vec<Json>, env: &Env) -> Result<Json> {
+    // A file target receives the mapped records themselves.
+    if flow.target.connector.files.is_some() {
+        return Ok(Json::Array(batch));
+    }
     request::write_body(flow, inputs, batch, env)
         .map_err(|err| eval_error("cannot build the request body", err))
 }

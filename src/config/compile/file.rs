@@ -12,8 +12,8 @@ use crate::config::compile::{
     Compiler, ConnectorSource, compile_window, placeholder_envelope, tidy,
 };
 use crate::config::model::{
-    Auth, Batch, Connector, FieldPath, FileConnector, Http, Operation, OperationWindow, Pagination,
-    PagingStrategy, RequestPath, Source, Target,
+    Auth, Batch, Concurrency, Connector, FieldPath, FileConnector, Http, Operation,
+    OperationWindow, Pagination, PagingStrategy, RequestPath, Source, Target,
 };
 use crate::config::raw::{
     Encoding, FileFormat, FileMode, FileSince, HttpMethod, OnChange, OperationKind, RawConnector,
@@ -287,13 +287,24 @@ pub(super) fn target(
         Some(size) => size,
         None => DEFAULT_BATCH,
     };
-    let concurrency = super::concurrency::target_concurrency(cx, doc, &root, &raw.target, 1);
+    // One batch at a time: each rewrites the file, so a second writer would only wait.
+    for (key, given) in [
+        ("concurrency", raw.target.concurrency.is_some()),
+        ("max_concurrency", raw.target.max_concurrency.is_some()),
+    ] {
+        if given {
+            cx.warning(
+                format!("a file target writes one batch at a time; `{key}` is ignored"),
+                doc.locate_key(&root.key("target").key(key)),
+            );
+        }
+    }
     Some(Target {
         connector: conn.connector,
         operation: WRITE.to_string(),
         params: Vec::new(),
         batch_size,
-        concurrency,
+        concurrency: Concurrency::Fixed(1),
         lookup: None,
         lookup_params: Vec::new(),
         on_change: raw.target.on_change.unwrap_or(OnChange::Skip),
