@@ -208,6 +208,12 @@ pub(super) fn source(
 ) -> Option<Source> {
     check_operation(cx, doc, "source", &raw.source.operation, READ);
     refuse_params(cx, doc, "source", !raw.source.params.is_empty());
+    if raw.source.page_size.is_some() {
+        cx.warning(
+            "a file source reads one line at a time; `page_size` is ignored",
+            doc.locate_key(&YamlPath::root().key("source").key("page_size")),
+        );
+    }
     let spec = conn.connector.files.as_ref()?;
     if spec.since == FileSince::RecordTime && raw.key.modified.is_none() {
         cx.error(
