@@ -292,9 +292,10 @@ fn a_csv_source_read_by_record_time_sends_only_the_rows_changed_since_the_last_r
     // and not C1; the changed C2 follows `on_change` (`skip`: the first version stays).
     std::thread::sleep(Duration::from_millis(1100));
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
-    let text = workspace
-        .read("flows/in/contacts.csv")
-        .replace("C2,Li Na,2021-01-02 00:00:00", &format!("C2,Li Na (new),{now}"));
+    let text = workspace.read("flows/in/contacts.csv").replace(
+        "C2,Li Na,2021-01-02 00:00:00",
+        &format!("C2,Li Na (new),{now}"),
+    );
     workspace.write(
         "flows/in/contacts.csv",
         format!("{text}C3,\"Wang \"\"Fang\"\"\",{now}\r\n"),

@@ -260,4 +260,41 @@ mod tests {
             Status::Done
         );
     }
+
+    #[tokio::test]
+    async fn under_replace_each_run_that_writes_starts_the_file_afresh_and_its_batches_add_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = file_flow(
+            dir.path(),
+            "{ path: out.jsonl, format: jsonl, mode: replace }",
+        );
+        let store = Store::in_memory().unwrap();
+        let out = dir.path().join("connectors/out.jsonl");
+        let person = |id: &str| outgoing(&flow, json!({"id": id, "name": id.to_lowercase()}));
+        let first_run = sink(&flow, &store);
+        first_run.write_now(vec![person("A")]).await.unwrap();
+        first_run.write_now(vec![person("B")]).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"A\",\"name\":\"a\"}\n{\"id\":\"B\",\"name\":\"b\"}\n"
+        );
+        let second_run = sink(&flow, &store);
+        second_run.write_now(vec![person("C")]).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"C\",\"name\":\"c\"}\n"
+        );
+        // A run that writes nothing leaves the last run's file as it is.
+        let _third_run = sink(&flow, &store);
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"C\",\"name\":\"c\"}\n"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("connectors"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".engine-tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
 }
