@@ -417,6 +417,27 @@ fn the_file_example_exports_the_sample_orders_to_a_csv_once() {
 }
 
 #[test]
+fn a_json_lines_dump_previews_as_the_json_array_it_was_converted_from() {
+    let preview = |input: &str| {
+        crate::support::Engine::new()
+            .args(["preview", "mappings/refund.yaml", "--input", input])
+            .run()
+            .code(1)
+    };
+    let lines = preview("mappings/examples/file/refund_orders.jsonl");
+    let array = preview("mappings/samples/refund_orders.json");
+    assert_eq!(lines.stdout, array.stdout);
+    assert_eq!(lines.stderr, array.stderr);
+    assert!(
+        lines
+            .stderr
+            .contains("4 records mapped into 1 `batch_save` request"),
+        "{}",
+        lines.stderr
+    );
+}
+
+#[test]
 fn an_http_connector_with_a_file_url_is_pointed_at_the_file_connector_at_run_time_too() {
     let workspace = Workspace::with_bundle();
     let mut env: BTreeMap<String, String> = crate::check::flow_env();

@@ -58,7 +58,7 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     );
     let mut batch: Vec<Json> = Vec::with_capacity(batch_size);
     let (mut position, mut mapped, mut failures) = (0, 0, 0);
-    input::for_each_record(&input.path, records_path, &mut |record| {
+    input::for_each_input(&input.path, records_path, &mut |record| {
         let index = position;
         position += 1;
         let record = Arc::new(record);
@@ -226,7 +226,7 @@ fn newest_versions(
         lost: HashSet::new(),
     };
     let mut position = 0;
-    input::for_each_record(input, records, &mut |record| {
+    input::for_each_input(input, records, &mut |record| {
         // A record whose key cannot be read fails in the second pass, with the reason.
         if let Ok((key, modified)) = record::key_of(flow, &Arc::new(record)) {
             newest.offer(key, modified, position);
