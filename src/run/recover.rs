@@ -14,8 +14,9 @@ use crate::record;
 use crate::run::batch::chunk;
 use crate::run::progress::Progress;
 use crate::run::settle::tell_refused_but_there;
+use crate::run::sink::Sink;
 use crate::state::{Entry, Outcome};
-use crate::target::writer::{Outgoing, Settled, Writer};
+use crate::target::writer::{Outgoing, Settled};
 
 /// What the recovery of an earlier run's in-flight records did.
 #[derive(Debug, Default)]
@@ -30,9 +31,9 @@ pub struct Recovery {
 }
 
 /// Settle what an earlier run left in flight: look it up, then send again what is not there.
-pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
-    let flow = &writer.flow;
-    let entries = writer.store.in_flight(&flow.name)?;
+pub async fn recover(writer: &Sink, progress: &Progress) -> Result<Recovery> {
+    let flow = writer.flow();
+    let entries = writer.store().in_flight(&flow.name)?;
     let mut recovery = Recovery {
         keys: entries.iter().map(|e| e.key.clone()).collect(),
         ..Recovery::default()
@@ -44,7 +45,7 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
         "{} record(s) were in flight when an earlier run stopped; checking the target first",
         entries.len()
     ));
-    if flow.target.lookup.is_none() {
+    if !writer.can_look_up() {
         recovery.failed = park_unverifiable(writer, progress, &entries)?;
         return Ok(recovery);
     }
@@ -85,8 +86,8 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
         }
     }
     writer
-        .store
-        .record_outcomes(&flow.name, &outcomes, writer.clock.now())?;
+        .store()
+        .record_outcomes(&flow.name, &outcomes, writer.clock().now())?;
     let written_earlier = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Done { .. }))
@@ -130,8 +131,8 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
 
 /// Without a lookup an interrupted write cannot be checked: its records are parked for a
 /// person to look in the target. Returns how many.
-fn park_unverifiable(writer: &Writer, progress: &Progress, entries: &[Entry]) -> Result<u64> {
-    let flow = &writer.flow;
+fn park_unverifiable(writer: &Sink, progress: &Progress, entries: &[Entry]) -> Result<u64> {
+    let flow = writer.flow();
     let outcomes: Vec<Outcome> = entries
         .iter()
         .map(|entry| Outcome::Failed {
@@ -144,8 +145,8 @@ fn park_unverifiable(writer: &Writer, progress: &Progress, entries: &[Entry]) ->
         })
         .collect();
     writer
-        .store
-        .record_outcomes(&flow.name, &outcomes, writer.clock.now())?;
+        .store()
+        .record_outcomes(&flow.name, &outcomes, writer.clock().now())?;
     for outcome in &outcomes {
         if let Outcome::Failed { key, message, .. } = outcome {
             progress.failed(key, message);
