@@ -46,48 +46,23 @@ fn scope(flow: &Flow, record: Arc<Json>) -> Scope {
         flow.source.connector.time_zone,
         flow.target.connector.time_zone,
     ));
-    Scope::for_record(record, names)
-}
-
-/// The record as the flow's templates see it: fields holding one of the source connector's
-/// `null_values` (WDT's no-date `9999-12-01 00:00:00`) read as `null`. The record itself is
-/// kept as read (the ledger stores that); a copy is made only when a sentinel is there.
-fn as_seen(flow: &Flow, record: &Arc<Json>) -> Arc<Json> {
-    let nulls = &flow.source.connector.null_values;
-    if nulls.is_empty() || !holds_any(record, nulls) {
-        return Arc::clone(record);
-    }
-    let mut copy = (**record).clone();
-    replace_nulls(&mut copy, nulls);
-    Arc::new(copy)
-}
-
-fn holds_any(json: &Json, nulls: &[String]) -> bool {
-    match json {
-        Json::String(text) => nulls.iter().any(|null| null == text),
-        Json::Array(items) => items.iter().any(|item| holds_any(item, nulls)),
-        Json::Object(map) => map.values().any(|item| holds_any(item, nulls)),
-        _ => false,
-    }
-}
-
-fn replace_nulls(json: &mut Json, nulls: &[String]) {
-    match json {
-        Json::String(text) if nulls.iter().any(|null| null == text) => *json = Json::Null,
-        Json::Array(items) => items.iter_mut().for_each(|item| replace_nulls(item, nulls)),
-        Json::Object(map) => map.values_mut().for_each(|item| replace_nulls(item, nulls)),
-        _ => {}
-    }
+    // Fields holding one of the source connector's `null_values` (WDT's no-date
+    // `9999-12-01 00:00:00`) read as `null`; the record itself stays as read (the ledger keeps
+    // that).
+    Scope::for_record_with_nulls(
+        record,
+        names,
+        Arc::clone(&flow.source.connector.null_values),
+    )
 }
 
 /// The key and last-modified text of a source record. The text is as the record gives it,
 /// even when it is not a time (a copy with another text is another version); [`map`] refuses
 /// a record whose last-modified value is not a time.
 pub fn key_of(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>), EvalError> {
-    let record = as_seen(flow, record);
-    let key = key_text(flow, &record)?;
+    let key = key_text(flow, record)?;
     let modified = flow.key.modified.and_then(|id| {
-        tree::evaluate_template(id, &flow.templates, scope(flow, Arc::clone(&record)))
+        tree::evaluate_template(id, &flow.templates, scope(flow, Arc::clone(record)))
             .ok()
             .filter(|value| !value.is_none() && !value.is_undefined())
             .map(|value| text(&value))
@@ -161,7 +136,6 @@ fn text(value: &Value) -> String {
 
 /// Map one source record.
 pub fn map(flow: &Flow, record: Arc<Json>) -> Result<Mapped, Failure> {
-    let record = as_seen(flow, &record);
     let key = key_text(flow, &record).map_err(|error| Failure {
         key: None,
         error: Box::new(error),

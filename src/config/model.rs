@@ -147,7 +147,7 @@ pub struct Connector {
     pub http: Http,
     pub operations: BTreeMap<String, Operation>,
     /// Field texts that mean "no value" in this API's records (read as `null`).
-    pub null_values: Vec<String>,
+    pub null_values: crate::template::scope::Nulls,
     /// The zone the API writes naive times in, and placeholders and time filters write in.
     pub time_zone: Zone,
     /// A file connector's files (then `base_url`, `auth` and `envelope` are stand-ins, never

@@ -35,12 +35,11 @@ struct Position {
 
 impl Position {
     fn advance(&mut self, bytes: &[u8]) {
-        for &byte in bytes {
-            if byte == b'\n' {
-                self.line += 1;
-                self.column = 0;
-            } else {
-                self.column += 1;
+        match memchr::memrchr(b'\n', bytes) {
+            None => self.column += bytes.len(),
+            Some(last) => {
+                self.line += memchr::memchr_iter(b'\n', bytes).count();
+                self.column = bytes.len() - last - 1;
             }
         }
     }
@@ -79,8 +78,12 @@ pub fn for_each_element<E>(
     loop {
         scanner.next_blank_skipped()?;
         let start = scanner.position;
-        let (bytes, last) = scanner.element()?;
-        let value: Json = serde_json::from_slice(&bytes).map_err(|err| {
+        let (length, last) = scanner.element()?;
+        let bytes = &scanner.buffer[scanner.at..scanner.at + length];
+        let value: Result<Json, _> = serde_json::from_slice(bytes);
+        // The element and its separator.
+        scanner.take(length + 1);
+        let value = value.map_err(|err| {
             let (line, column) = if err.line() <= 1 {
                 (start.line, start.column + err.column())
             } else {
@@ -163,9 +166,10 @@ impl<R: BufRead> Scanner<'_, R> {
         self.at += n;
     }
 
-    /// The bytes of the element starting here, and whether it was the array's last; its
-    /// separator (`,` or `]`) is consumed.
-    fn element<E>(&mut self) -> Result<(Vec<u8>, bool), Stop<E>> {
+    /// The length of the element starting here (its bytes are then at the start of the
+    /// buffer), and whether it was the array's last. Nothing is consumed. Strings are skipped
+    /// to their next quote or backslash at once: they hold most of a record's bytes.
+    fn element<E>(&mut self) -> Result<(usize, bool), Stop<E>> {
         let mut depth = 0usize;
         let mut in_string = false;
         let mut escaped = false;
@@ -173,27 +177,32 @@ impl<R: BufRead> Scanner<'_, R> {
         loop {
             let window = &self.buffer[self.at..];
             while scanned < window.len() {
-                let byte = window[scanned];
+                if escaped {
+                    escaped = false;
+                    scanned += 1;
+                    continue;
+                }
                 if in_string {
-                    if escaped {
-                        escaped = false;
-                    } else if byte == b'\\' {
-                        escaped = true;
-                    } else if byte == b'"' {
-                        in_string = false;
-                    }
-                } else {
-                    match byte {
-                        b'"' => in_string = true,
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' if depth > 0 => depth -= 1,
-                        b']' | b',' if depth == 0 => {
-                            let element = window[..scanned].to_vec();
-                            self.take(scanned + 1);
-                            return Ok((element, byte == b']'));
+                    match memchr::memchr2(b'"', b'\\', &window[scanned..]) {
+                        None => scanned = window.len(),
+                        Some(found) => {
+                            scanned += found;
+                            if window[scanned] == b'\\' {
+                                escaped = true;
+                            } else {
+                                in_string = false;
+                            }
+                            scanned += 1;
                         }
-                        _ => {}
                     }
+                    continue;
+                }
+                match window[scanned] {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' if depth > 0 => depth -= 1,
+                    byte @ (b']' | b',') if depth == 0 => return Ok((scanned, byte == b']')),
+                    _ => {}
                 }
                 scanned += 1;
             }

@@ -41,21 +41,52 @@ enum Step {
     Index(usize),
 }
 
+/// Texts a record holds for "no value" (a source connector's `null_values`, such as WDT's
+/// no-date `9999-12-01 00:00:00`): templates read them as `null`. Seen through the record
+/// instead of replaced in a copy of it, so a record is never copied to be mapped.
+pub type Nulls = Arc<[String]>;
+
 /// A node of a JSON record, seen from a template.
 #[derive(Debug)]
 pub struct RecordNode {
     root: Arc<Json>,
     steps: Vec<Step>,
     misses: Arc<Misses>,
+    nulls: Nulls,
 }
 
 impl RecordNode {
     pub fn new(root: Arc<Json>, misses: Arc<Misses>) -> RecordNode {
+        RecordNode::with_nulls(root, misses, Arc::from([]))
+    }
+
+    /// A record whose `nulls` texts read as `null`.
+    pub fn with_nulls(root: Arc<Json>, misses: Arc<Misses>, nulls: Nulls) -> RecordNode {
         RecordNode {
             root,
             steps: Vec::new(),
             misses,
+            nulls,
         }
+    }
+
+    /// A node for the same record at its root.
+    fn at_root(&self, misses: &Arc<Misses>) -> RecordNode {
+        RecordNode {
+            root: Arc::clone(&self.root),
+            steps: Vec::new(),
+            misses: Arc::clone(misses),
+            nulls: Arc::clone(&self.nulls),
+        }
+    }
+
+    /// A copy of the JSON this node stands for, with its null texts as `null`.
+    pub fn to_json(&self) -> Json {
+        let mut copy = self.json().clone();
+        if !self.nulls.is_empty() {
+            replace_nulls(&mut copy, &self.nulls);
+        }
+        copy
     }
 
     /// The JSON this node stands for.
@@ -95,6 +126,11 @@ impl RecordNode {
     /// The value of `json`, a child of this node reached by `step`. Scalars are returned as
     /// they are; only objects and arrays need a node of their own (and its path).
     fn child(&self, json: &Json, step: impl FnOnce() -> Step) -> Value {
+        if let Json::String(text) = json
+            && self.nulls.iter().any(|null| null == text)
+        {
+            return Value::from(());
+        }
         if let Some(value) = scalar_value(json) {
             return value;
         }
@@ -104,6 +140,7 @@ impl RecordNode {
             root: Arc::clone(&self.root),
             steps,
             misses: Arc::clone(&self.misses),
+            nulls: Arc::clone(&self.nulls),
         })
     }
 
@@ -118,6 +155,15 @@ impl RecordNode {
                 None
             }
         }
+    }
+}
+
+fn replace_nulls(json: &mut Json, nulls: &[String]) {
+    match json {
+        Json::String(text) if nulls.iter().any(|null| null == text) => *json = Json::Null,
+        Json::Array(items) => items.iter_mut().for_each(|item| replace_nulls(item, nulls)),
+        Json::Object(map) => map.values_mut().for_each(|item| replace_nulls(item, nulls)),
+        _ => {}
     }
 }
 
@@ -188,8 +234,17 @@ pub struct Scope {
 impl Scope {
     /// A scope over `record` (its fields are top-level names) plus `names`.
     pub fn for_record(record: Arc<Json>, names: Vec<(Arc<str>, Value)>) -> Scope {
+        Scope::for_record_with_nulls(record, names, Arc::from([]))
+    }
+
+    /// A scope over `record` whose `nulls` texts read as `null`, plus `names`.
+    pub fn for_record_with_nulls(
+        record: Arc<Json>,
+        names: Vec<(Arc<str>, Value)>,
+        nulls: Nulls,
+    ) -> Scope {
         let misses = Arc::new(Misses::default());
-        let record = Some(RecordNode::new(record, Arc::clone(&misses)));
+        let record = Some(RecordNode::with_nulls(record, Arc::clone(&misses), nulls));
         Scope {
             names,
             record,
@@ -210,11 +265,7 @@ impl Scope {
     pub fn with(&self, name: &str, value: Value) -> Scope {
         let mut names = self.names.clone();
         names.push((Arc::from(name), value));
-        let record = self.record.as_ref().map(|r| RecordNode {
-            root: Arc::clone(&r.root),
-            steps: Vec::new(),
-            misses: Arc::clone(&self.misses),
-        });
+        let record = self.record.as_ref().map(|r| r.at_root(&self.misses));
         Scope {
             names,
             record,
@@ -228,13 +279,9 @@ impl Scope {
 
     /// The whole record as a template value (what `record` refers to).
     pub fn record_value(&self) -> Option<Value> {
-        self.record.as_ref().map(|r| {
-            Value::from_object(RecordNode {
-                root: Arc::clone(&r.root),
-                steps: Vec::new(),
-                misses: Arc::clone(&self.misses),
-            })
-        })
+        self.record
+            .as_ref()
+            .map(|r| Value::from_object(r.at_root(&self.misses)))
     }
 }
 
@@ -318,7 +365,7 @@ impl Scope {
 pub fn record_json(value: &Value) -> Option<Json> {
     value
         .downcast_object_ref::<RecordNode>()
-        .map(|node| node.json().clone())
+        .map(RecordNode::to_json)
 }
 
 #[cfg(test)]

@@ -129,7 +129,7 @@ pub(super) fn compile_connector(
         envelope: placeholder_envelope(),
         http: Http::default(),
         operations: implicit_operations(),
-        null_values: raw.null_values.clone(),
+        null_values: raw.null_values.clone().into(),
         time_zone,
         files: Some(FileConnector {
             path: tidy(&folder.join(&spec.path)),

@@ -1245,7 +1245,7 @@ fn compile_connector(
         envelope: envelope.unwrap_or_else(placeholder_envelope),
         http,
         operations,
-        null_values: raw.null_values.clone(),
+        null_values: raw.null_values.clone().into(),
         time_zone,
         files: None,
     }
