@@ -1,5 +1,6 @@
 //! `engine serve`: flows on their schedules, one run at a time, stopped cleanly by SIGTERM.
 
+use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -7,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::run::{bill_numbers, eligible_and_unknown};
+use crate::support::prometheus::{self, Sample};
 use crate::support::sync::Sync;
 use crate::support::workspace::Workspace;
 
@@ -309,4 +311,115 @@ fn log_format_json_writes_one_object_per_event_with_event_flow_and_ts() {
             serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert_eq!(event["flow"], "refund", "{event}");
     }
+}
+
+#[test]
+fn metrics_count_api_calls_by_outcome_with_latency_histograms_and_rate_limit_waits() {
+    // One WDT request in three is refused as too frequent (`1012`): throttled, then waited out.
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "40",
+            "--wdt-days",
+            "2",
+            "--wdt-unknown-sku-share",
+            "0",
+            "--wdt-rate-limit-rate",
+            "0.3",
+        ],
+        3,
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    // Pages of 5: a dozen requests, so that the seeded fault strikes some.
+    sync.workspace
+        .edit("mappings/refund.yaml", "  page_size: 100", "  page_size: 5");
+    let file = sync.workspace.path("refund.prom");
+    sync.run(&["--metrics-file", &file.display().to_string()])
+        .success();
+    let samples = prometheus::parse(&std::fs::read_to_string(&file).unwrap());
+    let calls = |with: &[(&str, &str)]| prometheus::sum(&samples, "engine_api_calls_total", with);
+
+    // Every request the WDT sandbox answered is counted once, the refused ones as throttled.
+    let stats = sync.wdt("/_sim/stats");
+    let refused =
+        stats["injected_rate_limit"].as_u64().unwrap() + stats["rate_limited"].as_u64().unwrap();
+    assert!(refused > 0, "the fault was on: {stats}");
+    let wdt = ("connector", "wdt_qimen");
+    assert_eq!(
+        calls(&[wdt]),
+        stats["requests"].as_u64().unwrap() as f64,
+        "{stats}"
+    );
+    assert_eq!(calls(&[wdt, ("outcome", "throttled")]), refused as f64);
+    assert_eq!(
+        calls(&[
+            wdt,
+            ("operation", "stockin_refund_query"),
+            ("outcome", "ok")
+        ]),
+        stats["ok"].as_u64().unwrap() as f64
+    );
+    // Kingdee's saves all went through.
+    let saves = calls(&[
+        ("connector", "kingdee_k3cloud"),
+        ("operation", "batch_save"),
+    ]);
+    assert!(saves > 0.0);
+    assert_eq!(
+        calls(&[
+            ("connector", "kingdee_k3cloud"),
+            ("operation", "batch_save"),
+            ("outcome", "ok")
+        ]),
+        saves
+    );
+
+    // A histogram per connector and operation: cumulative buckets up to +Inf = count = calls.
+    let pairs: BTreeSet<(String, String)> = samples
+        .iter()
+        .filter(|s| s.name == "engine_api_calls_total")
+        .map(|s| {
+            (
+                s.label("connector").to_string(),
+                s.label("operation").to_string(),
+            )
+        })
+        .collect();
+    for (connector, operation) in &pairs {
+        let of =
+            |s: &&Sample| s.label("connector") == connector && s.label("operation") == operation;
+        let buckets: Vec<&Sample> = samples
+            .iter()
+            .filter(|s| s.name == "engine_api_call_duration_seconds_bucket")
+            .filter(of)
+            .collect();
+        assert!(buckets.len() > 2, "{connector} {operation}");
+        assert!(
+            buckets.windows(2).all(|w| w[0].value <= w[1].value),
+            "{buckets:?}"
+        );
+        let last = buckets.last().unwrap();
+        assert_eq!(last.label("le"), "+Inf");
+        let count = prometheus::sum(
+            &samples,
+            "engine_api_call_duration_seconds_count",
+            &[("connector", connector), ("operation", operation)],
+        );
+        assert_eq!(last.value, count);
+        assert_eq!(
+            count,
+            calls(&[("connector", connector), ("operation", operation)])
+        );
+        let sum = prometheus::sum(
+            &samples,
+            "engine_api_call_duration_seconds_sum",
+            &[("connector", connector), ("operation", operation)],
+        );
+        assert!(sum > 0.0, "{connector} {operation}");
+    }
+
+    // Each refusal held every WDT call: the next one waited.
+    assert!(prometheus::sum(&samples, "engine_rate_limit_waits_total", &[wdt]) >= 1.0);
+    assert!(prometheus::sum(&samples, "engine_rate_limit_wait_seconds_total", &[wdt]) > 0.0);
 }

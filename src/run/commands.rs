@@ -121,6 +121,10 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     } else {
         None
     };
+    let metrics = request
+        .metrics_file
+        .as_ref()
+        .map(|_| crate::serve::metrics::Metrics::default());
     let options = Options {
         dry_run: request.dry_run,
         since: request.since,
@@ -128,6 +132,7 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         store: store.clone(),
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
+        calls: metrics.as_ref().map(|metrics| metrics.call_observer()),
     };
     let started = std::time::Instant::now();
     let result = sync(
@@ -140,8 +145,7 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         sandbox_dir.is_some(),
     )
     .await;
-    if let Some(file) = &request.metrics_file {
-        let metrics = crate::serve::metrics::Metrics::default();
+    if let (Some(file), Some(metrics)) = (&request.metrics_file, &metrics) {
         let outcome = crate::serve::metrics::outcome(&result);
         metrics.finished(&flow.name, outcome, started.elapsed(), &progress, &store);
         metrics.write_file(file)?;
@@ -553,6 +557,7 @@ pub async fn retry(
         store: store.clone(),
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
+        calls: None,
     };
     let started = Utc::now();
     progress.event("run_start", json!({"retry": true}));

@@ -24,7 +24,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use crate::auth;
 use crate::config::model::{Concurrency, Flow};
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::client::{Client, Notify};
+use crate::http::client::{CallObserver, Client, Notify};
 use crate::http::retry::Sleeper;
 use crate::request::{self, Env};
 use crate::run::concurrency::{Controller, Mode};
@@ -68,6 +68,8 @@ pub struct Options {
     pub store: PathBuf,
     pub sleeper: Sleeper,
     pub clock: Arc<dyn Clock>,
+    /// Told of every API request and rate-limit wait (metrics), if anyone counts them.
+    pub calls: Option<Arc<dyn CallObserver>>,
 }
 
 /// Run `flow` once.
@@ -181,14 +183,17 @@ async fn writer(
     store: &Store,
     progress: &Arc<Progress>,
 ) -> Result<Arc<Writer>> {
-    let client = Arc::new(Client::new(
-        &flow.target.connector,
-        &flow.templates,
-        env,
-        options.sleeper.clone(),
-        Arc::clone(&options.clock),
-        notifier(progress),
-    )?);
+    let client = Arc::new(
+        Client::new(
+            &flow.target.connector,
+            &flow.templates,
+            env,
+            options.sleeper.clone(),
+            Arc::clone(&options.clock),
+            notifier(progress),
+        )?
+        .observed_by(options.calls.clone()),
+    );
     progress.line(format!("target {}", client.route()));
     let config_error = |what: &str, err: crate::tree::EvalError| {
         Error::config(format!("{what}: {}", err.message)).with_location(err.location)
@@ -230,7 +235,8 @@ async fn execute(
         options.sleeper.clone(),
         Arc::clone(&options.clock),
         notifier(&progress),
-    )?;
+    )?
+    .observed_by(options.calls.clone());
     progress.line(format!("source {}", source.route()));
     let writer = writer(&flow, &env, options, store, &progress).await?;
     let mut summary = Summary {

@@ -11,6 +11,7 @@
 //!
 //! This module only schedules; it reads no records and writes no state of its own.
 
+pub mod calls;
 pub mod http;
 pub mod metrics;
 pub mod schedule;
@@ -241,6 +242,7 @@ async fn serve_flow(
             store: store.clone(),
             sleeper: Sleeper::Tokio,
             clock: Arc::new(SystemClock),
+            calls: Some(metrics.call_observer()),
         };
         let progress = Arc::new(match log_format {
             LogFormat::Text => Progress::plain(),

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 pub mod hostile_http;
 pub mod hostile_wdt;
 pub mod oauth_api;
+pub mod prometheus;
 pub mod receiver;
 pub mod rest_mock;
 pub mod sandbox;
