@@ -1,7 +1,9 @@
 //! `engine serve`: flows on their schedules, one run at a time, stopped cleanly by SIGTERM.
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -422,4 +424,188 @@ fn metrics_count_api_calls_by_outcome_with_latency_histograms_and_rate_limit_wai
     // Each refusal held every WDT call: the next one waited.
     assert!(prometheus::sum(&samples, "engine_rate_limit_waits_total", &[wdt]) >= 1.0);
     assert!(prometheus::sum(&samples, "engine_rate_limit_wait_seconds_total", &[wdt]) > 0.0);
+}
+
+/// A child process killed (and reaped) when the test ends, whatever happens.
+struct Reaped(Option<Child>);
+
+impl Reaped {
+    fn id(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, then wait for the exit; the status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let child = self.0.as_mut().unwrap();
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let mut status = None;
+        wait_until("the process to exit after SIGTERM", || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        self.0 = None;
+        status.unwrap()
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The lines a child writes on stderr, collected as they come.
+fn collect_stderr(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+#[test]
+fn serve_skips_ticks_while_another_command_holds_the_flow_says_so_and_logs_only_json() {
+    let sync = Sync::start(&["--wdt-orders", "20", "--wdt-days", "2"], 3);
+    let flow = sync.workspace.read("mappings/refund.yaml");
+    sync.workspace.write(
+        "mappings/refund.yaml",
+        format!("{flow}\nschedule: {{ every: 1s }}\n"),
+    );
+    // Another command holds the flow: a sandbox run on the same state folder that stays up
+    // (and keeps the lock) until it is stopped.
+    let state_dir = sync.workspace.path("state").display().to_string();
+    let mut child = Command::new(crate::support::engine_binary())
+        .args(["run", "mappings/refund.yaml", "--sandbox", "--keep-sandbox"])
+        .args(["--state-dir", &state_dir])
+        .current_dir(sync.workspace.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = collect_stderr(&mut child);
+    let mut holder = Reaped(Some(child));
+    wait_until("the other command's run to end", || {
+        let said = said.lock().unwrap();
+        said.iter()
+            .any(|line| line.contains("the sandboxes keep running"))
+    });
+    wait_until("the other command holding the lock", || {
+        let output = sync
+            .engine(&["state", "mappings/refund.yaml", "--json"])
+            .success();
+        let state: Value = serde_json::from_str(&output.stdout).unwrap();
+        state["lock"]["state"] == "held" && state["lock"]["holder"]["pid"] == holder.id()
+    });
+
+    // serve's runs fail at once (WDT is not there), so that a backoff is logged too.
+    let mut env = sync.env();
+    env.insert(
+        "WDT_QIMEN_URL".into(),
+        format!("http://127.0.0.1:{}/router", free_port()),
+    );
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(crate::support::engine_binary())
+        .args([
+            "serve",
+            "--listen",
+            &listen,
+            "--log-format",
+            "json",
+            "--no-alerts",
+        ])
+        .current_dir(sync.workspace.root())
+        .envs(&env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = collect_stderr(&mut child);
+    let mut serve = Reaped(Some(child));
+    let events = || -> Vec<Value> {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+            .collect()
+    };
+    let has = |name: &str| events().iter().any(|e| e["event"] == name);
+    wait_until("a skipped tick", || has("skip"));
+
+    // Reported as it happened: a log event naming the holder, a metric, and no run.
+    let skip = events().into_iter().find(|e| e["event"] == "skip").unwrap();
+    assert_eq!(skip["flow"], "refund", "{skip}");
+    let reason = skip["reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("pid {}", holder.id())), "{skip}");
+    let text = reqwest::blocking::get(format!("http://{listen}/metrics"))
+        .unwrap()
+        .text()
+        .unwrap();
+    let samples = prometheus::parse(&text);
+    assert!(
+        prometheus::sum(&samples, "engine_lock_skips_total", &[("flow", "refund")]) >= 1.0,
+        "{text}"
+    );
+    assert_eq!(
+        prometheus::sum(&samples, "engine_runs_total", &[("flow", "refund")]),
+        0.0,
+        "{text}"
+    );
+    assert!(!has("run_start"), "no run while the lock is held");
+
+    // Once the other command ends, the next tick runs (and fails, and backs off).
+    holder.terminate();
+    wait_until("a backoff after the failed run", || has("backoff"));
+    assert_eq!(serve.terminate().code(), Some(0));
+    wait_until("the last line", || has("stopped"));
+
+    let events = events();
+    for event in &events {
+        assert!(
+            event["event"].is_string() && event["ts"].is_string(),
+            "{event}"
+        );
+    }
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    for name in [
+        "scheduled",
+        "listening",
+        "skip",
+        "run_start",
+        "run_end",
+        "backoff",
+        "stopping",
+        "stopped",
+    ] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let scheduled = events.iter().find(|e| e["event"] == "scheduled").unwrap();
+    assert_eq!(scheduled["flow"], "refund");
+    assert_eq!(scheduled["schedule"], "every 1s");
+    let end = events.iter().find(|e| e["event"] == "run_end").unwrap();
+    assert_eq!(end["outcome"], "failed", "{end}");
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::alert;
 use crate::check;
 use crate::config::{self, model::Flow};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, ErrorKind, ExitCode, Result};
 use crate::http::retry::Sleeper;
 use crate::request::Env;
 use crate::run::progress::{LogFormat, Progress};
@@ -35,21 +35,31 @@ pub fn store_path(flow_file: &Path, state_dir: Option<&Path>) -> PathBuf {
 /// Take the flow's lock for a command that writes its state or its target (see
 /// `state::lock`), saying so when it has to wait or takes over a lock left by a killed run.
 pub fn take_lock(flow: &Flow, store: &Path, wait: Wait) -> Result<FlowLock> {
+    take_lock_saying(flow, store, wait, |line| eprintln!("{line}"))
+}
+
+/// `take_lock`, its lines said by `say` (`engine serve` logs them its way).
+pub fn take_lock_saying(
+    flow: &Flow,
+    store: &Path,
+    wait: Wait,
+    say: impl Fn(String),
+) -> Result<FlowLock> {
     let path = lock::lock_path(store.parent().unwrap_or(Path::new(".")), &flow.name);
     let holder = Holder::this_process(Utc::now());
     let lock = FlowLock::acquire(&path, &flow.name, &holder, wait, |current| {
-        eprintln!(
+        say(format!(
             "waiting for flow `{}`, locked by {}",
             flow.name,
             current.map_or_else(|| "another process".to_string(), Holder::describe)
-        );
+        ));
     })?;
     if let Some(left) = &lock.taken_over {
-        eprintln!(
+        say(format!(
             "took over the lock of flow `{}` left by {}, which ended without releasing it",
             flow.name,
             left.describe()
-        );
+        ));
     }
     Ok(lock)
 }
@@ -152,7 +162,9 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     }
     if let Some(sandboxes) = &sandboxes {
         report_sandbox(sandboxes).await;
-        if request.keep_sandbox {
+        // Stopped during the run: the signal was for the whole command, not a second one to wait for.
+        let interrupted = matches!(&result, Err(err) if err.kind() == ErrorKind::Interrupted);
+        if request.keep_sandbox && !interrupted {
             eprintln!("the sandboxes keep running; press Ctrl-C to stop");
             crate::cli::shutdown_signal().await;
         }
@@ -199,9 +211,10 @@ pub async fn sync(
             }
         }
         progress.event("run_end", run_end(&result));
-        alerts
+        let reports = alerts
             .after(&flow.name, &store, started, &result, env)
             .await;
+        say_alerts(&progress, reports);
         return result.map(|summary| {
             match summary.failed + summary.conflicts + summary.unresolved + summary.unsettled {
                 0 => ExitCode::Ok,
@@ -249,10 +262,30 @@ pub async fn sync(
         }
         Err(_) => ExitCode::Fatal,
     };
-    alerts
+    let reports = alerts
         .after(&flow.name, &store, started, &result, env)
         .await;
+    say_alerts(&progress, reports);
     result.map(|_| code)
+}
+
+/// What became of the alerts of a run: a line each, or an `alert` event in JSON.
+fn say_alerts(progress: &Progress, reports: Vec<alert::send::Report>) {
+    for report in reports {
+        match progress.is_json() {
+            true => progress.event(
+                "alert",
+                json!({
+                    "alert": report.event.as_str(),
+                    "channel": report.channel,
+                    "host": report.host,
+                    "sent": report.outcome == alert::send::Outcome::Sent,
+                    "text": report.line(),
+                }),
+            ),
+            false => eprintln!("{}", report.line()),
+        }
+    }
 }
 
 /// The `run_end` event of `--log-format json`.
@@ -570,9 +603,10 @@ pub async fn retry(
     )
     .await;
     progress.event("run_end", run_end(&result));
-    alerts
+    let reports = alerts
         .after(&flow.name, &store, started, &result, &env)
         .await;
+    say_alerts(&progress, reports);
     let summary: Summary = result?;
     if progress.is_json() {
         return Ok(if summary.failed + summary.unresolved > 0 {
