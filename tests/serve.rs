@@ -130,6 +130,10 @@ fn serve_runs_the_flow_on_its_schedule_one_run_at_a_time_and_stops_cleanly_on_si
         .text()
         .unwrap();
     assert!(page.contains("refund"), "{page}");
+    // The schedule parsed, with its next start in the flow's time zone, not the YAML as written.
+    assert!(page.contains("every 2s · 下次 next 20"), "{page}");
+    assert!(page.contains(" (Asia/Shanghai)"), "{page}");
+    assert!(!page.contains("{ every: 2s }"), "{page}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &serve.id().to_string()])

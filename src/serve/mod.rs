@@ -15,7 +15,6 @@ pub mod calls;
 pub mod http;
 pub mod log;
 pub mod metrics;
-pub mod schedule;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,13 +26,14 @@ use tokio::sync::watch;
 
 use crate::alert;
 use crate::check;
-use crate::config::model::{Flow, Schedule, ScheduleKind};
+use crate::config::model::{Flow, Schedule};
 use crate::error::{Error, ErrorKind, ExitCode, Result};
 use crate::http::retry::Sleeper;
 use crate::request::Env;
 use crate::run::Options;
 use crate::run::commands::{self, load, store_path, take_lock_saying};
 use crate::run::progress::{LogFormat, Progress};
+use crate::schedule;
 use crate::secret::Secret;
 use crate::serve::log::ServeLog;
 use crate::serve::metrics::Metrics;
@@ -91,12 +91,12 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
         log.say(
             "scheduled",
             Some(&flow.name),
-            json!({"file": file.display().to_string(), "schedule": describe(&schedule)}),
+            json!({"file": file.display().to_string(), "schedule": schedule::readable(&schedule)}),
             &format!(
                 "flow `{}` ({}) runs {}",
                 flow.name,
                 file.display(),
-                describe(&schedule)
+                schedule::readable(&schedule)
             ),
         );
         let alerts = alert::Hook::load(&file, request.alerts)?;
@@ -202,17 +202,6 @@ fn flows_in(dir: &Path) -> Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
-}
-
-/// `every 5m`, `on cron \`0 2 * * *\` (Asia/Shanghai)`.
-fn describe(schedule: &Schedule) -> String {
-    match &schedule.when {
-        ScheduleKind::Every(every) => format!(
-            "every {}",
-            crate::time::format_span(chrono::Duration::from_std(*every).unwrap_or_default())
-        ),
-        ScheduleKind::Cron(cron) => format!("on cron `{cron}` ({})", schedule.time_zone),
-    }
 }
 
 /// One flow's loop: sleep until the next start, run, repeat, until told to stop.
