@@ -99,7 +99,7 @@ fn the_readmes_first_command_runs_the_bundled_flow_on_the_sandboxes() {
         // The first run starts in 2024: the empty stretch is one line.
         "windows 1–",
         ": nothing modified",
-        "180 read, 170 written, 0 already written, 10 parked",
+        "180 read: 180 new, 0 seen before; 170 written, 0 already written, 10 parked",
         "字段“物料编码”的值“",
         "the Kingdee sandbox now holds 170 sales return bill(s)",
         // `failed`/`retry` would find nothing in the throwaway state: the run says how to keep it.
