@@ -14,6 +14,7 @@ use crate::check;
 use crate::config::{self, model::Flow};
 use crate::error::{Error, ErrorKind, ExitCode, Result};
 use crate::http::retry::Sleeper;
+use crate::preview;
 use crate::request::Env;
 use crate::run::progress::{LogFormat, Progress};
 use crate::run::{self, Options, Summary};
@@ -77,6 +78,8 @@ pub fn load(flow_file: &Path) -> Result<Arc<Flow>> {
 pub struct RunRequest {
     pub flow: PathBuf,
     pub dry_run: bool,
+    /// How a dry run prints the bodies it would send.
+    pub bodies_format: preview::Format,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub state_dir: Option<PathBuf>,
@@ -145,6 +148,10 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         calls: metrics.as_ref().map(|metrics| metrics.call_observer()),
     };
     let started = std::time::Instant::now();
+    let printing = Printing {
+        throwaway_state: sandbox_dir.is_some(),
+        bodies: request.bodies_format,
+    };
     let result = sync(
         &flow,
         &request.flow,
@@ -152,7 +159,7 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         options,
         &alerts,
         Arc::clone(&progress),
-        sandbox_dir.is_some(),
+        printing,
     )
     .await;
     if let (Some(file), Some(metrics)) = (&request.metrics_file, &metrics) {
@@ -175,6 +182,15 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     result
 }
 
+/// How `sync` prints what is not an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Printing {
+    /// The state is thrown away after the run (`--sandbox`): say so where parked records are.
+    pub throwaway_state: bool,
+    /// How a dry run prints its bodies on stdout.
+    pub bodies: preview::Format,
+}
+
 /// One sync of a loaded flow whose lock the caller holds (unless a dry run): the pipeline, its
 /// summary on stderr, the alerts. `engine run` and each tick of `engine serve` go through it.
 pub async fn sync(
@@ -184,7 +200,7 @@ pub async fn sync(
     options: Options,
     alerts: &alert::Hook,
     progress: Arc<Progress>,
-    throwaway_state: bool,
+    printing: Printing,
 ) -> Result<ExitCode> {
     let dry_run = options.dry_run;
     let store = options.store.clone();
@@ -204,12 +220,10 @@ pub async fn sync(
         Arc::clone(&progress),
     )
     .await;
+    if let (true, Ok(summary)) = (dry_run, &result) {
+        preview::print_bodies(printing.bodies, &summary.bodies)?;
+    }
     if progress.is_json() {
-        if let (true, Ok(summary)) = (dry_run, &result) {
-            for body in &summary.bodies {
-                println!("{body}");
-            }
-        }
         progress.event("run_end", run_end(&result));
         let reports = alerts
             .after(&flow.name, &store, started, &result, env)
@@ -225,12 +239,6 @@ pub async fn sync(
     let code = match &result {
         Ok(summary) => {
             if dry_run {
-                for body in &summary.bodies {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(body).expect("JSON serialises")
-                    );
-                }
                 eprintln!(
                     "dry run: {} request(s) would be sent; nothing was written and the cursor did not move",
                     summary.bodies.len()
@@ -239,7 +247,7 @@ pub async fn sync(
             for line in run::describe(summary) {
                 eprintln!("{line}");
             }
-            if summary.failed + summary.conflicts > 0 && throwaway_state {
+            if summary.failed + summary.conflicts > 0 && printing.throwaway_state {
                 // The sandboxes and this run's ledger end with the process: `failed` and
                 // `retry` would find nothing, so say how to keep both.
                 eprintln!(

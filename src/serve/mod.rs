@@ -285,7 +285,10 @@ async fn serve_flow(
             options,
             &flow.alerts,
             Arc::clone(&progress),
-            false,
+            commands::Printing {
+                throwaway_state: false,
+                bodies: crate::preview::Format::Json,
+            },
         )
         .await;
         metrics.set_running(&name, false);
