@@ -1158,6 +1158,15 @@ fn a_backfill_keeps_the_cursor_and_duplicates_nothing() {
         "{}",
         output.stderr
     );
+    // Read again, it is no new work, and the summary says so.
+    let n = bills.len();
+    assert!(
+        output.stderr.contains(&format!(
+            "{n} read: 0 new, {n} seen before; 0 written, {n} already written"
+        )),
+        "{}",
+        output.stderr
+    );
     assert_eq!(state(&sync)["cursor"], cursor);
     assert_eq!(bill_numbers(&sync), bills);
 }
