@@ -12,7 +12,7 @@ use crate::config::model::{Schedule, ScheduleKind};
 use crate::time::format_span;
 
 /// The schedule as people read it: `every 5m`, or a cron's description and its pattern,
-/// `At 02:00 (\`0 2 * * *\`, Asia/Shanghai)`.
+/// `at 02:00 (\`0 2 * * *\`, Asia/Shanghai)`.
 pub fn readable(schedule: &Schedule) -> String {
     match &schedule.when {
         ScheduleKind::Every(every) => format!(
@@ -20,8 +20,14 @@ pub fn readable(schedule: &Schedule) -> String {
             format_span(chrono::Duration::from_std(*every).unwrap_or_default())
         ),
         ScheduleKind::Cron(cron) => {
+            // croner writes a sentence (`At 02:00.`); it follows `every 5m`'s lowercase here.
             let described = cron.describe();
             let described = described.trim().trim_end_matches('.');
+            let mut chars = described.chars();
+            let described = match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect::<String>(),
+                None => String::new(),
+            };
             format!(
                 "{described} (`{}`, {})",
                 cron.pattern.as_str(),
@@ -182,19 +188,19 @@ mod tests {
             (
                 cron("0 2 * * *"),
                 None,
-                "At 02:00 (`0 2 * * *`, Asia/Shanghai)",
+                "at 02:00 (`0 2 * * *`, Asia/Shanghai)",
                 "2024-05-02 02:00:00 (Asia/Shanghai)",
             ),
             (
                 utc(cron("*/5 * * * *")),
                 None,
-                "At every 5 minutes (`*/5 * * * *`, UTC)",
+                "at every 5 minutes (`*/5 * * * *`, UTC)",
                 "2024-05-01 10:05:00 (UTC)",
             ),
             (
                 cron("0 0 30 2 *"),
                 None,
-                "At 00:00, on day 30, in February (`0 0 30 2 *`, Asia/Shanghai)",
+                "at 00:00, on day 30, in February (`0 0 30 2 *`, Asia/Shanghai)",
                 "never",
             ),
         ];

@@ -628,7 +628,7 @@ mod tests {
         };
         let shown = schedule_html(Some(&cron), None);
         assert!(
-            shown.starts_with("At 02:00 (`0 2 * * *`, UTC) · 下次 next ")
+            shown.starts_with("at 02:00 (`0 2 * * *`, UTC) · 下次 next ")
                 && shown.ends_with(" 02:00:00 (UTC)"),
             "{shown}"
         );
