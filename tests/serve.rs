@@ -456,6 +456,20 @@ impl Reaped {
     }
 }
 
+impl Reaped {
+    /// Wait for the process to end by itself; the status.
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let child = self.0.as_mut().unwrap();
+        let mut status = None;
+        wait_until("the process to exit", || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        self.0 = None;
+        status.unwrap()
+    }
+}
+
 impl Drop for Reaped {
     fn drop(&mut self) {
         if let Some(child) = &mut self.0 {
@@ -487,32 +501,7 @@ fn serve_skips_ticks_while_another_command_holds_the_flow_says_so_and_logs_only_
         "mappings/refund.yaml",
         format!("{flow}\nschedule: {{ every: 1s }}\n"),
     );
-    // Another command holds the flow: a sandbox run on the same state folder that stays up
-    // (and keeps the lock) until it is stopped.
-    let state_dir = sync.workspace.path("state").display().to_string();
-    let mut child = Command::new(crate::support::engine_binary())
-        .args(["run", "mappings/refund.yaml", "--sandbox", "--keep-sandbox"])
-        .args(["--state-dir", &state_dir])
-        .current_dir(sync.workspace.root())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let said = collect_stderr(&mut child);
-    let mut holder = Reaped(Some(child));
-    wait_until("the other command's run to end", || {
-        let said = said.lock().unwrap();
-        said.iter()
-            .any(|line| line.contains("the sandboxes keep running"))
-    });
-    wait_until("the other command holding the lock", || {
-        let output = sync
-            .engine(&["state", "mappings/refund.yaml", "--json"])
-            .success();
-        let state: Value = serde_json::from_str(&output.stdout).unwrap();
-        state["lock"]["state"] == "held" && state["lock"]["holder"]["pid"] == holder.id()
-    });
-
+    let mut holder = hold_the_lock(&sync);
     // serve's runs fail at once (WDT is not there), so that a backoff is logged too.
     let mut env = sync.env();
     env.insert(
@@ -603,6 +592,95 @@ fn serve_skips_ticks_while_another_command_holds_the_flow_says_so_and_logs_only_
     assert_eq!(scheduled["schedule"], "every 1s");
     let end = events.iter().find(|e| e["event"] == "run_end").unwrap();
     assert_eq!(end["outcome"], "failed", "{end}");
+}
+
+/// Another command holding the flow's lock until it is stopped: a sandbox run on the sync's
+/// state folder that stays up (and keeps the lock) after its run.
+fn hold_the_lock(sync: &Sync) -> Reaped {
+    let state_dir = sync.workspace.path("state").display().to_string();
+    let mut child = Command::new(crate::support::engine_binary())
+        .args(["run", "mappings/refund.yaml", "--sandbox", "--keep-sandbox"])
+        .args(["--state-dir", &state_dir])
+        .current_dir(sync.workspace.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = collect_stderr(&mut child);
+    let holder = Reaped(Some(child));
+    wait_until("the other command's run to end", || {
+        let said = said.lock().unwrap();
+        said.iter()
+            .any(|line| line.contains("the sandboxes keep running"))
+    });
+    wait_until("the other command holding the lock", || {
+        let output = sync
+            .engine(&["state", "mappings/refund.yaml", "--json"])
+            .success();
+        let state: Value = serde_json::from_str(&output.stdout).unwrap();
+        state["lock"]["state"] == "held" && state["lock"]["holder"]["pid"] == holder.id()
+    });
+    holder
+}
+
+#[test]
+fn a_run_waiting_for_the_lock_with_json_logs_says_so_in_json() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "20",
+            "--wdt-days",
+            "2",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        3,
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let mut holder = hold_the_lock(&sync);
+    let mut child = Command::new(crate::support::engine_binary())
+        .args([
+            "run",
+            "mappings/refund.yaml",
+            "--wait",
+            "5m",
+            "--log-format",
+            "json",
+        ])
+        .current_dir(sync.workspace.root())
+        .envs(&sync.env())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = collect_stderr(&mut child);
+    let mut waiting = Reaped(Some(child));
+    let events = || -> Vec<Value> {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+            .collect()
+    };
+    wait_until("the waiting notice", || {
+        events().iter().any(|e| {
+            e["event"] == "notice"
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("waiting for flow `refund`, locked by pid"))
+        })
+    });
+    holder.terminate();
+    let status = waiting.wait();
+    assert_eq!(status.code(), Some(0), "{:?}", lines.lock().unwrap());
+    wait_until("the run's end", || {
+        events().iter().any(|e| e["event"] == "run_end")
+    });
+    for event in events() {
+        assert_eq!(event["flow"], "refund", "{event}");
+    }
 }
 
 /// A port nothing listens on now.

@@ -65,6 +65,15 @@ pub fn take_lock_saying(
     Ok(lock)
 }
 
+/// A line before the run's progress exists (waiting for the lock): as it is, or a `notice`
+/// event of `flow` with `--log-format json`.
+fn say_line(format: LogFormat, flow: &str, line: String) {
+    match format {
+        LogFormat::Text => eprintln!("{line}"),
+        LogFormat::Json => Progress::for_format(format, flow).notice(line),
+    }
+}
+
 /// The flow of `flow_file`, refused with the diagnostics of `check` when invalid.
 pub fn load(flow_file: &Path) -> Result<Arc<Flow>> {
     let loaded = config::load_flow(flow_file);
@@ -111,7 +120,9 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     // so it runs beside a real one.
     let _lock = match request.dry_run {
         true => None,
-        false => Some(take_lock(&flow, &store, request.wait)?),
+        false => Some(take_lock_saying(&flow, &store, request.wait, |line| {
+            say_line(request.log_format, &flow.name, line)
+        })?),
     };
     let progress = Arc::new(Progress::for_format(request.log_format, &flow.name));
     let sandboxes = if request.sandbox {
@@ -589,7 +600,9 @@ pub async fn retry(
     check::require_env(&flow, &env, check::Needs::Target)?;
     let alerts = alert::Hook::load(flow_file, alerts)?;
     let store = store_path(flow_file, state_dir);
-    let _lock = take_lock(&flow, &store, wait)?;
+    let _lock = take_lock_saying(&flow, &store, wait, |line| {
+        say_line(log_format, &flow.name, line)
+    })?;
     let progress = Arc::new(Progress::for_format(log_format, &flow.name));
     let options = Options {
         dry_run: false,
