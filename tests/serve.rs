@@ -120,6 +120,20 @@ fn serve_runs_the_flow_on_its_schedule_one_run_at_a_time_and_stops_cleanly_on_si
         0.0,
         "{text}"
     );
+    // The API calls of the runs, counted as they happened: every run read WDT at least once.
+    let samples = prometheus::parse(&text);
+    let ok_calls = |connector: &str| {
+        prometheus::sum(
+            &samples,
+            "engine_api_calls_total",
+            &[("connector", connector), ("outcome", "ok")],
+        )
+    };
+    assert!(
+        ok_calls("wdt_qimen") >= series(&text, "engine_runs_total{flow=\"refund\",outcome=\"ok\"}"),
+        "{text}"
+    );
+    assert!(ok_calls("kingdee_k3cloud") >= 1.0, "{text}");
     // The console is served beside the metrics, behind the same token.
     let console = format!("http://{listen}/");
     assert_eq!(http.get(&console).send().unwrap().status().as_u16(), 401);
