@@ -75,6 +75,9 @@ pub enum Command {
         /// Fetch and map, print the request bodies that would be sent; write nothing, move no cursor.
         #[arg(long)]
         dry_run: bool,
+        /// With `--dry-run`: the bodies as one JSON array, or one body per line (as `preview`).
+        #[arg(long, value_enum, default_value_t = preview::Format::Json, requires = "dry_run")]
+        format: preview::Format,
         /// Re-sync from this time instead of the cursor (`2024-01-01 00:00:00` Asia/Shanghai, or RFC 3339); the cursor does not move.
         #[arg(long, value_parser = parse_time)]
         since: Option<DateTime<Utc>>,
@@ -375,6 +378,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Run {
             flow,
             dry_run,
+            format,
             since,
             until,
             sandbox,
@@ -393,6 +397,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 log_format,
                 flow,
                 dry_run,
+                bodies_format: format,
                 since,
                 until,
                 state_dir: state.resolve(&env),

@@ -23,6 +23,7 @@ pub mod preview;
 pub mod record;
 pub mod request;
 pub mod run;
+pub mod schedule;
 pub mod secret;
 pub mod serve;
 pub mod sign;

@@ -345,9 +345,9 @@ fn a_receiver_that_refuses_or_cannot_be_reached_is_reported_and_the_exit_code_is
         );
     }
     assert!(
-        output
-            .stderr
-            .contains("180 read, 170 written, 0 already written, 10 parked")
+        output.stderr.contains(
+            "180 read: 180 new, 0 seen before; 170 written, 0 already written, 10 parked"
+        )
     );
     // A refusal is an answer: not sent again.
     assert_eq!(receiver.at(DING_PATH).len(), 1);

@@ -220,7 +220,7 @@ fn a_dump_backfills_kingdee_and_a_second_run_reads_only_the_file_added_since() {
     assert!(
         output
             .stderr
-            .contains(&format!("{} read,", eligible_first.len())),
+            .contains(&format!("{} read:", eligible_first.len())),
         "{}",
         output.stderr
     );
@@ -232,7 +232,8 @@ fn a_dump_backfills_kingdee_and_a_second_run_reads_only_the_file_added_since() {
     let (eligible_second, _) = eligible_and_unknown(second);
     assert!(
         output.stderr.contains(&format!(
-            "{} read, {} written, 0 already written",
+            "{} read: {} new, 0 seen before; {} written, 0 already written",
+            eligible_second.len(),
             eligible_second.len(),
             eligible_second.len()
         )),
@@ -287,7 +288,9 @@ fn a_csv_source_read_by_record_time_sends_only_the_rows_changed_since_the_last_r
             .args(["run", "flows/contacts.yaml", "--state-dir", "state"])
             .run()
     };
-    run().success().stderr_contains("2 read, 2 written");
+    run()
+        .success()
+        .stderr_contains("2 read: 2 new, 0 seen before; 2 written");
     // A new row and a changed one, modified after the cursor: the next run reads those two
     // and not C1; the changed C2 follows `on_change` (`skip`: the first version stays).
     std::thread::sleep(Duration::from_millis(1100));
@@ -301,7 +304,9 @@ fn a_csv_source_read_by_record_time_sends_only_the_rows_changed_since_the_last_r
         format!("{text}C3,\"Wang \"\"Fang\"\"\",{now}\r\n"),
     );
     std::thread::sleep(Duration::from_millis(1100));
-    run().success().stderr_contains("2 read, 1 written");
+    run()
+        .success()
+        .stderr_contains("2 read: 1 new, 1 seen before; 1 written");
     let lines: Vec<Value> = workspace
         .read("flows/out/contacts.jsonl")
         .lines()
@@ -392,8 +397,8 @@ fn the_file_example_exports_the_sample_orders_to_a_csv_once() {
             .run()
             .success()
     };
-    run().stderr_contains("5 read, 5 written");
-    run().stderr_contains("5 read, 0 written, 5 already written");
+    run().stderr_contains("5 read: 5 new, 0 seen before; 5 written");
+    run().stderr_contains("5 read: 0 new, 5 seen before; 0 written, 5 already written");
     let exports = workspace.path("mappings/examples/file/exports");
     let files: Vec<PathBuf> = std::fs::read_dir(&exports)
         .unwrap()

@@ -125,7 +125,8 @@ fn a_total_count_smaller_than_the_records_listed_does_not_stop_the_read() {
         );
         assert!(
             output.stderr.contains(&format!(
-                "{} read, {} written",
+                "{} read: {} new, 0 seen before; {} written",
+                eligible.len(),
                 eligible.len(),
                 eligible.len()
             )),

@@ -66,7 +66,8 @@ fn the_sandbox_env_file_drives_run_and_failed_and_goes_with_the_sandboxes() {
         .run()
         .code(1);
     assert!(
-        run.stderr.contains("180 read, 170 written"),
+        run.stderr
+            .contains("180 read: 180 new, 0 seen before; 170 written"),
         "{}",
         run.stderr
     );
@@ -121,7 +122,8 @@ fn the_real_environment_wins_over_the_env_file_and_no_value_is_printed() {
         .run()
         .code(1);
     assert!(
-        run.stderr.contains("180 read, 170 written"),
+        run.stderr
+            .contains("180 read: 180 new, 0 seen before; 170 written"),
         "{}",
         run.stderr
     );

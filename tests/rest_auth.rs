@@ -280,9 +280,9 @@ fn the_bundled_flow_runs_with_qimen_written_as_a_declarative_signature() {
         .run()
         .code(1);
     assert!(
-        output
-            .stderr
-            .contains("180 read, 170 written, 0 already written, 10 parked"),
+        output.stderr.contains(
+            "180 read: 180 new, 0 seen before; 170 written, 0 already written, 10 parked"
+        ),
         "{}",
         output.stderr
     );

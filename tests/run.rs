@@ -99,7 +99,7 @@ fn the_readmes_first_command_runs_the_bundled_flow_on_the_sandboxes() {
         // The first run starts in 2024: the empty stretch is one line.
         "windows 1–",
         ": nothing modified",
-        "180 read, 170 written, 0 already written, 10 parked",
+        "180 read: 180 new, 0 seen before; 170 written, 0 already written, 10 parked",
         "字段“物料编码”的值“",
         "the Kingdee sandbox now holds 170 sales return bill(s)",
         // `failed`/`retry` would find nothing in the throwaway state: the run says how to keep it.
@@ -1075,6 +1075,55 @@ fn a_dry_run_prints_the_bodies_and_changes_nothing() {
 }
 
 #[test]
+fn a_dry_run_prints_its_bodies_as_one_json_array_or_json_lines_as_preview_does() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "15",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        4,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  batch_size: 50\n",
+        "  batch_size: 4\n",
+    );
+    let output = sync.run(&["--dry-run"]).success();
+    let array: Vec<Value> = serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|err| panic!("not one JSON array ({err}):\n{}", output.stdout));
+    assert!(array.len() > 1, "several batches: {}", output.stdout);
+    assert!(
+        output.stderr.contains(&format!(
+            "dry run: {} request(s) would be sent",
+            array.len()
+        )),
+        "{}",
+        output.stderr
+    );
+    let output = sync.run(&["--dry-run", "--format", "jsonl"]).success();
+    let lines: Vec<Value> = output
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    // The same bodies (batches may be built in another order by concurrent writers).
+    let sorted = |bodies: &[Value]| {
+        let mut texts: Vec<String> = bodies.iter().map(Value::to_string).collect();
+        texts.sort();
+        texts
+    };
+    assert_eq!(sorted(&lines), sorted(&array));
+    // Logs for machines go to stderr; the bodies stay what `--format` says.
+    let output = sync.run(&["--dry-run", "--log-format", "json"]).success();
+    let logged: Vec<Value> = serde_json::from_str(&output.stdout).unwrap();
+    assert_eq!(sorted(&logged), sorted(&array));
+}
+
+#[test]
 fn a_backfill_keeps_the_cursor_and_duplicates_nothing() {
     let sync = Sync::start(
         &[
@@ -1106,6 +1155,15 @@ fn a_backfill_keeps_the_cursor_and_duplicates_nothing() {
         output
             .stderr
             .contains(&format!("{} already written", bills.len())),
+        "{}",
+        output.stderr
+    );
+    // Read again, it is no new work, and the summary says so.
+    let n = bills.len();
+    assert!(
+        output.stderr.contains(&format!(
+            "{n} read: 0 new, {n} seen before; 0 written, {n} already written"
+        )),
         "{}",
         output.stderr
     );

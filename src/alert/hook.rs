@@ -55,7 +55,8 @@ impl Hook {
         })
     }
 
-    /// After a run or retry of `flow` that started at `started`: send what its end calls for.
+    /// After a run or retry of `flow` that started at `started`: send what its end calls for,
+    /// and say what became of each alert (the caller prints it).
     pub async fn after(
         &self,
         flow: &str,
@@ -63,15 +64,15 @@ impl Hook {
         started: DateTime<Utc>,
         result: &Result<Summary>,
         env: &Env,
-    ) {
+    ) -> Vec<send::Report> {
         let Some(config) = &self.config else {
-            return;
+            return Vec::new();
         };
         // Someone stopped the run on purpose (Ctrl-C, SIGTERM of a deployment): nobody to page.
         if let Err(err) = result
             && err.kind() == ErrorKind::Interrupted
         {
-            return;
+            return Vec::new();
         }
         let store = Store::open(store).ok();
         let end = match result {
@@ -103,11 +104,9 @@ impl Hook {
             })
             .collect();
         if alerts.is_empty() {
-            return;
+            return Vec::new();
         }
-        for report in send::send(config, &alerts, env).await {
-            eprintln!("{}", report.line());
-        }
+        send::send(config, &alerts, env).await
     }
 }
 

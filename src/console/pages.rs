@@ -11,16 +11,19 @@ use axum::Form;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::ConsoleState;
 use super::html::{escape, label, outcome_label, page, query_value, status_label, table};
 use crate::check;
-use crate::config::{self, model::Flow};
+use crate::config;
+use crate::config::model::{Flow, Schedule};
 use crate::error::{Error, Result};
 use crate::record;
 use crate::request;
 use crate::run::commands;
+use crate::schedule;
 use crate::state::lock::{self, FlowLock, LockState, Wait};
 use crate::state::{Entry, Status, Store};
 use crate::time::wall_clock;
@@ -99,20 +102,19 @@ fn internal(err: Error) -> Refusal {
     failure(&err, StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// The `schedule:` line of the flow file, as written (a top-level one-line value); `—` when it
-/// has none. Text, not YAML: only `config` reads YAML, and the compiled flow does not carry
-/// a schedule yet (`engine serve` adds it).
-fn schedule(file: &Path) -> String {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    schedule_line(&text)
-}
-
-fn schedule_line(text: &str) -> String {
-    text.lines()
-        .find_map(|line| line.strip_prefix("schedule:"))
-        .map(|value| value.split(" #").next().unwrap_or("").trim())
-        .filter(|value| !value.is_empty())
-        .map_or_else(|| "—".to_string(), str::to_string)
+/// The flow's `schedule:` as people read it, with its next start in the flow's time zone (after
+/// the last run's start, for an interval), escaped; `—` when it has none (`engine serve` does
+/// not run it).
+fn schedule_html(schedule: Option<&Schedule>, last_start: Option<DateTime<Utc>>) -> String {
+    let Some(schedule) = schedule else {
+        return label("无（serve 不运行）", "none (serve does not run it)");
+    };
+    format!(
+        "{} · {} {}",
+        escape(&schedule::readable(schedule)),
+        label("下次", "next"),
+        escape(&schedule::next_start_text(schedule, last_start, Utc::now()))
+    )
 }
 
 fn lock_text(state: &LockState) -> String {
@@ -149,21 +151,22 @@ pub async fn flows(State(state): State<ConsoleState>) -> Page {
         let lock = loaded
             .lock_state()
             .map_or_else(|e| e.to_string(), |s| lock_text(&s));
-        let (cursor, last) = match loaded.open().map_err(internal)? {
-            None => ("—".to_string(), label("从未运行", "never run")),
+        let (cursor, last, last_start) = match loaded.open().map_err(internal)? {
+            None => ("—".to_string(), label("从未运行", "never run"), None),
             Some(store) => {
                 let cursor = store.cursor(&loaded.flow.name).map_err(internal)?;
                 let runs = store.runs(&loaded.flow.name, 1).map_err(internal)?;
                 (
                     cursor.map_or("—".to_string(), wall_clock),
                     runs.first().map_or("—".to_string(), run_line),
+                    runs.first().map(|run| run.started),
                 )
             }
         };
         rows.push(vec![
             link,
             escape(&file.display().to_string()),
-            escape(&schedule(file)),
+            schedule_html(loaded.flow.schedule.as_ref(), last_start),
             escape(&lock),
             escape(&cursor),
             last,
@@ -206,10 +209,18 @@ fn run_line(run: &crate::state::Run) -> String {
 /// `/flows/{flow}`: schedule, lock, cursor, records by status, live progress, last runs.
 pub async fn overview(State(state): State<ConsoleState>, UrlPath(name): UrlPath<String>) -> Page {
     let loaded = find(&state, &name)?;
+    let last_start = match loaded.open().map_err(internal)? {
+        Some(store) => store
+            .runs(&loaded.flow.name, 1)
+            .map_err(internal)?
+            .first()
+            .map(|run| run.started),
+        None => None,
+    };
     let mut body = format!(
         "<p>{}: {} · {}: <code>{}</code></p>",
         label("计划", "Schedule"),
-        escape(&schedule(&loaded.file)),
+        schedule_html(loaded.flow.schedule.as_ref(), last_start),
         label("文件", "File"),
         escape(&loaded.file.display().to_string())
     );
@@ -607,15 +618,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_schedule_is_the_top_level_line_as_written() {
-        for (text, shown) in [
-            ("name: a\nschedule: \"*/5 * * * *\"\n", "\"*/5 * * * *\""),
-            ("schedule: 10m  # every ten minutes\n", "10m"),
-            ("name: a\n  schedule: 10m\n", "—"),
-            ("name: a\n", "—"),
-            ("schedule:\n", "—"),
-        ] {
-            assert_eq!(schedule_line(text), shown, "{text}");
-        }
+    fn the_schedule_is_shown_parsed_with_its_next_start() {
+        use std::str::FromStr;
+
+        use crate::config::model::ScheduleKind;
+
+        let cron = Schedule {
+            when: ScheduleKind::Cron(Box::new(croner::Cron::from_str("0 2 * * *").unwrap())),
+            time_zone: chrono_tz::UTC,
+        };
+        let shown = schedule_html(Some(&cron), None);
+        assert!(
+            shown.starts_with("at 02:00 (`0 2 * * *`, UTC) · 下次 next ")
+                && shown.ends_with(" 02:00:00 (UTC)"),
+            "{shown}"
+        );
+        let every = Schedule {
+            when: ScheduleKind::Every(std::time::Duration::from_secs(300)),
+            time_zone: chrono_tz::Asia::Shanghai,
+        };
+        // Long after the last run: the next start is due now, in Shanghai's wall-clock time.
+        let last = DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let shown = schedule_html(Some(&every), Some(last));
+        assert!(shown.starts_with("every 5m · 下次 next 20"), "{shown}");
+        assert!(shown.ends_with(" (Asia/Shanghai)"), "{shown}");
+        assert_eq!(
+            schedule_html(None, None),
+            "无（serve 不运行） none (serve does not run it)"
+        );
     }
 }

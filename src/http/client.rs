@@ -33,6 +33,8 @@ use crate::http::transport::{Body, Request, SendError, Transport, join_url};
 use crate::request::{Env, Parts};
 use crate::template::TemplateSet;
 use crate::time::{Clock, format_span};
+pub use observe::{CallObserver, Outcome};
+use observe::{Seen, outcome};
 
 /// What a call carries.
 #[derive(Debug, Clone)]
@@ -111,6 +113,7 @@ pub struct Client {
     /// Retries waited for so far (busy, throttled, 5xx, timeouts): the target pushing back,
     /// which the adaptive write concurrency answers.
     pauses: AtomicU64,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 /// How many times in a row one call answers a lost session by logging in again. Sessions
@@ -178,7 +181,29 @@ impl Client {
             clock,
             notify,
             pauses: AtomicU64::new(0),
+            observer: None,
         })
+    }
+
+    /// Tell `observer` of every request and rate-limit wait of this client.
+    pub fn observed_by(mut self, observer: Option<Arc<dyn CallObserver>>) -> Client {
+        self.observer = observer;
+        self
+    }
+
+    /// Tell the observer, if any, that a request of `operation` started at `started` ended so.
+    fn observe(&self, operation: &str, outcome: Outcome, started: Instant) {
+        if let Some(observer) = &self.observer {
+            observer.request(&self.name, operation, outcome, started.elapsed());
+        }
+    }
+
+    /// Wait for the rate limit, telling the observer how long that took.
+    async fn acquire(&self) {
+        let waited = self.limiter.acquire(&self.sleeper).await;
+        if let (Some(observer), false) = (&self.observer, waited.is_zero()) {
+            observer.rate_limit_wait(&self.name, waited);
+        }
     }
 
     /// Retries waited for so far, by every call of this client.
@@ -214,7 +239,7 @@ impl Client {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.limiter.acquire(&self.sleeper).await;
+            self.acquire().await;
             let result = match lost {
                 None => self.auth.start(&self.transport, &self.base_url).await,
                 Some(generation) => {
@@ -444,15 +469,17 @@ impl Client {
         let attempts = self.attempts(operation, envelopes, parts, payload, idempotent, deadline);
         match tokio::time::timeout_at(deadline, attempts).await {
             Ok(result) => result,
-            Err(_) => {
-                let err = self.overdue(&format!("answer `{}`", operation.name), None);
-                // A write cut off in flight may have been processed.
-                Err(if idempotent {
-                    CallError::Unavailable(err)
-                } else {
-                    CallError::Uncertain(err)
-                })
-            }
+            Err(_) => Err(self.cut_off(operation, idempotent)),
+        }
+    }
+
+    /// A call of `operation` that `http.call_timeout` cut off.
+    fn cut_off(&self, operation: &Operation, idempotent: bool) -> CallError {
+        let err = self.overdue(&format!("answer `{}`", operation.name), None);
+        // A write cut off in flight may have been processed.
+        match idempotent {
+            true => CallError::Unavailable(err),
+            false => CallError::Uncertain(err),
         }
     }
 
@@ -476,7 +503,7 @@ impl Client {
         let mut throttles = 0;
         loop {
             attempt += 1;
-            self.limiter.acquire(&self.sleeper).await;
+            self.acquire().await;
             if let Some(stale) = self.auth.stale() {
                 // No token yet, or one about to expire: renew it (once for all callers).
                 self.login(Some(stale), deadline).await?;
@@ -492,19 +519,34 @@ impl Client {
                     format!("{} {what}", self.name),
                 ))
             };
-            let response = match self.transport.send(&request).await {
-                Ok(response) => response,
-                Err(err) => {
-                    let retry = RetryState {
-                        attempt,
-                        attempts,
-                        idempotent,
-                        deadline,
-                    };
-                    self.after_failed_send(err, operation, retry).await?;
-                    continue;
-                }
-            };
+            let sent = Instant::now();
+            let response =
+                match tokio::time::timeout_at(deadline, self.transport.send(&request)).await {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(err)) => {
+                        let outcome = match err {
+                            SendError::MaybeSent(_) if !idempotent => Outcome::Uncertain,
+                            _ => Outcome::NetworkError,
+                        };
+                        self.observe(&operation.name, outcome, sent);
+                        let retry = RetryState {
+                            attempt,
+                            attempts,
+                            idempotent,
+                            deadline,
+                        };
+                        self.after_failed_send(err, operation, retry).await?;
+                        continue;
+                    }
+                    Err(_) => {
+                        let outcome = match idempotent {
+                            true => Outcome::Timeout,
+                            false => Outcome::Uncertain,
+                        };
+                        self.observe(&operation.name, outcome, sent);
+                        return Err(self.cut_off(operation, idempotent));
+                    }
+                };
             self.auth.observe(&response);
             let status = response.status;
             // To a token strategy, 401 means the token is gone, whatever the body says.
@@ -533,19 +575,6 @@ impl Client {
                 }
                 _ => None,
             };
-            if let Some(why) = throttled {
-                // A refusal for calling too often was not processed: repeating is safe.
-                throttles += 1;
-                if throttles > throttle_limit {
-                    return Err(unavailable(format!(
-                        "kept answering `{why}` through {throttles} waits"
-                    )));
-                }
-                self.throttle(throttles, response.retry_after, &why, deadline)
-                    .map_err(CallError::Unavailable)?;
-                attempt -= 1;
-                continue;
-            }
             // A server error that still answers in the API's own terms (the session is gone, or
             // per-record results: some servers send Kingdee's `ErrorCode: 500` as the HTTP
             // status) is an answer, not a transient failure.
@@ -560,6 +589,25 @@ impl Client {
                 && (status >= 500
                     || status == 408
                     || (parsed.is_err() && (200..300).contains(&status)));
+            let seen = Seen {
+                throttled: throttled.is_some(),
+                transient,
+                idempotent,
+            };
+            self.observe(&operation.name, outcome(verdict.as_ref(), seen), sent);
+            if let Some(why) = throttled {
+                // A refusal for calling too often was not processed: repeating is safe.
+                throttles += 1;
+                if throttles > throttle_limit {
+                    return Err(unavailable(format!(
+                        "kept answering `{why}` through {throttles} waits"
+                    )));
+                }
+                self.throttle(throttles, response.retry_after, &why, deadline)
+                    .map_err(CallError::Unavailable)?;
+                attempt -= 1;
+                continue;
+            }
             if transient {
                 let message = format!("answered HTTP {status}: {}", snippet(&response.body));
                 if !idempotent {
@@ -718,5 +766,6 @@ pub(crate) fn snippet(body: &[u8]) -> String {
     format!("`{}`", short.replace('\n', " "))
 }
 
+mod observe;
 #[cfg(test)]
 mod tests;

@@ -139,6 +139,16 @@ fn write_body(flow: &Flow, inputs: &Json, batch: request::Keyed, env: &Env) -> R
         .map_err(|err| eval_error("cannot build the request body", err))
 }
 
+/// Print `bodies` on stdout as `format` says, as `preview` does (`engine run --dry-run`);
+/// returns how many.
+pub fn print_bodies(format: Format, bodies: &[Json]) -> Result<usize> {
+    let mut out = Bodies::new(format, std::io::stdout().lock());
+    for body in bodies {
+        out.push(body)?;
+    }
+    out.finish()
+}
+
 /// The bodies on stdout, each as soon as it is built.
 struct Bodies<W: Write> {
     format: Format,

@@ -12,8 +12,9 @@ use serde_json::json;
 use crate::alert;
 use crate::check;
 use crate::config::{self, model::Flow};
-use crate::error::{Error, ExitCode, Result};
+use crate::error::{Error, ErrorKind, ExitCode, Result};
 use crate::http::retry::Sleeper;
+use crate::preview;
 use crate::request::Env;
 use crate::run::progress::{LogFormat, Progress};
 use crate::run::{self, Options, Summary};
@@ -35,23 +36,42 @@ pub fn store_path(flow_file: &Path, state_dir: Option<&Path>) -> PathBuf {
 /// Take the flow's lock for a command that writes its state or its target (see
 /// `state::lock`), saying so when it has to wait or takes over a lock left by a killed run.
 pub fn take_lock(flow: &Flow, store: &Path, wait: Wait) -> Result<FlowLock> {
+    take_lock_saying(flow, store, wait, |line| eprintln!("{line}"))
+}
+
+/// `take_lock`, its lines said by `say` (`engine serve` logs them its way).
+pub fn take_lock_saying(
+    flow: &Flow,
+    store: &Path,
+    wait: Wait,
+    say: impl Fn(String),
+) -> Result<FlowLock> {
     let path = lock::lock_path(store.parent().unwrap_or(Path::new(".")), &flow.name);
     let holder = Holder::this_process(Utc::now());
     let lock = FlowLock::acquire(&path, &flow.name, &holder, wait, |current| {
-        eprintln!(
+        say(format!(
             "waiting for flow `{}`, locked by {}",
             flow.name,
             current.map_or_else(|| "another process".to_string(), Holder::describe)
-        );
+        ));
     })?;
     if let Some(left) = &lock.taken_over {
-        eprintln!(
+        say(format!(
             "took over the lock of flow `{}` left by {}, which ended without releasing it",
             flow.name,
             left.describe()
-        );
+        ));
     }
     Ok(lock)
+}
+
+/// A line before the run's progress exists (waiting for the lock): as it is, or a `notice`
+/// event of `flow` with `--log-format json`.
+fn say_line(format: LogFormat, flow: &str, line: String) {
+    match format {
+        LogFormat::Text => eprintln!("{line}"),
+        LogFormat::Json => Progress::for_format(format, flow).notice(line),
+    }
 }
 
 /// The flow of `flow_file`, refused with the diagnostics of `check` when invalid.
@@ -67,6 +87,8 @@ pub fn load(flow_file: &Path) -> Result<Arc<Flow>> {
 pub struct RunRequest {
     pub flow: PathBuf,
     pub dry_run: bool,
+    /// How a dry run prints the bodies it would send.
+    pub bodies_format: preview::Format,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub state_dir: Option<PathBuf>,
@@ -98,7 +120,9 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     // so it runs beside a real one.
     let _lock = match request.dry_run {
         true => None,
-        false => Some(take_lock(&flow, &store, request.wait)?),
+        false => Some(take_lock_saying(&flow, &store, request.wait, |line| {
+            say_line(request.log_format, &flow.name, line)
+        })?),
     };
     let progress = Arc::new(Progress::for_format(request.log_format, &flow.name));
     let sandboxes = if request.sandbox {
@@ -121,6 +145,10 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
     } else {
         None
     };
+    let metrics = request
+        .metrics_file
+        .as_ref()
+        .map(|_| crate::serve::metrics::Metrics::default());
     let options = Options {
         dry_run: request.dry_run,
         since: request.since,
@@ -128,8 +156,13 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         store: store.clone(),
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
+        calls: metrics.as_ref().map(|metrics| metrics.call_observer()),
     };
     let started = std::time::Instant::now();
+    let printing = Printing {
+        throwaway_state: sandbox_dir.is_some(),
+        bodies: request.bodies_format,
+    };
     let result = sync(
         &flow,
         &request.flow,
@@ -137,18 +170,19 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         options,
         &alerts,
         Arc::clone(&progress),
-        sandbox_dir.is_some(),
+        printing,
     )
     .await;
-    if let Some(file) = &request.metrics_file {
-        let metrics = crate::serve::metrics::Metrics::default();
+    if let (Some(file), Some(metrics)) = (&request.metrics_file, &metrics) {
         let outcome = crate::serve::metrics::outcome(&result);
         metrics.finished(&flow.name, outcome, started.elapsed(), &progress, &store);
         metrics.write_file(file)?;
     }
     if let Some(sandboxes) = &sandboxes {
         report_sandbox(sandboxes).await;
-        if request.keep_sandbox {
+        // Stopped during the run: the signal was for the whole command, not a second one to wait for.
+        let interrupted = matches!(&result, Err(err) if err.kind() == ErrorKind::Interrupted);
+        if request.keep_sandbox && !interrupted {
             eprintln!("the sandboxes keep running; press Ctrl-C to stop");
             crate::cli::shutdown_signal().await;
         }
@@ -157,6 +191,15 @@ pub async fn run(request: RunRequest, mut env: Env) -> Result<ExitCode> {
         let _ = std::fs::remove_dir_all(dir);
     }
     result
+}
+
+/// How `sync` prints what is not an event.
+#[derive(Debug, Clone, Copy)]
+pub struct Printing {
+    /// The state is thrown away after the run (`--sandbox`): say so where parked records are.
+    pub throwaway_state: bool,
+    /// How a dry run prints its bodies on stdout.
+    pub bodies: preview::Format,
 }
 
 /// One sync of a loaded flow whose lock the caller holds (unless a dry run): the pipeline, its
@@ -168,7 +211,7 @@ pub async fn sync(
     options: Options,
     alerts: &alert::Hook,
     progress: Arc<Progress>,
-    throwaway_state: bool,
+    printing: Printing,
 ) -> Result<ExitCode> {
     let dry_run = options.dry_run;
     let store = options.store.clone();
@@ -188,16 +231,15 @@ pub async fn sync(
         Arc::clone(&progress),
     )
     .await;
+    if let (true, Ok(summary)) = (dry_run, &result) {
+        preview::print_bodies(printing.bodies, &summary.bodies)?;
+    }
     if progress.is_json() {
-        if let (true, Ok(summary)) = (dry_run, &result) {
-            for body in &summary.bodies {
-                println!("{body}");
-            }
-        }
         progress.event("run_end", run_end(&result));
-        alerts
+        let reports = alerts
             .after(&flow.name, &store, started, &result, env)
             .await;
+        say_alerts(&progress, reports);
         return result.map(|summary| {
             match summary.failed + summary.conflicts + summary.unresolved + summary.unsettled {
                 0 => ExitCode::Ok,
@@ -208,12 +250,6 @@ pub async fn sync(
     let code = match &result {
         Ok(summary) => {
             if dry_run {
-                for body in &summary.bodies {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(body).expect("JSON serialises")
-                    );
-                }
                 eprintln!(
                     "dry run: {} request(s) would be sent; nothing was written and the cursor did not move",
                     summary.bodies.len()
@@ -222,7 +258,7 @@ pub async fn sync(
             for line in run::describe(summary) {
                 eprintln!("{line}");
             }
-            if summary.failed + summary.conflicts > 0 && throwaway_state {
+            if summary.failed + summary.conflicts > 0 && printing.throwaway_state {
                 // The sandboxes and this run's ledger end with the process: `failed` and
                 // `retry` would find nothing, so say how to keep both.
                 eprintln!(
@@ -245,10 +281,30 @@ pub async fn sync(
         }
         Err(_) => ExitCode::Fatal,
     };
-    alerts
+    let reports = alerts
         .after(&flow.name, &store, started, &result, env)
         .await;
+    say_alerts(&progress, reports);
     result.map(|_| code)
+}
+
+/// What became of the alerts of a run: a line each, or an `alert` event in JSON.
+fn say_alerts(progress: &Progress, reports: Vec<alert::send::Report>) {
+    for report in reports {
+        match progress.is_json() {
+            true => progress.event(
+                "alert",
+                json!({
+                    "alert": report.event.as_str(),
+                    "channel": report.channel,
+                    "host": report.host,
+                    "sent": report.outcome == alert::send::Outcome::Sent,
+                    "text": report.line(),
+                }),
+            ),
+            false => eprintln!("{}", report.line()),
+        }
+    }
 }
 
 /// The `run_end` event of `--log-format json`.
@@ -544,7 +600,9 @@ pub async fn retry(
     check::require_env(&flow, &env, check::Needs::Target)?;
     let alerts = alert::Hook::load(flow_file, alerts)?;
     let store = store_path(flow_file, state_dir);
-    let _lock = take_lock(&flow, &store, wait)?;
+    let _lock = take_lock_saying(&flow, &store, wait, |line| {
+        say_line(log_format, &flow.name, line)
+    })?;
     let progress = Arc::new(Progress::for_format(log_format, &flow.name));
     let options = Options {
         dry_run: false,
@@ -553,6 +611,7 @@ pub async fn retry(
         store: store.clone(),
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
+        calls: None,
     };
     let started = Utc::now();
     progress.event("run_start", json!({"retry": true}));
@@ -565,9 +624,10 @@ pub async fn retry(
     )
     .await;
     progress.event("run_end", run_end(&result));
-    alerts
+    let reports = alerts
         .after(&flow.name, &store, started, &result, &env)
         .await;
+    say_alerts(&progress, reports);
     let summary: Summary = result?;
     if progress.is_json() {
         return Ok(if summary.failed + summary.unresolved > 0 {

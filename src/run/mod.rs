@@ -25,7 +25,7 @@ use crate::auth;
 use crate::config::model::{Concurrency, Flow};
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::target::FileTarget;
-use crate::http::client::{Client, Notify};
+use crate::http::client::{CallObserver, Client, Notify};
 use crate::http::retry::Sleeper;
 use crate::request::{self, Env};
 use crate::run::concurrency::{Controller, Mode};
@@ -71,6 +71,8 @@ pub struct Options {
     pub store: PathBuf,
     pub sleeper: Sleeper,
     pub clock: Arc<dyn Clock>,
+    /// Told of every API request and rate-limit wait (metrics), if anyone counts them.
+    pub calls: Option<Arc<dyn CallObserver>>,
 }
 
 /// Run `flow` once.
@@ -195,14 +197,17 @@ async fn writer(
         progress.line(format!("target {}", target.describe()));
         return Ok(Arc::new(Sink::File(Arc::new(target))));
     }
-    let client = Arc::new(Client::new(
-        &flow.target.connector,
-        &flow.templates,
-        env,
-        options.sleeper.clone(),
-        Arc::clone(&options.clock),
-        notifier(progress),
-    )?);
+    let client = Arc::new(
+        Client::new(
+            &flow.target.connector,
+            &flow.templates,
+            env,
+            options.sleeper.clone(),
+            Arc::clone(&options.clock),
+            notifier(progress),
+        )?
+        .observed_by(options.calls.clone()),
+    );
     progress.line(format!("target {}", client.route()));
     let config_error = |what: &str, err: crate::tree::EvalError| {
         Error::config(format!("{what}: {}", err.message)).with_location(err.location)
@@ -250,7 +255,8 @@ async fn execute(
                 options.sleeper.clone(),
                 Arc::clone(&options.clock),
                 notifier(&progress),
-            )?;
+            )?
+            .observed_by(options.calls.clone());
             progress.line(format!("source {}", client.route()));
             Input::Http(Box::new(client))
         }

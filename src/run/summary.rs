@@ -56,6 +56,18 @@ impl Summary {
         }
     }
 
+    /// Records read that the ledger knew already: written before (and unchanged, or changed
+    /// under `on_change: skip`), parked before and unchanged, or changed since they were
+    /// written (a conflict).
+    pub fn seen_before(&self) -> u64 {
+        self.skipped + self.still_parked + self.conflicts
+    }
+
+    /// Records read for the first time: the run's new work.
+    pub fn new_records(&self) -> u64 {
+        self.read.saturating_sub(self.seen_before())
+    }
+
     pub fn outcome(&self) -> &'static str {
         if self.failed + self.conflicts + self.unresolved + self.unsettled > 0 {
             "partial"
@@ -76,9 +88,13 @@ pub fn describe(summary: &Summary) -> Vec<String> {
             summary.windows
         ));
     }
+    // New work first: a run that re-reads its lookback reads records it wrote before, which
+    // are not news.
     lines.push(format!(
-        "{} read, {} written, {} already written, {} parked{}{}",
+        "{} read: {} new, {} seen before; {} written, {} already written, {} parked{}{}",
         summary.read,
+        summary.new_records(),
+        summary.seen_before(),
         summary.written,
         summary.skipped,
         summary.failed,
@@ -125,4 +141,50 @@ pub fn describe(summary: &Summary) -> Vec<String> {
         _ => {}
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_count_line_tells_new_records_from_records_seen_before() {
+        let cases = [
+            (
+                Summary {
+                    read: 180,
+                    written: 170,
+                    failed: 10,
+                    ..Summary::default()
+                },
+                "180 read: 180 new, 0 seen before; 170 written, 0 already written, 10 parked",
+            ),
+            // A run that only re-read its lookback did no new work.
+            (
+                Summary {
+                    read: 30,
+                    skipped: 30,
+                    ..Summary::default()
+                },
+                "30 read: 0 new, 30 seen before; 0 written, 30 already written, 0 parked",
+            ),
+            (
+                Summary {
+                    read: 42,
+                    written: 11,
+                    failed: 1,
+                    skipped: 27,
+                    still_parked: 2,
+                    conflicts: 1,
+                    changed: 1,
+                    duplicates: 3,
+                    ..Summary::default()
+                },
+                "42 read: 12 new, 30 seen before; 11 written, 27 already written, 1 parked, 1 conflicts (3 repeated copies dropped)",
+            ),
+        ];
+        for (summary, line) in cases {
+            assert_eq!(describe(&summary)[0], line);
+        }
+    }
 }

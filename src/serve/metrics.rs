@@ -2,18 +2,21 @@
 //! `engine run --metrics-file FILE` (node_exporter's textfile collector).
 //!
 //! [`Metrics`] collects per-flow counters after each run (from the run's progress counters and
-//! the ledger's counts by status) and [`Metrics::render`] writes them in the text format
+//! the ledger's counts by status), and the runs' API calls as they happen (`calls`, the
+//! observer their HTTP clients are given); [`Metrics::render`] writes them in the text format
 //! (version 0.0.4). The format is a few lines per series: hand-written here, with its escaping,
 //! rather than a registry crate whose types would spread into the run code.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, ExitCode, Result};
+use crate::http::client::CallObserver;
 use crate::run::progress::Progress;
+use crate::serve::calls::CallMetrics;
 use crate::state::{Status, Store};
 
 /// Upper bounds (seconds) of the run duration histogram.
@@ -45,12 +48,18 @@ pub struct FlowMetrics {
 #[derive(Debug, Default)]
 pub struct Metrics {
     flows: Mutex<BTreeMap<String, FlowMetrics>>,
+    calls: Arc<CallMetrics>,
 }
 
 impl Metrics {
     fn with(&self, flow: &str, change: impl FnOnce(&mut FlowMetrics)) {
         let mut flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
         change(flows.entry(flow.to_string()).or_default());
+    }
+
+    /// What a run's HTTP clients report their requests and rate-limit waits to.
+    pub fn call_observer(&self) -> Arc<dyn CallObserver> {
+        Arc::clone(&self.calls) as Arc<dyn CallObserver>
     }
 
     /// The flow is known (listed with zeros before its first run).
@@ -103,7 +112,9 @@ impl Metrics {
     /// The text format of every flow's series.
     pub fn render(&self) -> String {
         let flows = self.flows.lock().unwrap_or_else(|e| e.into_inner());
-        render(&flows)
+        let mut text = render(&flows);
+        self.calls.render(&mut text);
+        text
     }
 
     /// Write the text to `file` atomically (a temporary file beside it, then a rename), as
@@ -126,7 +137,7 @@ pub fn outcome(result: &Result<ExitCode>) -> &'static str {
 }
 
 /// `"` `\` and newlines escaped, as label values need.
-fn label(value: &str) -> String {
+pub fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -11,27 +11,31 @@
 //!
 //! This module only schedules; it reads no records and writes no state of its own.
 
+pub mod calls;
 pub mod http;
+pub mod log;
 pub mod metrics;
-pub mod schedule;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
+use serde_json::json;
 use tokio::sync::watch;
 
 use crate::alert;
 use crate::check;
-use crate::config::model::{Flow, Schedule, ScheduleKind};
+use crate::config::model::{Flow, Schedule};
 use crate::error::{Error, ErrorKind, ExitCode, Result};
 use crate::http::retry::Sleeper;
 use crate::request::Env;
 use crate::run::Options;
-use crate::run::commands::{self, load, store_path, take_lock};
+use crate::run::commands::{self, load, store_path, take_lock_saying};
 use crate::run::progress::{LogFormat, Progress};
+use crate::schedule;
 use crate::secret::Secret;
+use crate::serve::log::ServeLog;
 use crate::serve::metrics::Metrics;
 use crate::state::lock::Wait;
 use crate::time::{SystemClock, wall_clock};
@@ -64,23 +68,36 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
         true => flows_in(Path::new("mappings"))?,
         false => request.flows.clone(),
     };
+    let log = ServeLog {
+        format: request.log_format,
+    };
     let mut served = Vec::new();
     for file in files {
         let flow = load(&file)?;
         let Some(schedule) = flow.schedule.clone() else {
-            eprintln!(
-                "flow `{}` ({}) has no `schedule:`; serve does not run it",
-                flow.name,
-                file.display()
+            log.say(
+                "not_scheduled",
+                Some(&flow.name),
+                json!({"file": file.display().to_string()}),
+                &format!(
+                    "flow `{}` ({}) has no `schedule:`; serve does not run it",
+                    flow.name,
+                    file.display()
+                ),
             );
             continue;
         };
         check::require_env(&flow, &env, check::Needs::Everything)?;
-        eprintln!(
-            "flow `{}` ({}) runs {}",
-            flow.name,
-            file.display(),
-            describe(&schedule)
+        log.say(
+            "scheduled",
+            Some(&flow.name),
+            json!({"file": file.display().to_string(), "schedule": schedule::readable(&schedule)}),
+            &format!(
+                "flow `{}` ({}) runs {}",
+                flow.name,
+                file.display(),
+                schedule::readable(&schedule)
+            ),
         );
         let alerts = alert::Hook::load(&file, request.alerts)?;
         served.push(Served {
@@ -124,7 +141,12 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
         server_stop,
     )
     .await?;
-    eprintln!("listening on http://{bound} (GET /metrics; the console at /)");
+    log.say(
+        "listening",
+        None,
+        json!({"url": format!("http://{bound}")}),
+        &format!("listening on http://{bound} (GET /metrics; the console at /)"),
+    );
     let mut tasks = Vec::new();
     for flow in served {
         let store = store_path(&flow.file, request.state_dir.as_deref());
@@ -133,7 +155,7 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
             flow,
             store,
             env.clone(),
-            request.log_format,
+            log,
             Arc::clone(&metrics),
             stopped.clone(),
         )));
@@ -148,12 +170,17 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
     tokio::select! {
         _ = &mut all_done => {}
         _ = crate::cli::shutdown_signal() => {
-            eprintln!("stopping: no new runs start; runs under way end as `engine run` does");
+            log.say(
+                "stopping",
+                None,
+                json!({}),
+                "stopping: no new runs start; runs under way end as `engine run` does",
+            );
             let _ = stop.send(true);
             all_done.await;
         }
     }
-    eprintln!("engine serve stopped");
+    log.say("stopped", None, json!({}), "engine serve stopped");
     Ok(ExitCode::Ok)
 }
 
@@ -177,23 +204,12 @@ fn flows_in(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// `every 5m`, `on cron \`0 2 * * *\` (Asia/Shanghai)`.
-fn describe(schedule: &Schedule) -> String {
-    match &schedule.when {
-        ScheduleKind::Every(every) => format!(
-            "every {}",
-            crate::time::format_span(chrono::Duration::from_std(*every).unwrap_or_default())
-        ),
-        ScheduleKind::Cron(cron) => format!("on cron `{cron}` ({})", schedule.time_zone),
-    }
-}
-
 /// One flow's loop: sleep until the next start, run, repeat, until told to stop.
 async fn serve_flow(
     flow: Served,
     store: PathBuf,
     env: Env,
-    log_format: LogFormat,
+    log: ServeLog,
     metrics: Arc<Metrics>,
     mut stopped: watch::Receiver<bool>,
 ) {
@@ -213,23 +229,36 @@ async fn serve_flow(
         }
         last_start = Some(Utc::now());
         let lock = {
-            let (flow, store) = (Arc::clone(&flow.flow), store.clone());
-            tokio::task::spawn_blocking(move || take_lock(&flow, &store, Wait::No)).await
+            let (flow, store, name) = (Arc::clone(&flow.flow), store.clone(), name.clone());
+            let say = move |text: String| log.say("notice", Some(&name), json!({}), &text);
+            tokio::task::spawn_blocking(move || take_lock_saying(&flow, &store, Wait::No, say))
+                .await
         };
+        let tick = last_start.unwrap_or_else(Utc::now);
         let _lock = match lock {
             Ok(Ok(lock)) => lock,
             Ok(Err(err)) if err.kind() == ErrorKind::Locked => {
                 metrics.lock_skipped(&name);
-                eprintln!(
-                    "flow `{name}`: skipped the run of {}: {}",
-                    wall_clock(last_start.unwrap_or_else(Utc::now)),
-                    err.message()
+                log.say(
+                    "skip",
+                    Some(&name),
+                    json!({"tick": tick.to_rfc3339(), "reason": err.message()}),
+                    &format!(
+                        "flow `{name}`: skipped the run of {}: {}",
+                        wall_clock(tick),
+                        err.message()
+                    ),
                 );
                 continue;
             }
             Ok(Err(err)) => {
                 failures += 1;
-                eprintln!("flow `{name}`: cannot take its lock: {}", err.message());
+                log.say(
+                    "lock_error",
+                    Some(&name),
+                    json!({"error": err.message()}),
+                    &format!("flow `{name}`: cannot take its lock: {}", err.message()),
+                );
                 continue;
             }
             Err(_) => return,
@@ -241,10 +270,11 @@ async fn serve_flow(
             store: store.clone(),
             sleeper: Sleeper::Tokio,
             clock: Arc::new(SystemClock),
+            calls: Some(metrics.call_observer()),
         };
-        let progress = Arc::new(match log_format {
+        let progress = Arc::new(match log.format {
             LogFormat::Text => Progress::plain(),
-            LogFormat::Json => Progress::for_format(log_format, &name),
+            LogFormat::Json => Progress::for_format(log.format, &name),
         });
         metrics.set_running(&name, true);
         let started = std::time::Instant::now();
@@ -255,7 +285,10 @@ async fn serve_flow(
             options,
             &flow.alerts,
             Arc::clone(&progress),
-            false,
+            commands::Printing {
+                throwaway_state: false,
+                bodies: crate::preview::Format::Json,
+            },
         )
         .await;
         metrics.set_running(&name, false);
@@ -273,10 +306,21 @@ async fn serve_flow(
             Err(err) => {
                 failures += 1;
                 let pause = schedule::backoff(failures);
-                eprintln!(
-                    "flow `{name}`: run failed ({failures} in a row): {}; next try in {} at the earliest",
-                    err.message(),
-                    crate::time::format_span(chrono::Duration::from_std(pause).unwrap_or_default())
+                log.say(
+                    "backoff",
+                    Some(&name),
+                    json!({
+                        "failures": failures,
+                        "error": err.message(),
+                        "wait_seconds": pause.as_secs(),
+                    }),
+                    &format!(
+                        "flow `{name}`: run failed ({failures} in a row): {}; next try in {} at the earliest",
+                        err.message(),
+                        crate::time::format_span(
+                            chrono::Duration::from_std(pause).unwrap_or_default()
+                        )
+                    ),
                 );
             }
         }

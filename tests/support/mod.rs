@@ -12,6 +12,7 @@ pub mod hostile_http;
 pub mod hostile_wdt;
 pub mod mock_rest;
 pub mod oauth_api;
+pub mod prometheus;
 pub mod receiver;
 pub mod rest_mock;
 pub mod sandbox;

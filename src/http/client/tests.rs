@@ -292,3 +292,74 @@ async fn a_server_error_that_reports_per_record_results_is_an_answer() {
     );
     assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
 }
+
+/// What an observer was told: each request (operation, outcome) and each rate-limit wait.
+#[derive(Default)]
+struct Told {
+    requests: Mutex<Vec<(String, String, Outcome)>>,
+    waits: Mutex<Vec<std::time::Duration>>,
+}
+
+impl CallObserver for Told {
+    fn request(
+        &self,
+        connector: &str,
+        operation: &str,
+        outcome: Outcome,
+        _took: std::time::Duration,
+    ) {
+        let request = (connector.to_string(), operation.to_string(), outcome);
+        self.requests.lock().unwrap().push(request);
+    }
+
+    fn rate_limit_wait(&self, connector: &str, waited: std::time::Duration) {
+        assert_eq!(connector, "api");
+        self.waits.lock().unwrap().push(waited);
+    }
+}
+
+#[tokio::test]
+async fn the_observer_is_told_each_request_with_its_outcome_and_each_rate_limit_wait() {
+    let Fixture {
+        client,
+        standalone,
+        waits,
+        calls,
+        _dir,
+    } = fixture(vec![
+        (503, "busy"),
+        (200, r#"{"busy": true}"#),
+        (200, r#"{"limited": true}"#),
+        (200, r#"{"ok": true, "items": []}"#),
+    ])
+    .await;
+    let told = Arc::new(Told::default());
+    let fixture = Fixture {
+        client: client.observed_by(Some(Arc::clone(&told) as Arc<dyn CallObserver>)),
+        standalone,
+        waits,
+        calls,
+        _dir,
+    };
+    let reply = call(&fixture, true).await.unwrap();
+    assert_eq!(reply.verdict, Verdict::Success);
+    let requests = told.requests.lock().unwrap().clone();
+    let outcomes: Vec<Outcome> = requests.iter().map(|(_, _, outcome)| *outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::ServerError,
+            Outcome::Busy,
+            Outcome::Throttled,
+            Outcome::Ok
+        ]
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|(connector, operation, _)| connector == "api" && operation == "read")
+    );
+    // The throttling held every call: the next one waited, and said so; the retries' backoffs
+    // are not rate-limit waits.
+    assert_eq!(told.waits.lock().unwrap().len(), 1);
+}

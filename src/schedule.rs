@@ -1,4 +1,5 @@
-//! When `engine serve` starts a flow's next run: its schedule, and the backoff after failures.
+//! When `engine serve` starts a flow's next run: its schedule, and the backoff after failures;
+//! and the schedule as people read it (serve's log, the console).
 //!
 //! Pure functions of the schedule, the clock and the count of failures in a row; the loop in
 //! `serve` sleeps until the instant they return.
@@ -8,6 +9,52 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::model::{Schedule, ScheduleKind};
+use crate::time::format_span;
+
+/// The schedule as people read it: `every 5m`, or a cron's description and its pattern,
+/// `at 02:00 (\`0 2 * * *\`, Asia/Shanghai)`.
+pub fn readable(schedule: &Schedule) -> String {
+    match &schedule.when {
+        ScheduleKind::Every(every) => format!(
+            "every {}",
+            format_span(chrono::Duration::from_std(*every).unwrap_or_default())
+        ),
+        ScheduleKind::Cron(cron) => {
+            // croner writes a sentence (`At 02:00.`); it follows `every 5m`'s lowercase here.
+            let described = cron.describe();
+            let described = described.trim().trim_end_matches('.');
+            let mut chars = described.chars();
+            let described = match chars.next() {
+                Some(first) => first.to_lowercase().chain(chars).collect::<String>(),
+                None => String::new(),
+            };
+            format!(
+                "{described} (`{}`, {})",
+                cron.pattern.as_str(),
+                schedule.time_zone
+            )
+        }
+    }
+}
+
+/// The next start as a wall-clock time in the schedule's time zone, named:
+/// `2024-05-02 02:00:00 (Asia/Shanghai)`; `never` for a cron that never matches again.
+pub fn next_start_text(
+    schedule: &Schedule,
+    last_start: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> String {
+    let next = next_start(schedule, last_start, now);
+    if next == DateTime::<Utc>::MAX_UTC {
+        return "never".to_string();
+    }
+    format!(
+        "{} ({})",
+        next.with_timezone(&schedule.time_zone)
+            .format("%Y-%m-%d %H:%M:%S"),
+        schedule.time_zone
+    )
+}
 
 /// The first wait after a failed run; each further failure in a row doubles it.
 pub const BACKOFF_FIRST: Duration = Duration::from_secs(10);
@@ -114,6 +161,55 @@ mod tests {
                 next_start(schedule, last.map(at), now),
                 at(expected),
                 "{schedule:?} after {last:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_schedule_reads_as_words_with_its_next_start_in_its_time_zone() {
+        let now = at("2024-05-01T10:00:30Z");
+        let utc = |mut schedule: Schedule| {
+            schedule.time_zone = chrono_tz::UTC;
+            schedule
+        };
+        let cases: &[(Schedule, Option<&str>, &str, &str)] = &[
+            (
+                every(300),
+                None,
+                "every 5m",
+                "2024-05-01 18:00:30 (Asia/Shanghai)",
+            ),
+            (
+                every(90),
+                Some("2024-05-01T10:00:00Z"),
+                "every 1m30s",
+                "2024-05-01 18:01:30 (Asia/Shanghai)",
+            ),
+            (
+                cron("0 2 * * *"),
+                None,
+                "at 02:00 (`0 2 * * *`, Asia/Shanghai)",
+                "2024-05-02 02:00:00 (Asia/Shanghai)",
+            ),
+            (
+                utc(cron("*/5 * * * *")),
+                None,
+                "at every 5 minutes (`*/5 * * * *`, UTC)",
+                "2024-05-01 10:05:00 (UTC)",
+            ),
+            (
+                cron("0 0 30 2 *"),
+                None,
+                "at 00:00, on day 30, in February (`0 0 30 2 *`, Asia/Shanghai)",
+                "never",
+            ),
+        ];
+        for (schedule, last, words, next) in cases {
+            assert_eq!(readable(schedule), *words);
+            assert_eq!(
+                next_start_text(schedule, last.map(at), now),
+                *next,
+                "{words}"
             );
         }
     }
