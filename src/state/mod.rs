@@ -32,6 +32,7 @@
 //! no IO but its own files (the database, its folder, the flows' lock files), and takes the
 //! clock as a parameter.
 
+mod kept;
 mod ledger;
 pub mod lock;
 mod open;
@@ -40,6 +41,9 @@ mod schema;
 mod tests;
 #[cfg(test)]
 mod tests_slim;
+#[cfg(test)]
+mod tests_updates;
+mod updates;
 
 use std::fmt;
 use std::path::Path;
@@ -52,6 +56,9 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use crate::error::{Error, ErrorKind, Result};
+
+pub use kept::{Kept, Seen, WrittenFilter};
+pub use updates::{PendingUpdate, Step, UpdateEnd};
 
 /// How long a statement waits for another process holding the write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -205,6 +212,8 @@ pub struct Pending {
     /// The content hash of the mapped target record being sent.
     pub hash: String,
     pub source: serde_json::Value,
+    /// The mapped target record being sent, kept (with the source) once it is written.
+    pub target: serde_json::Value,
     pub modified: Option<String>,
 }
 
