@@ -79,7 +79,7 @@ pub struct PendingUpdate {
 }
 
 /// How an update ended.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateEnd {
     /// The target holds the new content: it becomes the ledger's (hash, kept record), and a key
     /// parked as a conflict is done again.

@@ -41,6 +41,7 @@ use crate::value_map::{ValueMap, ValueMaps};
 mod auth;
 mod concurrency;
 mod pagination;
+mod update;
 
 use concurrency::target_concurrency;
 
@@ -88,6 +89,9 @@ enum Context {
     FlowSetting,
     /// Response envelopes and `has_more`: `body`, `status`, `headers`.
     Envelope,
+    /// An update's (`record: true`) or an action's templates: `params`, `vars`, `env`, `key`,
+    /// `target_id`, `target_number`, and `record` for an update.
+    OneRecord { record: bool },
     /// Lookup rows: `row`.
     Row,
     /// The flow's mapping: checked by `MappingCheck` against the API schemas instead.
@@ -117,6 +121,18 @@ impl Context {
             Context::Request { .. } => &["params", "vars", "env"],
             Context::ConnectorSettings | Context::FlowSetting => &["env"],
             Context::Envelope => &["body", "status", "headers"],
+            Context::OneRecord { record: true } => &[
+                "params",
+                "record",
+                "key",
+                "target_id",
+                "target_number",
+                "vars",
+                "env",
+            ],
+            Context::OneRecord { record: false } => {
+                &["params", "key", "target_id", "target_number", "vars", "env"]
+            }
             Context::Row => &["row"],
             Context::Mapping => &[],
             Context::Signature => &[
@@ -143,6 +159,8 @@ impl Context {
             Context::ConnectorSettings => "connector settings",
             Context::FlowSetting => "this setting",
             Context::Envelope => "a response envelope",
+            Context::OneRecord { record: true } => "an update",
+            Context::OneRecord { record: false } => "an action",
             Context::Row => "a lookup row",
             Context::Mapping => "the mapping",
             Context::Signature => "a request signature",
@@ -728,6 +746,7 @@ fn compile_flow(
                 (&raw.target.operation, &op_raw),
                 &raw.target.params,
             );
+            let update = update::compile_update(cx, doc, &raw, &conn);
             let param_values = constant_params(&params);
             let record_schema = op_schema(cx, &conn, &raw.target.operation, &param_values);
             target = Some(Target {
@@ -739,6 +758,8 @@ fn compile_flow(
                 lookup: raw.target.lookup.clone().filter(|_| lookup_raw.is_some()),
                 lookup_params,
                 on_change: raw.target.on_change.unwrap_or(OnChange::Skip),
+                update,
+                allow_unaudit: raw.target.allow_unaudit.unwrap_or(false),
                 record_schema,
             });
         }
@@ -1391,10 +1412,10 @@ fn compile_operation(
                 None,
             );
         }
-        let context = Context::TargetInputs {
+        let context = update::one_record_context(raw.kind).unwrap_or(Context::TargetInputs {
             records: raw.kind == OperationKind::Write,
             keys: raw.kind == OperationKind::Lookup,
-        };
+        });
         cx.tree(doc, &path.key("body"), body, context)
     });
     let envelope = raw
@@ -1465,6 +1486,7 @@ fn compile_operation(
             max_keys: r.max_keys.unwrap_or(100).max(1),
         })
     });
+    let (audited, already) = update::operation_answers(cx, doc, path, name, raw);
     let missing = |what: &str| {
         format!(
             "operation `{name}` of kind `{}` needs `{what}`",
@@ -1519,6 +1541,8 @@ fn compile_operation(
         batch,
         results,
         rows,
+        audited,
+        already,
     }
 }
 
@@ -1527,6 +1551,8 @@ fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::Read => "read",
         OperationKind::Write => "write",
         OperationKind::Lookup => "lookup",
+        OperationKind::Update => "update",
+        OperationKind::Action => "action",
     }
 }
 

@@ -15,10 +15,10 @@ use super::{Compiler, Context};
 
 /// The context of an operation's path, query and headers.
 pub(super) fn request_context(kind: OperationKind) -> Context {
-    Context::Request {
+    super::update::one_record_context(kind).unwrap_or(Context::Request {
         records: kind == OperationKind::Write,
         keys: kind == OperationKind::Lookup,
-    }
+    })
 }
 
 /// Named templates: query parameters or headers.
