@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::error::{Error, ErrorKind};
 use crate::record;
 use crate::run::batch::chunk;
 use crate::run::progress::Progress;
@@ -18,7 +19,6 @@ use crate::run::settle::tell_refused_but_there;
 use crate::state::{Entry, Outcome};
 use crate::target::update::{Updated, Updater};
 use crate::target::writer::{Outgoing, Settled, Writer};
-use crate::error::{Error, ErrorKind};
 
 /// What the recovery of an earlier run's in-flight records did.
 #[derive(Debug, Default)]

@@ -99,10 +99,9 @@ pub fn next(plan: Plan, step: Step, answer: Answer, refused: Option<&str>) -> Ne
             }
         }
         (Step::UpdateAfterUnaudit, Answer::Done | Answer::Already) => reaudit_or(None, applied),
-        (
-            Step::UpdateAfterUnaudit,
-            Answer::Audited { message } | Answer::Refused { message },
-        ) => reaudit_or(Some(message.clone()), UpdateEnd::Refused { message }),
+        (Step::UpdateAfterUnaudit, Answer::Audited { message } | Answer::Refused { message }) => {
+            reaudit_or(Some(message.clone()), UpdateEnd::Refused { message })
+        }
         (Step::Reaudit(n), Answer::Done | Answer::Already) if n + 1 < plan.reaudit => {
             Next::Send(Step::Reaudit(n + 1), refused.map(str::to_string))
         }
@@ -189,8 +188,11 @@ impl<'a> Updater<'a> {
         };
         let evaluate = |params| {
             request::operation_inputs(flow, params, &writer.env).map_err(|err| {
-                Error::config(format!("cannot evaluate the update's params: {}", err.message))
-                    .with_location(err.location)
+                Error::config(format!(
+                    "cannot evaluate the update's params: {}",
+                    err.message
+                ))
+                .with_location(err.location)
             })
         };
         let inputs = evaluate(&update.params)?;
@@ -250,7 +252,10 @@ impl<'a> Updater<'a> {
             let Some(entry) = entries.get(&update.key) else {
                 return Err(Error::new(
                     ErrorKind::State,
-                    format!("an update of record `{}` is under way but the ledger has no row for it", update.key),
+                    format!(
+                        "an update of record `{}` is under way but the ledger has no row for it",
+                        update.key
+                    ),
                 ));
             };
             ended.push(self.resume(entry, update).await?);
@@ -263,6 +268,20 @@ impl<'a> Updater<'a> {
         let store = &self.writer.store;
         let flow = &self.writer.flow.name;
         let (target_id, target_number) = self.target_ids(entry).await?;
+        if target_id.is_none() && update.step != Step::Upsert {
+            // Without the id an update could only create a second record.
+            let end = UpdateEnd::Refused {
+                message: "the target id of this record is unknown (the ledger has none and the lookup found none); it cannot be updated".to_string(),
+            };
+            store.finish_update(flow, &update.key, &end, self.writer.clock.now())?;
+            let UpdateEnd::Refused { message } = end else {
+                unreachable!()
+            };
+            return Ok(Updated::Parked {
+                key: update.key,
+                message,
+            });
+        }
         loop {
             let answer = self
                 .send(&update, target_id.as_deref(), target_number.as_deref())
@@ -439,11 +458,41 @@ mod tests {
         let send = |step| Next::Send(step, None);
         let cases = [
             // (plan, step, answer, refused so far) → next
-            (kingdee, Step::Update, Answer::Done, None, Next::Finish(applied.clone())),
-            (kingdee, Step::Upsert, Answer::Done, None, Next::Finish(applied.clone())),
-            (kingdee, Step::Update, no("bad"), None, Next::Finish(refused("bad"))),
-            (kingdee, Step::Upsert, no("bad"), None, Next::Finish(refused("bad"))),
-            (kingdee, Step::Update, audited(), None, send(Step::Unaudit(0))),
+            (
+                kingdee,
+                Step::Update,
+                Answer::Done,
+                None,
+                Next::Finish(applied.clone()),
+            ),
+            (
+                kingdee,
+                Step::Upsert,
+                Answer::Done,
+                None,
+                Next::Finish(applied.clone()),
+            ),
+            (
+                kingdee,
+                Step::Update,
+                no("bad"),
+                None,
+                Next::Finish(refused("bad")),
+            ),
+            (
+                kingdee,
+                Step::Upsert,
+                no("bad"),
+                None,
+                Next::Finish(refused("bad")),
+            ),
+            (
+                kingdee,
+                Step::Update,
+                audited(),
+                None,
+                send(Step::Unaudit(0)),
+            ),
             (
                 forbidden,
                 Step::Update,
@@ -454,16 +503,34 @@ mod tests {
                 )),
             ),
             (
-                Plan { unaudit: 0, ..kingdee },
+                Plan {
+                    unaudit: 0,
+                    ..kingdee
+                },
                 Step::Update,
                 audited(),
                 None,
                 Next::Finish(refused("已审核")),
             ),
-            (kingdee, Step::Unaudit(0), Answer::Done, None, send(Step::UpdateAfterUnaudit)),
-            (kingdee, Step::Unaudit(0), Answer::Already, None, send(Step::UpdateAfterUnaudit)),
             (
-                Plan { unaudit: 2, ..kingdee },
+                kingdee,
+                Step::Unaudit(0),
+                Answer::Done,
+                None,
+                send(Step::UpdateAfterUnaudit),
+            ),
+            (
+                kingdee,
+                Step::Unaudit(0),
+                Answer::Already,
+                None,
+                send(Step::UpdateAfterUnaudit),
+            ),
+            (
+                Plan {
+                    unaudit: 2,
+                    ..kingdee
+                },
                 Step::Unaudit(0),
                 Answer::Done,
                 None,
@@ -477,7 +544,10 @@ mod tests {
                 Next::Finish(refused("un-auditing it was refused: locked")),
             ),
             (
-                Plan { unaudit: 2, ..kingdee },
+                Plan {
+                    unaudit: 2,
+                    ..kingdee
+                },
                 Step::Unaudit(1),
                 no("locked"),
                 None,
@@ -486,9 +556,18 @@ mod tests {
                     Some("un-auditing it was refused: locked".to_string()),
                 ),
             ),
-            (kingdee, Step::UpdateAfterUnaudit, Answer::Done, None, send(Step::Reaudit(0))),
             (
-                Plan { reaudit: 0, ..kingdee },
+                kingdee,
+                Step::UpdateAfterUnaudit,
+                Answer::Done,
+                None,
+                send(Step::Reaudit(0)),
+            ),
+            (
+                Plan {
+                    reaudit: 0,
+                    ..kingdee
+                },
                 Step::UpdateAfterUnaudit,
                 Answer::Done,
                 None,
@@ -501,8 +580,20 @@ mod tests {
                 None,
                 Next::Send(Step::Reaudit(0), Some("bad qty".to_string())),
             ),
-            (kingdee, Step::Reaudit(0), Answer::Done, None, send(Step::Reaudit(1))),
-            (kingdee, Step::Reaudit(0), Answer::Already, None, send(Step::Reaudit(1))),
+            (
+                kingdee,
+                Step::Reaudit(0),
+                Answer::Done,
+                None,
+                send(Step::Reaudit(1)),
+            ),
+            (
+                kingdee,
+                Step::Reaudit(0),
+                Answer::Already,
+                None,
+                send(Step::Reaudit(1)),
+            ),
             (
                 kingdee,
                 Step::Reaudit(0),
@@ -510,8 +601,20 @@ mod tests {
                 Some("bad qty"),
                 Next::Send(Step::Reaudit(1), Some("bad qty".to_string())),
             ),
-            (kingdee, Step::Reaudit(1), Answer::Done, None, Next::Finish(applied.clone())),
-            (kingdee, Step::Reaudit(1), Answer::Already, None, Next::Finish(applied)),
+            (
+                kingdee,
+                Step::Reaudit(1),
+                Answer::Done,
+                None,
+                Next::Finish(applied.clone()),
+            ),
+            (
+                kingdee,
+                Step::Reaudit(1),
+                Answer::Already,
+                None,
+                Next::Finish(applied),
+            ),
             (
                 kingdee,
                 Step::Reaudit(1),

@@ -1556,6 +1556,13 @@ fn kind_name(kind: OperationKind) -> &'static str {
     }
 }
 
+fn article(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Update | OperationKind::Action => "an",
+        _ => "a",
+    }
+}
+
 fn find_operation(
     cx: &mut Compiler,
     doc: &Document,
@@ -1589,9 +1596,11 @@ fn find_operation(
     if op.kind != kind {
         cx.error(
             format!(
-                "operation `{name}` of `{}` is a `{}` operation; this needs a `{}` one",
+                "operation `{name}` of `{}` is {} `{}` operation; this needs {} `{}` one",
                 conn.raw.name,
+                article(op.kind),
                 kind_name(op.kind),
+                article(kind),
                 kind_name(kind)
             ),
             doc.locate(path),

@@ -121,7 +121,14 @@ pub(super) fn compile_update(
                 );
                 return None;
             };
-            find_operation(cx, doc, &target.key("update"), conn, &name, OperationKind::Update)?;
+            find_operation(
+                cx,
+                doc,
+                &target.key("update"),
+                conn,
+                &name,
+                OperationKind::Update,
+            )?;
             name
         }
     };
