@@ -40,6 +40,7 @@ mod map;
 pub mod progress;
 mod read;
 mod recover;
+pub mod resend;
 mod retry;
 mod settle;
 mod stage;

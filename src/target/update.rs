@@ -378,7 +378,7 @@ impl<'a> Updater<'a> {
             .await
             .map_err(|err| match err {
                 CallError::Uncertain(err) | CallError::Unavailable(err) => err.with_hint(
-                    "the update stays under way in the ledger: the next run or `engine retry` sends this step again",
+                    "the update stays under way in the ledger: the next run, `engine retry` or `engine resend` sends this step again",
                 ),
                 other => other.into_error(),
             })?;
