@@ -25,3 +25,4 @@ mod sim_wdt;
 mod source_data;
 mod state_lock;
 mod state_migration;
+mod update;
