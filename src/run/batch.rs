@@ -164,13 +164,13 @@ impl BatchStage {
             }),
             Mappable::Update => {
                 summary.changed += 1;
-                summary.updates += 1;
                 if self.dry_run {
                     self.progress.notice(format!(
                         "record `{}` changed since it was written: a run would send it as an update",
                         record.key
                     ));
                 } else {
+                    summary.updates += 1;
                     updates.push(Outgoing {
                         mapped,
                         source: record.record,
