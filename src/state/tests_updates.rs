@@ -299,3 +299,68 @@ fn steps_round_trip_through_their_text() {
     }
     assert_eq!(Step::parse("unaudit:x"), None);
 }
+
+#[test]
+fn written_keys_are_listed_by_key_and_by_when_they_were_first_written() {
+    let store = Store::in_memory().unwrap();
+    for (key, second) in [("A", 10), ("B", 20), ("C", 30)] {
+        store
+            .mark_in_flight(FLOW, &[pending(key, "h1")], at(second))
+            .unwrap();
+        store
+            .record_outcomes(
+                FLOW,
+                &[Outcome::Done {
+                    key: key.to_string(),
+                    target_id: None,
+                    target_number: None,
+                    hash: None,
+                }],
+                at(second),
+            )
+            .unwrap();
+    }
+    // In flight, never written: not listed.
+    store
+        .mark_in_flight(FLOW, &[pending("D", "h1")], at(15))
+        .unwrap();
+    let listed = |filter: WrittenFilter| -> Vec<String> {
+        store
+            .written(FLOW, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|(entry, kept)| {
+                assert!(kept.is_some(), "{} keeps its content", entry.key);
+                entry.key
+            })
+            .collect()
+    };
+    let cases = [
+        (WrittenFilter::default(), vec!["A", "B", "C"]),
+        (
+            WrittenFilter {
+                keys: vec!["C".to_string(), "A".to_string(), "D".to_string()],
+                ..WrittenFilter::default()
+            },
+            vec!["A", "C"],
+        ),
+        (
+            WrittenFilter {
+                since: Some(at(20)),
+                ..WrittenFilter::default()
+            },
+            vec!["B", "C"],
+        ),
+        (
+            WrittenFilter {
+                since: Some(at(11)),
+                until: Some(at(30)),
+                ..WrittenFilter::default()
+            },
+            vec!["B"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(listed(filter.clone()), expected, "{filter:?}");
+    }
+}
