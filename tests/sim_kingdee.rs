@@ -1352,6 +1352,62 @@ fn kingdee_sdk_conformance() {
         report["bad_field"][0][0]["Result"]["ResponseStatus"]["MsgCode"],
         9
     );
+    // Statuses through the SDK's Submit, Audit and UnAudit (issue 11, item 4).
+    let status = |name: &str| report[name]["Result"]["ResponseStatus"].clone();
+    assert_eq!(
+        status("audit_unsubmitted")["Errors"],
+        json!([{"FieldName": null, "Message": "单据编号为“SDK-0001”的销售退货单，单据未提交，不能审核！", "DIndex": 0}])
+    );
+    assert_eq!(status("audit_unsubmitted")["MsgCode"], 11);
+    assert_eq!(
+        status("submit")["SuccessEntitys"],
+        json!([
+            {"Id": 100001, "Number": "SDK-0001", "DIndex": 0},
+            {"Id": 100002, "Number": "SDK-0003", "DIndex": 1},
+        ])
+    );
+    assert_eq!(status("audit")["IsSuccess"], true);
+    assert_eq!(
+        status("audit")["SuccessMessages"][1]["Message"],
+        "单据编号为“SDK-0003”的销售退货单，审核成功！"
+    );
+    assert_eq!(status("audit_again")["MsgCode"], 11);
+    assert_eq!(
+        status("audit_again")["Errors"][0]["Message"],
+        "单据编号为“SDK-0001”的销售退货单，单据已经审核！"
+    );
+    assert_eq!(status("save_audited")["MsgCode"], 12);
+    assert_eq!(
+        status("save_audited")["Errors"][0]["Message"],
+        "单据编号为“SDK-0001”的销售退货单已审核，不允许修改"
+    );
+    assert_eq!(status("unaudit")["MsgCode"], 0);
+    assert_eq!(status("save_unaudited")["IsSuccess"], true);
+    assert_eq!(report["forced_operation_msgcode"].to_string(), SESSION_LOST);
+    assert_eq!(
+        report["statuses"],
+        json!([
+            [100001, "SDK-0001", "D", "changed"],
+            [100002, "SDK-0003", "C", "退货入库 SDK-0003"],
+        ])
+    );
+    let stats = kingdee.sim("GET", "stats", None);
+    assert_eq!(
+        stats["requests"]["DynamicFormService.Audit"],
+        json!({"ok": 1, "failed": 2})
+    );
+    assert_eq!(
+        stats["requests"]["DynamicFormService.Submit"],
+        json!({"ok": 1, "injected_msgcode": 1})
+    );
+    assert_eq!(
+        (
+            &stats["bills_submitted"],
+            &stats["bills_audited"],
+            &stats["bills_unaudited"]
+        ),
+        (&json!(2), &json!(2), &json!(1))
+    );
     // Bad credentials, as the SDK sees them.
     assert_eq!(
         report["wrong_secret"].to_string(),

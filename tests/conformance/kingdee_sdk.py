@@ -111,6 +111,35 @@ def main():
     bad_field = sdk.ExecuteBillQuery({"FormId": "SAL_RETURNSTOCK", "FieldKeys": "FID,FNoSuchField"})
     report["bad_field"] = json.loads(bad_field)
 
+    # A bill's statuses, through the SDK's own Submit, Audit and UnAudit: SDK-0001 (FID
+    # 100001) and SDK-0003 (FID 100002) were saved in status A.
+    report["audit_unsubmitted"] = json.loads(sdk.Audit("SAL_RETURNSTOCK", {"Ids": "100001"}))
+    report["submit"] = json.loads(
+        sdk.Submit("SAL_RETURNSTOCK", {"Numbers": ["SDK-0001", "SDK-0003"]})
+    )
+    report["audit"] = json.loads(sdk.Audit("SAL_RETURNSTOCK", {"Ids": "100001,100002"}))
+    report["audit_again"] = json.loads(sdk.Audit("SAL_RETURNSTOCK", {"Ids": "100001"}))
+    report["save_audited"] = json.loads(
+        sdk.Save("SAL_RETURNSTOCK", {"Model": {"FID": 100001, "FHeadNote": "changed"}})
+    )
+    report["unaudit"] = json.loads(sdk.UnAudit("SAL_RETURNSTOCK", {"Numbers": ["SDK-0001"]}))
+    report["save_unaudited"] = json.loads(
+        sdk.Save("SAL_RETURNSTOCK", {"Model": {"FID": 100001, "FHeadNote": "changed"}})
+    )
+    arm("msgcode", on="operation")
+    report["forced_operation_msgcode"] = json.loads(
+        sdk.Submit("SAL_RETURNSTOCK", {"Ids": "100001"})
+    )
+    report["statuses"] = json.loads(
+        sdk.ExecuteBillQuery(
+            {
+                "FormId": "SAL_RETURNSTOCK",
+                "FieldKeys": "FID,FBillNo,FDocumentStatus,FHeadNote",
+                "OrderString": "FID ASC",
+            }
+        )
+    )
+
     # A client with the wrong app secret: no session, so the signature decides.
     wrong_secret = client(app_secret="ffffffffffffffffffffffffffffffff")
     report["wrong_secret"] = json.loads(

@@ -15,19 +15,23 @@ use crate::sim::kingdee::schema::{Cell, ENTRY_KEY, SUB_HEAD_KEY};
 /// Field values by canonical key.
 pub type Fields = BTreeMap<&'static str, Cell>;
 
-/// 单据状态: A 创建, C 已审核 (spec §5.1). B (审核中) needs `Submit`, which the sandbox
-/// does not offer.
+/// 单据状态 (spec §5.1): A 创建 (saved), B 审核中 (submitted), C 已审核 (audited), D 重新审核
+/// (un-audited). The moves between them live in `operation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentStatus {
     Created,
+    Submitted,
     Audited,
+    Reaudit,
 }
 
 impl DocumentStatus {
     pub fn code(self) -> &'static str {
         match self {
             DocumentStatus::Created => "A",
+            DocumentStatus::Submitted => "B",
             DocumentStatus::Audited => "C",
+            DocumentStatus::Reaudit => "D",
         }
     }
 }
@@ -134,6 +138,10 @@ impl BillStore {
 
     pub fn by_number(&self, bill_no: &str) -> Option<&Bill> {
         self.bills.iter().find(|bill| bill.bill_no == bill_no)
+    }
+
+    pub fn by_fid_mut(&mut self, fid: u64) -> Option<&mut Bill> {
+        self.bills.iter_mut().find(|bill| bill.fid == fid)
     }
 
     pub fn next_fid(&mut self) -> u64 {

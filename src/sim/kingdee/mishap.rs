@@ -31,9 +31,9 @@ pub enum Mishap {
     HtmlLogin,
     /// The real answer cut in half: the call was carried out (a save is saved).
     TruncatedJson,
-    /// A save whose answer leaves one bill out of `SuccessEntitys`, `IsSuccess` staying true
-    /// when nothing else failed; every bill is saved (or, armed with `saved: false`, the left-out
-    /// bill silently is not). Saves only.
+    /// A save (or Submit/Audit/UnAudit) whose answer leaves one bill out of `SuccessEntitys`,
+    /// `IsSuccess` staying true when nothing else failed; every bill is saved (or, armed with
+    /// `saved: false`, the left-out bill silently is not). Saves and operations only.
     MissingEntity,
 }
 
@@ -57,7 +57,7 @@ impl Mishap {
     fn applies_to(self, kind: CallKind) -> bool {
         match self {
             Mishap::Msgcode => kind != CallKind::Login,
-            Mishap::MissingEntity => kind == CallKind::Save,
+            Mishap::MissingEntity => matches!(kind, CallKind::Save | CallKind::Operation),
             _ => true,
         }
     }
@@ -70,6 +70,8 @@ pub enum CallKind {
     Login,
     /// `Save` and `BatchSave`.
     Save,
+    /// `Submit`, `Audit` and `UnAudit`.
+    Operation,
     /// Every other business call: queries, `View`, async results.
     Query,
 }
@@ -83,6 +85,8 @@ pub enum Calls {
     Any,
     Login,
     Save,
+    /// `Submit`, `Audit` and `UnAudit`.
+    Operation,
     Query,
 }
 
@@ -92,6 +96,7 @@ impl Calls {
             Calls::Any => "any",
             Calls::Login => "login",
             Calls::Save => "save",
+            Calls::Operation => "operation",
             Calls::Query => "query",
         }
     }
@@ -101,6 +106,7 @@ impl Calls {
             Calls::Any => true,
             Calls::Login => kind == CallKind::Login,
             Calls::Save => kind == CallKind::Save,
+            Calls::Operation => kind == CallKind::Operation,
             Calls::Query => kind == CallKind::Query,
         }
     }
@@ -210,7 +216,8 @@ pub struct Armed {
     /// How many calls it hits (default 1).
     #[serde(default = "one")]
     pub calls: u64,
-    /// Which calls: `any` (default), `login`, `save` or `query`.
+    /// Which calls: `any` (default), `login`, `save`, `operation` (Submit/Audit/UnAudit) or
+    /// `query`.
     #[serde(default)]
     pub on: Calls,
     /// The MsgCode of a `msgcode` mishap (default: `--kingdee-msgcode`).
@@ -230,7 +237,12 @@ impl Armed {
         if self.calls == 0 {
             return Err("`calls` must be at least 1".to_string());
         }
-        let kinds = [CallKind::Login, CallKind::Save, CallKind::Query];
+        let kinds = [
+            CallKind::Login,
+            CallKind::Save,
+            CallKind::Operation,
+            CallKind::Query,
+        ];
         if !kinds
             .iter()
             .any(|&kind| self.on.includes(kind) && self.mishap.applies_to(kind))

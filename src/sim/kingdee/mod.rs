@@ -2,13 +2,13 @@
 //!
 //! A loopback HTTP server that a K3Cloud client — the engine, or the official Python SDK
 //! unmodified — cannot tell from a real site for the services a sales-return sync uses:
-//! password and app-secret logins, the SDK's app-signature v2, `Save`/`BatchSave` of
-//! `SAL_RETURNSTOCK`, `ExecuteBillQuery`/`BillQuery`/`View`, with the real envelopes and
+//! password and app-secret logins, the SDK's app-signature v2, `Save`/`BatchSave`,
+//! `Submit`/`Audit`/`UnAudit` of `SAL_RETURNSTOCK`, `ExecuteBillQuery`/`BillQuery`/`View`, with the real envelopes and
 //! messages of `specs/kingdee_k3cloud.md`. Behaviours the spec marks inferred are switches.
 //!
 //! Modules in data-flow order: `service` routes one call and decides everything about it,
-//! using `body` (request shapes), `auth` (sessions, logins, signatures), `save`, `query` and
-//! `filter`, over `basedata`, `schema` and `bills`; answers are built by `envelope`; faults
+//! using `body` (request shapes), `auth` (sessions, logins, signatures), `save`, `operation`
+//! (statuses), `query` and `filter`, over `basedata`, `schema` and `bills`; answers are built by `envelope`; faults
 //! by `faults`; `state` holds it all behind one lock; `server` is the only module that does
 //! IO. Nothing below `server` knows about sockets or sleeps.
 
@@ -33,6 +33,8 @@ mod envelope;
 mod faults;
 mod filter;
 mod mishap;
+mod operation;
+mod operation_call;
 mod query;
 mod random;
 mod save;
@@ -185,8 +187,8 @@ pub struct KingdeeOptions {
         default_value_t = 0
     )]
     pub latency_per_bill_ms: u64,
-    /// Most saves (`Save`, `BatchSave`) under way at once; beyond, a save is answered
-    /// MsgCode 13 busy and not carried out. Default: no limit.
+    /// Most writes (`Save`, `BatchSave`, `Submit`, `Audit`, `UnAudit`) under way at once;
+    /// beyond, a write is answered MsgCode 13 busy and not carried out. Default: no limit.
     #[arg(id = "kingdee-capacity", long = "kingdee-capacity", value_name = "N")]
     pub capacity: Option<usize>,
     /// Share (0..1) of WebAPI calls answered HTTP 500 without doing anything.
@@ -197,7 +199,8 @@ pub struct KingdeeOptions {
         default_value_t = 0.0
     )]
     pub error_rate: f64,
-    /// Share (0..1) of saves that commit, then close the connection without a response.
+    /// Share (0..1) of writes (saves, Submit/Audit/UnAudit) that commit, then close the
+    /// connection without a response.
     #[arg(
         id = "kingdee-commit-then-drop-rate",
         long = "kingdee-commit-then-drop-rate",
@@ -205,7 +208,8 @@ pub struct KingdeeOptions {
         default_value_t = 0.0
     )]
     pub commit_then_drop_rate: f64,
-    /// Share (0..1) of saves refused with the MsgCode 13 network-control conflict.
+    /// Share (0..1) of writes (saves, Submit/Audit/UnAudit) refused with the MsgCode 13
+    /// network-control conflict.
     #[arg(
         id = "kingdee-conflict-rate",
         long = "kingdee-conflict-rate",
@@ -229,8 +233,9 @@ pub struct KingdeeOptions {
         default_value_t = BatchMode::Independent
     )]
     pub batch_mode: BatchMode,
-    /// A bill number someone else holds: saving it meets the MsgCode 13 network-control
-    /// conflict while the other bills of the call are saved. Repeatable.
+    /// A bill number someone else holds: saving (or submitting, auditing…) it meets the
+    /// MsgCode 13 network-control conflict while the other bills of the call go through.
+    /// Repeatable.
     #[arg(
         id = "kingdee-conflict-bill-no",
         long = "kingdee-conflict-bill-no",

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::sim::kingdee::body::{RawCall, scalar_text};
 use crate::sim::kingdee::envelope::{self, MsgCode};
-use crate::sim::kingdee::faults::{ConflictScope, Injection};
+use crate::sim::kingdee::faults::Injection;
 use crate::sim::kingdee::mishap::{self, Mishap, Plan};
 use crate::sim::kingdee::save::{self, SaveConfig, SaveKind};
 use crate::sim::kingdee::service::{After, Response, Service, call_error};
@@ -20,7 +20,10 @@ use crate::sim::kingdee::withhold;
 
 /// The answer to a save beyond the sandbox's capacity (MsgCode 13: "the server is busy, try
 /// again later").
-const BUSY_MESSAGE: &str = "服务器繁忙，请稍后再试。";
+pub const BUSY_MESSAGE: &str = "服务器繁忙，请稍后再试。";
+
+/// The action a save's conflict message names.
+const SAVE_ACTION: &str = "保存";
 
 pub fn save_call(
     state: &mut State,
@@ -52,36 +55,19 @@ pub fn save_call(
         let body = envelope::failure(MsgCode::NetworkControlConflict, None, BUSY_MESSAGE);
         return (Response::json(body), Outcome::Busy);
     }
-    let mut locked: Vec<(usize, String)> = Vec::new();
-    if injection == Injection::Conflict {
-        if state.faults.conflict_scope == ConflictScope::Bill && numbers.len() > 1 {
-            locked.push((0, numbers[0].clone()));
-        } else {
-            let first = numbers.first().cloned().unwrap_or_default();
-            let body = envelope::failure(
-                MsgCode::NetworkControlConflict,
-                None,
-                withhold::conflict_message(&first),
-            );
+    let locked = match withhold::locked(
+        &state.faults,
+        injection == Injection::Conflict,
+        &numbers,
+        batch,
+    ) {
+        Ok(locked) => locked,
+        Err(number) => {
+            let message = withhold::conflict_message(&number, SAVE_ACTION);
+            let body = envelope::failure(MsgCode::NetworkControlConflict, None, message);
             return (Response::json(body), Outcome::InjectedConflict);
         }
-    }
-    for (position, number) in numbers.iter().enumerate() {
-        if state.faults.conflict_bill_nos.contains(number)
-            && !locked.iter().any(|(locked, _)| *locked == position)
-        {
-            locked.push((position, number.clone()));
-        }
-    }
-    locked.sort();
-    if !locked.is_empty() && (locked.len() >= numbers.len() || !batch) {
-        let body = envelope::failure(
-            MsgCode::NetworkControlConflict,
-            None,
-            withhold::conflict_message(&locked[0].1),
-        );
-        return (Response::json(body), Outcome::InjectedConflict);
-    }
+    };
     let unsaved = match plan {
         Some(plan) if plan.mishap == Mishap::MissingEntity && !plan.saved && batch => {
             let free: Vec<usize> = (0..numbers.len())
@@ -115,7 +101,7 @@ pub fn save_call(
     if !withheld.is_empty() {
         withhold::restore_positions(&mut outcome.body, &kept);
         if !locked.is_empty() {
-            withhold::add_conflicts(&mut outcome.body, &locked);
+            withhold::add_conflicts(&mut outcome.body, &locked, SAVE_ACTION);
         }
     }
     let left_out = match plan {

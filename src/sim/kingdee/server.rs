@@ -189,10 +189,10 @@ async fn webapi(
     if method != Method::POST {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    // Counted from arrival to answer, so that the latency is part of a save's occupancy; the
+    // Counted from arrival to answer, so that the latency is part of a write's occupancy; the
     // guard also counts down when a dropped connection drops this future.
     let under_way = service
-        .is_save()
+        .is_write()
         .then(|| UnderWay::enter(&shared.saves_under_way));
     let (latency, capacity) = {
         let state = shared.lock();

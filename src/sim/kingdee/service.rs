@@ -16,6 +16,7 @@ use crate::sim::kingdee::body::{self, CallError, RawCall, scalar_text};
 use crate::sim::kingdee::envelope::{self, MsgCode};
 use crate::sim::kingdee::faults::Injection;
 use crate::sim::kingdee::mishap::{self, CallKind, Mishap, Plan};
+use crate::sim::kingdee::operation_call;
 use crate::sim::kingdee::query;
 use crate::sim::kingdee::save::SaveConfig;
 use crate::sim::kingdee::save_call;
@@ -32,6 +33,9 @@ pub enum Service {
     Save,
     BatchSave,
     View,
+    Submit,
+    Audit,
+    UnAudit,
     ExecuteBillQuery,
     BillQuery,
     QueryAsyncResult,
@@ -69,6 +73,18 @@ const SERVICES: &[(Service, &str)] = &[
     (
         Service::View,
         "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.View",
+    ),
+    (
+        Service::Submit,
+        "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.Submit",
+    ),
+    (
+        Service::Audit,
+        "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.Audit",
+    ),
+    (
+        Service::UnAudit,
+        "Kingdee.BOS.WebApi.ServicesStub.DynamicFormService.UnAudit",
     ),
     (
         Service::ExecuteBillQuery,
@@ -111,6 +127,8 @@ impl Service {
             CallKind::Login
         } else if self.is_save() {
             CallKind::Save
+        } else if self.is_operation() {
+            CallKind::Operation
         } else {
             CallKind::Query
         }
@@ -118,6 +136,17 @@ impl Service {
 
     pub fn is_save(self) -> bool {
         matches!(self, Service::Save | Service::BatchSave)
+    }
+
+    /// `Submit`, `Audit`, `UnAudit`: they change a bill's status.
+    pub fn is_operation(self) -> bool {
+        matches!(self, Service::Submit | Service::Audit | Service::UnAudit)
+    }
+
+    /// Saves and operations: the calls that change bills, and so meet conflicts, drops and
+    /// the capacity limit.
+    pub fn is_write(self) -> bool {
+        self.is_save() || self.is_operation()
     }
 
     fn is_login(self) -> bool {
@@ -172,7 +201,8 @@ pub struct Request {
     pub content_type: Option<String>,
     pub credentials: Credentials,
     pub body: Vec<u8>,
-    /// More saves under way than `--kingdee-capacity` allows: a save is answered busy.
+    /// More writes under way than `--kingdee-capacity` allows: a save or an operation is
+    /// answered busy.
     pub over_capacity: bool,
 }
 
@@ -262,8 +292,8 @@ pub fn handle(
         state.random.unit(),
         state.random.unit(),
     ];
-    let mut injection = state.faults.decide(service.is_save(), draws);
-    if request.over_capacity && service.is_save() {
+    let mut injection = state.faults.decide(service.is_write(), draws);
+    if request.over_capacity && service.is_write() {
         injection = Injection::Busy;
     }
     // Mishaps are drawn only when one can happen, so that a seed gives the other faults the
@@ -478,6 +508,9 @@ fn business(
     let (response, outcome) = match service {
         Service::Save | Service::BatchSave => {
             save_call::save_call(state, config, service, call, injection, plan, now)
+        }
+        Service::Submit | Service::Audit | Service::UnAudit => {
+            operation_call::operation_call(state, service, call, injection, plan, now)
         }
         Service::ExecuteBillQuery | Service::BillQuery => query_call(state, service, call),
         Service::View => match call.form_call() {

@@ -1,7 +1,8 @@
-//! Packets withheld from a save: bills another user holds (a network-control conflict, MsgCode
-//! 13) and a bill a `missing_entity` mishap silently leaves unsaved. They are taken out of
-//! `Model` before the save runs, and the answer's `DIndex` values are moved back to the
-//! positions the caller sent, so the caller sees one answer for the whole call.
+//! Packets withheld from a save (or bills from a Submit/Audit/UnAudit): bills another user
+//! holds (a network-control conflict, MsgCode 13) and a bill a `missing_entity` mishap silently
+//! leaves unsaved. They are taken out of `Model` before the save runs, and the answer's
+//! `DIndex` values are moved back to the positions the caller sent, so the caller sees one
+//! answer for the whole call.
 //!
 //! Pure functions over the request's `data` and the answer's JSON.
 
@@ -11,17 +12,50 @@ use serde_json::{Map, Value, json};
 
 use crate::sim::kingdee::body::scalar_text;
 use crate::sim::kingdee::envelope::{ErrorItem, MsgCode};
+use crate::sim::kingdee::faults::{ConflictScope, Faults};
 use crate::sim::kingdee::schema;
 
 /// The user a network-control conflict blames **[I]**.
 const CONFLICT_HOLDER: &str = "Administrator";
 
-/// The conflict message of spec §4.2 for bill `number`.
-pub fn conflict_message(number: &str) -> String {
+/// The conflict message of spec §4.2 for bill `number` and the `action` tried (保存, 审核, …).
+pub fn conflict_message(number: &str, action: &str) -> String {
     format!(
-        "“{CONFLICT_HOLDER}”使用业务单据：“{name}”业务操作-“[{name}-{number}-保存]”冲突，请稍候再使用。",
+        "“{CONFLICT_HOLDER}”使用业务单据：“{name}”业务操作-“[{name}-{number}-{action}]”冲突，请稍候再使用。",
         name = schema::FORM_NAME
     )
+}
+
+/// The bills of a call (their `numbers`, in order) that someone else holds, by position: the
+/// first one when `injected` with scope `bill`, and those on the conflict list. `Err` with the
+/// number to blame when the whole call is refused: an injected conflict with scope `call` (or
+/// a call of one bill), every bill held, or a held bill in a call that is not a batch.
+pub fn locked(
+    faults: &Faults,
+    injected: bool,
+    numbers: &[String],
+    batch: bool,
+) -> Result<Vec<(usize, String)>, String> {
+    let mut locked: Vec<(usize, String)> = Vec::new();
+    if injected {
+        if faults.conflict_scope == ConflictScope::Bill && numbers.len() > 1 {
+            locked.push((0, numbers[0].clone()));
+        } else {
+            return Err(numbers.first().cloned().unwrap_or_default());
+        }
+    }
+    for (position, number) in numbers.iter().enumerate() {
+        if faults.conflict_bill_nos.contains(number)
+            && !locked.iter().any(|(locked, _)| *locked == position)
+        {
+            locked.push((position, number.clone()));
+        }
+    }
+    locked.sort();
+    if !locked.is_empty() && (locked.len() >= numbers.len() || !batch) {
+        return Err(locked[0].1.clone());
+    }
+    Ok(locked)
 }
 
 fn model_mut(data: &mut Map<String, Value>) -> Option<&mut Value> {
@@ -101,7 +135,7 @@ pub fn restore_positions(body: &mut Value, kept: &[usize]) {
 
 /// Add a network-control conflict for each `(position, bill number)` to an answer: the call
 /// fails (`IsSuccess` false, `ErrorCode` 500, MsgCode 13) whatever else it saved.
-pub fn add_conflicts(body: &mut Value, locked: &[(usize, String)]) {
+pub fn add_conflicts(body: &mut Value, locked: &[(usize, String)], action: &str) {
     let Some(status) = body
         .pointer_mut("/Result/ResponseStatus")
         .and_then(Value::as_object_mut)
@@ -120,7 +154,7 @@ pub fn add_conflicts(body: &mut Value, locked: &[(usize, String)]) {
         let item = ErrorItem::new(
             MsgCode::NetworkControlConflict,
             None,
-            conflict_message(number),
+            conflict_message(number, action),
             *position,
         );
         errors.push(item.to_json());
@@ -158,7 +192,11 @@ mod tests {
             "MsgCode": 11,
         }}});
         restore_positions(&mut body, &kept);
-        add_conflicts(&mut body, &[(0, "A".to_string()), (2, "C".to_string())]);
+        add_conflicts(
+            &mut body,
+            &[(0, "A".to_string()), (2, "C".to_string())],
+            "保存",
+        );
         let status = &body["Result"]["ResponseStatus"];
         assert_eq!(status["SuccessEntitys"][0]["DIndex"], 1);
         let positions: Vec<&Value> = status["Errors"]
