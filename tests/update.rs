@@ -247,3 +247,78 @@ fn a_resend_killed_between_the_steps_is_finished_by_the_next_run_each_bill_updat
     let output = sync.engine(&["resend", "mappings/refund.yaml"]).success();
     assert!(output.stderr.contains(" 0 changed"), "{}", output.stderr);
 }
+
+#[test]
+fn without_allow_unaudit_audited_bills_changes_are_parked_with_kingdee_s_message_and_retry_sends_them_once_allowed()
+ {
+    let sync = synced();
+    let written = bill_numbers(&sync);
+    let n = written.len();
+    sync.workspace
+        .edit("mappings/refund.yaml", NOTE_END, NOTE_END_V2);
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        SKIP,
+        "  on_change: update\n  update: bill_update",
+    );
+    let output = sync.engine(&["resend", "mappings/refund.yaml"]).code(1);
+    assert!(
+        output
+            .stderr
+            .contains(&format!("0 updated, {n} parked as conflicts")),
+        "{}",
+        output.stderr
+    );
+    let failed = sync
+        .engine(&["failed", "mappings/refund.yaml", "--json"])
+        .success();
+    let listed: Vec<Value> = serde_json::from_str(&failed.stdout).unwrap();
+    assert_eq!(listed.len(), n, "{}", failed.stdout);
+    for entry in &listed {
+        assert_eq!(text(&entry["status"]), "conflict");
+        let reason = text(&entry["reason"]);
+        assert!(
+            reason.contains("已审核，不允许修改") && reason.contains("allow_unaudit: true"),
+            "{reason}"
+        );
+    }
+    for (number, note, status) in notes_and_statuses(&sync) {
+        assert!(
+            !note.ends_with("（第二版）"),
+            "{number} left as it was: {note}"
+        );
+        assert_eq!(status, "C");
+    }
+    assert_eq!(calls(&sync, "UnAudit"), 0);
+    // A run reads them again: they stay parked for a person, nothing is sent.
+    let saves = calls(&sync, "Save");
+    let output = sync
+        .run(&["--since", &sync.workspace.read(".start")])
+        .success();
+    assert!(
+        output.stderr.contains(&format!(
+            "{n} record(s) parked earlier were read again unchanged and not sent"
+        )),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(calls(&sync, "Save"), saves);
+    // Allowed now: `retry` sends each change, each bill is audited again, none is left parked.
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  update: bill_update",
+        "  update: bill_update\n  allow_unaudit: true",
+    );
+    sync.engine(&["retry", "mappings/refund.yaml"]).success();
+    for (number, note, status) in notes_and_statuses(&sync) {
+        assert!(note.ends_with("（第二版）"), "{number}: {note}");
+        assert_eq!(status, "C", "{number}");
+    }
+    let n = n as u64;
+    assert_eq!((calls(&sync, "UnAudit"), calls(&sync, "Audit")), (n, n));
+    assert_eq!(bill_numbers(&sync), written);
+    let failed = sync
+        .engine(&["failed", "mappings/refund.yaml", "--json"])
+        .success();
+    assert_eq!(failed.stdout.trim(), "[]");
+}
