@@ -322,3 +322,42 @@ fn without_allow_unaudit_audited_bills_changes_are_parked_with_kingdee_s_message
         .success();
     assert_eq!(failed.stdout.trim(), "[]");
 }
+
+#[test]
+fn under_on_change_update_a_run_updates_a_bill_whose_order_changed_once() {
+    let sync = synced();
+    let written = bill_numbers(&sync);
+    sync.workspace.edit("mappings/refund.yaml", SKIP, UPDATE);
+    let changed = written.iter().next().unwrap().clone();
+    sync.post_wdt(
+        &format!("/_sim/orders/{changed}/touch"),
+        json!({"refund_remark": "客户补充说明"}),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let output = sync.run(&[]).success();
+    assert!(
+        output
+            .stderr
+            .contains("1 record(s) changed since they were written were sent as updates"),
+        "{}",
+        output.stderr
+    );
+    let (_, note, status) = notes_and_statuses(&sync)
+        .into_iter()
+        .find(|(number, _, _)| number == &changed)
+        .unwrap();
+    assert!(note.contains("客户补充说明"), "{note}");
+    assert_eq!(status, "C");
+    assert_eq!((calls(&sync, "UnAudit"), calls(&sync, "Audit")), (1, 1));
+    assert_eq!(
+        bill_numbers(&sync),
+        written,
+        "updated in place, no new bill"
+    );
+    // Read again, it is as written: nothing is sent.
+    let output = sync
+        .run(&["--since", &sync.workspace.read(".start")])
+        .success();
+    assert!(output.stderr.contains(" 0 written"), "{}", output.stderr);
+    assert_eq!(calls(&sync, "UnAudit"), 1);
+}
