@@ -23,9 +23,9 @@ use crate::request::Env;
 use crate::run::progress::Progress;
 use crate::run::recover::recover;
 use crate::run::{Options, writer};
-use crate::state::{Store, WrittenFilter};
+use crate::state::{Entry, Kept, Store, WrittenFilter};
 use crate::target::update::update_batch;
-use crate::target::writer::{Outgoing, Settled};
+use crate::target::writer::{Outgoing, Settled, Writer};
 
 /// What `engine resend` was asked.
 #[derive(Debug, Clone, Default)]
@@ -152,18 +152,6 @@ pub async fn resend(
         )));
     }
     let store = Store::open(&options.store)?;
-    let mut resent = Resent::default();
-    let writer = match request.dry_run {
-        true => None,
-        false => {
-            let writer = writer(&flow, &env, &options, &store, &progress).await?;
-            let recovery = recover(&writer, &progress).await?;
-            resent.recovered = recovery.keys.len() as u64;
-            resent.updated += recovery.written;
-            resent.parked += recovery.failed;
-            Some(writer)
-        }
-    };
     let filter = WrittenFilter {
         keys: request.keys.clone(),
         since: request.since,
@@ -187,6 +175,35 @@ pub async fn resend(
         ))
         .with_hint("`engine resend` sends records already in the target; `engine retry` sends parked ones"));
     }
+    let mut resent = Resent::default();
+    let writer = match request.dry_run {
+        true => None,
+        false => {
+            let writer = writer(&flow, &env, &options, &store, &progress).await?;
+            let recovery = recover(&writer, &progress).await?;
+            resent.recovered = recovery.keys.len() as u64;
+            resent.updated += recovery.written;
+            resent.parked += recovery.failed;
+            Some(writer)
+        }
+    };
+    // What the recovery finished is read as it is now.
+    let written = store.written(&flow.name, &filter)?;
+    let changed = remap(&flow, written, &mut resent, &progress);
+    if let Some(writer) = writer {
+        send_changes(&flow, writer, changed, &mut resent, &progress).await?;
+    }
+    progress.finish();
+    Ok(resent)
+}
+
+/// Map each kept source again; print and return the records whose content changed.
+fn remap(
+    flow: &Flow,
+    written: Vec<(Entry, Option<Kept>)>,
+    resent: &mut Resent,
+    progress: &Progress,
+) -> Vec<Outgoing> {
     let mut changed: Vec<Outgoing> = Vec::new();
     for (entry, kept) in written {
         let Some(kept) = kept else {
@@ -194,7 +211,7 @@ pub async fn resend(
             continue;
         };
         resent.mapped += 1;
-        let mapped = match record::map(&flow, Arc::new(kept.source.clone())) {
+        let mapped = match record::map(flow, Arc::new(kept.source.clone())) {
             Ok(mapped) => mapped,
             Err(failure) => {
                 resent.unmappable += 1;
@@ -225,43 +242,51 @@ pub async fn resend(
             window: None,
         });
     }
-    if let Some(writer) = writer {
-        let limit = match flow.target.concurrency {
-            Concurrency::Fixed(n) => n,
-            Concurrency::Adaptive { initial, .. } => initial,
+    changed
+}
+
+/// Send `changed` as updates, a few at a time (the flow's write concurrency to begin with).
+async fn send_changes(
+    flow: &Flow,
+    writer: Arc<Writer>,
+    changed: Vec<Outgoing>,
+    resent: &mut Resent,
+    progress: &Progress,
+) -> Result<()> {
+    let limit = match flow.target.concurrency {
+        Concurrency::Fixed(n) => n,
+        Concurrency::Adaptive { initial, .. } => initial,
+    }
+    .max(1) as usize;
+    let mut tasks: JoinSet<Result<Vec<Settled>>> = JoinSet::new();
+    let mut pieces = changed.into_iter().map(|record| vec![record]);
+    loop {
+        while tasks.len() < limit
+            && let Some(piece) = pieces.next()
+        {
+            let writer = Arc::clone(&writer);
+            tasks.spawn(async move { update_batch(&writer, piece).await });
         }
-        .max(1) as usize;
-        let mut tasks: JoinSet<Result<Vec<Settled>>> = JoinSet::new();
-        let mut pieces = changed.into_iter().map(|record| vec![record]);
-        loop {
-            while tasks.len() < limit
-                && let Some(piece) = pieces.next()
-            {
-                let writer = Arc::clone(&writer);
-                tasks.spawn(async move { update_batch(&writer, piece).await });
-            }
-            let Some(joined) = tasks.join_next().await else {
-                break;
-            };
-            let settled = joined.map_err(|err| {
-                Error::new(ErrorKind::State, "an update stopped unexpectedly").with_source(err)
-            })??;
-            for settled in settled {
-                match settled {
-                    Settled::Failed { key, message } => {
-                        resent.parked += 1;
-                        progress.failed(&key, &message);
-                    }
-                    _ => {
-                        resent.updated += 1;
-                        progress.written(1);
-                    }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let settled = joined.map_err(|err| {
+            Error::new(ErrorKind::State, "an update stopped unexpectedly").with_source(err)
+        })??;
+        for settled in settled {
+            match settled {
+                Settled::Failed { key, message } => {
+                    resent.parked += 1;
+                    progress.failed(&key, &message);
+                }
+                _ => {
+                    resent.updated += 1;
+                    progress.written(1);
                 }
             }
         }
     }
-    progress.finish();
-    Ok(resent)
+    Ok(())
 }
 
 /// A resend's summary as the user reads it.
