@@ -75,17 +75,29 @@ fn body(
     tree::evaluate(node, &flow.templates, scope).map(|evaluated| evaluated.value)
 }
 
-fn write_names(flow: &Flow, inputs: &Json, records: Vec<Json>) -> Vec<(Arc<str>, Value)> {
+/// Mapped target records with their keys, in batch order.
+pub type Keyed = Vec<(String, Json)>;
+
+/// What a write's templates read: `records` and `keys` for a batch write, `record` and `key`
+/// for a one-record write (no `batch:`), which is given one record.
+fn write_names(flow: &Flow, inputs: &Json, records: Keyed) -> Vec<(Arc<str>, Value)> {
     let mut names = target_names(flow);
     names.push((Arc::from("params"), template::from_json(inputs)));
     // The records stay JSON: the body reads them lazily and copies them once, into the result.
-    names.push((
-        Arc::from("records"),
-        Value::from_object(RecordNode::new(
-            Arc::new(Json::Array(records)),
-            Arc::new(Misses::default()),
-        )),
-    ));
+    let lazy = |json: Json| {
+        Value::from_object(RecordNode::new(Arc::new(json), Arc::new(Misses::default())))
+    };
+    let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
+    if flow.target.operation().batch.is_none() {
+        debug_assert_eq!(records.len(), 1, "a one-record write is given one record");
+        let record = records.into_iter().next().unwrap_or(Json::Null);
+        names.push((Arc::from("record"), lazy(record)));
+        let key = keys.into_iter().next().unwrap_or_default();
+        names.push((Arc::from("key"), Value::from(key)));
+    } else {
+        names.push((Arc::from("records"), lazy(Json::Array(records))));
+        names.push((Arc::from("keys"), Value::from(keys)));
+    }
     names
 }
 
@@ -93,7 +105,7 @@ fn write_names(flow: &Flow, inputs: &Json, records: Vec<Json>) -> Vec<(Arc<str>,
 pub fn write_body(
     flow: &Flow,
     inputs: &Json,
-    records: Vec<Json>,
+    records: Keyed,
     env: &Env,
 ) -> Result<Json, EvalError> {
     let names = write_names(flow, inputs, records);
@@ -104,7 +116,7 @@ pub fn write_body(
 pub fn write_request(
     flow: &Flow,
     inputs: &Json,
-    records: Vec<Json>,
+    records: Keyed,
     env: &Env,
 ) -> Result<(Json, Parts), EvalError> {
     let names = write_names(flow, inputs, records);
@@ -134,11 +146,18 @@ pub fn one_record_request(
     Ok((body(flow, operation, all, env)?, parts))
 }
 
+/// What a lookup's templates read: `keys`, and `key` when it takes one key per call.
 fn lookup_names(flow: &Flow, inputs: &Json, keys: &[String]) -> Vec<(Arc<str>, Value)> {
-    let keys = Json::Array(keys.iter().map(|k| Json::String(k.clone())).collect());
+    let one_key = lookup_operation(flow)
+        .rows
+        .as_ref()
+        .is_some_and(|rows| rows.max_keys == 1);
     let mut names = target_names(flow);
     names.push((Arc::from("params"), template::from_json(inputs)));
-    names.push((Arc::from("keys"), template::from_json(&keys)));
+    names.push((Arc::from("keys"), Value::from(keys.to_vec())));
+    if one_key && let [key] = keys {
+        names.push((Arc::from("key"), Value::from(key.clone())));
+    }
     names
 }
 

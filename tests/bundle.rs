@@ -67,6 +67,11 @@ fn every_yaml_file_names_its_schema_for_editors() {
     for (dir, schema) in [
         ("mappings", "../schemas/flow.schema.json"),
         ("mappings/connectors", "../../schemas/connector.schema.json"),
+        ("mappings/examples", "../../schemas/flow.schema.json"),
+        (
+            "mappings/examples/connectors",
+            "../../../schemas/connector.schema.json",
+        ),
     ] {
         for entry in std::fs::read_dir(repo_root().join(dir)).unwrap() {
             let path = entry.unwrap().path();

@@ -18,6 +18,7 @@ mod newcomer;
 mod rest_auth;
 mod rest_requests;
 mod rest_sources;
+mod rest_target;
 mod run;
 mod serve;
 mod sim_kingdee;

@@ -501,15 +501,84 @@ pub struct Batch {
     pub concurrency: u32,
 }
 
+/// How a write's answer reports each record's outcome.
 #[derive(Debug, Clone)]
-pub struct Results {
-    pub successes: JsonPath,
-    pub errors: JsonPath,
-    pub index: String,
+pub enum Results {
+    /// Several records per call: items in lists, matched to records.
+    Batch(BatchResults),
+    /// One record per call: the answer is the record's result.
+    One(OneResults),
+}
+
+impl Results {
+    /// Whether `body` reports any record's outcome (then an HTTP 5xx is an answer, not a
+    /// transient failure).
+    pub fn mentions_records(&self, body: &Json) -> bool {
+        match self {
+            Results::Batch(batch) => match &batch.lists {
+                ResultLists::Split { successes, errors } => {
+                    !successes.select(body).is_empty() || !errors.select(body).is_empty()
+                }
+                ResultLists::Items(items) => !items.select(body).is_empty(),
+            },
+            Results::One(_) => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchResults {
+    pub lists: ResultLists,
+    pub matched_by: MatchedBy,
+    /// Item fields.
     pub id: String,
     pub number: Option<String>,
     pub message: String,
     pub field: Option<String>,
+}
+
+impl BatchResults {
+    /// Whether `body` lists items that may be refusals (then a failed call is not refused as
+    /// a whole).
+    pub fn lists_refusals(&self, body: &Json) -> bool {
+        match &self.lists {
+            ResultLists::Split { errors, .. } => !errors.select(body).is_empty(),
+            ResultLists::Items(items) => !items.select(body).is_empty(),
+        }
+    }
+}
+
+/// Where a batch answer lists its items.
+#[derive(Debug, Clone)]
+pub enum ResultLists {
+    /// Success items and error items apart.
+    Split {
+        successes: JsonPath,
+        errors: JsonPath,
+    },
+    /// One list: an item with an id is written, one with a message refused.
+    Items(JsonPath),
+}
+
+/// How an item names its record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// This item field holds the record's 0-based position in the batch.
+    Index(String),
+    /// This item field echoes the record key.
+    Key(String),
+    /// The items are in batch order (`items` only).
+    Order,
+}
+
+/// A one-record write's result: expressions over the answer's `body`, `status` and `headers`,
+/// in the flow's `envelopes` set.
+#[derive(Debug, Clone)]
+pub struct OneResults {
+    pub id: Option<TemplateId>,
+    pub number: Option<TemplateId>,
+    /// True when the target refused the record as one it holds; `None`: `status == 409`.
+    pub duplicate: Option<TemplateId>,
 }
 
 #[derive(Debug, Clone)]
@@ -520,6 +589,8 @@ pub struct Rows {
     pub id: TemplateId,
     pub number: Option<TemplateId>,
     pub max_keys: u32,
+    /// Expression over `status`, `body`, `headers`: the key is not in the target.
+    pub not_found: Option<TemplateId>,
 }
 
 /// The names every placeholder-aware template may read in source parameters.

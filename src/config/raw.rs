@@ -547,9 +547,10 @@ pub struct RawOperation {
     /// HTTP method: `GET`, `POST`, `PUT`, `PATCH` or `DELETE`. Default `POST`.
     #[serde(default)]
     pub method: Option<HttpMethod>,
-    /// Path appended to the connector's `base_url`; a template, e.g. `/contacts/{{ records[0].id }}`.
-    /// It reads `params` (the merged parameters), `vars`, `env`, and `records` (write) or `keys`
-    /// (lookup). Each segment a template writes is percent-encoded, so a value holding `/` or
+    /// Path appended to the connector's `base_url`; a template, e.g. `/contacts/{{ key }}`.
+    /// It reads `params` (the merged parameters), `vars`, `env`, and `records` and `keys` (a
+    /// batch write), `record` and `key` (a write without `batch`), or `keys` (a lookup; `key`
+    /// too when its `rows.max_keys` is 1). Each segment a template writes is percent-encoded, so a value holding `/` or
     /// `?` stays inside its segment. Default: none.
     #[serde(default)]
     pub path: Option<String>,
@@ -570,9 +571,9 @@ pub struct RawOperation {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// The JSON request body (`encoding: json`), a YAML tree of templates. It reads `params`
-    /// (the merged parameters), `records` (write: the mapped records of the batch), `keys`
-    /// (lookup), or `record`, `key`, `target_id` and `target_number` (update; an action all
-    /// but `record`).
+    /// (the merged parameters) and what `path` reads: `records` and `keys` (a batch write),
+    /// `record` and `key` (a one-record write), `keys` (and `key`) (a lookup), `record`, `key`,
+    /// `target_id` and `target_number` (an update; an action all but `record`).
     #[serde(default)]
     pub body: Option<Value>,
     /// Overrides the connector's envelope for this operation.
@@ -599,7 +600,7 @@ pub struct RawOperation {
     /// Read: the time window the API filters on.
     #[serde(default)]
     pub window: Option<RawOperationWindow>,
-    /// Write: batch limits.
+    /// Write: batch limits; without it the write sends one record per call.
     #[serde(default)]
     pub batch: Option<RawBatch>,
     /// Write: where the per-record outcomes are in a response.
@@ -631,7 +632,7 @@ pub struct RawOperation {
 pub enum OperationKind {
     /// Reads records (a flow source).
     Read,
-    /// Writes records in batches (a flow target).
+    /// Writes records, in batches or one per call (a flow target).
     Write,
     /// Finds already-written records by key.
     Lookup,
@@ -780,32 +781,57 @@ pub enum RawConcurrencyMode {
 }
 
 /// Where a write response reports each record's outcome.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+///
+/// A batch write (`batch:`) names lists of items and item fields: `successes` and `errors`
+/// (or one `items` list), matched to records by `index` (position in the batch) or `key`
+/// (the item echoes the record key), or by order when `items` has neither. A one-record write
+/// (no `batch:`) needs none of this: its answer is its record's result, and `id`, `number` and
+/// `duplicate` are expressions over the answer's `body`, `status` and `headers`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawResults {
-    /// JSONPath of the success items.
-    pub successes: String,
-    /// JSONPath of the error items.
-    pub errors: String,
-    /// Field of an item holding the record's 0-based position in the batch.
-    pub index: String,
-    /// Field of a success item holding the target's id.
-    pub id: String,
-    /// Field of a success item holding the target's number.
+    /// Batch: JSONPath of the success items.
+    #[serde(default)]
+    pub successes: Option<String>,
+    /// Batch: JSONPath of the error items.
+    #[serde(default)]
+    pub errors: Option<String>,
+    /// Batch: JSONPath of one list of items instead of `successes` and `errors`: an item with
+    /// a non-empty `id` field is written, one with a `message` refused, any other unknown.
+    #[serde(default)]
+    pub items: Option<String>,
+    /// Batch: field of an item holding the record's 0-based position in the batch.
+    #[serde(default)]
+    pub index: Option<String>,
+    /// Batch: field of an item echoing the record key (instead of `index`).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Batch: field of a success item holding the target's id. One-record write: an expression
+    /// over `body`, `status` and `headers`, e.g. `body.id` or
+    /// `headers.location | split('/') | last`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Batch: field of a success item holding the target's number. One-record write: an
+    /// expression, as `id`.
     #[serde(default)]
     pub number: Option<String>,
-    /// Field of an error item holding the message.
-    pub message: String,
-    /// Field of an error item naming the field at fault.
+    /// Batch: field of an error item holding the message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Batch: field of an error item naming the field at fault.
     #[serde(default)]
     pub field: Option<String>,
+    /// One-record write: an expression true when the target refused the record as one it
+    /// already holds; the record is then looked up. Default `status == 409`.
+    #[serde(default)]
+    pub duplicate: Option<String>,
 }
 
 /// Where a lookup response lists found records.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRows {
-    /// JSONPath of the rows.
+    /// JSONPath of the rows (`$` when the answer is the record itself, as `GET /customers/{{ key }}`).
     pub path: String,
     /// Expression over `row` giving the record key.
     pub key: String,
@@ -814,7 +840,12 @@ pub struct RawRows {
     /// Expression over `row` giving the target number.
     #[serde(default)]
     pub number: Option<String>,
-    /// Most keys per lookup call. Default 100.
+    /// Most keys per lookup call. Default 100. With 1 the lookup's templates may read `key`.
     #[serde(default)]
     pub max_keys: Option<u32>,
+    /// Expression over `status`, `body` and `headers`, true when the answer says the key is
+    /// not in the target (e.g. `status == 404`). Without it an answer the envelope does not
+    /// call a success (a 404 included) stops the run.
+    #[serde(default)]
+    pub not_found: Option<String>,
 }

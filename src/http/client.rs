@@ -23,7 +23,7 @@ use serde_json::Value as Json;
 
 use crate::auth::{self, Authenticator, Generation};
 use crate::config::model::{Connector, Operation, Retry};
-use crate::config::raw::Encoding;
+use crate::config::raw::{Encoding, OperationKind};
 use crate::error::{Error, ErrorKind};
 use crate::http::envelope::{self, Verdict};
 use crate::http::proxy::Proxies;
@@ -505,7 +505,9 @@ impl Client {
             let unauthorized = status == 401 && self.auth.renews_on_401();
             let parsed = match unauthorized {
                 true => Ok(Arc::new(Json::Null)),
-                false => serde_json::from_slice::<Json>(&response.body).map(Arc::new),
+                false => serde_json::from_slice::<Json>(&response.body)
+                    .map(Arc::new)
+                    .or_else(|err| refusal_text(operation, status, &response.body).ok_or(err)),
             };
             let verdict = match unauthorized {
                 true => Some(Verdict::Reauth {
@@ -543,10 +545,10 @@ impl Client {
             // status) is an answer, not a transient failure.
             let answered = matches!(verdict, Some(Verdict::Reauth { .. }))
                 || parsed.as_ref().is_ok_and(|body| {
-                    operation.results.as_ref().is_some_and(|results| {
-                        !results.successes.select(body).is_empty()
-                            || !results.errors.select(body).is_empty()
-                    })
+                    operation
+                        .results
+                        .as_ref()
+                        .is_some_and(|results| results.mentions_records(body))
                 });
             let transient = !answered
                 && (status >= 500
@@ -659,6 +661,30 @@ impl Client {
             }
         }
     }
+}
+
+/// Some answers about one record come without a JSON body: a write refused as invalid or a
+/// duplicate (400, 409, 422), a one-record write's success with an empty body (`201` with only
+/// a `Location`), a lookup's "no such record" (404, 410). Their text (`null` when empty) is the
+/// body the envelope, `results` and `rows.not_found` read. Any other answer without JSON (a
+/// wrong URL, a refused credential, a 2xx cut short) still fails the call.
+fn refusal_text(operation: &Operation, status: u16, body: &[u8]) -> Option<Arc<Json>> {
+    let about_a_record = match operation.kind {
+        OperationKind::Write if (200..300).contains(&status) => {
+            operation.batch.is_none() && body.trim_ascii().is_empty()
+        }
+        OperationKind::Write => matches!(status, 400 | 409 | 422),
+        OperationKind::Lookup => matches!(status, 404 | 410),
+        _ => false,
+    };
+    if !about_a_record {
+        return None;
+    }
+    let text = String::from_utf8_lossy(body).trim().to_string();
+    Some(Arc::new(match text.is_empty() {
+        true => Json::Null,
+        false => Json::String(text),
+    }))
 }
 
 /// A JSON value as a form or query field (`None` drops it).

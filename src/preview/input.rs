@@ -19,6 +19,7 @@ use serde_json::Value as Json;
 
 use crate::config::model::JsonPath;
 use crate::error::{Error, Location, Result};
+use crate::preview::elements::{self, Stop};
 
 /// The longest input line an error quotes.
 const MAX_QUOTED_LINE: usize = 200;
@@ -37,6 +38,12 @@ pub fn for_each_record(
     skip_byte_order_mark(&mut reader).map_err(|err| {
         Error::usage(format!("cannot read the input `{}`", input.display())).with_source(err)
     })?;
+    if first_non_blank(&mut reader).map_err(|err| {
+        Error::usage(format!("cannot read the input `{}`", input.display())).with_source(err)
+    })? == Some(b'[')
+    {
+        return array_of_records(input, &mut reader, each);
+    }
     let plan = records.map(Plan::of);
     let mut sink = Sink {
         each,
@@ -73,6 +80,55 @@ pub fn for_each_record(
     }
 }
 
+/// An array of records, split element by element and each parsed from its bytes (see
+/// `elements`): several times faster than serde_json's reading from a stream.
+fn array_of_records(
+    input: &Path,
+    reader: &mut impl BufRead,
+    each: &mut dyn FnMut(Json) -> Result<()>,
+) -> Result<usize> {
+    elements::for_each_element(reader, each).map_err(|stop| match stop {
+        Stop::Consumer(err) => err,
+        Stop::Io(err) => {
+            Error::usage(format!("cannot read the input `{}`", input.display())).with_source(err)
+        }
+        Stop::Invalid {
+            message,
+            line,
+            column,
+        } => located(
+            input,
+            line,
+            column,
+            std::io::Error::other(format!("{message} at line {line} column {column}")),
+        ),
+    })
+}
+
+/// The first byte that is not blank, left unread; `None` for a blank input.
+fn first_non_blank(reader: &mut impl BufRead) -> std::io::Result<Option<u8>> {
+    loop {
+        let buffer = reader.fill_buf()?;
+        if buffer.is_empty() {
+            return Ok(None);
+        }
+        match buffer
+            .iter()
+            .position(|byte| !matches!(byte, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            Some(at) => {
+                let byte = buffer[at];
+                reader.consume(at);
+                return Ok(Some(byte));
+            }
+            None => {
+                let size = buffer.len();
+                reader.consume(size);
+            }
+        }
+    }
+}
+
 // Editors on Windows save UTF-8 with a byte-order mark; JSON itself has none.
 fn skip_byte_order_mark(reader: &mut impl BufRead) -> std::io::Result<()> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -98,20 +154,28 @@ fn skip_byte_order_mark(reader: &mut impl BufRead) -> std::io::Result<()> {
 }
 
 fn not_json(input: &Path, err: serde_json::Error) -> Error {
+    located(input, err.line(), err.column(), err)
+}
+
+/// The input is not valid JSON at `line`, `column` (1-based), for the reason `source` gives.
+fn located(
+    input: &Path,
+    line: usize,
+    column: usize,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
     // API responses are often one long line: quoting it under a caret would flood the terminal.
-    let quotable = line_length(input, err.line()).is_some_and(|n| n <= MAX_QUOTED_LINE);
+    let quotable = line_length(input, line).is_some_and(|n| n <= MAX_QUOTED_LINE);
     let error = if quotable {
         Error::usage(format!("`{}` is not valid JSON", input.display()))
-            .with_location(Location::new(input, err.line(), err.column(), 1))
+            .with_location(Location::new(input, line, column, 1))
     } else {
         Error::usage(format!(
-            "`{}` is not valid JSON (line {}, column {})",
-            input.display(),
-            err.line(),
-            err.column()
+            "`{}` is not valid JSON (line {line}, column {column})",
+            input.display()
         ))
     };
-    error.with_source(err)
+    error.with_source(source)
 }
 
 /// The length in bytes of line `number` (1-based) of `path`, counted without holding it.

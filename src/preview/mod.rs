@@ -25,6 +25,7 @@ use crate::record;
 use crate::request::{self, Env};
 use crate::time;
 
+mod elements;
 mod input;
 
 /// How the bodies are printed.
@@ -56,7 +57,7 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
         format,
         std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
     );
-    let mut batch: Vec<Json> = Vec::with_capacity(batch_size);
+    let mut batch: Vec<(String, Json)> = Vec::with_capacity(batch_size);
     let (mut position, mut mapped, mut failures) = (0, 0, 0);
     input::for_each_record(&input.path, records_path, &mut |record| {
         let index = position;
@@ -72,7 +73,7 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
                     eprintln!("warning: record `{}`: {note}", ok.key);
                 }
                 mapped += 1;
-                batch.push(ok.target);
+                batch.push((ok.key, ok.target));
             }
             Err(failure) => {
                 failures += 1;
@@ -113,7 +114,7 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-fn write_body(flow: &Flow, inputs: &Json, batch: Vec<Json>, env: &Env) -> Result<Json> {
+fn write_body(flow: &Flow, inputs: &Json, batch: request::Keyed, env: &Env) -> Result<Json> {
     request::write_body(flow, inputs, batch, env)
         .map_err(|err| eval_error("cannot build the request body", err))
 }

@@ -16,6 +16,7 @@ use crate::error::Result;
 
 pub mod catalog;
 pub mod kingdee;
+pub mod serve;
 pub mod wdt;
 
 /// Options both sandboxes take.

@@ -1,5 +1,5 @@
-//! Writing to a target: batches, per-record outcomes, finding what was already written, and
-//! updating what changed since.
+//! Writing to a target: batches or one record per call, per-record outcomes, finding what was
+//! already written, and updating what changed since.
 
 pub mod results;
 pub mod update;

@@ -351,7 +351,8 @@ impl<'a> Updater<'a> {
             Step::Reaudit(n) => (self.action(n, false), &self.reaudit[n], false),
         };
         let built = if update.step == Step::Upsert {
-            request::write_request(flow, inputs, vec![update.record.clone()], &self.writer.env)
+            let keyed = vec![(update.key.clone(), update.record.clone())];
+            request::write_request(flow, inputs, keyed, &self.writer.env)
         } else {
             let text = |value: Option<&str>| value.map_or(Value::from(()), Value::from);
             let mut names = vec![

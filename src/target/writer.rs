@@ -1,4 +1,5 @@
-//! Writing batches exactly once.
+//! Writing batches exactly once; a write without `batch:` is a batch of one record, whose
+//! answer is its result (a duplicate or a refusal looked up like any other).
 //!
 //! Before a batch is sent its keys are recorded as in flight. The response is read record by
 //! record; every record not confirmed as written (its outcome unknown because the call timed
@@ -15,14 +16,14 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::config::model::Flow;
+use crate::config::model::{Flow, MatchedBy, Operation, Results};
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::client::{CallError, Client, Payload};
-use crate::http::envelope::Verdict;
+use crate::http::client::{CallError, Client, Payload, Reply};
+use crate::http::envelope::{Verdict, response_scope};
 use crate::record::Mapped;
 use crate::request::{self, Env};
 use crate::state::{Outcome, Pending, Store};
-use crate::target::results::{self, RecordResult};
+use crate::target::results::{self, Answer, RecordResult};
 use crate::template;
 use crate::template::scope::Scope;
 use crate::time::Clock;
@@ -127,26 +128,38 @@ impl Writer {
                         Error::config(format!("cannot build the lookup body: {}", err.message))
                             .with_location(err.location)
                     })?;
+            let payload = payload(operation, body, &self.lookup_inputs);
             let reply = self
                 .client
-                .call(
-                    operation,
-                    &self.flow.envelopes,
-                    &parts,
-                    Payload::Json(body),
-                    true,
-                )
+                .call(operation, &self.flow.envelopes, &parts, payload, true)
                 .await
                 .map_err(CallError::into_error)?;
-            if let Verdict::Failed { code, message } = &reply.verdict {
+            if let Some(not_found) = rows.not_found {
+                let scope = response_scope(reply.status, &reply.headers, &reply.body);
+                if (self.flow.envelopes.eval(not_found, &scope)).is_ok_and(|v| v.is_true()) {
+                    continue;
+                }
+            }
+            // Without `not_found`, a 404 is never read as "not there", whatever the envelope
+            // says: a wrong path would make every record look absent and be sent twice.
+            let refused = match &reply.verdict {
+                Verdict::Failed { code, message } => Some((code.clone(), message.clone())),
+                _ if reply.status == 404 => Some((None, "the API answered HTTP 404".to_string())),
+                _ => None,
+            };
+            if let Some((code, message)) = refused {
                 let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
-                return Err(Error::new(
+                let mut error = Error::new(
                     ErrorKind::Api,
                     format!(
-                        "{} refused the lookup `{}`: {message}{code}",
-                        self.client.name, operation.name
+                        "{} refused the lookup `{}` (HTTP {}): {message}{code}",
+                        self.client.name, operation.name, reply.status
                     ),
-                ));
+                );
+                if reply.status == 404 {
+                    error = error.with_hint(format!("if HTTP 404 means the key is not in the target, say so with `rows.not_found: \"status == 404\"` on `{}`", operation.name));
+                }
+                return Err(error);
             }
             for row in rows.path.select(&reply.body) {
                 let ctx = minijinja::Value::from_object(Scope::named(vec![(
@@ -191,7 +204,10 @@ impl Writer {
         &self,
         batch: impl IntoIterator<Item = &'a Outgoing>,
     ) -> Result<(Json, request::Parts)> {
-        let targets: Vec<Json> = batch.into_iter().map(|o| o.mapped.target.clone()).collect();
+        let targets: request::Keyed = batch
+            .into_iter()
+            .map(|o| (o.mapped.key.clone(), o.mapped.target.clone()))
+            .collect();
         request::write_request(&self.flow, &self.inputs, targets, &self.env).map_err(|err| {
             Error::config(format!("cannot build the request body: {}", err.message))
                 .with_location(err.location)
@@ -295,43 +311,15 @@ impl Writer {
             let (body, parts) = self.request(remaining.iter().copied())?;
             let operation = self.flow.target.operation();
             let mut busy: Option<String> = None;
+            let payload = payload(operation, body, &self.inputs);
             let per_record: Vec<RecordResult> = match self
                 .client
-                .call(
-                    operation,
-                    &self.flow.envelopes,
-                    &parts,
-                    Payload::Json(body),
-                    false,
-                )
+                .call(operation, &self.flow.envelopes, &parts, payload, false)
                 .await
             {
                 Ok(reply) => {
-                    let results = operation
-                        .results
-                        .as_ref()
-                        .expect("write operations have results");
-                    let mut per_record = results::classify(results, &reply.body, remaining.len());
-                    if let Verdict::Retryable { message, .. } = &reply.verdict {
-                        busy = Some(message.clone());
-                    }
-                    if positions_disagree(&per_record, &remaining) {
-                        per_record = vec![RecordResult::Unknown; remaining.len()];
-                    }
-                    if let Verdict::Failed { message, code } = &reply.verdict
-                        && per_record.iter().all(|r| *r == RecordResult::Unknown)
-                        && results.errors.select(&reply.body).is_empty()
-                    {
-                        // The call as a whole was refused (nothing per record): every record fails with that reason.
-                        let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
-                        per_record = vec![
-                            RecordResult::Failed {
-                                message: format!("{message}{code}"),
-                                field: None
-                            };
-                            remaining.len()
-                        ];
-                    }
+                    let (per_record, refused_as_busy) = self.read_reply(&reply, &remaining);
+                    busy = refused_as_busy;
                     per_record
                 }
                 Err(CallError::Uncertain(_)) => vec![RecordResult::Unknown; remaining.len()],
@@ -463,6 +451,71 @@ impl Writer {
         self.store
             .record_outcomes(flow_name, &outcomes, self.clock.now())?;
         Ok(settled)
+    }
+}
+
+impl Writer {
+    /// Each record's result in a write's reply, and the message when the target refused the
+    /// call as busy (its records not found are sent again).
+    fn read_reply(
+        &self,
+        reply: &Reply,
+        remaining: &[&Outgoing],
+    ) -> (Vec<RecordResult>, Option<String>) {
+        let results =
+            (self.flow.target.operation().results.as_ref()).expect("write operations have results");
+        let busy = match &reply.verdict {
+            Verdict::Retryable { message, .. } => Some(message.clone()),
+            _ => None,
+        };
+        match results {
+            Results::One(one) => {
+                let answer = Answer {
+                    status: reply.status,
+                    headers: &reply.headers,
+                    body: &reply.body,
+                    verdict: &reply.verdict,
+                };
+                let result = results::classify_one(one, &self.flow.envelopes, &answer);
+                // A duplicate is looked up and found, never sent again as if the target were busy.
+                let busy =
+                    busy.filter(|_| !results::is_duplicate(one, &self.flow.envelopes, &answer));
+                (vec![result; remaining.len()], busy)
+            }
+            Results::Batch(batch) => {
+                let keys: Vec<String> = remaining.iter().map(|o| o.mapped.key.clone()).collect();
+                let mut per_record = results::classify(batch, &reply.body, &keys);
+                if !matches!(batch.matched_by, MatchedBy::Key(_))
+                    && positions_disagree(&per_record, remaining)
+                {
+                    per_record = vec![RecordResult::Unknown; remaining.len()];
+                }
+                if let Verdict::Failed { message, code } = &reply.verdict
+                    && per_record.iter().all(|r| *r == RecordResult::Unknown)
+                    && !batch.lists_refusals(&reply.body)
+                {
+                    // The call as a whole was refused (nothing per record): every record fails with that reason.
+                    let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+                    per_record = vec![
+                        RecordResult::Failed {
+                            message: format!("{message}{code}"),
+                            field: None
+                        };
+                        remaining.len()
+                    ];
+                }
+                (per_record, busy)
+            }
+        }
+    }
+}
+
+/// What a call sends: the operation's JSON body, or without one its parameters (as its
+/// `encoding` says: in the query of a `GET /customers?external_id=…`, or a form).
+fn payload(operation: &Operation, body: Json, inputs: &Json) -> Payload {
+    match (&operation.body, inputs) {
+        (None, Json::Object(params)) => Payload::Fields(params.clone()),
+        _ => Payload::Json(body),
     }
 }
 

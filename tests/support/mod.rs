@@ -10,10 +10,12 @@ use std::process::{Command, Stdio};
 
 pub mod hostile_http;
 pub mod hostile_wdt;
+pub mod mock_rest;
 pub mod oauth_api;
 pub mod receiver;
 pub mod rest_mock;
 pub mod sandbox;
+pub mod server;
 pub mod sync;
 pub mod workspace;
 

@@ -7,9 +7,7 @@
 //! arrived. It runs on its own thread and stops when dropped.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -18,7 +16,8 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use chrono::{Duration, FixedOffset, Utc};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+
+use super::server::Server;
 
 /// How the source pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +71,7 @@ pub struct RestMock {
     /// The base URL of both the source and the sink.
     pub url: String,
     inner: Shared,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 /// `yyyy-MM-dd HH:mm:ss` in UTC+8, `ago` before now.
@@ -87,9 +85,6 @@ pub fn shanghai(ago: Duration) -> String {
 impl RestMock {
     /// Serve `count` items updated over the last day in `style`, with `faults`.
     pub fn start(style: Style, count: u64, faults: Faults) -> RestMock {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        listener.set_nonblocking(true).unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let items = (1..=count)
             .map(|id| (id, shanghai(Duration::minutes(10 + (id as i64 * 7) % 1400))))
             .collect();
@@ -97,10 +92,8 @@ impl RestMock {
             style: Some(style),
             items,
             faults,
-            base: url.clone(),
             ..Inner::default()
         }));
-        let (stop, stopped) = oneshot::channel::<()>();
         let app = Router::new()
             .route("/v1/items", get(source))
             .route("/issues", get(source))
@@ -110,26 +103,12 @@ impl RestMock {
             .route("/sink/write", post(write))
             .route("/sink/lookup", post(lookup))
             .with_state(Arc::clone(&inner));
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let server = Server::start(app);
+        inner.lock().unwrap().base = server.url.clone();
         RestMock {
-            url,
+            url: server.url.clone(),
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -157,17 +136,6 @@ impl RestMock {
         let mut inner = self.inner.lock().unwrap();
         inner.faults = faults;
         inner.requests = 0;
-    }
-}
-
-impl Drop for RestMock {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -17,12 +17,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 mod request;
+mod write;
 
 use crate::apischema::{ApiSchema, MappingCheck};
 use crate::config::model::{
     Batch, Connector, Envelope, Flow, Http, JsonPath, Key, Operation, OperationWindow,
-    PLACEHOLDERS, Param, RateLimit, Results, Retry, Rows, Schedule, ScheduleKind, Source, Target,
-    Window,
+    PLACEHOLDERS, Param, RateLimit, Retry, Schedule, ScheduleKind, Source, Target, Window,
 };
 use crate::config::raw::{
     Encoding, HttpMethod, MissPolicy, OnChange, OperationKind, RawConnector, RawEnvelope, RawFlow,
@@ -44,6 +44,7 @@ mod pagination;
 mod update;
 
 use concurrency::target_concurrency;
+use write::Reads;
 
 /// The result of loading a file: the compiled value when there were no errors, and every
 /// error and warning found, plus the texts read (so diagnostics show what was checked).
@@ -78,20 +79,17 @@ pub fn connector_schema() -> Json {
 enum Context {
     /// Source request parameters: placeholders, `vars`, `env`.
     SourceParams,
-    /// Target inputs (`params`, `vars`, `env`) and the write body (`records`) or lookup body (`keys`).
-    TargetInputs { records: bool, keys: bool },
-    /// An operation's path, query and headers: `params`, `vars`, `env`, and `records` (write)
-    /// or `keys` (lookup).
-    Request { records: bool, keys: bool },
+    /// Target inputs (`params`, `vars`, `env`) and a write's or lookup's body (what
+    /// [`Reads`] says).
+    TargetInputs(Reads),
+    /// An operation's path, query and headers: `params`, `vars`, `env`, and what [`Reads`] says.
+    Request(Reads),
     /// Connector settings shared by every flow: `env` only.
     ConnectorSettings,
     /// A flow setting read once per run: `env` only.
     FlowSetting,
     /// Response envelopes and `has_more`: `body`, `status`, `headers`.
     Envelope,
-    /// An update's (`record: true`) or an action's templates: `params`, `vars`, `env`, `key`,
-    /// `target_id`, `target_number`, and `record` for an update.
-    OneRecord { record: bool },
     /// Lookup rows: `row`.
     Row,
     /// The flow's mapping: checked by `MappingCheck` against the API schemas instead.
@@ -113,26 +111,9 @@ impl Context {
                 "vars",
                 "env",
             ],
-            Context::TargetInputs { records: true, .. } => &["params", "records", "vars", "env"],
-            Context::TargetInputs { keys: true, .. } => &["params", "keys", "vars", "env"],
-            Context::TargetInputs { .. } => &["params", "vars", "env"],
-            Context::Request { records: true, .. } => &["params", "records", "vars", "env"],
-            Context::Request { keys: true, .. } => &["params", "keys", "vars", "env"],
-            Context::Request { .. } => &["params", "vars", "env"],
+            Context::TargetInputs(reads) | Context::Request(reads) => reads.roots(),
             Context::ConnectorSettings | Context::FlowSetting => &["env"],
             Context::Envelope => &["body", "status", "headers"],
-            Context::OneRecord { record: true } => &[
-                "params",
-                "record",
-                "key",
-                "target_id",
-                "target_number",
-                "vars",
-                "env",
-            ],
-            Context::OneRecord { record: false } => {
-                &["params", "key", "target_id", "target_number", "vars", "env"]
-            }
             Context::Row => &["row"],
             Context::Mapping => &[],
             Context::Signature => &[
@@ -152,15 +133,11 @@ impl Context {
     fn describe(self) -> &'static str {
         match self {
             Context::SourceParams => "source parameters",
-            Context::TargetInputs { records: true, .. } => "a write body",
-            Context::TargetInputs { keys: true, .. } => "a lookup body",
-            Context::TargetInputs { .. } => "target parameters",
-            Context::Request { .. } => "a request path, query or header",
+            Context::TargetInputs(reads) => reads.describe_body(),
+            Context::Request(_) => "a request path, query or header",
             Context::ConnectorSettings => "connector settings",
             Context::FlowSetting => "this setting",
             Context::Envelope => "a response envelope",
-            Context::OneRecord { record: true } => "an update",
-            Context::OneRecord { record: false } => "an action",
             Context::Row => "a lookup row",
             Context::Mapping => "the mapping",
             Context::Signature => "a request signature",
@@ -661,6 +638,7 @@ fn compile_flow(
 
     // The target: its write operation, inputs, batches and lookup.
     let mut target = None;
+    let mut lookup_at = None;
     if let Some(conn) = target_conn {
         let op_path = root.key("target").key("operation");
         let write = find_operation(
@@ -685,10 +663,7 @@ fn compile_flow(
             && let Some(op) = conn.connector.operations.get(&raw.target.operation)
         {
             let flow_params = (doc, &root.key("target").key("params"), &raw.target.params);
-            let inputs = Context::TargetInputs {
-                records: false,
-                keys: false,
-            };
+            let inputs = Context::TargetInputs(Reads::Params);
             let params = merge_params(cx, &conn, &raw.target.operation, flow_params, inputs);
             let lookup_params = match (&lookup_raw, &raw.target.lookup) {
                 (Some(_), Some(lookup)) => merge_params(cx, &conn, lookup, flow_params, inputs),
@@ -749,6 +724,9 @@ fn compile_flow(
             let update = update::compile_update(cx, doc, &raw, &conn);
             let param_values = constant_params(&params);
             let record_schema = op_schema(cx, &conn, &raw.target.operation, &param_values);
+            lookup_at = (raw.target.lookup.as_ref())
+                .filter(|_| lookup_raw.is_some())
+                .map(|name| conn.doc.locate_key(&root.key("operations").key(name)));
             target = Some(Target {
                 connector: conn.connector,
                 operation: raw.target.operation.clone(),
@@ -850,6 +828,9 @@ fn compile_flow(
             if let Some(op) = target.connector.operations.get(op_name) {
                 check_param_names(cx, &strict, op, params, "target");
             }
+        }
+        if let (Some(op), Some(at)) = (target.lookup_operation(), lookup_at) {
+            write::check_lookup_reads_keys(cx, &strict, op, at);
         }
     }
     if let Some(source) = &source {
@@ -1130,10 +1111,7 @@ pub fn load_connector(file: &Path) -> Loaded<StandaloneConnector> {
     for (name, op) in &source.raw.operations {
         let context = match op.kind {
             OperationKind::Read => Context::SourceParams,
-            _ => Context::TargetInputs {
-                records: false,
-                keys: false,
-            },
+            _ => Context::TargetInputs(Reads::Params),
         };
         let path = YamlPath::root().key("operations").key(name).key("params");
         for (param, value) in &op.params {
@@ -1412,10 +1390,7 @@ fn compile_operation(
                 None,
             );
         }
-        let context = update::one_record_context(raw.kind).unwrap_or(Context::TargetInputs {
-            records: raw.kind == OperationKind::Write,
-            keys: raw.kind == OperationKind::Lookup,
-        });
+        let context = Context::TargetInputs(Reads::of(raw));
         cx.tree(doc, &path.key("body"), body, context)
     });
     let envelope = raw
@@ -1455,37 +1430,8 @@ fn compile_operation(
             concurrency: b.concurrency.unwrap_or(1).max(1),
         }
     });
-    let results = raw.results.as_ref().and_then(|r| {
-        let results_path = path.key("results");
-        let successes = cx.json_path(doc, &results_path.key("successes"), &r.successes);
-        let errors = cx.json_path(doc, &results_path.key("errors"), &r.errors);
-        Some(Results {
-            successes: successes?,
-            errors: errors?,
-            index: r.index.clone(),
-            id: r.id.clone(),
-            number: r.number.clone(),
-            message: r.message.clone(),
-            field: r.field.clone(),
-        })
-    });
-    let rows = raw.rows.as_ref().and_then(|r| {
-        let rows_path = path.key("rows");
-        let found = cx.json_path(doc, &rows_path.key("path"), &r.path);
-        let key = cx.expression(doc, &rows_path.key("key"), &r.key, Context::Row);
-        let id = cx.expression(doc, &rows_path.key("id"), &r.id, Context::Row);
-        let number = r
-            .number
-            .as_ref()
-            .and_then(|text| cx.expression(doc, &rows_path.key("number"), text, Context::Row));
-        Some(Rows {
-            path: found?,
-            key: key?,
-            id: id?,
-            number,
-            max_keys: r.max_keys.unwrap_or(100).max(1),
-        })
-    });
+    let results = write::compile_results(cx, doc, path, name, raw);
+    let rows = write::compile_rows(cx, doc, path, raw);
     let (audited, already) = update::operation_answers(cx, doc, path, name, raw);
     let missing = |what: &str| {
         format!(
@@ -1499,16 +1445,6 @@ fn compile_operation(
             doc.locate_key(path),
             Some("a JSONPath to the records, e.g. `$.response.stockin_list[*]`".into()),
         ),
-        OperationKind::Write if raw.results.is_none() => cx.error(
-            missing("results"),
-            doc.locate_key(path),
-            Some("where the response reports each record's outcome".into()),
-        ),
-        OperationKind::Write if raw.batch.is_none() => cx.error(
-            missing("batch"),
-            doc.locate_key(path),
-            Some("`batch: { max_size: … }`".into()),
-        ),
         OperationKind::Lookup if raw.rows.is_none() => cx.error(
             missing("rows"),
             doc.locate_key(path),
@@ -1516,7 +1452,7 @@ fn compile_operation(
         ),
         _ => {}
     }
-    if raw.encoding == Encoding::Json && raw.body.is_none() && raw.kind != OperationKind::Read {
+    if write::body_is_missing(raw) {
         cx.error(
             missing("body"),
             doc.locate_key(path),
@@ -2271,9 +2207,14 @@ fn check_contexts(cx: &mut Compiler, strict: &TemplateSet, lenient: &TemplateSet
             } else {
                 format!("`{root}` is not available in {}", context.describe())
             };
-            let hint = match did_you_mean(root, roots.iter().copied()) {
-                Some(suggestion) => format!("did you mean `{suggestion}`?"),
-                None => format!(
+            let misread = match context {
+                Context::TargetInputs(reads) | Context::Request(reads) => reads.misread_hint(root),
+                _ => None,
+            };
+            let hint = match (misread, did_you_mean(root, roots.iter().copied())) {
+                (Some(hint), _) => hint,
+                (None, Some(suggestion)) => format!("did you mean `{suggestion}`?"),
+                (None, None) => format!(
                     "{} can read {}",
                     context.describe(),
                     roots

@@ -2,24 +2,17 @@
 //! into segments), query parameters and headers, the base URL's scheme and the time zone.
 //!
 //! The path, query and headers of an operation read the request's context (`params`, `vars`,
-//! `env`, and `records` for a write or `keys` for a lookup), checked like a body's. Nothing
+//! `env`, and what [`Reads`] says a write or a lookup reads), checked like a body's. Nothing
 //! here evaluates a template: `request` does, per call.
 
 use crate::config::model::{Operation, RequestPath, Window};
-use crate::config::raw::{OperationKind, RawConnector, RawFlow, RawOperation};
+use crate::config::raw::{RawConnector, RawFlow, RawOperation};
 use crate::config::yaml::{Document, YamlPath};
 use crate::template::{Leaf, TemplateId};
 use crate::time::{self, Zone};
 
+use super::write::Reads;
 use super::{Compiler, Context};
-
-/// The context of an operation's path, query and headers.
-pub(super) fn request_context(kind: OperationKind) -> Context {
-    super::update::one_record_context(kind).unwrap_or(Context::Request {
-        records: kind == OperationKind::Write,
-        keys: kind == OperationKind::Lookup,
-    })
-}
 
 /// Named templates: query parameters or headers.
 type NamedLeaves = Vec<(String, Leaf)>;
@@ -31,7 +24,7 @@ pub(super) fn compile_parts(
     path: &YamlPath,
     raw: &RawOperation,
 ) -> (RequestPath, NamedLeaves, NamedLeaves) {
-    let context = request_context(raw.kind);
+    let context = Context::Request(Reads::of(raw));
     let text = raw.path.clone().unwrap_or_default();
     let segments = split_path(&text)
         .into_iter()

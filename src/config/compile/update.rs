@@ -12,16 +12,23 @@ use crate::config::raw::{OnChange, OperationKind, RawFlow, RawOperation};
 use crate::config::yaml::{Document, YamlPath};
 use crate::template::TemplateId;
 
+use super::write::Reads;
 use super::{Compiler, ConnectorSource, Context, find_operation, merge_params};
 
-/// The context of an update's or an action's body, path, query and headers.
-pub(super) fn one_record_context(kind: OperationKind) -> Option<Context> {
-    match kind {
-        OperationKind::Update => Some(Context::OneRecord { record: true }),
-        OperationKind::Action => Some(Context::OneRecord { record: false }),
-        _ => None,
-    }
-}
+/// What an update's body, path, query and headers read besides `params`, `vars` and `env`.
+pub(super) const UPDATE_READS: &[&str] = &[
+    "params",
+    "record",
+    "key",
+    "target_id",
+    "target_number",
+    "vars",
+    "env",
+];
+
+/// What an action's read: the same but the record.
+pub(super) const ACTION_READS: &[&str] =
+    &["params", "key", "target_id", "target_number", "vars", "env"];
 
 /// An operation's `audited` and `already` expressions, each refused on a kind it does not
 /// belong to, and `unaudit`/`reaudit` refused outside an update.
@@ -81,10 +88,7 @@ pub(super) fn compile_update(
     let target = YamlPath::root().key("target");
     let on_change = raw.target.on_change.unwrap_or(OnChange::Skip);
     let flow_params = (doc, &target.key("params"), &raw.target.params);
-    let inputs = Context::TargetInputs {
-        records: false,
-        keys: false,
-    };
+    let inputs = Context::TargetInputs(Reads::Params);
     if !on_change.sends_changes() {
         if let Some(update) = &raw.target.update {
             cx.warning(

@@ -11,11 +11,9 @@
 //! | `POST, DELETE /_sim/faults/next` | arm a mishap for the next calls; disarm them all |
 //! | `GET, POST /_sim/users/{username}` | the API user; whitelist, lock, password |
 //!
-//! The accept loop is ours, not `axum::serve`, for one reason: commit-then-drop. A handler
-//! cannot make axum close a connection without answering, so every connection gets a
-//! [`ConnectionControl`]; a handler that has committed a save and must "time out" trips it,
-//! and the connection task drops the hyper connection, which closes the socket with no
-//! response at all. Sleeping (latency faults) happens here, never under the state lock.
+//! The accept loop is [`crate::sim::serve`], not `axum::serve`, for commit-then-drop: a
+//! handler that has committed a save and must "time out" trips its [`ConnectionControl`].
+//! Sleeping (latency faults) happens here, never under the state lock.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -29,12 +27,8 @@ use axum::http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::{get, post};
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
 
 use crate::secret::Secret;
 use crate::sign::kingdee::header;
@@ -66,46 +60,7 @@ impl Shared {
     }
 }
 
-/// Lets a handler close its connection without answering.
-#[derive(Clone, Default)]
-pub struct ConnectionControl(Arc<Notify>);
-
-impl ConnectionControl {
-    fn drop_connection(&self) {
-        self.0.notify_one();
-    }
-}
-
-/// Serve `router` on `listener` until `shutdown` fires (its sender is dropped).
-pub async fn serve(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<()>) {
-    loop {
-        let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                // Transient accept errors (e.g. too many open files) must not end the server.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            _ = shutdown.changed() => return,
-        };
-        let control = ConnectionControl::default();
-        let service = TowerToHyperService::new(router.clone().layer(Extension(control.clone())));
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            // Dropping the connection future closes the socket, mid-request or not.
-            tokio::select! {
-                _ = connection => {}
-                _ = control.0.notified() => {}
-                _ = shutdown.changed() => {}
-            }
-        });
-    }
-}
+pub use crate::sim::serve::{ConnectionControl, serve};
 
 /// The router: the WebAPI as the fallback, inspection endpoints under `/_sim/`.
 pub fn router(shared: Arc<Shared>) -> Router {
