@@ -19,6 +19,7 @@ mod rest_auth;
 mod rest_requests;
 mod rest_sources;
 mod rest_target;
+mod rest_update;
 mod run;
 mod serve;
 mod sim_kingdee;
