@@ -223,6 +223,9 @@ fn a_resend_killed_between_the_steps_is_finished_by_the_next_run_each_bill_updat
     sync.put_kingdee("/_sim/faults", json!({"latency_ms": 0}));
     let under_way = updates_under_way(&sync);
     assert!(under_way >= 1, "killed between the steps of an update");
+    sync.engine(&["state", "mappings/refund.yaml"])
+        .success()
+        .stdout_contains(&format!("updates under way: {under_way} (record `"));
     // The next run finishes the updates under way from their step, then reads as usual.
     let output = sync.run(&[]).success();
     assert!(

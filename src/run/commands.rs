@@ -386,6 +386,15 @@ pub fn state(
         count(Status::Conflict),
         count(Status::InFlight)
     );
+    let updates = store.pending_updates(&flow.name)?;
+    if let Some(first) = updates.first() {
+        println!(
+            "updates under way: {} (record `{}` at step `{}`); the next run, retry or resend finishes them",
+            updates.len(),
+            first.key,
+            first.step
+        );
+    }
     print_runs(&runs);
     Ok(ExitCode::Ok)
 }
