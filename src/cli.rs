@@ -54,7 +54,8 @@ pub enum Command {
     Preview {
         /// The flow file.
         flow: PathBuf,
-        /// Source records: a JSON array, or a whole response of the source operation.
+        /// Source records: a JSON array, a whole response of the source operation, or JSON
+        /// Lines (`.jsonl`, `.ndjson`: one record per line).
         #[arg(long)]
         input: PathBuf,
         /// Output format: one JSON array of the bodies, or one body per line.

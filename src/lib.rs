@@ -17,6 +17,7 @@ pub mod console;
 pub mod diagnostic;
 pub mod envfile;
 pub mod error;
+pub mod file;
 pub mod http;
 pub mod preview;
 pub mod record;

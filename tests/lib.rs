@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod console;
 mod faults;
+mod file_connector;
 mod fuzz_check;
 mod hostile_http;
 mod hostile_source;

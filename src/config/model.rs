@@ -13,7 +13,9 @@ use jsonpath_rust::parser::model::JpQuery;
 use serde_json::Value as Json;
 
 use crate::apischema::ApiSchema;
-use crate::config::raw::{Encoding, HttpMethod, OnChange, OperationKind};
+use crate::config::raw::{
+    Encoding, FileFormat, FileMode, FileSince, HttpMethod, OnChange, OperationKind,
+};
 use crate::sign::digest::{Algorithm, Encoding as DigestEncoding};
 use crate::sign::qimen::SignMethod;
 use crate::template::{Leaf, TemplateId, TemplateSet};
@@ -179,6 +181,48 @@ pub struct Connector {
     pub null_values: Vec<String>,
     /// The zone the API writes naive times in, and placeholders and time filters write in.
     pub time_zone: Zone,
+    /// A file connector's files (then `base_url`, `auth` and `envelope` are stand-ins, never
+    /// used, and `operations` holds the implicit `read` and `write`).
+    pub files: Option<FileConnector>,
+}
+
+/// A file connector, validated: see `crate::file`.
+#[derive(Debug, Clone)]
+pub struct FileConnector {
+    /// The path as written, resolved against the connector file's folder.
+    pub path: PathBuf,
+    pub format: FileFormat,
+    pub mode: FileMode,
+    /// CSV columns given by `columns:`; `None`: the mapped record's top-level keys.
+    pub columns: Option<Vec<FieldPath>>,
+    pub since: FileSince,
+}
+
+/// A field path of a mapped record, `customer.name` or `lines.0.qty`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldPath {
+    pub text: String,
+    pub segments: Vec<String>,
+}
+
+impl FieldPath {
+    pub fn parse(text: &str) -> FieldPath {
+        FieldPath {
+            text: text.to_string(),
+            segments: text.split('.').map(str::to_string).collect(),
+        }
+    }
+
+    /// The value at this path in `record` (a digit segment also indexes a list).
+    pub fn select<'a>(&self, record: &'a Json) -> Option<&'a Json> {
+        self.segments
+            .iter()
+            .try_fold(record, |value, segment| match value {
+                Json::Object(fields) => fields.get(segment),
+                Json::Array(items) => items.get(segment.parse::<usize>().ok()?),
+                _ => None,
+            })
+    }
 }
 
 /// An authentication strategy with its compiled parameters.

@@ -231,9 +231,17 @@ pub struct RawConnector {
     #[serde(default)]
     pub description: Option<String>,
     /// Base URL of the API; operation paths are appended to it. Usually `{{ env.<VAR> }}`.
-    pub base_url: String,
-    /// How requests are authenticated.
-    pub auth: RawAuth,
+    /// Required, except in a file connector (`file:`), which has none.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// JSON Lines or CSV files instead of an API: a file connector has `file:` and no
+    /// `base_url`, `auth`, `envelope` or `operations` (a flow names its implicit operation
+    /// `read` as a source, `write` as a target).
+    #[serde(default)]
+    pub file: Option<RawFile>,
+    /// How requests are authenticated. Required, except in a file connector.
+    #[serde(default)]
+    pub auth: Option<RawAuth>,
     /// Parameters sent with every request of every operation (templates).
     #[serde(default)]
     pub params: BTreeMap<String, Value>,
@@ -246,12 +254,15 @@ pub struct RawConnector {
     /// `Asia/Shanghai`.
     #[serde(default)]
     pub time_zone: Option<String>,
-    /// How a response tells success from failure (operations may override it).
-    pub envelope: RawEnvelope,
+    /// How a response tells success from failure (operations may override it). Required,
+    /// except in a file connector.
+    #[serde(default)]
+    pub envelope: Option<RawEnvelope>,
     /// Timeouts, retries and rate limit.
     #[serde(default)]
     pub http: Option<RawHttp>,
-    /// The operations of the API, by name.
+    /// The operations of the API, by name. Required, except in a file connector.
+    #[serde(default)]
     pub operations: BTreeMap<String, RawOperation>,
     /// Texts this API sends in a record field to mean "no value", such as WDT's no-date
     /// `9999-12-01 00:00:00`. A field of a record read from this connector that holds exactly
@@ -259,6 +270,69 @@ pub struct RawConnector {
     /// date then fails its record with a reason instead of sending the sentinel on.
     #[serde(default)]
     pub null_values: Vec<String>,
+}
+
+/// A file connector: JSON Lines or CSV files read as a source or written as a target.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    /// The file, relative to this connector file (or absolute). As a source it may be a glob
+    /// (`*`, `?`, `[abc]`, `**` for any folders) and every file it matches is read, in name
+    /// order. Under `mode: per_run` it holds `{time}` (or `{time:<strftime>}`, default
+    /// `%Y%m%dT%H%M%SZ`), replaced by the run's start time in UTC; read as a source, `{time}`
+    /// matches any text.
+    pub path: String,
+    /// `jsonl` (one JSON object per line) or `csv` (a header row, then one record per row).
+    pub format: FileFormat,
+    /// Target: `append` (one file that grows, the default), `per_run` (one new file per run,
+    /// named by `{time}` in `path`) or `replace` (one file rewritten with each run's records).
+    /// Every write is atomic: a temporary file beside it, flushed to disk, then renamed.
+    #[serde(default)]
+    pub mode: Option<FileMode>,
+    /// Target, CSV: the columns, each a field path of the mapped record (`FBillNo`,
+    /// `customer.name`, `lines.0.qty`); the header row names them as written. A nested value
+    /// is written as JSON text. Default: the mapped record's top-level keys (those of the
+    /// file's header when it already exists). Must include the flow's `key.target`.
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Source, with the flow's `source.window`: `file_time` (the default: the files modified
+    /// within the window, read whole) or `record_time` (every file, only the lines whose
+    /// `key.modified` falls within the window). Without `source.window` every line is read
+    /// each run and the ledger skips what was written.
+    #[serde(default)]
+    pub since: Option<FileSince>,
+}
+
+/// The format of a file connector's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// JSON Lines: one JSON object per line.
+    Jsonl,
+    /// CSV (RFC 4180): a header row, then one record per row.
+    Csv,
+}
+
+/// How a file target places each run's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileMode {
+    /// One file that grows.
+    Append,
+    /// One new file per run, named by `{time}` in `path`.
+    PerRun,
+    /// One file holding the records of the last run that wrote any.
+    Replace,
+}
+
+/// Which lines an incremental file source reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileSince {
+    /// The files modified within the window, read whole.
+    FileTime,
+    /// The lines whose `key.modified` falls within the window, from every file.
+    RecordTime,
 }
 
 /// An authentication strategy and its parameters. Values are templates, usually `{{ env.<VAR> }}`.

@@ -136,9 +136,15 @@ impl Client {
             &format!("`base_url` of connector `{name}`"),
         )?;
         if !base_url.starts_with("http://") && !base_url.starts_with("https://") {
-            return Err(Error::config(format!(
+            let error = Error::config(format!(
                 "`base_url` of connector `{name}` is `{base_url}`, not an http(s) URL"
-            )));
+            ));
+            return Err(match base_url.get(..7) {
+                Some(scheme) if scheme.eq_ignore_ascii_case("file://") => {
+                    error.with_hint(crate::file::FILE_URL_HINT)
+                }
+                _ => error,
+            });
         }
         let mut headers = Vec::new();
         for (header, leaf) in &connector.headers {

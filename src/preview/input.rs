@@ -5,7 +5,8 @@
 //! field names (`$.response.stockin_list`) skipping every other field unread, then visits
 //! the list's elements one by one; only a path that goes on with something other than `[*]`
 //! (a filter, an index) holds the value at its plain prefix in memory to apply the rest.
-//! A UTF-8 byte-order mark is skipped. Reads the one file; nothing else.
+//! A UTF-8 byte-order mark is skipped. A JSON Lines input is read line by line instead
+//! (`for_each_input`). Reads the one file; nothing else.
 
 use std::fmt;
 use std::fs::File;
@@ -18,11 +19,48 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::Value as Json;
 
 use crate::config::model::JsonPath;
+use crate::config::raw::FileFormat;
 use crate::error::{Error, Location, Result};
 use crate::preview::elements::{self, Stop};
 
 /// The longest input line an error quotes.
 const MAX_QUOTED_LINE: usize = 200;
+
+/// Like [`for_each_record`], and a JSON Lines file (`.jsonl`, `.ndjson`: a dump, or what a
+/// file connector wrote) is read one line at a time by `file::format`.
+pub fn for_each_input(
+    input: &Path,
+    records: Option<&JsonPath>,
+    each: &mut dyn FnMut(Json) -> Result<()>,
+) -> Result<usize> {
+    let lines = input
+        .extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("jsonl") || ext.eq_ignore_ascii_case("ndjson"));
+    if !lines {
+        return for_each_record(input, records, each);
+    }
+    let mut count = 0;
+    let mut failed = None;
+    let read = crate::file::format::for_each_record(input, FileFormat::Jsonl, &mut |_, record| {
+        count += 1;
+        each(record).map_err(|err| {
+            failed = Some(err);
+            Error::usage("stopped by the preview")
+        })
+    });
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    // A line that cannot be read is the input's fault (exit 2), as a bad JSON array is.
+    read.map_err(|err| {
+        let mut usage = Error::usage(err.message());
+        if let Some(location) = err.location() {
+            usage = usage.with_location(location.clone());
+        }
+        usage
+    })?;
+    Ok(count)
+}
 
 /// Call `each` with every record of `input` in order; returns how many there were.
 /// `each` failing stops the reading and its error is returned.
@@ -130,7 +168,7 @@ fn first_non_blank(reader: &mut impl BufRead) -> std::io::Result<Option<u8>> {
 }
 
 // Editors on Windows save UTF-8 with a byte-order mark; JSON itself has none.
-fn skip_byte_order_mark(reader: &mut impl BufRead) -> std::io::Result<()> {
+pub(crate) fn skip_byte_order_mark(reader: &mut impl BufRead) -> std::io::Result<()> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut start = [0u8; 3];
     let mut filled = 0;

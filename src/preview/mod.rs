@@ -26,7 +26,7 @@ use crate::request::{self, Env};
 use crate::time;
 
 mod elements;
-mod input;
+pub(crate) mod input;
 
 /// How the bodies are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,7 +59,7 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     );
     let mut batch: Vec<(String, Json)> = Vec::with_capacity(batch_size);
     let (mut position, mut mapped, mut failures) = (0, 0, 0);
-    input::for_each_record(&input.path, records_path, &mut |record| {
+    input::for_each_input(&input.path, records_path, &mut |record| {
         let index = position;
         position += 1;
         let record = Arc::new(record);
@@ -93,6 +93,20 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     }
     let bodies = out.finish()?;
     let operation = flow.target.operation();
+    if let Some(files) = &flow.target.connector.files {
+        eprintln!(
+            "{mapped} record{} mapped into {bodies} batch{} for `{}`; {failures} record{} failed",
+            plural(mapped),
+            if bodies == 1 { "" } else { "es" },
+            files.path.display(),
+            plural(failures),
+        );
+        return Ok(if failures > 0 {
+            ExitCode::Partial
+        } else {
+            ExitCode::Ok
+        });
+    }
     eprintln!(
         "{} record{} mapped into {bodies} `{}` request{} ({} …/{}); {failures} record{} failed",
         mapped,
@@ -115,6 +129,12 @@ fn plural(n: usize) -> &'static str {
 }
 
 fn write_body(flow: &Flow, inputs: &Json, batch: request::Keyed, env: &Env) -> Result<Json> {
+    // A file target receives the mapped records themselves.
+    if flow.target.connector.files.is_some() {
+        return Ok(Json::Array(
+            batch.into_iter().map(|(_, record)| record).collect(),
+        ));
+    }
     request::write_body(flow, inputs, batch, env)
         .map_err(|err| eval_error("cannot build the request body", err))
 }
@@ -209,7 +229,7 @@ fn newest_versions(
         lost: HashSet::new(),
     };
     let mut position = 0;
-    input::for_each_record(input, records, &mut |record| {
+    input::for_each_input(input, records, &mut |record| {
         // A record whose key cannot be read fails in the second pass, with the reason.
         if let Ok((key, modified)) = record::key_of(flow, &Arc::new(record)) {
             newest.offer(key, modified, position);

@@ -24,6 +24,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use crate::auth;
 use crate::config::model::{Concurrency, Flow};
 use crate::error::{Error, ErrorKind, Result};
+use crate::file::target::FileTarget;
 use crate::http::client::{Client, Notify};
 use crate::http::retry::Sleeper;
 use crate::request::{self, Env};
@@ -43,6 +44,7 @@ mod recover;
 pub mod resend;
 mod retry;
 mod settle;
+mod sink;
 mod stage;
 mod summary;
 pub mod tracker;
@@ -51,9 +53,10 @@ mod write;
 use batch::BatchStage;
 use map::MapStage;
 use progress::Progress;
-use read::ReadStage;
+use read::{Input, ReadStage};
 pub use retry::retry;
 use settle::SettleStage;
+use sink::Sink;
 use stage::{Capacities, InFlight};
 pub use summary::{Summary, describe};
 use tracker::Tracker;
@@ -174,14 +177,25 @@ fn recorded(result: &Result<Summary>, progress: &Progress) -> RunSummary {
     }
 }
 
-/// The target client and the writer over it, ready to write (logged in unless `dry_run`).
+/// The target client and the writer over it, ready to write (logged in unless `dry_run`);
+/// or the files of a file target.
 async fn writer(
     flow: &Arc<Flow>,
     env: &Env,
     options: &Options,
     store: &Store,
     progress: &Arc<Progress>,
-) -> Result<Arc<Writer>> {
+) -> Result<Arc<Sink>> {
+    if flow.target.connector.files.is_some() {
+        let target = FileTarget::new(
+            Arc::clone(flow),
+            store.clone(),
+            Arc::clone(&options.clock),
+            options.clock.now(),
+        )?;
+        progress.line(format!("target {}", target.describe()));
+        return Ok(Arc::new(Sink::File(Arc::new(target))));
+    }
     let client = Arc::new(Client::new(
         &flow.target.connector,
         &flow.templates,
@@ -201,7 +215,7 @@ async fn writer(
     if !options.dry_run {
         client.start().await.map_err(|err| err.into_error())?;
     }
-    Ok(Arc::new(Writer {
+    Ok(Arc::new(Sink::Http(Box::new(Writer {
         flow: Arc::clone(flow),
         client,
         store: store.clone(),
@@ -209,7 +223,7 @@ async fn writer(
         inputs,
         lookup_inputs,
         clock: Arc::clone(&options.clock),
-    }))
+    }))))
 }
 
 fn notifier(progress: &Arc<Progress>) -> Notify {
@@ -224,15 +238,24 @@ async fn execute(
     store: &Store,
     progress: Arc<Progress>,
 ) -> Result<Summary> {
-    let source = Client::new(
-        &flow.source.connector,
-        &flow.templates,
-        &env,
-        options.sleeper.clone(),
-        Arc::clone(&options.clock),
-        notifier(&progress),
-    )?;
-    progress.line(format!("source {}", source.route()));
+    let source = match &flow.source.connector.files {
+        Some(files) => {
+            progress.line(format!("source {}", files.path.display()));
+            Input::File
+        }
+        None => {
+            let client = Client::new(
+                &flow.source.connector,
+                &flow.templates,
+                &env,
+                options.sleeper.clone(),
+                Arc::clone(&options.clock),
+                notifier(&progress),
+            )?;
+            progress.line(format!("source {}", client.route()));
+            Input::Http(Box::new(client))
+        }
+    };
     let writer = writer(&flow, &env, options, store, &progress).await?;
     let mut summary = Summary {
         cursor_before: store.cursor(&flow.name)?,
@@ -278,8 +301,8 @@ async fn execute(
 struct Pipeline {
     flow: Arc<Flow>,
     env: Env,
-    source: Client,
-    writer: Arc<Writer>,
+    source: Input,
+    writer: Arc<Sink>,
     store: Store,
     progress: Arc<Progress>,
     windows: Vec<Window>,
@@ -326,7 +349,7 @@ impl Pipeline {
         let read = stages.start(
             ReadStage {
                 flow: Arc::clone(&flow),
-                client: source,
+                input: source,
                 env,
                 windows,
                 progress: Arc::clone(&progress),

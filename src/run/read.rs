@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::config::model::Flow;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::Client;
 use crate::request::Env;
 use crate::run::Summary;
@@ -24,9 +24,15 @@ pub const WHOLE: Window = Window {
     end: DateTime::<Utc>::MAX_UTC,
 };
 
+/// Where the records come from: an API, or the files of a file connector (`file::source`).
+pub enum Input {
+    Http(Box<Client>),
+    File,
+}
+
 pub struct ReadStage {
     pub flow: Arc<Flow>,
-    pub client: Client,
+    pub input: Input,
     pub env: Env,
     /// The windows to read, in order; empty for a source without windows.
     pub windows: Vec<Window>,
@@ -36,9 +42,13 @@ pub struct ReadStage {
 impl ReadStage {
     /// Read every window; the summary holds the repeats dropped and the unsettled windows.
     pub async fn run(self, out: mpsc::Sender<Read>) -> Result<Summary> {
+        let client = match &self.input {
+            Input::Http(client) => client,
+            Input::File => return self.read_files(out).await,
+        };
         let reader = Reader {
             flow: &self.flow,
-            client: &self.client,
+            client,
             env: &self.env,
             progress: &*self.progress,
         };
@@ -58,6 +68,24 @@ impl ReadStage {
         Ok(Summary {
             duplicates: seen.duplicates,
             unsettled,
+            ..Summary::default()
+        })
+    }
+
+    /// A file source, read on a blocking thread.
+    async fn read_files(self, out: mpsc::Sender<Read>) -> Result<Summary> {
+        let windowed = !self.windows.is_empty();
+        let windows = if windowed { self.windows } else { vec![WHOLE] };
+        let (flow, progress) = (self.flow, self.progress);
+        let read = tokio::task::spawn_blocking(move || {
+            crate::file::source::read(&flow, &windows, windowed, &out, &*progress)
+        })
+        .await
+        .map_err(|err| {
+            Error::new(ErrorKind::State, "reading the files stopped").with_source(err)
+        })??;
+        Ok(Summary {
+            duplicates: read.duplicates,
             ..Summary::default()
         })
     }

@@ -10,15 +10,15 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::error::Result;
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Result};
 use crate::record;
 use crate::run::batch::chunk;
 use crate::run::progress::Progress;
 use crate::run::settle::tell_refused_but_there;
+use crate::run::sink::Sink;
 use crate::state::{Entry, Outcome};
 use crate::target::update::{Updated, Updater};
-use crate::target::writer::{Outgoing, Settled, Writer};
+use crate::target::writer::{Outgoing, Settled};
 
 /// What the recovery of an earlier run's in-flight records did.
 #[derive(Debug, Default)]
@@ -33,10 +33,10 @@ pub struct Recovery {
 }
 
 /// Settle what an earlier run left in flight: look it up, then send again what is not there.
-pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
-    let flow = &writer.flow;
+pub async fn recover(writer: &Sink, progress: &Progress) -> Result<Recovery> {
+    let flow = writer.flow();
     let mut recovery = finish_updates(writer, progress).await?;
-    let entries = writer.store.in_flight(&flow.name)?;
+    let entries = writer.store().in_flight(&flow.name)?;
     recovery.keys.extend(entries.iter().map(|e| e.key.clone()));
     if entries.is_empty() {
         return Ok(recovery);
@@ -45,7 +45,7 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
         "{} record(s) were in flight when an earlier run stopped; checking the target first",
         entries.len()
     ));
-    if flow.target.lookup.is_none() {
+    if !writer.can_look_up() {
         recovery.failed += park_unverifiable(writer, progress, &entries)?;
         return Ok(recovery);
     }
@@ -86,8 +86,8 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
         }
     }
     writer
-        .store
-        .record_outcomes(&flow.name, &outcomes, writer.clock.now())?;
+        .store()
+        .record_outcomes(&flow.name, &outcomes, writer.clock().now())?;
     let written_earlier = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Done { .. }))
@@ -130,9 +130,9 @@ pub async fn recover(writer: &Writer, progress: &Progress) -> Result<Recovery> {
 }
 
 /// Finish the updates an earlier run left under way, each from its step.
-async fn finish_updates(writer: &Writer, progress: &Progress) -> Result<Recovery> {
-    let flow = &writer.flow;
-    let pending = writer.store.pending_updates(&flow.name)?;
+async fn finish_updates(sink: &Sink, progress: &Progress) -> Result<Recovery> {
+    let flow = sink.flow();
+    let pending = sink.store().pending_updates(&flow.name)?;
     let mut recovery = Recovery {
         keys: pending.iter().map(|p| p.key.clone()).collect(),
         ..Recovery::default()
@@ -140,7 +140,11 @@ async fn finish_updates(writer: &Writer, progress: &Progress) -> Result<Recovery
     if pending.is_empty() {
         return Ok(recovery);
     }
-    let Some(updater) = Updater::new(writer)? else {
+    let updater = match sink.http() {
+        Some(writer) => Updater::new(writer)?,
+        None => None,
+    };
+    let Some(updater) = updater else {
         return Err(Error::new(
             ErrorKind::State,
             format!(
@@ -174,8 +178,8 @@ async fn finish_updates(writer: &Writer, progress: &Progress) -> Result<Recovery
 
 /// Without a lookup an interrupted write cannot be checked: its records are parked for a
 /// person to look in the target. Returns how many.
-fn park_unverifiable(writer: &Writer, progress: &Progress, entries: &[Entry]) -> Result<u64> {
-    let flow = &writer.flow;
+fn park_unverifiable(writer: &Sink, progress: &Progress, entries: &[Entry]) -> Result<u64> {
+    let flow = writer.flow();
     let outcomes: Vec<Outcome> = entries
         .iter()
         .map(|entry| Outcome::Failed {
@@ -188,8 +192,8 @@ fn park_unverifiable(writer: &Writer, progress: &Progress, entries: &[Entry]) ->
         })
         .collect();
     writer
-        .store
-        .record_outcomes(&flow.name, &outcomes, writer.clock.now())?;
+        .store()
+        .record_outcomes(&flow.name, &outcomes, writer.clock().now())?;
     for outcome in &outcomes {
         if let Outcome::Failed { key, message, .. } = outcome {
             progress.failed(key, message);

@@ -22,10 +22,10 @@ use crate::record;
 use crate::request::Env;
 use crate::run::progress::Progress;
 use crate::run::recover::recover;
+use crate::run::sink::Sink;
 use crate::run::{Options, writer};
 use crate::state::{Entry, Kept, Store, WrittenFilter};
-use crate::target::update::update_batch;
-use crate::target::writer::{Outgoing, Settled, Writer};
+use crate::target::writer::{Outgoing, Settled};
 
 /// What `engine resend` was asked.
 #[derive(Debug, Clone, Default)]
@@ -248,7 +248,7 @@ fn remap(
 /// Send `changed` as updates, a few at a time (the flow's write concurrency to begin with).
 async fn send_changes(
     flow: &Flow,
-    writer: Arc<Writer>,
+    writer: Arc<Sink>,
     changed: Vec<Outgoing>,
     resent: &mut Resent,
     progress: &Progress,
@@ -265,7 +265,7 @@ async fn send_changes(
             && let Some(piece) = pieces.next()
         {
             let writer = Arc::clone(&writer);
-            tasks.spawn(async move { update_batch(&writer, piece).await });
+            tasks.spawn(async move { writer.update_changes(piece).await });
         }
         let Some(joined) = tasks.join_next().await else {
             break;

@@ -19,7 +19,6 @@ use crate::run::recover::recover;
 use crate::run::settle::tell_refused_but_there;
 use crate::run::{Options, Summary, recorded, writer};
 use crate::state::{Entry, Outcome, RunKind, Store};
-use crate::target::update::update_batch;
 use crate::target::writer::{Outgoing, Settled};
 
 /// Resend parked records (all, or those with the given keys) with the flow as it is now.
@@ -178,7 +177,7 @@ async fn resend(
         store.record_outcomes(&flow.name, &outcomes, options.clock.now())?;
     }
     if !changed.is_empty() {
-        for settled in update_batch(&writer, changed).await? {
+        for settled in writer.update_changes(changed).await? {
             match settled {
                 Settled::Written { .. } => {
                     summary.written += 1;

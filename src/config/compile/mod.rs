@@ -40,6 +40,7 @@ use crate::value_map::{ValueMap, ValueMaps};
 
 mod auth;
 mod concurrency;
+mod file;
 mod pagination;
 mod update;
 
@@ -579,6 +580,13 @@ fn compile_flow(
 
     // The source: its operation, parameters, paging and window.
     let mut source = None;
+    let source_conn = match source_conn {
+        Some(conn) if conn.connector.files.is_some() => {
+            source = file::source(cx, doc, &raw, conn);
+            None
+        }
+        other => other,
+    };
     if let Some(conn) = source_conn {
         let op_path = root.key("source").key("operation");
         if find_operation(
@@ -639,6 +647,13 @@ fn compile_flow(
     // The target: its write operation, inputs, batches and lookup.
     let mut target = None;
     let mut lookup_at = None;
+    let target_conn = match target_conn {
+        Some(conn) if conn.connector.files.is_some() => {
+            target = file::target(cx, doc, &raw, conn);
+            None
+        }
+        other => other,
+    };
     if let Some(conn) = target_conn {
         let op_path = root.key("target").key("operation");
         let write = find_operation(
@@ -1171,10 +1186,30 @@ fn compile_connector(
         );
     }
     let settings = Context::ConnectorSettings;
-    let base_url = cx.leaf(doc, &root.key("base_url"), &raw.base_url, settings);
-    request::check_base_url(cx, doc, raw);
     let time_zone = request::compile_time_zone(cx, doc, raw);
-    let auth = auth::compile_auth(cx, doc, &raw.auth);
+    if let Some(spec) = &raw.file {
+        return file::compile_connector(cx, doc, raw, spec, file, time_zone);
+    }
+    for (key, present) in [
+        ("base_url", raw.base_url.is_some()),
+        ("auth", raw.auth.is_some()),
+        ("envelope", raw.envelope.is_some()),
+    ] {
+        if !present {
+            cx.error(
+                format!("missing key `{key}` in the top level"),
+                doc.locate_key(&root),
+                Some("an HTTP connector has `base_url`, `auth`, `envelope` and `operations`; a file connector has `file:` instead".into()),
+            );
+        }
+    }
+    let base_text = raw.base_url.as_deref().unwrap_or_default();
+    let base_url = cx.leaf(doc, &root.key("base_url"), base_text, settings);
+    request::check_base_url(cx, doc, base_text);
+    let auth = match &raw.auth {
+        Some(raw_auth) => auth::compile_auth(cx, doc, raw_auth),
+        None => crate::config::model::Auth::None,
+    };
     let headers = raw
         .headers
         .iter()
@@ -1185,7 +1220,10 @@ fn compile_connector(
             )
         })
         .collect();
-    let envelope = compile_envelope(cx, doc, &root.key("envelope"), &raw.envelope);
+    let envelope = raw
+        .envelope
+        .as_ref()
+        .and_then(|envelope| compile_envelope(cx, doc, &root.key("envelope"), envelope));
     let http = compile_http(cx, doc, raw);
     let mut operations = BTreeMap::new();
     for (name, op) in &raw.operations {
@@ -1213,6 +1251,7 @@ fn compile_connector(
         operations,
         null_values: raw.null_values.clone(),
         time_zone,
+        files: None,
     }
 }
 

@@ -110,8 +110,8 @@ pub(super) fn compile_time_zone(cx: &mut Compiler, doc: &Document, raw: &RawConn
 
 /// A `base_url` whose scheme is written out must be `http` or `https`: `engine` sends HTTP
 /// requests only, and a `file://` or `ftp://` URL would fail on the first call of a run.
-pub(super) fn check_base_url(cx: &mut Compiler, doc: &Document, raw: &RawConnector) {
-    let text = raw.base_url.trim();
+pub(super) fn check_base_url(cx: &mut Compiler, doc: &Document, base_url: &str) {
+    let text = base_url.trim();
     let Some((scheme, _)) = text.split_once("://") else {
         return;
     };
@@ -122,7 +122,11 @@ pub(super) fn check_base_url(cx: &mut Compiler, doc: &Document, raw: &RawConnect
         cx.error(
             format!("`base_url` is a `{scheme}://` URL; engine calls APIs over `http://` or `https://` only"),
             doc.locate(&YamlPath::root().key("base_url")),
-            Some("write the API's address, e.g. `https://api.example.com/v1` or `{{ env.API_BASE_URL }}`; to read files, serve them with `engine sim` or a local HTTP server".into()),
+            Some(if scheme.eq_ignore_ascii_case("file") {
+                crate::file::FILE_URL_HINT.into()
+            } else {
+                "write the API's address, e.g. `https://api.example.com/v1` or `{{ env.API_BASE_URL }}`".into()
+            }),
         );
     }
 }
