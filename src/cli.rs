@@ -161,6 +161,37 @@ pub enum Command {
         #[command(flatten)]
         env: EnvFile,
     },
+    /// Map the records already written again with the flow as it is now, and send those whose
+    /// content changed (after a mapping change), printing a per-field diff of each on stdout.
+    ///
+    /// Needs `on_change: update` (with `target.update`) or `upsert` in the flow, except with
+    /// `--dry-run`, which shows the diffs and sends nothing. Exit code 0: every change sent
+    /// (or nothing changed); 1: some were parked as conflicts or cannot be mapped; 4: it
+    /// stopped (an update under way stays in the ledger; the next run, retry or resend finishes
+    /// it); 5: another command holds the flow's lock.
+    Resend {
+        /// The flow file.
+        flow: PathBuf,
+        /// Keys of the records to resend (e.g. WDT order numbers); none means every written record.
+        keys: Vec<String>,
+        /// Only records first written at or after this time (`2024-01-01 00:00:00` Asia/Shanghai, or RFC 3339).
+        #[arg(long, value_parser = parse_time)]
+        since: Option<DateTime<Utc>>,
+        /// Only records first written before this time.
+        #[arg(long, value_parser = parse_time)]
+        until: Option<DateTime<Utc>>,
+        /// Print what changed, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// If another command holds the flow's lock, wait for it instead of refusing (exit code
+        /// 5): up to DURATION (`30s`, `10m`, `2h`), or as long as it takes without one.
+        #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "forever", value_parser = parse_wait)]
+        wait: Option<Wait>,
+        #[command(flatten)]
+        state: StateDir,
+        #[command(flatten)]
+        env: EnvFile,
+    },
     /// Serve the web console of flows (default: every flow in `mappings/`) until Ctrl-C.
     ///
     /// Prints the bound address (`http://127.0.0.1:PORT/`) on stdout. Beyond 127.0.0.1 a token
@@ -447,6 +478,32 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 env,
                 !no_alerts,
                 log_format,
+            ))
+        }
+        Command::Resend {
+            flow,
+            keys,
+            since,
+            until,
+            dry_run,
+            wait,
+            state,
+            env,
+        } => {
+            let env = env.read()?;
+            let state_dir = state.resolve(&env);
+            let request = crate::run::resend::Request {
+                keys,
+                since,
+                until,
+                dry_run,
+            };
+            runtime()?.block_on(commands::resend(
+                &flow,
+                state_dir.as_deref(),
+                request,
+                wait.unwrap_or(Wait::No),
+                env,
             ))
         }
         Command::Console {

@@ -125,6 +125,27 @@ pub fn write_request(
     Ok((body(flow, operation, names, env)?, parts))
 }
 
+/// The inputs of an operation about one record (an update or an action): its `params`.
+pub fn operation_inputs(flow: &Flow, params: &[Param], env: &Env) -> Result<Json, EvalError> {
+    evaluate_params(flow, params, target_names(flow), env).map(Json::Object)
+}
+
+/// The JSON body and the [`Parts`] of an update or action call about one record: its templates
+/// see `params` (`inputs`) and the `names` given (`record`, `key`, `target_id`, …).
+pub fn one_record_request(
+    flow: &Flow,
+    operation: &Operation,
+    inputs: &Json,
+    names: Vec<(Arc<str>, Value)>,
+    env: &Env,
+) -> Result<(Json, Parts), EvalError> {
+    let mut all = target_names(flow);
+    all.push((Arc::from("params"), template::from_json(inputs)));
+    all.extend(names);
+    let parts = parts(flow, operation, all.clone(), env)?;
+    Ok((body(flow, operation, all, env)?, parts))
+}
+
 /// What a lookup's templates read: `keys`, and `key` when it takes one key per call.
 fn lookup_names(flow: &Flow, inputs: &Json, keys: &[String]) -> Vec<(Arc<str>, Value)> {
     let one_key = lookup_operation(flow)

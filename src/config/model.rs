@@ -105,12 +105,43 @@ pub struct Target {
     /// Inputs of the lookup operation (its own params under the flow's target params).
     pub lookup_params: Vec<Param>,
     pub on_change: OnChange,
+    /// How a changed record is sent (`on_change: update` or `upsert`).
+    pub update: Option<Update>,
+    /// Whether an audited record may be un-audited, updated and audited again.
+    pub allow_unaudit: bool,
     pub record_schema: Option<ApiSchema>,
+}
+
+/// How a flow sends a changed record to a key the target already holds.
+#[derive(Debug)]
+pub struct Update {
+    /// The update operation (`kind: update`), or the write operation under `on_change: upsert`.
+    pub operation: String,
+    /// Its inputs: the connector's, the operation's, then the flow's target params.
+    pub params: Vec<Param>,
+    /// The actions that un-audit the record, in order (from the update operation).
+    pub unaudit: Vec<Action>,
+    /// The actions that audit it again, in order.
+    pub reaudit: Vec<Action>,
+}
+
+/// One action step of an update.
+#[derive(Debug)]
+pub struct Action {
+    pub operation: String,
+    pub params: Vec<Param>,
 }
 
 impl Target {
     pub fn operation(&self) -> &Operation {
         &self.connector.operations[&self.operation]
+    }
+
+    /// The operation a changed record is sent through, if the flow sends changes.
+    pub fn update_operation(&self) -> Option<&Operation> {
+        self.update
+            .as_ref()
+            .map(|update| &self.connector.operations[&update.operation])
     }
 
     pub fn lookup_operation(&self) -> Option<&Operation> {
@@ -397,6 +428,11 @@ pub struct Operation {
     pub batch: Option<Batch>,
     pub results: Option<Results>,
     pub rows: Option<Rows>,
+    /// Update: an expression over the answer, true when the record is audited (or locked).
+    pub audited: Option<TemplateId>,
+    /// Action: an expression over the answer, true when the record already is in the state
+    /// the action produces.
+    pub already: Option<TemplateId>,
 }
 
 /// An operation's path: the text as written, cut into segments at every `/` outside a

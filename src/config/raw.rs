@@ -128,10 +128,23 @@ pub struct RawTarget {
     /// used before resending a write whose outcome is unknown. Strongly recommended.
     #[serde(default)]
     pub lookup: Option<String>,
-    /// What to do with a record already written whose source content changed since: `skip` it,
-    /// or report it as a `conflict` (parked, listed by `engine failed`). Default `skip`.
+    /// What to do with a record already written whose mapped content changed since (a source
+    /// edit, or a mapping change carried by `engine resend`): `skip` it, report it as a
+    /// `conflict` (parked, listed by `engine failed`), `update` it through `target.update`, or
+    /// send it through `target.operation` again when that creates or updates (`upsert`).
+    /// Default `skip`.
     #[serde(default)]
     pub on_change: Option<OnChange>,
+    /// The connector operation (`kind: update`) that sends a changed record by the target id
+    /// the ledger recorded; required by `on_change: update`.
+    #[serde(default)]
+    pub update: Option<String>,
+    /// Whether an update the target refuses because the record is audited (the update
+    /// operation's `audited`) may un-audit it, update it and audit it again (its `unaudit` and
+    /// `reaudit` actions). Without it such a change is parked as a `conflict` with the target's
+    /// message. Default false.
+    #[serde(default)]
+    pub allow_unaudit: Option<bool>,
 }
 
 /// What to do when a record already written has changed in the source.
@@ -142,6 +155,27 @@ pub enum OnChange {
     Skip,
     /// Park the record with a conflict so a person decides.
     Conflict,
+    /// Send the changed record through `target.update` (by the target id in the ledger).
+    Update,
+    /// Send the changed record through `target.operation` again, which creates or updates.
+    Upsert,
+}
+
+impl OnChange {
+    /// The mode as the flow file spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnChange::Skip => "skip",
+            OnChange::Conflict => "conflict",
+            OnChange::Update => "update",
+            OnChange::Upsert => "upsert",
+        }
+    }
+
+    /// Whether the mode sends a changed record to the target.
+    pub fn sends_changes(self) -> bool {
+        matches!(self, OnChange::Update | OnChange::Upsert)
+    }
 }
 
 /// The record key.
@@ -581,7 +615,8 @@ pub struct RawOperation {
     #[serde(default)]
     pub description: Option<String>,
     /// `read` (a source: records, pagination, window), `write` (a target: batches, per-record
-    /// results) or `lookup` (finds written records by key).
+    /// results), `lookup` (finds written records by key), `update` (sends one changed record by
+    /// its target id) or `action` (one call about one record by its target id).
     pub kind: OperationKind,
     /// HTTP method: `GET`, `POST`, `PUT`, `PATCH` or `DELETE`. Default `POST`.
     #[serde(default)]
@@ -611,7 +646,8 @@ pub struct RawOperation {
     pub headers: BTreeMap<String, String>,
     /// The JSON request body (`encoding: json`), a YAML tree of templates. It reads `params`
     /// (the merged parameters) and what `path` reads: `records` and `keys` (a batch write),
-    /// `record` and `key` (a one-record write), `keys` (and `key`) (a lookup).
+    /// `record` and `key` (a one-record write), `keys` (and `key`) (a lookup), `record`, `key`,
+    /// `target_id` and `target_number` (an update; an action all but `record`).
     #[serde(default)]
     pub body: Option<Value>,
     /// Overrides the connector's envelope for this operation.
@@ -647,6 +683,22 @@ pub struct RawOperation {
     /// Lookup: where the found rows are and what they hold.
     #[serde(default)]
     pub rows: Option<RawRows>,
+    /// Update: an expression over the answer (`body`, `status`, `headers`), true when the
+    /// target refused because the record is audited, approved or locked (Kingdee: MsgCode 12).
+    #[serde(default)]
+    pub audited: Option<String>,
+    /// Update: the actions (`kind: action`) that un-audit a record, sent in order before the
+    /// update is sent again when the flow says `allow_unaudit: true`.
+    #[serde(default)]
+    pub unaudit: Vec<String>,
+    /// Update: the actions that audit the record again afterwards, in order (Kingdee: submit,
+    /// then audit).
+    #[serde(default)]
+    pub reaudit: Vec<String>,
+    /// Action: an expression over the answer, true when the record already is in the state the
+    /// action produces (counted as done, so a step repeated after a crash is harmless).
+    #[serde(default)]
+    pub already: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -658,6 +710,10 @@ pub enum OperationKind {
     Write,
     /// Finds already-written records by key.
     Lookup,
+    /// Sends one changed record by the target id recorded in the ledger.
+    Update,
+    /// One call about one record by target id (un-audit, submit, audit).
+    Action,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

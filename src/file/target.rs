@@ -154,6 +154,7 @@ impl FileTarget {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
                 source: (*o.source).clone(),
+                target: o.mapped.target.clone(),
                 modified: o.mapped.modified.clone(),
             })
             .collect();

@@ -4,7 +4,9 @@
 //! window's last records do not wait for the next window's). For each group the ledger is read
 //! once: a record already written and unchanged is skipped, one parked earlier for this very
 //! version stays parked, one that cannot be mapped is parked, a changed one follows the flow's
-//! `on_change`, and the rest go on in batches. Of two versions of one key only the newest goes
+//! `on_change` (skipped, parked as a conflict, or passed on as an update), and the rest go on
+//! in batches. The newest source of a written record read again is kept in the ledger, so that
+//! `engine resend` maps what the source holds now. Of two versions of one key only the newest goes
 //! on, and a key still on its way to the target is not sent again. This stage sees the ledger
 //! and the flow's name and batching settings; it never sees a client. The decisions are pure
 //! functions (`decide_mapped`, `decide_unmappable`), tested below.
@@ -22,13 +24,16 @@ use crate::run::Summary;
 use crate::run::progress::Progress;
 use crate::run::stage::{InFlight, ToBatch, ToWrite, send};
 use crate::source::reader::SourceRecord;
-use crate::state::{Entry, Outcome, Status, Store};
+use crate::state::{Entry, Outcome, Seen, Status, Store};
 use crate::target::writer::Outgoing;
 use crate::time::Clock;
 
 pub struct BatchStage {
     pub flow_name: String,
     pub on_change: OnChange,
+    /// The flow's file, under `on_change: skip`: the summary names it in the hint to resend
+    /// the changed records it skipped.
+    pub resend_hint: Option<String>,
     pub batch_size: usize,
     pub store: Store,
     pub progress: Arc<Progress>,
@@ -49,7 +54,10 @@ impl BatchStage {
         mut input: mpsc::Receiver<ToBatch>,
         out: mpsc::Sender<ToWrite>,
     ) -> Result<Summary> {
-        let mut summary = Summary::default();
+        let mut summary = Summary {
+            resend_hint: self.resend_hint.clone(),
+            ..Summary::default()
+        };
         let mut group: Group = Vec::with_capacity(self.batch_size);
         while let Some(item) = input.recv().await {
             match item {
@@ -85,7 +93,9 @@ impl BatchStage {
         let newest = newest_versions(&keys);
         let ledger = self.store.entries(&self.flow_name, &keys)?;
         let mut outgoing: Vec<Outgoing> = Vec::new();
+        let mut updates: Vec<Outgoing> = Vec::new();
         let mut parked: Vec<Outcome> = Vec::new();
+        let mut seen: Vec<Seen> = Vec::new();
         for ((record, mapped), newest) in group.into_iter().zip(newest) {
             if !newest || self.in_flight.contains(&record.key) {
                 continue;
@@ -95,14 +105,15 @@ impl BatchStage {
                 Ok(mapped) => {
                     let decision =
                         decide_mapped(entry, &mapped.hash, &record.record, self.on_change);
-                    self.apply_mapped(
-                        decision,
-                        record,
-                        mapped,
-                        summary,
-                        &mut outgoing,
-                        &mut parked,
-                    );
+                    if !self.dry_run {
+                        seen.extend(kept_version(decision, &record, &mapped));
+                    }
+                    let out = Out {
+                        outgoing: &mut outgoing,
+                        updates: &mut updates,
+                        parked: &mut parked,
+                    };
+                    self.apply_mapped(decision, record, mapped, summary, out);
                 }
                 Err(failure) => {
                     let decision = decide_unmappable(entry, &record.record);
@@ -113,6 +124,14 @@ impl BatchStage {
         if !parked.is_empty() {
             self.store
                 .record_outcomes(&self.flow_name, &parked, self.clock.now())?;
+        }
+        self.store.keep_seen(&self.flow_name, &seen)?;
+        // One record per call, one after the other within a piece: a few pieces run beside
+        // the batches, at most `concurrency` calls in all.
+        for piece in chunk(updates, UPDATES_PER_TASK) {
+            self.in_flight
+                .insert(piece.iter().map(|o| o.mapped.key.as_str()));
+            send(out, ToWrite::Updates(piece)).await?;
         }
         for batch in chunk(outgoing, self.batch_size) {
             if !self.dry_run {
@@ -130,15 +149,35 @@ impl BatchStage {
         record: SourceRecord,
         mapped: Mapped,
         summary: &mut Summary,
-        outgoing: &mut Vec<Outgoing>,
-        parked: &mut Vec<Outcome>,
+        out: Out<'_>,
     ) {
+        let Out {
+            outgoing,
+            updates,
+            parked,
+        } = out;
         match decision {
             Mappable::Write => outgoing.push(Outgoing {
                 mapped,
                 source: record.record,
                 window: record.window,
             }),
+            Mappable::Update => {
+                summary.changed += 1;
+                if self.dry_run {
+                    self.progress.notice(format!(
+                        "record `{}` changed since it was written: a run would send it as an update",
+                        record.key
+                    ));
+                } else {
+                    summary.updates += 1;
+                    updates.push(Outgoing {
+                        mapped,
+                        source: record.record,
+                        window: record.window,
+                    });
+                }
+            }
             Mappable::Skip { changed } => {
                 summary.changed += u64::from(changed);
                 summary.skipped += 1;
@@ -202,10 +241,38 @@ impl BatchStage {
     }
 }
 
+/// Changed records per task of the write stage.
+const UPDATES_PER_TASK: usize = 10;
+
+/// Where the records of a group go.
+struct Out<'a> {
+    outgoing: &'a mut Vec<Outgoing>,
+    updates: &'a mut Vec<Outgoing>,
+    parked: &'a mut Vec<Outcome>,
+}
+
+/// What the ledger keeps of a written record read again: its newest source, and the mapped
+/// record too when the target holds that very content (unchanged). `None` for a record that
+/// is not written, or goes to the target now (the update keeps it when it ends).
+fn kept_version(decision: Mappable, record: &SourceRecord, mapped: &Mapped) -> Option<Seen> {
+    let sent = match decision {
+        Mappable::Skip { changed: false } => Some(mapped.target.clone()),
+        Mappable::Skip { changed: true } | Mappable::Conflict | Mappable::StillParked => None,
+        Mappable::Write | Mappable::Update => return None,
+    };
+    Some(Seen {
+        key: record.key.clone(),
+        source: (*record.record).clone(),
+        sent,
+    })
+}
+
 /// What becomes of a record that was mapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mappable {
     Write,
+    /// Written before and changed since, under `on_change: update` or `upsert`.
+    Update,
     /// Written before and unchanged, or `changed` under `on_change: skip`.
     Skip {
         changed: bool,
@@ -246,6 +313,7 @@ fn decide_mapped(
         match on_change {
             OnChange::Skip => Mappable::Skip { changed: true },
             OnChange::Conflict => Mappable::Conflict,
+            OnChange::Update | OnChange::Upsert => Mappable::Update,
         }
     } else {
         Mappable::Write
@@ -345,6 +413,27 @@ mod tests {
                 Some(entry(Status::Done, Some("h0"), true, None)),
                 OnChange::Conflict,
                 Mappable::Conflict,
+            ),
+            (
+                Some(entry(Status::Done, Some("h0"), true, None)),
+                OnChange::Update,
+                Mappable::Update,
+            ),
+            (
+                Some(entry(Status::Done, Some("h0"), true, None)),
+                OnChange::Upsert,
+                Mappable::Update,
+            ),
+            (
+                Some(entry(Status::Done, Some("h1"), true, None)),
+                OnChange::Update,
+                Mappable::Skip { changed: false },
+            ),
+            // A change parked as a conflict (refused by the target) waits for a person.
+            (
+                Some(entry(Status::Conflict, Some("h0"), true, None)),
+                OnChange::Update,
+                Mappable::StillParked,
             ),
             (
                 Some(entry(Status::Failed, Some("h1"), false, None)),

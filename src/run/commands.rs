@@ -1,4 +1,4 @@
-//! The commands around a run: `run` (with `--sandbox`), `state`, `failed` and `retry`.
+//! The commands around a run: `run` (with `--sandbox`), `state`, `failed`, `retry` and `resend`.
 //!
 //! Each loads the flow (refusing an invalid one with the same diagnostics as `check`), finds
 //! the state database, calls into `run`, and prints for people (stderr) or scripts (stdout).
@@ -442,6 +442,15 @@ pub fn state(
         count(Status::Conflict),
         count(Status::InFlight)
     );
+    let updates = store.pending_updates(&flow.name)?;
+    if let Some(first) = updates.first() {
+        println!(
+            "updates under way: {} (record `{}` at step `{}`); the next run, retry or resend finishes them",
+            updates.len(),
+            first.key,
+            first.step
+        );
+    }
     print_runs(&runs);
     Ok(ExitCode::Ok)
 }
@@ -652,6 +661,45 @@ pub async fn retry(
         );
     }
     Ok(if summary.failed + summary.unresolved > 0 {
+        ExitCode::Partial
+    } else {
+        ExitCode::Ok
+    })
+}
+
+/// `engine resend FLOW [KEY…] [--since T --until T] [--dry-run]`.
+pub async fn resend(
+    flow_file: &Path,
+    state_dir: Option<&Path>,
+    request: run::resend::Request,
+    wait: Wait,
+    env: Env,
+) -> Result<ExitCode> {
+    let flow = load(flow_file)?;
+    if !request.dry_run {
+        check::require_env(&flow, &env, check::Needs::Target)?;
+    }
+    let store = store_path(flow_file, state_dir);
+    // A dry run reads the ledger only; a resend writes the target and the ledger.
+    let _lock = match request.dry_run {
+        true => None,
+        false => Some(take_lock(&flow, &store, wait)?),
+    };
+    let progress = Arc::new(Progress::for_format(LogFormat::Text, &flow.name));
+    let options = Options {
+        dry_run: request.dry_run,
+        since: None,
+        until: None,
+        store,
+        sleeper: Sleeper::Tokio,
+        clock: Arc::new(SystemClock),
+    };
+    let dry_run = request.dry_run;
+    let resent = run::resend::resend(Arc::clone(&flow), env, options, request, progress).await?;
+    for line in run::resend::describe(&resent, &flow_file.display().to_string(), dry_run) {
+        eprintln!("{line}");
+    }
+    Ok(if resent.parked + resent.unmappable > 0 {
         ExitCode::Partial
     } else {
         ExitCode::Ok

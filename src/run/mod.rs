@@ -41,6 +41,7 @@ mod map;
 pub mod progress;
 mod read;
 mod recover;
+pub mod resend;
 mod retry;
 mod settle;
 mod sink;
@@ -372,6 +373,8 @@ impl Pipeline {
             BatchStage {
                 flow_name: flow.name.clone(),
                 on_change: flow.target.on_change,
+                resend_hint: (flow.target.on_change == crate::config::raw::OnChange::Skip)
+                    .then(|| flow.file.display().to_string()),
                 batch_size,
                 store: store.clone(),
                 progress: Arc::clone(&progress),

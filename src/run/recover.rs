@@ -4,18 +4,20 @@
 //! found is written; not found is sent again (re-mapped from the source the ledger kept), or,
 //! without a stored source, released. A flow without a lookup cannot tell, so its in-flight
 //! records are parked for a person to check. The keys settled here are not sent again by the
-//! run that follows.
+//! run that follows. Before them, updates an earlier run left under way are finished from
+//! the step they were at (`target::update`); one that cannot be finished stops the run.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::record;
 use crate::run::batch::chunk;
 use crate::run::progress::Progress;
 use crate::run::settle::tell_refused_but_there;
 use crate::run::sink::Sink;
 use crate::state::{Entry, Outcome};
+use crate::target::update::{Updated, Updater};
 use crate::target::writer::{Outgoing, Settled};
 
 /// What the recovery of an earlier run's in-flight records did.
@@ -33,11 +35,9 @@ pub struct Recovery {
 /// Settle what an earlier run left in flight: look it up, then send again what is not there.
 pub async fn recover(writer: &Sink, progress: &Progress) -> Result<Recovery> {
     let flow = writer.flow();
+    let mut recovery = finish_updates(writer, progress).await?;
     let entries = writer.store().in_flight(&flow.name)?;
-    let mut recovery = Recovery {
-        keys: entries.iter().map(|e| e.key.clone()).collect(),
-        ..Recovery::default()
-    };
+    recovery.keys.extend(entries.iter().map(|e| e.key.clone()));
     if entries.is_empty() {
         return Ok(recovery);
     }
@@ -46,7 +46,7 @@ pub async fn recover(writer: &Sink, progress: &Progress) -> Result<Recovery> {
         entries.len()
     ));
     if !writer.can_look_up() {
-        recovery.failed = park_unverifiable(writer, progress, &entries)?;
+        recovery.failed += park_unverifiable(writer, progress, &entries)?;
         return Ok(recovery);
     }
     let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
@@ -126,6 +126,53 @@ pub async fn recover(writer: &Sink, progress: &Progress) -> Result<Recovery> {
     progress.line(format!(
         "{written_earlier} of them had arrived; {resent} sent again"
     ));
+    Ok(recovery)
+}
+
+/// Finish the updates an earlier run left under way, each from its step.
+async fn finish_updates(sink: &Sink, progress: &Progress) -> Result<Recovery> {
+    let flow = sink.flow();
+    let pending = sink.store().pending_updates(&flow.name)?;
+    let mut recovery = Recovery {
+        keys: pending.iter().map(|p| p.key.clone()).collect(),
+        ..Recovery::default()
+    };
+    if pending.is_empty() {
+        return Ok(recovery);
+    }
+    let updater = match sink.http() {
+        Some(writer) => Updater::new(writer)?,
+        None => None,
+    };
+    let Some(updater) = updater else {
+        return Err(Error::new(
+            ErrorKind::State,
+            format!(
+                "{} update(s) of flow `{}` are under way (record `{}` first) but the flow no longer sends changes (`on_change: {}`)",
+                pending.len(),
+                flow.name,
+                pending[0].key,
+                flow.target.on_change.as_str()
+            ),
+        )
+        .with_hint("set `on_change: update` (or `upsert`) again so that the next run finishes them"));
+    };
+    progress.line(format!(
+        "{} update(s) were under way when an earlier run stopped; finishing them first",
+        pending.len()
+    ));
+    for ended in updater.resume_all().await? {
+        match ended {
+            Updated::Applied { .. } => {
+                recovery.written += 1;
+                progress.written(1);
+            }
+            Updated::Parked { key, message } => {
+                recovery.failed += 1;
+                progress.failed(&key, &message);
+            }
+        }
+    }
     Ok(recovery)
 }
 

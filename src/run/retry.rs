@@ -1,7 +1,10 @@
 //! `engine retry`: parked records sent again, re-mapped with the flow as it is now.
 //!
-//! What an interrupted run or retry left in flight is recovered first, as a run does. A parked
-//! record that was written before (a conflict) is never sent again: a lookup acknowledges it.
+//! What an interrupted run or retry left in flight (and any update left under way) is recovered
+//! first, as a run does. A parked record that was written before (a conflict) is never sent
+//! again as a new record: under `on_change: update` or `upsert` its change is sent as an update
+//! (say, once `allow_unaudit` is set); otherwise, or when its content is what the target holds,
+//! a lookup acknowledges it.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -54,7 +57,8 @@ pub async fn retry(
         )));
     }
     let cursor = store.cursor(&flow.name)?;
-    if parked.is_empty() && in_flight.is_empty() {
+    let updates_under_way = store.pending_updates(&flow.name)?;
+    if parked.is_empty() && in_flight.is_empty() && updates_under_way.is_empty() {
         progress.line("no parked records to retry");
         return Ok(Summary {
             cursor_before: cursor,
@@ -97,9 +101,16 @@ async fn resend(
     let mut outgoing = Vec::new();
     let mut remapped_failures = Vec::new();
     let mut acknowledge: Vec<(String, String)> = Vec::new();
+    let mut changed: Vec<Outgoing> = Vec::new();
+    let sends_changes = flow.target.on_change.sends_changes();
     for entry in parked {
         summary.read += 1;
-        let Some(source) = entry.source.clone() else {
+        // A change parked as a conflict by a refused update keeps its source with the key.
+        let kept = match (&entry.source, entry.done_at) {
+            (None, Some(_)) => store.kept(&flow.name, &entry.key)?.map(|kept| kept.source),
+            _ => None,
+        };
+        let Some(source) = entry.source.clone().or(kept) else {
             progress.notice(format!(
                 "record `{}` has no stored source record; it cannot be retried",
                 entry.key
@@ -107,6 +118,17 @@ async fn resend(
             continue;
         };
         match record::map(flow, Arc::new(source.clone())) {
+            Ok(mapped)
+                if entry.done_at.is_some()
+                    && sends_changes
+                    && entry.hash.as_deref() != Some(mapped.hash.as_str()) =>
+            {
+                changed.push(Outgoing {
+                    mapped,
+                    source: Arc::new(source),
+                    window: None,
+                })
+            }
             Ok(mapped) if entry.done_at.is_some() => {
                 acknowledge.push((entry.key.clone(), mapped.hash))
             }
@@ -153,6 +175,21 @@ async fn resend(
             }
         }
         store.record_outcomes(&flow.name, &outcomes, options.clock.now())?;
+    }
+    if !changed.is_empty() {
+        for settled in writer.update_changes(changed).await? {
+            match settled {
+                Settled::Written { .. } => {
+                    summary.written += 1;
+                    progress.written(1);
+                }
+                Settled::Failed { key, message } => {
+                    summary.failed += 1;
+                    progress.failed(&key, &message);
+                }
+                other => unreachable!("an update ends written or parked, not {other:?}"),
+            }
+        }
     }
     for batch in chunk(outgoing, flow.target.batch_size.max(1) as usize) {
         for settled in writer.write_now(batch).await? {

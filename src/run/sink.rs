@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value as Json;
 
 use crate::config::model::Flow;
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::file::target::FileTarget;
 use crate::run::settle::Verifier;
 use crate::run::write::BatchWriter;
@@ -42,6 +42,29 @@ impl Sink {
         match self {
             Sink::Http(writer) => &writer.clock,
             Sink::File(target) => &target.clock,
+        }
+    }
+
+    /// The API writer, when the target is an API (updates are sent through it).
+    pub fn http(&self) -> Option<&Writer> {
+        match self {
+            Sink::Http(writer) => Some(writer),
+            Sink::File(_) => None,
+        }
+    }
+
+    /// Send changed versions of written records as updates (`target::update`); a file target
+    /// takes none.
+    pub async fn update_changes(&self, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
+        match self {
+            Sink::Http(writer) => crate::target::update::update_batch(writer, batch).await,
+            Sink::File(_) => Err(Error::new(
+                ErrorKind::State,
+                format!(
+                    "a file target takes no updates ({} changed record(s) asked)",
+                    batch.len()
+                ),
+            )),
         }
     }
 
@@ -84,6 +107,10 @@ impl BatchWriter for Sink {
             Sink::Http(writer) => writer.write(batch).await,
             Sink::File(target) => target.write(batch).await,
         }
+    }
+
+    async fn update(&self, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
+        self.update_changes(batch).await
     }
 
     fn pauses(&self) -> u64 {
@@ -207,6 +234,7 @@ mod tests {
                     key: o.mapped.key,
                     hash: o.mapped.hash,
                     source: source.clone(),
+                    target: o.mapped.target,
                     modified: None,
                 }
             })

@@ -34,6 +34,8 @@ pub enum ToBatch {
 pub enum ToWrite {
     /// Records to send in one call, each with the window it was read in.
     Batch(Vec<Outgoing>),
+    /// Changed versions of written records, to send as updates one by one.
+    Updates(Vec<Outgoing>),
     /// Every record of window `index` has been decided and its batches passed on.
     WindowRead(usize),
 }

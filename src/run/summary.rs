@@ -16,7 +16,12 @@ pub struct Summary {
     pub written: u64,
     /// Already written earlier and unchanged (or changed, under `on_change: skip`).
     pub skipped: u64,
+    /// Written earlier and changed since (whatever `on_change` made of them).
     pub changed: u64,
+    /// Changed records sent as updates (counted as written once the target took them).
+    pub updates: u64,
+    /// Under `on_change: skip`, the flow's file, to name in the hint to `engine resend`.
+    pub resend_hint: Option<String>,
     pub failed: u64,
     pub conflicts: u64,
     /// Parked by an earlier run and read again unchanged: left for `engine retry`.
@@ -44,6 +49,10 @@ impl Summary {
         self.written += stage.written;
         self.skipped += stage.skipped;
         self.changed += stage.changed;
+        self.updates += stage.updates;
+        if stage.resend_hint.is_some() {
+            self.resend_hint = stage.resend_hint;
+        }
         self.failed += stage.failed;
         self.conflicts += stage.conflicts;
         self.still_parked += stage.still_parked;
@@ -109,6 +118,18 @@ pub fn describe(summary: &Summary) -> Vec<String> {
             String::new()
         },
     ));
+    if summary.updates > 0 {
+        lines.push(format!(
+            "{} record(s) changed since they were written were sent as updates",
+            summary.updates
+        ));
+    }
+    if let Some(flow_file) = summary.resend_hint.as_ref().filter(|_| summary.changed > 0) {
+        lines.push(format!(
+            "{} record(s) changed since they were written and were skipped (`on_change: skip`); `engine resend {flow_file} --dry-run` shows what changed, and `engine resend {flow_file}` sends them under `on_change: update` or `upsert`",
+            summary.changed
+        ));
+    }
     if let Some(concurrency) = &summary.concurrency {
         lines.push(format!("concurrency {concurrency}"));
     }

@@ -9,7 +9,8 @@
 //! taken before the batch is dispatched — so while the target is slow the batches wait in the
 //! batch stage, which waits on the mapping, which waits on the reader. Each batch goes through
 //! `target::writer` (exactly once: in flight, sent, outcomes, lookups) and its outcome goes on
-//! to the settle stage. This stage sees the writer and the batches, never the source or the
+//! to the settle stage; changed versions of written records go through `target::update` the
+//! same way, one record per call. This stage sees the writer and the batches, never the source or the
 //! mapping. After a writer's run-level failure it takes no further batch, lets the writers
 //! under way finish, and stops. A dry run only turns each batch into its request body.
 
@@ -42,6 +43,15 @@ pub trait BatchWriter: Send + Sync + 'static {
     fn body(&self, batch: &[Outgoing]) -> Result<Json>;
     /// Write `batch` exactly once; an error stops the run.
     fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send;
+    /// Send `batch`, changed versions of written records, as updates; an error stops the run.
+    fn update(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send {
+        async move {
+            Err(Error::new(
+                ErrorKind::State,
+                format!("this writer sends no updates ({} asked)", batch.len()),
+            ))
+        }
+    }
     /// Retries waited for so far by every write: the target pushing back.
     fn pauses(&self) -> u64 {
         0
@@ -55,6 +65,10 @@ impl BatchWriter for Writer {
 
     fn write(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send {
         Writer::write(self, batch)
+    }
+
+    fn update(&self, batch: Vec<Outgoing>) -> impl Future<Output = Result<Vec<Settled>>> + Send {
+        crate::target::update::update_batch(self, batch)
     }
 
     fn pauses(&self) -> u64 {
@@ -114,6 +128,11 @@ impl<W: BatchWriter> WriteStage<W> {
                         writers.spawn(timed(write(Arc::clone(&self.writer), self.in_flight.clone(), batch)));
                         self.concurrency.started(writers.len());
                     }
+                    Some(ToWrite::Updates(batch)) => {
+                        send(&out, ToSettle::Dispatched(batch.iter().map(|o| o.window).collect())).await?;
+                        writers.spawn(timed(update(Arc::clone(&self.writer), self.in_flight.clone(), batch)));
+                        self.concurrency.started(writers.len());
+                    }
                     Some(ToWrite::WindowRead(index)) => send(&out, ToSettle::WindowRead(index)).await?,
                     None => open = false,
                 },
@@ -165,6 +184,27 @@ async fn write<W: BatchWriter>(
             .map(Settled::key),
     );
     // By key, not position: records sent again come back after the others.
+    Ok(settled
+        .into_iter()
+        .map(|settled| {
+            let window = windows.get(settled.key()).copied().flatten();
+            (settled, window)
+        })
+        .collect())
+}
+
+/// Send changed records as updates; their keys leave the in-flight set once each has ended.
+async fn update<W: BatchWriter>(
+    writer: Arc<W>,
+    in_flight: InFlight,
+    batch: Vec<Outgoing>,
+) -> Written {
+    let windows: HashMap<String, Option<usize>> = batch
+        .iter()
+        .map(|o| (o.mapped.key.clone(), o.window))
+        .collect();
+    let settled = writer.update(batch).await?;
+    in_flight.remove(settled.iter().map(Settled::key));
     Ok(settled
         .into_iter()
         .map(|settled| {

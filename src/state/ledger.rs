@@ -14,15 +14,15 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Row, ToSql, Transaction, TransactionBehavior, params};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::state::{Durability, Entry, Outcome, Pending, Status, Store, Time};
+use crate::state::{Durability, Entry, Outcome, Pending, Status, Store, Time, kept};
 
 /// The columns of an [`Entry`], read from `ledger AS l` and its kept source, `sources AS s`.
-const ENTRY_COLUMNS: &str = "l.key, l.status, l.hash, l.target_id, l.target_number, \
+pub(super) const ENTRY_COLUMNS: &str = "l.key, l.status, l.hash, l.target_id, l.target_number, \
      l.attempts, l.last_error, l.error_field, s.source, l.modified, l.first_seen, l.updated, \
      l.done_at";
 
 /// The ledger joined with the sources it still keeps.
-const ENTRY_TABLES: &str =
+pub(super) const ENTRY_TABLES: &str =
     "ledger AS l LEFT JOIN sources AS s ON s.flow = l.flow AND s.key = l.key";
 
 impl Store {
@@ -124,7 +124,7 @@ impl Store {
     }
 
     /// Before a write is sent: mark these keys in flight (attempts + 1, hash, source and
-    /// modified replaced), all in one transaction.
+    /// modified replaced; the source and the mapped record kept), all in one transaction.
     ///
     /// Refuses, and marks none of them, if any key is already done (even when reported as a
     /// conflict since): sending it again could create a second copy in the target.
@@ -166,6 +166,8 @@ impl Store {
                     )));
                 }
                 keep_source(tx, flow, &record.key, &record.source)?;
+                let packed = kept::pack(&record.source, Some(&record.target));
+                kept::keep_packed(tx, flow, &record.key, &packed)?;
             }
             Ok(Ok(()))
         })
@@ -191,7 +193,7 @@ impl Store {
     /// synced to disk as `durability` says (see the module's `//!` for why only in-flight marks
     /// need `Full`). The outer result is a database error, the inner one a refusal decided by
     /// `change`; either way nothing is committed.
-    fn write(
+    pub(super) fn write(
         &self,
         flow: &str,
         action: &str,
@@ -376,7 +378,7 @@ fn keep_source(
     Ok(())
 }
 
-fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Entry> {
+pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Entry> {
     Ok(Entry {
         key: row.get("key")?,
         status: row.get("status")?,

@@ -9,10 +9,12 @@
 //! transaction (one per batch), so a crash leaves the state as it was before the change or
 //! after it.
 //!
-//! The ledger stays slim: a source record lives in its own table only while its key is in
+//! The ledger row stays slim: a source record lives in its own table only while its key is in
 //! flight or parked, so a ledger row is about 250 bytes, and the pages that dropped sources
 //! free are reused by the next batches and given back to the file system at the end of each
-//! run (incremental auto-vacuum).
+//! run (incremental auto-vacuum). Beside it, `kept` holds every key's newest source and the
+//! record last sent, compressed, for `engine resend`; `updates` the updates under way, each
+//! step recorded before it is sent, so that a written key is never marked in flight again.
 //!
 //! Durability, in WAL mode: in-flight marks commit with `synchronous = FULL`, everything else
 //! with `NORMAL`. A process crash loses no commit at either level. A power cut may lose the
@@ -32,6 +34,7 @@
 //! no IO but its own files (the database, its folder, the flows' lock files), and takes the
 //! clock as a parameter.
 
+mod kept;
 mod ledger;
 pub mod lock;
 mod open;
@@ -40,6 +43,9 @@ mod schema;
 mod tests;
 #[cfg(test)]
 mod tests_slim;
+#[cfg(test)]
+mod tests_updates;
+mod updates;
 
 use std::fmt;
 use std::path::Path;
@@ -52,6 +58,9 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 
 use crate::error::{Error, ErrorKind, Result};
+
+pub use kept::{Kept, Seen, WrittenFilter};
+pub use updates::{PendingUpdate, Step, UpdateEnd};
 
 /// How long a statement waits for another process holding the write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -205,6 +214,8 @@ pub struct Pending {
     /// The content hash of the mapped target record being sent.
     pub hash: String,
     pub source: serde_json::Value,
+    /// The mapped target record being sent, kept (with the source) once it is written.
+    pub target: serde_json::Value,
     pub modified: Option<String>,
 }
 

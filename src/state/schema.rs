@@ -171,6 +171,56 @@ BEGIN
     DELETE FROM sources WHERE flow = OLD.flow AND key = OLD.key;
 END;
 "#,
+    // Version 3, changes carried to records already written. `kept` holds, for every key, the
+    // newest source record read and the mapped record last sent, as one zlib-compressed JSON
+    // document `{"source": …, "sent": …}` (see `state::kept`): `engine resend` re-maps the
+    // source offline and diffs the result against what the target has. Unlike `sources` it
+    // stays once the key is done. `updates` holds the updates under way, one per key, with the
+    // step about to be sent; a crash leaves the row, and the next run finishes it from there.
+    // An update only ever concerns a key the target confirmed: the database refuses any other.
+    r#"
+CREATE TABLE kept (
+    flow   TEXT NOT NULL CHECK (flow <> ''),
+    key    TEXT NOT NULL CHECK (key <> ''),
+    packed BLOB NOT NULL,
+    PRIMARY KEY (flow, key)
+) STRICT;
+
+CREATE TRIGGER ledger_deleted_drops_its_kept_record
+AFTER DELETE ON ledger
+BEGIN
+    DELETE FROM kept WHERE flow = OLD.flow AND key = OLD.key;
+END;
+
+CREATE TABLE updates (
+    flow     TEXT NOT NULL CHECK (flow <> ''),
+    key      TEXT NOT NULL CHECK (key <> ''),
+    -- The content hash of the mapped record being sent: the ledger's once it is applied.
+    hash     TEXT NOT NULL,
+    -- The call about to be sent: `update`, `upsert`, `unaudit:<n>`, `update_after_unaudit`
+    -- or `reaudit:<n>`.
+    step     TEXT NOT NULL CHECK (step IN ('update', 'upsert', 'update_after_unaudit')
+                                  OR step GLOB 'unaudit:[0-9]*' OR step GLOB 'reaudit:[0-9]*'),
+    -- The mapped record and its source, packed as in `kept`.
+    packed   BLOB NOT NULL,
+    modified TEXT,
+    -- The target's refusal of the update after un-auditing: the record is audited again,
+    -- then the change is parked with this message.
+    refused  TEXT,
+    sends    INTEGER NOT NULL DEFAULT 0 CHECK (sends >= 0),
+    started  TEXT NOT NULL,
+    updated  TEXT NOT NULL,
+    PRIMARY KEY (flow, key)
+) STRICT;
+
+CREATE TRIGGER updates_are_for_written_keys
+BEFORE INSERT ON updates
+WHEN NOT EXISTS (SELECT 1 FROM ledger
+                 WHERE flow = NEW.flow AND key = NEW.key AND done_at IS NOT NULL)
+BEGIN
+    SELECT RAISE(ABORT, 'an update needs a key the target confirmed');
+END;
+"#,
 ];
 
 /// The schema version this build of `engine` writes.

@@ -1,5 +1,6 @@
-//! Writing to a target: batches or one record per call, per-record outcomes, and finding what
-//! was already written.
+//! Writing to a target: batches or one record per call, per-record outcomes, finding what was
+//! already written, and updating what changed since.
 
 pub mod results;
+pub mod update;
 pub mod writer;

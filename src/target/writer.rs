@@ -295,6 +295,7 @@ impl Writer {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
                 source: (*o.source).clone(),
+                target: o.mapped.target.clone(),
                 modified: o.mapped.modified.clone(),
             })
             .collect();

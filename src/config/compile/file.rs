@@ -153,6 +153,8 @@ fn implicit_operations() -> BTreeMap<String, Operation> {
         headers: Vec::new(),
         body: None,
         envelope: None,
+        audited: None,
+        already: None,
         records: None,
         total: None,
         pagination: (kind == OperationKind::Read).then_some(Pagination {
@@ -305,6 +307,13 @@ pub(super) fn target(
             );
         }
     }
+    if raw.target.on_change.is_some_and(OnChange::sends_changes) {
+        cx.error(
+            "a file target takes no updates: `on_change` may be `skip` or `conflict`",
+            doc.locate(&root.key("target").key("on_change")),
+            None,
+        );
+    }
     Some(Target {
         connector: conn.connector,
         operation: WRITE.to_string(),
@@ -314,6 +323,8 @@ pub(super) fn target(
         lookup: None,
         lookup_params: Vec::new(),
         on_change: raw.target.on_change.unwrap_or(OnChange::Skip),
+        update: None,
+        allow_unaudit: false,
         record_schema: None,
     })
 }

@@ -42,6 +42,7 @@ mod auth;
 mod concurrency;
 mod file;
 mod pagination;
+mod update;
 
 use concurrency::target_concurrency;
 use write::Reads;
@@ -735,6 +736,7 @@ fn compile_flow(
                 (&raw.target.operation, &op_raw),
                 &raw.target.params,
             );
+            let update = update::compile_update(cx, doc, &raw, &conn);
             let param_values = constant_params(&params);
             let record_schema = op_schema(cx, &conn, &raw.target.operation, &param_values);
             lookup_at = (raw.target.lookup.as_ref())
@@ -749,6 +751,8 @@ fn compile_flow(
                 lookup: raw.target.lookup.clone().filter(|_| lookup_raw.is_some()),
                 lookup_params,
                 on_change: raw.target.on_change.unwrap_or(OnChange::Skip),
+                update,
+                allow_unaudit: raw.target.allow_unaudit.unwrap_or(false),
                 record_schema,
             });
         }
@@ -1467,6 +1471,7 @@ fn compile_operation(
     });
     let results = write::compile_results(cx, doc, path, name, raw);
     let rows = write::compile_rows(cx, doc, path, raw);
+    let (audited, already) = update::operation_answers(cx, doc, path, name, raw);
     let missing = |what: &str| {
         format!(
             "operation `{name}` of kind `{}` needs `{what}`",
@@ -1511,6 +1516,8 @@ fn compile_operation(
         batch,
         results,
         rows,
+        audited,
+        already,
     }
 }
 
@@ -1519,6 +1526,15 @@ fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::Read => "read",
         OperationKind::Write => "write",
         OperationKind::Lookup => "lookup",
+        OperationKind::Update => "update",
+        OperationKind::Action => "action",
+    }
+}
+
+fn article(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Update | OperationKind::Action => "an",
+        _ => "a",
     }
 }
 
@@ -1555,9 +1571,11 @@ fn find_operation(
     if op.kind != kind {
         cx.error(
             format!(
-                "operation `{name}` of `{}` is a `{}` operation; this needs a `{}` one",
+                "operation `{name}` of `{}` is {} `{}` operation; this needs {} `{}` one",
                 conn.raw.name,
+                article(op.kind),
                 kind_name(op.kind),
+                article(kind),
                 kind_name(kind)
             ),
             doc.locate(path),

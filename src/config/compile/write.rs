@@ -31,6 +31,10 @@ pub(super) enum Reads {
     Keys,
     /// A lookup of one key per call: `keys` and `key`.
     Key,
+    /// An update: one changed record by its target id (`compile::update`).
+    Update,
+    /// An action about one record by its target id.
+    Action,
 }
 
 impl Reads {
@@ -44,6 +48,8 @@ impl Reads {
             }
             OperationKind::Lookup => Reads::Keys,
             OperationKind::Read => Reads::Params,
+            OperationKind::Update => Reads::Update,
+            OperationKind::Action => Reads::Action,
         }
     }
 
@@ -55,6 +61,8 @@ impl Reads {
             Reads::Record => &["params", "record", "key", "vars", "env"],
             Reads::Keys => &["params", "keys", "vars", "env"],
             Reads::Key => &["params", "keys", "key", "vars", "env"],
+            Reads::Update => super::update::UPDATE_READS,
+            Reads::Action => super::update::ACTION_READS,
         }
     }
 
@@ -65,6 +73,8 @@ impl Reads {
             Reads::Records => "a batch write's body",
             Reads::Record => "a one-record write's body",
             Reads::Keys | Reads::Key => "a lookup body",
+            Reads::Update => "an update's body",
+            Reads::Action => "an action's body",
         }
     }
 

@@ -1,0 +1,366 @@
+//! Schema version 3: a version 2 ledger migrates whole, every key keeps its newest source and
+//! the record last sent, and updates under way keep "done stays done".
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use serde_json::json;
+
+use crate::state::schema;
+use crate::state::{
+    Kept, Outcome, Pending, PendingUpdate, Seen, Status, Step, Store, UpdateEnd, WrittenFilter,
+};
+
+const FLOW: &str = "refund";
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(seconds)
+}
+
+fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
+    let mut statement = connection.prepare(sql).unwrap();
+    let columns = statement.column_count();
+    statement
+        .query_map([], |row| {
+            (0..columns)
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<rusqlite::Result<Vec<Value>>>()
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+}
+
+#[test]
+fn a_version_2_ledger_migrates_whole_and_keeps_nothing_it_did_not_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        connection
+            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .unwrap();
+        let tx = connection.transaction().unwrap();
+        tx.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        tx.execute_batch(schema::MIGRATIONS[1]).unwrap();
+        tx.pragma_update(None, "user_version", 2).unwrap();
+        tx.execute_batch(
+            "INSERT INTO ledger (flow, key, status, hash, target_id, target_number, attempts,
+                                 first_seen, updated, done_at)
+             VALUES ('refund', 'A', 'done', 'hA', '1', 'A', 1, '2024-01-01T00:00:00.000000000Z',
+                     '2024-01-01T00:00:01.000000000Z', '2024-01-01T00:00:01.000000000Z'),
+                    ('refund', 'B', 'failed', 'hB', NULL, NULL, 2, '2024-01-01T00:00:00.000000000Z',
+                     '2024-01-01T00:00:02.000000000Z', NULL);
+             INSERT INTO sources (flow, key, source) VALUES ('refund', 'B', '{\"order_no\":\"B\"}');
+             INSERT INTO cursors (flow, value, updated)
+             VALUES ('refund', '2024-01-01T00:01:40.000000000Z', '2024-01-01T00:01:40.000000000Z');",
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let old = Connection::open(&path).unwrap();
+    let ledger = rows(&old, "SELECT * FROM ledger ORDER BY flow, key");
+    let sources = rows(&old, "SELECT * FROM sources ORDER BY flow, key");
+    drop(old);
+
+    let (store, applied) = Store::open_counting_migrations(&path).unwrap();
+    assert_eq!(applied, 1);
+    assert_eq!(store.schema_version().unwrap(), 3);
+    {
+        let connection = store.lock();
+        assert_eq!(
+            rows(&connection, "SELECT * FROM ledger ORDER BY flow, key"),
+            ledger
+        );
+        assert_eq!(
+            rows(&connection, "SELECT * FROM sources ORDER BY flow, key"),
+            sources
+        );
+        assert!(rows(&connection, "SELECT * FROM kept").is_empty());
+        assert!(rows(&connection, "SELECT * FROM updates").is_empty());
+    }
+    assert_eq!(store.cursor(FLOW).unwrap(), Some(at(100)));
+    // The written key is listed for a resend, without kept content (read again, it gets some).
+    let written = store.written(FLOW, &WrittenFilter::default()).unwrap();
+    assert_eq!(written.len(), 1);
+    assert_eq!((written[0].0.key.as_str(), &written[0].1), ("A", &None));
+    assert!(
+        store
+            .mark_in_flight(FLOW, &[pending("A", "h2")], at(5))
+            .is_err(),
+        "the migrated written key stays written"
+    );
+}
+
+fn pending(key: &str, hash: &str) -> Pending {
+    Pending {
+        key: key.to_string(),
+        hash: hash.to_string(),
+        source: json!({ "order_no": key, "memo": hash }),
+        target: json!({ "FBillNo": key, "FHeadNote": hash }),
+        modified: None,
+    }
+}
+
+fn written(store: &Store, key: &str, hash: &str) {
+    store
+        .mark_in_flight(FLOW, &[pending(key, hash)], at(0))
+        .unwrap();
+    store
+        .record_outcomes(
+            FLOW,
+            &[Outcome::Done {
+                key: key.to_string(),
+                target_id: Some("100".to_string()),
+                target_number: Some(key.to_string()),
+                hash: Some(hash.to_string()),
+            }],
+            at(1),
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_written_key_keeps_its_newest_source_and_the_record_last_sent() {
+    let store = Store::in_memory().unwrap();
+    written(&store, "A", "h1");
+    let sent = json!({ "FBillNo": "A", "FHeadNote": "h1" });
+    assert_eq!(
+        store.kept(FLOW, "A").unwrap(),
+        Some(Kept {
+            source: json!({ "order_no": "A", "memo": "h1" }),
+            sent: Some(sent.clone()),
+        }),
+        "kept once done, unlike `sources`"
+    );
+    // Read again changed (under `on_change: skip`): the newer source, the same record sent.
+    let newer = json!({ "order_no": "A", "memo": "changed" });
+    store
+        .keep_seen(
+            FLOW,
+            &[Seen {
+                key: "A".to_string(),
+                source: newer.clone(),
+                sent: None,
+            }],
+        )
+        .unwrap();
+    assert_eq!(
+        store.kept(FLOW, "A").unwrap(),
+        Some(Kept {
+            source: newer,
+            sent: Some(sent)
+        })
+    );
+    // A key the ledger does not know keeps nothing.
+    store
+        .keep_seen(
+            FLOW,
+            &[Seen {
+                key: "Z".to_string(),
+                source: json!({}),
+                sent: None,
+            }],
+        )
+        .unwrap();
+    assert_eq!(store.kept(FLOW, "Z").unwrap(), None);
+}
+
+fn update(key: &str, hash: &str, step: Step) -> PendingUpdate {
+    PendingUpdate {
+        key: key.to_string(),
+        hash: hash.to_string(),
+        step,
+        record: json!({ "FBillNo": key, "FHeadNote": hash }),
+        source: json!({ "order_no": key, "memo": hash }),
+        modified: None,
+        refused: None,
+        sends: 0,
+    }
+}
+
+#[test]
+fn an_update_goes_step_by_step_and_its_end_moves_the_hash_of_a_key_that_stays_written() {
+    let store = Store::in_memory().unwrap();
+    written(&store, "A", "h1");
+    written(&store, "B", "h1");
+    store
+        .begin_update(FLOW, &update("A", "h2", Step::Update), at(2))
+        .unwrap();
+    assert!(
+        store
+            .begin_update(FLOW, &update("A", "h3", Step::Update), at(2))
+            .is_err(),
+        "one update per key at a time"
+    );
+    store
+        .update_step(FLOW, "A", Step::Unaudit(0), None, at(3))
+        .unwrap();
+    store
+        .update_step(FLOW, "A", Step::Reaudit(1), Some("refused"), at(4))
+        .unwrap();
+    let under_way = store.pending_updates(FLOW).unwrap();
+    assert_eq!(under_way.len(), 1);
+    assert_eq!(
+        (
+            under_way[0].step,
+            under_way[0].refused.as_deref(),
+            under_way[0].sends
+        ),
+        (Step::Reaudit(1), Some("refused"), 2)
+    );
+    // While it is under way the key is done, with the hash the target had.
+    let entry = store.entry(FLOW, "A").unwrap().unwrap();
+    assert_eq!(
+        (entry.status, entry.hash.as_deref()),
+        (Status::Done, Some("h1"))
+    );
+    store
+        .finish_update(
+            FLOW,
+            "A",
+            &UpdateEnd::Applied {
+                target_id: None,
+                target_number: None,
+            },
+            at(5),
+        )
+        .unwrap();
+    let entry = store.entry(FLOW, "A").unwrap().unwrap();
+    assert_eq!(
+        (entry.status, entry.hash.as_deref()),
+        (Status::Done, Some("h2"))
+    );
+    assert_eq!(entry.target_id.as_deref(), Some("100"));
+    assert_eq!(
+        store.kept(FLOW, "A").unwrap().unwrap().sent,
+        Some(json!({ "FBillNo": "A", "FHeadNote": "h2" }))
+    );
+    assert!(store.pending_updates(FLOW).unwrap().is_empty());
+
+    // Refused: parked as a conflict, still written, with the hash the target holds.
+    store
+        .begin_update(FLOW, &update("B", "h2", Step::Update), at(6))
+        .unwrap();
+    store
+        .finish_update(
+            FLOW,
+            "B",
+            &UpdateEnd::Refused {
+                message: "已审核，不允许修改".to_string(),
+            },
+            at(7),
+        )
+        .unwrap();
+    let entry = store.entry(FLOW, "B").unwrap().unwrap();
+    assert_eq!(
+        (
+            entry.status,
+            entry.hash.as_deref(),
+            entry.last_error.as_deref()
+        ),
+        (Status::Conflict, Some("h1"), Some("已审核，不允许修改"))
+    );
+    assert!(entry.done_at.is_some());
+    let kept = store.kept(FLOW, "B").unwrap().unwrap();
+    assert_eq!(
+        kept.source,
+        json!({ "order_no": "B", "memo": "h2" }),
+        "the newest source"
+    );
+    assert_eq!(
+        kept.sent,
+        Some(json!({ "FBillNo": "B", "FHeadNote": "h1" }))
+    );
+    // A key that was never written cannot have an update.
+    store
+        .mark_in_flight(FLOW, &[pending("C", "h1")], at(8))
+        .unwrap();
+    let err = store
+        .begin_update(FLOW, &update("C", "h2", Step::Update), at(8))
+        .unwrap_err();
+    assert!(
+        err.message().contains("not in the target"),
+        "{}",
+        err.message()
+    );
+}
+
+#[test]
+fn steps_round_trip_through_their_text() {
+    for step in [
+        Step::Update,
+        Step::Upsert,
+        Step::Unaudit(0),
+        Step::UpdateAfterUnaudit,
+        Step::Reaudit(12),
+    ] {
+        assert_eq!(Step::parse(&step.to_string()), Some(step));
+    }
+    assert_eq!(Step::parse("unaudit:x"), None);
+}
+
+#[test]
+fn written_keys_are_listed_by_key_and_by_when_they_were_first_written() {
+    let store = Store::in_memory().unwrap();
+    for (key, second) in [("A", 10), ("B", 20), ("C", 30)] {
+        store
+            .mark_in_flight(FLOW, &[pending(key, "h1")], at(second))
+            .unwrap();
+        store
+            .record_outcomes(
+                FLOW,
+                &[Outcome::Done {
+                    key: key.to_string(),
+                    target_id: None,
+                    target_number: None,
+                    hash: None,
+                }],
+                at(second),
+            )
+            .unwrap();
+    }
+    // In flight, never written: not listed.
+    store
+        .mark_in_flight(FLOW, &[pending("D", "h1")], at(15))
+        .unwrap();
+    let listed = |filter: WrittenFilter| -> Vec<String> {
+        store
+            .written(FLOW, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|(entry, kept)| {
+                assert!(kept.is_some(), "{} keeps its content", entry.key);
+                entry.key
+            })
+            .collect()
+    };
+    let cases = [
+        (WrittenFilter::default(), vec!["A", "B", "C"]),
+        (
+            WrittenFilter {
+                keys: vec!["C".to_string(), "A".to_string(), "D".to_string()],
+                ..WrittenFilter::default()
+            },
+            vec!["A", "C"],
+        ),
+        (
+            WrittenFilter {
+                since: Some(at(20)),
+                ..WrittenFilter::default()
+            },
+            vec!["B", "C"],
+        ),
+        (
+            WrittenFilter {
+                since: Some(at(11)),
+                until: Some(at(30)),
+                ..WrittenFilter::default()
+            },
+            vec!["B"],
+        ),
+    ];
+    for (filter, expected) in cases {
+        assert_eq!(listed(filter.clone()), expected, "{filter:?}");
+    }
+}
