@@ -693,6 +693,7 @@ pub async fn resend(
         store,
         sleeper: Sleeper::Tokio,
         clock: Arc::new(SystemClock),
+        calls: None,
     };
     let dry_run = request.dry_run;
     let resent = run::resend::resend(Arc::clone(&flow), env, options, request, progress).await?;
