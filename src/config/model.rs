@@ -109,6 +109,8 @@ pub struct Target {
     pub update: Option<Update>,
     /// Whether an audited record may be un-audited, updated and audited again.
     pub allow_unaudit: bool,
+    /// Whether the ledger keeps written records' content for `engine resend`.
+    pub keep_records: bool,
     pub record_schema: Option<ApiSchema>,
 }
 

@@ -148,13 +148,14 @@ impl FileTarget {
     /// Write one batch exactly once; a record the file cannot hold whole is parked.
     pub async fn write(self: &Arc<Self>, batch: Vec<Outgoing>) -> Result<Vec<Settled>> {
         let flow_name = &self.flow.name;
+        let keep = self.flow.target.keep_records;
         let pending: Vec<Pending> = batch
             .iter()
             .map(|o| Pending {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
                 source: (*o.source).clone(),
-                target: o.mapped.target.clone(),
+                target: keep.then(|| o.mapped.target.clone()),
                 modified: o.mapped.modified.clone(),
             })
             .collect();

@@ -34,6 +34,9 @@ pub struct BatchStage {
     /// The flow's file, under `on_change: skip`: the summary names it in the hint to resend
     /// the changed records it skipped.
     pub resend_hint: Option<String>,
+    /// Keep each record's newest source in the ledger for `engine resend`
+    /// (`target.keep_records`).
+    pub keep_records: bool,
     pub batch_size: usize,
     pub store: Store,
     pub progress: Arc<Progress>,
@@ -125,7 +128,9 @@ impl BatchStage {
             self.store
                 .record_outcomes(&self.flow_name, &parked, self.clock.now())?;
         }
-        self.store.keep_seen(&self.flow_name, &seen)?;
+        if self.keep_records {
+            self.store.keep_seen(&self.flow_name, &seen)?;
+        }
         // One record per call, one after the other within a piece: a few pieces run beside
         // the batches, at most `concurrency` calls in all.
         for piece in chunk(updates, UPDATES_PER_TASK) {

@@ -373,8 +373,10 @@ impl Pipeline {
             BatchStage {
                 flow_name: flow.name.clone(),
                 on_change: flow.target.on_change,
-                resend_hint: (flow.target.on_change == crate::config::raw::OnChange::Skip)
+                resend_hint: (flow.target.on_change == crate::config::raw::OnChange::Skip
+                    && flow.target.keep_records)
                     .then(|| flow.file.display().to_string()),
+                keep_records: flow.target.keep_records,
                 batch_size,
                 store: store.clone(),
                 progress: Arc::clone(&progress),

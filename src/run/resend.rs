@@ -139,6 +139,16 @@ pub async fn resend(
     request: Request,
     progress: Arc<Progress>,
 ) -> Result<Resent> {
+    if !flow.target.keep_records {
+        return Err(Error::usage(format!(
+            "flow `{}` keeps no records to send again (`target.keep_records: false`)",
+            flow.name
+        ))
+        .with_hint(format!(
+            "remove `keep_records: false` under `target:` in {}: from the next run on, each record written or read again is kept",
+            flow.file.display()
+        )));
+    }
     if !request.dry_run && !flow.target.on_change.sends_changes() {
         return Err(Error::usage(format!(
             "flow `{}` does not send changed records (`on_change: {}`)",

@@ -234,7 +234,7 @@ mod tests {
                     key: o.mapped.key,
                     hash: o.mapped.hash,
                     source: source.clone(),
-                    target: o.mapped.target,
+                    target: Some(o.mapped.target),
                     modified: None,
                 }
             })

@@ -43,7 +43,7 @@ pub struct Seen {
 /// `source` and `sent` as one compressed document.
 pub(crate) fn pack(source: &Json, sent: Option<&Json>) -> Vec<u8> {
     let document = json!({ "source": source, "sent": sent });
-    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::default());
+    let mut encoder = ZlibEncoder::new(Vec::new(), Compression::fast());
     // Writing to a Vec cannot fail.
     serde_json::to_writer(&mut encoder, &document).expect("JSON into memory");
     encoder.finish().expect("compressing into memory")

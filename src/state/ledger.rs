@@ -166,8 +166,10 @@ impl Store {
                     )));
                 }
                 keep_source(tx, flow, &record.key, &record.source)?;
-                let packed = kept::pack(&record.source, Some(&record.target));
-                kept::keep_packed(tx, flow, &record.key, &packed)?;
+                if let Some(target) = &record.target {
+                    let packed = kept::pack(&record.source, Some(target));
+                    kept::keep_packed(tx, flow, &record.key, &packed)?;
+                }
             }
             Ok(Ok(()))
         })

@@ -214,8 +214,9 @@ pub struct Pending {
     /// The content hash of the mapped target record being sent.
     pub hash: String,
     pub source: serde_json::Value,
-    /// The mapped target record being sent, kept (with the source) once it is written.
-    pub target: serde_json::Value,
+    /// The mapped target record being sent, kept with the source for `engine resend`; `None`
+    /// when the flow keeps no records (`target.keep_records: false`).
+    pub target: Option<serde_json::Value>,
     pub modified: Option<String>,
 }
 

@@ -25,7 +25,7 @@ fn pending(key: &str, hash: &str) -> Pending {
         key: key.to_string(),
         hash: hash.to_string(),
         source: json!({ "order_no": key, "hash": hash }),
-        target: json!({ "FBillNo": key }),
+        target: Some(json!({ "FBillNo": key })),
         modified: Some("2024-01-01 08:00:00".to_string()),
     }
 }

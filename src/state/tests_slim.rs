@@ -283,7 +283,7 @@ fn a_version_1_ledger_migrates_keeping_every_row_status_id_hash_source_and_run()
             key: key.to_string(),
             hash: "h".to_string(),
             source: json!({}),
-            target: json!({ "FBillNo": key }),
+            target: Some(json!({ "FBillNo": key })),
             modified: None,
         };
         assert!(
@@ -303,7 +303,7 @@ fn a_source_is_kept_only_while_its_key_is_in_flight_or_parked() {
         key: key.to_string(),
         hash: "h".to_string(),
         source: json!({ "order_no": key }),
-        target: json!({ "FBillNo": key }),
+        target: Some(json!({ "FBillNo": key })),
         modified: None,
     };
     store
@@ -383,7 +383,8 @@ fn realistic_bill(key: &str) -> serde_json::Value {
 
 /// Run `batches` batches of 50 through the ledger as a run does, 3 of each 50 refused
 /// (parked with its source), and finish the run.
-fn churn(store: &Store, first: usize, batches: usize) {
+/// `batches` of 50 records written (one in 20 parked); `keep`: the flow keeps records.
+fn churn_keeping(store: &Store, first: usize, batches: usize, keep: bool) {
     let run = store.start_run(FLOW, RunKind::Run, at(0)).unwrap();
     for batch in 0..batches {
         let keys: Vec<String> = (0..50)
@@ -395,7 +396,7 @@ fn churn(store: &Store, first: usize, batches: usize) {
                 key: key.clone(),
                 hash: "0123456789abcdef0123456789abcdef".to_string(),
                 source: realistic_source(key),
-                target: realistic_bill(key),
+                target: keep.then(|| realistic_bill(key)),
                 modified: Some("2026-11-15 17:36:29".to_string()),
             })
             .collect();
@@ -423,6 +424,22 @@ fn churn(store: &Store, first: usize, batches: usize) {
         store.record_outcomes(FLOW, &outcomes, Utc::now()).unwrap();
     }
     store.finish_run(run, &summary(), Utc::now()).unwrap();
+}
+
+fn churn(store: &Store, first: usize, batches: usize) {
+    churn_keeping(store, first, batches, true);
+}
+
+#[test]
+fn without_kept_records_rows_stay_under_600_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path).unwrap();
+    churn_keeping(&store, 0, 60, false);
+    let footprint = footprint(&path).unwrap();
+    assert_eq!(footprint.rows, 3000);
+    assert!(footprint.bytes_per_row() <= 600, "{footprint}");
+    assert_eq!(store.kept(FLOW, "RK0000000001").unwrap(), None);
 }
 
 fn summary() -> RunSummary {
@@ -470,7 +487,7 @@ fn rows_stay_under_1400_bytes_and_deleted_sources_leave_no_free_pages() {
                 key: entry.key.clone(),
                 hash: entry.hash.clone().unwrap(),
                 source: realistic_source(&entry.key),
-                target: realistic_bill(&entry.key),
+                target: Some(realistic_bill(&entry.key)),
                 modified: entry.modified.clone(),
             })
             .collect();
@@ -514,7 +531,7 @@ fn in_flight_marks_are_synced_at_commit_and_outcomes_at_checkpoints() {
         key: "A".to_string(),
         hash: "h".to_string(),
         source: json!({}),
-        target: json!({}),
+        target: Some(json!({})),
         modified: None,
     };
     store.mark_in_flight(FLOW, &[pending], at(0)).unwrap();

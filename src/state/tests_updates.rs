@@ -97,7 +97,7 @@ fn pending(key: &str, hash: &str) -> Pending {
         key: key.to_string(),
         hash: hash.to_string(),
         source: json!({ "order_no": key, "memo": hash }),
-        target: json!({ "FBillNo": key, "FHeadNote": hash }),
+        target: Some(json!({ "FBillNo": key, "FHeadNote": hash })),
         modified: None,
     }
 }

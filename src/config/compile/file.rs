@@ -325,6 +325,7 @@ pub(super) fn target(
         on_change: raw.target.on_change.unwrap_or(OnChange::Skip),
         update: None,
         allow_unaudit: false,
+        keep_records: raw.target.keep_records.unwrap_or(true),
         record_schema: None,
     })
 }

@@ -753,6 +753,7 @@ fn compile_flow(
                 on_change: raw.target.on_change.unwrap_or(OnChange::Skip),
                 update,
                 allow_unaudit: raw.target.allow_unaudit.unwrap_or(false),
+                keep_records: raw.target.keep_records.unwrap_or(true),
                 record_schema,
             });
         }
