@@ -46,7 +46,7 @@ fn adaptive_concurrency_settles_near_the_targets_capacity_and_loses_nothing() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 5\n",
     );
     sync.workspace.edit(

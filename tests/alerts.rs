@@ -473,7 +473,7 @@ fn a_run_stopped_on_purpose_pages_nobody() {
         .write("mappings/alerts.yaml", alerts_yaml(&receiver.root(), ""));
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 5\n",
     );
     let mut env = sync.env();

@@ -48,7 +48,7 @@ fn sync_unique_unless(extra: &[&str], armed: &[Value]) -> Sync {
     let sync = Sync::start(&args, 4);
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 10\n",
     );
     for mishap in armed {

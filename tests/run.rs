@@ -705,7 +705,7 @@ fn a_password_session_that_expires_mid_run_is_renewed_transparently() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 5\n",
     );
     sync.workspace.edit(
@@ -784,7 +784,7 @@ fn refusals_of_many_batches_are_looked_up_together_up_to_max_keys() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 5\n",
     );
     sync.workspace.edit(
@@ -849,7 +849,7 @@ fn bills_saved_beside_a_conflict_are_not_sent_again() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 10\n",
     );
     let output = sync.run(&[]).success();
@@ -889,7 +889,7 @@ fn faults_on_both_sides_are_retried_and_nothing_lands_twice() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 10\n",
     );
     // Under this many faults a batch can fail every send; its records then stay in flight
@@ -942,7 +942,7 @@ fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 10\n",
     );
     for delay in [300, 700, 1200] {
@@ -977,7 +977,7 @@ fn killed_while_refusals_wait_for_their_lookup_every_order_lands_once_and_the_re
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 10\n",
     );
     for delay in [300, 700, 1200] {
@@ -1013,7 +1013,7 @@ fn a_run_stopped_by_sigterm_says_so_and_a_rerun_finishes_the_job() {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 5\n",
     );
     let child = sync.spawn_run(&sync.env(), Stdio::piped());
@@ -1089,7 +1089,7 @@ fn a_dry_run_prints_its_bodies_as_one_json_array_or_json_lines_as_preview_does()
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 4\n",
     );
     let output = sync.run(&["--dry-run"]).success();

@@ -28,7 +28,7 @@ fn slow_sync() -> Sync {
     );
     sync.workspace.edit(
         "mappings/refund.yaml",
-        "  batch_size: 50\n",
+        "  batch_size: 100\n",
         "  batch_size: 5\n",
     );
     sync
