@@ -479,7 +479,8 @@ fn a_run_stopped_on_purpose_pages_nobody() {
     let mut env = sync.env();
     env.extend(secrets());
     let child = sync.spawn_run(&env, std::process::Stdio::piped());
-    std::thread::sleep(std::time::Duration::from_millis(600));
+    // Stopped once it writes: before, it may not listen for the signal yet.
+    sync.wait_until("the run's first bill", |sync| !sync.bills().is_empty());
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

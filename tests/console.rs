@@ -6,12 +6,17 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::support::engine_binary;
 use crate::support::sync::Sync;
+
+/// How long the test waits for something it must see (chromedriver listening, a page, a run
+/// holding the lock): generous, since a loaded two-core machine can be slow, and only a
+/// failing test waits it out.
+const PATIENCE: Duration = Duration::from_secs(120);
 
 /// A child process killed when the test ends, however it ends.
 struct Killed(Child);
@@ -76,17 +81,18 @@ impl Browser {
             .build()
             .unwrap();
         // chromedriver answers once it listens.
-        let ready = (0..200).any(|_| {
-            let up = http
-                .get(format!("{root}/status"))
-                .send()
-                .is_ok_and(|r| r.status().is_success());
-            if !up {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            up
-        });
-        assert!(ready, "chromedriver did not start listening on port {port}");
+        let deadline = Instant::now() + PATIENCE;
+        while !http
+            .get(format!("{root}/status"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not start listening on port {port} within {PATIENCE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let profile = tempfile::tempdir().unwrap();
         let args = [
             "--headless".to_string(),
@@ -124,13 +130,18 @@ impl Browser {
         }
     }
 
-    fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+    /// WebDriver's whole answer to one command, an error or not.
+    fn answer(&self, method: reqwest::Method, path: &str, body: &Value) -> Value {
         let url = format!("{}/session/{}{path}", self.root, self.session);
         let mut request = self.http.request(method, url);
         if !body.is_null() {
-            request = request.json(&body);
+            request = request.json(body);
         }
-        let answer: Value = request.send().unwrap().json().unwrap();
+        request.send().unwrap().json().unwrap()
+    }
+
+    fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let answer = self.answer(method, path, &body);
         assert!(
             answer["value"].get("error").is_none(),
             "WebDriver {path}: {answer}"
@@ -149,21 +160,32 @@ impl Browser {
             "/elements",
             json!({"using": "css selector", "value": css}),
         );
-        found
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                e.as_object()
-                    .unwrap()
-                    .values()
-                    .next()
-                    .unwrap()
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect()
+        found.as_array().unwrap().iter().map(element_id).collect()
+    }
+
+    /// The first element matching a CSS selector, once there is one. A click that submits a
+    /// form can return before the next page has even started loading, and that page comes
+    /// only once the server has done its work: look until it is there, within [`PATIENCE`].
+    fn wait_for(&self, css: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let query = json!({"using": "css selector", "value": css});
+        loop {
+            // While the page changes, a search may also fail (the document it ran in went
+            // away): that is not yet an answer either.
+            let answer = self.answer(reqwest::Method::POST, "/elements", &query);
+            if let Some(first) = answer["value"].as_array().and_then(|found| found.first()) {
+                return element_id(first);
+            }
+            if Instant::now() >= deadline {
+                let page = self.answer(reqwest::Method::GET, "/source", &Value::Null);
+                panic!(
+                    "no `{css}` within {PATIENCE:?}; WebDriver's last answer: {answer}\n\
+                     the page: {}",
+                    page["value"]
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn find(&self, using: &str, value: &str) -> String {
@@ -172,15 +194,7 @@ impl Browser {
             "/element",
             json!({"using": using, "value": value}),
         );
-        found
-            .as_object()
-            .unwrap()
-            .values()
-            .next()
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .to_string()
+        element_id(&found)
     }
 
     fn text(&self, element: &str) -> String {
@@ -208,6 +222,19 @@ impl Browser {
             json!({}),
         );
     }
+}
+
+/// The id in a WebDriver element reference (`{"element-6066-…": "id"}`).
+fn element_id(reference: &Value) -> String {
+    reference
+        .as_object()
+        .unwrap()
+        .values()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 impl Drop for Browser {
@@ -286,7 +313,8 @@ fn the_console_shows_a_parked_record_and_its_retry_button_delivers_it_once_fixed
     let button = browser.find("css selector", &format!("button[data-key='{key}']"));
     browser.click(&button);
 
-    let outcome = browser.find("css selector", "#outcome");
+    // The retry runs while the browser waits for the answer page.
+    let outcome = browser.wait_for("#outcome");
     assert_eq!(browser.attribute(&outcome, "data-status"), "done");
     assert!(browser.text(&outcome).contains("已写入 Written"));
     let bills = sync
@@ -469,26 +497,30 @@ fn the_console_shows_who_runs_a_flow_and_refuses_a_retry_meanwhile() {
             json!({"FNumber": sku.spec_no, "FName": sku.goods_name, "BaseUnit": "Pcs"}),
         );
     }
-    // A slow source keeps the next run, and its lock, alive while the console looks.
-    sync.put_wdt("/_sim/faults", json!({"latency_ms": 10000}));
+    // A slow source keeps the next run, and its lock, alive while the console looks: each
+    // read takes 50 s (under the connector's 60 s timeout), however late the console sees
+    // the lock on a loaded machine; the run is killed when the test ends.
+    sync.put_wdt("/_sim/faults", json!({"latency_ms": 50000}));
     let run = Killed(sync.spawn_run(&sync.env(), Stdio::null()));
     let (_console, url) = start_console(&sync);
     let http = client();
-    let live = (0..600)
-        .map(|_| {
-            let live = http
-                .get(format!("{url}flows/refund/live"))
-                .send()
-                .unwrap()
-                .text()
-                .unwrap();
-            if !live.contains("运行中 held by") {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            live
-        })
-        .find(|live| live.contains("运行中 held by"))
-        .expect("the live progress shows the run holding the lock");
+    let deadline = Instant::now() + PATIENCE;
+    let live = loop {
+        let live = http
+            .get(format!("{url}flows/refund/live"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if live.contains("运行中 held by") {
+            break live;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the live progress shows the run holding the lock within {PATIENCE:?}: {live}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(live.contains(&format!("pid {}", run.0.id())), "{live}");
     let refused = http
         .post(format!("{url}flows/refund/retry"))

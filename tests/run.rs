@@ -715,9 +715,12 @@ fn a_password_session_that_expires_mid_run_is_renewed_transparently() {
     );
     let env = password_login(&sync);
     let child = sync.spawn_run(&env, Stdio::piped());
-    // Kill every session twice while the run writes its batches.
+    // Kill every session twice while the run writes its batches: once a bill has arrived (the
+    // run is logged in), and again once another has (it logged in again).
+    let mut arrived = 0;
     for _ in 0..2 {
-        std::thread::sleep(Duration::from_millis(700));
+        sync.wait_until("another bill", |sync| sync.bills().len() > arrived);
+        arrived = sync.bills().len();
         sync.post_kingdee("/_sim/sessions/expire", json!({}));
     }
     let output = child.wait_with_output().unwrap();
@@ -1017,7 +1020,8 @@ fn a_run_stopped_by_sigterm_says_so_and_a_rerun_finishes_the_job() {
         "  batch_size: 5\n",
     );
     let child = sync.spawn_run(&sync.env(), Stdio::piped());
-    std::thread::sleep(Duration::from_millis(600));
+    // Stopped once it writes: before, it may not listen for the signal yet.
+    sync.wait_until("the run's first bill", |sync| !sync.bills().is_empty());
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

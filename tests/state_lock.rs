@@ -280,22 +280,21 @@ fn a_state_database_kept_busy_by_another_process_names_it() {
     assert!(!output.stderr.contains("migrate"), "{}", output.stderr);
 }
 
-/// `engine ARGS…` with its stdout a pipe whose reading end is already closed.
-fn with_stdout_closed(args: &[&str]) -> (Option<i32>, String) {
-    let mut child = Command::new(engine_binary())
+/// `engine ARGS…` with its stdout a pipe whose reading end is closed before it starts (closed
+/// after the spawn, a fast command could have written everything into the pipe first and
+/// exited 0), and its state in `state_dir`.
+fn with_stdout_closed(args: &[&str], state_dir: &std::path::Path) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = Command::new(engine_binary())
         .args(args)
         .current_dir(repo_root())
-        .env(
-            "ENGINE_STATE_DIR",
-            std::env::temp_dir().join("engine-closed-pipe"),
-        )
+        .env("ENGINE_STATE_DIR", state_dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(writer)
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let output = child.wait_with_output().unwrap();
     (
         output.status.code(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -304,6 +303,9 @@ fn with_stdout_closed(args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn every_command_stops_quietly_with_141_when_its_output_is_closed() {
+    // A state folder of its own: a fixed one under the temporary folder is shared with any
+    // other copy of the suite running at once, which may remove it mid-command.
+    let state_dir = tempfile::tempdir().unwrap();
     for args in [
         &["check", "mappings/", "--format", "json"][..],
         &["schema", "flow"],
@@ -316,13 +318,12 @@ fn every_command_stops_quietly_with_141_when_its_output_is_closed() {
         &["failed", "mappings/refund.yaml", "--json"],
         &["state", "mappings/refund.yaml", "--json"],
     ] {
-        let (code, stderr) = with_stdout_closed(args);
+        let (code, stderr) = with_stdout_closed(args, state_dir.path());
         assert_eq!(code, Some(141), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
         assert!(!stderr.contains("backtrace"), "{args:?}: {stderr}");
     }
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join("engine-closed-pipe"));
 }
 
 #[test]

@@ -164,6 +164,21 @@ impl Sync {
             .unwrap()
     }
 
+    /// Wait until `condition` holds of the sandboxes (say, a bill arrived), looking every
+    /// 20 ms for up to two minutes: a test that acts on a run under way waits for a sign that
+    /// it is under way, never for a fixed time that a loaded machine may not honour.
+    #[track_caller]
+    pub fn wait_until(&self, what: &str, mut condition: impl FnMut(&Sync) -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !condition(self) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gave up waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Every bill in the Kingdee sandbox.
     pub fn bills(&self) -> Vec<Value> {
         let bills = self.kingdee("/_sim/bills");
