@@ -533,3 +533,59 @@ fn the_console_shows_who_runs_a_flow_and_refuses_a_retry_meanwhile() {
     assert!(refused.contains("已暂存 Parked"), "still parked: {refused}");
     assert!(!sync.bills().iter().any(|b| b["FBillNo"] == key.as_str()));
 }
+
+#[test]
+fn a_conflict_shows_what_the_target_has_against_what_the_record_maps_to_now_field_by_field() {
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "10",
+            "--wdt-days",
+            "3",
+            "--wdt-unknown-sku-share",
+            "0",
+        ],
+        4,
+    );
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  on_change: skip ",
+        "  on_change: conflict ",
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    sync.run(&[]).success();
+    let written = crate::run::bill_numbers(&sync);
+    let changed = written.iter().next().unwrap().clone();
+    sync.post_wdt(
+        &format!("/_sim/orders/{changed}/touch"),
+        json!({"refund_remark": "客户补充说明"}),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    sync.run(&[]).code(1);
+    let (_console, url) = start_console(&sync);
+    let page = client()
+        .get(format!("{url}flows/refund/conflicts"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("1 条冲突 conflict(s)"), "{page}");
+    let diff = page
+        .split("<div class=\"diff\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("a field diff: {page}"));
+    let diff = diff.split("</div>").next().unwrap();
+    // Only the note changed: the bill in Kingdee has it without the remark, the order maps
+    // to it with the remark now.
+    assert_eq!(
+        diff.matches("<tr>").count(),
+        2,
+        "a header and one field: {diff}"
+    );
+    assert!(diff.contains("<code>FHeadNote</code>"), "{diff}");
+    assert!(
+        diff.contains(&format!("旺店通退货入库单 {changed}")) && diff.contains("客户补充说明"),
+        "{diff}"
+    );
+}

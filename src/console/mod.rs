@@ -24,6 +24,7 @@ use crate::error::{Error, ErrorKind, ExitCode, Result};
 use crate::request::Env;
 use crate::secret::Secret;
 
+mod conflict;
 pub mod html;
 mod pages;
 

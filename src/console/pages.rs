@@ -515,7 +515,8 @@ pub async fn parked(State(state): State<ConsoleState>, UrlPath(name): UrlPath<St
 /// `/flows/{flow}/conflicts`: records that clash with what the target has.
 pub async fn conflicts(State(state): State<ConsoleState>, UrlPath(name): UrlPath<String>) -> Page {
     let loaded = find(&state, &name)?;
-    let entries: Vec<Entry> = match loaded.open().map_err(internal)? {
+    let store = loaded.open().map_err(internal)?;
+    let entries: Vec<Entry> = match &store {
         Some(store) => store
             .parked(&loaded.flow.name, &[])
             .map_err(internal)?
@@ -529,17 +530,24 @@ pub async fn conflicts(State(state): State<ConsoleState>, UrlPath(name): UrlPath
         entries.len(),
         label("条冲突", "conflict(s)"),
         label(
-            "账本只保留已写入内容的哈希，不保留其字段；下面是源记录现在的内容及其映射结果。",
-            "The ledger keeps only a hash of what was written, not its fields: below are the source as it is now and what it maps to."
+            "每条冲突：目标中的版本与按当前流程映射的结果逐字段对比，然后是源记录。",
+            "Each conflict: the version the target has against what the record maps to now, field by field; then the source."
         )
     );
     for entry in &entries {
+        let diff = match &store {
+            Some(store) => {
+                super::conflict::diff_html(&loaded.flow, store, entry).map_err(internal)?
+            }
+            None => String::new(),
+        };
         let _ = write!(
             body,
-            "<h2>{}</h2>{}{}{}",
+            "<h2>{}</h2>{}{}{}{}",
             escape(&entry.key),
             table(&entry_headers(), &[entry_row(&name, entry)]),
             retry_form(&name, &entry.key),
+            diff,
             source_and_body(&state, &loaded, entry)
         );
     }
