@@ -404,40 +404,9 @@ fn draw_line(rng: &mut ChaCha8Rng, sku: &Sku, line: usize, context: &LineContext
     let cost = sku.price_fen * between(rng, 40, 60) / 100 * PER_FEN;
 
     let defect = i64::from(chance(rng, 0.08));
-    let (batch_id, batch_no, production_date, expire_date, validity_days) = if chance(rng, 0.25) {
-        let produced = context.created_day - Duration::days(between(rng, 30, 400));
-        (
-            (880_000 + below(rng, 100_000)).to_string(),
-            format!("B{}", produced.format("%Y%m%d")),
-            format!("{} 00:00:00", produced.format("%Y-%m-%d")),
-            format!(
-                "{} 00:00:00",
-                (produced + Duration::days(730)).format("%Y-%m-%d")
-            ),
-            "730".to_string(),
-        )
-    } else {
-        (
-            "0".to_string(),
-            String::new(),
-            NO_DATE.to_string(),
-            NO_DATE.to_string(),
-            "0".to_string(),
-        )
-    };
-    let (position_id, position_no) = if chance(rng, 0.5) {
-        (
-            (5_000 + below(rng, 1_000)).to_string(),
-            format!(
-                "{}-{:02}-{:02}",
-                pick(rng, &["A", "B", "C"]),
-                between(rng, 1, 20),
-                between(rng, 1, 10)
-            ),
-        )
-    } else {
-        ("0".to_string(), String::new())
-    };
+    let (batch_id, batch_no, production_date, expire_date, validity_days) =
+        draw_batch(rng, context.created_day);
+    let (position_id, position_no) = draw_position(rng);
     let base_unit_id = catalog::UNITS
         .iter()
         .position(|unit| unit.wdt_name == sku.unit)
@@ -520,6 +489,52 @@ fn draw_line(rng: &mut ChaCha8Rng, sku: &Sku, line: usize, context: &LineContext
         detail,
         gross,
         amount,
+    }
+}
+
+/// A quarter of lines carry a batch produced before the order:
+/// `(batch_id, batch_no, production_date, expire_date, validity_days)`.
+fn draw_batch(
+    rng: &mut ChaCha8Rng,
+    created_day: NaiveDate,
+) -> (String, String, String, String, String) {
+    if chance(rng, 0.25) {
+        let produced = created_day - Duration::days(between(rng, 30, 400));
+        (
+            (880_000 + below(rng, 100_000)).to_string(),
+            format!("B{}", produced.format("%Y%m%d")),
+            format!("{} 00:00:00", produced.format("%Y-%m-%d")),
+            format!(
+                "{} 00:00:00",
+                (produced + Duration::days(730)).format("%Y-%m-%d")
+            ),
+            "730".to_string(),
+        )
+    } else {
+        (
+            "0".to_string(),
+            String::new(),
+            NO_DATE.to_string(),
+            NO_DATE.to_string(),
+            "0".to_string(),
+        )
+    }
+}
+
+/// Half of lines name a bin: `(position_id, position_no)`.
+fn draw_position(rng: &mut ChaCha8Rng) -> (String, String) {
+    if chance(rng, 0.5) {
+        (
+            (5_000 + below(rng, 1_000)).to_string(),
+            format!(
+                "{}-{:02}-{:02}",
+                pick(rng, &["A", "B", "C"]),
+                between(rng, 1, 20),
+                between(rng, 1, 10)
+            ),
+        )
+    } else {
+        ("0".to_string(), String::new())
     }
 }
 
