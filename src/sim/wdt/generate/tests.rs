@@ -296,4 +296,3 @@ fn fresh_orders_continue_the_numbering() {
     let ids: HashSet<&String> = first.iter().chain(&fresh).map(|o| &o.stockin_id).collect();
     assert_eq!(ids.len(), 35);
 }
-
