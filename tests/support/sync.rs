@@ -164,6 +164,15 @@ impl Sync {
             .unwrap()
     }
 
+    /// Write the bundled flow's batches of `size` bills instead of 50.
+    pub fn set_batch_size(&self, size: usize) {
+        self.workspace.edit(
+            "mappings/refund.yaml",
+            "  batch_size: 50\n",
+            &format!("  batch_size: {size}\n"),
+        );
+    }
+
     /// Every bill in the Kingdee sandbox.
     pub fn bills(&self) -> Vec<Value> {
         let bills = self.kingdee("/_sim/bills");
