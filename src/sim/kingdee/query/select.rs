@@ -17,18 +17,14 @@ pub(super) fn select<'a>(
     store: &'a BillStore,
     basedata: &'a BaseData,
 ) -> Vec<Row<'a>> {
-    let Request {
-        source,
-        columns,
-        filter,
-        filter_columns,
-        order,
-        start,
-        limit,
-        top,
-        ..
-    } = request;
-    let (source, start, limit, top) = (*source, *start, *limit, *top);
+    let (source, columns, filter, filter_columns, order) = (
+        request.source,
+        &request.columns,
+        &request.filter,
+        &request.filter_columns,
+        &request.order,
+    );
+    let (start, limit, top) = (request.start, request.limit, request.top);
     let is_entry = |column: &Column| matches!(column, Column::Bill(column) if column.is_entry());
     let per_entry = columns.iter().any(is_entry)
         || filter_columns.iter().any(|(_, column)| is_entry(column))
