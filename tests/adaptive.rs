@@ -44,11 +44,7 @@ fn adaptive_concurrency_settles_near_the_targets_capacity_and_loses_nothing() {
         ],
         12,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 5\n",
-    );
+    sync.set_batch_size(5);
     sync.workspace.edit(
         "mappings/refund.yaml",
         "  concurrency: adaptive",

@@ -471,11 +471,7 @@ fn a_run_stopped_on_purpose_pages_nobody() {
     );
     sync.workspace
         .write("mappings/alerts.yaml", alerts_yaml(&receiver.root(), ""));
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 5\n",
-    );
+    sync.set_batch_size(5);
     let mut env = sync.env();
     env.extend(secrets());
     let child = sync.spawn_run(&env, std::process::Stdio::piped());

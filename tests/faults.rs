@@ -46,11 +46,7 @@ fn sync_unique_unless(extra: &[&str], armed: &[Value]) -> Sync {
     ];
     args.extend_from_slice(extra);
     let sync = Sync::start(&args, 4);
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 10\n",
-    );
+    sync.set_batch_size(10);
     for mishap in armed {
         let faults = sync.post_kingdee("/_sim/faults/next", mishap.clone());
         assert!(faults.get("next").is_some(), "armed {mishap}: {faults}");

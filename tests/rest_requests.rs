@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -14,9 +13,9 @@ use axum::extract::{Query, Request, State};
 use axum::response::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 use crate::support::Output;
+use crate::support::axum_thread::AxumThread;
 use crate::support::workspace::Workspace;
 
 /// One request as the server saw it.
@@ -44,8 +43,8 @@ type Shared = Arc<Mutex<Inner>>;
 struct Crm {
     url: String,
     inner: Shared,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Serves until the mock is dropped.
+    _served: AxumThread,
 }
 
 fn rfc3339(instant: DateTime<Utc>) -> String {
@@ -122,32 +121,15 @@ impl Crm {
             ..Inner::default()
         }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
         let app = Router::new()
             .fallback(answer)
             .with_state(Arc::clone(&inner));
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let served = AxumThread::start(listener, app, None);
         Crm {
             url,
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
@@ -157,17 +139,6 @@ impl Crm {
 
     fn touch_on_read(&self, ids: &[&str]) {
         self.inner.lock().unwrap().touch_on_read = ids.iter().map(|s| s.to_string()).collect();
-    }
-}
-
-impl Drop for Crm {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

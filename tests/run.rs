@@ -703,11 +703,7 @@ fn a_password_session_that_expires_mid_run_is_renewed_transparently() {
         ],
         4,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 5\n",
-    );
+    sync.set_batch_size(5);
     sync.workspace.edit(
         "mappings/refund.yaml",
         "  concurrency: adaptive",
@@ -785,11 +781,7 @@ fn refusals_of_many_batches_are_looked_up_together_up_to_max_keys() {
         ],
         4,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 5\n",
-    );
+    sync.set_batch_size(5);
     sync.workspace.edit(
         "mappings/connectors/kingdee_k3cloud.yaml",
         "      max_keys: 100\n",
@@ -850,11 +842,7 @@ fn bills_saved_beside_a_conflict_are_not_sent_again() {
         ],
         4,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 10\n",
-    );
+    sync.set_batch_size(10);
     let output = sync.run(&[]).success();
     let (eligible, _) = eligible_and_unknown(&sync.orders());
     assert_eq!(bill_numbers(&sync), eligible);
@@ -890,11 +878,7 @@ fn faults_on_both_sides_are_retried_and_nothing_lands_twice() {
         ],
         5,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 10\n",
-    );
+    sync.set_batch_size(10);
     // Under this many faults a batch can fail every send; its records then stay in flight
     // (exit 1) and the next run settles them. Nothing may ever land twice.
     let mut runs = 0;
@@ -928,8 +912,9 @@ fn faults_on_both_sides_are_retried_and_nothing_lands_twice() {
     );
 }
 
-#[test]
-fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
+/// 200 orders over four days, 20 ms per saved bill and batches of 10, so that a kill lands
+/// mid-run; `unknown_share` of the orders carry an unknown SKU.
+fn slow_sync(unknown_share: &str) -> Sync {
     let sync = Sync::start(
         &[
             "--wdt-orders",
@@ -937,25 +922,32 @@ fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
             "--wdt-days",
             "4",
             "--wdt-unknown-sku-share",
-            "0",
+            unknown_share,
             "--kingdee-latency-per-bill-ms",
             "20",
         ],
         5,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 10\n",
-    );
+    sync.set_batch_size(10);
+    sync
+}
+
+/// Kill a run 300, 700 and 1200 ms in, then let the sandbox answer at full speed.
+fn kill_three_runs_then_lift_the_latency(sync: &Sync) {
     for delay in [300, 700, 1200] {
         let mut child = sync.spawn_run(&sync.env(), Stdio::null());
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().unwrap();
         child.wait().unwrap();
-        bill_numbers(&sync);
+        bill_numbers(sync);
     }
     sync.put_kingdee("/_sim/faults", json!({"latency_per_bill_ms": 0}));
+}
+
+#[test]
+fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
+    let sync = slow_sync("0");
+    kill_three_runs_then_lift_the_latency(&sync);
     sync.run(&[]).success();
     let (eligible, _) = eligible_and_unknown(&sync.orders());
     assert_eq!(bill_numbers(&sync), eligible);
@@ -965,32 +957,8 @@ fn killed_at_random_moments_and_run_again_every_order_lands_exactly_once() {
 fn killed_while_refusals_wait_for_their_lookup_every_order_lands_once_and_the_rest_are_parked() {
     // Refusals wait in flight to be looked up together (at the end of this one-window run), so
     // a kill leaves some in flight: the next run looks them up first and parks them.
-    let sync = Sync::start(
-        &[
-            "--wdt-orders",
-            "200",
-            "--wdt-days",
-            "4",
-            "--wdt-unknown-sku-share",
-            "0.2",
-            "--kingdee-latency-per-bill-ms",
-            "20",
-        ],
-        5,
-    );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 10\n",
-    );
-    for delay in [300, 700, 1200] {
-        let mut child = sync.spawn_run(&sync.env(), Stdio::null());
-        std::thread::sleep(Duration::from_millis(delay));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        bill_numbers(&sync);
-    }
-    sync.put_kingdee("/_sim/faults", json!({"latency_per_bill_ms": 0}));
+    let sync = slow_sync("0.2");
+    kill_three_runs_then_lift_the_latency(&sync);
     let output = sync.run(&[]).code(1);
     let (eligible, unknown) = eligible_and_unknown(&sync.orders());
     assert_eq!(bill_numbers(&sync), eligible, "{}", output.stderr);
@@ -1014,11 +982,7 @@ fn a_run_stopped_by_sigterm_says_so_and_a_rerun_finishes_the_job() {
         ],
         4,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 5\n",
-    );
+    sync.set_batch_size(5);
     let child = sync.spawn_run(&sync.env(), Stdio::piped());
     // Stopped once it writes: before, it may not listen for the signal yet.
     sync.wait_until("the run's first bill", |sync| !sync.bills().is_empty());
@@ -1091,11 +1055,7 @@ fn a_dry_run_prints_its_bodies_as_one_json_array_or_json_lines_as_preview_does()
         ],
         4,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 4\n",
-    );
+    sync.set_batch_size(4);
     let output = sync.run(&["--dry-run"]).success();
     let array: Vec<Value> = serde_json::from_str(&output.stdout)
         .unwrap_or_else(|err| panic!("not one JSON array ({err}):\n{}", output.stdout));

@@ -26,11 +26,7 @@ fn slow_sync() -> Sync {
         ],
         3,
     );
-    sync.workspace.edit(
-        "mappings/refund.yaml",
-        "  batch_size: 100\n",
-        "  batch_size: 5\n",
-    );
+    sync.set_batch_size(5);
     sync
 }
 

@@ -71,42 +71,7 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
     let log = ServeLog {
         format: request.log_format,
     };
-    let mut served = Vec::new();
-    for file in files {
-        let flow = load(&file)?;
-        let Some(schedule) = flow.schedule.clone() else {
-            log.say(
-                "not_scheduled",
-                Some(&flow.name),
-                json!({"file": file.display().to_string()}),
-                &format!(
-                    "flow `{}` ({}) has no `schedule:`; serve does not run it",
-                    flow.name,
-                    file.display()
-                ),
-            );
-            continue;
-        };
-        check::require_env(&flow, &env, check::Needs::Everything)?;
-        log.say(
-            "scheduled",
-            Some(&flow.name),
-            json!({"file": file.display().to_string(), "schedule": schedule::readable(&schedule)}),
-            &format!(
-                "flow `{}` ({}) runs {}",
-                flow.name,
-                file.display(),
-                schedule::readable(&schedule)
-            ),
-        );
-        let alerts = alert::Hook::load(&file, request.alerts)?;
-        served.push(Served {
-            file,
-            flow,
-            schedule,
-            alerts,
-        });
-    }
+    let served = scheduled_flows(files, &env, log, request.alerts)?;
     if served.is_empty() {
         return Err(
             Error::usage("no flow to serve: none declares a `schedule:`")
@@ -182,6 +147,52 @@ pub async fn serve(request: ServeRequest, env: Env) -> Result<ExitCode> {
     }
     log.say("stopped", None, json!({}), "engine serve stopped");
     Ok(ExitCode::Ok)
+}
+
+/// Load every flow file; keep those with a `schedule:`, say which run when and which not.
+fn scheduled_flows(
+    files: Vec<PathBuf>,
+    env: &Env,
+    log: ServeLog,
+    alerts: bool,
+) -> Result<Vec<Served>> {
+    let mut served = Vec::new();
+    for file in files {
+        let flow = load(&file)?;
+        let Some(schedule) = flow.schedule.clone() else {
+            log.say(
+                "not_scheduled",
+                Some(&flow.name),
+                json!({"file": file.display().to_string()}),
+                &format!(
+                    "flow `{}` ({}) has no `schedule:`; serve does not run it",
+                    flow.name,
+                    file.display()
+                ),
+            );
+            continue;
+        };
+        check::require_env(&flow, env, check::Needs::Everything)?;
+        log.say(
+            "scheduled",
+            Some(&flow.name),
+            json!({"file": file.display().to_string(), "schedule": schedule::readable(&schedule)}),
+            &format!(
+                "flow `{}` ({}) runs {}",
+                flow.name,
+                file.display(),
+                schedule::readable(&schedule)
+            ),
+        );
+        let alerts = alert::Hook::load(&file, alerts)?;
+        served.push(Served {
+            file,
+            flow,
+            schedule,
+            alerts,
+        });
+    }
+    Ok(served)
 }
 
 /// The flow files of a folder: its `*.yaml` files but `alerts.yaml`, sorted.
@@ -263,42 +274,7 @@ async fn serve_flow(
             }
             Err(_) => return,
         };
-        let options = Options {
-            dry_run: false,
-            since: None,
-            until: None,
-            store: store.clone(),
-            sleeper: Sleeper::Tokio,
-            clock: Arc::new(SystemClock),
-            calls: Some(metrics.call_observer()),
-        };
-        let progress = Arc::new(match log.format {
-            LogFormat::Text => Progress::plain(),
-            LogFormat::Json => Progress::for_format(log.format, &name),
-        });
-        metrics.set_running(&name, true);
-        let started = std::time::Instant::now();
-        let result = commands::sync(
-            &flow.flow,
-            &flow.file,
-            &env,
-            options,
-            &flow.alerts,
-            Arc::clone(&progress),
-            commands::Printing {
-                throwaway_state: false,
-                bodies: crate::preview::Format::Json,
-            },
-        )
-        .await;
-        metrics.set_running(&name, false);
-        metrics.finished(
-            &name,
-            metrics::outcome(&result),
-            started.elapsed(),
-            &progress,
-            &store,
-        );
+        let result = run_once(&flow, &store, &env, log, &metrics).await;
         match result {
             // Parked records are the run's news, not a reason to hold the flow back.
             Ok(_) => failures = 0,
@@ -325,4 +301,52 @@ async fn serve_flow(
             }
         }
     }
+}
+
+/// One scheduled run of a flow (its lock already held), counted in the metrics.
+async fn run_once(
+    flow: &Served,
+    store: &Path,
+    env: &Env,
+    log: ServeLog,
+    metrics: &Metrics,
+) -> Result<ExitCode> {
+    let name = flow.flow.name.as_str();
+    let options = Options {
+        dry_run: false,
+        since: None,
+        until: None,
+        store: store.to_path_buf(),
+        sleeper: Sleeper::Tokio,
+        clock: Arc::new(SystemClock),
+        calls: Some(metrics.call_observer()),
+    };
+    let progress = Arc::new(match log.format {
+        LogFormat::Text => Progress::plain(),
+        LogFormat::Json => Progress::for_format(log.format, name),
+    });
+    metrics.set_running(name, true);
+    let started = std::time::Instant::now();
+    let result = commands::sync(
+        &flow.flow,
+        &flow.file,
+        env,
+        options,
+        &flow.alerts,
+        Arc::clone(&progress),
+        commands::Printing {
+            throwaway_state: false,
+            bodies: crate::preview::Format::Json,
+        },
+    )
+    .await;
+    metrics.set_running(name, false);
+    metrics.finished(
+        name,
+        metrics::outcome(&result),
+        started.elapsed(),
+        &progress,
+        store,
+    );
+    result
 }

@@ -10,14 +10,14 @@
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use axum::Router;
 use axum::extract::{Form, Query, State};
 use axum::response::Json;
 use axum::routing::post;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+
+use crate::support::axum_thread::AxumThread;
 
 /// How `stockin_list` is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +61,8 @@ pub struct HostileWdt {
     /// The router URL to give the flow as `WDT_QIMEN_URL`.
     pub url: String,
     inner: Shared,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Serves until the mock is dropped.
+    _served: AxumThread,
 }
 
 impl HostileWdt {
@@ -74,32 +74,15 @@ impl HostileWdt {
             pages: Vec::new(),
         }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}/router/qm", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
         let app = Router::new()
             .route("/router/qm", post(answer))
             .with_state(Arc::clone(&inner));
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let served = AxumThread::start(listener, app, None);
         HostileWdt {
             url,
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
@@ -115,17 +98,6 @@ impl HostileWdt {
     /// The `page_no` of every query served since the last call.
     pub fn take_pages(&self) -> Vec<u64> {
         std::mem::take(&mut self.inner.lock().unwrap().pages)
-    }
-}
-
-impl Drop for HostileWdt {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub mod axum_thread;
 pub mod hostile_http;
 pub mod hostile_wdt;
 pub mod mock_rest;

@@ -16,7 +16,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -26,7 +25,8 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+
+use crate::support::axum_thread::AxumThread;
 
 pub const CLIENT_ID: &str = "engine-test";
 pub const CLIENT_SECRET: &str = "s3cret-of-the-client";
@@ -69,8 +69,8 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct OAuthApi {
     pub url: String,
     inner: Shared,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    /// Serves until the mock is dropped.
+    _served: AxumThread,
 }
 
 impl OAuthApi {
@@ -81,9 +81,7 @@ impl OAuthApi {
             counts: Counts::default(),
         }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-        listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
         let app = Router::new()
             .route("/oauth/token", post(token))
             .route("/login", post(login))
@@ -91,44 +89,17 @@ impl OAuthApi {
             .route("/items/batch", post(batch))
             .route("/items/lookup", post(lookup))
             .with_state(Arc::clone(&inner));
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
-        });
+        let served = AxumThread::start(listener, app, Some(2));
         OAuthApi {
             url,
             inner,
-            stop: Some(stop),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
     /// What the server counted so far.
     pub fn counts<T>(&self, read: impl FnOnce(&Counts) -> T) -> T {
         read(&self.inner.lock().unwrap().counts)
-    }
-}
-
-impl Drop for OAuthApi {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

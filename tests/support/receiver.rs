@@ -11,6 +11,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::Value;
 
+use crate::support::axum_thread::AxumThread;
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -44,8 +46,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
     answers: Answers,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Serves until the receiver is dropped.
+    _served: AxumThread,
 }
 
 /// What the robots answer when all is well, by path prefix.
@@ -63,60 +65,41 @@ impl Receiver {
     pub fn start() -> Receiver {
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
         let answers: Answers = Arc::default();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (ready, addr) = std::sync::mpsc::channel();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let addr = listener.local_addr().unwrap();
         let (log, told) = (Arc::clone(&received), Arc::clone(&answers));
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                ready.send(listener.local_addr().unwrap()).unwrap();
-                let app =
-                    Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-                        let (log, told) = (Arc::clone(&log), Arc::clone(&told));
-                        async move {
-                            let path = uri.path().to_string();
-                            let raw_query = uri.query().unwrap_or_default().to_string();
-                            let query = reqwest::Url::parse(&format!("http://x/?{raw_query}"))
-                                .unwrap()
-                                .query_pairs()
-                                .into_owned()
-                                .collect();
-                            let headers = headers
-                                .iter()
-                                .map(|(n, v)| {
-                                    (n.as_str().to_string(), v.to_str().unwrap_or("").to_string())
-                                })
-                                .collect();
-                            log.lock().unwrap().push(Received {
-                                path: path.clone(),
-                                query,
-                                raw_query,
-                                headers,
-                                body: body.to_vec(),
-                            });
-                            let answer = told.lock().unwrap().get(&path).cloned();
-                            let (status, text) = answer.unwrap_or_else(|| default_answer(&path));
-                            (StatusCode::from_u16(status).unwrap(), text)
-                        }
-                    });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await
-                    .unwrap();
-            });
+        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (log, told) = (Arc::clone(&log), Arc::clone(&told));
+            async move {
+                let path = uri.path().to_string();
+                let raw_query = uri.query().unwrap_or_default().to_string();
+                let query = reqwest::Url::parse(&format!("http://x/?{raw_query}"))
+                    .unwrap()
+                    .query_pairs()
+                    .into_owned()
+                    .collect();
+                let headers = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                log.lock().unwrap().push(Received {
+                    path: path.clone(),
+                    query,
+                    raw_query,
+                    headers,
+                    body: body.to_vec(),
+                });
+                let answer = told.lock().unwrap().get(&path).cloned();
+                let (status, text) = answer.unwrap_or_else(|| default_answer(&path));
+                (StatusCode::from_u16(status).unwrap(), text)
+            }
         });
+        let served = AxumThread::start(listener, app, None);
         Receiver {
-            addr: addr.recv().unwrap(),
+            addr,
             received,
             answers,
-            stop: Some(stop),
-            thread: Some(thread),
+            _served: served,
         }
     }
 
@@ -144,16 +127,5 @@ impl Receiver {
             .into_iter()
             .filter(|r| r.path == path)
             .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

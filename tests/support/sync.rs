@@ -179,6 +179,15 @@ impl Sync {
         }
     }
 
+    /// Write the bundled flow's batches of `size` bills instead of 100.
+    pub fn set_batch_size(&self, size: usize) {
+        self.workspace.edit(
+            "mappings/refund.yaml",
+            "  batch_size: 100\n",
+            &format!("  batch_size: {size}\n"),
+        );
+    }
+
     /// Every bill in the Kingdee sandbox.
     pub fn bills(&self) -> Vec<Value> {
         let bills = self.kingdee("/_sim/bills");

@@ -37,6 +37,7 @@ mod operation;
 mod operation_call;
 mod query;
 mod random;
+mod route;
 mod save;
 mod save_call;
 mod schema;

@@ -15,8 +15,9 @@ use crate::sim::kingdee::envelope::{self, MsgCode};
 use crate::sim::kingdee::faults::Injection;
 use crate::sim::kingdee::mishap::{self, Mishap, Plan};
 use crate::sim::kingdee::operation::{self, Operation, Target};
+use crate::sim::kingdee::route::Service;
 use crate::sim::kingdee::save_call::BUSY_MESSAGE;
-use crate::sim::kingdee::service::{After, Response, Service, call_error};
+use crate::sim::kingdee::service::{After, Response, call_error};
 use crate::sim::kingdee::state::{Outcome, State};
 use crate::sim::kingdee::withhold;
 

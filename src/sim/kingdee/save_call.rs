@@ -13,8 +13,9 @@ use crate::sim::kingdee::body::{RawCall, scalar_text};
 use crate::sim::kingdee::envelope::{self, MsgCode};
 use crate::sim::kingdee::faults::Injection;
 use crate::sim::kingdee::mishap::{self, Mishap, Plan};
-use crate::sim::kingdee::save::{self, SaveConfig, SaveKind};
-use crate::sim::kingdee::service::{After, Response, Service, call_error};
+use crate::sim::kingdee::route::Service;
+use crate::sim::kingdee::save::{self, SaveConfig, SaveKind, SaveOutcome};
+use crate::sim::kingdee::service::{After, Response, call_error};
 use crate::sim::kingdee::state::{Outcome, State};
 use crate::sim::kingdee::withhold;
 
@@ -70,11 +71,7 @@ pub fn save_call(
     };
     let unsaved = match plan {
         Some(plan) if plan.mishap == Mishap::MissingEntity && !plan.saved && batch => {
-            let free: Vec<usize> = (0..numbers.len())
-                .filter(|position| !locked.iter().any(|(locked, _)| locked == position))
-                .collect();
-            let pick = ((state.random.unit() * free.len() as f64) as usize).min(free.len() - 1);
-            Some(free[pick])
+            Some(unsaved_position(state, numbers.len(), &locked))
         }
         _ => None,
     };
@@ -114,29 +111,48 @@ pub fn save_call(
     state.stats.bills_updated += outcome.updated as u64;
     state.stats.packets_rejected += outcome.rejected as u64;
     state.stats.duplicates_rejected += outcome.duplicates as u64;
-    let result = match (outcome.committed(), outcome.rejected > 0) {
-        _ if !locked.is_empty() => Outcome::InjectedConflict,
-        _ if left_out => Outcome::Mishap(Mishap::MissingEntity),
-        (_, false) if outcome.packets > 0 => Outcome::Ok,
-        (true, true) => Outcome::Partial,
-        _ => Outcome::Failed,
-    };
-    let async_begin = call
-        .named("beginmethod")
-        .and_then(scalar_text)
-        .is_some_and(|method| method.eq_ignore_ascii_case("BeginQueryImpl"));
-    let body = if async_begin {
-        let task_id = state.random.hex_id(32);
-        state.tasks.insert(task_id.clone(), outcome.body);
-        json!({"Status": 0, "TaskId": task_id, "Result": null})
-    } else {
-        outcome.body
-    };
-    let mut response = Response::json(body);
-    response.bills = outcome.packets;
+    let result = classify(&outcome, !locked.is_empty(), left_out);
+    let packets = outcome.packets;
+    let mut response = Response::json(begin_or_answer(state, call, outcome.body));
+    response.bills = packets;
     if injection == Injection::CommitThenDrop {
         response.after = After::DropConnection;
         return (response, Outcome::Dropped);
     }
     (response, result)
+}
+
+/// Which of the bills not locked by a conflict a `missing_entity` mishap leaves unsaved.
+fn unsaved_position(state: &mut State, bills: usize, locked: &[(usize, String)]) -> usize {
+    let free: Vec<usize> = (0..bills)
+        .filter(|position| !locked.iter().any(|(locked, _)| locked == position))
+        .collect();
+    let pick = ((state.random.unit() * free.len() as f64) as usize).min(free.len() - 1);
+    free[pick]
+}
+
+/// What the stats count a save call as.
+fn classify(outcome: &SaveOutcome, conflict: bool, left_out: bool) -> Outcome {
+    match (outcome.committed(), outcome.rejected > 0) {
+        _ if conflict => Outcome::InjectedConflict,
+        _ if left_out => Outcome::Mishap(Mishap::MissingEntity),
+        (_, false) if outcome.packets > 0 => Outcome::Ok,
+        (true, true) => Outcome::Partial,
+        _ => Outcome::Failed,
+    }
+}
+
+/// The answer, or, for an asynchronous `BeginQueryImpl` call, a task id to fetch it by later.
+fn begin_or_answer(state: &mut State, call: &RawCall, body: Value) -> Value {
+    let async_begin = call
+        .named("beginmethod")
+        .and_then(scalar_text)
+        .is_some_and(|method| method.eq_ignore_ascii_case("BeginQueryImpl"));
+    if async_begin {
+        let task_id = state.random.hex_id(32);
+        state.tasks.insert(task_id.clone(), body);
+        json!({"Status": 0, "TaskId": task_id, "Result": null})
+    } else {
+        body
+    }
 }

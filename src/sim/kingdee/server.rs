@@ -36,8 +36,9 @@ use crate::sim::kingdee::auth::Credentials;
 use crate::sim::kingdee::basedata::Table;
 use crate::sim::kingdee::faults::FaultsPatch;
 use crate::sim::kingdee::mishap::Armed;
+use crate::sim::kingdee::route::{self, Route};
 use crate::sim::kingdee::save::SaveConfig;
-use crate::sim::kingdee::service::{self, After, Request, Route};
+use crate::sim::kingdee::service::{self, After, Request};
 use crate::sim::kingdee::state::State;
 use crate::time::Clock;
 
@@ -129,7 +130,7 @@ async fn webapi(
     headers: HeaderMap,
     body: Bytes,
 ) -> AxumResponse {
-    let service = match service::route(&shared.vdir, uri.path()) {
+    let service = match route::route(&shared.vdir, uri.path()) {
         Route::Service(service) => service,
         Route::MissingVirtualDirectory => return StatusCode::FORBIDDEN.into_response(),
         Route::NotFound => {

@@ -30,19 +30,21 @@ mod data;
 mod envelope;
 mod faults;
 mod gateway;
+mod generate;
 mod params;
 mod query;
 mod random;
 mod server;
 mod service;
 mod stats;
+mod vocabulary;
 
 pub use data::{Detail, Order};
 pub use gateway::{METHOD, SignLengthPolicy};
 
-use data::Shares;
 use faults::{DriftTo, Faults, check_share};
 use gateway::{DirectCredentials, QimenCredentials};
+use generate::Shares;
 use query::Rules;
 use service::{Service, Settings, wall_now};
 

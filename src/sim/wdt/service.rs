@@ -13,10 +13,11 @@ use chrono::{DateTime, Duration, NaiveDateTime, Timelike, Utc};
 use serde_json::Value;
 
 use crate::sim::wdt::codes::{self, WdtError};
-use crate::sim::wdt::data::{Generator, Order, STATUSES, Shares, parse_wall_clock};
+use crate::sim::wdt::data::{Order, STATUSES, parse_wall_clock};
 use crate::sim::wdt::envelope;
 use crate::sim::wdt::faults::{Dice, DriftTo, Faults, FaultsPatch, RateLimiter, check_share};
 use crate::sim::wdt::gateway::{self, DirectCredentials, QimenCredentials};
+use crate::sim::wdt::generate::{Generator, Shares};
 use crate::sim::wdt::params::{self, Decoded, Incoming, get};
 use crate::sim::wdt::query::{self, Rules};
 use crate::sim::wdt::stats::{Api, LoggedRequest, Outcome, RequestLog, Stats};
