@@ -522,3 +522,65 @@ fn the_second_example_pair_checks_clean_and_runs_against_its_mocks() {
     engine(&["run", flow]).success();
     assert_eq!(api.calls("POST /customers"), 60, "nothing is sent twice");
 }
+
+/// REVIEW: a lookup whose filter the API does not know (`externalId` for `external_id`) is
+/// answered with other customers; none matches, so a lost answer's record is sent again.
+#[test]
+fn review_a_lookup_answering_rows_of_other_keys_does_not_make_a_lost_answer_a_duplicate() {
+    let source = source(10);
+    let crm = MockRest::start(Faults {
+        drop_after_commit_at: vec![5],
+        allow_duplicates: true,
+        ..Faults::default()
+    })
+    .with_token(TOKEN);
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    workspace.edit(
+        "connectors/crm.yaml",
+        "query: { external_id: \"{{ key }}\" }",
+        "query: { externalId: \"{{ key }}\" }",
+    );
+    let output = run(&workspace, &crm);
+    eprintln!("exit {}\n{}", output.code, output.stderr);
+    // Failing loudly is fine; a second customer, or exit 0 without every customer, is not.
+    assert!(
+        crm.external_ids().values().all(|n| *n == 1),
+        "{:?}",
+        crm.external_ids()
+    );
+    if output.code == 0 {
+        assert_one_customer_per_item(&source, &crm, &[]);
+    }
+}
+
+/// REVIEW: a lookup whose `rows.path` selects nothing in the answer (`$.data[*]` where the
+/// API answers a bare list) reads every record as absent, so a lost answer's record is sent again.
+#[test]
+fn review_a_lookup_rows_path_that_selects_nothing_does_not_make_a_lost_answer_a_duplicate() {
+    let source = source(10);
+    let crm = MockRest::start(Faults {
+        drop_after_commit_at: vec![5],
+        allow_duplicates: true,
+        ..Faults::default()
+    })
+    .with_token(TOKEN);
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    workspace.edit(
+        "connectors/crm.yaml",
+        "rows: { path: \"$[*]\"",
+        "rows: { path: \"$.data[*]\"",
+    );
+    let output = run(&workspace, &crm);
+    eprintln!("exit {}\n{}", output.code, output.stderr);
+    // Failing loudly is fine; a second customer, or exit 0 without every customer, is not.
+    assert!(
+        crm.external_ids().values().all(|n| *n == 1),
+        "{:?}",
+        crm.external_ids()
+    );
+    if output.code == 0 {
+        assert_one_customer_per_item(&source, &crm, &[]);
+    }
+}

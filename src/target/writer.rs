@@ -161,7 +161,27 @@ impl Writer {
                 }
                 return Err(error);
             }
-            for row in rows.path.select(&reply.body) {
+            let selected = rows.path.select(&reply.body);
+            if selected.is_empty()
+                && let Some(list) = rows.path.text.strip_suffix("[*]")
+                && let Ok(query) = jsonpath_rust::parser::parse_json_path(list)
+            {
+                let list = crate::config::model::JsonPath {
+                    text: list.to_string(),
+                    query,
+                };
+                if !matches!(list.select(&reply.body).as_slice(), [Json::Array(_)]) {
+                    return Err(Error::new(
+                        ErrorKind::Api,
+                        format!(
+                            "the answer to the lookup `{}` has no list at `{}`: it cannot say which keys are absent",
+                            operation.name, list.text
+                        ),
+                    )
+                    .with_hint("check `rows.path` against what the API answers"));
+                }
+            }
+            for row in selected {
                 let ctx = minijinja::Value::from_object(Scope::named(vec![(
                     Arc::from("row"),
                     template::from_json(row),
@@ -180,7 +200,22 @@ impl Writer {
                     )
                     .filter(|s| !s.is_empty())
                 };
-                if let Some(key) = text(rows.key).filter(|k| chunk.contains(k)) {
+                let key = text(rows.key);
+                let Some(key) = key.clone().filter(|k| chunk.contains(k)) else {
+                    // A row of another key (a filter the API ignored, a key it rewrote): the
+                    // answer cannot say which asked key is absent.
+                    return Err(Error::new(
+                        ErrorKind::Api,
+                        format!(
+                            "the lookup `{}` answered a row whose key is {}, none of the {} key(s) asked",
+                            operation.name,
+                            key.map_or("empty".to_string(), |k| format!("`{k}`")),
+                            chunk.len()
+                        ),
+                    )
+                    .with_hint("check that the lookup filters by key as the API expects, and that `rows.key` reads the key as it was sent"));
+                };
+                {
                     found.insert(
                         key,
                         Found {
