@@ -5,13 +5,17 @@
 //! modified within the window, read whole, and under `since: record_time` the lines of every
 //! file whose `key.modified` falls within it. Records are keyed and de-duplicated as the HTTP
 //! reader does (`source::reader`) and sent on one at a time through the bounded channel, so a
-//! file is never held in memory whole. A bad line stops the run naming the file and the line;
+//! file is never held in memory whole. Without `key.modified` only the last copy of a key in
+//! name order is sent on: a window's files are read twice, first for where each key's last copy
+//! is (an entry per key). A bad line stops the run naming the file and the line;
 //! the cursor stays before the window. Runs on a blocking thread (the files are read with
 //! plain, blocking IO).
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde_json::Value as Json;
 use tokio::sync::mpsc;
 
 use crate::config::model::{FileConnector, Flow};
@@ -49,6 +53,7 @@ pub fn read(
         }
         seen.next_window();
         let within = windowed.then_some(window);
+        let mut files = Vec::new();
         for file in source_files(spec)? {
             if let Some(window) = within
                 && spec.since == FileSince::FileTime
@@ -64,7 +69,23 @@ pub fn read(
                     continue;
                 }
             }
-            read_file(flow, spec, &file, index, within, &mut seen, out)?;
+            files.push(file);
+        }
+        // Without `key.modified` nothing says which copy of a key is the newest but the name
+        // order: only the last copy is sent on, so an earlier one can neither overtake it nor
+        // hold it back while in flight.
+        let last = match flow.key.modified {
+            Some(_) => None,
+            None => Some(last_copies(flow, spec, &files)?),
+        };
+        for (at, file) in files.iter().enumerate() {
+            let reading = Reading {
+                index,
+                within,
+                file: at,
+                last: last.as_ref(),
+            };
+            read_file(flow, spec, file, &reading, &mut seen, out)?;
         }
         if out
             .blocking_send(Read::WindowDone {
@@ -83,7 +104,7 @@ pub fn read(
 
 /// The files of the source, in name order. A plain path that does not exist is an error (a
 /// misspelt name must not read as "no records"); a glob may match nothing yet.
-fn source_files(spec: &FileConnector) -> Result<Vec<std::path::PathBuf>> {
+fn source_files(spec: &FileConnector) -> Result<Vec<PathBuf>> {
     let text = spec.path.to_string_lossy();
     let pattern = Pattern::parse(&text).map_err(Error::config)?;
     let glob = pattern.glob();
@@ -98,21 +119,67 @@ fn source_files(spec: &FileConnector) -> Result<Vec<std::path::PathBuf>> {
     Ok(files)
 }
 
+/// Where, in a window's files, a record being read is.
+struct Reading<'a> {
+    /// The window.
+    index: usize,
+    within: Option<&'a Window>,
+    /// The file, among the window's.
+    file: usize,
+    /// Where the last copy of each key is (see [`last_copies`]), when only it is sent on.
+    last: Option<&'a HashMap<String, (usize, u64)>>,
+}
+
+/// What tells two copies of a key apart: `key.modified`, or without it the content. A later
+/// dump (read in a later window) with a changed record is then not a repeat of the earlier one:
+/// it goes on to `on_change` like any changed record, while an identical copy is a repeat.
+fn version(modified: &Option<String>, record: &Json) -> Option<String> {
+    match modified {
+        Some(_) => modified.clone(),
+        None => Some(crate::record::content_hash(record)),
+    }
+}
+
+/// The file (among `files`) and line of the last copy of each key, read once ahead of the
+/// records: a small entry per key, never the records.
+fn last_copies(
+    flow: &Flow,
+    spec: &FileConnector,
+    files: &[PathBuf],
+) -> Result<HashMap<String, (usize, u64)>> {
+    let mut last = HashMap::new();
+    for (at, file) in files.iter().enumerate() {
+        crate::file::format::for_each_record(file, spec.format, &mut |line, record| {
+            let (key, _, _) = key_or_stand_in(flow, &Arc::new(record));
+            last.insert(key, (at, line));
+            Ok(())
+        })?;
+    }
+    Ok(last)
+}
+
 fn read_file(
     flow: &Flow,
     spec: &FileConnector,
     file: &Path,
-    index: usize,
-    within: Option<&Window>,
+    reading: &Reading,
     seen: &mut Seen,
     out: &mpsc::Sender<Read>,
 ) -> Result<()> {
     let zone = flow.source.connector.time_zone;
     let by_record = spec.since == FileSince::RecordTime;
-    crate::file::format::for_each_record(file, spec.format, &mut |_, record| {
+    let index = reading.index;
+    crate::file::format::for_each_record(file, spec.format, &mut |line, record| {
         let record = Arc::new(record);
         let (key, modified, _) = key_or_stand_in(flow, &record);
-        if let Some(window) = within.filter(|_| by_record) {
+        if let Some(last) = reading.last
+            && last.get(&key).is_some_and(|at| *at != (reading.file, line))
+        {
+            // An earlier copy of a key copied again later: the later one is sent.
+            seen.duplicates += 1;
+            return Ok(());
+        }
+        if let Some(window) = reading.within.filter(|_| by_record) {
             let before = modified
                 .as_deref()
                 .and_then(|text| parse_instant_in(text, zone).ok())
@@ -121,14 +188,7 @@ fn read_file(
                 return Ok(());
             }
         }
-        // Without `key.modified`, the content stands in for the version: a later dump with a
-        // changed record is not a repeat of the earlier one (the last copy in name order is
-        // written last, as a changed record), while an identical copy is.
-        let version = match &modified {
-            Some(_) => modified.clone(),
-            None => Some(crate::record::content_hash(&record)),
-        };
-        if seen.admit(&key, &version, false) {
+        if seen.admit(&key, &version(&modified, &record), false) {
             let record = SourceRecord {
                 record,
                 key,
@@ -243,6 +303,20 @@ mod tests {
         assert_eq!(names(&flow, &[window], true).len(), 1, "A was never read");
     }
 
+    /// Copies of a key in files of two windows (a dump delivered, then a later one): a changed
+    /// copy is new, an identical one a repeat.
+    #[test]
+    fn without_key_modified_a_copy_with_other_content_is_not_a_repeat_in_the_next_window() {
+        let ann = json!({"id": "A", "name": "Ann"});
+        let anne = json!({"id": "A", "name": "Anne (changed)"});
+        let mut seen = Seen::default();
+        assert!(seen.admit("A", &version(&None, &ann), false));
+        seen.next_window();
+        assert!(seen.admit("A", &version(&None, &anne), false), "dropped");
+        assert!(!seen.admit("A", &version(&None, &anne), false));
+        assert_eq!(seen.duplicates, 1);
+    }
+
     /// Two dumps hold the same key with different content (a later export of a changed
     /// record): without `key.modified`, the content tells the copies apart, and the later one
     /// goes on to be written (or sent through `on_change`), never dropped as a repeat.
@@ -268,9 +342,10 @@ mod tests {
             }],
             false,
         );
-        assert!(
-            read.contains(&json!({"id": "A", "name": "Anne (changed)"})),
-            "the changed copy never reached the pipeline: {read:?}"
+        assert_eq!(
+            read,
+            vec![json!({"id": "A", "name": "Anne (changed)"})],
+            "the last copy is the one sent on"
         );
     }
 }
