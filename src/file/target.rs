@@ -465,4 +465,44 @@ mod tests {
         run(&flow, &store, &["D"], "ok").await;
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"D\"}\n");
     }
+
+    /// A run killed after writing B, with C in flight (not in the file): the next run finds B
+    /// kept, and adds D to it.
+    #[tokio::test]
+    async fn under_replace_a_run_after_a_crashed_run_adds_to_the_file_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = replace_flow(dir.path());
+        let store = Store::in_memory().unwrap();
+        let out = dir.path().join("out.jsonl");
+        run(&flow, &store, &["A"], "ok").await;
+        store
+            .start_run(&flow.name, RunKind::Run, Utc::now())
+            .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let crashed = FileTarget::new(Arc::clone(&flow), store.clone(), clock, Utc::now());
+        let crashed = Arc::new(crashed.unwrap());
+        let mapped = |id: &str| record::map(&flow, Arc::new(json!({ "id": id }))).unwrap();
+        let outgoing = Outgoing {
+            source: Arc::new(json!({"id": "B"})),
+            mapped: mapped("B"),
+            window: None,
+        };
+        crashed.write(vec![outgoing]).await.unwrap();
+        let c = mapped("C");
+        let pending = Pending {
+            key: c.key.clone(),
+            hash: c.hash.clone(),
+            source: json!({"id": "C"}),
+            target: c.target.clone(),
+            modified: None,
+        };
+        store
+            .mark_in_flight(&flow.name, &[pending], Utc::now())
+            .unwrap();
+        run(&flow, &store, &["D"], "ok").await;
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"B\"}\n{\"id\":\"D\"}\n"
+        );
+    }
 }
