@@ -460,3 +460,53 @@ fn an_http_connector_with_a_file_url_is_pointed_at_the_file_connector_at_run_tim
         .stderr_contains("`base_url` of connector `kingdee_k3cloud` is `file:///srv/kingdee/`, not an http(s) URL")
         .stderr_contains("make it a file connector");
 }
+
+/// Dumps without `key.modified`: a later dump holding a changed copy of a key is the version
+/// written, never dropped as a repeat of the earlier dump's copy; a third dump changing it again
+/// is reported as a change to send with `engine resend` (`on_change: skip`).
+#[test]
+fn a_later_dump_changing_a_record_is_the_version_written_and_a_further_change_is_reported() {
+    let workspace = Workspace::empty();
+    workspace.write(
+        "flows/connectors/dumps.yaml",
+        "name: dumps\nfile:\n  path: ../in/*.jsonl\n  format: jsonl\n",
+    );
+    workspace.write(
+        "flows/connectors/contacts_out.yaml",
+        "name: contacts_out\nfile:\n  path: ../out/contacts.jsonl\n  format: jsonl\n",
+    );
+    let flow = CSV_TO_JSONL
+        .replace(
+            "  window:\n    start: \"2020-01-01 00:00:00\"\n    lag: 0s\n    lookback: 0s\n",
+            "",
+        )
+        .replace("  modified: \"{{ updated_at }}\"\n", "")
+        .replace("contacts_csv", "dumps");
+    workspace.write("flows/contacts.yaml", flow);
+    workspace.write(
+        "flows/in/part-001.jsonl",
+        "{\"id\": \"C1\", \"name\": \"Zhang Wei\"}\n{\"id\": \"C2\", \"name\": \"Li Na\"}\n",
+    );
+    workspace.write(
+        "flows/in/part-002.jsonl",
+        "{\"id\": \"C1\", \"name\": \"Zhang Wei (moved)\"}\n",
+    );
+    let run = || {
+        workspace
+            .engine()
+            .args(["run", "flows/contacts.yaml", "--state-dir", "state"])
+            .run()
+    };
+    run().success();
+    assert_eq!(
+        workspace.read("flows/out/contacts.jsonl"),
+        "{\"id\":\"C2\",\"name\":\"Li Na\"}\n{\"id\":\"C1\",\"name\":\"Zhang Wei (moved)\"}\n"
+    );
+    workspace.write(
+        "flows/in/part-003.jsonl",
+        "{\"id\": \"C1\", \"name\": \"Zhang Wei (moved again)\"}\n",
+    );
+    run()
+        .success()
+        .stderr_contains("1 record(s) changed since they were written and were skipped");
+}

@@ -522,3 +522,62 @@ fn the_second_example_pair_checks_clean_and_runs_against_its_mocks() {
     engine(&["run", flow]).success();
     assert_eq!(api.calls("POST /customers"), 60, "nothing is sent twice");
 }
+
+/// A lookup whose filter the API does not know (`externalId` for `external_id`) is answered
+/// with other customers. Read as "not there", a lost answer's record would be sent again: the
+/// run stops instead, naming the key the answer cannot speak for.
+#[test]
+fn a_lookup_answering_rows_of_other_keys_stops_the_run_rather_than_send_a_customer_twice() {
+    let source = source(10);
+    let crm = MockRest::start(Faults {
+        drop_after_commit_at: vec![5],
+        allow_duplicates: true,
+        ..Faults::default()
+    })
+    .with_token(TOKEN);
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    workspace.edit(
+        "connectors/crm.yaml",
+        "query: { external_id: \"{{ key }}\" }",
+        "query: { externalId: \"{{ key }}\" }",
+    );
+    run(&workspace, &crm)
+        .code(4)
+        .stderr_contains("the lookup `find_customer` answered a row whose key is `")
+        .stderr_contains(", not a key asked, and no row for `");
+    assert!(
+        crm.external_ids().values().all(|n| *n == 1),
+        "{:?}",
+        crm.external_ids()
+    );
+}
+
+/// A lookup whose `rows.path` selects nothing in the answer (`$.data[*]` where the API answers
+/// a bare list) would read every record as absent and send a lost answer's record again: the
+/// run stops instead, naming the list the answer lacks.
+#[test]
+fn a_lookup_whose_rows_path_finds_no_list_stops_the_run_rather_than_send_a_customer_twice() {
+    let source = source(10);
+    let crm = MockRest::start(Faults {
+        drop_after_commit_at: vec![5],
+        allow_duplicates: true,
+        ..Faults::default()
+    })
+    .with_token(TOKEN);
+    let workspace = workspace(&source.url, "create_customer", "find_customer");
+    workspace.edit("flow.yaml", "broken: [3, 17]", "broken: []");
+    workspace.edit(
+        "connectors/crm.yaml",
+        "rows: { path: \"$[*]\"",
+        "rows: { path: \"$.data[*]\"",
+    );
+    run(&workspace, &crm)
+        .code(4)
+        .stderr_contains("the answer to the lookup `find_customer` has no list at `$.data`");
+    assert!(
+        crm.external_ids().values().all(|n| *n == 1),
+        "{:?}",
+        crm.external_ids()
+    );
+}

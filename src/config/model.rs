@@ -630,6 +630,9 @@ pub struct OneResults {
 #[derive(Debug, Clone)]
 pub struct Rows {
     pub path: JsonPath,
+    /// The list `path` selects the items of (`$.data` for `$.data[*]`): an answer without it
+    /// cannot say which keys are absent.
+    pub list: Option<JsonPath>,
     /// Expressions over `row`, in the flow's `envelopes` set.
     pub key: TemplateId,
     pub id: TemplateId,

@@ -199,6 +199,17 @@ fn each_csv(
         .iter()
         .map(str::to_string)
         .collect();
+    if let Some((at, name)) = (header.iter().enumerate()).find(|(i, n)| header[..*i].contains(n)) {
+        return Err(bad_line(
+            path,
+            1,
+            1,
+            format!(
+                "column `{name}` is named twice in the header (cell {})",
+                at + 1
+            ),
+        ));
+    }
     let mut row = csv::StringRecord::new();
     while csv.read_record(&mut row).map_err(csv_error)? {
         let line = row.position().map_or(0, late);
@@ -374,5 +385,24 @@ mod tests {
             assert!(err.message().contains(message), "{text}: {}", err.message());
             assert!(err.message().contains("/in` line"), "{}", err.message());
         }
+    }
+
+    /// A header that names a column twice would keep one of the two cells and drop the other.
+    #[test]
+    fn a_csv_header_naming_a_column_twice_is_refused_at_line_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, "id,phone,phone\r\nA,111,222\r\n").unwrap();
+        let mut records = Vec::new();
+        let result = for_each_record(&path, FileFormat::Csv, &mut |_, r| {
+            records.push(r);
+            Ok(())
+        });
+        let error = result.expect_err(&format!("read as {records:?}"));
+        assert!(
+            error.message().contains("column `phone` is named twice"),
+            "{}",
+            error.message()
+        );
     }
 }

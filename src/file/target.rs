@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::file::format;
 use crate::file::naming::Pattern;
 use crate::file::select;
-use crate::state::{Outcome, Pending, Store};
+use crate::state::{Outcome, Pending, RunKind, Store};
 use crate::target::writer::{Found, Outgoing, Settled};
 use crate::time::Clock;
 
@@ -44,7 +44,8 @@ pub struct FileTarget {
 /// What this run has written so far.
 #[derive(Default)]
 struct Written {
-    /// Under `replace`: the file holds this run's records (later batches add to it).
+    /// Under `replace`: the file holds records to keep, this run's (later batches add to
+    /// them) or those of an earlier run that did not end cleanly (see [`unclean_before`]).
     replaced: bool,
     /// The CSV columns in use, once known.
     columns: Option<Vec<FieldPath>>,
@@ -72,13 +73,17 @@ impl FileTarget {
             .clone()
             .expect("a file target has a file connector");
         let pattern = Pattern::parse(&spec.path.to_string_lossy()).map_err(Error::config)?;
+        let replaced = spec.mode == FileMode::Replace && unclean_before(&store, &flow.name)?;
         Ok(FileTarget {
             file: PathBuf::from(pattern.name(started)),
             flow,
             store,
             clock,
             spec,
-            written: Mutex::new(Written::default()),
+            written: Mutex::new(Written {
+                replaced,
+                columns: None,
+            }),
         })
     }
 
@@ -345,6 +350,26 @@ impl FileTarget {
     }
 }
 
+/// Whether the last run that wrote to the target did not end cleanly (it failed or crashed
+/// after writing, or left records in flight). Its records are in the file and no successful run
+/// has delivered them, so under `replace` this run adds to the file instead of replacing it.
+/// The newest run, unfinished, is the one building the target (it is recorded first).
+fn unclean_before(store: &Store, flow: &str) -> Result<bool> {
+    if !store.in_flight(flow)?.is_empty() {
+        return Ok(true);
+    }
+    let runs = store.runs(flow, 50)?;
+    let current = usize::from(runs.first().is_some_and(|run| run.finished.is_none()));
+    let last_writer = runs.iter().skip(current).find(|run| {
+        run.kind != RunKind::DryRun && run.summary.as_ref().is_none_or(|s| s.written > 0)
+    });
+    Ok(last_writer.is_some_and(|run| {
+        run.summary
+            .as_ref()
+            .is_none_or(|summary| summary.outcome != "ok")
+    }))
+}
+
 /// A file's name, for the ledger's target id and messages.
 fn display_name(file: &Path) -> String {
     file.file_name().map_or_else(
@@ -359,5 +384,126 @@ fn key_text(value: &Json) -> Option<String> {
         Json::String(text) if !text.is_empty() => Some(text.clone()),
         Json::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config;
+    use crate::record;
+    use crate::state::RunSummary;
+    use crate::time::SystemClock;
+
+    /// A flow from `{id}` records to `out.jsonl`, replaced by each run.
+    fn replace_flow(dir: &Path) -> Arc<Flow> {
+        let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        std::fs::create_dir_all(dir.join("connectors")).unwrap();
+        write("in.jsonl", "");
+        write(
+            "connectors/people_in.yaml",
+            "name: people_in\nfile: { path: ../in.jsonl, format: jsonl }\n",
+        );
+        write(
+            "connectors/people_out.yaml",
+            "name: people_out\nfile: { path: ../out.jsonl, format: jsonl, mode: replace }\n",
+        );
+        write(
+            "people.yaml",
+            "source: { connector: people_in, operation: read }\ntarget: { connector: people_out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\nmapping: { id: \"{{ id }}\" }\n",
+        );
+        let loaded = config::load_flow(&dir.join("people.yaml"));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        Arc::new(loaded.value.unwrap())
+    }
+
+    /// One run as `engine run` makes it: recorded, writing `ids`, finished with `outcome`.
+    async fn run(flow: &Arc<Flow>, store: &Store, ids: &[&str], outcome: &str) {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let run = store
+            .start_run(&flow.name, RunKind::Run, clock.now())
+            .unwrap();
+        let target = FileTarget::new(Arc::clone(flow), store.clone(), clock, Utc::now());
+        let target = Arc::new(target.unwrap());
+        for id in ids {
+            let source = Arc::new(json!({ "id": id }));
+            let outgoing = Outgoing {
+                mapped: record::map(flow, Arc::clone(&source)).unwrap(),
+                source,
+                window: None,
+            };
+            target.write(vec![outgoing]).await.unwrap();
+        }
+        let summary = RunSummary {
+            outcome: outcome.to_string(),
+            window_from: None,
+            window_to: None,
+            read: ids.len() as u64,
+            written: ids.len() as u64,
+            skipped: 0,
+            failed: 0,
+            message: None,
+        };
+        store.finish_run(run, &summary, Utc::now()).unwrap();
+    }
+
+    /// A run that failed part-way wrote B; the next run adds C to the file instead of
+    /// replacing it, so B is in the file a successful run leaves. The run after that one,
+    /// which ended cleanly, replaces the file again.
+    #[tokio::test]
+    async fn under_replace_a_run_after_a_failed_run_adds_to_the_file_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = replace_flow(dir.path());
+        let store = Store::in_memory().unwrap();
+        let out = dir.path().join("out.jsonl");
+        run(&flow, &store, &["A"], "ok").await;
+        run(&flow, &store, &["B"], "failed").await;
+        run(&flow, &store, &["C"], "ok").await;
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"B\"}\n{\"id\":\"C\"}\n"
+        );
+        run(&flow, &store, &["D"], "ok").await;
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"D\"}\n");
+    }
+
+    /// A run killed after writing B, with C in flight (not in the file): the next run finds B
+    /// kept, and adds D to it.
+    #[tokio::test]
+    async fn under_replace_a_run_after_a_crashed_run_adds_to_the_file_it_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = replace_flow(dir.path());
+        let store = Store::in_memory().unwrap();
+        let out = dir.path().join("out.jsonl");
+        run(&flow, &store, &["A"], "ok").await;
+        store
+            .start_run(&flow.name, RunKind::Run, Utc::now())
+            .unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let crashed = FileTarget::new(Arc::clone(&flow), store.clone(), clock, Utc::now());
+        let crashed = Arc::new(crashed.unwrap());
+        let mapped = |id: &str| record::map(&flow, Arc::new(json!({ "id": id }))).unwrap();
+        let outgoing = Outgoing {
+            source: Arc::new(json!({"id": "B"})),
+            mapped: mapped("B"),
+            window: None,
+        };
+        crashed.write(vec![outgoing]).await.unwrap();
+        let c = mapped("C");
+        let pending = Pending {
+            key: c.key.clone(),
+            hash: c.hash.clone(),
+            source: json!({"id": "C"}),
+            target: c.target.clone(),
+            modified: None,
+        };
+        store
+            .mark_in_flight(&flow.name, &[pending], Utc::now())
+            .unwrap();
+        run(&flow, &store, &["D"], "ok").await;
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "{\"id\":\"B\"}\n{\"id\":\"D\"}\n"
+        );
     }
 }

@@ -734,12 +734,22 @@ fn refusal_text(operation: &Operation, status: u16, body: &[u8]) -> Option<Arc<J
     if !about_a_record {
         return None;
     }
-    let text = String::from_utf8_lossy(body).trim().to_string();
-    Some(Arc::new(match text.is_empty() {
+    // Kept as the parked record's message, and a text body may echo the whole request (with
+    // its personal data): capped as `snippet` caps what errors quote.
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    let mut kept: String = text.chars().take(REFUSAL_CHARS).collect();
+    if kept.len() < text.len() {
+        kept.push('…');
+    }
+    Some(Arc::new(match kept.is_empty() {
         true => Json::Null,
-        false => Json::String(text),
+        false => Json::String(kept),
     }))
 }
+
+/// The most characters of a text refusal kept as a record's message.
+const REFUSAL_CHARS: usize = 300;
 
 /// A JSON value as a form or query field (`None` drops it).
 fn field_text(value: &Json) -> Option<String> {

@@ -75,7 +75,12 @@ pub fn classify(results: &BatchResults, response: &Json, keys: &[String]) -> Vec
             }
         }
         ResultLists::Items(items) => {
-            for (order, item) in items.select(response).into_iter().enumerate() {
+            let items = items.select(response);
+            // Matched by order, a list of another length cannot say which item is whose.
+            if results.matched_by == MatchedBy::Order && items.len() != batch_len {
+                return vec![RecordResult::Unknown; batch_len];
+            }
+            for (order, item) in items.into_iter().enumerate() {
                 let Some(at) = position(item, order) else {
                     continue;
                 };
@@ -144,11 +149,19 @@ pub fn classify_one(
         format!("{message}{code}")
     };
     match answer.verdict {
-        Verdict::Success if !duplicate => RecordResult::Done {
-            id: results.id.and_then(text),
-            number: results.number.and_then(text),
-            note: None,
-        },
+        Verdict::Success if !duplicate => {
+            let id = results.id.map(text);
+            match id {
+                // A success without the id `results.id` reads (an error envelope in a 200
+                // under `success: status < 300`) is not known to be written: it is looked up.
+                Some(None) => RecordResult::Unknown,
+                id => RecordResult::Done {
+                    id: id.flatten(),
+                    number: results.number.and_then(text),
+                    note: None,
+                },
+            }
+        }
         Verdict::Failed { code, message }
         | Verdict::Retryable { code, message }
         | Verdict::Fatal { code, message }
@@ -375,6 +388,18 @@ mod tests {
         }
     }
 
+    /// An API that lists only what it created leaves a refused record out: matched by order,
+    /// the items after the gap would answer the wrong records (K1 done with K2's id).
+    #[test]
+    fn items_by_order_of_another_length_than_the_batch_are_all_unknown() {
+        let response = json!({"results": [{"id": "c-0"}, {"id": "c-2"}]});
+        let results = by(ResultLists::Items(path("$.results[*]")), MatchedBy::Order);
+        assert_eq!(
+            classify(&results, &response, &keys(3)),
+            vec![RecordResult::Unknown; 3]
+        );
+    }
+
     #[test]
     fn a_one_record_answer_is_its_records_result() {
         let mut builder = crate::template::Builder::new(
@@ -403,7 +428,7 @@ mod tests {
         let location = vec![("location".to_string(), "/customers/77".to_string())];
         // Status, headers, body, the envelope's verdict, and the record's result.
         type Case<'a> = (u16, &'a [(String, String)], Json, Verdict, RecordResult);
-        let table: [Case; 5] = [
+        let table: [Case; 6] = [
             (
                 201,
                 &[],
@@ -445,6 +470,14 @@ mod tests {
                     message: "email is invalid".into(),
                     field: None,
                 },
+            ),
+            // A 2xx without the id `results.id` reads: an error in a 200, looked up.
+            (
+                200,
+                &[],
+                json!({"error": "quota exceeded, nothing saved"}),
+                Verdict::Success,
+                RecordResult::Unknown,
             ),
             // A 409 the envelope calls a success is still a duplicate, to be looked up.
             (

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 
-use crate::config::model::{Flow, MatchedBy, Operation, Results};
+use crate::config::model::{Flow, MatchedBy, Operation, Results, Rows};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{CallError, Client, Payload, Reply};
 use crate::http::envelope::{Verdict, response_scope};
@@ -134,62 +134,114 @@ impl Writer {
                 .call(operation, &self.flow.envelopes, &parts, payload, true)
                 .await
                 .map_err(CallError::into_error)?;
-            if let Some(not_found) = rows.not_found {
-                let scope = response_scope(reply.status, &reply.headers, &reply.body);
-                if (self.flow.envelopes.eval(not_found, &scope)).is_ok_and(|v| v.is_true()) {
-                    continue;
-                }
+            if says_not_found(&self.flow, rows, &reply) {
+                continue;
             }
-            // Without `not_found`, a 404 is never read as "not there", whatever the envelope
-            // says: a wrong path would make every record look absent and be sent twice.
-            let refused = match &reply.verdict {
-                Verdict::Failed { code, message } => Some((code.clone(), message.clone())),
-                _ if reply.status == 404 => Some((None, "the API answered HTTP 404".to_string())),
-                _ => None,
+            self.refused_lookup(operation, &reply)?;
+            found.extend(self.rows_found(operation, rows, chunk, &reply.body)?);
+        }
+        Ok(found)
+    }
+
+    /// The error that stops the run when the target refused a lookup. Without `not_found`, a
+    /// 404 is never read as "not there", whatever the envelope says: a wrong path would make
+    /// every record look absent and be sent twice.
+    fn refused_lookup(&self, operation: &Operation, reply: &Reply) -> Result<()> {
+        let (code, message) = match &reply.verdict {
+            Verdict::Failed { code, message } => (code.clone(), message.clone()),
+            _ if reply.status == 404 => (None, "the API answered HTTP 404".to_string()),
+            _ => return Ok(()),
+        };
+        let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
+        let mut error = Error::new(
+            ErrorKind::Api,
+            format!(
+                "{} refused the lookup `{}` (HTTP {}): {message}{code}",
+                self.client.name, operation.name, reply.status
+            ),
+        );
+        if reply.status == 404 {
+            error = error.with_hint(format!("if HTTP 404 means the key is not in the target, say so with `rows.not_found: \"status == 404\"` on `{}`", operation.name));
+        }
+        Err(error)
+    }
+
+    /// The keys of `chunk` that the rows of a lookup's answer hold. An answer that cannot say
+    /// which keys are absent stops the run, because an absent key is sent again: one without
+    /// the list `rows.path` points at (a wrong path selects nothing), and one where a key asked
+    /// is absent while rows of other keys (or of no key) came back (a filter the API ignored,
+    /// a key it rewrote, a `rows.key` that reads the wrong field). Rows of other keys beside
+    /// every key asked are harmless (an API that matches by prefix) and are ignored.
+    fn rows_found(
+        &self,
+        operation: &Operation,
+        rows: &Rows,
+        chunk: &[String],
+        body: &Json,
+    ) -> Result<HashMap<String, Found>> {
+        let selected = rows.path.select(body);
+        if selected.is_empty()
+            && let Some(list) = &rows.list
+            && !matches!(list.select(body).as_slice(), [Json::Array(_)])
+        {
+            return Err(Error::new(
+                ErrorKind::Api,
+                format!(
+                    "the answer to the lookup `{}` has no list at `{}`: it cannot say which keys are absent",
+                    operation.name, list.text
+                ),
+            )
+            .with_hint("check `rows.path` against what the API answers"));
+        }
+        let mut found = HashMap::new();
+        let mut other: Option<Option<String>> = None;
+        for row in selected {
+            let ctx = minijinja::Value::from_object(Scope::named(vec![(
+                Arc::from("row"),
+                template::from_json(row),
+            )]));
+            let text = |id| -> Option<String> {
+                let value = self
+                    .flow
+                    .envelopes
+                    .eval(id, &ctx)
+                    .ok()
+                    .filter(|v| !v.is_undefined() && !v.is_none())?;
+                Some(
+                    value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_string),
+                )
+                .filter(|s| !s.is_empty())
             };
-            if let Some((code, message)) = refused {
-                let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
-                let mut error = Error::new(
-                    ErrorKind::Api,
-                    format!(
-                        "{} refused the lookup `{}` (HTTP {}): {message}{code}",
-                        self.client.name, operation.name, reply.status
-                    ),
-                );
-                if reply.status == 404 {
-                    error = error.with_hint(format!("if HTTP 404 means the key is not in the target, say so with `rows.not_found: \"status == 404\"` on `{}`", operation.name));
-                }
-                return Err(error);
-            }
-            for row in rows.path.select(&reply.body) {
-                let ctx = minijinja::Value::from_object(Scope::named(vec![(
-                    Arc::from("row"),
-                    template::from_json(row),
-                )]));
-                let text = |id| -> Option<String> {
-                    let value = self
-                        .flow
-                        .envelopes
-                        .eval(id, &ctx)
-                        .ok()
-                        .filter(|v| !v.is_undefined() && !v.is_none())?;
-                    Some(
-                        value
-                            .as_str()
-                            .map_or_else(|| value.to_string(), str::to_string),
-                    )
-                    .filter(|s| !s.is_empty())
-                };
-                if let Some(key) = text(rows.key).filter(|k| chunk.contains(k)) {
+            match text(rows.key) {
+                Some(key) if chunk.contains(&key) => {
+                    let number = rows.number.and_then(text);
                     found.insert(
                         key,
                         Found {
                             id: text(rows.id),
-                            number: rows.number.and_then(text),
+                            number,
                         },
                     );
                 }
+                key => {
+                    other.get_or_insert(key);
+                }
             }
+        }
+        if let Some(key) = other
+            && let Some(absent) = chunk.iter().find(|k| !found.contains_key(*k))
+        {
+            return Err(Error::new(
+                ErrorKind::Api,
+                format!(
+                    "the lookup `{}` answered a row whose key is {}, not a key asked, and no row for `{absent}`: it cannot say whether `{absent}` is in the target",
+                    operation.name,
+                    key.map_or("empty".to_string(), |k| format!("`{k}`")),
+                ),
+            )
+            .with_hint("check that the lookup filters by key as the API expects, and that `rows.key` reads the key as it was sent"));
         }
         Ok(found)
     }
@@ -204,14 +256,7 @@ impl Writer {
         &self,
         batch: impl IntoIterator<Item = &'a Outgoing>,
     ) -> Result<(Json, request::Parts)> {
-        let targets: request::Keyed = batch
-            .into_iter()
-            .map(|o| (o.mapped.key.clone(), o.mapped.target.clone()))
-            .collect();
-        request::write_request(&self.flow, &self.inputs, targets, &self.env).map_err(|err| {
-            Error::config(format!("cannot build the request body: {}", err.message))
-                .with_location(err.location)
-        })
+        write_request(&self.flow, &self.inputs, batch, &self.env)
     }
 
     /// Write one batch; returns how each record ended. Records refused outright come back as
@@ -481,7 +526,8 @@ impl Writer {
                 // A duplicate is looked up and found, never sent again as if the target were busy.
                 let busy =
                     busy.filter(|_| !results::is_duplicate(one, &self.flow.envelopes, &answer));
-                (vec![result; remaining.len()], busy)
+                // One record: `write_request` refuses to build a one-record call for more.
+                (vec![result], busy)
             }
             Results::Batch(batch) => {
                 let keys: Vec<String> = remaining.iter().map(|o| o.mapped.key.clone()).collect();
@@ -511,6 +557,50 @@ impl Writer {
     }
 }
 
+/// The body and the path, query and headers of one write call carrying `batch`. A write
+/// without `batch:` takes exactly one record: its answer is that record's result, so one call
+/// for several would give every record the first one's result (or send only the first).
+fn write_request<'a>(
+    flow: &Flow,
+    inputs: &Json,
+    batch: impl IntoIterator<Item = &'a Outgoing>,
+    env: &Env,
+) -> Result<(Json, request::Parts)> {
+    let targets: request::Keyed = batch
+        .into_iter()
+        .map(|o| (o.mapped.key.clone(), o.mapped.target.clone()))
+        .collect();
+    if flow.target.operation().batch.is_none() && targets.len() != 1 {
+        return Err(Error::new(
+            ErrorKind::State,
+            format!(
+                "the write `{}` takes one record per call, and was given {}",
+                flow.target.operation().name,
+                targets.len()
+            ),
+        ));
+    }
+    request::write_request(flow, inputs, targets, env).map_err(|err| {
+        Error::config(format!("cannot build the request body: {}", err.message))
+            .with_location(err.location)
+    })
+}
+
+/// Whether `rows.not_found` says the keys asked are not in the target. Only an answer that
+/// succeeded, or a 404/410, can say so: a failed envelope in a 200 (`{"code": 40001, "msg":
+/// "token invalid"}`) would otherwise make every key look absent and be sent twice. Any other
+/// answer goes on to [`Writer::refused_lookup`], which stops the run.
+fn says_not_found(flow: &Flow, rows: &Rows, reply: &Reply) -> bool {
+    let Some(not_found) = rows.not_found else {
+        return false;
+    };
+    if reply.verdict != Verdict::Success && !matches!(reply.status, 404 | 410) {
+        return false;
+    }
+    let scope = response_scope(reply.status, &reply.headers, &reply.body);
+    (flow.envelopes.eval(not_found, &scope)).is_ok_and(|v| v.is_true())
+}
+
 /// What a call sends: the operation's JSON body, or without one its parameters (as its
 /// `encoding` says: in the query of a `GET /customers?external_id=…`, or a form).
 fn payload(operation: &Operation, body: Json, inputs: &Json) -> Payload {
@@ -537,4 +627,139 @@ fn positions_disagree(per_record: &[RecordResult], batch: &[&Outgoing]) -> bool 
             }
             _ => false,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config;
+
+    fn outgoing(flow: &Flow, id: u64) -> Outgoing {
+        let source = Arc::new(json!({
+            "id": id, "first_name": "Ann", "last_name": "Lee", "email": "ann@example.com",
+            "phone": "1", "address": {"city": "Oslo", "country": "no"},
+            "updated_at": "2024-01-01T00:00:00Z"
+        }));
+        Outgoing {
+            mapped: crate::record::map(flow, Arc::clone(&source)).unwrap(),
+            source,
+            window: None,
+        }
+    }
+
+    /// A flow writing to an API whose envelope carries a code in every 200, and whose lookup
+    /// says "not found" with an empty `data` (or a 404).
+    fn coded_api_flow(dir: &std::path::Path) -> Flow {
+        let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        std::fs::create_dir_all(dir.join("connectors")).unwrap();
+        write(
+            "connectors/in.yaml",
+            "name: in\nfile: { path: ../in.jsonl, format: jsonl }\n",
+        );
+        write(
+            "connectors/api.yaml",
+            r#"name: api
+base_url: "http://127.0.0.1:9"
+auth: { strategy: none }
+envelope: { success: "body.code == 0", message: "body.msg" }
+operations:
+  create: { kind: write, method: POST, path: /c, encoding: json, body: "{{ record }}", results: { id: body.id } }
+  find:
+    kind: lookup
+    method: GET
+    path: /c
+    encoding: query
+    query: { key: "{{ key }}" }
+    rows: { path: "$.data[*]", key: row.key, id: row.id, max_keys: 1, not_found: "not body.data or status == 404" }
+"#,
+        );
+        write(
+            "flow.yaml",
+            "source: { connector: in, operation: read }\ntarget: { connector: api, operation: create, lookup: find }\nkey: { source: \"{{ id }}\", target: key }\nmapping: { key: \"{{ id }}\" }\n",
+        );
+        let loaded = config::load_flow(&dir.join("flow.yaml"));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        loaded.value.unwrap()
+    }
+
+    #[test]
+    fn not_found_is_believed_only_from_a_successful_answer_or_a_404() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = coded_api_flow(dir.path());
+        let rows = flow
+            .target
+            .lookup_operation()
+            .unwrap()
+            .rows
+            .as_ref()
+            .unwrap();
+        let failed = |message: &str| Verdict::Failed {
+            code: None,
+            message: message.into(),
+        };
+        // Status, body, the envelope's verdict, and whether the keys are not in the target.
+        let table = [
+            (200, json!({"code": 0, "data": []}), Verdict::Success, true),
+            (
+                200,
+                json!({"code": 0, "data": [{"key": "A", "id": 1}]}),
+                Verdict::Success,
+                false,
+            ),
+            (
+                404,
+                json!({"code": 404, "msg": "no such key"}),
+                failed("no such key"),
+                true,
+            ),
+            // A token gone bad answers 200 without `data`: the lookup failed, it did not
+            // find the keys absent (they would be sent again).
+            (
+                200,
+                json!({"code": 40001, "msg": "token invalid"}),
+                failed("token invalid"),
+                false,
+            ),
+        ];
+        for (status, body, verdict, expected) in table {
+            let reply = Reply {
+                status,
+                headers: Vec::new(),
+                body: Arc::new(body.clone()),
+                verdict,
+            };
+            assert_eq!(
+                says_not_found(&flow, rows, &reply),
+                expected,
+                "{status} {body}"
+            );
+        }
+    }
+
+    /// The shipped example writes one customer per call (`POST /customers`, no `batch:`).
+    #[test]
+    fn a_one_record_write_given_two_records_is_an_error_not_one_call() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let loaded = config::load_flow(&root.join("mappings/examples/shop_customers.yaml"));
+        let flow = loaded.value.expect("the shipped example compiles");
+        assert!(flow.target.operation().batch.is_none());
+        let env = Env::from([
+            ("CRM_URL".to_string(), "http://127.0.0.1:9".to_string()),
+            ("CRM_TOKEN".to_string(), "t".to_string()),
+        ]);
+        let inputs = request::target_inputs(&flow, &env).unwrap();
+        let one = [outgoing(&flow, 1)];
+        assert!(write_request(&flow, &inputs, &one, &env).is_ok());
+        let two = [outgoing(&flow, 1), outgoing(&flow, 2)];
+        let error = write_request(&flow, &inputs, &two, &env).unwrap_err();
+        assert!(
+            error
+                .message()
+                .contains("takes one record per call, and was given 2"),
+            "{}",
+            error.message()
+        );
+    }
 }

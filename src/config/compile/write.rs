@@ -268,8 +268,14 @@ pub(super) fn compile_rows(
         .not_found
         .as_ref()
         .and_then(|text| cx.expression(doc, &at.key("not_found"), text, Context::Envelope));
+    // The list `rows.path` takes every item of: compiled here so that a lookup's answer
+    // lacking it is told from an empty list.
+    let list = (r.path.strip_suffix("[*]"))
+        .filter(|list| found.is_some() && !list.is_empty())
+        .and_then(|list| cx.json_path(doc, &at.key("path"), list));
     Some(Rows {
         path: found?,
+        list,
         key: key?,
         id: id?,
         number,

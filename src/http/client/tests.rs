@@ -293,6 +293,25 @@ async fn a_server_error_that_reports_per_record_results_is_an_answer() {
     assert_eq!(fixture.calls.load(Ordering::SeqCst), 1);
 }
 
+/// A 422 answered in plain text that echoes the request: the message kept for the parked
+/// record is its beginning, not the whole body with every field sent.
+#[test]
+fn a_text_refusal_kept_as_the_message_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let standalone = connector(&dir);
+    let operation = &standalone.connector.operations["write"];
+    let body = format!("invalid record: {}", "x".repeat(10_000));
+    let kept = refusal_text(operation, 422, body.as_bytes()).expect("a refusal");
+    let kept = kept.as_str().unwrap();
+    assert!(kept.starts_with("invalid record: xxx"), "{kept}");
+    assert!(
+        kept.chars().count() <= REFUSAL_CHARS + 1,
+        "{} chars",
+        kept.len()
+    );
+    assert!(kept.ends_with('…'));
+}
+
 /// What an observer was told: each request (operation, outcome) and each rate-limit wait.
 #[derive(Default)]
 struct Told {
