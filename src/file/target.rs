@@ -494,7 +494,7 @@ mod tests {
             key: c.key.clone(),
             hash: c.hash.clone(),
             source: json!({"id": "C"}),
-            target: c.target.clone(),
+            target: Some(c.target.clone()),
             modified: None,
         };
         store
