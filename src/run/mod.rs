@@ -267,7 +267,9 @@ async fn execute(
         cursor_before: store.cursor(&flow.name)?,
         ..Summary::default()
     };
-    // Keys settled by the recovery are not sent again when this run reads them.
+    // Keys the recovery could not settle are not sent when this run reads them; the others are
+    // in the ledger, which decides (an unchanged copy is skipped, a newer one follows
+    // `on_change`).
     let mut recovered = Default::default();
     if !options.dry_run {
         let recovery = recover::recover(&writer, &progress).await?;
@@ -275,7 +277,7 @@ async fn execute(
         summary.written += recovery.written;
         summary.failed += recovery.failed;
         summary.unresolved += recovery.unresolved;
-        recovered = recovery.keys;
+        recovered = recovery.unverified;
     }
     let backfill = options.since.is_some() || options.until.is_some();
     let (range, windows) = plan(&flow, &env, options, summary.cursor_before, &progress)?;

@@ -3,8 +3,9 @@
 //! A record marked in flight may or may not have reached the target. Each is looked up by key:
 //! found is written; not found is sent again (re-mapped from the source the ledger kept), or,
 //! without a stored source, released. A flow without a lookup cannot tell, so its in-flight
-//! records are parked for a person to check. The keys settled here are not sent again by the
-//! run that follows. Before them, updates an earlier run left under way are finished from
+//! records are parked for a person to check, and the run that follows sends no version of
+//! them. A key settled here that the run reads again is decided by the ledger like any other:
+//! the same content is skipped, a newer version follows `on_change`. Before them, updates an earlier run left under way are finished from
 //! the step they were at (`target::update`); one that cannot be finished stops the run.
 
 use std::collections::HashSet;
@@ -23,8 +24,13 @@ use crate::target::writer::{Outgoing, Settled};
 /// What the recovery of an earlier run's in-flight records did.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// The keys it handled: the run does not send them again when it reads them.
+    /// The keys it handled.
     pub keys: HashSet<String>,
+    /// The keys it could not settle (the flow has no lookup, so they are parked; or still
+    /// unresolved, so they stay in flight): the target may hold them or not, so the run sends
+    /// no version of them when it reads them again. Every other
+    /// key it handled is settled in the ledger, which decides as for any record read.
+    pub unverified: HashSet<String>,
     /// Found in the target, or sent again and written.
     pub written: u64,
     pub failed: u64,
@@ -47,6 +53,7 @@ pub async fn recover(writer: &Sink, progress: &Progress) -> Result<Recovery> {
     ));
     if !writer.can_look_up() {
         recovery.failed += park_unverifiable(writer, progress, &entries)?;
+        recovery.unverified = entries.iter().map(|e| e.key.clone()).collect();
         return Ok(recovery);
     }
     let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
@@ -119,6 +126,7 @@ pub async fn recover(writer: &Sink, progress: &Progress) -> Result<Recovery> {
                     progress.notice(format!(
                         "record `{key}` is still unresolved; it stays in flight"
                     ));
+                    recovery.unverified.insert(key);
                 }
             }
         }
