@@ -179,11 +179,11 @@ impl Sync {
         }
     }
 
-    /// Write the bundled flow's batches of `size` bills instead of 100.
+    /// Write the bundled flow's batches of `size` bills instead of 50.
     pub fn set_batch_size(&self, size: usize) {
         self.workspace.edit(
             "mappings/refund.yaml",
-            "  batch_size: 100\n",
+            "  batch_size: 50\n",
             &format!("  batch_size: {size}\n"),
         );
     }
