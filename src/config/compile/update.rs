@@ -133,6 +133,7 @@ pub(super) fn compile_update(
                 &name,
                 OperationKind::Update,
             )?;
+            refuse_writes_without_an_id(cx, doc, raw, conn);
             name
         }
     };
@@ -174,4 +175,33 @@ pub(super) fn compile_update(
         unaudit,
         reaudit,
     })
+}
+
+/// An update is sent by the target id the ledger recorded when the record was written. A
+/// one-record write that reads no id from its answer, in a flow without a lookup to find it,
+/// leaves none: every change would be parked at run time.
+fn refuse_writes_without_an_id(
+    cx: &mut Compiler,
+    doc: &Document,
+    raw: &RawFlow,
+    conn: &ConnectorSource,
+) {
+    let Some(write) = conn.raw.operations.get(&raw.target.operation) else {
+        return;
+    };
+    let reads_id = write.results.as_ref().is_some_and(|r| r.id.is_some());
+    if write.batch.is_some() || reads_id || raw.target.lookup.is_some() {
+        return;
+    }
+    cx.error(
+        format!(
+            "`on_change: update` sends a change by the target id, and operation `{}` learns none: it has no `results.id` and the flow no `target.lookup`",
+            raw.target.operation
+        ),
+        doc.locate(&YamlPath::root().key("target").key("on_change")),
+        Some(format!(
+            "give operation `{}` a `results: {{ id: \"body.id\" }}` (or read it from a header, `headers.location | split('/') | last`), or add a `target.lookup` whose `rows.id` finds it",
+            raw.target.operation
+        )),
+    );
 }
