@@ -5,17 +5,23 @@ use serde_json::Value;
 use crate::run::{bill_numbers, eligible_and_unknown};
 use crate::support::sync::Sync;
 
-/// The `highest` level of the summary line `concurrency 3 (adaptive, max 12, highest 5)`.
-fn highest_level(stderr: &str) -> usize {
+/// The last and the highest level of the summary line
+/// `concurrency 3 (adaptive, max 12, highest 5)`.
+fn levels(stderr: &str) -> (usize, usize) {
     let line = stderr
         .lines()
         .find(|line| line.starts_with("concurrency ") && line.contains("adaptive"))
         .unwrap_or_else(|| panic!("the summary names the concurrency: {stderr}"));
+    let last = line
+        .strip_prefix("concurrency ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok());
     let highest = line
         .split("highest ")
         .nth(1)
         .and_then(|rest| rest.trim_end_matches(')').parse().ok());
-    highest.unwrap_or_else(|| panic!("`{line}` names the highest level"))
+    last.zip(highest)
+        .unwrap_or_else(|| panic!("`{line}` names the last and the highest level"))
 }
 
 fn count(stats: &Value, service: &str, outcome: &str) -> u64 {
@@ -51,10 +57,18 @@ fn adaptive_concurrency_settles_near_the_targets_capacity_and_loses_nothing() {
         "  max_concurrency: 12\n  concurrency: adaptive",
     );
     let output = sync.run(&[]).code(1);
-    let highest = highest_level(&output.stderr);
+    let (last, highest) = levels(&output.stderr);
+    // The slow start may overshoot up to twice the last level without a busy answer (on a
+    // loaded machine four writers need not meet at Kingdee at once); what matters is where
+    // the level settles.
     assert!(
-        (CAPACITY..=2 * CAPACITY).contains(&highest),
+        (CAPACITY..=4 * CAPACITY).contains(&highest),
         "the level rose to the capacity ({CAPACITY}) and not far beyond, reaching {highest}: {}",
+        output.stderr
+    );
+    assert!(
+        (CAPACITY - 1..=2 * CAPACITY).contains(&last),
+        "the level settled near the capacity ({CAPACITY}), ending at {last}: {}",
         output.stderr
     );
     let stats = sync.kingdee("/_sim/stats");

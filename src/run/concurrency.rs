@@ -1,7 +1,10 @@
 //! The adaptive write concurrency controller: how many writers may be under way at once.
 //!
 //! Additive increase, multiplicative decrease, as Vector's adaptive request concurrency does
-//! for HTTP sinks. Each finished write reports its round-trip time and whether the target
+//! for HTTP sinks, after a slow start as TCP's: until the first sign of a limit the level
+//! doubles each window instead of rising by one, and that first sign halves it (the level
+//! before the last doubling was fine), so a short run is not spent climbing one step a round
+//! trip. Each finished write reports its round-trip time and whether the target
 //! pushed back (a busy answer, a timeout, an error). Once per window — about one average
 //! round trip — the window's mean round trip is compared with the long-run moving average:
 //! when it stayed within the average (plus a quarter) plus twice the mean deviation and the writers were all
@@ -82,6 +85,8 @@ pub struct Controller {
     /// When the limit was last cut for a push-back: a push-back to a write sent before then
     /// was already answered by that cut.
     last_cut: Option<Duration>,
+    /// No sign of the target's limit yet: a flat window doubles the level.
+    slow_start: bool,
 }
 
 impl Controller {
@@ -100,6 +105,7 @@ impl Controller {
             rtt_count: 0,
             reached_limit: false,
             last_cut: None,
+            slow_start: true,
         }
     }
 
@@ -141,9 +147,13 @@ impl Controller {
         let current = self.rtt_sum / f64::from(self.rtt_count);
         let threshold = self.past.mean * (1.0 + TOLERANCE) + DEVIATION_SCALE * self.past.deviation;
         if self.past.primed && current > threshold {
-            self.limit = ((self.limit as f64 * DECREASE) as usize).max(1);
+            self.cut();
         } else if self.reached_limit && self.limit < max {
-            self.limit += 1;
+            self.limit = if self.slow_start {
+                (self.limit * 2).min(max)
+            } else {
+                self.limit + 1
+            };
         }
         self.peak = self.peak.max(self.limit);
         self.past.update(current);
@@ -158,9 +168,16 @@ impl Controller {
         if self.last_cut.is_some_and(|cut| sent < cut) {
             return;
         }
-        self.limit = ((self.limit as f64 * DECREASE) as usize).max(1);
+        self.cut();
         self.last_cut = Some(now);
         self.new_window(now);
+    }
+
+    /// The first cut ends the slow start and halves the level; later ones keep `DECREASE`.
+    fn cut(&mut self) {
+        let kept = if self.slow_start { 0.5 } else { DECREASE };
+        self.slow_start = false;
+        self.limit = ((self.limit as f64 * kept) as usize).max(1);
     }
 
     fn new_window(&mut self, now: Duration) {
@@ -221,30 +238,41 @@ mod tests {
 
     #[test]
     fn the_limit_follows_the_latency_and_the_push_backs() {
-        let adaptive = Mode::Adaptive { initial: 2, max: 4 };
         // (what, mode, writes as (rtt ms, pushed back), limit after each write)
         type Case<'a> = (&'a str, Mode, &'a [(u64, bool)], &'a [usize]);
         let cases: &[Case] = &[
             (
-                "flat latency: one more writer per window, up to the maximum",
-                adaptive,
+                "flat latency in the slow start: the level doubles per window, up to the maximum",
+                Mode::Adaptive {
+                    initial: 2,
+                    max: 12,
+                },
                 &[(100, false); 5],
-                &[3, 4, 4, 4, 4],
+                &[4, 8, 12, 12, 12],
             ),
             (
-                "a busy answer cuts the limit to 90%, never below one",
-                Mode::Adaptive { initial: 3, max: 8 },
-                &[(100, true), (100, true), (100, true), (100, true)],
-                &[2, 1, 1, 1],
+                "the first busy answer halves the level, later ones cut it to 90%, never below one",
+                Mode::Adaptive { initial: 8, max: 8 },
+                &[(100, true); 5],
+                &[4, 3, 2, 1, 1],
             ),
             (
-                "latency rising well above the average cuts the limit",
+                "after the first push-back, one more writer per flat window",
+                Mode::Adaptive {
+                    initial: 2,
+                    max: 16,
+                },
+                &[(100, false), (100, true), (100, false), (100, false)],
+                &[4, 2, 3, 4],
+            ),
+            (
+                "latency rising well above the average ends the slow start",
                 Mode::Adaptive {
                     initial: 2,
                     max: 16,
                 },
                 &[(100, false), (100, false), (100, false), (400, false)],
-                &[3, 4, 5, 4],
+                &[4, 8, 16, 8],
             ),
             (
                 "latency within the deviation counts as flat",
@@ -253,7 +281,7 @@ mod tests {
                     max: 16,
                 },
                 &[(100, false), (120, false), (110, false), (115, false)],
-                &[2, 3, 4, 5],
+                &[2, 4, 8, 16],
             ),
             (
                 "a fixed concurrency never moves",
@@ -290,16 +318,16 @@ mod tests {
         for _ in 0..8 {
             controller.started(8);
         }
-        // All eight were sent at 0 ms; the first busy answer cuts, the others sent with it
-        // do not cut again.
+        // All eight were sent at 0 ms; the first busy answer cuts (halves: it ends the slow
+        // start), the others sent with it do not cut again.
         controller.finished(ms(40), ms(40), Outcome::PushedBack);
-        assert_eq!(controller.limit(), 7);
+        assert_eq!(controller.limit(), 4);
         controller.finished(ms(45), ms(45), Outcome::PushedBack);
         controller.finished(ms(50), ms(50), Outcome::PushedBack);
-        assert_eq!(controller.limit(), 7);
-        // A write sent after the cut and refused too cuts again.
+        assert_eq!(controller.limit(), 4);
+        // A write sent after the cut and refused too cuts again, to 90%.
         controller.finished(ms(100), ms(50), Outcome::PushedBack);
-        assert_eq!(controller.limit(), 6);
+        assert_eq!(controller.limit(), 3);
     }
 
     #[test]
@@ -311,11 +339,11 @@ mod tests {
         controller.started(1);
         controller.finished(ms(100), ms(100), Outcome::Answered);
         assert_eq!(controller.limit(), 2);
-        // Two writes ending 60 ms apart fall in one window: one step, not two.
+        // Two writes ending 60 ms apart fall in one window: one step (a doubling), not two.
         controller.started(2);
         controller.finished(ms(150), ms(100), Outcome::Answered);
         controller.finished(ms(210), ms(100), Outcome::Answered);
-        assert_eq!(controller.limit(), 3);
-        assert_eq!(controller.peak, 3);
+        assert_eq!(controller.limit(), 4);
+        assert_eq!(controller.peak, 4);
     }
 }
