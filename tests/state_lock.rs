@@ -27,6 +27,13 @@ fn slow_sync() -> Sync {
         3,
     );
     sync.set_batch_size(5);
+    // One writer: the run lasts about 11 saves × 600 ms, long enough for the other commands
+    // to meet its lock however loaded the machine (an adaptive level would finish sooner).
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        "  concurrency: adaptive",
+        "  concurrency: 1 #",
+    );
     sync
 }
 
