@@ -58,6 +58,7 @@ impl Api {
         let app = Router::new()
             .route("/items", get(items))
             .route("/search", post(search))
+            .route("/records", get(by_offset))
             .with_state(inner.clone());
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -176,6 +177,38 @@ async fn items(
         .into_response()
 }
 
+/// `GET /records?since&until&offset&limit`: a top-level array sorted by last-modified time
+/// (so positions shift when a record is modified), 25 by default, the total in `X-Total-Count`.
+async fn by_offset(
+    State(inner): State<Shared>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    if let Some(response) = fault(&mut inner) {
+        return response;
+    }
+    let get = |name: &str| query.get(name).map(|v| v.parse::<i64>().unwrap());
+    let (since, until) = (get("since").unwrap(), get("until").unwrap());
+    let mut matching: Vec<_> = inner
+        .records
+        .iter()
+        .filter(|(_, t)| (since..=until).contains(*t))
+        .map(|(id, t)| (*t, id.clone()))
+        .collect();
+    matching.sort();
+    let offset = get("offset").unwrap_or(0) as usize;
+    let limit = get("limit").unwrap_or(25) as usize;
+    let page: Vec<_> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(t, id)| json!({"id": id, "updated_ms": t}))
+        .collect();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-total-count", HeaderValue::from(matching.len()));
+    (headers, Json(Value::Array(page))).into_response()
+}
+
 async fn search(State(inner): State<Shared>, body: Option<Json<Value>>) -> Response {
     let mut inner = inner.lock().unwrap();
     if let Some(response) = fault(&mut inner) {
@@ -242,6 +275,19 @@ operations:
       cursor: "{{{{ params.cursor }}}}"
     records: $.results[*]
     pagination: {{ strategy: cursor, cursor: $.next.cursor, max_page_size: 50 }}
+    window: {{ max_span: 30d, field: updated_ms }}
+  records:
+    kind: read
+    method: GET
+    path: /records
+    encoding: query
+    params:
+      since: "{{{{ LAST_SYNC_TIME | timestamp }}}}000"
+      until: "{{{{ CURRENT_TIME | timestamp }}}}999"
+      offset: "{{{{PAGINATION_OFFSET}}}}"
+      limit: "{{{{PAGINATION_PAGE_SIZE}}}}"
+    records: $[*]
+    pagination: {{ strategy: offset, max_page_size: 100, total_header: X-Total-Count }}
     window: {{ max_span: 30d, field: updated_ms }}
 "#
     )
@@ -330,6 +376,11 @@ fn a_post_search_with_the_cursor_in_its_json_body_delivers_every_record_once() {
     every_record_once("search");
 }
 
+#[test]
+fn an_offset_api_with_the_total_in_a_header_delivers_every_record_once() {
+    every_record_once("records");
+}
+
 /// The connector edited by `edits` fails the run with `message` (exit 4), the cursor kept;
 /// the corrected connector then delivers every record.
 fn wrong_description_fails_then_recovers(operation: &str, edits: &[(&str, &str)], message: &str) {
@@ -375,7 +426,7 @@ fn a_cursor_path_that_finds_nothing_while_a_header_gives_the_token_fails_the_win
             "cursor_header: X-Next-Cursor, has_more: \"body.has_more == 'true'\"",
             "cursor: $.next_cursor",
         )],
-        "the answer gives a next page in the header `x-next-cursor`, but no next cursor is where `pagination` reads it",
+        "the answer gives a next page in the header `x-next-cursor`, but the pagination finds no cursor where it reads it",
     );
 }
 
@@ -390,5 +441,24 @@ fn a_has_more_as_text_read_as_a_flag_fails_the_window() {
             "has_more: body.has_more",
         )],
         "an answer says more records follow (`has_more`) but gives no next cursor",
+    );
+}
+
+#[test]
+fn an_offset_api_read_as_one_answer_fails_on_its_header_total() {
+    // Before: the API's default page of 25 taken for the whole window, exit 0, 35 lost.
+    wrong_description_fails_then_recovers(
+        "records",
+        &[
+            (
+                "      offset: \"{{PAGINATION_OFFSET}}\"\n      limit: \"{{PAGINATION_PAGE_SIZE}}\"\n",
+                "",
+            ),
+            (
+                "strategy: offset, max_page_size: 100, total_header: X-Total-Count",
+                "strategy: none",
+            ),
+        ],
+        "the header `x-total-count` says 60 record(s) but the answer holds 25; pagination `none` reads one answer per window",
     );
 }

@@ -201,9 +201,11 @@ impl Chain {
             // signals more elsewhere, that place is what is wrong, and ending here would skip
             // every page behind this one.
             (None, None) if self.tokens.is_empty() => {
-                match unfollowed_more(answer, self.follows_link, true) {
+                match unfollowed_more(answer, self.follows_link, true)
+                    .or_else(|| header_total_above(answer))
+                {
                     Some(why) => Next::Failed(format!(
-                        "{why}, but no next {what} is where `pagination` reads it: the window would end after its first page (check the pagination's {what} path or header, or declare `has_more`)"
+                        "{why}, but the pagination finds no {what} where it reads it: the window would end after its first page (check where `pagination` reads the {what}, or declare `has_more`)"
                     )),
                     None => self.finish(answer),
                 }
@@ -236,6 +238,23 @@ impl Chain {
             _ => Next::Done,
         }
     }
+}
+
+/// Why the first (or only) answer of a window holds fewer records than the window, by a total
+/// in a usual header (`X-Total-Count`, `X-Total`) the operation does not read, if it does.
+pub fn header_total_above(answer: &Answer) -> Option<String> {
+    answer.headers.iter().find_map(|(name, value)| {
+        let name = name.to_ascii_lowercase();
+        let total = value.trim().parse::<u64>().ok()?;
+        (matches!(name.as_str(), "x-total-count" | "x-total" | "total-count")
+            && total > answer.count as u64)
+            .then(|| {
+                format!(
+                    "the header `{name}` says {total} record(s) but the answer holds {}",
+                    answer.count
+                )
+            })
+    })
 }
 
 /// Why `answer` says more records follow than a pager that follows no more sees, if it does:
@@ -438,7 +457,7 @@ pub mod tests {
                 Next::Cursor,
             );
             assert!(
-                matches!(chain.next(), Next::Failed(why) if why.contains("no next cursor is where `pagination` reads it")),
+                matches!(chain.next(), Next::Failed(why) if why.contains("the pagination finds no cursor where it reads it")),
                 "{body} {headers:?}: {:?}",
                 chain.next()
             );
