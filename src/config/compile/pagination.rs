@@ -108,7 +108,16 @@ pub(super) fn compile_pagination(
                 has_more,
             }
         }
-        PaginationStrategy::None => PagingStrategy::None,
+        PaginationStrategy::None => {
+            if p.max_page_size.is_none() && p.total_header.is_none() && raw.total.is_none() {
+                // Nothing would show an answer cut off at the API's default page size.
+                cx.warning(
+                    "pagination `none` without `max_page_size` or a total cannot tell one answer cut off at the API's page size from the whole window: give `max_page_size` (the most records the API returns at once), `total` or `total_header`",
+                    doc.locate_key(&path),
+                );
+            }
+            PagingStrategy::None
+        }
     };
     if p.total_header.is_some() && raw.total.is_some() {
         cx.error(
