@@ -260,7 +260,11 @@ mod tests {
             .iter()
             .find_map(|(name, value)| (name == "Authorization").then_some(value))
             .and_then(|value| value.strip_prefix("Basic "))
-            .map(|value| base64::engine::general_purpose::STANDARD.decode(value).unwrap());
+            .map(|value| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(value)
+                    .unwrap()
+            });
         assert_eq!(sent.as_deref(), Some(&b"app_1.prod:Ab-9_x.y~Z"[..]));
     }
 

@@ -18,6 +18,7 @@ use crate::config::model::{Flow, JsonPath, Pagination, PagingStrategy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, Payload};
 use crate::http::envelope::{self, Verdict};
+use crate::http::transport::join_url;
 use crate::record;
 use crate::request::{self, Env, Placeholders};
 use crate::source::strategy::{self, Answer, Next};
@@ -168,6 +169,7 @@ impl Reader<'_> {
             self.progress.page(page, keyed.len(), fetched_page.total);
             stats.pages += 1;
             pager.observe(&Answer {
+                url: Some(&fetched_page.url),
                 headers: &fetched_page.headers,
                 body: &fetched_page.body,
                 count: keyed.len(),
@@ -221,6 +223,8 @@ impl Reader<'_> {
 
 /// What one answer of the source held.
 struct Fetched {
+    /// The URL requested, without the query.
+    url: String,
     records: Vec<Arc<Json>>,
     total: Option<u64>,
     headers: Vec<(String, String)>,
@@ -285,6 +289,10 @@ impl Reader<'_> {
                 }
             }
         };
+        let url = match &payload {
+            Payload::Url(url) => url.clone(),
+            _ => join_url(self.client.base_url(), &parts.path),
+        };
         let reply = self
             .client
             .call(operation, &self.flow.envelopes, &parts, payload, true)
@@ -340,6 +348,7 @@ impl Reader<'_> {
             }
         });
         Ok(Fetched {
+            url,
             records,
             total,
             headers: reply.headers,

@@ -48,6 +48,8 @@ pub enum Next {
 /// One answer, as the pager sees it.
 #[derive(Debug, Clone)]
 pub struct Answer<'a> {
+    /// The URL the answer came from (relative next links resolve against it), if known.
+    pub url: Option<&'a str>,
     pub headers: &'a [(String, String)],
     pub body: &'a Json,
     /// Records on the page.
@@ -344,6 +346,7 @@ pub mod tests {
         has_more: Option<bool>,
     ) -> Answer<'a> {
         Answer {
+            url: None,
             headers,
             body,
             count: keys.len(),
