@@ -61,8 +61,10 @@ pub(super) fn compile_pagination(
         .has_more
         .as_ref()
         .and_then(|text| cx.expression(doc, &path.key("has_more"), text, Context::Envelope));
-    if matches!(strategy, PaginationStrategy::Page | PaginationStrategy::Offset)
-        && p.total_header.is_none()
+    if matches!(
+        strategy,
+        PaginationStrategy::Page | PaginationStrategy::Offset
+    ) && p.total_header.is_none()
         && raw.total.is_none()
     {
         // Without a total, a short page ends the window: a page the API cut below the size
