@@ -255,21 +255,32 @@ pub fn source_params(
     )
 }
 
-/// The source request's parameters and [`Parts`] for one page of one window; the path,
-/// query and headers read the parameters as `params`.
+/// The parameters, the JSON body (when the operation has `body:`) and the [`Parts`] of one
+/// source request.
+pub type SourceRequest = (serde_json::Map<String, Json>, Option<Json>, Parts);
+
+/// The source request's parameters, body and [`Parts`] for one page of one window; the body,
+/// path, query and headers read the parameters as `params`.
 pub fn source_request(
     flow: &Flow,
     placeholders: &Placeholders,
     env: &Env,
-) -> Result<(serde_json::Map<String, Json>, Parts), EvalError> {
+) -> Result<SourceRequest, EvalError> {
     let mut names = source_names(flow, placeholders);
     let params = evaluate_params(flow, &flow.source.params, names.clone(), env)?;
     names.push((
         Arc::from("params"),
         template::from_json(&Json::Object(params.clone())),
     ));
-    let parts = parts(flow, flow.source.operation(), names, env)?;
-    Ok((params, parts))
+    let operation = flow.source.operation();
+    let parts = parts(flow, operation, names.clone(), env)?;
+    // A POST search that takes its filters and cursor in a JSON body (`body:`) sends that
+    // body; the parameters reach it through `{{ params.… }}`.
+    let body = match operation.body {
+        Some(_) => Some(body(flow, operation, names, env)?),
+        None => None,
+    };
+    Ok((params, body, parts))
 }
 
 /// What an operation's templates give one call besides its parameters or body: the path

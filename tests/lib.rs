@@ -17,6 +17,7 @@ mod hostile_source;
 mod mapping;
 mod newcomer;
 mod rest_auth;
+mod rest_described;
 mod rest_requests;
 mod rest_sources;
 mod rest_target;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::Value as Json;
 
 use crate::auth::token::{Issued, TokenCache, redact};
@@ -44,8 +44,15 @@ pub fn token_request(credentials: &Credentials, url: String) -> Request {
     let mut form = vec![("grant_type".to_string(), "client_credentials".to_string())];
     let mut headers = vec![("Accept".to_string(), "application/json".to_string())];
     if credentials.basic {
-        // RFC 6749 §2.3.1: both parts are form-encoded before they are joined.
-        let encode = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+        // RFC 6749 §2.3.1: both parts are form-encoded before they are joined. The unreserved
+        // `-._~` stay as written, so the usual secrets (letters, digits, `-._~`) reach a server
+        // that does not decode them (many do not) unchanged.
+        const ENCODED: &AsciiSet = &NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let encode = |text: &str| utf8_percent_encode(text, ENCODED).to_string();
         let pair = format!(
             "{}:{}",
             encode(&credentials.client_id),
@@ -241,6 +248,24 @@ mod tests {
             "Authorization".into(),
             "Basic Y2xpZW50JTIwYTpzM2NyJTI2dA==".into()
         )));
+        // A secret of letters, digits and `-._~` (Auth0, Okta, Azure) goes as written.
+        let usual = Credentials {
+            client_id: "app_1.prod".into(),
+            client_secret: Secret::new("Ab-9_x.y~Z"),
+            ..credentials(true)
+        };
+        let basic = token_request(&usual, "http://h/t".into());
+        let sent = basic
+            .headers
+            .iter()
+            .find_map(|(name, value)| (name == "Authorization").then_some(value))
+            .and_then(|value| value.strip_prefix("Basic "))
+            .map(|value| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(value)
+                    .unwrap()
+            });
+        assert_eq!(sent.as_deref(), Some(&b"app_1.prod:Ab-9_x.y~Z"[..]));
     }
 
     #[test]

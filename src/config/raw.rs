@@ -653,7 +653,8 @@ pub struct RawOperation {
     /// The JSON request body (`encoding: json`), a YAML tree of templates. It reads `params`
     /// (the merged parameters) and what `path` reads: `records` and `keys` (a batch write),
     /// `record` and `key` (a one-record write), `keys` (and `key`) (a lookup), `record`, `key`,
-    /// `target_id` and `target_number` (an update; an action all but `record`).
+    /// `target_id` and `target_number` (an update; an action all but `record`). A read sends
+    /// it instead of its parameters (a POST search taking the cursor in the body).
     #[serde(default)]
     pub body: Option<Value>,
     /// Overrides the connector's envelope for this operation.
@@ -787,7 +788,8 @@ pub struct RawPagination {
     #[serde(default)]
     pub cursor_header: Option<String>,
     /// `cursor`, `link`, `next_url`: an expression over `body`, `status` and `headers` that
-    /// is false on the last page, e.g. `body.has_more`.
+    /// is false on the last page, e.g. `body.has_more` (`body.has_more == 'true'` when the API
+    /// sends it as text: the text "false" is true).
     #[serde(default)]
     pub has_more: Option<String>,
     /// `next_url`: JSONPath of the next page's URL in the body, e.g. `$.links.next`.

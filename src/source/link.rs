@@ -36,7 +36,7 @@ impl Pager for Link {
             return;
         }
         let url = next_of(answer.headers)
-            .map(|url| on_origin(&self.base_url, &url))
+            .map(|url| on_origin(&self.base_url, answer.url, &url))
             .transpose();
         self.chain.step(answer, url, Next::Url);
         self.reread.after(&self.chain);

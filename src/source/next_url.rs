@@ -41,7 +41,7 @@ impl Pager for NextUrl {
         let url = match self.path.select(answer.body).first() {
             None | Some(Json::Null) => Ok(None),
             Some(Json::String(url)) if url.trim().is_empty() => Ok(None),
-            Some(Json::String(url)) => on_origin(&self.base_url, url).map(Some),
+            Some(Json::String(url)) => on_origin(&self.base_url, answer.url, url).map(Some),
             Some(other) => Err(format!(
                 "the next URL at `{}` is `{other}`, not a text",
                 self.path.text
@@ -66,12 +66,17 @@ pub fn shown(url: &str) -> String {
     shown
 }
 
-/// `url` (absolute, or relative to `base_url`) as an absolute URL, if it is on the origin of
-/// `base_url`; else why it is not followed.
-pub fn on_origin(base_url: &str, url: &str) -> Result<String, String> {
+/// `url` (absolute, or relative to the URL `from` of the answer that gave it, as RFC 3986
+/// resolves it: `?after=2` and `items?after=2` keep that answer's path; without `from`,
+/// relative to `base_url`) as an absolute URL, if it is on the origin of `base_url`; else why
+/// it is not followed.
+pub fn on_origin(base_url: &str, from: Option<&str>, url: &str) -> Result<String, String> {
     let base = reqwest::Url::parse(base_url)
         .map_err(|err| format!("the connector's `base_url` is not a URL: {err}"))?;
-    let next = base
+    let against = from
+        .and_then(|from| reqwest::Url::parse(from).ok())
+        .unwrap_or_else(|| base.clone());
+    let next = against
         .join(url.trim())
         .map_err(|err| format!("the next page's URL `{}` is not a URL: {err}", shown(url)))?;
     if next.origin() != base.origin() {
@@ -107,12 +112,30 @@ mod tests {
             ("//evil.test/x", Err("another origin")),
         ];
         for (url, expected) in cases {
-            match (on_origin(base, url), expected) {
+            match (on_origin(base, None, url), expected) {
                 (Ok(found), Ok(expected)) => assert_eq!(found, expected, "{url}"),
                 (Err(why), Err(part)) => assert!(why.contains(part), "{url}: {why}"),
                 (found, expected) => panic!("{url}: {found:?}, expected {expected:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_relative_next_url_keeps_the_path_of_the_answer_that_gave_it() {
+        let base = "https://api.test/api/v2";
+        let from = Some("https://api.test/api/v2/items?limit=5");
+        for (url, expected) in [
+            ("?after=2", "https://api.test/api/v2/items?after=2"),
+            ("items?after=2", "https://api.test/api/v2/items?after=2"),
+            (
+                "/api/v2/items?after=2",
+                "https://api.test/api/v2/items?after=2",
+            ),
+        ] {
+            assert_eq!(on_origin(base, from, url).as_deref(), Ok(expected), "{url}");
+        }
+        let elsewhere = on_origin(base, from, "https://evil.test/api/v2/items").unwrap_err();
+        assert!(elsewhere.contains("another origin"), "{elsewhere}");
     }
 
     #[test]
@@ -122,7 +145,8 @@ mod tests {
             "https://api.test/x?…"
         );
         assert_eq!(shown("/x"), "/x");
-        let why = on_origin("https://api.test", "https://evil.test/x?key=s3cret").unwrap_err();
+        let why =
+            on_origin("https://api.test", None, "https://evil.test/x?key=s3cret").unwrap_err();
         assert!(!why.contains("s3cret"), "{why}");
     }
 

@@ -81,7 +81,12 @@ impl Pager for Numbered {
 fn failure_text(failure: Failure) -> String {
     match failure {
         Failure::BelowTotal { page, held, total } => format!(
-            "page {page} held {held} record(s) although the total says {total}, through several fresh reads of the first page"
+            "page {page} held {held} record(s) although the total says {total}, through several fresh reads of the first page{}",
+            if held > 0 {
+                " (an API that gives fewer records per page than `page_size` asks does this: lower `page_size` to what it gives)"
+            } else {
+                ""
+            }
         ),
         Failure::TooManyPages { total, pages } => format!(
             "the total {total} needs {pages} pages, more than one window may read ({MAX_PAGES}); a shorter `source.window.max_span` splits it"
@@ -125,6 +130,25 @@ mod tests {
 
     use super::*;
     use crate::source::strategy::tests::answer;
+
+    #[test]
+    fn a_page_short_of_its_total_suggests_a_lower_page_size() {
+        let capped = failure_text(Failure::BelowTotal {
+            page: 1,
+            held: 40,
+            total: 300,
+        });
+        assert!(
+            capped.ends_with("lower `page_size` to what it gives)"),
+            "{capped}"
+        );
+        let empty = failure_text(Failure::BelowTotal {
+            page: 10,
+            held: 0,
+            total: 1050,
+        });
+        assert!(!empty.contains("page_size"), "{empty}");
+    }
 
     #[test]
     fn a_short_last_page_that_says_more_follows_fails_the_window() {

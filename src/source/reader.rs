@@ -18,6 +18,7 @@ use crate::config::model::{Flow, JsonPath, Pagination, PagingStrategy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::client::{Client, Payload};
 use crate::http::envelope::{self, Verdict};
+use crate::http::transport::join_url;
 use crate::record;
 use crate::request::{self, Env, Placeholders};
 use crate::source::strategy::{self, Answer, Next};
@@ -168,6 +169,7 @@ impl Reader<'_> {
             self.progress.page(page, keyed.len(), fetched_page.total);
             stats.pages += 1;
             pager.observe(&Answer {
+                url: Some(&fetched_page.url),
                 headers: &fetched_page.headers,
                 body: &fetched_page.body,
                 count: keyed.len(),
@@ -221,6 +223,8 @@ impl Reader<'_> {
 
 /// What one answer of the source held.
 struct Fetched {
+    /// The URL requested, without the query.
+    url: String,
     records: Vec<Arc<Json>>,
     total: Option<u64>,
     headers: Vec<(String, String)>,
@@ -271,16 +275,23 @@ impl Reader<'_> {
                         _ => None,
                     },
                 };
-                let (params, parts) = request::source_request(self.flow, &placeholders, self.env)
-                    .map_err(|err| {
-                    Error::config(format!(
-                        "cannot build the source parameters: {}",
-                        err.message
-                    ))
-                    .with_location(err.location)
-                })?;
-                (Payload::Fields(params), parts)
+                let (params, body, parts) =
+                    request::source_request(self.flow, &placeholders, self.env).map_err(|err| {
+                        Error::config(format!(
+                            "cannot build the source parameters: {}",
+                            err.message
+                        ))
+                        .with_location(err.location)
+                    })?;
+                match body {
+                    Some(body) => (Payload::Json(body), parts),
+                    None => (Payload::Fields(params), parts),
+                }
             }
+        };
+        let url = match &payload {
+            Payload::Url(url) => url.clone(),
+            _ => join_url(self.client.base_url(), &parts.path),
         };
         let reply = self
             .client
@@ -337,6 +348,7 @@ impl Reader<'_> {
             }
         });
         Ok(Fetched {
+            url,
             records,
             total,
             headers: reply.headers,
@@ -393,6 +405,16 @@ fn records_of(path: &JsonPath, body: &Json) -> std::result::Result<Vec<Arc<Json>
             .strip_suffix("[*]")
             .or_else(|| path.text.strip_suffix(".*"))
             .unwrap_or(&path.text);
+        // Absent is "no records" (WDT leaves an empty list out), unless the answer holds
+        // records elsewhere: then `records` is wrong, and reading nothing would skip them all.
+        if lists.is_empty()
+            && let Some((found, count)) = list_of_objects(body, "$", 3)
+        {
+            return Err(format!(
+                "`{list_text}` is not in the answer, which holds a list of {count} object(s) at `{found}` (is `records: {}` right?)",
+                path.text
+            ));
+        }
         for list in lists {
             if !matches!(list, Json::Array(_) | Json::Null) {
                 return Err(format!(
@@ -412,6 +434,20 @@ fn records_of(path: &JsonPath, body: &Json) -> std::result::Result<Vec<Arc<Json>
         ));
     }
     Ok(records.into_iter().map(|r| Arc::new(r.clone())).collect())
+}
+
+/// The first non-empty list of objects in `value` (itself, or `depth` levels of object keys
+/// down), as a JSONPath and its length.
+fn list_of_objects(value: &Json, at: &str, depth: u8) -> Option<(String, usize)> {
+    match value {
+        Json::Array(items) if !items.is_empty() && items.iter().all(Json::is_object) => {
+            Some((at.to_string(), items.len()))
+        }
+        Json::Object(fields) if depth > 0 => fields
+            .iter()
+            .find_map(|(name, inner)| list_of_objects(inner, &format!("{at}.{name}"), depth - 1)),
+        _ => None,
+    }
 }
 
 fn kind_of(value: &Json) -> &'static str {
@@ -485,9 +521,19 @@ mod tests {
             serde_json::json!({"response": {"stockin_list": []}}),
             serde_json::json!({"response": {"stockin_list": null}}),
             serde_json::json!({"response": {}}),
+            serde_json::json!({"response": {"errors": [], "codes": [1, 2]}}),
         ] {
             assert_eq!(ok(empty), Ok(0));
         }
+        // Absent, while records sit elsewhere: a wrong `records` path, not an empty answer.
+        assert_eq!(
+            refused(serde_json::json!({"response": {"stock_list": [{"order_no": "RK1"}]}})),
+            "`$.response.stockin_list` is not in the answer, which holds a list of 1 object(s) at `$.response.stock_list` (is `records: $.response.stockin_list[*]` right?)"
+        );
+        assert_eq!(
+            refused(serde_json::json!([{"order_no": "RK1"}, {"order_no": "RK2"}])),
+            "`$.response.stockin_list` is not in the answer, which holds a list of 2 object(s) at `$` (is `records: $.response.stockin_list[*]` right?)"
+        );
         assert_eq!(
             refused(serde_json::json!({"response": {"stockin_list": {"a": {"order_no": "RK1"}}}})),
             "`$.response.stockin_list` is an object, not a list of records (records are read at `$.response.stockin_list[*]`)"

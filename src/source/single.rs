@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use crate::source::strategy::{Answer, Next, Pager, unfollowed_more};
+use crate::source::strategy::{Answer, Next, Pager, header_total_above, unfollowed_more};
 
 #[derive(Debug)]
 pub struct Single {
@@ -30,6 +30,7 @@ impl Pager for Single {
     fn observe(&mut self, answer: &Answer) {
         let held = answer.keys.iter().collect::<HashSet<_>>().len() as u64;
         let why = unfollowed_more(answer, false, true)
+            .or_else(|| header_total_above(answer))
             .or_else(|| {
                 answer.total.filter(|total| *total > held).map(|total| {
                     format!("the total says {total} record(s) but the answer holds {held}")
@@ -75,8 +76,13 @@ mod tests {
             Option<u32>,
             bool,
         );
-        let cases: [Case; 7] = [
+        let total_above = vec![("x-total-count".to_string(), "102".to_string())];
+        let total_met = vec![("x-total-count".to_string(), "2".to_string())];
+        let cases: [Case; 9] = [
             (&[], &plain, &[1, 2], None, None, false),
+            // An offset API read as `none`: its default page, and the total in a header.
+            (&total_above, &plain, &[1, 2], None, None, true),
+            (&total_met, &plain, &[1, 2], None, None, false),
             (&[], &plain, &[1, 2], Some(2), Some(3), false),
             (&link, &plain, &[1, 2], None, None, true),
             (&[], &more, &[1, 2], None, None, true),

@@ -48,6 +48,8 @@ pub enum Next {
 /// One answer, as the pager sees it.
 #[derive(Debug, Clone)]
 pub struct Answer<'a> {
+    /// The URL the answer came from (relative next links resolve against it), if known.
+    pub url: Option<&'a str>,
     pub headers: &'a [(String, String)],
     pub body: &'a Json,
     /// Records on the page.
@@ -197,6 +199,19 @@ impl Chain {
             return;
         }
         self.next = match (token, answer.has_more) {
+            // No token where the pagination looks, on the window's first page: if the answer
+            // signals more elsewhere, that place is what is wrong, and ending here would skip
+            // every page behind this one.
+            (None, None) if self.tokens.is_empty() => {
+                match unfollowed_more(answer, self.follows_link, true)
+                    .or_else(|| header_total_above(answer))
+                {
+                    Some(why) => Next::Failed(format!(
+                        "{why}, but the pagination finds no {what} where it reads it: the window would end after its first page (check where `pagination` reads the {what}, or declare `has_more`)"
+                    )),
+                    None => self.finish(answer),
+                }
+            }
             (_, Some(false)) | (None, None) => self.finish(answer),
             (None, Some(true)) => Next::Failed(format!(
                 "an answer says more records follow (`has_more`) but gives no next {what}"
@@ -227,6 +242,23 @@ impl Chain {
     }
 }
 
+/// Why the first (or only) answer of a window holds fewer records than the window, by a total
+/// in a usual header (`X-Total-Count`, `X-Total`) the operation does not read, if it does.
+pub fn header_total_above(answer: &Answer) -> Option<String> {
+    answer.headers.iter().find_map(|(name, value)| {
+        let name = name.to_ascii_lowercase();
+        let total = value.trim().parse::<u64>().ok()?;
+        (matches!(name.as_str(), "x-total-count" | "x-total" | "total-count")
+            && total > answer.count as u64)
+            .then(|| {
+                format!(
+                    "the header `{name}` says {total} record(s) but the answer holds {}",
+                    answer.count
+                )
+            })
+    })
+}
+
 /// Why `answer` says more records follow than a pager that follows no more sees, if it does:
 /// a `Link: rel="next"` (unless `follows_link`), or, when `body_signals`, a body with
 /// `has_more: true` or a next token in a well-known place.
@@ -243,6 +275,16 @@ pub fn unfollowed_more(answer: &Answer, follows_link: bool, body_signals: bool) 
     if answer.has_more == Some(true) {
         return Some("the answer says more records follow (`has_more`)".into());
     }
+    // A next token in a header (`X-Next-Cursor`, `X-Next-Page`, `Next-Page-Token`).
+    if let Some((name, _)) = answer.headers.iter().find(|(name, value)| {
+        let name = name.to_ascii_lowercase();
+        (name.contains("cursor") || name.contains("next-page") || name.starts_with("x-next"))
+            && !value.trim().is_empty()
+    }) {
+        return Some(format!(
+            "the answer gives a next page in the header `{name}`"
+        ));
+    }
     let Json::Object(body) = answer.body else {
         return None;
     };
@@ -257,10 +299,12 @@ pub fn unfollowed_more(answer: &Answer, follows_link: bool, body_signals: bool) 
         "next",
         "cursor",
     ];
-    if let Some(flag) = FLAGS
-        .iter()
-        .find(|flag| body.get(**flag) == Some(&Json::Bool(true)))
-    {
+    let is_true = |value: Option<&Json>| match value {
+        Some(Json::Bool(flag)) => *flag,
+        Some(Json::String(text)) => text.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    if let Some(flag) = FLAGS.iter().find(|flag| is_true(body.get(**flag))) {
         return Some(format!("the answer says `{flag}: true`"));
     }
     let set = |value: Option<&Json>| match value {
@@ -302,6 +346,7 @@ pub mod tests {
         has_more: Option<bool>,
     ) -> Answer<'a> {
         Answer {
+            url: None,
             headers,
             body,
             count: keys.len(),
@@ -319,7 +364,11 @@ pub mod tests {
         )];
         let none: Vec<(String, String)> = Vec::new();
         type Case<'a> = (&'a [(String, String)], Json, bool, bool);
-        let cases: [Case; 9] = [
+        let cursor_header = vec![("x-next-cursor".to_string(), "cjAwMjU".to_string())];
+        let cases: [Case; 12] = [
+            (&cursor_header, json!({}), false, true),
+            (&none, json!({"has_more": "true"}), false, true),
+            (&none, json!({"has_more": "false"}), false, false),
             (&link, json!({}), false, true),
             (&link, json!({}), true, false),
             (&none, json!({"has_more": true}), false, true),
@@ -394,6 +443,49 @@ pub mod tests {
             Next::Cursor,
         );
         assert!(matches!(chain.next(), Next::Failed(why) if why.contains("no next cursor")));
+    }
+
+    #[test]
+    fn a_first_page_without_the_token_where_the_answer_signals_more_fails_the_chain() {
+        // A wrong cursor path finds nothing on the first page: the token the answer gives
+        // elsewhere (a header, a usual body key) shows the window is not over.
+        let headers = vec![("x-next-cursor".to_string(), "cjAwMjU".to_string())];
+        let body = json!({"items": [], "has_more": "true"});
+        let plain = json!({"items": []});
+        for (headers, body) in [(&headers[..], &plain), (&[][..], &body)] {
+            let mut chain = Chain::new("cursor", false);
+            chain.step(
+                &answer(headers, body, &[1, 2], None, None),
+                Ok(None),
+                Next::Cursor,
+            );
+            assert!(
+                matches!(chain.next(), Next::Failed(why) if why.contains("the pagination finds no cursor where it reads it")),
+                "{body} {headers:?}: {:?}",
+                chain.next()
+            );
+        }
+        // Once the path found a token in this window, a last page is believed.
+        let mut chain = Chain::new("cursor", false);
+        chain.step(
+            &answer(&[], &plain, &[1], None, None),
+            Ok(Some("a".into())),
+            Next::Cursor,
+        );
+        chain.step(
+            &answer(&headers, &plain, &[2], None, None),
+            Ok(None),
+            Next::Cursor,
+        );
+        assert_eq!(chain.next(), Next::Done);
+        // A first page that signals nothing more ends the window.
+        let mut chain = Chain::new("cursor", false);
+        chain.step(
+            &answer(&[], &plain, &[1], None, None),
+            Ok(None),
+            Next::Cursor,
+        );
+        assert_eq!(chain.next(), Next::Done);
     }
 
     #[test]
