@@ -114,6 +114,11 @@ fn modified_of(flow: &Flow, record: &Arc<Json>) -> Result<Option<String>, EvalEr
             Ok(_) => return Ok(Some(text.to_string())),
             Err(_) => format!("is `{text}`, not a time"),
         }
+    } else if value.kind() == ValueKind::Number
+        && time::parse_instant_in(&text(&value), flow.source.connector.time_zone).is_ok()
+    {
+        // Epoch seconds or milliseconds given as a JSON number, as many APIs send them.
+        return Ok(Some(text(&value)));
     } else {
         format!("is `{}` ({}), not a time", text(&value), value.kind())
     };
@@ -121,7 +126,7 @@ fn modified_of(flow: &Flow, record: &Arc<Json>) -> Result<Option<String>, EvalEr
         target: String::new(),
         location: flow.templates.origin(id).location.clone(),
         message: format!(
-            "the last-modified time `{source}` {problem}; expected `yyyy-MM-dd HH:mm:ss` ({}) or RFC 3339",
+            "the last-modified time `{source}` {problem}; expected `yyyy-MM-dd HH:mm:ss` ({}), RFC 3339 or epoch seconds or milliseconds",
             flow.source.connector.time_zone.name()
         ),
         missing_field: None,

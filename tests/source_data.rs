@@ -307,11 +307,19 @@ fn the_bundled_flow_reads_wdt_no_date_as_missing() {
 #[test]
 fn the_bundled_flow_refuses_a_record_whose_last_modified_time_is_not_a_time() {
     // Issue 9, item 13: `modified` null or "yesterday" was accepted. The record is refused
-    // under its own key (a run parks it there, with the reason, and moves on).
+    // under its own key (a run parks it there, with the reason, and moves on). Epoch seconds
+    // or milliseconds are a time, as a number too (issue 10, item 4); a number of another
+    // length is not.
     let orders = json!([
         order("RK-MOD-NULL", json!({"modified": null}), json!({})),
         order("RK-MOD-WORD", json!({"modified": "yesterday"}), json!({})),
-        order("RK-MOD-NUMBER", json!({"modified": 1726365753}), json!({})),
+        order("RK-MOD-NUMBER", json!({"modified": 17263657}), json!({})),
+        order("RK-MOD-EPOCH", json!({"modified": 1726365753}), json!({})),
+        order(
+            "RK-MOD-EPOCH-MS",
+            json!({"modified": 1726365753123_u64}),
+            json!({})
+        ),
         order("RK-MOD-ABSENT", json!({"modified": "<absent>"}), json!({})),
         order(
             "RK-MOD-SENTINEL",
@@ -325,11 +333,11 @@ fn the_bundled_flow_refuses_a_record_whose_last_modified_time_is_not_a_time() {
         ),
     ]);
     let output = preview_bundled(orders).code(1);
-    let expected = "; expected `yyyy-MM-dd HH:mm:ss` (Asia/Shanghai) or RFC 3339";
+    let expected = "; expected `yyyy-MM-dd HH:mm:ss` (Asia/Shanghai), RFC 3339 or epoch seconds or milliseconds";
     for (record, problem) in [
         ("RK-MOD-NULL", "is empty (`null`)"),
         ("RK-MOD-WORD", "is `yesterday`, not a time"),
-        ("RK-MOD-NUMBER", "is `1726365753` (number), not a time"),
+        ("RK-MOD-NUMBER", "is `17263657` (number), not a time"),
         ("RK-MOD-SENTINEL", "is empty (`null`)"),
     ] {
         assert_refused(
@@ -344,8 +352,8 @@ fn the_bundled_flow_refuses_a_record_whose_last_modified_time_is_not_a_time() {
         "field `modified` is missing from the record",
     );
     let bills = bills(&output);
-    assert_eq!(bills.len(), 1);
-    assert_eq!(bills[0]["FBillNo"], "RK-OK");
+    let numbers: Vec<&Value> = bills.iter().map(|bill| &bill["FBillNo"]).collect();
+    assert_eq!(numbers, ["RK-MOD-EPOCH", "RK-MOD-EPOCH-MS", "RK-OK"]);
 }
 
 /// A small flow reading records as given and writing `{records: […]}`, whose target schema
