@@ -30,6 +30,8 @@ struct Inner {
     records: BTreeMap<String, i64>,
     calls: u64,
     faults: bool,
+    /// The most records `/records` gives per answer, whatever `limit` asks.
+    cap: Option<usize>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -54,6 +56,7 @@ impl Api {
             records,
             calls: 0,
             faults: true,
+            cap: None,
         }));
         let app = Router::new()
             .route("/items", get(items))
@@ -199,6 +202,7 @@ async fn by_offset(
     matching.sort();
     let offset = get("offset").unwrap_or(0) as usize;
     let limit = get("limit").unwrap_or(25) as usize;
+    let limit = inner.cap.map_or(limit, |cap| limit.min(cap));
     let page: Vec<_> = matching
         .iter()
         .skip(offset)
@@ -510,4 +514,28 @@ fn an_offset_api_read_as_one_answer_fails_on_its_header_total() {
         ],
         "the header `x-total-count` says 60 record(s) but the answer holds 25; pagination `none` reads one answer per window",
     );
+}
+
+#[test]
+fn an_offset_api_capping_its_pages_below_the_size_asked_fails_the_window_without_a_total() {
+    // Before: the API gives 5 records where 7 are asked and no total is described; the first
+    // short page ended every window, exit 0, 55 of 60 never read.
+    let api = Api::start();
+    {
+        let mut inner = api.inner.lock().unwrap();
+        inner.faults = false;
+        inner.cap = Some(5);
+    }
+    let workspace = workspace(&api.url, "records");
+    workspace.edit(
+        "connectors/source.yaml",
+        "strategy: offset, max_page_size: 100, total_header: X-Total-Count",
+        "strategy: offset, max_page_size: 100",
+    );
+    run(&workspace).code(4).stderr_contains(
+        "page 0 held 5 record(s), fewer than the 7 `page_size` asks, yet the page after it held more",
+    );
+    workspace.edit("flow.yaml", "page_size: 7", "page_size: 5");
+    run(&workspace).success();
+    assert_each_written_once(&workspace);
 }

@@ -94,6 +94,9 @@ fn failure_text(failure: Failure) -> String {
         Failure::RepeatedPage { page } => format!(
             "page {page} repeated the page before it: the API seems to ignore the page number, so the pages behind it cannot be read"
         ),
+        Failure::ShortNotLast { page, held, size } => format!(
+            "page {page} held {held} record(s), fewer than the {size} `page_size` asks, yet the page after it held more: the API gives fewer records per page than asked, so a short page does not end the window; lower `page_size` to what it gives (or `max_page_size` in the connector)"
+        ),
         Failure::Endless { page } => format!(
             "full pages went on up to page {page}, more than one window may read ({MAX_PAGES})"
         ),
@@ -152,15 +155,25 @@ mod tests {
 
     #[test]
     fn a_short_last_page_that_says_more_follows_fails_the_window() {
-        // The API gives 5 records a page where 10 were asked for, and says there are more.
+        // The API gives 5 records a page where 10 were asked for, and says there are more:
+        // the page after the short one is read, holds more, and the window fails.
         let more = json!({"has_more": true});
         let mut pager = Numbered::new(1, 10);
         pager.observe(&answer(&[], &more, &[1, 2, 3, 4, 5], None, None));
+        assert_eq!(pager.next(), Next::Page(2));
+        pager.observe(&answer(&[], &more, &[6, 7, 8, 9, 10], None, None));
         assert!(matches!(pager.next(), Next::Failed(why) if why.contains("lower `page_size`")));
-        // The same short page saying nothing more: the window is done.
+        // An empty page after a short one saying more follows fails the window too.
+        let mut pager = Numbered::new(1, 10);
+        pager.observe(&answer(&[], &more, &[1, 2, 3, 4, 5], None, None));
+        pager.observe(&answer(&[], &more, &[], None, None));
+        assert!(matches!(pager.next(), Next::Failed(why) if why.contains("lower `page_size`")));
+        // The same short page saying nothing more, and an empty page after it: done.
         let last = json!({"has_more": false});
         let mut pager = Numbered::new(1, 10);
         pager.observe(&answer(&[], &last, &[1, 2, 3, 4, 5], None, None));
+        assert_eq!(pager.next(), Next::Page(2));
+        pager.observe(&answer(&[], &last, &[], None, None));
         assert_eq!(pager.next(), Next::Done);
         // Counted: the first page, read again last, may say more follows; it is not the end.
         let mut pager = Numbered::new(0, 2);

@@ -12,7 +12,9 @@
 //! a page already read), the window is read again. A window that will not settle after a few
 //! passes is not accepted: the reader leaves it open, so the cursor stays before it. Without a
 //! total it pages forwards until a short page; a full page that repeats the previous one fails
-//! the window (the API ignores the page number, so the pages behind cannot be reached).
+//! the window (the API ignores the page number, so the pages behind cannot be reached), and so
+//! does a short page before any full one that the page after it does not prove the last (the
+//! API caps its pages below the size asked).
 //!
 //! A total is a hint, never a licence to stop: a pass always reaches a short page. The last
 //! page a total plans is the one where it says the short page is (after a full last page, the
@@ -50,6 +52,10 @@ pub enum Failure {
     RepeatedPage { page: u32 },
     /// Full pages went on past the most one window may take.
     Endless { page: u32 },
+    /// Page `page` held `held` records, fewer than the `size` asked, yet the page after it
+    /// held more: the API gives fewer records per page than asked, so a short page is not
+    /// its last.
+    ShortNotLast { page: u32, held: u64, size: u32 },
 }
 
 /// What a fetched page held.
@@ -115,6 +121,12 @@ pub struct Plan {
     top_full: Option<u64>,
     /// The fingerprint of the last full page read (to notice an API ignoring the page number).
     last_full: Option<u64>,
+    /// Paging forwards, a short page that held records before any page was full: (its
+    /// number, its count). The page after it is read to prove it the last.
+    probe: Option<(u32, u64)>,
+    /// A page of this window held `size` records: the API does not cap its pages below the
+    /// size asked, so a short page is its last.
+    seen_full: bool,
     settled: bool,
     notices: Vec<Notice>,
 }
@@ -150,6 +162,8 @@ impl Plan {
             extent: 0,
             top_full: None,
             last_full: None,
+            probe: None,
+            seen_full: false,
             settled: true,
             notices: Vec::new(),
         }
@@ -175,6 +189,7 @@ impl Plan {
     }
 
     pub fn observe(&mut self, observed: &Observed) {
+        self.seen_full |= observed.count >= self.size as usize;
         if self.queue.front() == Some(&observed.page) {
             self.queue.pop_front();
         }
@@ -359,20 +374,31 @@ impl Plan {
 
     /// Paging forwards (no total, or one too small) until a short page; after a total too
     /// small, every page below the short one is then read again, downwards.
+    ///
+    /// A short page that held records, before any page of the window was full, is not believed
+    /// to be the last until the page after it is empty: an API that caps its pages below
+    /// `page_size` answers short pages throughout, and ending on the first would skip every
+    /// page behind it. (One more request for a window of one short page.)
     fn forward(&mut self, observed: &Observed) {
+        if let Some((page, held)) = self.probe.take() {
+            if observed.count > 0 {
+                self.state = State::Failed(Failure::ShortNotLast {
+                    page,
+                    held,
+                    size: self.size,
+                });
+            } else {
+                self.end_forward(page);
+            }
+            return;
+        }
         let full = observed.count >= self.size as usize;
         if !full {
-            // Without a trustworthy total nothing shows a record that slid onto a page already
-            // read: reading every page again downwards meets it (positions only move forward).
-            if matches!(self.state, State::Untrusted | State::Forward) {
-                self.queue = (self.first..observed.page).rev().collect();
-                self.state = if self.queue.is_empty() {
-                    State::Done
-                } else {
-                    State::Confirming
-                };
+            if observed.count > 0 && !self.seen_full {
+                self.probe = Some((observed.page, observed.count as u64));
+                self.queue.push_back(observed.page + 1);
             } else {
-                self.state = State::Done;
+                self.end_forward(observed.page);
             }
             return;
         }
@@ -397,6 +423,18 @@ impl Plan {
         }
         self.last_full = Some(fingerprint);
         self.queue.push_back(observed.page + 1);
+    }
+
+    /// The forward pass ended on the short page `short`. Without a trustworthy total nothing
+    /// shows a record that slid onto a page already read: reading every page below it again,
+    /// downwards, meets it (positions only move forward).
+    fn end_forward(&mut self, short: u32) {
+        self.queue = (self.first..short).rev().collect();
+        self.state = if self.queue.is_empty() {
+            State::Done
+        } else {
+            State::Confirming
+        };
     }
 }
 
@@ -579,11 +617,30 @@ mod tests {
             drive(&mut plan, |page, _| unnumbered(&rows, 10, page)),
             vec![0, 1, 2, 3, 2, 1, 0]
         );
-        // One short page is the whole window: nothing to read again.
+        // One short page is the whole window once the page after it is empty: nothing to
+        // read again.
         let mut plan = Plan::new(0, 10);
         assert_eq!(
             drive(&mut plan, |page, _| unnumbered(&rows[..4], 10, page)),
-            vec![0]
+            vec![0, 1]
+        );
+    }
+
+    #[test]
+    fn without_a_total_an_api_capping_its_pages_below_the_size_asked_fails_the_window() {
+        // 300 records, 40 a page where 100 were asked: before, page 0 (short) ended the window
+        // and 260 records were never read.
+        let rows: Vec<u64> = (0..300).collect();
+        let mut plan = Plan::new(0, 100);
+        let pages = drive(&mut plan, |page, _| unnumbered(&rows, 40, page));
+        assert_eq!(pages, vec![0, 1]);
+        assert_eq!(
+            plan.next(),
+            Next::Failed(Failure::ShortNotLast {
+                page: 0,
+                held: 40,
+                size: 100
+            })
         );
     }
 

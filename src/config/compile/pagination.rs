@@ -61,22 +61,6 @@ pub(super) fn compile_pagination(
         .has_more
         .as_ref()
         .and_then(|text| cx.expression(doc, &path.key("has_more"), text, Context::Envelope));
-    if matches!(
-        strategy,
-        PaginationStrategy::Page | PaginationStrategy::Offset
-    ) && p.total_header.is_none()
-        && raw.total.is_none()
-    {
-        // Without a total, a short page ends the window: a page the API cut below the size
-        // asked for looks just like the last one.
-        cx.warning(
-            format!(
-                "pagination `{}` without `total` or `total_header` takes a short page for the last: if the API gives fewer records per page than `page_size` asks (a lower cap), the pages behind it are skipped; give the total, or keep `max_page_size` at most the API's own limit",
-                strategy_name(strategy)
-            ),
-            doc.locate_key(&path),
-        );
-    }
     let strategy = match strategy {
         PaginationStrategy::Page => PagingStrategy::Page {
             first_page: p.first_page.unwrap_or(0),
