@@ -47,7 +47,7 @@ pub struct Resent {
     pub mapped: u64,
     pub unchanged: u64,
     pub changed: u64,
-    /// Written before the ledger kept sources (schema 3): nothing to map.
+    /// Written before the ledger kept sources (schema 3), or kept damaged: nothing to map.
     pub not_kept: u64,
     /// Their kept source cannot be mapped with the flow as it is now.
     pub unmappable: u64,
@@ -313,7 +313,7 @@ pub fn describe(resent: &Resent, flow_file: &str, dry_run: bool) -> Vec<String> 
     )];
     if resent.not_kept > 0 {
         lines.push(format!(
-            "{} record(s) were written before the ledger kept their source: `engine run {flow_file} --since …` reads them again and keeps it",
+            "{} record(s) have no kept source (written before the ledger kept it, or its copy is damaged): `engine run {flow_file} --since …` reads them again and keeps it",
             resent.not_kept
         ));
     }
