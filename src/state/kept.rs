@@ -111,17 +111,7 @@ pub(crate) fn keep_packed(
     Ok(())
 }
 
-/// The kept content of one key, read within a transaction.
-pub(crate) fn kept_in(
-    tx: &Transaction<'_>,
-    flow: &str,
-    key: &str,
-) -> rusqlite::Result<Option<Kept>> {
-    packed_in(tx, flow, key)?
-        .map(|bytes| unpack(&bytes))
-        .transpose()
-}
-
+/// The packed content kept for one key, read within a transaction.
 fn packed_in(tx: &Transaction<'_>, flow: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     tx.prepare_cached("SELECT packed FROM kept WHERE flow = ?1 AND key = ?2")?
         .query_row(params![flow, key], |row| row.get::<_, Vec<u8>>(0))
