@@ -139,6 +139,16 @@ pub async fn resend(
     request: Request,
     progress: Arc<Progress>,
 ) -> Result<Resent> {
+    if let (Some(since), Some(until)) = (request.since, request.until)
+        && since >= until
+    {
+        return Err(Error::usage(format!(
+            "no record can be first written from `{}` (`--since`) to `{}` (`--until`): the range is empty or runs backwards",
+            crate::time::wall_clock(since),
+            crate::time::wall_clock(until)
+        ))
+        .with_hint("give `--since` before `--until`"));
+    }
     if !flow.target.keep_records {
         return Err(Error::usage(format!(
             "flow `{}` keeps no records to send again (`target.keep_records: false`)",
