@@ -556,3 +556,36 @@ fn a_megabyte_key_or_value_in_the_source_is_parked_and_echoed_cut_short() {
     let parked: Vec<Value> = serde_json::from_str(&failed.stdout).unwrap();
     assert!(parked.iter().any(|p| p["key"] == huge_key.as_str()));
 }
+
+#[test]
+fn a_source_path_naming_a_device_or_a_folder_is_refused_as_not_a_regular_file() {
+    let workspace = Workspace::with_bundle();
+    let flow = "mappings/examples/file/refund_export.yaml";
+    let dump = "mappings/examples/file/connectors/refund_dump.yaml";
+    for path in ["/dev/zero", ".."] {
+        workspace.write(
+            dump,
+            workspace
+                .read(dump)
+                .lines()
+                .map(|line| match line.trim_start().starts_with("path:") {
+                    true => format!("  path: {path}"),
+                    false => line.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        workspace
+            .engine()
+            .args(["run", flow, "--state-dir", "state"])
+            .run()
+            .code(4)
+            .stderr_contains(&format!(
+                "the source file `{}` is not a regular file",
+                match path {
+                    ".." => "mappings/examples/file",
+                    other => other,
+                }
+            ));
+    }
+}
