@@ -546,3 +546,16 @@ stale_after: 6h
         "a redirect is a refusal: not retried"
     );
 }
+
+#[test]
+fn an_alerts_file_that_is_not_a_regular_file_is_an_error_not_silence() {
+    let workspace = Workspace::with_bundle();
+    std::fs::remove_file(workspace.path("mappings/alerts.yaml")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", workspace.path("mappings/alerts.yaml")).unwrap();
+    workspace
+        .engine()
+        .args(["run", "mappings/refund.yaml", "--sandbox", "--alerts"])
+        .run()
+        .code(3)
+        .stderr_contains("error: `mappings/alerts.yaml` is not a regular file");
+}
