@@ -223,6 +223,23 @@ pub fn eprint_error(error: &Error) {
     );
 }
 
+/// How much of a record's key or a parked record's reason is printed or kept: source data can
+/// hold a key or a value of many megabytes, which would otherwise be echoed whole.
+pub const MAX_RECORD_TEXT: usize = 2_000;
+
+/// `text` cut to its first `max_chars` characters, saying how long it was; whole when shorter.
+pub fn cut_text(text: &str, max_chars: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max_chars) {
+        Some((at, _)) => format!(
+            "{}… ({} characters in all)",
+            &text[..at],
+            text.chars().count()
+        )
+        .into(),
+        None => text.into(),
+    }
+}
+
 /// Columns a string takes in a terminal: East Asian wide characters (CJK, fullwidth forms,
 /// most emoji) take two, combining marks none.
 pub fn display_width(text: &str) -> usize {

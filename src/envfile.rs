@@ -24,6 +24,9 @@ use crate::request::Env;
 pub const WRITTEN_BY_SIM: &str =
     "# written by `engine sim`: the sandboxes' variables; removed when they stop";
 
+/// The longest env file read.
+pub const MAX_ENV_FILE: u64 = 1 << 20;
+
 /// A line the parser could not read: where, and what is wrong (never the line itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
@@ -200,9 +203,23 @@ pub fn render(vars: &BTreeMap<String, String>) -> String {
 
 /// The variables of the dotenv file `path`.
 pub fn load(path: &Path) -> Result<Env> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
+    use std::io::Read as _;
+    let cannot = |err: std::io::Error| {
         Error::usage(format!("cannot read the env file `{}`", path.display())).with_source(err)
-    })?;
+    };
+    // Read whatever the path is (`<(vault read …)` is a pipe), but never without end.
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_ENV_FILE + 1).read_to_string(&mut text))
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_ENV_FILE {
+        return Err(Error::usage(format!(
+            "the env file `{}` is longer than {}",
+            path.display(),
+            crate::http::transport::size(MAX_ENV_FILE)
+        ))
+        .with_hint("an env file holds a few `KEY=value` lines: check the path"));
+    }
     parse(&text).map_err(|err| {
         Error::usage(format!(
             "`{}:{}:{}`: {}",

@@ -488,3 +488,74 @@ fn a_run_stopped_on_purpose_pages_nobody() {
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
     assert_eq!(receiver.received().len(), 0, "{stderr}");
 }
+
+#[test]
+fn a_receiver_redirecting_elsewhere_gets_nothing_sent_on_and_an_endless_answer_is_cut_short() {
+    use crate::support::hostile_http::{Behaviour, Hostile};
+    let elsewhere = Hostile::start(Behaviour::answer(200, &[], "{}"));
+    let location = elsewhere.url("/stolen");
+    let moved = Hostile::start(Behaviour::answer(307, &[("Location", &location)], ""));
+    let endless = Hostile::start(Behaviour::Endless);
+    let workspace = Workspace::with_bundle();
+    workspace.write(
+        "mappings/alerts.yaml",
+        format!(
+            r#"channels:
+  moved:
+    type: webhook
+    url: "{moved}?token={{{{ env.T_DING_TOKEN }}}}"
+    secret: "{{{{ env.T_HOOK_SECRET }}}}"
+    headers: {{ X-Api-Key: "{{{{ env.T_WECOM_KEY }}}}" }}
+  endless:
+    type: feishu
+    url: "{endless}"
+rules:
+  - events: [parked]
+    channels: [moved, endless]
+stale_after: 6h
+"#,
+            moved = moved.url("/events"),
+            endless = endless.url("/open-apis/bot/v2/hook/x"),
+        ),
+    );
+    let output = workspace
+        .engine()
+        .args(["run", "mappings/refund.yaml", "--sandbox", "--alerts"])
+        .envs(&secrets())
+        .run()
+        .code(1)
+        .stderr_contains(&format!(
+            "alert `parked` not sent to `moved` ({}): HTTP 307",
+            moved.addr
+        ))
+        // Read up to 64 KiB, then judged: not JSON, quoted from its start.
+        .stderr_contains(&format!(
+            "alert `parked` not sent to `endless` ({}): the answer is not JSON: `[0,0,0,",
+            endless.addr
+        ));
+    assert_no_secret(&output.stderr);
+    assert_eq!(
+        elsewhere.connections(),
+        0,
+        "the alert, its token and headers were sent on: {:?}",
+        elsewhere.requests()
+    );
+    assert_eq!(
+        moved.requests().len(),
+        1,
+        "a redirect is a refusal: not retried"
+    );
+}
+
+#[test]
+fn an_alerts_file_that_is_not_a_regular_file_is_an_error_not_silence() {
+    let workspace = Workspace::with_bundle();
+    std::fs::remove_file(workspace.path("mappings/alerts.yaml")).unwrap();
+    std::os::unix::fs::symlink("/dev/null", workspace.path("mappings/alerts.yaml")).unwrap();
+    workspace
+        .engine()
+        .args(["run", "mappings/refund.yaml", "--sandbox", "--alerts"])
+        .run()
+        .code(3)
+        .stderr_contains("error: `mappings/alerts.yaml` is not a regular file");
+}

@@ -316,3 +316,38 @@ fn the_new_api_guides_example_checks_clean_and_previews_its_sample() {
         output.stderr
     );
 }
+
+#[test]
+fn a_preview_of_an_endless_pipe_stops_at_256_mib_and_leaves_no_copy_behind() {
+    use std::io::Write;
+    let temporary = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::support::engine_binary())
+        .args(["preview", "mappings/refund.yaml", "--input", "/dev/stdin"])
+        .current_dir(repo_root())
+        .env("TMPDIR", temporary.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // 257 MiB of JSON whitespace: more than a preview copies from a pipe.
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..257 {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("the input `/dev/stdin` is not a regular file and is longer than 256 MiB"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(temporary.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

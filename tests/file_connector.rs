@@ -510,3 +510,82 @@ fn a_later_dump_changing_a_record_is_the_version_written_and_a_further_change_is
         .success()
         .stderr_contains("1 record(s) changed since they were written and were skipped");
 }
+
+#[test]
+fn a_megabyte_key_or_value_in_the_source_is_parked_and_echoed_cut_short() {
+    let workspace = Workspace::with_bundle();
+    let flow = "mappings/examples/file/refund_export.yaml";
+    let huge_key = "K".repeat(1_000_000);
+    let huge_time = "2".repeat(1_000_000);
+    workspace.write(
+        "mappings/examples/file/refund_orders.jsonl",
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"order_no": huge_key, "modified": "2024-09-15 10:00:00"}),
+            serde_json::json!({"order_no": "RK1", "modified": huge_time}),
+        ),
+    );
+    let run = workspace
+        .engine()
+        .args(["run", flow, "--state-dir", "state"])
+        .run()
+        .code(1)
+        .stderr_contains("… (1000000 characters in all)` parked: field `shop_name` is missing")
+        .stderr_contains("record `RK1` parked: the last-modified time `modified` is `2222");
+    assert!(
+        run.stderr.len() < 10_000,
+        "{} bytes on stderr",
+        run.stderr.len()
+    );
+    let failed = workspace
+        .engine()
+        .args(["failed", flow, "--state-dir", "state"])
+        .run()
+        .success();
+    assert!(
+        failed.stdout.len() < 10_000,
+        "{} bytes",
+        failed.stdout.len()
+    );
+    // The exact key stays available to scripts.
+    let failed = workspace
+        .engine()
+        .args(["failed", flow, "--state-dir", "state", "--json"])
+        .run()
+        .success();
+    let parked: Vec<Value> = serde_json::from_str(&failed.stdout).unwrap();
+    assert!(parked.iter().any(|p| p["key"] == huge_key.as_str()));
+}
+
+#[test]
+fn a_source_path_naming_a_device_or_a_folder_is_refused_as_not_a_regular_file() {
+    let workspace = Workspace::with_bundle();
+    let flow = "mappings/examples/file/refund_export.yaml";
+    let dump = "mappings/examples/file/connectors/refund_dump.yaml";
+    for path in ["/dev/zero", ".."] {
+        workspace.write(
+            dump,
+            workspace
+                .read(dump)
+                .lines()
+                .map(|line| match line.trim_start().starts_with("path:") {
+                    true => format!("  path: {path}"),
+                    false => line.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        workspace
+            .engine()
+            .args(["run", flow, "--state-dir", "state"])
+            .run()
+            .code(4)
+            .stderr_contains(&format!(
+                "the source file `{}` is not a regular file",
+                match path {
+                    ".." => "mappings/examples/file",
+                    other => other,
+                }
+            ));
+    }
+}

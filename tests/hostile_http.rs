@@ -290,3 +290,50 @@ fn an_https_api_is_reached_through_the_proxy_by_a_tunnel_with_the_proxys_credent
         "{requests:?}"
     );
 }
+
+#[test]
+fn a_token_endpoint_on_another_host_listed_in_no_proxy_is_never_sent_through_the_proxy() {
+    let proxy = Hostile::start(Behaviour::answer(502, &[], "bad gateway"));
+    let token = Hostile::start(Behaviour::answer(
+        401,
+        &[("Content-Type", "application/json")],
+        r#"{"error": "invalid_client"}"#,
+    ));
+    let workspace = Workspace::with_bundle();
+    let crm = "mappings/examples/connectors/crm.yaml";
+    workspace.edit(
+        crm,
+        "  strategy: bearer\n  token: \"{{ env.CRM_TOKEN }}\"",
+        "  strategy: oauth2_client_credentials\n  token_url: \"{{ env.CRM_TOKEN_URL }}\"\n  client_id: engine\n  client_secret: \"{{ env.CRM_TOKEN }}\"",
+    );
+    // The API through the proxy, its token endpoint (another host) kept away from it.
+    let output = workspace
+        .engine()
+        .args(["run", "mappings/examples/shop_customers.yaml"])
+        .env("ENGINE_STATE_DIR", workspace.path("state").display().to_string())
+        .env("SHOP_URL", NOWHERE)
+        .env("SHOP_TOKEN", "shop")
+        .env("CRM_URL", "http://crm.example.invalid")
+        .env("CRM_TOKEN_URL", token.url("/oauth/token"))
+        .env("CRM_TOKEN", KINGDEE_SECRET)
+        .env("HTTP_PROXY", format!("http://{}", proxy.addr))
+        .env("NO_PROXY", "127.0.0.1")
+        .env("HTTPS_PROXY", "")
+        .env("ALL_PROXY", "")
+        .run()
+        .code(4)
+        .stderr_contains(&format!(
+            "target `crm` at http://crm.example.invalid via proxy http://{}; its login at {}, direct",
+            proxy.addr,
+            token.url("")
+        ));
+    assert_no_secret(&output);
+    assert_eq!(
+        proxy.connections(),
+        0,
+        "the token request went through the proxy: {:?}",
+        proxy.requests()
+    );
+    assert_eq!(token.requests().len(), 1, "a refused secret is not retried");
+    assert!(token.requests()[0].contains(KINGDEE_SECRET));
+}

@@ -282,3 +282,43 @@ fn every_missing_variable_is_named_at_once_with_where_it_is_read() {
         retry.stderr
     );
 }
+
+#[test]
+fn an_env_file_is_read_from_a_pipe_but_never_without_end() {
+    use std::io::Write;
+    let workspace = Workspace::with_bundle();
+    // `--env-file /dev/stdin` given `text`: a pipe, as `<(vault read …)` is.
+    let check = |text: Vec<u8>| {
+        let mut child = std::process::Command::new(crate::support::engine_binary())
+            .args(["check", "--env-file", "/dev/stdin", "mappings/refund.yaml"])
+            .current_dir(workspace.path(""))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&text);
+        });
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(b"WDT_APP_SECRET=from-a-pipe\n".to_vec());
+    assert!(
+        !stderr.contains("`WDT_APP_SECRET` is not set"),
+        "the piped variable was not read: {stderr}"
+    );
+    assert_ne!(code, Some(2), "{stderr}");
+    // Two megabytes of blank lines: `/dev/zero` or a wrong path would be endless.
+    let (code, stderr) = check(vec![b'\n'; 2 << 20]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: the env file `/dev/stdin` is longer than 1 MiB"),
+        "{stderr}"
+    );
+}

@@ -364,3 +364,30 @@ fn under_on_change_update_a_run_updates_a_bill_whose_order_changed_once() {
     assert!(output.stderr.contains(" 0 written"), "{}", output.stderr);
     assert_eq!(calls(&sync, "UnAudit"), 1);
 }
+
+#[test]
+fn a_resend_over_a_backwards_range_is_a_usage_error_not_nothing_to_send() {
+    let workspace = crate::support::workspace::Workspace::with_bundle();
+    for dry_run in [true, false] {
+        let mut args = vec![
+            "resend",
+            "mappings/refund.yaml",
+            "--since",
+            "2026-12-01 00:00:00",
+            "--until",
+            "2026-11-01 00:00:00",
+            "--state-dir",
+            "state",
+        ];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        workspace
+            .engine()
+            .args(args)
+            .envs(&crate::check::flow_env())
+            .run()
+            .code(2)
+            .stderr_contains("the range is empty or runs backwards");
+    }
+}

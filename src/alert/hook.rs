@@ -39,7 +39,8 @@ impl Hook {
     /// its diagnostics when invalid.
     pub fn load(flow_file: &Path, on: bool) -> Result<Hook> {
         let file = alerts_file(flow_file);
-        let config = match on && file.is_file() {
+        // Whatever is there is read (a device or a folder is an error, not "no alerts").
+        let config = match on && file.exists() {
             false => None,
             true => {
                 let loaded = compile::load(&file);

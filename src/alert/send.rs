@@ -4,7 +4,8 @@
 //! at most [`ATTEMPTS`] attempts when the receiver is busy or unreachable (an answer that
 //! refuses the message is not retried), and the whole lot within [`DEADLINE`]. What happened
 //! comes back as [`Report`]s that name the channel and the receiver's host only: webhook
-//! URLs carry tokens, so neither URLs nor secrets are ever put in a report.
+//! URLs carry tokens, so neither URLs nor secrets are ever put in a report, and no redirect is
+//! followed. At most [`MAX_ANSWER`] bytes of an answer are read.
 
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
 pub const ATTEMPTS: u32 = 3;
 /// Pause before the second and third attempts.
 const BACKOFF: [Duration; 2] = [Duration::from_millis(300), Duration::from_secs(1)];
+/// The most of an answer read (more is not read at all).
+const MAX_ANSWER: usize = 64 * 1024;
 /// Everything sent after a run, at most this long.
 pub const DEADLINE: Duration = Duration::from_secs(12);
 
@@ -89,6 +92,11 @@ pub async fn send(config: &Alerts, alerts: &[Alert], env: &Env) -> Vec<Report> {
     let client = match reqwest::Client::builder()
         .timeout(ATTEMPT_TIMEOUT)
         .connect_timeout(ATTEMPT_TIMEOUT)
+        // A webhook URL carries its token and a channel its headers and signature: a redirect
+        // would take them (and, in `Referer`, the URL) to wherever it points, so none is
+        // followed; a 3xx is a refusal like any other non-2xx.
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .user_agent(concat!("engine/", env!("CARGO_PKG_VERSION")))
         .build()
     {
@@ -195,6 +203,19 @@ async fn attempt_once(client: &reqwest::Client, kind: ChannelKind, request: Outg
         Err(_) => return Answer::Retry("the request failed".into()),
     };
     let status = response.status().as_u16();
-    let body = response.bytes().await.unwrap_or_default();
-    message::classify(kind, status, &body)
+    message::classify(kind, status, &answer_body(response).await)
+}
+
+/// The first [`MAX_ANSWER`] bytes of an answer: a robot's answer is a line of JSON, and an
+/// endless one must not fill the memory within the attempt's time.
+async fn answer_body(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ANSWER - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == MAX_ANSWER {
+            break;
+        }
+    }
+    body
 }

@@ -136,6 +136,11 @@ impl Session {
         self.cache.stale(Instant::now())
     }
 
+    /// Where the login request goes, as configured (a URL, or a path on the base URL).
+    pub fn path(&self) -> &str {
+        &self.request.path
+    }
+
     /// Log in again unless the session of generation `used` was already replaced.
     pub async fn reauthenticate(
         &self,

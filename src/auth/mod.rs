@@ -185,6 +185,17 @@ impl Authenticator {
         }
     }
 
+    /// The endpoint this strategy fetches its token or session from when it is given as a
+    /// whole URL (it may be on another host than the API, behind another proxy, or none).
+    pub fn endpoint_url(&self) -> Option<&str> {
+        let url = match self {
+            Authenticator::OAuth2(client) => client.token_url(),
+            Authenticator::Login(session) => session.path(),
+            _ => return None,
+        };
+        (url.starts_with("http://") || url.starts_with("https://")).then_some(url)
+    }
+
     /// Whether an HTTP 401 means "renew the token and repeat", rather than an answer.
     pub fn renews_on_401(&self) -> bool {
         matches!(self, Authenticator::OAuth2(_) | Authenticator::Login(_))

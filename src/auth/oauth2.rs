@@ -153,6 +153,11 @@ impl ClientCredentials {
         self.cache.stale(Instant::now())
     }
 
+    /// The token endpoint, as configured (a URL, or a path on the base URL).
+    pub fn token_url(&self) -> &str {
+        &self.credentials.token_url
+    }
+
     /// Fetch a new token unless the one of generation `used` was already replaced.
     pub async fn reauthenticate(
         &self,

@@ -73,9 +73,11 @@ impl TokenCache {
         let issued = fetch().await?;
         let mut state = self.state.lock().expect("token lock");
         state.token = Some(issued.token);
+        // A lifetime past the clock's range (`expires_in: 1e30`) is as good as none: the token
+        // is renewed when the API refuses it.
         state.renew_at = issued
             .lifetime
-            .map(|lifetime| Instant::now() + renew_after(lifetime));
+            .and_then(|lifetime| Instant::now().checked_add(renew_after(lifetime)));
         state.generation += 1;
         Ok(())
     }
@@ -138,6 +140,24 @@ mod tests {
             Some(1),
             "due 12 s before a 60 s token expires"
         );
+    }
+
+    #[tokio::test]
+    async fn a_lifetime_past_the_clocks_range_is_a_token_without_expiry_not_a_panic() {
+        let cache = TokenCache::default();
+        let (_, generation) = cache.current();
+        cache
+            .renew(generation, || async {
+                Ok(Issued {
+                    token: Secret::new("t1"),
+                    // What `expires_in: 1e30` or `18446744073709551615` reads as.
+                    lifetime: Some(Duration::from_secs(u64::MAX)),
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(cache.current().0.unwrap().expose(), "t1");
+        assert_eq!(cache.stale(Instant::now()), None);
     }
 
     #[test]

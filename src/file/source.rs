@@ -110,6 +110,17 @@ fn source_files(spec: &FileConnector) -> Result<Vec<PathBuf>> {
     let glob = pattern.glob();
     let files = select::files(Path::new(&glob))?;
     if files.is_empty() && !naming::has_glob(&glob) {
+        if Path::new(&glob).exists() {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "the source file `{glob}` is not a regular file (a folder, a device or a pipe)"
+                ),
+            )
+            .with_hint(
+                "name a file, or a glob such as `dumps/*.jsonl` for the files of a folder",
+            ));
+        }
         return Err(Error::new(
             ErrorKind::Io,
             format!("the source file `{glob}` does not exist"),

@@ -84,6 +84,13 @@ impl CallError {
     }
 }
 
+/// The origin of `url` (`scheme://host[:port]`), or nothing when it cannot be parsed.
+fn origin_of(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|url| url.origin().ascii_serialization())
+        .unwrap_or_default()
+}
+
 /// Reports something worth telling the user while a call goes on (a retry, a wait).
 pub type Notify = Arc<dyn Fn(String) + Send + Sync>;
 
@@ -102,6 +109,9 @@ pub struct Client {
     base_url: String,
     headers: Vec<(String, String)>,
     transport: Transport,
+    /// The transport of a token or login endpoint on another origin than `base_url`, with
+    /// the proxy (or none) the environment names for that origin: `NO_PROXY` holds for it too.
+    auth_transport: Option<Transport>,
     auth: Authenticator,
     limiter: RateLimiter,
     retry: Retry,
@@ -162,9 +172,17 @@ impl Client {
             ));
         }
         let auth = Authenticator::resolve(&connector.auth, templates, env, &name)?;
+        let proxies = Proxies::from_env(env);
+        let auth_transport = match auth.endpoint_url() {
+            Some(url) if origin_of(url) != origin_of(&base_url) => {
+                Some(Transport::new(&connector.http, url, &proxies)?)
+            }
+            _ => None,
+        };
         let seed = clock.now().timestamp_nanos_opt().unwrap_or_default() as u64;
         Ok(Client {
-            transport: Transport::new(&connector.http, &base_url, &Proxies::from_env(env))?,
+            transport: Transport::new(&connector.http, &base_url, &proxies)?,
+            auth_transport,
             limiter: RateLimiter::new(connector.http.rate_limit),
             retry: connector.http.retry,
             call_timeout: connector
@@ -211,15 +229,23 @@ impl Client {
         self.pauses.load(Ordering::Relaxed)
     }
 
-    /// Where the connector's requests go, for the run header: its origin, and the proxy.
+    /// Where the connector's requests go, for the run header: its origin, and the proxy; and
+    /// the same for a token or login endpoint on another origin.
     pub fn route(&self) -> String {
-        let origin = reqwest::Url::parse(&self.base_url)
-            .map(|url| url.origin().ascii_serialization())
-            .unwrap_or_default();
-        match self.transport.proxy() {
-            Some(proxy) => format!("`{}` at {origin} via proxy {proxy}", self.name),
-            None => format!("`{}` at {origin}, direct", self.name),
+        let way = |transport: &Transport| match transport.proxy() {
+            Some(proxy) => format!(" via proxy {proxy}"),
+            None => ", direct".to_string(),
+        };
+        let mut route = format!(
+            "`{}` at {}{}",
+            self.name,
+            origin_of(&self.base_url),
+            way(&self.transport)
+        );
+        if let (Some(transport), Some(url)) = (&self.auth_transport, self.auth.endpoint_url()) {
+            route += &format!("; its login at {}{}", origin_of(url), way(transport));
         }
+        route
     }
 
     /// Log in, for strategies that need a session before the first call.
@@ -240,11 +266,12 @@ impl Client {
         loop {
             attempt += 1;
             self.acquire().await;
+            let transport = self.auth_transport.as_ref().unwrap_or(&self.transport);
             let result = match lost {
-                None => self.auth.start(&self.transport, &self.base_url).await,
+                None => self.auth.start(transport, &self.base_url).await,
                 Some(generation) => {
                     self.auth
-                        .reauthenticate(&self.transport, &self.base_url, generation)
+                        .reauthenticate(transport, &self.base_url, generation)
                         .await
                 }
             };

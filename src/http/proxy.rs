@@ -2,9 +2,9 @@
 //!
 //! `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (or their lower-case forms) are
 //! read the way curl reads them, by the matcher reqwest itself uses. The decision is made
-//! once per connector, from its base URL: a connector talks to one origin (redirects to
-//! another are never followed), so the run header can say truthfully which way each
-//! connector goes. Pure: the variables come in as a map, and a proxy prints without the
+//! once per connector, from its base URL, and once for a token or login endpoint on another
+//! origin, from its own URL: a connector talks to those origins only (redirects to another are
+//! never followed), so the run header can say truthfully which way each goes. Pure: the variables come in as a map, and a proxy prints without the
 //! credentials its URL may carry.
 
 use hyper::Uri;

@@ -10,7 +10,8 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 use jsonpath_rust::parser::model::{JpQuery, Segment, Selector};
@@ -491,8 +492,11 @@ impl<'de> Visitor<'de> for Walk<'_, '_, '_> {
     }
 }
 
-/// Copy a pipe or other unseekable input to a temporary file, for the two passes a preview
-/// reads; a regular file is read where it is.
+/// The most of a pipe or device a preview copies (`/dev/zero` or `yes |` would fill the disk).
+const MAX_PIPED_INPUT: u64 = 256 << 20;
+
+/// Copy a pipe or other unseekable input to a private temporary file (at most
+/// [`MAX_PIPED_INPUT`]), for the two passes a preview reads; a regular file is read where it is.
 pub struct Replayable {
     pub path: std::path::PathBuf,
     temporary: bool,
@@ -509,14 +513,34 @@ impl Replayable {
         let cannot = |err: std::io::Error| {
             Error::usage(format!("cannot read the input `{}`", input.display())).with_source(err)
         };
-        let path = std::env::temp_dir().join(format!("engine-preview-{}.json", std::process::id()));
-        let mut source = File::open(input).map_err(cannot)?;
-        let copied = File::create(&path).and_then(|mut copy| std::io::copy(&mut source, &mut copy));
+        // A new file of a name nobody can foresee: never one that is there already (a link
+        // planted in a shared temporary folder, or one a killed preview left).
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "engine-preview-{}-{nanos}.json",
+            std::process::id()
+        ));
+        let source = File::open(input).map_err(cannot)?;
+        let copied = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut copy| std::io::copy(&mut source.take(MAX_PIPED_INPUT + 1), &mut copy));
         let replayable = Replayable {
             path,
             temporary: true,
         };
-        copied.map_err(cannot)?;
+        if copied.map_err(cannot)? > MAX_PIPED_INPUT {
+            return Err(Error::usage(format!(
+                "the input `{}` is not a regular file and is longer than {}",
+                input.display(),
+                crate::http::transport::size(MAX_PIPED_INPUT)
+            ))
+            .with_hint("save it to a file and preview that file"));
+        }
         Ok(replayable)
     }
 }

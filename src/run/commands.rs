@@ -559,7 +559,7 @@ pub fn failed(flow_file: &Path, state_dir: Option<&Path>, json_format: bool) -> 
             flow.name,
             in_flight
                 .iter()
-                .map(|entry| entry.key.as_str())
+                .map(|entry| crate::diagnostic::cut_text(&entry.key, 200))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -577,7 +577,7 @@ pub fn failed(flow_file: &Path, state_dir: Option<&Path>, json_format: bool) -> 
             .unwrap_or_default();
         println!(
             "{}  {}  attempts {}  last {}{}",
-            entry.key,
+            crate::diagnostic::cut_text(&entry.key, 200),
             entry.status,
             entry.attempts,
             wall_clock(entry.updated),

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
+use crate::diagnostic::{MAX_RECORD_TEXT, cut_text};
 use crate::source::reader::ReadProgress;
 use crate::source::window::Window;
 use crate::time::wall_clock;
@@ -203,6 +204,7 @@ impl Progress {
 
     pub fn failed(&self, key: &str, message: &str) {
         self.counts.failed.fetch_add(1, Ordering::Relaxed);
+        let (key, message) = (cut_text(key, 200), cut_text(message, MAX_RECORD_TEXT));
         if self.is_json() {
             self.event("parked", json!({"key": key, "reason": message}));
         } else {

@@ -47,7 +47,7 @@ pub struct Resent {
     pub mapped: u64,
     pub unchanged: u64,
     pub changed: u64,
-    /// Written before the ledger kept sources (schema 3): nothing to map.
+    /// Written before the ledger kept sources (schema 3), or kept damaged: nothing to map.
     pub not_kept: u64,
     /// Their kept source cannot be mapped with the flow as it is now.
     pub unmappable: u64,
@@ -139,6 +139,16 @@ pub async fn resend(
     request: Request,
     progress: Arc<Progress>,
 ) -> Result<Resent> {
+    if let (Some(since), Some(until)) = (request.since, request.until)
+        && since >= until
+    {
+        return Err(Error::usage(format!(
+            "no record can be first written from `{}` (`--since`) to `{}` (`--until`): the range is empty or runs backwards",
+            crate::time::wall_clock(since),
+            crate::time::wall_clock(until)
+        ))
+        .with_hint("give `--since` before `--until`"));
+    }
     if !flow.target.keep_records {
         return Err(Error::usage(format!(
             "flow `{}` keeps no records to send again (`target.keep_records: false`)",
@@ -313,7 +323,7 @@ pub fn describe(resent: &Resent, flow_file: &str, dry_run: bool) -> Vec<String> 
     )];
     if resent.not_kept > 0 {
         lines.push(format!(
-            "{} record(s) were written before the ledger kept their source: `engine run {flow_file} --since …` reads them again and keeps it",
+            "{} record(s) have no kept source (written before the ledger kept it, or its copy is damaged): `engine run {flow_file} --since …` reads them again and keeps it",
             resent.not_kept
         ));
     }

@@ -111,17 +111,11 @@ pub(crate) fn keep_packed(
     Ok(())
 }
 
-/// The kept content of one key, read within a transaction.
-pub(crate) fn kept_in(
-    tx: &Transaction<'_>,
-    flow: &str,
-    key: &str,
-) -> rusqlite::Result<Option<Kept>> {
+/// The packed content kept for one key, read within a transaction.
+fn packed_in(tx: &Transaction<'_>, flow: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
     tx.prepare_cached("SELECT packed FROM kept WHERE flow = ?1 AND key = ?2")?
         .query_row(params![flow, key], |row| row.get::<_, Vec<u8>>(0))
-        .optional()?
-        .map(|bytes| unpack(&bytes))
-        .transpose()
+        .optional()
 }
 
 /// Keep `source` as the newest source of `key`, with `sent` if given, else the one kept.
@@ -135,7 +129,11 @@ pub(crate) fn keep_source_in(
     let packed = match sent {
         Some(sent) => pack(source, Some(sent)),
         None => {
-            let earlier = kept_in(tx, flow, key)?.and_then(|kept| kept.sent);
+            // A damaged kept copy (it only serves `engine resend`'s diff) is replaced rather
+            // than stop every run that reads the key again.
+            let earlier = packed_in(tx, flow, key)?
+                .and_then(|bytes| unpack(&bytes).ok())
+                .and_then(|kept| kept.sent);
             pack(source, earlier.as_ref())
         }
     };
@@ -183,7 +181,8 @@ impl Store {
     }
 
     /// The keys the target confirmed (done, or done and parked since), oldest first, each
-    /// with its kept content: what `engine resend` maps again.
+    /// with its kept content: what `engine resend` maps again. A damaged kept copy counts as
+    /// none (the next run reading the key keeps it anew), so one bad row blocks no resend.
     pub fn written(
         &self,
         flow: &str,
@@ -210,8 +209,7 @@ impl Store {
                     let entry = super::ledger::entry_from_row(row)?;
                     let kept = row
                         .get::<_, Option<Vec<u8>>>("packed")?
-                        .map(|bytes| unpack(&bytes))
-                        .transpose()?;
+                        .and_then(|bytes| unpack(&bytes).ok());
                     Ok((entry, kept))
                 },
             )

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{Row, ToSql, Transaction, TransactionBehavior, params};
 
+use crate::diagnostic::{MAX_RECORD_TEXT, cut_text};
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{Durability, Entry, Outcome, Pending, Status, Store, Time, kept};
 
@@ -305,7 +306,7 @@ fn record_outcome(
                 flow,
                 key,
                 hash,
-                message,
+                cut_text(message, MAX_RECORD_TEXT),
                 field,
                 modified,
                 Time(now)

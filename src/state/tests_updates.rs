@@ -166,6 +166,44 @@ fn a_written_key_keeps_its_newest_source_and_the_record_last_sent() {
     assert_eq!(store.kept(FLOW, "Z").unwrap(), None);
 }
 
+#[test]
+fn a_damaged_kept_copy_stops_no_run_and_no_resend_and_is_kept_anew_when_read_again() {
+    let store = Store::in_memory().unwrap();
+    written(&store, "A", "h1");
+    written(&store, "B", "h1");
+    // A zero-length blob, a cut zlib header, zeros: what a damaged disk or a hand edit leaves.
+    for packed in [&b""[..], b"\x78\x9c", &[0; 10]] {
+        store
+            .lock()
+            .execute("UPDATE kept SET packed = ?1 WHERE key = 'A'", [packed])
+            .unwrap();
+        let written = store.written(FLOW, &WrittenFilter::default()).unwrap();
+        let kept: Vec<(&str, bool)> = written
+            .iter()
+            .map(|(entry, kept)| (entry.key.as_str(), kept.is_some()))
+            .collect();
+        assert_eq!(kept, [("A", false), ("B", true)], "{packed:?}");
+        let newer = json!({ "order_no": "A", "memo": "read again" });
+        store
+            .keep_seen(
+                FLOW,
+                &[Seen {
+                    key: "A".to_string(),
+                    source: newer.clone(),
+                    sent: None,
+                }],
+            )
+            .unwrap();
+        assert_eq!(
+            store.kept(FLOW, "A").unwrap(),
+            Some(Kept {
+                source: newer,
+                sent: None
+            })
+        );
+    }
+}
+
 fn update(key: &str, hash: &str, step: Step) -> PendingUpdate {
     PendingUpdate {
         key: key.to_string(),

@@ -131,18 +131,7 @@ pub fn classify_one(
     answer: &Answer,
 ) -> RecordResult {
     let scope = response_scope(answer.status, answer.headers, answer.body);
-    let text = |id: TemplateId| -> Option<String> {
-        let value = templates
-            .eval(id, &scope)
-            .ok()
-            .filter(|v| !v.is_undefined() && !v.is_none())?;
-        Some(
-            value
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_string),
-        )
-        .filter(|s| !s.trim().is_empty())
-    };
+    let text = |id: TemplateId| -> Option<String> { id_text(&templates.eval(id, &scope).ok()?) };
     let duplicate = is_duplicate(results, templates, answer);
     let refusal = |code: &Option<String>, message: &str| {
         let code = code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default();
@@ -196,6 +185,21 @@ fn index_of(item: &Json, field: &str) -> Option<usize> {
     match item.get(field)? {
         Json::Number(n) => n.as_u64().map(|n| n as usize),
         Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// What a `results.id`, `results.number` or `rows.*` expression read, as the text of an id: a
+/// string that is not blank, or a number. Anything else (`null`, a boolean, a list, an object)
+/// names no record, so it is no id rather than its printout (`True`, `[1, 2]`) sent back as a
+/// path segment by a later update.
+pub fn id_text(value: &minijinja::Value) -> Option<String> {
+    match value.kind() {
+        minijinja::value::ValueKind::String => value
+            .as_str()
+            .filter(|text| !text.trim().is_empty())
+            .map(str::to_string),
+        minijinja::value::ValueKind::Number => Some(value.to_string()),
         _ => None,
     }
 }
@@ -428,7 +432,7 @@ mod tests {
         let location = vec![("location".to_string(), "/customers/77".to_string())];
         // Status, headers, body, the envelope's verdict, and the record's result.
         type Case<'a> = (u16, &'a [(String, String)], Json, Verdict, RecordResult);
-        let table: [Case; 6] = [
+        let table: [Case; 9] = [
             (
                 201,
                 &[],
@@ -476,6 +480,29 @@ mod tests {
                 200,
                 &[],
                 json!({"error": "quota exceeded, nothing saved"}),
+                Verdict::Success,
+                RecordResult::Unknown,
+            ),
+            // An id that names nothing (a boolean, a list, an object) is no id: looked up,
+            // never recorded as `True` or `[1, 2]`.
+            (
+                201,
+                &[],
+                json!({"id": true}),
+                Verdict::Success,
+                RecordResult::Unknown,
+            ),
+            (
+                201,
+                &[],
+                json!({"id": [1, 2]}),
+                Verdict::Success,
+                RecordResult::Unknown,
+            ),
+            (
+                201,
+                &location,
+                json!({"id": {"value": 5}}),
                 Verdict::Success,
                 RecordResult::Unknown,
             ),

@@ -200,20 +200,7 @@ impl Writer {
                 Arc::from("row"),
                 template::from_json(row),
             )]));
-            let text = |id| -> Option<String> {
-                let value = self
-                    .flow
-                    .envelopes
-                    .eval(id, &ctx)
-                    .ok()
-                    .filter(|v| !v.is_undefined() && !v.is_none())?;
-                Some(
-                    value
-                        .as_str()
-                        .map_or_else(|| value.to_string(), str::to_string),
-                )
-                .filter(|s| !s.is_empty())
-            };
+            let text = |id| results::id_text(&self.flow.envelopes.eval(id, &ctx).ok()?);
             match text(rows.key) {
                 Some(key) if chunk.contains(&key) => {
                     let number = rows.number.and_then(text);
