@@ -6,6 +6,7 @@
 //! connector's `null_values` read as `null`, and a record whose last-modified value is not a
 //! time fails like any other record that cannot be mapped.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use minijinja::Value;
@@ -14,6 +15,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::config::model::Flow;
+use crate::template::TemplateId;
 use crate::template::scope::Scope;
 use crate::time;
 use crate::tree::{self, EvalError};
@@ -28,6 +30,17 @@ pub struct Mapped {
     pub skipped: Vec<String>,
     /// A digest of `target`: the same source content maps to the same hash.
     pub hash: String,
+}
+
+/// A record mapped, before its content hash: what `preview` prints, which has no use for the
+/// hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub key: String,
+    pub modified: Option<String>,
+    pub target: Json,
+    /// Detail lines dropped by `skip_line` lookups.
+    pub skipped: Vec<String>,
 }
 
 /// A record that could not be mapped.
@@ -68,6 +81,41 @@ pub fn key_of(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>
             .map(|value| text(&value))
     });
     Ok((key, modified))
+}
+
+/// The top-level fields [`key_of`] reads (and perhaps a few more names), or `None` when its
+/// templates read the whole `record`: a reader that only needs keys may skip the others.
+pub fn key_fields(flow: &Flow) -> Option<HashSet<String>> {
+    fields_read(
+        flow,
+        std::iter::once(flow.key.source).chain(flow.key.modified),
+    )
+}
+
+/// The top-level fields [`map_target`] reads (and perhaps a few more names), or `None` when
+/// the flow's templates read the whole `record`. A field outside them changes no mapped record
+/// nor any error: a reader that only maps may skip the others.
+pub fn mapped_fields(flow: &Flow) -> Option<HashSet<String>> {
+    let key = std::iter::once(flow.key.source).chain(flow.key.modified);
+    fields_read(flow, key.chain(tree::template_ids(&flow.mapping)))
+}
+
+/// The roots of the names `templates` read, unless one reads the whole `record`.
+fn fields_read(
+    flow: &Flow,
+    templates: impl Iterator<Item = TemplateId>,
+) -> Option<HashSet<String>> {
+    let mut fields = HashSet::new();
+    for id in templates {
+        for name in flow.templates.undeclared_or_global(id) {
+            let root = name.split('.').next().unwrap_or(&name);
+            if root == "record" {
+                return None;
+            }
+            fields.insert(root.to_string());
+        }
+    }
+    Some(fields)
 }
 
 fn key_text(flow: &Flow, record: &Arc<Json>) -> Result<String, EvalError> {
@@ -141,6 +189,24 @@ fn text(value: &Value) -> String {
 
 /// Map one source record.
 pub fn map(flow: &Flow, record: Arc<Json>) -> Result<Mapped, Failure> {
+    let Target {
+        key,
+        modified,
+        target,
+        skipped,
+    } = map_target(flow, record)?;
+    let hash = content_hash(&target);
+    Ok(Mapped {
+        key,
+        modified,
+        target,
+        skipped,
+        hash,
+    })
+}
+
+/// Map one source record, without the content hash a run keeps.
+pub fn map_target(flow: &Flow, record: Arc<Json>) -> Result<Target, Failure> {
     let key = key_text(flow, &record).map_err(|error| Failure {
         key: None,
         error: Box::new(error),
@@ -180,20 +246,34 @@ pub fn map(flow: &Flow, record: Arc<Json>) -> Result<Mapped, Failure> {
             }),
         });
     }
-    let hash = content_hash(&evaluated.value);
-    Ok(Mapped {
+    Ok(Target {
         key,
         modified,
         target: evaluated.value,
         skipped: evaluated.skipped,
-        hash,
     })
 }
 
-/// A short, stable digest of a JSON value.
+/// A short, stable digest of a JSON value: SHA-256 of its compact serialisation, which is
+/// streamed into the hash rather than built first.
 pub fn content_hash(value: &Json) -> String {
-    let digest = Sha256::digest(serde_json::to_vec(value).expect("JSON values serialise"));
-    hex::encode(&digest[..16])
+    let mut hasher = Hashing(Sha256::new());
+    serde_json::to_writer(&mut hasher, value).expect("JSON values serialise");
+    hex::encode(&hasher.0.finalize()[..16])
+}
+
+/// Bytes written are hashed.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -202,11 +282,106 @@ mod tests {
 
     use super::*;
 
+    fn bundled_flow() -> Flow {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let loaded = crate::config::load_flow(&root.join("mappings/refund.yaml"));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        loaded.value.unwrap()
+    }
+
+    fn sorted(fields: Option<HashSet<String>>) -> Vec<String> {
+        let mut fields: Vec<String> = fields.unwrap().into_iter().collect();
+        fields.sort();
+        fields
+    }
+
+    #[test]
+    fn a_reader_that_skips_the_fields_no_template_reads_maps_the_same_record() {
+        let flow = bundled_flow();
+        assert_eq!(sorted(key_fields(&flow)), ["modified", "order_no"]);
+        let fields = mapped_fields(&flow).unwrap();
+        for field in [
+            "order_no",
+            "check_time",
+            "shop_no",
+            "details_list",
+            "warehouse_no",
+        ] {
+            assert!(fields.contains(field), "{field}: {fields:?}");
+        }
+        assert!(!fields.contains("logistics_no"), "{fields:?}");
+        let samples = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("mappings/samples/refund_orders.json"),
+        )
+        .unwrap();
+        let samples: Vec<Json> = serde_json::from_str(&samples).unwrap();
+        for sample in samples {
+            let Json::Object(whole) = &sample else {
+                panic!("a record")
+            };
+            let projected: serde_json::Map<String, Json> = whole
+                .iter()
+                .filter(|(name, _)| fields.contains(*name))
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
+            assert!(projected.len() < whole.len());
+            assert_eq!(
+                map_target(&flow, Arc::new(Json::Object(projected))),
+                map_target(&flow, Arc::new(sample.clone()))
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_field_named_like_a_global_is_kept_for_the_template_that_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
+        write(
+            "connectors/in.yaml",
+            "name: in\nfile: { path: in.jsonl, format: jsonl }\n",
+        );
+        write(
+            "connectors/out.yaml",
+            "name: out\nfile: { path: out.jsonl, format: jsonl }\n",
+        );
+        write(
+            "flow.yaml",
+            "source: { connector: in, operation: read }\ntarget: { connector: out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\nmapping: { id: \"{{ id }}\", n: \"{{ range }}\" }\n",
+        );
+        let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let flow = loaded.value.unwrap();
+        assert!(mapped_fields(&flow).unwrap().contains("range"));
+        let whole = map_target(&flow, Arc::new(json!({"id": "A", "range": 3}))).unwrap();
+        assert_eq!(whole.target, json!({"id": "A", "n": 3}));
+        write(
+            "flow.yaml",
+            "source: { connector: in, operation: read }\ntarget: { connector: out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\nmapping: { id: \"{{ id }}\", all: \"{{ record }}\" }\n",
+        );
+        let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
+        assert!(mapped_fields(&loaded.value.unwrap()).is_none());
+    }
+
     #[test]
     fn the_hash_follows_the_content() {
         let a = content_hash(&json!({"FBillNo": "RK1", "FQty": 2}));
         assert_eq!(a, content_hash(&json!({"FBillNo": "RK1", "FQty": 2})));
         assert_ne!(a, content_hash(&json!({"FBillNo": "RK1", "FQty": 3})));
         assert_eq!(a.len(), 32);
+    }
+
+    #[test]
+    fn the_hash_is_sha256_of_the_compact_json_as_ledgers_on_disk_hold_it() {
+        // Ledgers compare against stored hashes: the function and its input must not change.
+        let value = json!({"FBillNo": "RK1", "FEntity": [{"FQty": 2.5, "FNote": "退货 \"x\""}]});
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let expected = hex::encode(&Sha256::digest(&bytes)[..16]);
+        assert_eq!(content_hash(&value), expected);
+        assert_eq!(
+            content_hash(&json!({"FBillNo": "RK1", "FQty": 2})),
+            "b1bd9668c9770f499f2881a3e1f4cf18"
+        );
     }
 }

@@ -20,6 +20,7 @@
 //! flow's mapping is then annotated from the target's API schema ([`apply_target_schema`]):
 //! evaluation gives fields their schema's scalar type and holds `$each` to `minItems`.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use minijinja::Value;
@@ -386,6 +387,39 @@ fn compile_mapping(
     }
 }
 
+/// Every template of a tree, directives' included, in no particular order.
+pub fn template_ids(node: &Node) -> Vec<TemplateId> {
+    let mut ids = Vec::new();
+    collect_templates(node, &mut ids);
+    ids
+}
+
+fn collect_templates(node: &Node, ids: &mut Vec<TemplateId>) {
+    match node {
+        Node::Invalid | Node::Literal(_) => {}
+        Node::Template(id) => ids.push(*id),
+        Node::Object(fields) => {
+            for field in fields {
+                collect_templates(&field.node, ids);
+            }
+        }
+        Node::Array(items) => {
+            for item in items {
+                collect_templates(item, ids);
+            }
+        }
+        Node::Each(each) => {
+            ids.push(each.items);
+            ids.extend(each.condition);
+            collect_templates(&each.item, ids);
+        }
+        Node::When(when) => {
+            ids.push(when.condition);
+            collect_templates(&when.value, ids);
+        }
+    }
+}
+
 /// Annotate a flow's mapping with what the target's schema asks of it: the scalar type of
 /// each field and the fewest items of each repeated section (`minItems`: Kingdee refuses a
 /// bill without lines). Done once when the flow loads; evaluation then only compares.
@@ -474,9 +508,9 @@ enum Failure {
 }
 
 /// Evaluate `node` in `scope`.
-pub fn evaluate(
-    node: &Node,
-    templates: &TemplateSet,
+pub fn evaluate<'a>(
+    node: &'a Node,
+    templates: &'a TemplateSet,
     scope: Scope,
 ) -> Result<Evaluated, EvalError> {
     let mut run = Run::new(templates, &scope);
@@ -517,8 +551,16 @@ pub fn evaluate_template(
 struct Run<'a> {
     templates: &'a TemplateSet,
     misses: Arc<Misses>,
-    target: Vec<String>,
+    /// The output field being computed, spelt out only when an error names it.
+    target: Vec<Segment<'a>>,
     skipped: Vec<String>,
+}
+
+/// One step of the output field being computed: a key of the tree, or a position in a list.
+#[derive(Debug, Clone, Copy)]
+enum Segment<'a> {
+    Key(&'a str),
+    Index(usize),
 }
 
 impl<'a> Run<'a> {
@@ -534,10 +576,17 @@ impl<'a> Run<'a> {
     fn target(&self) -> String {
         let mut out = String::new();
         for segment in &self.target {
-            if !out.is_empty() && !segment.starts_with('[') {
-                out.push('.');
+            match segment {
+                Segment::Key(key) => {
+                    if !out.is_empty() && !key.starts_with('[') {
+                        out.push('.');
+                    }
+                    out.push_str(key);
+                }
+                Segment::Index(index) => {
+                    let _ = write!(out, "[{index}]");
+                }
             }
-            out.push_str(segment);
         }
         out
     }
@@ -647,7 +696,7 @@ impl<'a> Run<'a> {
     }
 
     /// `Ok(None)` means "omit this field" (a false `$if`).
-    fn node(&mut self, node: &Node, ctx: &Value) -> Result<Option<Json>, Failure> {
+    fn node(&mut self, node: &'a Node, ctx: &Value) -> Result<Option<Json>, Failure> {
         match node {
             Node::Invalid => Ok(None),
             Node::Literal(json) => Ok(Some(json.clone())),
@@ -655,7 +704,7 @@ impl<'a> Run<'a> {
             Node::Object(fields) => {
                 let mut map = serde_json::Map::with_capacity(fields.len());
                 for field in fields {
-                    self.target.push(field.key.clone());
+                    self.target.push(Segment::Key(&field.key));
                     let value = self
                         .node(&field.node, ctx)
                         .and_then(|value| value.map(|v| self.coerce(field, v)).transpose());
@@ -669,7 +718,7 @@ impl<'a> Run<'a> {
             Node::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    self.target.push(format!("[{i}]"));
+                    self.target.push(Segment::Index(i));
                     let value = self.node(item, ctx);
                     self.target.pop();
                     out.extend(value?);
@@ -687,7 +736,7 @@ impl<'a> Run<'a> {
         }
     }
 
-    fn each(&mut self, each: &Each, ctx: &Value) -> Result<Json, Failure> {
+    fn each(&mut self, each: &'a Each, ctx: &Value) -> Result<Json, Failure> {
         let items = self.template(each.items, ctx)?;
         if !matches!(items.kind(), ValueKind::Seq | ValueKind::Iterable) {
             let message = format!(
@@ -712,7 +761,7 @@ impl<'a> Run<'a> {
             {
                 continue;
             }
-            self.target.push(format!("[{}]", out.len()));
+            self.target.push(Segment::Index(out.len()));
             let value = self.node(&each.item, &item_ctx);
             self.target.pop();
             match value {

@@ -9,6 +9,7 @@
 //! twice. Batches are written one at a time. A record whose fields the file's CSV columns do
 //! not hold is parked with the field's name, never written with a field lost.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -159,8 +160,8 @@ impl FileTarget {
             .map(|o| Pending {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
-                source: (*o.source).clone(),
-                target: keep.then(|| o.mapped.target.clone()),
+                source: Cow::Borrowed(&*o.source),
+                target: keep.then_some(Cow::Borrowed(&o.mapped.target)),
                 modified: o.mapped.modified.clone(),
             })
             .collect();
@@ -493,8 +494,8 @@ mod tests {
         let pending = Pending {
             key: c.key.clone(),
             hash: c.hash.clone(),
-            source: json!({"id": "C"}),
-            target: Some(c.target.clone()),
+            source: Cow::Owned(json!({"id": "C"})),
+            target: Some(Cow::Owned(c.target.clone())),
             modified: None,
         };
         store

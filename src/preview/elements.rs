@@ -7,8 +7,12 @@
 //! A malformed input is reported at its line and column in the whole input, as serde_json
 //! would. Reads only the reader it is given.
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::io::{BufRead, ErrorKind as IoErrorKind};
 
+use serde::Deserializer;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value as Json;
 
 /// Why reading the elements stopped early.
@@ -54,9 +58,11 @@ fn invalid<E>(message: impl Into<String>, at: Position) -> Stop<E> {
 }
 
 /// Call `each` with every element of the JSON array `reader` holds (its first non-blank byte
-/// must be `[`); returns how many there were.
+/// must be `[`); returns how many there were. With `fields`, an object element keeps only
+/// those top-level fields (see [`parse_fields`]).
 pub fn for_each_element<E>(
     reader: &mut impl BufRead,
+    fields: Option<&Fields>,
     each: &mut dyn FnMut(Json) -> Result<(), E>,
 ) -> Result<usize, Stop<E>> {
     let mut scanner = Scanner {
@@ -80,7 +86,10 @@ pub fn for_each_element<E>(
         let start = scanner.position;
         let (length, last) = scanner.element()?;
         let bytes = &scanner.buffer[scanner.at..scanner.at + length];
-        let value: Result<Json, _> = serde_json::from_slice(bytes);
+        let value: Result<Json, _> = match fields {
+            Some(fields) => parse_fields(bytes, fields),
+            None => serde_json::from_slice(bytes),
+        };
         // The element and its separator.
         scanner.take(length + 1);
         let value = value.map_err(|err| {
@@ -100,6 +109,79 @@ pub fn for_each_element<E>(
         if last {
             return scanner.finish(count);
         }
+    }
+}
+
+/// The top-level fields of a record worth parsing, when not all are.
+pub type Fields = HashSet<String>;
+
+/// The JSON element in `bytes` with only `fields` kept, if it is an object (any other element
+/// is parsed whole). The other fields are checked and skipped, not built: a reader that needs
+/// a record's key and modified time parses two fields of seventy. The element is valid exactly
+/// when serde_json would parse it whole, with the same error: skipped strings are not checked
+/// for UTF-8 by serde_json, so an element that is not UTF-8 is parsed whole, and so is one
+/// found invalid, for the whole parse's message and position.
+pub fn parse_fields(bytes: &[u8], fields: &Fields) -> serde_json::Result<Json> {
+    if bytes.first() != Some(&b'{') || std::str::from_utf8(bytes).is_err() {
+        return serde_json::from_slice(bytes);
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match deserializer
+        .deserialize_map(Projected(fields))
+        .and_then(|value| deserializer.end().map(|()| value))
+    {
+        Ok(value) => Ok(value),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// An object with only some of its fields.
+struct Projected<'f>(&'f Fields);
+
+impl<'de> Visitor<'de> for Projected<'_> {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut kept = serde_json::Map::new();
+        while let Some(key) = map.next_key_seed(Key)? {
+            if self.0.contains(&*key) {
+                kept.insert(key.into_owned(), map.next_value::<Json>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Json::Object(kept))
+    }
+}
+
+/// A field name, borrowed from the input unless it holds an escape.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
     }
 }
 
@@ -260,7 +342,7 @@ mod tests {
             out.push(value);
             Ok(())
         };
-        match for_each_element(&mut reader, &mut each) {
+        match for_each_element(&mut reader, None, &mut each) {
             Ok(count) => {
                 assert_eq!(count, out.len());
                 Ok(out)
@@ -290,6 +372,37 @@ mod tests {
         );
         assert_eq!(elements("[]"), Ok(vec![]));
         assert_eq!(elements(" [\n] \n"), Ok(vec![]));
+    }
+
+    #[test]
+    fn an_object_keeps_only_the_fields_asked_and_fails_as_a_whole_parse_would() {
+        let fields: Fields = ["a", "c"].into_iter().map(String::from).collect();
+        let parse = |text: &[u8]| parse_fields(text, &fields).map_err(|e| e.to_string());
+        let whole = |text: &[u8]| serde_json::from_slice::<Json>(text).map_err(|e| e.to_string());
+        assert_eq!(
+            parse(br#"{"a": 1, "b": {"x": [1, "\u00e9"]}, "c": "\u4e2d", "a\u0062": 2}"#),
+            Ok(json!({"a": 1, "c": "中"}))
+        );
+        // The later of two copies of a field wins, in the first one's place, as for a whole parse.
+        assert_eq!(
+            parse(br#"{"c": 1, "a": 2, "c": 3}"#).unwrap().to_string(),
+            r#"{"c":3,"a":2}"#
+        );
+        assert_eq!(parse(b"[1, {\"b\": 2}]"), Ok(json!([1, {"b": 2}])));
+        assert_eq!(parse(b"\"x\""), Ok(json!("x")));
+        // A skipped field is checked all the same: every error is the whole parse's, at the same place.
+        for bad in [
+            &br#"{"a": 1, "b": [1, 2}"#[..],
+            br#"{"a": 1, "b": "x\qy"}"#,
+            b"{\"a\": 1, \"b\": \"\x01\"}",
+            b"{\"a\": 1, \"b\": \"\xff\xfe\"}",
+            br#"{"a": 1, "b": 01}"#,
+            br#"{"a": 1, "b": tru}"#,
+            br#"{"a": 1, "b": 2} x"#,
+        ] {
+            assert_eq!(parse(bad), whole(bad).map(|_| json!(null)), "{bad:?}");
+            assert!(parse(bad).is_err());
+        }
     }
 
     #[test]

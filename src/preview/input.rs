@@ -22,7 +22,7 @@ use serde_json::Value as Json;
 use crate::config::model::JsonPath;
 use crate::config::raw::FileFormat;
 use crate::error::{Error, Location, Result};
-use crate::preview::elements::{self, Stop};
+use crate::preview::elements::{self, Fields, Stop};
 
 /// The longest input line an error quotes.
 const MAX_QUOTED_LINE: usize = 200;
@@ -32,13 +32,14 @@ const MAX_QUOTED_LINE: usize = 200;
 pub fn for_each_input(
     input: &Path,
     records: Option<&JsonPath>,
+    fields: Option<&Fields>,
     each: &mut dyn FnMut(Json) -> Result<()>,
 ) -> Result<usize> {
     let lines = input
         .extension()
         .is_some_and(|ext| ext.eq_ignore_ascii_case("jsonl") || ext.eq_ignore_ascii_case("ndjson"));
     if !lines {
-        return for_each_record(input, records, each);
+        return for_each_record(input, records, fields, each);
     }
     let mut count = 0;
     let mut failed = None;
@@ -64,10 +65,13 @@ pub fn for_each_input(
 }
 
 /// Call `each` with every record of `input` in order; returns how many there were.
-/// `each` failing stops the reading and its error is returned.
+/// `each` failing stops the reading and its error is returned. With `fields`, the records of
+/// an input that is an array may hold only those top-level fields (an optimisation: records
+/// read from a response or JSON Lines come whole).
 pub fn for_each_record(
     input: &Path,
     records: Option<&JsonPath>,
+    fields: Option<&Fields>,
     each: &mut dyn FnMut(Json) -> Result<()>,
 ) -> Result<usize> {
     let file = File::open(input).map_err(|err| {
@@ -81,7 +85,7 @@ pub fn for_each_record(
         Error::usage(format!("cannot read the input `{}`", input.display())).with_source(err)
     })? == Some(b'[')
     {
-        return array_of_records(input, &mut reader, each);
+        return array_of_records(input, &mut reader, fields, each);
     }
     let plan = records.map(Plan::of);
     let mut sink = Sink {
@@ -124,9 +128,10 @@ pub fn for_each_record(
 fn array_of_records(
     input: &Path,
     reader: &mut impl BufRead,
+    fields: Option<&Fields>,
     each: &mut dyn FnMut(Json) -> Result<()>,
 ) -> Result<usize> {
-    elements::for_each_element(reader, each).map_err(|stop| match stop {
+    elements::for_each_element(reader, fields, each).map_err(|stop| match stop {
         Stop::Consumer(err) => err,
         Stop::Io(err) => {
             Error::usage(format!("cannot read the input `{}`", input.display())).with_source(err)
@@ -568,7 +573,7 @@ mod tests {
             query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
         });
         let mut records = Vec::new();
-        for_each_record(&input, path.as_ref(), &mut |record| {
+        for_each_record(&input, path.as_ref(), None, &mut |record| {
             records.push(record);
             Ok(())
         })?;
@@ -646,7 +651,7 @@ mod tests {
         let input = dir.path().join("input.json");
         std::fs::write(&input, "[1, 2, 3]").unwrap();
         let mut seen = 0;
-        let err = for_each_record(&input, None, &mut |_| {
+        let err = for_each_record(&input, None, None, &mut |_| {
             seen += 1;
             if seen == 2 {
                 return Err(Error::config("enough"));

@@ -8,7 +8,8 @@
 //!
 //! Memory does not grow with the input: the input is read twice, record by record
 //! (`input`). The first pass keeps only each key's newest version (its modified time and
-//! position), the second maps the winners and prints each body as its batch fills.
+//! position), parsing only the fields the key and modified time read; the second maps the
+//! winners, parsing only the fields the mapping reads, and prints each body as its batch fills.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -59,7 +60,9 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     );
     let mut batch: Vec<(String, Json)> = Vec::with_capacity(batch_size);
     let (mut position, mut mapped, mut failures) = (0, 0, 0);
-    input::for_each_input(&input.path, records_path, &mut |record| {
+    // Only the fields the mapping reads are parsed; the others are skipped unbuilt.
+    let fields = record::mapped_fields(flow);
+    input::for_each_input(&input.path, records_path, fields.as_ref(), &mut |record| {
         let index = position;
         position += 1;
         let record = Arc::new(record);
@@ -67,7 +70,7 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
             newest.tell_dropped(flow, index, &record);
             return Ok(());
         }
-        match record::map(flow, record) {
+        match record::map_target(flow, record) {
             Ok(ok) => {
                 for note in &ok.skipped {
                     eprintln!("warning: record `{}`: {note}", ok.key);
@@ -154,6 +157,8 @@ struct Bodies<W: Write> {
     format: Format,
     out: W,
     count: usize,
+    /// One body pretty-printed, before it is indented into `out`.
+    scratch: Vec<u8>,
 }
 
 impl<W: Write> Bodies<W> {
@@ -162,6 +167,7 @@ impl<W: Write> Bodies<W> {
             format,
             out,
             count: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -170,19 +176,16 @@ impl<W: Write> Bodies<W> {
             Format::Jsonl => serde_json::to_writer(&mut self.out, body)
                 .map_err(std::io::Error::from)
                 .and_then(|()| self.out.write_all(b"\n")),
-            // Exactly what `to_string_pretty` makes of the whole array, one element at a time.
+            // Exactly what `to_string_pretty` makes of the whole array, one element at a time:
+            // each body pretty-printed, then indented one level. Pretty-printed JSON has no line
+            // break but its own (a string's is escaped).
             Format::Json => {
-                let pretty = serde_json::to_string_pretty(body).expect("JSON serialises");
-                let mut text = String::with_capacity(pretty.len() + pretty.len() / 8);
-                text.push_str(if self.count == 0 { "[\n" } else { ",\n" });
-                for (n, line) in pretty.lines().enumerate() {
-                    if n > 0 {
-                        text.push('\n');
-                    }
-                    text.push_str("  ");
-                    text.push_str(line);
-                }
-                self.out.write_all(text.as_bytes())
+                self.scratch.clear();
+                serde_json::to_writer_pretty(&mut self.scratch, body).expect("JSON serialises");
+                let start: &[u8] = if self.count == 0 { b"[\n  " } else { b",\n  " };
+                self.out
+                    .write_all(start)
+                    .and_then(|()| write_indented(&mut self.out, &self.scratch))
             }
         };
         self.count += 1;
@@ -204,6 +207,17 @@ impl<W: Write> Bodies<W> {
         self.out.write_all(end)?;
         self.out.flush()
     }
+}
+
+/// `text` with every line after the first indented by two spaces.
+fn write_indented(out: &mut impl Write, text: &[u8]) -> std::io::Result<()> {
+    let mut rest = text;
+    while let Some(at) = memchr::memchr(b'\n', rest) {
+        out.write_all(&rest[..=at])?;
+        out.write_all(b"  ")?;
+        rest = &rest[at + 1..];
+    }
+    out.write_all(rest)
 }
 
 fn stdout_result(written: std::io::Result<()>) -> Result<()> {
@@ -239,7 +253,9 @@ fn newest_versions(
         lost: HashSet::new(),
     };
     let mut position = 0;
-    input::for_each_input(input, records, &mut |record| {
+    // Only the key and the modified time are read here: the other fields are skipped unbuilt.
+    let fields = record::key_fields(flow);
+    input::for_each_input(input, records, fields.as_ref(), &mut |record| {
         // A record whose key cannot be read fails in the second pass, with the reason.
         if let Ok((key, modified)) = record::key_of(flow, &Arc::new(record)) {
             newest.offer(key, modified, position);

@@ -163,6 +163,8 @@ impl Verifier for Sink {
 
 #[cfg(test)]
 mod tests {
+    use std::borrow::Cow;
+
     use serde_json::json;
 
     use super::*;
@@ -233,8 +235,8 @@ mod tests {
                 Pending {
                     key: o.mapped.key,
                     hash: o.mapped.hash,
-                    source: source.clone(),
-                    target: Some(o.mapped.target),
+                    source: Cow::Owned(source.clone()),
+                    target: Some(Cow::Owned(o.mapped.target)),
                     modified: None,
                 }
             })

@@ -167,7 +167,7 @@ impl Store {
                     )));
                 }
                 keep_source(tx, flow, &record.key, &record.source)?;
-                if let Some(target) = &record.target {
+                if let Some(target) = record.target.as_deref() {
                     let packed = kept::pack(&record.source, Some(target));
                     kept::keep_packed(tx, flow, &record.key, &packed)?;
                 }

@@ -47,6 +47,7 @@ mod tests_slim;
 mod tests_updates;
 mod updates;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -207,16 +208,18 @@ pub struct Entry {
     pub done_at: Option<DateTime<Utc>>,
 }
 
-/// A record about to be sent.
+/// A record about to be sent. The records are borrowed where the caller still holds them (a
+/// writer's batch): a deep copy of each source and bill per send cost more than the ledger's
+/// own work on them.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Pending {
+pub struct Pending<'a> {
     pub key: String,
     /// The content hash of the mapped target record being sent.
     pub hash: String,
-    pub source: serde_json::Value,
+    pub source: Cow<'a, serde_json::Value>,
     /// The mapped target record being sent, kept with the source for `engine resend`; `None`
     /// when the flow keeps no records (`target.keep_records: false`).
-    pub target: Option<serde_json::Value>,
+    pub target: Option<Cow<'a, serde_json::Value>>,
     pub modified: Option<String>,
 }
 

@@ -1,3 +1,4 @@
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -20,12 +21,12 @@ fn keys(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|key| key.to_string()).collect()
 }
 
-fn pending(key: &str, hash: &str) -> Pending {
+fn pending(key: &str, hash: &str) -> Pending<'static> {
     Pending {
         key: key.to_string(),
         hash: hash.to_string(),
-        source: json!({ "order_no": key, "hash": hash }),
-        target: Some(json!({ "FBillNo": key })),
+        source: Cow::Owned(json!({ "order_no": key, "hash": hash })),
+        target: Some(Cow::Owned(json!({ "FBillNo": key }))),
         modified: Some("2024-01-01 08:00:00".to_string()),
     }
 }

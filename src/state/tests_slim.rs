@@ -1,6 +1,7 @@
 //! The slim ledger (schema version 2): a ledger written by version 1 migrates whole, sources
 //! live only while needed, rows stay small and delete churn does not grow the file.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -282,8 +283,8 @@ fn a_version_1_ledger_migrates_keeping_every_row_status_id_hash_source_and_run()
         let pending = Pending {
             key: key.to_string(),
             hash: "h".to_string(),
-            source: json!({}),
-            target: Some(json!({ "FBillNo": key })),
+            source: Cow::Owned(json!({})),
+            target: Some(Cow::Owned(json!({ "FBillNo": key }))),
             modified: None,
         };
         assert!(
@@ -302,8 +303,8 @@ fn a_source_is_kept_only_while_its_key_is_in_flight_or_parked() {
     let pending = |key: &str| Pending {
         key: key.to_string(),
         hash: "h".to_string(),
-        source: json!({ "order_no": key }),
-        target: Some(json!({ "FBillNo": key })),
+        source: Cow::Owned(json!({ "order_no": key })),
+        target: Some(Cow::Owned(json!({ "FBillNo": key }))),
         modified: None,
     };
     store
@@ -395,8 +396,8 @@ fn churn_keeping(store: &Store, first: usize, batches: usize, keep: bool) {
             .map(|key| Pending {
                 key: key.clone(),
                 hash: "0123456789abcdef0123456789abcdef".to_string(),
-                source: realistic_source(key),
-                target: keep.then(|| realistic_bill(key)),
+                source: Cow::Owned(realistic_source(key)),
+                target: keep.then(|| Cow::Owned(realistic_bill(key))),
                 modified: Some("2026-11-15 17:36:29".to_string()),
             })
             .collect();
@@ -486,8 +487,8 @@ fn rows_stay_under_1400_bytes_and_deleted_sources_leave_no_free_pages() {
             .map(|entry| Pending {
                 key: entry.key.clone(),
                 hash: entry.hash.clone().unwrap(),
-                source: realistic_source(&entry.key),
-                target: Some(realistic_bill(&entry.key)),
+                source: Cow::Owned(realistic_source(&entry.key)),
+                target: Some(Cow::Owned(realistic_bill(&entry.key))),
                 modified: entry.modified.clone(),
             })
             .collect();
@@ -530,8 +531,8 @@ fn in_flight_marks_are_synced_at_commit_and_outcomes_at_checkpoints() {
     let pending = Pending {
         key: "A".to_string(),
         hash: "h".to_string(),
-        source: json!({}),
-        target: Some(json!({})),
+        source: Cow::Owned(json!({})),
+        target: Some(Cow::Owned(json!({}))),
         modified: None,
     };
     store.mark_in_flight(FLOW, &[pending], at(0)).unwrap();

@@ -1,6 +1,8 @@
 //! Schema version 3: a version 2 ledger migrates whole, every key keeps its newest source and
 //! the record last sent, and updates under way keep "done stays done".
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -92,12 +94,12 @@ fn a_version_2_ledger_migrates_whole_and_keeps_nothing_it_did_not_have() {
     );
 }
 
-fn pending(key: &str, hash: &str) -> Pending {
+fn pending(key: &str, hash: &str) -> Pending<'static> {
     Pending {
         key: key.to_string(),
         hash: hash.to_string(),
-        source: json!({ "order_no": key, "memo": hash }),
-        target: Some(json!({ "FBillNo": key, "FHeadNote": hash })),
+        source: Cow::Owned(json!({ "order_no": key, "memo": hash })),
+        target: Some(Cow::Owned(json!({ "FBillNo": key, "FHeadNote": hash }))),
         modified: None,
     }
 }

@@ -11,6 +11,7 @@
 //! whole. Every outcome of a batch is then recorded in one transaction. If the target stays
 //! unreachable the records stay in flight and the run stops; the next run looks them up first.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -327,8 +328,8 @@ impl Writer {
             .map(|o| Pending {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
-                source: (*o.source).clone(),
-                target: keep.then(|| o.mapped.target.clone()),
+                source: Cow::Borrowed(&*o.source),
+                target: keep.then_some(Cow::Borrowed(&o.mapped.target)),
                 modified: o.mapped.modified.clone(),
             })
             .collect();

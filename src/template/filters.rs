@@ -410,24 +410,30 @@ fn lookup(
     if let Some(found) = map.get(&key) {
         return Ok(Value::from(found));
     }
-    let message = format!(
-        "`{key}` is not in value map `{map_name}` ({})",
-        map.file.display()
-    );
-    match (policy, default) {
-        (_, Some(default)) => Ok(default),
-        (MissPolicy::Default, None) => match &map.default {
+    // A miss that has a default builds no message.
+    if let Some(default) = default {
+        return Ok(default);
+    }
+    let message = || {
+        format!(
+            "`{key}` is not in value map `{map_name}` ({})",
+            map.file.display()
+        )
+    };
+    match policy {
+        MissPolicy::Default => match &map.default {
             Some(default) => Ok(Value::from(default.as_str())),
             None => Err(Error::new(
                 ErrorKind::InvalidOperation,
-                format!("{message}, and the map has no `default`"),
+                format!("{}, and the map has no `default`", message()),
             )),
         },
-        (MissPolicy::SkipLine, None) => {
+        MissPolicy::SkipLine => {
+            let message = message();
             Err(Error::new(ErrorKind::InvalidOperation, message.clone())
                 .with_source(SkipLine { message }))
         }
-        (MissPolicy::Error, None) => Err(Error::new(ErrorKind::InvalidOperation, message)),
+        MissPolicy::Error => Err(Error::new(ErrorKind::InvalidOperation, message())),
     }
 }
 

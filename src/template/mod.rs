@@ -345,17 +345,27 @@ impl TemplateSet {
 
     /// Names the template reads and does not define, with attribute paths (`line.spec_no`).
     pub fn undeclared(&self, id: TemplateId) -> BTreeSet<String> {
-        let env = self.cell.borrow_owner();
-        let names = match self.entries[id.0].kind {
+        not_global(self.cell.borrow_owner(), self.reads(id))
+    }
+
+    /// Like [`undeclared`](TemplateSet::undeclared), globals' names (`range`) included: a
+    /// record field of that name is what the template reads.
+    pub fn undeclared_or_global(&self, id: TemplateId) -> BTreeSet<String> {
+        self.reads(id).unwrap_or_default().into_iter().collect()
+    }
+
+    fn reads(&self, id: TemplateId) -> Option<HashSet<String>> {
+        match self.entries[id.0].kind {
             Kind::Expression => self.cell.borrow_dependent().0[id.0]
                 .as_ref()
                 .map(|e| e.undeclared_variables(true)),
-            Kind::Text => env
+            Kind::Text => self
+                .cell
+                .borrow_owner()
                 .get_template(&format!("t{}", id.0))
                 .ok()
                 .map(|t| t.undeclared_variables(true)),
-        };
-        not_global(env, names)
+        }
     }
 
     pub fn ids(&self) -> impl Iterator<Item = TemplateId> {
