@@ -38,6 +38,7 @@ mod kept;
 mod ledger;
 pub mod lock;
 mod open;
+mod packing;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -290,6 +291,8 @@ pub struct Run {
 #[derive(Debug, Clone)]
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
+    /// Packs kept documents; locked only while holding the connection.
+    packer: Arc<Mutex<packing::Packer>>,
     /// The file's path (or `:memory:`), for error messages.
     name: Arc<str>,
 }
@@ -353,6 +356,7 @@ impl Store {
         schema::vacuum_once(&connection, name)?;
         let store = Store {
             connection: Arc::new(Mutex::new(connection)),
+            packer: Arc::default(),
             name: name.into(),
         };
         Ok((store, applied))
@@ -370,6 +374,13 @@ impl Store {
         self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The packer, taken after the connection's lock (never before, so the two cannot deadlock).
+    fn packer(&self) -> MutexGuard<'_, packing::Packer> {
+        // As for the connection: a panic mid-pack leaves no half-made state behind that
+        // matters (a dictionary is stored by the transaction that rolled back, or not at all).
+        self.packer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Wrap a database error as "cannot {action} in the state database `{name}`".
@@ -633,6 +644,30 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         finished: finished.map(|t| t.0),
         summary,
     })
+}
+
+/// An instant as the ledger stores it since schema version 4: integer nanoseconds since the
+/// Unix epoch (UTC), 8 bytes instead of 30, exact so that what is read is what was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Nanos(DateTime<Utc>);
+
+impl ToSql for Nanos {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        self.0
+            .timestamp_nanos_opt()
+            .map(ToSqlOutput::from)
+            .ok_or_else(|| {
+                rusqlite::Error::ToSqlConversionFailure(
+                    format!("`{}` is beyond the year 2262", self.0).into(),
+                )
+            })
+    }
+}
+
+impl FromSql for Nanos {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Nanos> {
+        Ok(Nanos(DateTime::from_timestamp_nanos(value.as_i64()?)))
+    }
 }
 
 /// An instant as the database stores it: RFC 3339 UTC text with nanoseconds, fixed width so
