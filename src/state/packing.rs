@@ -456,3 +456,179 @@ fn train_on(samples: &[u8], sizes: &[usize]) -> Option<Vec<u8>> {
     zstd::zstd_safe::train_from_buffer(&mut bytes, samples, sizes).ok()?;
     Some(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use flate2::Compression;
+    use flate2::write::ZlibEncoder;
+    use serde_json::json;
+
+    use super::*;
+    use crate::state::Store;
+
+    fn packer_and_db() -> (Packer, Connection) {
+        let db = Connection::open_in_memory().unwrap();
+        let mut db = db;
+        crate::state::schema::migrate(&mut db, ":memory:").unwrap();
+        (Packer::default(), db)
+    }
+
+    /// An order of `shape` `a` or `b`, each with its own field names and values.
+    fn order(shape: char, i: usize) -> Json {
+        let lines: Vec<Json> = (0..3)
+            .map(|line| match shape {
+                'a' => json!({
+                    "spec_no": format!("WY-{:03}", (i * 7 + line) % 40),
+                    "goods_name": "加绒连帽卫衣", "num": "2.0000", "rec_id": format!("{}", i * 977 + line),
+                }),
+                _ => json!({
+                    "sku": format!("Z{:05}", (i * 13 + line) % 97), "title": "wireless headphones",
+                    "quantity": line + 1, "line_ref": format!("L-{}-{line}", i * 31),
+                }),
+            })
+            .collect();
+        match shape {
+            'a' => json!({"order_no": format!("RK{i:08}"), "shop_name": "天猫旗舰店",
+                          "remark": "赠品未退回", "details_list": lines}),
+            _ => json!({"id": i, "channel": "web-store-eu", "customer": format!("C{}", i % 50),
+                        "items": lines}),
+        }
+    }
+
+    #[test]
+    fn a_packed_document_unpacks_to_what_was_packed() {
+        let (mut packer, db) = packer_and_db();
+        let source = json!({"order_no": "RK1", "memo": "退货", "lines": [{"num": 1}]});
+        let sent = json!({"FBillNo": "RK1", "FHeadNote": "退货"});
+        let cases = [(source.clone(), Some(sent)), (source, None)];
+        for (source, sent) in cases {
+            let packed = packer.pack(&db, "refund", &source, sent.as_ref()).unwrap();
+            assert_eq!(packed.dictionary, NO_DICTIONARY);
+            let kept = packer.unpack(&db, Some(packed.dictionary), &packed.bytes);
+            assert_eq!(kept.unwrap(), Kept { source, sent });
+        }
+        // A damaged row is an error, whatever it was packed with, never another document.
+        let packed = packer
+            .pack(&db, "refund", &json!({"a": "bcdefg"}), None)
+            .unwrap();
+        let mut damaged = packed.bytes.clone();
+        let last = damaged.len() - 6;
+        damaged[last] ^= 1;
+        for (dictionary, bytes) in [
+            (None, b"not zlib".as_slice()),
+            (Some(NO_DICTIONARY), b"not zstd".as_slice()),
+            (Some(NO_DICTIONARY), &damaged),
+            (Some(7), &packed.bytes),
+        ] {
+            assert!(
+                packer.unpack(&db, dictionary, bytes).is_err(),
+                "{dictionary:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_zlib_row_of_schema_version_3_stays_readable() {
+        let (mut packer, db) = packer_and_db();
+        let text = br#"{"source":{"order_no":"RK1"},"sent":{"FBillNo":"RK1"}}"#;
+        let mut encoder = ZlibEncoder::new(Vec::new(), Compression::fast());
+        encoder.write_all(text).unwrap();
+        let bytes = encoder.finish().unwrap();
+        assert_eq!(
+            packer.unpack(&db, None, &bytes).unwrap(),
+            Kept {
+                source: json!({"order_no": "RK1"}),
+                sent: Some(json!({"FBillNo": "RK1"})),
+            }
+        );
+    }
+
+    /// Mark `orders` in flight as one batch of `store`'s flow `refund`, keeping them.
+    fn keep(store: &Store, orders: &[(usize, Json)]) {
+        let pending: Vec<crate::state::Pending> = orders
+            .iter()
+            .map(|(i, order)| crate::state::Pending {
+                key: format!("K{i:06}"),
+                hash: format!("{i:032x}"),
+                source: order.clone(),
+                target: Some(json!({"bill": order})),
+                modified: None,
+            })
+            .collect();
+        store
+            .mark_in_flight("refund", &pending, chrono::Utc::now())
+            .unwrap();
+    }
+
+    /// (id, samples, ratio measured) of each dictionary, and how many kept rows use each.
+    fn dictionaries(store: &Store) -> (Vec<(i64, i64, bool)>, Vec<(Option<i64>, i64)>) {
+        let connection = store.lock();
+        let made = connection
+            .prepare("SELECT id, samples, ratio IS NOT NULL FROM dictionaries ORDER BY id")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let used = connection
+            .prepare("SELECT dictionary, COUNT(*) FROM kept GROUP BY dictionary ORDER BY 1")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        (made, used)
+    }
+
+    #[test]
+    fn a_flow_gets_a_dictionary_after_its_first_documents_and_a_new_one_only_when_it_packs_poorly()
+    {
+        let store = Store::in_memory().unwrap();
+        let orders: Vec<(usize, Json)> = (0..SAMPLES + 2 * WINDOW)
+            .map(|i| (i, order('a', i)))
+            .collect();
+        // Until SAMPLES are kept, none; then one, and the first rows are packed with it too.
+        keep(&store, &orders[..SAMPLES - 1]);
+        assert_eq!(dictionaries(&store), (vec![], vec![(Some(0), 99)]));
+        for batch in orders[SAMPLES - 1..].chunks(50) {
+            keep(&store, batch);
+        }
+        let total = orders.len() as i64;
+        assert_eq!(
+            dictionaries(&store),
+            (vec![(1, 100, true)], vec![(Some(1), total)])
+        );
+        // Documents of another shape pack poorly with it: after a window, a new dictionary
+        // learns them; the rows packed before keep theirs.
+        let others: Vec<(usize, Json)> = (0..2 * WINDOW)
+            .map(|i| (orders.len() + i, order('b', i)))
+            .collect();
+        for batch in others.chunks(50) {
+            keep(&store, batch);
+        }
+        let (made, used) = dictionaries(&store);
+        assert_eq!(made.len(), 2, "{made:?}");
+        let window = WINDOW as i64;
+        assert_eq!(used, [(Some(1), total + window), (Some(2), window)]);
+        // The new shape packs smaller with the new dictionary than with the first.
+        let sizes: Vec<f64> = store
+            .lock()
+            .prepare(
+                "SELECT AVG(length(k.packed)) FROM ledger AS l JOIN kept AS k ON k.id = l.kept
+                 WHERE l.key >= ?1 GROUP BY k.dictionary ORDER BY k.dictionary",
+            )
+            .unwrap()
+            .query_map([format!("K{:06}", orders.len())], |row| row.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(sizes[1] < sizes[0], "{sizes:?}");
+        // Every row reads back, whichever dictionary packed it.
+        for (i, order) in orders.iter().chain(&others).step_by(97) {
+            let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
+            assert_eq!(kept.source, *order);
+        }
+    }
+}
