@@ -326,7 +326,7 @@ fn record_outcome(
                 Nanos(now)
             ])?;
             if let Some(source) = source {
-                keep_source(tx, flow, key, Some(&packer.pack(tx, flow, source, None)?))?;
+                keep_given_source(tx, packer, flow, key, source)?;
             }
         }
         Outcome::Conflict {
@@ -361,7 +361,7 @@ fn record_outcome(
                 Nanos(now)
             ])?;
             if let Some(source) = source {
-                keep_source(tx, flow, key, Some(&packer.pack(tx, flow, source, None)?))?;
+                keep_given_source(tx, packer, flow, key, source)?;
             }
         }
         Outcome::Released { key } => {
@@ -410,6 +410,28 @@ fn keep_source(
     Ok(())
 }
 
+/// Keep `source` as the source of a key that is not done: packed on its own, unless the key's
+/// source is its kept row's and that is this very record (a refused write reports the source
+/// it sent), which stays stored once.
+fn keep_given_source(
+    tx: &Transaction<'_>,
+    packer: &mut Packer,
+    flow: &str,
+    key: &str,
+    source: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    let shared = tx
+        .prepare_cached(
+            "SELECT 1 FROM sources
+             WHERE flow = ?1 AND key = ?2 AND source IS NULL AND packed IS NULL",
+        )?
+        .exists(params![flow, key])?;
+    if shared && kept::kept_in(tx, packer, flow, key)?.is_some_and(|kept| kept.source == *source) {
+        return Ok(());
+    }
+    keep_source(tx, flow, key, Some(&packer.pack(tx, flow, source, None)?))
+}
+
 /// An [`Entry`] from a row of [`ENTRY_COLUMNS`].
 pub(super) fn entry_from_row(
     row: &Row<'_>,
@@ -452,7 +474,7 @@ impl Hash<'_> {
             b'a'..=b'f' => Some(c - b'a' + 10),
             _ => None,
         };
-        if text.is_empty() || text.len() % 2 != 0 {
+        if text.is_empty() || !text.len().is_multiple_of(2) {
             return None;
         }
         text.chunks(2)

@@ -523,14 +523,14 @@ fn with_kept_records_rows_stay_under_600_bytes() {
             .iter()
             .enumerate()
             .map(|(i, record)| match i % 20 {
-                // One in twenty refused and parked with its source, as the sandbox's unknown
-                // SKUs are.
+                // One in twenty refused and parked with the source sent, as the writer reports
+                // the sandbox's unknown SKUs.
                 0 => Outcome::Failed {
                     key: record.key.clone(),
                     message: "字段“物料编码”的值“SKU-0001”在系统中不存在".to_string(),
                     field: Some("FMaterialId".to_string()),
                     hash: None,
-                    source: None,
+                    source: Some(record.source.clone()),
                     modified: None,
                 },
                 _ => Outcome::Done {
