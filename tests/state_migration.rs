@@ -14,11 +14,19 @@ use crate::support::sync::Sync;
 /// The schema of version 1, as engine releases before the slim ledger created it.
 const SCHEMA_V1: &str = include_str!("fixtures/state/schema_v1.sql");
 
-/// The columns both schema versions have, the source included (version 2 keeps it in
-/// `sources`, read here through the same join the engine reads it with).
-const LEDGER: &str = "SELECT l.flow, l.key, l.status, l.hash, l.target_id, l.target_number, \
-     l.attempts, l.last_error, l.error_field, s.source, l.modified, l.first_seen, l.updated, \
-     l.done_at FROM ledger AS l LEFT JOIN sources AS s USING (flow, key) ORDER BY flow, key";
+/// The columns both schema versions have, as version 1 wrote them (since version 4 hashes are
+/// bytes and times integer nanoseconds); the source, which version 2 keeps in `sources` and
+/// version 4 packs, is read by the engine's own `Store` in [`tables`].
+const LEDGER: &str = "SELECT flow, key, status, \
+     CASE typeof(hash) WHEN 'blob' THEN lower(hex(hash)) ELSE hash END, target_id, \
+     target_number, attempts, last_error, error_field, NULL AS source, modified, \
+     strftime('%Y-%m-%dT%H:%M:%S.', first_seen / 1000000000, 'unixepoch') \
+         || printf('%09dZ', first_seen % 1000000000), \
+     strftime('%Y-%m-%dT%H:%M:%S.', updated / 1000000000, 'unixepoch') \
+         || printf('%09dZ', updated % 1000000000), \
+     strftime('%Y-%m-%dT%H:%M:%S.', done_at / 1000000000, 'unixepoch') \
+         || printf('%09dZ', done_at % 1000000000) \
+     FROM ledger ORDER BY flow, key";
 
 /// The same columns from a version 1 ledger.
 const LEDGER_V1: &str = "SELECT flow, key, status, hash, target_id, target_number, attempts, \
@@ -48,14 +56,31 @@ fn tables(connection: &Connection, ledger: &str) -> [Vec<Vec<Sql>>; 3] {
     ]
 }
 
+/// [`tables`] of the current ledger at `path`, each source as the engine reads it (JSON text).
+fn current_tables(path: &Path) -> [Vec<Vec<Sql>>; 3] {
+    let mut tables = tables(&Connection::open(path).unwrap(), LEDGER);
+    let store = engine::state::Store::open(path).unwrap();
+    for row in &mut tables[0] {
+        let (Sql::Text(flow), Sql::Text(key)) = (&row[0], &row[1]) else {
+            panic!("a ledger row without flow and key: {row:?}");
+        };
+        let entry = store.entry(flow, key).unwrap().unwrap();
+        row[9] = entry
+            .source
+            .map_or(Sql::Null, |source| Sql::Text(source.to_string()));
+    }
+    tables
+}
+
 fn schema_version(connection: &Connection) -> u32 {
     connection
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap()
 }
 
-/// Rewrite the ledger at `path` as engine releases before version 2 wrote it.
-fn write_as_version_1(path: &Path) {
+/// Rewrite the ledger at `path`, whose rows are `ledger` (as [`current_tables`] reads them), as
+/// engine releases before version 2 wrote it.
+fn write_as_version_1(path: &Path, ledger: &[Vec<Sql>]) {
     let current = path.with_extension("v2");
     std::fs::rename(path, &current).unwrap();
     let old = Connection::open(path).unwrap();
@@ -63,15 +88,19 @@ fn write_as_version_1(path: &Path) {
         .unwrap();
     old.execute_batch(SCHEMA_V1).unwrap();
     old.pragma_update(None, "user_version", 1).unwrap();
+    for row in ledger {
+        old.execute(
+            "INSERT INTO ledger (flow, key, status, hash, target_id, target_number, attempts,
+                 last_error, error_field, source, modified, first_seen, updated, done_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            rusqlite::params_from_iter(row),
+        )
+        .unwrap();
+    }
     old.execute("ATTACH ?1 AS current", [current.to_str().unwrap()])
         .unwrap();
     old.execute_batch(
-        "INSERT INTO ledger (flow, key, status, hash, target_id, target_number, attempts,
-             last_error, error_field, source, modified, first_seen, updated, done_at)
-         SELECT l.flow, l.key, l.status, l.hash, l.target_id, l.target_number, l.attempts,
-             l.last_error, l.error_field, s.source, l.modified, l.first_seen, l.updated, l.done_at
-         FROM current.ledger AS l LEFT JOIN current.sources AS s USING (flow, key);
-         INSERT INTO cursors SELECT * FROM current.cursors;
+        "INSERT INTO cursors SELECT * FROM current.cursors;
          INSERT INTO runs SELECT * FROM current.runs;
          DETACH current;",
     )
@@ -128,12 +157,12 @@ fn a_ledger_of_schema_version_1_migrates_whole_and_a_run_on_it_sends_nothing_twi
     assert_eq!(listed(&sync, "in_flight"), parked);
 
     let path = sync.workspace.path("state/state.db");
-    let before = tables(&Connection::open(&path).unwrap(), LEDGER);
+    let before = current_tables(&path);
     assert!(
         before[0].iter().any(|row| row[9] != Sql::Null),
         "sources are kept"
     );
-    write_as_version_1(&path);
+    write_as_version_1(&path, &before[0]);
     {
         let old = Connection::open(&path).unwrap();
         assert_eq!(schema_version(&old), 1);
@@ -143,10 +172,11 @@ fn a_ledger_of_schema_version_1_migrates_whole_and_a_run_on_it_sends_nothing_twi
     // Any command opens and migrates it; nothing is lost.
     sync.engine(&["state", "mappings/refund.yaml"]).success();
     let migrated = Connection::open(&path).unwrap();
-    // The latest version (3 since the ledger keeps sources for `engine resend`).
-    assert_eq!(schema_version(&migrated), 3);
-    assert_eq!(tables(&migrated, LEDGER), before);
+    // The latest version (3 since the ledger keeps sources for `engine resend`, 4 since it
+    // packs them against a dictionary).
+    assert_eq!(schema_version(&migrated), 4);
     drop(migrated);
+    assert_eq!(current_tables(&path), before);
 
     // Read everything again: the written orders are skipped; the ones left in flight are
     // looked up, found missing, sent again from their migrated sources and parked again.

@@ -2,24 +2,19 @@
 //! read and the mapped record last sent, so that `engine resend` can map the source again with
 //! the flow as it is now and show what would change, without reading the source API.
 //!
-//! Both travel as one document, `{"source": …, "sent": …}`, compressed with zlib (the mapped
+//! Both travel as one document, `{"source": …, "sent": …}`, packed by `packing` (the mapped
 //! record repeats much of its source, so one stream compresses them better than two, and the
 //! checksum catches a damaged row). Unlike `sources`, which lives only while a key is in flight
-//! or parked, a kept row stays for as long as its ledger row. Rows are written here beside the
-//! ledger's, in the same transactions.
-
-use std::cell::RefCell;
-use std::io::Read;
+//! or parked, a kept row stays for as long as its ledger row, which names it (`ledger.kept`).
+//! Rows are written here beside the ledger's, in the same transactions.
 
 use chrono::{DateTime, Utc};
-use flate2::read::ZlibDecoder;
-use flate2::{Compress, Compression, FlushCompress, Status};
-use rusqlite::{OptionalExtension, Transaction, params};
-use serde::Serialize;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value as Json;
 
 use crate::error::Result;
-use crate::state::{Durability, Entry, Store, Time};
+use crate::state::packing::{Packed, Packer};
+use crate::state::{Durability, Entry, Nanos, Store};
 
 /// A key's kept content.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,100 +36,80 @@ pub struct Seen {
     pub sent: Option<Json>,
 }
 
-thread_local! {
-    /// One compressor per thread, reset between documents: a new one zeroes tables of several
-    /// hundred KB, which made packing most of a run's CPU.
-    static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), true));
-}
-
-/// `source` and `sent` as one compressed (zlib) document.
-pub(crate) fn pack(source: &Json, sent: Option<&Json>) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Document<'a> {
-        source: &'a Json,
-        sent: Option<&'a Json>,
-    }
-    // Writing to a Vec cannot fail.
-    let text = serde_json::to_vec(&Document { source, sent }).expect("JSON into memory");
-    COMPRESSOR.with(|compressor| {
-        let mut compressor = compressor.borrow_mut();
-        compressor.reset();
-        let mut out = Vec::with_capacity(text.len() / 2 + 64);
-        loop {
-            let read = compressor.total_in() as usize;
-            let status = compressor
-                .compress_vec(&text[read..], &mut out, FlushCompress::Finish)
-                .expect("compressing into memory");
-            if status == Status::StreamEnd {
-                return out;
-            }
-            out.reserve(out.capacity().max(1024));
-        }
-    })
-}
-
-/// The document [`pack`] made.
-pub(crate) fn unpack(bytes: &[u8]) -> rusqlite::Result<Kept> {
-    let mut text = Vec::new();
-    let bad = |err: Box<dyn std::error::Error + Send + Sync>| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, err)
-    };
-    ZlibDecoder::new(bytes)
-        .read_to_end(&mut text)
-        .map_err(|err| bad(Box::new(err)))?;
-    let mut document: Json = serde_json::from_slice(&text).map_err(|err| bad(Box::new(err)))?;
-    let sent = document
-        .get_mut("sent")
-        .map(Json::take)
-        .filter(|sent| !sent.is_null());
-    let source = document
-        .get_mut("source")
-        .map(Json::take)
-        .unwrap_or_default();
-    Ok(Kept { source, sent })
-}
-
-/// Keep `packed` for a key that has a ledger row (a key without one keeps nothing).
+/// Keep `packed` for a key that has a ledger row (a key without one keeps nothing): in the
+/// key's kept row, or in a new one the ledger row then names.
 pub(crate) fn keep_packed(
     tx: &Transaction<'_>,
     flow: &str,
     key: &str,
-    packed: &[u8],
+    packed: &Packed,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO kept (flow, key, packed)
-         SELECT ?1, ?2, ?3
-         WHERE EXISTS (SELECT 1 FROM ledger WHERE flow = ?1 AND key = ?2)
-         ON CONFLICT (flow, key) DO UPDATE SET packed = excluded.packed",
-    )?
-    .execute(params![flow, key, packed])?;
+    let row: Option<Option<i64>> = tx
+        .prepare_cached("SELECT kept FROM ledger WHERE flow = ?1 AND key = ?2")?
+        .query_row(params![flow, key], |row| row.get(0))
+        .optional()?;
+    let Some(kept) = row else {
+        return Ok(());
+    };
+    if let Some(id) = kept {
+        // A source of the key that is this kept row's gets its own copy before it changes.
+        tx.prepare_cached(
+            "UPDATE sources SET (dictionary, packed) =
+                 (SELECT dictionary, packed FROM kept WHERE id = ?3)
+             WHERE flow = ?1 AND key = ?2 AND source IS NULL AND packed IS NULL",
+        )?
+        .execute(params![flow, key, id])?;
+        let changed = tx
+            .prepare_cached("UPDATE kept SET dictionary = ?2, packed = ?3 WHERE id = ?1")?
+            .execute(params![id, packed.dictionary, packed.bytes])?;
+        if changed == 1 {
+            return Ok(());
+        }
+    }
+    tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?
+        .execute(params![packed.dictionary, packed.bytes])?;
+    tx.prepare_cached("UPDATE ledger SET kept = ?3 WHERE flow = ?1 AND key = ?2")?
+        .execute(params![flow, key, tx.last_insert_rowid()])?;
     Ok(())
 }
 
-/// The packed content kept for one key, read within a transaction.
-fn packed_in(tx: &Transaction<'_>, flow: &str, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    tx.prepare_cached("SELECT packed FROM kept WHERE flow = ?1 AND key = ?2")?
-        .query_row(params![flow, key], |row| row.get::<_, Vec<u8>>(0))
-        .optional()
+/// The kept content of one key, read with the connection of `db`.
+pub(crate) fn kept_in(
+    db: &Connection,
+    packer: &mut Packer,
+    flow: &str,
+    key: &str,
+) -> rusqlite::Result<Option<Kept>> {
+    let row: Option<(Option<i64>, Vec<u8>)> = db
+        .prepare_cached(
+            "SELECT k.dictionary, k.packed FROM ledger AS l JOIN kept AS k ON k.id = l.kept
+             WHERE l.flow = ?1 AND l.key = ?2",
+        )?
+        .query_row(params![flow, key], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    row.map(|(dictionary, packed)| packer.unpack(db, dictionary, &packed))
+        .transpose()
 }
 
 /// Keep `source` as the newest source of `key`, with `sent` if given, else the one kept.
 pub(crate) fn keep_source_in(
     tx: &Transaction<'_>,
+    packer: &mut Packer,
     flow: &str,
     key: &str,
     source: &Json,
     sent: Option<&Json>,
 ) -> rusqlite::Result<()> {
     let packed = match sent {
-        Some(sent) => pack(source, Some(sent)),
+        Some(sent) => packer.pack(tx, flow, source, Some(sent))?,
         None => {
             // A damaged kept copy (it only serves `engine resend`'s diff) is replaced rather
             // than stop every run that reads the key again.
-            let earlier = packed_in(tx, flow, key)?
-                .and_then(|bytes| unpack(&bytes).ok())
+            let earlier = kept_in(tx, packer, flow, key)
+                .ok()
+                .flatten()
                 .and_then(|kept| kept.sent);
-            pack(source, earlier.as_ref())
+            packer.pack(tx, flow, source, earlier.as_ref())?
         }
     };
     keep_packed(tx, flow, key, &packed)
@@ -159,8 +134,16 @@ impl Store {
             return Ok(());
         }
         self.write(flow, "keep source records", Durability::Normal, |tx| {
+            let mut packer = self.packer();
             for record in seen {
-                keep_source_in(tx, flow, &record.key, &record.source, record.sent.as_ref())?;
+                keep_source_in(
+                    tx,
+                    &mut packer,
+                    flow,
+                    &record.key,
+                    &record.source,
+                    record.sent.as_ref(),
+                )?;
             }
             Ok(Ok(()))
         })
@@ -169,14 +152,7 @@ impl Store {
     /// The kept content of `key`.
     pub fn kept(&self, flow: &str, key: &str) -> Result<Option<Kept>> {
         let connection = self.lock();
-        connection
-            .prepare_cached("SELECT packed FROM kept WHERE flow = ?1 AND key = ?2")
-            .and_then(|mut statement| {
-                statement
-                    .query_row(params![flow, key], |row| row.get::<_, Vec<u8>>(0))
-                    .optional()
-            })
-            .and_then(|bytes| bytes.map(|bytes| unpack(&bytes)).transpose())
+        kept_in(&connection, &mut self.packer(), flow, key)
             .map_err(self.failed(format!("read the kept record `{key}` of flow `{flow}`")))
     }
 
@@ -190,10 +166,11 @@ impl Store {
     ) -> Result<Vec<(Entry, Option<Kept>)>> {
         let keys = serde_json::to_string(&filter.keys).expect("a list of strings is JSON");
         let connection = self.lock();
+        let mut packer = self.packer();
         let failed = || self.failed(format!("list the written records of flow `{flow}`"));
         let mut statement = connection
             .prepare_cached(&format!(
-                "SELECT {}, k.packed FROM {} LEFT JOIN kept AS k ON k.flow = l.flow AND k.key = l.key
+                "SELECT {}, k.dictionary, k.packed FROM {} LEFT JOIN kept AS k ON k.id = l.kept
                  WHERE l.flow = ?1 AND l.done_at IS NOT NULL
                    AND (json_array_length(?2) = 0 OR l.key IN (SELECT value FROM json_each(?2)))
                    AND (?3 IS NULL OR l.done_at >= ?3) AND (?4 IS NULL OR l.done_at < ?4)
@@ -204,49 +181,18 @@ impl Store {
             .map_err(failed())?;
         let rows = statement
             .query_map(
-                params![flow, keys, filter.since.map(Time), filter.until.map(Time)],
+                params![flow, keys, filter.since.map(Nanos), filter.until.map(Nanos)],
                 |row| {
-                    let entry = super::ledger::entry_from_row(row)?;
-                    let kept = row
-                        .get::<_, Option<Vec<u8>>>("packed")?
-                        .and_then(|bytes| unpack(&bytes).ok());
+                    let entry = super::ledger::entry_from_row(row, &mut packer, &connection)?;
+                    let kept = row.get::<_, Option<Vec<u8>>>("packed")?.and_then(|bytes| {
+                        // A damaged kept copy is no kept copy: resend skips it.
+                        let dictionary = row.get("dictionary").ok()?;
+                        packer.unpack(&connection, dictionary, &bytes).ok()
+                    });
                     Ok((entry, kept))
                 },
             )
             .map_err(failed())?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(failed())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_packed_document_unpacks_to_what_was_packed() {
-        let source = json!({"order_no": "RK1", "memo": "退货", "lines": [{"num": 1}]});
-        let sent = json!({"FBillNo": "RK1", "FHeadNote": "退货"});
-        let cases = [(source.clone(), Some(sent)), (source, None)];
-        for (source, sent) in cases {
-            let packed = pack(&source, sent.as_ref());
-            assert_eq!(unpack(&packed).unwrap(), Kept { source, sent });
-        }
-        assert!(unpack(b"not zlib").is_err(), "a damaged row is an error");
-    }
-
-    #[test]
-    fn a_realistic_record_packs_to_a_fraction_of_its_text() {
-        let lines: Vec<Json> = (0..8)
-            .map(|i| json!({"spec_no": format!("SKU-{i:04}"), "goods_name": "商品名称（规格）示例", "num": 1, "price": "129.00"}))
-            .collect();
-        let source = json!({"order_no": "RK0001", "details_list": lines});
-        let text = source.to_string().len() * 2;
-        let packed = pack(&source, Some(&source)).len();
-        assert!(
-            packed * 4 < text,
-            "{packed} bytes packed for {text} of text"
-        );
     }
 }

@@ -4,27 +4,33 @@
 //! and a second process waits for the write lock up front instead of failing halfway. The
 //! rule that a done key is never downgraded is kept twice: by the `WHERE` clauses here, so the
 //! intent reads in the code, and by the schema's triggers, so no other path can break it.
-//! A key's source is kept in `sources` beside its row, written here with the row and dropped
-//! by the schema's triggers when the key is done or its row goes away.
+//! A key's source is kept in `sources` beside its row, packed like a kept document (see
+//! `packing`), written here with the row and dropped by the schema's triggers when the key is
+//! done or its row goes away.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Row, ToSql, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior, params};
 
 use crate::diagnostic::{MAX_RECORD_TEXT, cut_text};
 use crate::error::{Error, ErrorKind, Result};
-use crate::state::{Durability, Entry, Outcome, Pending, Status, Store, Time, kept};
+use crate::state::packing::{Packed, Packer};
+use crate::state::{Durability, Entry, Nanos, Outcome, Pending, Status, Store, kept};
 
 /// The columns of an [`Entry`], read from `ledger AS l` and its kept source, `sources AS s`.
 pub(super) const ENTRY_COLUMNS: &str = "l.key, l.status, l.hash, l.target_id, l.target_number, \
-     l.attempts, l.last_error, l.error_field, s.source, l.modified, l.first_seen, l.updated, \
+     l.attempts, l.last_error, l.error_field, s.source, \
+     COALESCE(s.dictionary, sk.dictionary) AS source_dictionary, \
+     COALESCE(s.packed, sk.packed) AS source_packed, l.modified, l.first_seen, l.updated, \
      l.done_at";
 
-/// The ledger joined with the sources it still keeps.
-pub(super) const ENTRY_TABLES: &str =
-    "ledger AS l LEFT JOIN sources AS s ON s.flow = l.flow AND s.key = l.key";
+/// The ledger joined with the sources it still keeps, and with the kept row of a source that
+/// is the kept one (see [`keep_source`]).
+pub(super) const ENTRY_TABLES: &str = "ledger AS l LEFT JOIN sources AS s ON s.flow = l.flow AND s.key = l.key \
+     LEFT JOIN kept AS sk ON s.key IS NOT NULL AND s.source IS NULL AND s.packed IS NULL \
+         AND sk.id = l.kept";
 
 impl Store {
     /// The ledger row of one key.
@@ -148,13 +154,14 @@ impl Store {
                      updated = excluded.updated
                  WHERE ledger.done_at IS NULL",
             )?;
+            let mut packer = self.packer();
             for record in records {
                 let changed = statement.execute(params![
                     flow,
                     record.key,
-                    record.hash,
+                    Hash(&record.hash),
                     record.modified,
-                    Time(now),
+                    Nanos(now),
                 ])?;
                 if changed == 0 {
                     return Ok(Err(Error::new(
@@ -166,10 +173,14 @@ impl Store {
                         ),
                     )));
                 }
-                keep_source(tx, flow, &record.key, &record.source)?;
-                if let Some(target) = record.target.as_deref() {
-                    let packed = kept::pack(&record.source, Some(target));
+                // The source to resend is the kept one when the flow keeps records: packed
+                // once, stored once.
+                let packed = packer.pack(tx, flow, &record.source, record.target.as_deref())?;
+                if record.target.is_some() {
                     kept::keep_packed(tx, flow, &record.key, &packed)?;
+                    keep_source(tx, flow, &record.key, None)?;
+                } else {
+                    keep_source(tx, flow, &record.key, Some(&packed))?;
                 }
             }
             Ok(Ok(()))
@@ -185,8 +196,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(flow, "record write outcomes", Durability::Normal, |tx| {
+            let mut packer = self.packer();
             for outcome in outcomes {
-                record_outcome(tx, flow, outcome, now)?;
+                record_outcome(tx, &mut packer, flow, outcome, now)?;
             }
             Ok(Ok(()))
         })
@@ -226,14 +238,16 @@ impl Store {
         action: &str,
     ) -> Result<Vec<Entry>> {
         let connection = self.lock();
+        let mut packer = self.packer();
         let failed = || self.failed(format!("{action} ledger rows of flow `{flow}`"));
         let mut statement = connection.prepare_cached(sql).map_err(failed())?;
+        let read = |row: &Row<'_>| entry_from_row(row, &mut packer, &connection);
         let rows = match keys {
             Some(keys) => {
                 let keys = serde_json::to_string(keys).expect("a list of strings is JSON");
-                statement.query_map(params![flow, keys], entry_from_row)
+                statement.query_map(params![flow, keys], read)
             }
-            None => statement.query_map(params![flow], entry_from_row),
+            None => statement.query_map(params![flow], read),
         }
         .map_err(failed())?;
         rows.collect::<rusqlite::Result<Vec<Entry>>>()
@@ -243,6 +257,7 @@ impl Store {
 
 fn record_outcome(
     tx: &Transaction<'_>,
+    packer: &mut Packer,
     flow: &str,
     outcome: &Outcome,
     now: DateTime<Utc>,
@@ -273,10 +288,10 @@ fn record_outcome(
             .execute(params![
                 flow,
                 key,
-                hash,
+                hash.as_deref().map(Hash),
                 target_id,
                 target_number,
-                Time(now)
+                Nanos(now)
             ])?;
         }
         Outcome::Failed {
@@ -305,14 +320,14 @@ fn record_outcome(
             .execute(params![
                 flow,
                 key,
-                hash,
+                hash.as_deref().map(Hash),
                 cut_text(message, MAX_RECORD_TEXT),
                 field,
                 modified,
-                Time(now)
+                Nanos(now)
             ])?;
             if let Some(source) = source {
-                keep_source(tx, flow, key, source)?;
+                keep_given_source(tx, packer, flow, key, source)?;
             }
         }
         Outcome::Conflict {
@@ -338,9 +353,16 @@ fn record_outcome(
                      modified = COALESCE(excluded.modified, ledger.modified),
                      updated = excluded.updated",
             )?
-            .execute(params![flow, key, hash, message, modified, Time(now)])?;
+            .execute(params![
+                flow,
+                key,
+                hash.as_deref().map(Hash),
+                message,
+                modified,
+                Nanos(now)
+            ])?;
             if let Some(source) = source {
-                keep_source(tx, flow, key, source)?;
+                keep_given_source(tx, packer, flow, key, source)?;
             }
         }
         Outcome::Released { key } => {
@@ -357,60 +379,140 @@ fn record_outcome(
                 "UPDATE ledger SET status = 'failed', updated = ?3
                  WHERE flow = ?1 AND key = ?2 AND status = 'in_flight' AND done_at IS NULL",
             )?
-            .execute(params![flow, key, Time(now)])?;
+            .execute(params![flow, key, Nanos(now)])?;
         }
     }
     Ok(())
 }
 
 /// Keep (or replace) the source of a key that is not done; a done key keeps none, so a late
-/// failure report for a written key stores nothing.
+/// failure report for a written key stores nothing. `None`: the source is the one just kept
+/// in the key's kept row (which, replaced later, first leaves its content here: see
+/// `kept::keep_packed`).
 fn keep_source(
     tx: &Transaction<'_>,
     flow: &str,
     key: &str,
-    source: &serde_json::Value,
+    packed: Option<&Packed>,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(
-        "INSERT INTO sources (flow, key, source)
-         SELECT ?1, ?2, ?3
+        "INSERT INTO sources (flow, key, dictionary, packed)
+         SELECT ?1, ?2, ?3, ?4
          WHERE EXISTS (SELECT 1 FROM ledger WHERE flow = ?1 AND key = ?2 AND status <> 'done')
-         ON CONFLICT (flow, key) DO UPDATE SET source = excluded.source",
+         ON CONFLICT (flow, key) DO UPDATE SET
+             source = NULL, dictionary = excluded.dictionary, packed = excluded.packed",
     )?
-    .execute(params![flow, key, Json(source)])?;
+    .execute(params![
+        flow,
+        key,
+        packed.map(|packed| packed.dictionary),
+        packed.map(|packed| &packed.bytes)
+    ])?;
     Ok(())
 }
 
-pub(super) fn entry_from_row(row: &Row<'_>) -> rusqlite::Result<Entry> {
+/// Keep `source` as the source of a key that is not done: packed on its own, unless the key's
+/// source is its kept row's and that is this very record (a refused write reports the source
+/// it sent), which stays stored once.
+fn keep_given_source(
+    tx: &Transaction<'_>,
+    packer: &mut Packer,
+    flow: &str,
+    key: &str,
+    source: &serde_json::Value,
+) -> rusqlite::Result<()> {
+    let shared = tx
+        .prepare_cached(
+            "SELECT 1 FROM sources
+             WHERE flow = ?1 AND key = ?2 AND source IS NULL AND packed IS NULL",
+        )?
+        .exists(params![flow, key])?;
+    if shared
+        && kept::kept_in(tx, packer, flow, key)
+            .ok()
+            .flatten()
+            .is_some_and(|kept| kept.source == *source)
+    {
+        return Ok(());
+    }
+    keep_source(tx, flow, key, Some(&packer.pack(tx, flow, source, None)?))
+}
+
+/// An [`Entry`] from a row of [`ENTRY_COLUMNS`].
+pub(super) fn entry_from_row(
+    row: &Row<'_>,
+    packer: &mut Packer,
+    db: &Connection,
+) -> rusqlite::Result<Entry> {
+    let source = match row.get::<_, Option<Vec<u8>>>("source_packed")? {
+        Some(packed) => {
+            let dictionary = row.get("source_dictionary")?;
+            Some(packer.unpack(db, dictionary, &packed)?.source)
+        }
+        None => row.get::<_, Option<JsonText>>("source")?.map(|json| json.0),
+    };
     Ok(Entry {
         key: row.get("key")?,
         status: row.get("status")?,
-        hash: row.get("hash")?,
+        hash: row.get::<_, Option<HashText>>("hash")?.map(|hash| hash.0),
         target_id: row.get("target_id")?,
         target_number: row.get("target_number")?,
         attempts: row.get("attempts")?,
         last_error: row.get("last_error")?,
         error_field: row.get("error_field")?,
-        source: row.get::<_, Option<JsonText>>("source")?.map(|json| json.0),
+        source,
         modified: row.get("modified")?,
-        first_seen: row.get::<_, Time>("first_seen")?.0,
-        updated: row.get::<_, Time>("updated")?.0,
-        done_at: row.get::<_, Option<Time>>("done_at")?.map(|time| time.0),
+        first_seen: row.get::<_, Nanos>("first_seen")?.0,
+        updated: row.get::<_, Nanos>("updated")?.0,
+        done_at: row.get::<_, Option<Nanos>>("done_at")?.map(|time| time.0),
     })
 }
 
-/// A source record written as JSON text, which `sqlite3` users can query with `->>`.
-struct Json<'a>(&'a serde_json::Value);
+/// A content hash as the ledger stores it: its bytes when it is lowercase hex (as the engine
+/// writes them, half the size), else its text, so that any text reads back as it was.
+pub(super) struct Hash<'a>(pub &'a str);
 
-impl ToSql for Json<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        serde_json::to_string(self.0)
-            .map(ToSqlOutput::from)
-            .map_err(|err| rusqlite::Error::ToSqlConversionFailure(Box::new(err)))
+impl Hash<'_> {
+    fn bytes(&self) -> Option<Vec<u8>> {
+        let text = self.0.as_bytes();
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
+        if text.is_empty() || !text.len().is_multiple_of(2) {
+            return None;
+        }
+        text.chunks(2)
+            .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+            .collect()
     }
 }
 
-/// A source record read back from JSON text.
+impl ToSql for Hash<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.bytes() {
+            Some(bytes) => ToSqlOutput::from(bytes),
+            None => ToSqlOutput::from(self.0),
+        })
+    }
+}
+
+/// A content hash read back: lowercase hex for bytes, text as it was.
+pub(super) struct HashText(pub String);
+
+impl FromSql for HashText {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<HashText> {
+        match value {
+            ValueRef::Blob(bytes) => Ok(HashText(
+                bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
+            )),
+            other => other.as_str().map(|text| HashText(text.to_string())),
+        }
+    }
+}
+
+/// A source record read back from the JSON text of a row written before schema version 4.
 struct JsonText(serde_json::Value);
 
 impl FromSql for JsonText {

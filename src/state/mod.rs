@@ -10,11 +10,13 @@
 //! after it.
 //!
 //! The ledger row stays slim: a source record lives in its own table only while its key is in
-//! flight or parked, so a ledger row is about 250 bytes, and the pages that dropped sources
-//! free are reused by the next batches and given back to the file system at the end of each
-//! run (incremental auto-vacuum). Beside it, `kept` holds every key's newest source and the
-//! record last sent, compressed, for `engine resend`; `updates` the updates under way, each
-//! step recorded before it is sent, so that a written key is never marked in flight again.
+//! flight or parked, hashes are bytes and times integers, so a ledger row is about 140 bytes,
+//! and the pages that dropped sources free are reused by the next batches and given back to
+//! the file system at the end of each run (incremental auto-vacuum). Beside it, `kept` holds
+//! every key's newest source and the record last sent for `engine resend`, packed against a
+//! dictionary trained per flow (`packing`, about 370 bytes for the bundled flow's orders);
+//! `updates` the updates under way, each step recorded before it is sent, so that a written
+//! key is never marked in flight again.
 //!
 //! Durability, in WAL mode: in-flight marks commit with `synchronous = FULL`, everything else
 //! with `NORMAL`. A process crash loses no commit at either level. A power cut may lose the
@@ -38,6 +40,7 @@ mod kept;
 mod ledger;
 pub mod lock;
 mod open;
+mod packing;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -293,6 +296,8 @@ pub struct Run {
 #[derive(Debug, Clone)]
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
+    /// Packs kept documents; locked only while holding the connection.
+    packer: Arc<Mutex<packing::Packer>>,
     /// The file's path (or `:memory:`), for error messages.
     name: Arc<str>,
 }
@@ -356,6 +361,7 @@ impl Store {
         schema::vacuum_once(&connection, name)?;
         let store = Store {
             connection: Arc::new(Mutex::new(connection)),
+            packer: Arc::default(),
             name: name.into(),
         };
         Ok((store, applied))
@@ -373,6 +379,13 @@ impl Store {
         self.connection
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The packer, taken after the connection's lock (never before, so the two cannot deadlock).
+    fn packer(&self) -> MutexGuard<'_, packing::Packer> {
+        // As for the connection: a panic mid-pack leaves no half-made state behind that
+        // matters (a dictionary is stored by the transaction that rolled back, or not at all).
+        self.packer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Wrap a database error as "cannot {action} in the state database `{name}`".
@@ -636,6 +649,30 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         finished: finished.map(|t| t.0),
         summary,
     })
+}
+
+/// An instant as the ledger stores it since schema version 4: integer nanoseconds since the
+/// Unix epoch (UTC), 8 bytes instead of 30, exact so that what is read is what was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Nanos(DateTime<Utc>);
+
+impl ToSql for Nanos {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        self.0
+            .timestamp_nanos_opt()
+            .map(ToSqlOutput::from)
+            .ok_or_else(|| {
+                rusqlite::Error::ToSqlConversionFailure(
+                    format!("`{}` is beyond the year 2262", self.0).into(),
+                )
+            })
+    }
+}
+
+impl FromSql for Nanos {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Nanos> {
+        Ok(Nanos(DateTime::from_timestamp_nanos(value.as_i64()?)))
+    }
 }
 
 /// An instant as the database stores it: RFC 3339 UTC text with nanoseconds, fixed width so

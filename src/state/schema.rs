@@ -16,7 +16,8 @@ use crate::error::{Error, ErrorKind, Result};
 ///
 /// Every table is `STRICT`, so a value of the wrong type is an error instead of being stored
 /// silently. Times are RFC 3339 UTC text of fixed width (nanoseconds, `Z`), so text order is
-/// time order and `sqlite3` users can pass them to `datetime()`.
+/// time order and `sqlite3` users can pass them to `datetime()`; since version 4 the ledger's
+/// own times are integer nanoseconds since the Unix epoch, a third of the bytes.
 pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE cursors (
@@ -212,6 +213,158 @@ CREATE TABLE updates (
     updated  TEXT NOT NULL,
     PRIMARY KEY (flow, key)
 ) STRICT;
+
+CREATE TRIGGER updates_are_for_written_keys
+BEFORE INSERT ON updates
+WHEN NOT EXISTS (SELECT 1 FROM ledger
+                 WHERE flow = NEW.flow AND key = NEW.key AND done_at IS NOT NULL)
+BEGIN
+    SELECT RAISE(ABORT, 'an update needs a key the target confirmed');
+END;
+"#,
+    // Version 4, ≤ 600 bytes a ledger row with kept records (#13). Kept documents are packed
+    // with zstd against a dictionary trained per flow (`state::packing`), stored once in
+    // `dictionaries`; each packed row names its dictionary (NULL: zlib, written before this
+    // version; 0: none). `kept` rows are numbered and the ledger row names its kept row, so a
+    // kept row carries neither the flow nor the key, has no index of its own, and rows are
+    // appended to full pages. A source of a key in flight or parked is packed the same way
+    // (`source` keeps the JSON text of rows written before). In the ledger, the content hash
+    // is its 16 bytes when it is lowercase hex (text otherwise), and its times are integer
+    // nanoseconds since the Unix epoch, UTC: `datetime(first_seen / 1e9, 'unixepoch')`.
+    r#"
+DROP TRIGGER updates_are_for_written_keys;
+
+CREATE TABLE dictionaries (
+    id      INTEGER PRIMARY KEY,
+    flow    TEXT NOT NULL CHECK (flow <> ''),
+    -- How many documents it was trained on, and when.
+    samples INTEGER NOT NULL CHECK (samples > 0),
+    made    TEXT NOT NULL,
+    -- Packed ÷ raw bytes of the first documents packed with it, once measured.
+    ratio   REAL,
+    bytes   BLOB NOT NULL
+) STRICT;
+
+CREATE INDEX dictionaries_by_flow ON dictionaries (flow, id);
+
+CREATE TABLE kept_v4 (
+    id         INTEGER PRIMARY KEY,
+    dictionary INTEGER CHECK (dictionary >= 0),
+    packed     BLOB NOT NULL
+) STRICT;
+
+INSERT INTO kept_v4 (id, packed)
+SELECT k.rowid, k.packed FROM kept AS k
+WHERE EXISTS (SELECT 1 FROM ledger AS l WHERE l.flow = k.flow AND l.key = k.key);
+
+CREATE TABLE ledger_v4 (
+    flow          TEXT NOT NULL CHECK (flow <> ''),
+    key           TEXT NOT NULL CHECK (key <> ''),
+    status        TEXT NOT NULL CHECK (status IN ('in_flight', 'done', 'failed', 'conflict')),
+    hash          ANY CHECK (hash IS NULL OR typeof(hash) IN ('blob', 'text')),
+    target_id     TEXT,
+    target_number TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error    TEXT,
+    error_field   TEXT,
+    modified      TEXT,
+    first_seen    INTEGER NOT NULL,
+    updated       INTEGER NOT NULL,
+    -- When the target first confirmed the key. Set once, never cleared: from then on the
+    -- key is in the target and must never be sent as a new record again.
+    done_at       INTEGER,
+    -- The key's row in `kept`, if it has one.
+    kept          INTEGER,
+    PRIMARY KEY (flow, key),
+    CHECK (status <> 'done' OR done_at IS NOT NULL),
+    -- A written key can only be done, or done and reported as changed since (conflict).
+    CHECK (done_at IS NULL OR status IN ('done', 'conflict'))
+) STRICT, WITHOUT ROWID;
+
+-- Times were RFC 3339 text of fixed width (nanoseconds, `Z`); any other form SQLite can read
+-- counts to the millisecond, and one it cannot read fails the migration.
+INSERT INTO ledger_v4 (flow, key, status, hash, target_id, target_number, attempts, last_error,
+                       error_field, modified, first_seen, updated, done_at, kept)
+SELECT l.flow, l.key, l.status,
+       CASE WHEN l.hash <> '' AND length(l.hash) % 2 = 0 AND l.hash NOT GLOB '*[^0-9a-f]*'
+            THEN unhex(l.hash) ELSE l.hash END,
+       l.target_id, l.target_number, l.attempts, l.last_error, l.error_field, l.modified,
+       CASE WHEN length(l.first_seen) = 30 AND substr(l.first_seen, 20, 1) = '.'
+            THEN unixepoch(substr(l.first_seen, 1, 19)) * 1000000000
+                 + CAST(substr(l.first_seen, 21, 9) AS INTEGER)
+            ELSE CAST(unixepoch(l.first_seen, 'subsec') * 1000 AS INTEGER) * 1000000 END,
+       CASE WHEN length(l.updated) = 30 AND substr(l.updated, 20, 1) = '.'
+            THEN unixepoch(substr(l.updated, 1, 19)) * 1000000000
+                 + CAST(substr(l.updated, 21, 9) AS INTEGER)
+            ELSE CAST(unixepoch(l.updated, 'subsec') * 1000 AS INTEGER) * 1000000 END,
+       CASE WHEN l.done_at IS NULL THEN NULL
+            WHEN length(l.done_at) = 30 AND substr(l.done_at, 20, 1) = '.'
+            THEN unixepoch(substr(l.done_at, 1, 19)) * 1000000000
+                 + CAST(substr(l.done_at, 21, 9) AS INTEGER)
+            ELSE CAST(unixepoch(l.done_at, 'subsec') * 1000 AS INTEGER) * 1000000 END,
+       (SELECT k.rowid FROM kept AS k WHERE k.flow = l.flow AND k.key = l.key)
+FROM ledger AS l;
+
+-- A source is packed, or JSON text kept before version 4, or neither: then it is the source
+-- of the key's kept row, written with it when the key was marked in flight (see `kept`).
+CREATE TABLE sources_v4 (
+    flow       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    source     TEXT CHECK (source IS NULL OR json_valid(source)),
+    dictionary INTEGER CHECK (dictionary >= 0),
+    packed     BLOB,
+    PRIMARY KEY (flow, key),
+    CHECK (source IS NULL OR packed IS NULL),
+    CHECK ((dictionary IS NULL) = (packed IS NULL))
+) STRICT;
+
+INSERT INTO sources_v4 (flow, key, source) SELECT flow, key, source FROM sources;
+
+DROP TABLE ledger;
+DROP TABLE kept;
+DROP TABLE sources;
+ALTER TABLE ledger_v4 RENAME TO ledger;
+ALTER TABLE kept_v4 RENAME TO kept;
+ALTER TABLE sources_v4 RENAME TO sources;
+
+CREATE INDEX ledger_by_status ON ledger (flow, status, first_seen) WHERE status <> 'done';
+
+CREATE TRIGGER ledger_done_is_never_downgraded
+BEFORE UPDATE OF status, done_at ON ledger
+WHEN OLD.done_at IS NOT NULL
+ AND (NEW.status NOT IN ('done', 'conflict') OR NEW.done_at IS NOT OLD.done_at)
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TRIGGER ledger_done_is_never_deleted
+BEFORE DELETE ON ledger
+WHEN OLD.done_at IS NOT NULL
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TRIGGER ledger_done_drops_its_source
+AFTER UPDATE OF status ON ledger
+WHEN NEW.status = 'done'
+BEGIN
+    DELETE FROM sources WHERE flow = NEW.flow AND key = NEW.key;
+END;
+
+CREATE TRIGGER ledger_deleted_drops_its_source
+AFTER DELETE ON ledger
+BEGIN
+    DELETE FROM sources WHERE flow = OLD.flow AND key = OLD.key;
+END;
+
+CREATE TRIGGER ledger_deleted_drops_its_kept_record
+AFTER DELETE ON ledger
+WHEN OLD.kept IS NOT NULL
+BEGIN
+    DELETE FROM kept WHERE id = OLD.kept;
+END;
+
+ALTER TABLE updates ADD COLUMN dictionary INTEGER CHECK (dictionary >= 0);
 
 CREATE TRIGGER updates_are_for_written_keys
 BEFORE INSERT ON updates

@@ -63,19 +63,28 @@ fn a_version_2_ledger_migrates_whole_and_keeps_nothing_it_did_not_have() {
     let old = Connection::open(&path).unwrap();
     let ledger = rows(&old, "SELECT * FROM ledger ORDER BY flow, key");
     let sources = rows(&old, "SELECT * FROM sources ORDER BY flow, key");
+    assert_eq!(
+        rows(&old, "PRAGMA table_info(ledger)").len(),
+        13,
+        "`SELECT *` is the columns of LEDGER_COLUMNS_AS_TEXT"
+    );
     drop(old);
 
+    // Every migration since version 2 (version 3 keeps records, version 4 packs them).
     let (store, applied) = Store::open_counting_migrations(&path).unwrap();
-    assert_eq!(applied, 1);
-    assert_eq!(store.schema_version().unwrap(), 3);
+    assert_eq!(applied, schema::LATEST as usize - 2);
+    assert_eq!(store.schema_version().unwrap(), schema::LATEST);
     {
         let connection = store.lock();
         assert_eq!(
-            rows(&connection, "SELECT * FROM ledger ORDER BY flow, key"),
+            rows(&connection, super::tests_slim::LEDGER_COLUMNS_AS_TEXT),
             ledger
         );
         assert_eq!(
-            rows(&connection, "SELECT * FROM sources ORDER BY flow, key"),
+            rows(
+                &connection,
+                "SELECT flow, key, source FROM sources ORDER BY flow, key"
+            ),
             sources
         );
         assert!(rows(&connection, "SELECT * FROM kept").is_empty());
@@ -173,11 +182,14 @@ fn a_damaged_kept_copy_stops_no_run_and_no_resend_and_is_kept_anew_when_read_aga
     let store = Store::in_memory().unwrap();
     written(&store, "A", "h1");
     written(&store, "B", "h1");
-    // A zero-length blob, a cut zlib header, zeros: what a damaged disk or a hand edit leaves.
+    // A zero-length blob, a cut header, zeros: what a damaged disk or a hand edit leaves.
     for packed in [&b""[..], b"\x78\x9c", &[0; 10]] {
         store
             .lock()
-            .execute("UPDATE kept SET packed = ?1 WHERE key = 'A'", [packed])
+            .execute(
+                "UPDATE kept SET packed = ?1 WHERE id = (SELECT kept FROM ledger WHERE key = 'A')",
+                [packed],
+            )
             .unwrap();
         let written = store.written(FLOW, &WrittenFilter::default()).unwrap();
         let kept: Vec<(&str, bool)> = written
@@ -403,4 +415,126 @@ fn written_keys_are_listed_by_key_and_by_when_they_were_first_written() {
     for (filter, expected) in cases {
         assert_eq!(listed(filter.clone()), expected, "{filter:?}");
     }
+}
+
+/// `source` and `sent` as schema version 3 packed them: one zlib document.
+fn zlib_document(source: &serde_json::Value, sent: Option<&serde_json::Value>) -> Vec<u8> {
+    use std::io::Write;
+    let text = json!({ "source": source, "sent": sent }).to_string();
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(text.as_bytes()).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[test]
+fn a_version_3_ledger_migrates_whole_and_its_zlib_documents_stay_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let source = |key: &str| json!({ "order_no": key, "memo": "退货" });
+    let bill = |key: &str| json!({ "FBillNo": key, "FHeadNote": "退货" });
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        connection
+            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .unwrap();
+        let tx = connection.transaction().unwrap();
+        for script in &schema::MIGRATIONS[..3] {
+            tx.execute_batch(script).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 3).unwrap();
+        let time = |seconds: i64| at(seconds).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        for (key, status, hash, done) in [
+            ("A", "done", "0123456789abcdef0123456789abcdef", true),
+            ("B", "failed", "hB", false),
+            ("C", "done", "fedcba9876543210fedcba9876543210", true),
+        ] {
+            tx.execute(
+                "INSERT INTO ledger (flow, key, status, hash, target_id, attempts, first_seen,
+                                     updated, done_at)
+                 VALUES ('refund', ?1, ?2, ?3, '7', 1, ?4, ?5, ?6)",
+                rusqlite::params![key, status, hash, time(1), time(2), done.then(|| time(2))],
+            )
+            .unwrap();
+        }
+        tx.execute(
+            "INSERT INTO sources (flow, key, source) VALUES ('refund', 'B', ?1)",
+            [source("B").to_string()],
+        )
+        .unwrap();
+        for key in ["A", "C"] {
+            tx.execute(
+                "INSERT INTO kept (flow, key, packed) VALUES ('refund', ?1, ?2)",
+                rusqlite::params![key, zlib_document(&source(key), Some(&bill(key)))],
+            )
+            .unwrap();
+        }
+        // An update of C under way, begun by a version 3 engine.
+        tx.execute(
+            "INSERT INTO updates (flow, key, hash, step, packed, started, updated)
+             VALUES ('refund', 'C', 'c2c2', 'update', ?1, ?2, ?2)",
+            rusqlite::params![
+                zlib_document(
+                    &json!({"order_no": "C", "memo": "改"}),
+                    Some(&json!({"FBillNo": "C"}))
+                ),
+                time(3)
+            ],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    let old = Connection::open(&path).unwrap();
+    let ledger = rows(&old, "SELECT * FROM ledger ORDER BY flow, key");
+    drop(old);
+
+    let (store, applied) = Store::open_counting_migrations(&path).unwrap();
+    assert_eq!(applied, 1);
+    assert_eq!(store.schema_version().unwrap(), schema::LATEST);
+    assert_eq!(
+        rows(&store.lock(), super::tests_slim::LEDGER_COLUMNS_AS_TEXT),
+        ledger
+    );
+    for key in ["A", "C"] {
+        let kept = store.kept(FLOW, key).unwrap();
+        let expected = Kept {
+            source: source(key),
+            sent: Some(bill(key)),
+        };
+        assert_eq!(kept, Some(expected), "{key}");
+    }
+    assert_eq!(
+        store.entry(FLOW, "B").unwrap().unwrap().source,
+        Some(source("B"))
+    );
+    let listed: Vec<String> = store
+        .written(FLOW, &WrittenFilter::default())
+        .unwrap()
+        .into_iter()
+        .map(|(entry, kept)| format!("{} {}", entry.key, kept.is_some()))
+        .collect();
+    assert_eq!(listed, ["A true", "C true"]);
+    // The update begun before the migration reads back and ends, its content kept.
+    let updates = store.pending_updates(FLOW).unwrap();
+    assert_eq!(updates.len(), 1);
+    assert_eq!(updates[0].source, json!({"order_no": "C", "memo": "改"}));
+    let applied = UpdateEnd::Applied {
+        target_id: None,
+        target_number: None,
+    };
+    store.finish_update(FLOW, "C", &applied, at(4)).unwrap();
+    let kept = store.kept(FLOW, "C").unwrap().unwrap();
+    assert_eq!(kept.sent, Some(json!({"FBillNo": "C"})));
+    assert_eq!(
+        store.entry(FLOW, "C").unwrap().unwrap().hash.as_deref(),
+        Some("c2c2")
+    );
+    // Written keys stay written; new keys are kept in the new form.
+    assert!(
+        store
+            .mark_in_flight(FLOW, &[pending("A", "h2")], at(5))
+            .is_err()
+    );
+    written(&store, "D", "hD");
+    let kept = store.kept(FLOW, "D").unwrap().unwrap();
+    assert_eq!(kept.sent, pending("D", "hD").target.map(Cow::into_owned));
 }

@@ -11,12 +11,14 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value as Json;
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::state::kept::{self, keep_packed, pack, unpack};
-use crate::state::{Durability, Store, Time};
+use crate::state::kept::{self, keep_packed};
+use crate::state::ledger::Hash;
+use crate::state::packing::{Packed, Packer};
+use crate::state::{Durability, Nanos, Store, Time};
 
 /// Where an update is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,18 +121,22 @@ impl Store {
                     ),
                 )));
             }
+            let packed =
+                self.packer()
+                    .pack(tx, flow, &update.source, Some(&update.record))?;
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO updates (flow, key, hash, step, packed, modified, refused, sends,
-                                          started, updated)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                    "INSERT INTO updates (flow, key, hash, step, dictionary, packed, modified,
+                                          refused, sends, started, updated)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
                 )?
                 .execute(params![
                     flow,
                     update.key,
                     update.hash,
                     update.step.to_string(),
-                    pack(&update.source, Some(&update.record)),
+                    packed.dictionary,
+                    packed.bytes,
                     update.modified,
                     update.refused,
                     update.sends,
@@ -185,15 +191,22 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(flow, "finish an update", Durability::Normal, |tx| {
-            let Some((hash, packed)) = tx
-                .prepare_cached("SELECT hash, packed FROM updates WHERE flow = ?1 AND key = ?2")?
+            let Some((hash, dictionary, packed)) = tx
+                .prepare_cached(
+                    "SELECT hash, dictionary, packed FROM updates WHERE flow = ?1 AND key = ?2",
+                )?
                 .query_row(params![flow, key], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Option<i64>>(1)?,
+                        row.get::<_, Vec<u8>>(2)?,
+                    ))
                 })
                 .optional()?
             else {
                 return Ok(Ok(()));
             };
+            let mut packer = self.packer();
             // The status moves between done and conflict only: the schema's triggers keep a
             // written key written whatever is asked here.
             let (status, message, applied, id, number) = match end {
@@ -226,17 +239,32 @@ impl Store {
                 status,
                 message,
                 applied,
-                hash,
+                Hash(&hash),
                 id,
                 number,
-                Time(now)
+                Nanos(now)
             ])?;
-            if applied {
-                keep_packed(tx, flow, key, &packed)?;
-            } else {
-                // The newest source is kept, beside what the target still holds.
-                let source = unpack(&packed)?.source;
-                kept::keep_source_in(tx, flow, key, &source, None)?;
+            match (applied, dictionary) {
+                (true, Some(dictionary)) => keep_packed(
+                    tx,
+                    flow,
+                    key,
+                    &Packed {
+                        dictionary,
+                        bytes: packed,
+                    },
+                )?,
+                (true, None) => {
+                    // Begun before schema version 4 (zlib): packed again as kept rows are now.
+                    let update = packer.unpack(tx, None, &packed)?;
+                    let packed = packer.pack(tx, flow, &update.source, update.sent.as_ref())?;
+                    keep_packed(tx, flow, key, &packed)?;
+                }
+                (false, _) => {
+                    // The newest source is kept, beside what the target still holds.
+                    let source = packer.unpack(tx, dictionary, &packed)?.source;
+                    kept::keep_source_in(tx, &mut packer, flow, key, &source, None)?;
+                }
             }
             tx.prepare_cached("DELETE FROM updates WHERE flow = ?1 AND key = ?2")?
                 .execute(params![flow, key])?;
@@ -247,23 +275,34 @@ impl Store {
     /// The updates under way of `flow`, oldest first.
     pub fn pending_updates(&self, flow: &str) -> Result<Vec<PendingUpdate>> {
         let connection = self.lock();
+        let mut packer = self.packer();
         let failed = || self.failed(format!("list the updates under way of flow `{flow}`"));
         let mut statement = connection
             .prepare_cached(
-                "SELECT key, hash, step, packed, modified, refused, sends FROM updates
+                "SELECT key, hash, step, dictionary, packed, modified, refused, sends FROM updates
                  WHERE flow = ?1 ORDER BY started, key",
             )
             .map_err(failed())?;
         let rows = statement
-            .query_map(params![flow], update_from_row)
+            .query_map(params![flow], |row| {
+                update_from_row(row, &mut packer, &connection)
+            })
             .map_err(failed())?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(failed())
     }
 }
 
-fn update_from_row(row: &Row<'_>) -> rusqlite::Result<PendingUpdate> {
+fn update_from_row(
+    row: &Row<'_>,
+    packer: &mut Packer,
+    db: &Connection,
+) -> rusqlite::Result<PendingUpdate> {
     let step: String = row.get("step")?;
-    let kept = unpack(&row.get::<_, Vec<u8>>("packed")?)?;
+    let kept = packer.unpack(
+        db,
+        row.get("dictionary")?,
+        &row.get::<_, Vec<u8>>("packed")?,
+    )?;
     Ok(PendingUpdate {
         key: row.get("key")?,
         hash: row.get("hash")?,

@@ -388,6 +388,18 @@ pub async fn start_with_clock(
     })
 }
 
+/// `count` orders as the sandbox makes them by default from `seed`, modified within 20 days
+/// up to `until`: realistic records for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) fn sample_orders(seed: u64, count: usize, until: chrono::NaiveDateTime) -> Vec<Order> {
+    let options = WdtOptions::default();
+    let shares = Shares {
+        unknown_sku: options.unknown_sku_share,
+        other_status: options.other_status_share,
+    };
+    generate::Generator::new(seed).initial(count, 20, until, shares)
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
