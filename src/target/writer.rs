@@ -335,18 +335,22 @@ impl Writer {
     ) -> Result<Vec<Settled>> {
         let flow_name = &self.flow.name;
         let keep = self.flow.target.keep_records;
-        let pending: Vec<Pending> = batch
-            .iter()
-            .map(|o| Pending {
-                key: o.mapped.key.clone(),
-                hash: o.mapped.hash.clone(),
-                source: (*o.source).clone(),
-                target: keep.then(|| o.mapped.target.clone()),
-                modified: o.mapped.modified.clone(),
-            })
-            .collect();
-        self.store
-            .mark_in_flight(flow_name, &pending, self.clock.now())?;
+        {
+            // A copy of each record for the ledger, freed before the send: held through it, it
+            // would double what the writers under way hold.
+            let pending: Vec<Pending> = batch
+                .iter()
+                .map(|o| Pending {
+                    key: o.mapped.key.clone(),
+                    hash: o.mapped.hash.clone(),
+                    source: (*o.source).clone(),
+                    target: keep.then(|| o.mapped.target.clone()),
+                    modified: o.mapped.modified.clone(),
+                })
+                .collect();
+            self.store
+                .mark_in_flight(flow_name, &pending, self.clock.now())?;
+        }
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut settled = Vec::new();
         let mut remaining: Vec<&Outgoing> = batch.iter().collect();
