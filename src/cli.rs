@@ -328,6 +328,7 @@ pub enum SimCommand {
 /// code (4). Standard output or error closed early (`engine failed --json | head -1`) is not
 /// a bug: the command stops quietly with 141 (128 + SIGPIPE), as a Unix tool does.
 pub fn main() -> i32 {
+    crate::allocator::configure();
     std::panic::set_hook(Box::new(last_resort));
     std::panic::catch_unwind(|| run(std::env::args_os())).unwrap_or(ExitCode::Fatal.code())
 }

@@ -8,6 +8,7 @@
 //! See docs/architecture.md for the map and its invariants.
 
 pub mod alert;
+pub mod allocator;
 pub mod apischema;
 pub mod auth;
 pub mod check;

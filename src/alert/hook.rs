@@ -82,7 +82,7 @@ impl Hook {
                 parked: summary.failed + summary.conflicts,
                 reasons: store
                     .as_ref()
-                    .map(|store| parked_since(store, flow, started))
+                    .map(|store| parked_since(store, flow, started, config.max_reasons))
                     .unwrap_or_default(),
                 unsettled: summary.unsettled,
             },
@@ -119,18 +119,20 @@ fn error_text(err: &Error) -> String {
         .join(": ")
 }
 
-/// (key, reason) of the records of `flow` parked since `started`.
-fn parked_since(store: &Store, flow: &str, started: DateTime<Utc>) -> Vec<(String, String)> {
+/// (key, reason) of the first `limit` records of `flow` parked since `started`.
+fn parked_since(
+    store: &Store,
+    flow: &str,
+    started: DateTime<Utc>,
+    limit: usize,
+) -> Vec<(String, String)> {
     store
-        .parked(flow, &[])
+        .parked_since(flow, started, limit)
         .unwrap_or_default()
         .into_iter()
-        .filter(|entry| entry.updated >= started)
-        .map(|entry| {
-            let reason = entry
-                .last_error
-                .unwrap_or_else(|| "no reason recorded".to_string());
-            (entry.key, reason)
+        .map(|(key, reason)| {
+            let reason = reason.unwrap_or_else(|| "no reason recorded".to_string());
+            (key, reason)
         })
         .collect()
 }

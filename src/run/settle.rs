@@ -237,7 +237,6 @@ mod tests {
     use std::sync::Mutex;
 
     use chrono::{TimeZone, Utc};
-    use serde_json::json;
     use tokio::sync::Semaphore;
 
     use super::*;
@@ -290,7 +289,6 @@ mod tests {
             message: "unknown material".to_string(),
             field: None,
             hash: "h".to_string(),
-            source: Arc::new(json!({"order_no": key})),
             modified: None,
         })
     }

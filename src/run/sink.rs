@@ -142,7 +142,8 @@ impl Verifier for Sink {
                         message: r.message.clone(),
                         field: r.field.clone(),
                         hash: Some(r.hash.clone()),
-                        source: Some((*r.source).clone()),
+                        // The ledger has kept it since the record was marked in flight.
+                        source: None,
                         modified: r.modified.clone(),
                     })
                     .collect();

@@ -54,11 +54,17 @@ pub trait ReadProgress: Send + Sync {
     fn notice(&self, message: String);
 }
 
-/// Keys seen in the current and the previous window.
+/// Keys seen in the current and the previous window, each with the version last seen.
+///
+/// This is the only state of a run that grows with the records of one window, so it keeps a
+/// 128-bit fingerprint of each key and of its version (32 bytes, about 40 in the map) instead
+/// of the texts: 3.6 MB for 90,000 records in one window rather than about 12. Two keys sharing
+/// a fingerprint is a chance of about one in 10^28 per window of 90,000 keys (fewer than 2^128
+/// ÷ 90,000² pairs).
 #[derive(Debug, Default)]
 pub struct Seen {
-    current: HashMap<String, Option<String>>,
-    previous: HashMap<String, Option<String>>,
+    current: HashMap<u128, u128>,
+    previous: HashMap<u128, u128>,
     pub duplicates: u64,
 }
 
@@ -70,18 +76,30 @@ impl Seen {
     /// Whether this copy of a record is new (and remember it).
     /// `expected` says the page is a deliberate re-read, whose repeats are not worth counting.
     pub fn admit(&mut self, key: &str, modified: &Option<String>, expected: bool) -> bool {
+        let (key, version) = (fingerprint(key), fingerprint(modified));
         let repeated = [&self.current, &self.previous]
             .iter()
-            .any(|seen| seen.get(key) == Some(modified));
+            .any(|seen| seen.get(&key) == Some(&version));
         if repeated {
             if !expected {
                 self.duplicates += 1;
             }
             return false;
         }
-        self.current.insert(key.to_string(), modified.clone());
+        self.current.insert(key, version);
         true
     }
+}
+
+/// Two independent 64-bit SipHashes of `value` (std's, with fixed keys: the same in every run).
+fn fingerprint(value: &(impl Hash + ?Sized)) -> u128 {
+    let half = |seed: u8| {
+        let mut hasher = DefaultHasher::new();
+        seed.hash(&mut hasher);
+        value.hash(&mut hasher);
+        hasher.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
 }
 
 /// Totals of one window.
@@ -180,6 +198,8 @@ impl Reader<'_> {
             for notice in pager.notices(&span) {
                 self.progress.notice(notice);
             }
+            // The page's records are copies: the answer goes before they wait to be sent on.
+            drop(fetched_page.body);
             let reread = !fetched.insert(request_key(&request));
             let zone = self.flow.source.connector.time_zone;
             let open_ended = self

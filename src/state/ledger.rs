@@ -94,6 +94,34 @@ impl Store {
         )
     }
 
+    /// The first `limit` records parked since `since` (oldest first, as [`Store::parked`]), each
+    /// with its reason: what an alert quotes after a run. Only these rows are read, and none of
+    /// their sources, so it costs the same however many records are parked.
+    pub fn parked_since(
+        &self,
+        flow: &str,
+        since: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<String>)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let connection = self.lock();
+        let failed = || self.failed(format!("list the records of flow `{flow}` parked by a run"));
+        // `updated` is RFC 3339 with nanoseconds in UTC (`Time`): as text it sorts by time.
+        let mut statement = connection
+            .prepare_cached(
+                "SELECT key, last_error FROM ledger
+                 WHERE flow = ?1 AND status IN ('failed', 'conflict') AND updated >= ?2
+                 ORDER BY first_seen, key LIMIT ?3",
+            )
+            .map_err(failed())?;
+        let rows = statement
+            .query_map(params![flow, Time(since), limit], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .map_err(failed())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(failed())
+    }
+
     /// Up to `limit` ledger rows whose key contains `text` (all rows when it is empty), the
     /// most recently updated first: the console's search.
     pub fn search(&self, flow: &str, text: &str, limit: usize) -> Result<Vec<Entry>> {

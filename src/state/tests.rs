@@ -460,6 +460,49 @@ fn listings_and_counts_by_status() {
     assert_eq!(listed(store.in_flight("orders").unwrap()), ["Z"]);
 }
 
+/// An alert quotes the first reasons of the records a run parked: read without the others
+/// (or any source), a ledger with thousands parked costs a run's end nothing.
+#[test]
+fn the_reasons_of_records_parked_since_a_run_started_the_oldest_first_at_most_limit() {
+    let store = Store::in_memory().unwrap();
+    for (i, key) in ["D", "C", "B", "A"].into_iter().enumerate() {
+        store
+            .mark_in_flight(FLOW, &[pending(key, "h")], at(i as i64))
+            .unwrap();
+    }
+    store
+        .record_outcomes(FLOW, &[failed("D", "an earlier run")], at(5))
+        .unwrap();
+    store
+        .record_outcomes(
+            FLOW,
+            &[
+                failed("C", "unknown material"),
+                done("B", Some("1")),
+                failed("A", "missing customer"),
+            ],
+            at(10),
+        )
+        .unwrap();
+    let reason = |key: &str, why: &str| (key.to_string(), Some(why.to_string()));
+    assert_eq!(
+        store.parked_since(FLOW, at(10), 5).unwrap(),
+        [
+            reason("C", "unknown material"),
+            reason("A", "missing customer")
+        ]
+    );
+    assert_eq!(
+        store.parked_since(FLOW, at(0), 2).unwrap(),
+        [
+            reason("D", "an earlier run"),
+            reason("C", "unknown material")
+        ]
+    );
+    assert_eq!(store.parked_since(FLOW, at(11), 5).unwrap(), []);
+    assert_eq!(store.parked_since("orders", at(0), 5).unwrap(), []);
+}
+
 #[test]
 fn entries_reads_more_keys_than_sqlite_allows_parameters() {
     let store = Store::in_memory().unwrap();

@@ -2,5 +2,7 @@
 //! already written, and updating what changed since.
 
 pub mod results;
+#[cfg(test)]
+mod tests_writer;
 pub mod update;
 pub mod writer;

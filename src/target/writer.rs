@@ -37,6 +37,16 @@ pub struct Outgoing {
     pub window: Option<usize>,
 }
 
+impl Outgoing {
+    /// This record with `null` for its source, once the ledger keeps the source.
+    fn without_source(self) -> Outgoing {
+        Outgoing {
+            source: Arc::new(Json::Null),
+            ..self
+        }
+    }
+}
+
 /// How a record ended, for progress and the cursor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settled {
@@ -64,14 +74,14 @@ pub enum Settled {
 }
 
 /// A record the target refused with a clear per-record message. The refusal may be a
-/// "duplicate" of an earlier send whose answer was lost, so it is looked up before it is parked.
+/// "duplicate" of an earlier send whose answer was lost, so it is looked up before it is parked
+/// (with the source the ledger kept when it was marked in flight).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub key: String,
     pub message: String,
     pub field: Option<String>,
     pub hash: String,
-    pub source: Arc<Json>,
     pub modified: Option<String>,
 }
 
@@ -292,7 +302,8 @@ impl Writer {
                         message: record.message.clone(),
                         field: record.field,
                         hash: Some(record.hash),
-                        source: Some((*record.source).clone()),
+                        // The ledger has kept it since the record was marked in flight.
+                        source: None,
                         modified: record.modified,
                     });
                     settled.push(Settled::Failed {
@@ -335,6 +346,11 @@ impl Writer {
             .collect();
         self.store
             .mark_in_flight(flow_name, &pending, self.clock.now())?;
+        drop(pending);
+        // From here on the ledger keeps each record's source (a refusal is parked with the one
+        // kept there): the batch lets its sources go before the send. With every writer busy,
+        // they were most of what a run holds.
+        let batch: Vec<Outgoing> = batch.into_iter().map(Outgoing::without_source).collect();
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut settled = Vec::new();
         let mut remaining: Vec<&Outgoing> = batch.iter().collect();
@@ -440,7 +456,6 @@ impl Writer {
                             message,
                             field,
                             hash: record.mapped.hash.clone(),
-                            source: Arc::clone(&record.source),
                             modified: record.mapped.modified.clone(),
                         }));
                     }
@@ -454,7 +469,8 @@ impl Writer {
                             message,
                             field,
                             hash,
-                            source: Some((*record.source).clone()),
+                            // The ledger has kept it since the batch was marked in flight.
+                            source: None,
                             modified: record.mapped.modified.clone(),
                         });
                     }
