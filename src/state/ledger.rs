@@ -106,7 +106,7 @@ impl Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let connection = self.lock();
         let failed = || self.failed(format!("list the records of flow `{flow}` parked by a run"));
-        // `updated` is RFC 3339 with nanoseconds in UTC (`Time`): as text it sorts by time.
+        // `updated` is integer nanoseconds since the epoch (`Nanos`).
         let mut statement = connection
             .prepare_cached(
                 "SELECT key, last_error FROM ledger
@@ -115,7 +115,7 @@ impl Store {
             )
             .map_err(failed())?;
         let rows = statement
-            .query_map(params![flow, Time(since), limit], |row| {
+            .query_map(params![flow, Nanos(since), limit], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })
             .map_err(failed())?;
