@@ -215,10 +215,16 @@ impl BatchStage {
         summary: &mut Summary,
         parked: &mut Vec<Outcome>,
     ) {
-        let message = format!(
-            "{} (in `{}` at {})",
-            failure.error.message, failure.error.target, failure.error.location
-        );
+        let error = &failure.error;
+        // A key or last-modified error belongs to no target field: only its place is named.
+        let message = if error.target.is_empty() {
+            format!("{} (at {})", error.message, error.location)
+        } else {
+            format!(
+                "{} (in `{}` at {})",
+                error.message, error.target, error.location
+            )
+        };
         match decision {
             Unmappable::AlreadyWritten => {
                 summary.skipped += 1;
