@@ -32,6 +32,8 @@ struct Inner {
     faults: bool,
     /// The most records `/records` gives per answer, whatever `limit` asks.
     cap: Option<usize>,
+    /// `/items` answers 200 `{"error": "quota exceeded"}`, an error its envelope lets through.
+    quota: bool,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -57,6 +59,7 @@ impl Api {
             calls: 0,
             faults: true,
             cap: None,
+            quota: false,
         }));
         let app = Router::new()
             .route("/items", get(items))
@@ -154,6 +157,9 @@ async fn items(
     let mut inner = inner.lock().unwrap();
     if let Some(response) = fault(&mut inner) {
         return response;
+    }
+    if inner.quota {
+        return Json(json!({"error": "quota exceeded"})).into_response();
     }
     let get = |name: &str| query.get(name).map(|v| Value::String(v.clone()));
     let after = query.get("cursor").map(|t| decode(t)).unwrap_or_default();
@@ -536,6 +542,36 @@ fn an_offset_api_capping_its_pages_below_the_size_asked_fails_the_window_without
         "page 0 held 5 record(s), fewer than the 7 `page_size` asks, yet the page after it held more",
     );
     workspace.edit("flow.yaml", "page_size: 7", "page_size: 5");
+    run(&workspace).success();
+    assert_each_written_once(&workspace);
+}
+
+#[test]
+fn an_error_answer_without_the_records_list_fails_the_window_instead_of_reading_as_empty() {
+    // Before: 200 {"error": "quota exceeded"} passed the envelope (`success: status == 200`),
+    // was read as no records, and the run exited 0 with the cursor past all 60.
+    let api = Api::start();
+    {
+        let mut inner = api.inner.lock().unwrap();
+        inner.faults = false;
+        inner.quota = true;
+    }
+    let workspace = workspace(&api.url, "items");
+    run(&workspace)
+        .code(4)
+        .stderr_contains("without `$.items`, and nothing in it says it holds no records")
+        .stderr_contains("records_absent: empty");
+    workspace
+        .engine()
+        .args(["state", "flow.yaml"])
+        .env(
+            "ENGINE_STATE_DIR",
+            workspace.path("state").display().to_string(),
+        )
+        .run()
+        .success()
+        .stdout_contains("cursor: none yet");
+    api.inner.lock().unwrap().quota = false;
     run(&workspace).success();
     assert_each_written_once(&workspace);
 }

@@ -424,6 +424,9 @@ pub struct Operation {
     pub body: Option<Node>,
     pub envelope: Option<Envelope>,
     pub records: Option<JsonPath>,
+    /// An answer without the records list holds no records (`records_absent: empty`); else
+    /// only when the answer says so (a total of 0, an empty body).
+    pub records_absent_empty: bool,
     pub total: Option<JsonPath>,
     pub pagination: Option<Pagination>,
     pub window: Option<OperationWindow>,

@@ -672,6 +672,13 @@ pub struct RawOperation {
     /// Read: JSONPath of the records in a response.
     #[serde(default)]
     pub records: Option<String>,
+    /// Read: what an answer without the `records` list means. `error` (the default): the
+    /// window fails, unless the answer itself says it holds nothing (a total of 0, an empty
+    /// body), since an error answer the envelope let through looks the same (a `has_more`
+    /// expression cannot tell: it is false for an answer without the key too);
+    /// `empty`: no records, for an API that leaves an empty list out.
+    #[serde(default)]
+    pub records_absent: Option<RecordsAbsent>,
     /// Read: JSONPath of the total number of matching records.
     #[serde(default)]
     pub total: Option<String>,
@@ -799,6 +806,16 @@ pub struct RawPagination {
     /// gives it there rather than in the body (the operation's `total`).
     #[serde(default)]
     pub total_header: Option<String>,
+}
+
+/// What an answer without its records list means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordsAbsent {
+    /// No records.
+    Empty,
+    /// The window fails, unless the answer says it holds nothing.
+    Error,
 }
 
 /// A pagination strategy.

@@ -367,6 +367,27 @@ impl Reader<'_> {
                 _ => None,
             }
         });
+        // An answer without its records list is read as empty only when it says so itself:
+        // an error answer that the envelope let through looks the same.
+        let absent = operation
+            .records
+            .as_ref()
+            .filter(|_| !operation.records_absent_empty)
+            .and_then(|path| absent_list(path, &reply.body));
+        if let Some(list) = absent
+            && !(total == Some(0) || reply.body.is_null())
+        {
+            return Err(Error::new(
+                ErrorKind::Api,
+                format!(
+                    "{} without `{list}`, and nothing in it says it holds no records (a total of 0): an answer missing its records list is not read as an empty page",
+                    called()
+                ),
+            )
+            .with_hint(format!(
+                "if the API leaves an empty list out, set `records_absent: empty` on the operation; if this is an error answer, make the envelope's `success` refuse it; {LEFT_OPEN}"
+            )));
+        }
         Ok(Fetched {
             url,
             records,
@@ -456,6 +477,25 @@ fn records_of(path: &JsonPath, body: &Json) -> std::result::Result<Vec<Arc<Json>
     Ok(records.into_iter().map(|r| Arc::new(r.clone())).collect())
 }
 
+/// The list part of a `….list[*]` records path (`$.items`) when it finds nothing in `body`
+/// (neither a list nor null): the answer does not hold its records list at all.
+fn absent_list(path: &JsonPath, body: &Json) -> Option<String> {
+    let (Segment::Selector(Selector::Wildcard), parents) = path.query.segments.split_last()? else {
+        return None;
+    };
+    let list_path = JpQuery::new(parents.to_vec());
+    let found = jsonpath_rust::query::js_path_process(&list_path, body)
+        .map(|found| !found.is_empty())
+        .unwrap_or(false);
+    (!found).then(|| {
+        path.text
+            .strip_suffix("[*]")
+            .or_else(|| path.text.strip_suffix(".*"))
+            .unwrap_or(&path.text)
+            .to_string()
+    })
+}
+
 /// The first non-empty list of objects in `value` (itself, or `depth` levels of object keys
 /// down), as a JSONPath and its length.
 fn list_of_objects(value: &Json, at: &str, depth: u8) -> Option<(String, usize)> {
@@ -524,6 +564,28 @@ mod tests {
             text: text.to_string(),
             query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_records_list_that_is_not_in_the_answer_is_told_apart_from_an_empty_one() {
+        let records = path("$.response.stockin_list[*]");
+        let absent = |body: Json| absent_list(&records, &body);
+        assert_eq!(
+            absent(serde_json::json!({"response": {}})),
+            Some("$.response.stockin_list".to_string())
+        );
+        assert_eq!(
+            absent(serde_json::json!({"error": "quota exceeded"})),
+            Some("$.response.stockin_list".to_string())
+        );
+        for present in [
+            serde_json::json!({"response": {"stockin_list": []}}),
+            serde_json::json!({"response": {"stockin_list": null}}),
+            serde_json::json!({"response": {"stockin_list": [{"order_no": "RK1"}]}}),
+        ] {
+            assert_eq!(absent(present), None);
+        }
+        assert_eq!(absent_list(&path("$.data"), &serde_json::json!({})), None);
     }
 
     #[test]

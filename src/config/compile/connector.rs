@@ -20,6 +20,7 @@ use crate::config::model::{
 };
 use crate::config::raw::{
     Encoding, HttpMethod, OperationKind, RawConnector, RawEnvelope, RawOperation, RawRetry,
+    RecordsAbsent,
 };
 use crate::config::yaml::{Document, YamlPath};
 use crate::error::did_you_mean;
@@ -514,6 +515,7 @@ pub(super) fn compile_operation(
         body,
         envelope: envelope.or(Some(connector_envelope)),
         records,
+        records_absent_empty: raw.records_absent == Some(RecordsAbsent::Empty),
         total,
         pagination,
         window,

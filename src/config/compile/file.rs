@@ -156,6 +156,7 @@ fn implicit_operations() -> BTreeMap<String, Operation> {
         audited: None,
         already: None,
         records: None,
+        records_absent_empty: false,
         total: None,
         pagination: (kind == OperationKind::Read).then_some(Pagination {
             strategy: PagingStrategy::None,
