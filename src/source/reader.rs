@@ -434,20 +434,10 @@ fn span_of(window: Window) -> String {
 /// list an object, a record a string) is refused with what is wrong and where: read as
 /// records, it would be parked under made-up keys or skipped, never delivered.
 fn records_of(path: &JsonPath, body: &Json) -> std::result::Result<Vec<Arc<Json>>, String> {
-    // For `….list[*]` the list itself must be a list (or null, or absent: no records).
-    if let Some((Segment::Selector(Selector::Wildcard), parents)) = path.query.segments.split_last()
-    {
-        let list_path = JpQuery::new(parents.to_vec());
-        let lists = jsonpath_rust::query::js_path_process(&list_path, body)
-            .map(|found| found.into_iter().map(|r| r.val).collect::<Vec<_>>())
-            .unwrap_or_default();
-        let list_text = path
-            .text
-            .strip_suffix("[*]")
-            .or_else(|| path.text.strip_suffix(".*"))
-            .unwrap_or(&path.text);
-        // Absent is "no records" (WDT leaves an empty list out), unless the answer holds
-        // records elsewhere: then `records` is wrong, and reading nothing would skip them all.
+    // For `….list[*]` the list itself must be a list (or null; absent is judged by `fetch`).
+    if let Some((lists, list_text)) = lists_of(path, body) {
+        // Absent, while the answer holds records elsewhere: `records` is wrong, and reading
+        // nothing would skip them all.
         if lists.is_empty()
             && let Some((found, count)) = list_of_objects(body, "$", 3)
         {
@@ -477,23 +467,29 @@ fn records_of(path: &JsonPath, body: &Json) -> std::result::Result<Vec<Arc<Json>
     Ok(records.into_iter().map(|r| Arc::new(r.clone())).collect())
 }
 
-/// The list part of a `….list[*]` records path (`$.items`) when it finds nothing in `body`
-/// (neither a list nor null): the answer does not hold its records list at all.
-fn absent_list(path: &JsonPath, body: &Json) -> Option<String> {
+/// For a `….list[*]` records path: what its list part (`$.items`) finds in `body`, and that
+/// part as written.
+fn lists_of<'b, 'p>(path: &'p JsonPath, body: &'b Json) -> Option<(Vec<&'b Json>, &'p str)> {
     let (Segment::Selector(Selector::Wildcard), parents) = path.query.segments.split_last()? else {
         return None;
     };
-    let list_path = JpQuery::new(parents.to_vec());
-    let found = jsonpath_rust::query::js_path_process(&list_path, body)
-        .map(|found| !found.is_empty())
-        .unwrap_or(false);
-    (!found).then(|| {
-        path.text
-            .strip_suffix("[*]")
-            .or_else(|| path.text.strip_suffix(".*"))
-            .unwrap_or(&path.text)
-            .to_string()
-    })
+    let lists = jsonpath_rust::query::js_path_process(&JpQuery::new(parents.to_vec()), body)
+        .map(|found| found.into_iter().map(|r| r.val).collect())
+        .unwrap_or_default();
+    let text = path
+        .text
+        .strip_suffix("[*]")
+        .or_else(|| path.text.strip_suffix(".*"))
+        .unwrap_or(&path.text);
+    Some((lists, text))
+}
+
+/// The list part of a `….list[*]` records path (`$.items`) when it finds nothing in `body`
+/// (neither a list nor null): the answer does not hold its records list at all.
+fn absent_list(path: &JsonPath, body: &Json) -> Option<String> {
+    lists_of(path, body)
+        .filter(|(lists, _)| lists.is_empty())
+        .map(|(_, text)| text.to_string())
 }
 
 /// The first non-empty list of objects in `value` (itself, or `depth` levels of object keys
