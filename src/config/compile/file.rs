@@ -8,9 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::config::compile::{
-    Compiler, ConnectorSource, compile_window, placeholder_envelope, tidy,
-};
+use crate::config::compile::source::compile_window;
+use crate::config::compile::{Compiler, ConnectorSource, placeholder_envelope, tidy};
 use crate::config::model::{
     Auth, Batch, Concurrency, Connector, FieldPath, FileConnector, Http, Operation,
     OperationWindow, Pagination, PagingStrategy, RequestPath, Source, Target,
