@@ -79,26 +79,49 @@ fn body(
 pub type Keyed = Vec<(String, Json)>;
 
 /// What a write's templates read: `records` and `keys` for a batch write, `record` and `key`
-/// for a one-record write (no `batch:`), which is given one record.
-fn write_names(flow: &Flow, inputs: &Json, records: Keyed) -> Vec<(Arc<str>, Value)> {
+/// for a one-record write (no `batch:`), which is given one record. `records` is the record,
+/// or the list of records, that the templates see through `lent` (they read it lazily and copy
+/// it once, into the result).
+fn write_names(
+    flow: &Flow,
+    inputs: &Json,
+    keys: Vec<String>,
+    lent: &Arc<Json>,
+) -> Vec<(Arc<str>, Value)> {
     let mut names = target_names(flow);
     names.push((Arc::from("params"), template::from_json(inputs)));
-    // The records stay JSON: the body reads them lazily and copies them once, into the result.
-    let lazy = |json: Json| {
-        Value::from_object(RecordNode::new(Arc::new(json), Arc::new(Misses::default())))
-    };
-    let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
+    let lazy = Value::from_object(RecordNode::new(
+        Arc::clone(lent),
+        Arc::new(Misses::default()),
+    ));
     if flow.target.operation().batch.is_none() {
-        debug_assert_eq!(records.len(), 1, "a one-record write is given one record");
-        let record = records.into_iter().next().unwrap_or(Json::Null);
-        names.push((Arc::from("record"), lazy(record)));
+        names.push((Arc::from("record"), lazy));
         let key = keys.into_iter().next().unwrap_or_default();
         names.push((Arc::from("key"), Value::from(key)));
     } else {
-        names.push((Arc::from("records"), lazy(Json::Array(records))));
+        names.push((Arc::from("records"), lazy));
         names.push((Arc::from("keys"), Value::from(keys)));
     }
     names
+}
+
+/// The records of a write as its templates see them: the one record of a one-record write (no
+/// `batch:`), else the list.
+fn lend(flow: &Flow, records: Vec<Json>) -> Arc<Json> {
+    if flow.target.operation().batch.is_none() {
+        debug_assert_eq!(records.len(), 1, "a one-record write is given one record");
+        Arc::new(records.into_iter().next().unwrap_or(Json::Null))
+    } else {
+        Arc::new(Json::Array(records))
+    }
+}
+
+/// The records [`lend`] lent, back (copied only if a template kept a reference to them).
+fn give_back(lent: Arc<Json>) -> Vec<Json> {
+    match Arc::unwrap_or_clone(lent) {
+        Json::Array(records) => records,
+        record => vec![record],
+    }
 }
 
 /// The JSON body of one write call carrying `records` (already mapped target records).
@@ -108,21 +131,32 @@ pub fn write_body(
     records: Keyed,
     env: &Env,
 ) -> Result<Json, EvalError> {
-    let names = write_names(flow, inputs, records);
-    body(flow, flow.target.operation(), names, env)
+    let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
+    let lent = lend(flow, records);
+    body(
+        flow,
+        flow.target.operation(),
+        write_names(flow, inputs, keys, &lent),
+        env,
+    )
 }
 
-/// The JSON body and the [`Parts`] of one write call carrying `records`.
+/// The JSON body and the [`Parts`] of one write call carrying `records`, and the records back
+/// (a write may be sent again): they are lent to the templates, not copied for them.
 pub fn write_request(
     flow: &Flow,
     inputs: &Json,
     records: Keyed,
     env: &Env,
-) -> Result<(Json, Parts), EvalError> {
-    let names = write_names(flow, inputs, records);
+) -> Result<(Json, Parts, Keyed), EvalError> {
+    let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
+    let lent = lend(flow, records);
+    let names = write_names(flow, inputs, keys.clone(), &lent);
     let operation = flow.target.operation();
     let parts = parts(flow, operation, names.clone(), env)?;
-    Ok((body(flow, operation, names, env)?, parts))
+    let body = body(flow, operation, names, env)?;
+    let records = keys.into_iter().zip(give_back(lent)).collect();
+    Ok((body, parts, records))
 }
 
 /// The inputs of an operation about one record (an update or an action): its `params`.

@@ -353,6 +353,7 @@ impl<'a> Updater<'a> {
         let built = if update.step == Step::Upsert {
             let keyed = vec![(update.key.clone(), update.record.clone())];
             request::write_request(flow, inputs, keyed, &self.writer.env)
+                .map(|(body, parts, _)| (body, parts))
         } else {
             let text = |value: Option<&str>| value.map_or(Value::from(()), Value::from);
             let mut names = vec![

@@ -38,12 +38,15 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// This record with `null` for its source, once the ledger keeps the source.
-    fn without_source(self) -> Outgoing {
-        Outgoing {
+    /// This record with `null` for its source and its mapped target, and the target: once the
+    /// ledger keeps the source, the batch lets it go, and the target is lent to each request.
+    fn without_source_and_target(mut self) -> (Outgoing, Json) {
+        let target = std::mem::take(&mut self.mapped.target);
+        let outgoing = Outgoing {
             source: Arc::new(Json::Null),
             ..self
-        }
+        };
+        (outgoing, target)
     }
 }
 
@@ -246,15 +249,26 @@ impl Writer {
 
     /// The body of one write call carrying `batch` (what a dry run prints).
     pub fn body<'a>(&self, batch: impl IntoIterator<Item = &'a Outgoing>) -> Result<Json> {
-        self.request(batch).map(|(body, _)| body)
+        write_request(&self.flow, &self.inputs, keyed(batch), &self.env).map(|(body, ..)| body)
     }
 
-    /// The body and the path, query and headers of one write call.
-    fn request<'a>(
+    /// The body and the path, query and headers of one write call carrying the `remaining`
+    /// records of a batch, whose mapped targets are `targets` (by position in the batch): lent
+    /// to the request and put back, so that building it copies each record once, into the body.
+    fn request(
         &self,
-        batch: impl IntoIterator<Item = &'a Outgoing>,
+        remaining: &[(usize, &Outgoing)],
+        targets: &mut [Json],
     ) -> Result<(Json, request::Parts)> {
-        write_request(&self.flow, &self.inputs, batch, &self.env)
+        let lent: request::Keyed = remaining
+            .iter()
+            .map(|(at, o)| (o.mapped.key.clone(), std::mem::take(&mut targets[*at])))
+            .collect();
+        let (body, parts, back) = write_request(&self.flow, &self.inputs, lent, &self.env)?;
+        for ((at, _), (_, target)) in remaining.iter().zip(back) {
+            targets[*at] = target;
+        }
+        Ok((body, parts))
     }
 
     /// Write one batch; returns how each record ended. Records refused outright come back as
@@ -350,15 +364,18 @@ impl Writer {
         // From here on the ledger keeps each record's source (a refusal is parked with the one
         // kept there): the batch lets its sources go before the send. With every writer busy,
         // they were most of what a run holds.
-        let batch: Vec<Outgoing> = batch.into_iter().map(Outgoing::without_source).collect();
+        let (batch, mut targets): (Vec<Outgoing>, Vec<Json>) = batch
+            .into_iter()
+            .map(Outgoing::without_source_and_target)
+            .unzip();
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut settled = Vec::new();
-        let mut remaining: Vec<&Outgoing> = batch.iter().collect();
+        let mut remaining: Vec<(usize, &Outgoing)> = batch.iter().enumerate().collect();
         let sends_allowed = self.client.retry_attempts().max(RESEND_ROUNDS);
         let mut sends = 0;
         while !remaining.is_empty() {
             sends += 1;
-            let (body, parts) = self.request(remaining.iter().copied())?;
+            let (body, parts) = self.request(&remaining, &mut targets)?;
             let operation = self.flow.target.operation();
             let mut busy: Option<String> = None;
             let payload = payload(operation, body, &self.inputs);
@@ -401,7 +418,7 @@ impl Writer {
             } else {
                 let keys: Vec<String> = to_verify
                     .iter()
-                    .map(|i| remaining[*i].mapped.key.clone())
+                    .map(|i| remaining[*i].1.mapped.key.clone())
                     .collect();
                 match self.lookup(&keys).await {
                     Ok(found) => found,
@@ -413,7 +430,7 @@ impl Writer {
                 }
             };
             let mut resend = Vec::new();
-            for (record, result) in remaining.iter().zip(per_record) {
+            for (&(at, record), result) in remaining.iter().zip(per_record) {
                 let key = record.mapped.key.clone();
                 let hash = Some(record.mapped.hash.clone());
                 match (result, found.get(&key)) {
@@ -449,7 +466,9 @@ impl Writer {
                             hash,
                         });
                     }
-                    (RecordResult::Failed { .. }, None) if busy.is_some() => resend.push(*record),
+                    (RecordResult::Failed { .. }, None) if busy.is_some() => {
+                        resend.push((at, record))
+                    }
                     (RecordResult::Failed { message, field }, None) if defer => {
                         settled.push(Settled::Refused(Refused {
                             key,
@@ -474,7 +493,7 @@ impl Writer {
                             modified: record.mapped.modified.clone(),
                         });
                     }
-                    (RecordResult::Unknown, None) => resend.push(*record),
+                    (RecordResult::Unknown, None) => resend.push((at, record)),
                 }
             }
             remaining = resend;
@@ -482,7 +501,7 @@ impl Writer {
                 break;
             }
             if sends >= sends_allowed {
-                settled.extend(remaining.iter().map(|record| Settled::Unresolved {
+                settled.extend(remaining.iter().map(|(_, record)| Settled::Unresolved {
                     key: record.mapped.key.clone(),
                     sends,
                 }));
@@ -510,7 +529,7 @@ impl Writer {
     fn read_reply(
         &self,
         reply: &Reply,
-        remaining: &[&Outgoing],
+        remaining: &[(usize, &Outgoing)],
     ) -> (Vec<RecordResult>, Option<String>) {
         let results =
             (self.flow.target.operation().results.as_ref()).expect("write operations have results");
@@ -534,10 +553,13 @@ impl Writer {
                 (vec![result], busy)
             }
             Results::Batch(batch) => {
-                let keys: Vec<String> = remaining.iter().map(|o| o.mapped.key.clone()).collect();
+                let keys: Vec<String> = remaining
+                    .iter()
+                    .map(|(_, o)| o.mapped.key.clone())
+                    .collect();
                 let mut per_record = results::classify(batch, &reply.body, &keys);
                 if !matches!(batch.matched_by, MatchedBy::Key(_))
-                    && positions_disagree(&per_record, remaining)
+                    && positions_disagree(&per_record, &keys)
                 {
                     per_record = vec![RecordResult::Unknown; remaining.len()];
                 }
@@ -564,16 +586,12 @@ impl Writer {
 /// The body and the path, query and headers of one write call carrying `batch`. A write
 /// without `batch:` takes exactly one record: its answer is that record's result, so one call
 /// for several would give every record the first one's result (or send only the first).
-fn write_request<'a>(
+fn write_request(
     flow: &Flow,
     inputs: &Json,
-    batch: impl IntoIterator<Item = &'a Outgoing>,
+    targets: request::Keyed,
     env: &Env,
-) -> Result<(Json, request::Parts)> {
-    let targets: request::Keyed = batch
-        .into_iter()
-        .map(|o| (o.mapped.key.clone(), o.mapped.target.clone()))
-        .collect();
+) -> Result<(Json, request::Parts, request::Keyed)> {
     if flow.target.operation().batch.is_none() && targets.len() != 1 {
         return Err(Error::new(
             ErrorKind::State,
@@ -588,6 +606,14 @@ fn write_request<'a>(
         Error::config(format!("cannot build the request body: {}", err.message))
             .with_location(err.location)
     })
+}
+
+/// The keys and mapped targets of `batch`, copied.
+fn keyed<'a>(batch: impl IntoIterator<Item = &'a Outgoing>) -> request::Keyed {
+    batch
+        .into_iter()
+        .map(|o| (o.mapped.key.clone(), o.mapped.target.clone()))
+        .collect()
 }
 
 /// Whether `rows.not_found` says the keys asked are not in the target. Only an answer that
@@ -617,18 +643,15 @@ fn payload(operation: &Operation, body: Json, inputs: &Json) -> Payload {
 /// Whether a reply's positions contradict its own numbers: a record reported saved under the
 /// key of another record of the batch. Its indexes cannot be trusted then, and every record is
 /// looked up instead.
-fn positions_disagree(per_record: &[RecordResult], batch: &[&Outgoing]) -> bool {
+fn positions_disagree(per_record: &[RecordResult], keys: &[String]) -> bool {
     per_record
         .iter()
-        .zip(batch)
-        .any(|(result, record)| match result {
+        .zip(keys)
+        .any(|(result, key)| match result {
             RecordResult::Done {
                 number: Some(number),
                 ..
-            } => {
-                number != &record.mapped.key
-                    && batch.iter().any(|other| &other.mapped.key == number)
-            }
+            } => number != key && keys.contains(number),
             _ => false,
         })
 }
@@ -755,9 +778,9 @@ operations:
         ]);
         let inputs = request::target_inputs(&flow, &env).unwrap();
         let one = [outgoing(&flow, 1)];
-        assert!(write_request(&flow, &inputs, &one, &env).is_ok());
+        assert!(write_request(&flow, &inputs, keyed(&one), &env).is_ok());
         let two = [outgoing(&flow, 1), outgoing(&flow, 2)];
-        let error = write_request(&flow, &inputs, &two, &env).unwrap_err();
+        let error = write_request(&flow, &inputs, keyed(&two), &env).unwrap_err();
         assert!(
             error
                 .message()
