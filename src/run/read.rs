@@ -2,7 +2,8 @@
 //!
 //! It owns the source client and sees the source side of the flow (through
 //! `source::reader`), never the target or the ledger. A full channel makes it wait before the
-//! next record, so it never reads more than a page ahead of the mapping.
+//! next record, so it never reads more than two pages ahead of the mapping (the next page is
+//! fetched while the last one's records wait).
 
 use std::sync::Arc;
 

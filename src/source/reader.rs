@@ -136,6 +136,12 @@ pub struct Reader<'a> {
 
 impl Reader<'_> {
     /// Read window `index`, sending every new record to `out`.
+    ///
+    /// Once a page is observed, the pager knows the next request: it is sent while this
+    /// page's records wait for room in `out`, so a mapping that pushes back does not hold up
+    /// the API. The server still sees the requests one at a time and in the pager's order
+    /// (the next is sent only after the answer before it has arrived and been observed), which
+    /// the drift argument of `paging` needs.
     pub async fn read_window(
         &self,
         index: usize,
@@ -158,86 +164,201 @@ impl Reader<'_> {
         // Pages read before in this window: their records coming back is the plan, not a duplicate.
         let mut fetched = std::collections::HashSet::new();
         let mut number = 0u32;
+        let Some(mut current) = self.planned(pager.next(), window, &mut number)? else {
+            return self
+                .close_window(index, window, pager.settled(), stats, out)
+                .await;
+        };
+        let mut answer = self.fetch(window, &current.0, current.1).await?;
         loop {
-            let request = match pager.next() {
-                Next::Done => break,
-                Next::Failed(why) => return Err(self.window_failed(window, &why)),
-                request => request,
-            };
-            let page = match request {
-                Next::Page(page) => page,
-                _ => number,
-            };
-            number += 1;
-            let fetched_page = self.fetch(window, &request, page).await?;
-            let mut keys = Vec::with_capacity(fetched_page.records.len());
-            let mut keyed = Vec::with_capacity(fetched_page.records.len());
-            for record in fetched_page.records {
-                let (key, modified, _) = key_or_stand_in(self.flow, &record);
-                let mut hasher = DefaultHasher::new();
-                key.hash(&mut hasher);
-                keys.push(hasher.finish());
-                keyed.push(SourceRecord {
-                    record,
-                    key,
-                    modified,
-                    window: Some(index),
-                });
-            }
-            self.progress.page(page, keyed.len(), fetched_page.total);
+            let (request, page) = current;
+            let keyed = self.take_records(answer, index, page, &mut *pager, &span)?;
             stats.pages += 1;
-            pager.observe(&Answer {
-                url: Some(&fetched_page.url),
-                headers: &fetched_page.headers,
-                body: &fetched_page.body,
-                count: keyed.len(),
-                total: fetched_page.total,
-                keys,
-                has_more: fetched_page.has_more,
-            });
-            for notice in pager.notices(&span) {
-                self.progress.notice(notice);
-            }
-            // The page's records are copies: the answer goes before they wait to be sent on.
-            drop(fetched_page.body);
             let reread = !fetched.insert(request_key(&request));
-            let zone = self.flow.source.connector.time_zone;
-            let open_ended = self
-                .flow
-                .source
-                .window
-                .as_ref()
-                .is_some_and(|w| w.open_ended);
-            for record in keyed {
-                // Without an upper bound the API also answers what changed after the window:
-                // that is the next window's (or run's) to read, so the cursor stays honest.
-                if open_ended && window::modified_after(&window, record.modified.as_deref(), zone) {
-                    continue;
+            let sending = self.send_on(keyed, window, reread, out, seen, &mut stats.records);
+            match self.planned(pager.next(), window, &mut number) {
+                Ok(Some(next)) => {
+                    let fetching = self.fetch(window, &next.0, next.1);
+                    (_, answer) = tokio::try_join!(sending, fetching)?;
+                    current = next;
                 }
-                if seen.admit(&record.key, &record.modified, reread) {
-                    stats.records += 1;
-                    if out.send(Read::Record(record)).await.is_err() {
-                        return Err(Error::new(
-                            ErrorKind::State,
-                            "the run stopped while reading",
-                        ));
-                    }
+                Ok(None) => {
+                    sending.await?;
+                    break;
+                }
+                Err(err) => {
+                    sending.await?;
+                    return Err(err);
                 }
             }
         }
-        if !pager.settled() {
+        self.close_window(index, window, pager.settled(), stats, out)
+            .await
+    }
+
+    /// The request `next` and its page number (for messages), counting requests in `number`;
+    /// `None` when the window is done.
+    fn planned(&self, next: Next, window: Window, number: &mut u32) -> Result<Option<(Next, u32)>> {
+        let page = match &next {
+            Next::Done => return Ok(None),
+            Next::Failed(why) => return Err(self.window_failed(window, why)),
+            Next::Page(page) => *page,
+            _ => *number,
+        };
+        *number += 1;
+        Ok(Some((next, page)))
+    }
+
+    /// Key the records of `answer` and show the answer to the pager; the records are moved
+    /// out of the answer when the pager cannot need them after (see `movable`).
+    fn take_records(
+        &self,
+        answer: Fetched,
+        index: usize,
+        page: u32,
+        pager: &mut dyn strategy::Pager,
+        span: &str,
+    ) -> Result<Vec<SourceRecord>> {
+        let Fetched {
+            url,
+            mut body,
+            total,
+            headers,
+            has_more,
+        } = answer;
+        let operation = self.flow.source.operation();
+        let movable = operation
+            .pagination
+            .as_ref()
+            .is_some_and(|p| !reads_body_paths(&p.strategy));
+        let records = match &operation.records {
+            None => Vec::new(),
+            Some(path) => match movable.then(|| take_list(path, &mut body)).flatten() {
+                Some(records) => records.into_iter().map(Arc::new).collect(),
+                None => path
+                    .select(&body)
+                    .into_iter()
+                    .map(|r| Arc::new(r.clone()))
+                    .collect(),
+            },
+        };
+        let mut keys = Vec::with_capacity(records.len());
+        let mut keyed = Vec::with_capacity(records.len());
+        for record in records {
+            let (key, modified, _) = key_or_stand_in(self.flow, &record);
+            let mut hasher = DefaultHasher::new();
+            key.hash(&mut hasher);
+            keys.push(hasher.finish());
+            keyed.push(SourceRecord {
+                record,
+                key,
+                modified,
+                window: Some(index),
+            });
+        }
+        self.progress.page(page, keyed.len(), total);
+        pager.observe(&Answer {
+            url: Some(&url),
+            headers: &headers,
+            body: &body,
+            count: keyed.len(),
+            total,
+            keys,
+            has_more,
+        });
+        for notice in pager.notices(span) {
+            self.progress.notice(notice);
+        }
+        Ok(keyed)
+    }
+
+    /// Send on the new records of a page (`reread`: a planned re-read), counting them.
+    async fn send_on(
+        &self,
+        keyed: Vec<SourceRecord>,
+        window: Window,
+        reread: bool,
+        out: &mpsc::Sender<Read>,
+        seen: &mut Seen,
+        sent: &mut u64,
+    ) -> Result<()> {
+        let zone = self.flow.source.connector.time_zone;
+        let open_ended = self
+            .flow
+            .source
+            .window
+            .as_ref()
+            .is_some_and(|w| w.open_ended);
+        for record in keyed {
+            // Without an upper bound the API also answers what changed after the window:
+            // that is the next window's (or run's) to read, so the cursor stays honest.
+            if open_ended && window::modified_after(&window, record.modified.as_deref(), zone) {
+                continue;
+            }
+            if seen.admit(&record.key, &record.modified, reread) {
+                *sent += 1;
+                if out.send(Read::Record(record)).await.is_err() {
+                    return Err(stopped());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The window's pages are read: tell the rest of the run, unless it did not settle (the
+    /// pager's `settled`).
+    async fn close_window(
+        &self,
+        index: usize,
+        window: Window,
+        settled: bool,
+        mut stats: WindowStats,
+        out: &mpsc::Sender<Read>,
+    ) -> Result<WindowStats> {
+        if !settled {
             // Its records went on, but the window is not known to be complete: leaving it
             // unread keeps the cursor before it.
             stats.unsettled = true;
             return Ok(stats);
         }
         if out.send(Read::WindowDone { index, window }).await.is_err() {
-            return Err(Error::new(
-                ErrorKind::State,
-                "the run stopped while reading",
-            ));
+            return Err(stopped());
         }
         Ok(stats)
+    }
+}
+
+fn stopped() -> Error {
+    Error::new(ErrorKind::State, "the run stopped while reading")
+}
+
+/// Whether a strategy's pager reads the body at paths of the connector's choosing (a cursor,
+/// a next URL), which may point into the records: their records stay in the body it sees.
+/// The others read only the answer's usual signals beside the records list.
+fn reads_body_paths(strategy: &PagingStrategy) -> bool {
+    matches!(
+        strategy,
+        PagingStrategy::Cursor { .. } | PagingStrategy::NextUrl { .. }
+    )
+}
+
+/// For a records path of plain names ending in a wildcard (`$.response.stockin_list[*]`) over
+/// a list: the list's items, moved out of `body` (an empty list left in their place), in the
+/// order `path.select` gives them. `None` for any other path or shape (then they are copied).
+fn take_list(path: &JsonPath, body: &mut Json) -> Option<Vec<Json>> {
+    let (Segment::Selector(Selector::Wildcard), parents) = path.query.segments.split_last()? else {
+        return None;
+    };
+    let mut node = body;
+    for segment in parents {
+        let Segment::Selector(Selector::Name(name)) = segment else {
+            return None;
+        };
+        node = node.as_object_mut()?.get_mut(name.as_str())?;
+    }
+    match node {
+        Json::Array(items) => Some(std::mem::take(items)),
+        _ => None,
     }
 }
 
@@ -245,10 +366,10 @@ impl Reader<'_> {
 struct Fetched {
     /// The URL requested, without the query.
     url: String,
-    records: Vec<Arc<Json>>,
     total: Option<u64>,
     headers: Vec<(String, String)>,
-    body: Arc<Json>,
+    /// The answer, its records still in it (the shape checked).
+    body: Json,
     has_more: Option<bool>,
 }
 
@@ -338,16 +459,15 @@ impl Reader<'_> {
                 ),
             ));
         }
-        let records = match &operation.records {
-            Some(path) => records_of(path, &reply.body).map_err(|shape| {
+        if let Some(path) = &operation.records {
+            check_records(path, &reply.body).map_err(|shape| {
                 Error::new(
                     ErrorKind::Api,
                     format!("{} with a response of the wrong shape: {shape}", called()),
                 )
                 .with_hint(LEFT_OPEN)
-            })?,
-            None => Vec::new(),
-        };
+            })?;
+        }
         let total = match pagination.and_then(|p| p.total_header.as_ref()) {
             Some(name) => reply
                 .headers
@@ -390,10 +510,10 @@ impl Reader<'_> {
         }
         Ok(Fetched {
             url,
-            records,
             total,
             headers: reply.headers,
-            body: reply.body,
+            // The client keeps no other handle on the answer: taken, not copied.
+            body: Arc::try_unwrap(reply.body).unwrap_or_else(|shared| (*shared).clone()),
             has_more,
         })
     }
@@ -430,10 +550,11 @@ fn span_of(window: Window) -> String {
     format!("{} .. {}", wall_clock(window.start), wall_clock(window.end))
 }
 
-/// The records `path` selects in `body`, each a JSON object. A response of another shape (the
-/// list an object, a record a string) is refused with what is wrong and where: read as
-/// records, it would be parked under made-up keys or skipped, never delivered.
-fn records_of(path: &JsonPath, body: &Json) -> std::result::Result<Vec<Arc<Json>>, String> {
+/// Whether the records `path` selects in `body` are each a JSON object. A response of another
+/// shape (the list an object, a record a string) is refused with what is wrong and where: read
+/// as records, it would be parked under made-up keys or skipped, never delivered. `Ok`: how
+/// many there are.
+fn check_records(path: &JsonPath, body: &Json) -> std::result::Result<usize, String> {
     // For `….list[*]` the list itself must be a list (or null; absent is judged by `fetch`).
     if let Some((lists, list_text)) = lists_of(path, body) {
         // Absent, while the answer holds records elsewhere: `records` is wrong, and reading
@@ -464,7 +585,7 @@ fn records_of(path: &JsonPath, body: &Json) -> std::result::Result<Vec<Arc<Json>
             kind_of(record)
         ));
     }
-    Ok(records.into_iter().map(|r| Arc::new(r.clone())).collect())
+    Ok(records.len())
 }
 
 /// For a `….list[*]` records path: what its list part (`$.items`) finds in `body`, and that
@@ -587,8 +708,8 @@ mod tests {
     #[test]
     fn records_are_objects_in_a_list_or_the_response_is_refused() {
         let records = path("$.response.stockin_list[*]");
-        let ok = |body: Json| records_of(&records, &body).map(|found| found.len());
-        let refused = |body: Json| records_of(&records, &body).unwrap_err();
+        let ok = |body: Json| check_records(&records, &body);
+        let refused = |body: Json| check_records(&records, &body).unwrap_err();
         assert_eq!(
             ok(
                 serde_json::json!({"response": {"stockin_list": [{"order_no": "RK1"}, {"order_no": "RK2"}]}})
@@ -628,8 +749,61 @@ mod tests {
         );
         // A path without a wildcard: every value it selects must be a record.
         assert_eq!(
-            records_of(&path("$.data"), &serde_json::json!({"data": [1]})).unwrap_err(),
+            check_records(&path("$.data"), &serde_json::json!({"data": [1]})).unwrap_err(),
             "record 0 at `$.data` is a list, not an object"
         );
+    }
+
+    #[test]
+    fn records_are_moved_out_of_the_answer_in_the_order_the_path_selects_them() {
+        let body = serde_json::json!({
+            "response": {"total_count": 3, "stockin_list": [{"order_no": "RK1"}, {"order_no": "RK2"}, {"order_no": "RK3"}]},
+            "has_more": false
+        });
+        for text in [
+            "$.response.stockin_list[*]",
+            "$['response']['stockin_list'][*]",
+            "$.response.stockin_list.*",
+        ] {
+            let records = path(text);
+            let selected: Vec<Json> = records.select(&body).into_iter().cloned().collect();
+            let mut answer = body.clone();
+            let taken = take_list(&records, &mut answer).expect(text);
+            assert_eq!(taken, selected, "{text}");
+            assert_eq!(taken.len(), 3);
+            // What the pager sees beside the records is unchanged; the list is left empty.
+            assert_eq!(answer["response"]["stockin_list"], serde_json::json!([]));
+            assert_eq!(answer["response"]["total_count"], 3);
+            assert_eq!(answer["has_more"], false);
+        }
+        let mut top = serde_json::json!([{"id": 1}, {"id": 2}]);
+        assert_eq!(take_list(&path("$[*]"), &mut top).map(|r| r.len()), Some(2));
+        assert_eq!(top, serde_json::json!([]));
+        // Other paths and shapes are copied as the path selects them, the answer untouched.
+        for (text, body) in [
+            ("$.response.stockin_list[0]", body.clone()),
+            ("$..stockin_list[*]", body.clone()),
+            (
+                "$.response.stockin_list[?@.order_no == 'RK1']",
+                body.clone(),
+            ),
+            ("$.response.missing[*]", body.clone()),
+            ("$.response[*]", body.clone()),
+            (
+                "$.response.stockin_list[*]",
+                serde_json::json!({"response": {"stockin_list": null}}),
+            ),
+        ] {
+            let mut answer = body.clone();
+            assert_eq!(take_list(&path(text), &mut answer), None, "{text}");
+            assert_eq!(answer, body, "{text}");
+        }
+        // A cursor or a next URL may be read from inside the records: they stay in the answer.
+        let from = path("$.data[-1:].id");
+        assert!(reads_body_paths(&PagingStrategy::Cursor {
+            from: crate::config::model::CursorFrom::Body(from),
+            has_more: None,
+        }));
+        assert!(!reads_body_paths(&PagingStrategy::Offset));
     }
 }

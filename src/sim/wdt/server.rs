@@ -1,7 +1,8 @@
 //! The HTTP edge of the WDT sandbox: axum routes that turn requests into calls on the
 //! [`Service`] and its answers into responses.
 //!
-//! This is the only place that reads the clock and sleeps (for injected latency). It makes no
+//! This is the only place that reads the clock and sleeps (for injected latency: an answer
+//! leaves that long after its request arrived). It makes no
 //! decision of its own: which answer a request gets is decided in `service` under the lock.
 //!
 //! | route | what |
@@ -109,10 +110,8 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let arrived = tokio::time::Instant::now();
     let latency = shared.lock().latency();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
     let incoming = Incoming {
         http_method: method.to_string(),
         query: uri.query().unwrap_or_default().to_string(),
@@ -124,6 +123,9 @@ async fn api(
     };
     let now = shared.clock.now();
     let reply = shared.lock().handle(which, &incoming, now);
+    // The latency is the time to an answer, the sandbox's own work included (a page costs
+    // what `--wdt-latency-ms` says, not that plus the time to select and print 100 orders).
+    tokio::time::sleep_until(arrived + latency).await;
     send(reply)
 }
 

@@ -83,10 +83,8 @@ pub struct Service {
 
 /// Whether an order is in the archive: last modified before `cut` (none without a cut).
 fn archived(order: &Order, cut: Option<NaiveDateTime>) -> bool {
-    match (cut, order.modified_at()) {
-        (Some(cut), Some(modified)) => modified < cut,
-        _ => false,
-    }
+    // Without a cut nothing is archived: `modified` is not parsed for every order.
+    cut.is_some_and(|cut| order.modified_at().is_some_and(|modified| modified < cut))
 }
 
 /// The current second as Asia/Shanghai wall-clock time, the resolution of `modified`.
