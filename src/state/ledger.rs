@@ -253,9 +253,17 @@ impl Store {
         let tx = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed())?;
-        // Returning early drops `tx`, which rolls it back.
-        change(&tx).map_err(failed())??;
-        tx.commit().map_err(failed())
+        // Returning early drops `tx`, which rolls it back; the packer then forgets what it
+        // learnt inside it.
+        let result = match change(&tx) {
+            Ok(Ok(())) => tx.commit().map_err(failed()),
+            Ok(Err(refusal)) => Err(refusal),
+            Err(err) => Err(failed()(err)),
+        };
+        if result.is_err() {
+            self.packer().forget();
+        }
+        result
     }
 
     fn select_entries(
