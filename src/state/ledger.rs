@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params,
+};
 
 use crate::diagnostic::{MAX_RECORD_TEXT, cut_text};
 use crate::error::{Error, ErrorKind, Result};
@@ -170,28 +172,47 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(flow, "mark records in flight", Durability::Full, |tx| {
-            let mut statement = tx.prepare_cached(
+            // A new key (the usual case) costs three statements: its kept row, its ledger
+            // row naming it, and the mark that its source is the kept one.
+            let mut mark = tx.prepare_cached(
                 "INSERT INTO ledger (flow, key, status, hash, attempts, modified, first_seen,
-                                     updated)
-                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5)
+                                     updated, kept)
+                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5, ?6)
                  ON CONFLICT (flow, key) DO UPDATE SET
                      status = 'in_flight',
                      hash = excluded.hash,
                      attempts = ledger.attempts + 1,
                      modified = excluded.modified,
-                     updated = excluded.updated
-                 WHERE ledger.done_at IS NULL",
+                     updated = excluded.updated,
+                     kept = COALESCE(ledger.kept, excluded.kept)
+                 WHERE ledger.done_at IS NULL
+                 RETURNING kept",
             )?;
+            let mut insert_kept =
+                tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?;
             let mut packer = self.packer();
             for record in records {
-                let changed = statement.execute(params![
-                    flow,
-                    record.key,
-                    Hash(&record.hash),
-                    record.modified,
-                    Nanos(now),
-                ])?;
-                if changed == 0 {
+                // The source to resend is the kept one when the flow keeps records: packed
+                // once, stored once.
+                let packed = packer.pack(tx, flow, &record.source, record.target.as_deref())?;
+                let new_kept = match record.target {
+                    Some(_) => Some(insert_kept.insert(params![packed.dictionary, packed.bytes])?),
+                    None => None,
+                };
+                let kept: Option<Option<i64>> = mark
+                    .query_row(
+                        params![
+                            flow,
+                            record.key,
+                            Hash(&record.hash),
+                            record.modified,
+                            Nanos(now),
+                            new_kept,
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let Some(kept) = kept else {
                     return Ok(Err(Error::new(
                         ErrorKind::State,
                         format!(
@@ -200,15 +221,17 @@ impl Store {
                             record.key
                         ),
                     )));
-                }
-                // The source to resend is the kept one when the flow keeps records: packed
-                // once, stored once.
-                let packed = packer.pack(tx, flow, &record.source, record.target.as_deref())?;
-                if record.target.is_some() {
-                    kept::keep_packed(tx, flow, &record.key, &packed)?;
-                    keep_source(tx, flow, &record.key, None)?;
+                };
+                if let Some(new_kept) = new_kept {
+                    if kept != Some(new_kept) {
+                        // The key had a kept row already: it is replaced in place.
+                        tx.prepare_cached("DELETE FROM kept WHERE id = ?1")?
+                            .execute([new_kept])?;
+                        kept::keep_packed(tx, flow, &record.key, &packed)?;
+                    }
+                    mark_source(tx, flow, &record.key, None)?;
                 } else {
-                    keep_source(tx, flow, &record.key, Some(&packed))?;
+                    mark_source(tx, flow, &record.key, Some(&packed))?;
                 }
             }
             Ok(Ok(()))
@@ -435,6 +458,28 @@ fn keep_source(
         "INSERT INTO sources (flow, key, dictionary, packed)
          SELECT ?1, ?2, ?3, ?4
          WHERE EXISTS (SELECT 1 FROM ledger WHERE flow = ?1 AND key = ?2 AND status <> 'done')
+         ON CONFLICT (flow, key) DO UPDATE SET
+             source = NULL, dictionary = excluded.dictionary, packed = excluded.packed",
+    )?
+    .execute(params![
+        flow,
+        key,
+        packed.map(|packed| packed.dictionary),
+        packed.map(|packed| &packed.bytes)
+    ])?;
+    Ok(())
+}
+
+/// Keep the source of a key just marked in flight, as [`keep_source`] does without asking
+/// whether the key is done: it was just marked in flight, so it is not.
+fn mark_source(
+    tx: &Transaction<'_>,
+    flow: &str,
+    key: &str,
+    packed: Option<&Packed>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sources (flow, key, dictionary, packed) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (flow, key) DO UPDATE SET
              source = NULL, dictionary = excluded.dictionary, packed = excluded.packed",
     )?
