@@ -330,6 +330,33 @@ fn record_outcome(
         } => {
             // A `None` id, number or hash (e.g. a lookup that found the bill by number only)
             // keeps what an earlier confirmation recorded. The schema drops the kept source.
+            // The key was marked in flight, so its row is updated in place (one search of the
+            // ledger where the upsert below makes two); a key without a row gets one.
+            let values = params![
+                flow,
+                key,
+                hash.as_deref().map(Hash),
+                target_id,
+                target_number,
+                Nanos(now)
+            ];
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE ledger SET
+                         status = 'done',
+                         hash = COALESCE(?3, hash),
+                         target_id = COALESCE(?4, target_id),
+                         target_number = COALESCE(?5, target_number),
+                         last_error = NULL,
+                         error_field = NULL,
+                         updated = ?6,
+                         done_at = COALESCE(done_at, ?6)
+                     WHERE flow = ?1 AND key = ?2",
+                )?
+                .execute(values)?;
+            if changed == 1 {
+                return Ok(());
+            }
             tx.prepare_cached(
                 "INSERT INTO ledger (flow, key, status, hash, target_id, target_number,
                                      first_seen, updated, done_at)
@@ -344,14 +371,7 @@ fn record_outcome(
                      updated = excluded.updated,
                      done_at = COALESCE(ledger.done_at, excluded.done_at)",
             )?
-            .execute(params![
-                flow,
-                key,
-                hash.as_deref().map(Hash),
-                target_id,
-                target_number,
-                Nanos(now)
-            ])?;
+            .execute(values)?;
         }
         Outcome::Failed {
             key,
