@@ -34,20 +34,21 @@ use crate::state::Kept;
 /// The `dictionary` of a row packed with zstd but without a dictionary.
 pub(crate) const NO_DICTIONARY: i64 = 0;
 
-/// zstd's level. On the sandbox's orders and their bills (4.7 KB a document), against the
-/// dictionary trained on 100 of them: level 1 packs to 388 B, 2 to 412 B, 3 to 372 B and 4 to
-/// 377 B, each in about 8 µs; 5 to 370 B in 21 µs (5,000 documents, `state::tests_probe`-style
-/// measure, Dec 2026). With a dictionary the middle levels' search finds nothing the fast one
-/// misses: 3 is the smallest of the cheap ones, a ledger row stays under 600 bytes as at 5, and
-/// each record costs 13 µs less. (Schema 3's zlib packed 1,776 B in 90-110 µs.)
+/// zstd's level. On the sandbox's orders and their bills (4.7 KB a document), against a
+/// dictionary trained on 100 of them: level 1 packs to 388 B, 2 to 412 B, 3 to 372-387 B and 4
+/// to 377 B, each in about 8 µs; 5 to 370-374 B in 21 µs (5,000 documents). Level 3 is the
+/// smallest of the cheap ones and costs each record 13 µs less than 5; the larger dictionary
+/// ([`DICTIONARY_BYTES`]) wins back the bytes 5 saved. (Schema 3's zlib: 1,776 B in 90-110 µs.)
 const LEVEL: i32 = 3;
 
 /// How many of a flow's newest kept documents a dictionary is trained on.
-const SAMPLES: usize = 100;
+const SAMPLES: usize = 200;
 
-/// The largest dictionary: a tenth of [`SAMPLES`] documents of the bundled flow. Larger ones
-/// learn the samples by heart and pack new documents worse.
-const DICTIONARY_BYTES: usize = 32 * 1024;
+/// The largest dictionary: a fifteenth of [`SAMPLES`] documents of the bundled flow. Larger
+/// ones (over a tenth of the samples) learn the samples by heart and pack new documents worse.
+/// At level 3, against the sandbox's first documents: 100 samples and 32 KB pack to 387 B,
+/// 200 and 64 KB to 372 B (trained in 44 ms instead of 30), 500 and 64 KB to 365 B (104 ms).
+const DICTIONARY_BYTES: usize = 64 * 1024;
 
 /// How many documents packed with a dictionary make one measure of its ratio.
 const WINDOW: usize = 500;
@@ -668,14 +669,15 @@ mod tests {
             .collect();
         // Until SAMPLES are kept, none; then one, and the first rows are packed with it too.
         keep(&store, &orders[..SAMPLES - 1]);
-        assert_eq!(dictionaries(&store), (vec![], vec![(Some(0), 99)]));
+        let first = SAMPLES as i64;
+        assert_eq!(dictionaries(&store), (vec![], vec![(Some(0), first - 1)]));
         for batch in orders[SAMPLES - 1..].chunks(50) {
             keep(&store, batch);
         }
         let total = orders.len() as i64;
         assert_eq!(
             dictionaries(&store),
-            (vec![(1, 100, true)], vec![(Some(1), total)])
+            (vec![(1, first, true)], vec![(Some(1), total)])
         );
         // Documents of another shape pack poorly with it: after a window, a new dictionary
         // learns them; the rows packed before keep theirs.
