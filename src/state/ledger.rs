@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params,
+};
 
 use crate::diagnostic::{MAX_RECORD_TEXT, cut_text};
 use crate::error::{Error, ErrorKind, Result};
@@ -170,28 +172,47 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(flow, "mark records in flight", Durability::Full, |tx| {
-            let mut statement = tx.prepare_cached(
+            // A new key (the usual case) costs three statements: its kept row, its ledger
+            // row naming it, and the mark that its source is the kept one.
+            let mut mark = tx.prepare_cached(
                 "INSERT INTO ledger (flow, key, status, hash, attempts, modified, first_seen,
-                                     updated)
-                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5)
+                                     updated, kept)
+                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5, ?6)
                  ON CONFLICT (flow, key) DO UPDATE SET
                      status = 'in_flight',
                      hash = excluded.hash,
                      attempts = ledger.attempts + 1,
                      modified = excluded.modified,
-                     updated = excluded.updated
-                 WHERE ledger.done_at IS NULL",
+                     updated = excluded.updated,
+                     kept = COALESCE(ledger.kept, excluded.kept)
+                 WHERE ledger.done_at IS NULL
+                 RETURNING kept",
             )?;
+            let mut insert_kept =
+                tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?;
             let mut packer = self.packer();
             for record in records {
-                let changed = statement.execute(params![
-                    flow,
-                    record.key,
-                    Hash(&record.hash),
-                    record.modified,
-                    Nanos(now),
-                ])?;
-                if changed == 0 {
+                // The source to resend is the kept one when the flow keeps records: packed
+                // once, stored once.
+                let packed = packer.pack(tx, flow, &record.source, record.target.as_deref())?;
+                let new_kept = match record.target {
+                    Some(_) => Some(insert_kept.insert(params![packed.dictionary, packed.bytes])?),
+                    None => None,
+                };
+                let kept: Option<Option<i64>> = mark
+                    .query_row(
+                        params![
+                            flow,
+                            record.key,
+                            Hash(&record.hash),
+                            record.modified,
+                            Nanos(now),
+                            new_kept,
+                        ],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let Some(kept) = kept else {
                     return Ok(Err(Error::new(
                         ErrorKind::State,
                         format!(
@@ -200,15 +221,17 @@ impl Store {
                             record.key
                         ),
                     )));
-                }
-                // The source to resend is the kept one when the flow keeps records: packed
-                // once, stored once.
-                let packed = packer.pack(tx, flow, &record.source, record.target.as_deref())?;
-                if record.target.is_some() {
-                    kept::keep_packed(tx, flow, &record.key, &packed)?;
-                    keep_source(tx, flow, &record.key, None)?;
+                };
+                if let Some(new_kept) = new_kept {
+                    if kept != Some(new_kept) {
+                        // The key had a kept row already: it is replaced in place.
+                        tx.prepare_cached("DELETE FROM kept WHERE id = ?1")?
+                            .execute([new_kept])?;
+                        kept::keep_packed(tx, flow, &record.key, &packed)?;
+                    }
+                    mark_source(tx, flow, &record.key, None)?;
                 } else {
-                    keep_source(tx, flow, &record.key, Some(&packed))?;
+                    mark_source(tx, flow, &record.key, Some(&packed))?;
                 }
             }
             Ok(Ok(()))
@@ -253,9 +276,17 @@ impl Store {
         let tx = connection
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed())?;
-        // Returning early drops `tx`, which rolls it back.
-        change(&tx).map_err(failed())??;
-        tx.commit().map_err(failed())
+        // Returning early drops `tx`, which rolls it back; the packer then forgets what it
+        // learnt inside it.
+        let result = match change(&tx) {
+            Ok(Ok(())) => tx.commit().map_err(failed()),
+            Ok(Err(refusal)) => Err(refusal),
+            Err(err) => Err(failed()(err)),
+        };
+        if result.is_err() {
+            self.packer().forget();
+        }
+        result
     }
 
     fn select_entries(
@@ -299,6 +330,33 @@ fn record_outcome(
         } => {
             // A `None` id, number or hash (e.g. a lookup that found the bill by number only)
             // keeps what an earlier confirmation recorded. The schema drops the kept source.
+            // The key was marked in flight, so its row is updated in place (one search of the
+            // ledger where the upsert below makes two); a key without a row gets one.
+            let values = params![
+                flow,
+                key,
+                hash.as_deref().map(Hash),
+                target_id,
+                target_number,
+                Nanos(now)
+            ];
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE ledger SET
+                         status = 'done',
+                         hash = COALESCE(?3, hash),
+                         target_id = COALESCE(?4, target_id),
+                         target_number = COALESCE(?5, target_number),
+                         last_error = NULL,
+                         error_field = NULL,
+                         updated = ?6,
+                         done_at = COALESCE(done_at, ?6)
+                     WHERE flow = ?1 AND key = ?2",
+                )?
+                .execute(values)?;
+            if changed == 1 {
+                return Ok(());
+            }
             tx.prepare_cached(
                 "INSERT INTO ledger (flow, key, status, hash, target_id, target_number,
                                      first_seen, updated, done_at)
@@ -313,14 +371,7 @@ fn record_outcome(
                      updated = excluded.updated,
                      done_at = COALESCE(ledger.done_at, excluded.done_at)",
             )?
-            .execute(params![
-                flow,
-                key,
-                hash.as_deref().map(Hash),
-                target_id,
-                target_number,
-                Nanos(now)
-            ])?;
+            .execute(values)?;
         }
         Outcome::Failed {
             key,
@@ -427,6 +478,28 @@ fn keep_source(
         "INSERT INTO sources (flow, key, dictionary, packed)
          SELECT ?1, ?2, ?3, ?4
          WHERE EXISTS (SELECT 1 FROM ledger WHERE flow = ?1 AND key = ?2 AND status <> 'done')
+         ON CONFLICT (flow, key) DO UPDATE SET
+             source = NULL, dictionary = excluded.dictionary, packed = excluded.packed",
+    )?
+    .execute(params![
+        flow,
+        key,
+        packed.map(|packed| packed.dictionary),
+        packed.map(|packed| &packed.bytes)
+    ])?;
+    Ok(())
+}
+
+/// Keep the source of a key just marked in flight, as [`keep_source`] does without asking
+/// whether the key is done: it was just marked in flight, so it is not.
+fn mark_source(
+    tx: &Transaction<'_>,
+    flow: &str,
+    key: &str,
+    packed: Option<&Packed>,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO sources (flow, key, dictionary, packed) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (flow, key) DO UPDATE SET
              source = NULL, dictionary = excluded.dictionary, packed = excluded.packed",
     )?

@@ -34,18 +34,21 @@ use crate::state::Kept;
 /// The `dictionary` of a row packed with zstd but without a dictionary.
 pub(crate) const NO_DICTIONARY: i64 = 0;
 
-/// zstd's level. On the bundled flow's documents (4.7 KB) with a trained dictionary: level 3
-/// packs to 386 B in about 23 µs, 5 to 371 B in 50-75 µs, 6 to 352 B in 90-115 µs, 9 to
-/// 321 B in 140-175 µs (zlib alone, as schema 3 packed: 1,776 B in 90-110 µs). 5 is the
-/// cheapest that keeps a ledger row under 600 bytes with room to spare.
-const LEVEL: i32 = 5;
+/// zstd's level. On the sandbox's orders and their bills (4.7 KB a document), against a
+/// dictionary trained on 100 of them: level 1 packs to 388 B, 2 to 412 B, 3 to 372-387 B and 4
+/// to 377 B, each in about 8 µs; 5 to 370-374 B in 21 µs (5,000 documents). Level 3 is the
+/// smallest of the cheap ones and costs each record 13 µs less than 5; the larger dictionary
+/// ([`DICTIONARY_BYTES`]) wins back the bytes 5 saved. (Schema 3's zlib: 1,776 B in 90-110 µs.)
+const LEVEL: i32 = 3;
 
 /// How many of a flow's newest kept documents a dictionary is trained on.
-const SAMPLES: usize = 100;
+const SAMPLES: usize = 200;
 
-/// The largest dictionary: a tenth of [`SAMPLES`] documents of the bundled flow. Larger ones
-/// learn the samples by heart and pack new documents worse.
-const DICTIONARY_BYTES: usize = 32 * 1024;
+/// The largest dictionary: a fifteenth of [`SAMPLES`] documents of the bundled flow. Larger
+/// ones (over a tenth of the samples) learn the samples by heart and pack new documents worse.
+/// At level 3, against the sandbox's first documents: 100 samples and 32 KB pack to 387 B,
+/// 200 and 64 KB to 372 B (trained in 44 ms instead of 30), 500 and 64 KB to 365 B (104 ms).
+const DICTIONARY_BYTES: usize = 64 * 1024;
 
 /// How many documents packed with a dictionary make one measure of its ratio.
 const WINDOW: usize = 500;
@@ -104,6 +107,10 @@ pub(crate) struct Packer {
     flows: HashMap<String, Flow>,
     compressor: CCtx<'static>,
     decompressor: DCtx<'static>,
+    /// A document's text and its frame, reused from one document to the next: growing a new
+    /// buffer to 5 KB for each cost more allocations than the rest of the packing.
+    text: Vec<u8>,
+    frame: Vec<u8>,
 }
 
 impl std::fmt::Debug for Packer {
@@ -127,15 +134,16 @@ fn bad_row(err: Box<dyn std::error::Error + Send + Sync>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, err)
 }
 
-/// The document's text: `{"source": …, "sent": …}`.
-pub(crate) fn document(source: &Json, sent: Option<&Json>) -> Vec<u8> {
+/// The document's text, `{"source": …, "sent": …}`, in place of what `text` held.
+pub(crate) fn document(text: &mut Vec<u8>, source: &Json, sent: Option<&Json>) {
     #[derive(Serialize)]
     struct Document<'a> {
         source: &'a Json,
         sent: Option<&'a Json>,
     }
+    text.clear();
     // Writing to a Vec cannot fail.
-    serde_json::to_vec(&Document { source, sent }).expect("JSON into memory")
+    serde_json::to_writer(&mut *text, &Document { source, sent }).expect("JSON into memory");
 }
 
 /// The [`Kept`] a document's text holds.
@@ -171,11 +179,21 @@ impl Default for Packer {
             flows: HashMap::new(),
             compressor,
             decompressor: DCtx::create(),
+            text: Vec::new(),
+            frame: Vec::new(),
         }
     }
 }
 
 impl Packer {
+    /// Forget what was learnt from the database: after a transaction rolled back, a dictionary
+    /// it trained (and the counts it moved) never happened, and a row packed with that
+    /// dictionary's id would later be read with another one.
+    pub(crate) fn forget(&mut self) {
+        self.dictionaries.clear();
+        self.flows.clear();
+    }
+
     /// Pack `source` and `sent` for `flow`, training the flow's dictionary first when it is due
     /// (which writes `dictionaries` and packs earlier rows again: `db` is the transaction's).
     pub(crate) fn pack(
@@ -185,19 +203,23 @@ impl Packer {
         source: &Json,
         sent: Option<&Json>,
     ) -> rusqlite::Result<Packed> {
-        let text = document(source, sent);
         let dictionary = self.dictionary_for(db, flow)?;
-        let bytes = self.compress(&text, dictionary.as_deref())?;
+        let mut text = std::mem::take(&mut self.text);
+        document(&mut text, source, sent);
+        let bytes = self.compress(&text, dictionary.as_deref());
+        let raw = text.len();
+        self.text = text;
+        let bytes = bytes?;
         let state = self.flows.get_mut(flow).expect("loaded by dictionary_for");
         match &dictionary {
             None => state.without += 1,
             Some(dictionary) => {
-                let (raw, packed, documents) = &mut state.window;
-                *raw += text.len() as u64;
+                let (raw_bytes, packed, documents) = &mut state.window;
+                *raw_bytes += raw as u64;
                 *packed += bytes.len() as u64;
                 *documents += 1;
                 if *documents >= WINDOW {
-                    let ratio = *packed as f64 / (*raw).max(1) as f64;
+                    let ratio = *packed as f64 / (*raw_bytes).max(1) as f64;
                     state.window = (0, 0, 0);
                     match state.baseline {
                         None => {
@@ -260,19 +282,22 @@ impl Packer {
         text: &[u8],
         dictionary: Option<&Dictionary>,
     ) -> rusqlite::Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(zstd::zstd_safe::compress_bound(text.len()));
+        let out = &mut self.frame;
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(text.len()));
         if let Some(dictionary) = dictionary {
             self.compressor
                 .ref_cdict(&dictionary.encoder)
                 .map_err(zstd_error)?;
         }
-        let result = self.compressor.compress2(&mut out, text);
+        let result = self.compressor.compress2(out, text);
         // The context must not keep a reference to a dictionary past this call.
         if dictionary.is_some() {
             self.compressor.disable_dictionary().map_err(zstd_error)?;
         }
         result.map_err(zstd_error)?;
-        Ok(out)
+        // The frame is a tenth of the buffer: the row gets a copy of its own size.
+        Ok(out.as_slice().to_vec())
     }
 
     /// The dictionary with this id, from memory or from the database.
@@ -565,6 +590,51 @@ mod tests {
             .unwrap();
     }
 
+    #[test]
+    fn a_dictionary_trained_in_a_batch_that_is_refused_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path).unwrap();
+        let orders: Vec<(usize, Json)> = (0..SAMPLES + 60).map(|i| (i, order('a', i))).collect();
+        // One document short of a dictionary, the last of them written.
+        keep(&store, &orders[..SAMPLES]);
+        let done = crate::state::Outcome::Done {
+            key: format!("K{:06}", SAMPLES - 1),
+            target_id: Some("1".to_string()),
+            target_number: None,
+            hash: None,
+        };
+        store
+            .record_outcomes("refund", &[done], chrono::Utc::now())
+            .unwrap();
+        // The next document trains the flow's dictionary, then the written key is refused
+        // and the batch rolls back, dictionary and all.
+        let refused: Vec<(usize, Json)> =
+            vec![orders[SAMPLES].clone(), orders[SAMPLES - 1].clone()];
+        let pending: Vec<crate::state::Pending> = refused
+            .iter()
+            .map(|(i, order)| crate::state::Pending {
+                key: format!("K{i:06}"),
+                hash: format!("{i:032x}"),
+                source: Cow::Borrowed(order),
+                target: None,
+                modified: None,
+            })
+            .collect();
+        let err = store.mark_in_flight("refund", &pending, chrono::Utc::now());
+        assert!(err.is_err());
+        assert_eq!(dictionaries(&store).0, vec![]);
+        // The next batch trains it again, and stores the dictionary it packs with.
+        keep(&store, &orders[SAMPLES..]);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(dictionaries(&store).0.len(), 1);
+        for (i, order) in orders.iter().step_by(7) {
+            let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
+            assert_eq!(kept.source, *order);
+        }
+    }
+
     /// (id, samples, ratio measured) of each dictionary.
     type Made = Vec<(i64, i64, bool)>;
 
@@ -599,14 +669,15 @@ mod tests {
             .collect();
         // Until SAMPLES are kept, none; then one, and the first rows are packed with it too.
         keep(&store, &orders[..SAMPLES - 1]);
-        assert_eq!(dictionaries(&store), (vec![], vec![(Some(0), 99)]));
+        let first = SAMPLES as i64;
+        assert_eq!(dictionaries(&store), (vec![], vec![(Some(0), first - 1)]));
         for batch in orders[SAMPLES - 1..].chunks(50) {
             keep(&store, batch);
         }
         let total = orders.len() as i64;
         assert_eq!(
             dictionaries(&store),
-            (vec![(1, 100, true)], vec![(Some(1), total)])
+            (vec![(1, first, true)], vec![(Some(1), total)])
         );
         // Documents of another shape pack poorly with it: after a window, a new dictionary
         // learns them; the rows packed before keep theirs.
