@@ -166,14 +166,7 @@ mapping:
 }
 
 fn run(workspace: &Workspace) -> Output {
-    workspace
-        .engine()
-        .args(["run", "flow.yaml"])
-        .env(
-            "ENGINE_STATE_DIR",
-            workspace.path("state").display().to_string(),
-        )
-        .run()
+    workspace.run_flow("flow.yaml")
 }
 
 /// Every item the mock holds was written exactly once, and nothing else.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Engine, repo_root};
+use super::{Engine, Output, repo_root};
 
 pub struct Workspace {
     dir: tempfile::TempDir,
@@ -71,5 +71,13 @@ impl Workspace {
     /// `engine` running in this workspace.
     pub fn engine(&self) -> Engine {
         Engine::new().current_dir(self.root())
+    }
+
+    /// `engine run FLOW` here, its state kept in the workspace's `state` folder.
+    pub fn run_flow(&self, flow: &str) -> Output {
+        self.engine()
+            .args(["run", flow])
+            .env("ENGINE_STATE_DIR", self.path("state").display().to_string())
+            .run()
     }
 }
