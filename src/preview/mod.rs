@@ -26,7 +26,7 @@ use crate::record;
 use crate::request::{self, Env};
 use crate::time;
 
-mod elements;
+pub(crate) mod elements;
 pub(crate) mod input;
 
 /// How the bodies are printed.
