@@ -148,21 +148,20 @@ impl<'de> Visitor<'de> for Projected<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
         let mut kept = serde_json::Map::new();
         while let Some(key) = map.next_key_seed(Key)? {
-            match self.0.get(&*key) {
-                Some(Need::Whole) => {
-                    kept.insert(key.into_owned(), map.next_value::<Json>()?);
-                }
-                Some(Need::Items(fields)) => {
-                    let value = map.next_value_seed(Shaped {
-                        fields,
-                        level: Level::List,
-                    })?;
-                    kept.insert(key.into_owned(), value);
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+            // A few names, mostly of different lengths: a scan beats hashing or ordering.
+            let need = self.0.iter().find(|(name, _)| name.as_bytes() == &*key);
+            let Some((name, need)) = need else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let value = match need {
+                Need::Whole => map.next_value::<Json>()?,
+                Need::Items(fields) => map.next_value_seed(Shaped {
+                    fields,
+                    level: Level::List,
+                })?,
+            };
+            kept.insert(name.clone(), value);
         }
         Ok(Json::Object(kept))
     }
@@ -248,30 +247,41 @@ impl<'de> Visitor<'de> for Shaped<'_> {
     }
 }
 
-/// A field name, borrowed from the input unless it holds an escape.
+/// A field name's bytes (borrowed from the input unless it holds an escape). serde_json checks
+/// a name read as text for UTF-8 (a good share of the parse); the bytes of an element already
+/// found UTF-8 need no second check. A name is refused where serde_json would refuse it as
+/// text: an unescaped name holding a control character, an escaped one that is not UTF-8 (a
+/// lone surrogate). An escaped one holding a control character (`\u0001`, which serde_json
+/// takes) is refused too, so that the element is parsed whole, with serde_json's verdict.
 struct Key;
 
 impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
+    type Value = Cow<'de, [u8]>;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_str(self)
+        deserializer.deserialize_bytes(self)
     }
 }
 
 impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
+    type Value = Cow<'de, [u8]>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a field name")
     }
 
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        if v.iter().any(|byte| *byte < 0x20) {
+            return Err(E::custom("a control character in a field name"));
+        }
         Ok(Cow::Borrowed(v))
     }
 
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_string()))
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        if v.iter().any(|byte| *byte < 0x20) || std::str::from_utf8(v).is_err() {
+            return Err(E::custom("a field name serde_json may refuse"));
+        }
+        Ok(Cow::Owned(v.to_vec()))
     }
 }
 
@@ -481,6 +491,14 @@ mod tests {
             parse(br#"{"c": 1, "a": 2, "c": 3}"#).unwrap().to_string(),
             r#"{"c":3,"a":2}"#
         );
+        // Names with escapes are read as serde_json reads them; an escaped control character
+        // in one sends the element to a whole parse (which takes it).
+        let escaped = br#"{"\u0061": 1, "\ud83d\ude00": 2, "c\u0001": 3}"#;
+        assert_eq!(parse(escaped), whole(escaped));
+        assert_eq!(
+            parse(br#"{"\u0061": 1, "\ud83d\ude00": 2, "c": 3}"#),
+            Ok(json!({"a": 1, "c": 3}))
+        );
         assert_eq!(parse(b"[1, {\"b\": 2}]"), Ok(json!([1, {"b": 2}])));
         assert_eq!(parse(b"\"x\""), Ok(json!("x")));
         // A skipped field is checked all the same: every error is the whole parse's, at the same place.
@@ -492,6 +510,10 @@ mod tests {
             br#"{"a": 1, "b": 01}"#,
             br#"{"a": 1, "b": tru}"#,
             br#"{"a": 1, "b": 2} x"#,
+            b"{\"a\": 1, \"b\x01\": 2}",
+            br#"{"a": 1, "b\ud800": 2}"#,
+            br#"{"a": 1, "\udc00": 2}"#,
+            b"{\"a\": 1, \"\xff\": 2}",
         ] {
             assert_eq!(parse(bad), whole(bad).map(|_| json!(null)), "{bad:?}");
             assert!(parse(bad).is_err());
