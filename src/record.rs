@@ -6,7 +6,7 @@
 //! connector's `null_values` read as `null`, and a record whose last-modified value is not a
 //! time fails like any other record that cannot be mapped.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use minijinja::Value;
@@ -15,10 +15,10 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::config::model::Flow;
-use crate::template::TemplateId;
 use crate::template::scope::Scope;
+use crate::template::{self, Kind, TemplateId};
 use crate::time;
-use crate::tree::{self, EvalError};
+use crate::tree::{self, EvalError, Node};
 
 /// A record mapped into the target's shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,39 +83,165 @@ pub fn key_of(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>
     Ok((key, modified))
 }
 
+/// What a reader must keep of one field of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// The field as it is.
+    Whole,
+    /// A list whose items, where they are objects, keep only these fields (anything else, a
+    /// list item that is not an object or a field that is not a list, is kept whole).
+    Items(Fields),
+}
+
+/// The fields of a record (or of a list's items) a reader must keep, and what of each.
+pub type Fields = BTreeMap<String, Need>;
+
 /// The top-level fields [`key_of`] reads (and perhaps a few more names), or `None` when its
 /// templates read the whole `record`: a reader that only needs keys may skip the others.
-pub fn key_fields(flow: &Flow) -> Option<HashSet<String>> {
-    fields_read(
-        flow,
-        std::iter::once(flow.key.source).chain(flow.key.modified),
-    )
+pub fn key_fields(flow: &Flow) -> Option<Fields> {
+    let mut needs = Needs::default();
+    for id in std::iter::once(flow.key.source).chain(flow.key.modified) {
+        needs.template(flow, id, &[])?;
+    }
+    Some(needs.top)
 }
 
-/// The top-level fields [`map_target`] reads (and perhaps a few more names), or `None` when
-/// the flow's templates read the whole `record`. A field outside them changes no mapped record
-/// nor any error: a reader that only maps may skip the others.
-pub fn mapped_fields(flow: &Flow) -> Option<HashSet<String>> {
-    let key = std::iter::once(flow.key.source).chain(flow.key.modified);
-    fields_read(flow, key.chain(tree::template_ids(&flow.mapping)))
+/// The fields [`map_target`] reads (and perhaps a few more names), or `None` when the flow's
+/// templates read the whole `record`. A field outside them changes no mapped record nor any
+/// error: a reader that only maps may skip the others. Inside a list that an `$each` repeats
+/// over (`$each: "{{ details_list }}"`), only the item fields its templates read are needed
+/// (`line.spec_no`), unless one reads an item or the list as a whole (`line | tojson`,
+/// `details_list | length`): then the list is kept whole.
+pub fn mapped_fields(flow: &Flow) -> Option<Fields> {
+    let mut needs = Needs::default();
+    for id in std::iter::once(flow.key.source).chain(flow.key.modified) {
+        needs.template(flow, id, &[])?;
+    }
+    needs.node(flow, &flow.mapping, &mut Vec::new())?;
+    Some(needs.top)
 }
 
-/// The roots of the names `templates` read, unless one reads the whole `record`.
-fn fields_read(
-    flow: &Flow,
-    templates: impl Iterator<Item = TemplateId>,
-) -> Option<HashSet<String>> {
-    let mut fields = HashSet::new();
-    for id in templates {
-        for name in flow.templates.undeclared_or_global(id) {
-            let root = name.split('.').next().unwrap_or(&name);
-            if root == "record" {
-                return None;
+/// A loop variable of an enclosing `$each`, and the record list its items come from: the path
+/// of list fields down to it, or `None` when the list is not a record field read by name (its
+/// template's own reads then keep what it reads whole).
+type Bound<'f> = (&'f str, Option<Vec<String>>);
+
+/// The needs of a flow's templates, gathered.
+#[derive(Default)]
+struct Needs {
+    top: Fields,
+}
+
+impl Needs {
+    /// Add the reads of a tree inside the loops `loops` (innermost last); `None`: it reads the
+    /// whole record.
+    fn node<'f>(&mut self, flow: &Flow, node: &'f Node, loops: &mut Vec<Bound<'f>>) -> Option<()> {
+        match node {
+            Node::Invalid | Node::Literal(_) => {}
+            Node::Template(id) => self.template(flow, *id, loops)?,
+            Node::Object(fields) => {
+                for field in fields {
+                    self.node(flow, &field.node, loops)?;
+                }
             }
-            fields.insert(root.to_string());
+            Node::Array(items) => {
+                for item in items {
+                    self.node(flow, item, loops)?;
+                }
+            }
+            Node::When(when) => {
+                self.template(flow, when.condition, loops)?;
+                self.node(flow, &when.value, loops)?;
+            }
+            Node::Each(each) => {
+                let list = self.list(flow, each.items, loops);
+                if list.is_none() {
+                    self.template(flow, each.items, loops)?;
+                }
+                loops.push((each.var.as_str(), list));
+                let inner = each
+                    .condition
+                    .map_or(Some(()), |id| self.template(flow, id, loops))
+                    .and_then(|()| self.node(flow, &each.item, loops));
+                loops.pop();
+                inner?;
+            }
+        }
+        Some(())
+    }
+
+    /// The path of the record list an `$each` template names plainly (`{{ details_list }}`, or
+    /// `{{ line.serials }}` over an enclosing loop's item), noted as needed.
+    fn list(&mut self, flow: &Flow, id: TemplateId, loops: &[Bound<'_>]) -> Option<Vec<String>> {
+        if flow.templates.kind(id) != Kind::Expression {
+            return None;
+        }
+        let path = template::plain_path(flow.templates.source(id))?;
+        let list = match (bound(loops, path[0]), &path[..]) {
+            (Some(Some(outer)), [_, name]) => {
+                let mut list = outer.clone();
+                list.push((*name).to_string());
+                list
+            }
+            (None, [name]) if *name != "record" => vec![(*name).to_string()],
+            _ => return None,
+        };
+        self.add(&list, Need::Items(Fields::new()));
+        Some(list)
+    }
+
+    /// Add the reads of one template; `None`: it reads the whole record.
+    fn template(&mut self, flow: &Flow, id: TemplateId, loops: &[Bound<'_>]) -> Option<()> {
+        for name in flow.templates.undeclared_or_global(id) {
+            let mut parts = name.split('.');
+            let root = parts.next().unwrap_or(&name);
+            match bound(loops, root) {
+                Some(None) => {}
+                Some(Some(list)) => match parts.next() {
+                    Some(field) => {
+                        let mut path = list.clone();
+                        path.push(field.to_string());
+                        self.add(&path, Need::Whole);
+                    }
+                    None => self.add(list, Need::Whole),
+                },
+                None if root == "record" => return None,
+                None => self.add(&[root.to_string()], Need::Whole),
+            }
+        }
+        Some(())
+    }
+
+    /// Note `need` at `path`: every name but the last is a list whose items are projected.
+    fn add(&mut self, path: &[String], need: Need) {
+        let mut fields = &mut self.top;
+        let (last, lists) = path.split_last().expect("a path names a field");
+        for list in lists {
+            let entry = fields
+                .entry(list.clone())
+                .or_insert_with(|| Need::Items(Fields::new()));
+            match entry {
+                Need::Whole => return,
+                Need::Items(items) => fields = items,
+            }
+        }
+        match (fields.get_mut(last), need) {
+            (None, need) => {
+                fields.insert(last.clone(), need);
+            }
+            (Some(Need::Whole), _) | (Some(Need::Items(_)), Need::Items(_)) => {}
+            (Some(held), Need::Whole) => *held = Need::Whole,
         }
     }
-    Some(fields)
+}
+
+/// What `name` is bound to by the innermost enclosing `$each` naming it, if any.
+fn bound<'l>(loops: &'l [Bound<'_>], name: &str) -> Option<&'l Option<Vec<String>>> {
+    loops
+        .iter()
+        .rev()
+        .find(|(var, _)| *var == name)
+        .map(|(_, list)| list)
 }
 
 fn key_text(flow: &Flow, record: &Arc<Json>) -> Result<String, EvalError> {
@@ -289,8 +415,8 @@ mod tests {
         loaded.value.unwrap()
     }
 
-    fn sorted(fields: Option<HashSet<String>>) -> Vec<String> {
-        let mut fields: Vec<String> = fields.unwrap().into_iter().collect();
+    fn sorted(fields: Option<Fields>) -> Vec<String> {
+        let mut fields: Vec<String> = fields.unwrap().into_keys().collect();
         fields.sort();
         fields
     }
@@ -307,9 +433,9 @@ mod tests {
             "details_list",
             "warehouse_no",
         ] {
-            assert!(fields.contains(field), "{field}: {fields:?}");
+            assert!(fields.contains_key(field), "{field}: {fields:?}");
         }
-        assert!(!fields.contains("logistics_no"), "{fields:?}");
+        assert!(!fields.contains_key("logistics_no"), "{fields:?}");
         let samples = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("mappings/samples/refund_orders.json"),
@@ -322,7 +448,7 @@ mod tests {
             };
             let projected: serde_json::Map<String, Json> = whole
                 .iter()
-                .filter(|(name, _)| fields.contains(*name))
+                .filter(|(name, _)| fields.contains_key(*name))
                 .map(|(name, value)| (name.clone(), value.clone()))
                 .collect();
             assert!(projected.len() < whole.len());
@@ -330,6 +456,173 @@ mod tests {
                 map_target(&flow, Arc::new(Json::Object(projected))),
                 map_target(&flow, Arc::new(sample.clone()))
             );
+        }
+    }
+
+    /// A flow over file connectors mapping records with `mapping` (YAML).
+    fn flow_mapping(mapping: &str) -> Flow {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
+        write(
+            "connectors/in.yaml",
+            "name: in\nfile: { path: in.jsonl, format: jsonl }\n",
+        );
+        write(
+            "connectors/out.yaml",
+            "name: out\nfile: { path: out.jsonl, format: jsonl }\n",
+        );
+        write(
+            "flow.yaml",
+            &format!(
+                "source: {{ connector: in, operation: read }}\ntarget: {{ connector: out, operation: write }}\nkey: {{ source: \"{{{{ id }}}}\", target: id }}\nmapping:\n{mapping}"
+            ),
+        );
+        let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        loaded.value.unwrap()
+    }
+
+    /// Fields as `a, b[c, d]` (sorted; a list whose items keep some fields shows them in brackets).
+    fn described(fields: &Fields) -> String {
+        let mut names: Vec<&String> = fields.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| match &fields[name] {
+                Need::Whole => name.clone(),
+                Need::Items(items) => format!("{name}[{}]", described(items)),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    const LINES: &str = "  lines:\n    $each: \"{{ lines }}\"\n    $as: l\n";
+
+    /// (mapping under `mapping:`, the fields read as [`described`] shows them; `None`: the
+    /// whole record).
+    fn projection_cases() -> Vec<(String, Option<&'static str>)> {
+        let with_lines = |item: &str| format!("  id: \"{{{{ id }}}}\"\n{LINES}{item}");
+        vec![
+            (
+                with_lines("    $item: { a: \"{{ l.a }}\", b: \"{{ l.b.c | default('') }}\" }\n"),
+                Some("id, lines[a, b]"),
+            ),
+            // No item field read: the list is kept (its length matters), its items empty.
+            (with_lines("    $item: { k: x }\n"), Some("id, lines[]")),
+            (
+                with_lines("    $if: \"{{ l.keep }}\"\n    $item: { a: \"{{ l.a }}\" }\n"),
+                Some("id, lines[a, keep]"),
+            ),
+            // An item or the list read as a whole keeps the list whole.
+            (
+                with_lines("    $item: { a: \"{{ l.a }}\", all: \"{{ l | tojson }}\" }\n"),
+                Some("id, lines"),
+            ),
+            (
+                with_lines("    $item: { a: \"{{ l['a'] }}\" }\n"),
+                Some("id, lines"),
+            ),
+            (
+                with_lines("    $item: { a: \"{{ l.a }}\" }\n") + "  n: \"{{ lines | length }}\"\n",
+                Some("id, lines"),
+            ),
+            (
+                "  id: \"{{ id }}\"\n  lines:\n    $each: \"{{ lines | reverse }}\"\n    $as: l\n    $item: { a: \"{{ l.a }}\" }\n".to_string(),
+                Some("id, lines"),
+            ),
+            // Nested lists; a loop variable shadows the record's field of that name.
+            (
+                with_lines("    $item:\n      subs:\n        $each: \"{{ l.subs }}\"\n        $as: s\n        $item: { x: \"{{ s.x }}\", a: \"{{ l.a }}\", id: \"{{ id }}\" }\n"),
+                Some("id, lines[a, subs[x]]"),
+            ),
+            (
+                "  id: \"{{ id }}\"\n  lines:\n    $each: \"{{ lines }}\"\n    $item: { a: \"{{ item.a }}\", id: \"{{ id }}\" }\n".to_string(),
+                Some("id, lines[a]"),
+            ),
+            (
+                with_lines("    $item: { a: \"{{ l.a }}\", r: \"{{ record.x }}\" }\n"),
+                None,
+            ),
+        ]
+    }
+
+    #[test]
+    fn inside_a_repeated_list_only_the_item_fields_read_are_needed() {
+        let flow = bundled_flow();
+        assert_eq!(
+            described(&mapped_fields(&flow).unwrap()),
+            "check_time, details_list[goods_unit, num, remark, spec_no, tax, tax_price], modified, order_no, refund_remark, shop_no, src_order_no, vars, warehouse_no"
+        );
+        for (mapping, expected) in projection_cases() {
+            let fields = mapped_fields(&flow_mapping(&mapping));
+            assert_eq!(
+                fields.as_ref().map(described).as_deref(),
+                expected,
+                "{mapping}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_parsed_with_only_the_fields_read_maps_as_the_whole_record_does() {
+        let samples: Vec<Json> = serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("mappings/samples/refund_orders.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut records = samples.clone();
+        // Lines missing a field, holding nulls or other shapes, and lists that are not lists.
+        for (field, value) in [
+            (
+                "details_list",
+                json!([{"spec_no": "A", "num": "1", "tax_price": "2", "tax": "0.13", "x": 1}, 3, null]),
+            ),
+            (
+                "details_list",
+                json!([{"spec_no": null, "num": "1", "tax_price": "2", "tax": "0.13"}]),
+            ),
+            (
+                "details_list",
+                json!([{"num": "1", "tax_price": "2", "tax": "0.13"}]),
+            ),
+            ("details_list", json!({"spec_no": "A"})),
+            ("details_list", json!("none")),
+            ("details_list", json!([])),
+        ] {
+            let mut record = samples[0].clone();
+            record[field] = value;
+            records.push(record);
+        }
+        let check = |flow: &Flow, records: &[Json]| {
+            let fields = mapped_fields(flow).unwrap();
+            for record in records {
+                let bytes = serde_json::to_vec(record).unwrap();
+                let projected = crate::preview::elements::parse_fields(&bytes, &fields).unwrap();
+                assert!(projected.to_string().len() < bytes.len(), "{record}");
+                assert_eq!(
+                    map_target(flow, Arc::new(projected)),
+                    map_target(flow, Arc::new(record.clone())),
+                    "{record}"
+                );
+            }
+        };
+        check(&bundled_flow(), &records);
+        let lines = json!([{"a": 1, "b": {"c": 2}, "keep": true, "subs": [{"x": "X", "y": 1}, 2], "z": 1}, {"a": "t", "keep": false, "z": 2}, 7]);
+        for (mapping, expected) in projection_cases() {
+            if expected.is_some() {
+                let flow = flow_mapping(&mapping);
+                check(
+                    &flow,
+                    &[
+                        json!({"id": "A", "lines": lines, "other": 1}),
+                        json!({"id": "B", "lines": [], "other": 1}),
+                    ],
+                );
+            }
         }
     }
 
@@ -353,7 +646,7 @@ mod tests {
         let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
         let flow = loaded.value.unwrap();
-        assert!(mapped_fields(&flow).unwrap().contains("range"));
+        assert!(mapped_fields(&flow).unwrap().contains_key("range"));
         let whole = map_target(&flow, Arc::new(json!({"id": "A", "range": 3}))).unwrap();
         assert_eq!(whole.target, json!({"id": "A", "n": 3}));
         write(

@@ -9,7 +9,8 @@
 //! Memory does not grow with the input: the input is read twice, record by record
 //! (`input`). The first pass keeps only each key's newest version (its modified time and
 //! position), parsing only the fields the key and modified time read; the second maps the
-//! winners, parsing only the fields the mapping reads, and prints each body as its batch fills.
+//! winners, parsing only the fields the mapping reads (in a list an `$each` repeats over, only
+//! the item fields read: `record::mapped_fields`), and prints each body as its batch fills.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -26,7 +27,7 @@ use crate::record;
 use crate::request::{self, Env};
 use crate::time;
 
-mod elements;
+pub(crate) mod elements;
 pub(crate) mod input;
 
 /// How the bodies are printed.

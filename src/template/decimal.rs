@@ -120,6 +120,23 @@ pub fn parse_plain(text: &str) -> Result<Exact, String> {
     let out_of_range = || {
         format!("`{text}` cannot be held exactly: a decimal has at most 28 places and 29 digits")
     };
+    // Up to 28 digits are always held exactly (10^28 < 2^96, and 28 places at most): the check
+    // below, which costs more than the parse, can only pass. Prices and quantities take this way.
+    if whole.len() + fraction.map_or(0, str::len) <= SURELY_HELD_DIGITS {
+        return text.parse::<Exact>().map_err(|_| out_of_range());
+    }
+    held_exactly(text, whole, fraction.unwrap_or(""))
+}
+
+/// How many digits a decimal always holds exactly, whatever its point.
+const SURELY_HELD_DIGITS: usize = 28;
+
+/// `text` (plain notation, split into its `whole` and `fraction` digits) as a decimal, if it is
+/// held without rounding.
+fn held_exactly(text: &str, whole: &str, fraction: &str) -> Result<Exact, String> {
+    let out_of_range = || {
+        format!("`{text}` cannot be held exactly: a decimal has at most 28 places and 29 digits")
+    };
     let exact = text.parse::<Exact>().map_err(|_| out_of_range())?;
     // rust_decimal rounds what it cannot hold; compare the digits to be sure nothing was.
     let significant = |whole: &str, fraction: &str| {
@@ -127,7 +144,7 @@ pub fn parse_plain(text: &str) -> Result<Exact, String> {
         let fraction = fraction.trim_end_matches('0');
         format!("{whole}.{fraction}")
     };
-    let written = significant(whole, fraction.unwrap_or(""));
+    let written = significant(whole, fraction);
     let held = exact.abs().normalize().to_string();
     let (held_whole, held_fraction) = held.split_once('.').unwrap_or((&held, ""));
     if significant(held_whole, held_fraction) != written {
@@ -233,6 +250,39 @@ mod tests {
 
     fn exact(text: &str) -> Exact {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn texts_of_up_to_28_digits_read_as_the_full_check_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "+0",
+            "0.0000",
+            "-0.000",
+            "2.0000",
+            "59.9000",
+            "-12.50",
+            "+7",
+            "007.50",
+            "0.13",
+            "1234567890123456789012345678",
+            "9999999999999999999999999999",
+            "0.0000000000000000000000000001",
+            "-0.1234567890123456789012345678",
+            "12345678901234.56789012345678",
+            "79228162514264337593543950335",
+            "0.00000000000000000000000000001",
+            "1.2345678901234567890123456789",
+        ] {
+            let unsigned = text.trim_start_matches(['-', '+']);
+            let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+            assert_eq!(
+                parse_plain(text),
+                held_exactly(text, whole, fraction),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -7,10 +7,11 @@
 //! time is written in ([`zone_names`]; Asia/Shanghai when the scope has none). The value maps
 //! are shared read-only.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
-use chrono::format::StrftimeItems;
+use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, TimeZone, Utc};
 use minijinja::value::Kwargs;
 use minijinja::{Environment, Error, ErrorKind, Output, State, Value};
@@ -306,10 +307,30 @@ fn format_time(instant: DateTime<Utc>, format: &str, zone: Zone) -> Result<Strin
             ),
         )
     };
-    let items = StrftimeItems::new(format).parse().map_err(|_| bad())?;
+    let items = parsed_format(format).ok_or_else(bad)?;
     let mut text = String::new();
     write!(text, "{}", zone.format_items(instant, &items)).map_err(|_| bad())?;
     Ok(text)
+}
+
+/// The most time formats [`parsed_format`] keeps (a format is usually a template's constant;
+/// one made from record data could otherwise grow the cache without end).
+const MAX_CACHED_FORMATS: usize = 64;
+
+/// A chrono format parsed once (a mapping formats a time or two per record, and parsing the
+/// format cost more than formatting with it); `None` when it is not a valid format.
+fn parsed_format(format: &str) -> Option<Arc<[Item<'static>]>> {
+    static FORMATS: LazyLock<Mutex<HashMap<String, Arc<[Item<'static>]>>>> =
+        LazyLock::new(Mutex::default);
+    let mut formats = FORMATS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(items) = formats.get(format) {
+        return Some(Arc::clone(items));
+    }
+    let items: Arc<[Item<'static>]> = StrftimeItems::new(format).parse_to_owned().ok()?.into();
+    if formats.len() < MAX_CACHED_FORMATS {
+        formats.insert(format.to_string(), Arc::clone(&items));
+    }
+    Some(items)
 }
 
 /// `value | datetime` → `2024-01-01 12:00:00` (in the writing zone); `datetime('%Y%m%d')` for
@@ -560,6 +581,20 @@ mod tests {
                 .collect();
             let got = env.compile_expression(expr).unwrap().eval(names).unwrap();
             assert_eq!(got.to_string(), *expected, "{expr}");
+        }
+    }
+
+    #[test]
+    fn a_time_format_kept_from_an_earlier_use_formats_the_same() {
+        for round in 0..2 {
+            // More formats than are kept: the later ones are parsed at each use.
+            for n in 0..MAX_CACHED_FORMATS + 6 {
+                let expr = format!("'2024-01-01 08:00:00' | datetime('%Y/{n}/%H')");
+                assert_eq!(eval(&expr).unwrap(), format!("2024/{n}/08"), "{round}");
+            }
+            assert_eq!(eval("'2024-01-01 08:00:00' | date").unwrap(), "2024-01-01");
+            let err = eval("'2024-01-01 08:00:00' | datetime('%Q')").unwrap_err();
+            assert!(err.to_string().contains("`%Q` is not a valid time format"));
         }
     }
 

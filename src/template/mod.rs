@@ -21,7 +21,11 @@ use crate::value_map::ValueMaps;
 
 pub mod decimal;
 pub mod filters;
+mod path;
 pub mod scope;
+
+pub use path::plain_path;
+use path::read_path;
 
 /// The fuel of one evaluation of one template: minijinja charges about one unit per
 /// instruction and per 64 bytes of data it builds, so a million bounds a render to a few
@@ -90,6 +94,8 @@ struct Entry {
     /// What minijinja compiles: the expression, or the whole text.
     source: String,
     origin: Origin,
+    /// For an expression that is a plain path (`order_no`, `line.spec_no`): its names.
+    plain: Option<Vec<String>>,
 }
 
 /// How a leaf's text reads.
@@ -210,10 +216,17 @@ impl Builder {
     }
 
     fn push(&mut self, kind: Kind, source: String, origin: Origin) -> TemplateId {
+        let plain = match kind {
+            Kind::Expression => {
+                plain_path(&source).map(|names| names.into_iter().map(str::to_string).collect())
+            }
+            Kind::Text => None,
+        };
         self.entries.push(Entry {
             kind,
             source,
             origin,
+            plain,
         });
         TemplateId(self.entries.len() - 1)
     }
@@ -312,6 +325,15 @@ impl TemplateSet {
     }
 
     fn eval_unfuelled(&self, id: TemplateId, ctx: &Value) -> Result<Value, minijinja::Error> {
+        let entry = &self.entries[id.0];
+        if let Some(value) = entry.plain.as_deref().and_then(|path| read_path(path, ctx)) {
+            return Ok(value);
+        }
+        self.eval_compiled(id, ctx)
+    }
+
+    /// Evaluate a template by minijinja (no plain-path shortcut).
+    fn eval_compiled(&self, id: TemplateId, ctx: &Value) -> Result<Value, minijinja::Error> {
         let entry = &self.entries[id.0];
         match entry.kind {
             Kind::Expression => {
