@@ -5,7 +5,7 @@
 //! counters starting at 100001; a bill saved without `FBillNo` is numbered `XSTH` + 8 digits
 //! **[I]**. The store only stores: validation lives in `save`, reading in `query`. Pure data.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -106,7 +106,11 @@ impl Bill {
 /// The bill table and its counters.
 #[derive(Debug, Clone)]
 pub struct BillStore {
+    /// In `FID` order.
     bills: Vec<Bill>,
+    /// The `FID`s of the bills holding each number (several when bill-number uniqueness is
+    /// off): a save checks its number against every bill, so a lookup may not walk them all.
+    numbers: HashMap<String, BTreeSet<u64>>,
     next_fid: u64,
     next_entry_id: u64,
     next_auto_number: u64,
@@ -118,6 +122,7 @@ impl Default for BillStore {
     fn default() -> BillStore {
         BillStore {
             bills: Vec::new(),
+            numbers: HashMap::new(),
             next_fid: 100_001,
             next_entry_id: 100_001,
             next_auto_number: 1,
@@ -133,15 +138,26 @@ impl BillStore {
     }
 
     pub fn by_fid(&self, fid: u64) -> Option<&Bill> {
-        self.bills.iter().find(|bill| bill.fid == fid)
+        let at = self
+            .bills
+            .binary_search_by_key(&fid, |bill| bill.fid)
+            .ok()?;
+        Some(&self.bills[at])
     }
 
+    /// The bill with this number (the first saved, when several hold it).
     pub fn by_number(&self, bill_no: &str) -> Option<&Bill> {
-        self.bills.iter().find(|bill| bill.bill_no == bill_no)
+        let fid = self.numbers.get(bill_no)?.first()?;
+        self.by_fid(*fid)
     }
 
+    /// A bill to change in place; its number is not to be changed (it is indexed).
     pub fn by_fid_mut(&mut self, fid: u64) -> Option<&mut Bill> {
-        self.bills.iter_mut().find(|bill| bill.fid == fid)
+        let at = self
+            .bills
+            .binary_search_by_key(&fid, |bill| bill.fid)
+            .ok()?;
+        Some(&mut self.bills[at])
     }
 
     pub fn next_fid(&mut self) -> u64 {
@@ -175,6 +191,7 @@ impl BillStore {
     pub fn clear(&mut self) -> usize {
         let count = self.bills.len();
         self.bills.clear();
+        self.numbers.clear();
         self.packet_hashes.clear();
         count
     }
@@ -182,12 +199,20 @@ impl BillStore {
     /// Insert a new bill or replace the bill with the same `FID`.
     pub fn put(&mut self, bill: Bill, packet_hash: String) {
         self.packet_hashes.insert(packet_hash);
-        match self.bills.iter_mut().find(|old| old.fid == bill.fid) {
-            Some(old) => *old = bill,
-            None => {
-                self.bills.push(bill);
-                self.bills.sort_by_key(|bill| bill.fid);
+        (self.numbers.entry(bill.bill_no.clone()).or_default()).insert(bill.fid);
+        match self.bills.binary_search_by_key(&bill.fid, |old| old.fid) {
+            Ok(at) => {
+                let old = std::mem::replace(&mut self.bills[at], bill);
+                if old.bill_no != self.bills[at].bill_no
+                    && let Some(fids) = self.numbers.get_mut(&old.bill_no)
+                {
+                    fids.remove(&old.fid);
+                    if fids.is_empty() {
+                        self.numbers.remove(&old.bill_no);
+                    }
+                }
             }
+            Err(at) => self.bills.insert(at, bill),
         }
     }
 }
@@ -216,6 +241,43 @@ pub fn canonical_json(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bill(fid: u64, bill_no: &str) -> Bill {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        Bill {
+            fid,
+            bill_no: bill_no.to_string(),
+            status: DocumentStatus::Created,
+            head: Fields::default(),
+            sub_head: Fields::default(),
+            entries: Vec::new(),
+            extra: Map::new(),
+            created: at,
+            modified: at,
+            approved: None,
+        }
+    }
+
+    #[test]
+    fn bills_are_found_by_fid_and_by_number_the_first_saved_when_numbers_repeat() {
+        let mut store = BillStore::default();
+        store.put(bill(100_002, "RT-2"), "b".into());
+        store.put(bill(100_001, "RT-1"), "a".into());
+        store.put(bill(100_003, "RT-1"), "c".into());
+        let fids: Vec<u64> = store.bills().iter().map(|b| b.fid).collect();
+        assert_eq!(fids, [100_001, 100_002, 100_003]);
+        assert_eq!(store.by_number("RT-1").unwrap().fid, 100_001);
+        assert_eq!(store.by_fid(100_002).unwrap().bill_no, "RT-2");
+        assert!(store.by_fid(100_004).is_none() && store.by_number("RT-9").is_none());
+        // A bill saved again under another number leaves its old number.
+        store.put(bill(100_001, "RT-9"), "d".into());
+        assert_eq!(store.by_number("RT-1").unwrap().fid, 100_003);
+        assert_eq!(store.by_number("RT-9").unwrap().fid, 100_001);
+        store.put(bill(100_003, "RT-3"), "e".into());
+        assert!(store.by_number("RT-1").is_none());
+        assert_eq!(store.clear(), 3);
+        assert!(store.by_number("RT-2").is_none());
+    }
 
     #[test]
     fn canonical_json_ignores_key_order_but_not_values() {
