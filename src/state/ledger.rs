@@ -266,16 +266,6 @@ impl Store {
         durability: Durability,
         change: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Result<()>>,
     ) -> Result<()> {
-        off_the_runtime(|| self.write_now(flow, action, durability, change))
-    }
-
-    fn write_now(
-        &self,
-        flow: &str,
-        action: &str,
-        durability: Durability,
-        change: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<Result<()>>,
-    ) -> Result<()> {
         let mut connection = self.lock();
         let failed = || self.failed(format!("{action} for flow `{flow}`"));
         // SQLite refuses to change the level inside a transaction, so it is set before each
@@ -321,19 +311,6 @@ impl Store {
         .map_err(failed())?;
         rows.collect::<rusqlite::Result<Vec<Entry>>>()
             .map_err(failed())
-    }
-}
-
-/// Run `work`, which waits on the disk (a transaction and its sync), without holding up the
-/// async tasks that share this thread: on a multi-threaded runtime they move to another worker
-/// meanwhile (the reader's next request among them). Elsewhere it just runs.
-fn off_the_runtime<T>(work: impl FnOnce() -> T) -> T {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
     }
 }
 
