@@ -117,9 +117,11 @@ fn lend(flow: &Flow, records: Vec<Json>) -> Arc<Json> {
 }
 
 /// The records [`lend`] lent, back (copied only if a template kept a reference to them).
-fn give_back(lent: Arc<Json>) -> Vec<Json> {
-    match Arc::unwrap_or_clone(lent) {
-        Json::Array(records) => records,
+fn give_back(flow: &Flow, lent: Arc<Json>) -> Vec<Json> {
+    let lent = Arc::unwrap_or_clone(lent);
+    match lent {
+        // A one-record write lent the record itself, whatever its shape.
+        Json::Array(records) if flow.target.operation().batch.is_some() => records,
         record => vec![record],
     }
 }
@@ -155,7 +157,7 @@ pub fn write_request(
     let operation = flow.target.operation();
     let parts = parts(flow, operation, names.clone(), env)?;
     let body = body(flow, operation, names, env)?;
-    let records = keys.into_iter().zip(give_back(lent)).collect();
+    let records = keys.into_iter().zip(give_back(flow, lent)).collect();
     Ok((body, parts, records))
 }
 

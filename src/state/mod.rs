@@ -383,9 +383,14 @@ impl Store {
 
     /// The packer, taken after the connection's lock (never before, so the two cannot deadlock).
     fn packer(&self) -> MutexGuard<'_, packing::Packer> {
-        // As for the connection: a panic mid-pack leaves no half-made state behind that
-        // matters (a dictionary is stored by the transaction that rolled back, or not at all).
-        self.packer.lock().unwrap_or_else(PoisonError::into_inner)
+        // A panic while the packer was held rolled its transaction back, and with it any
+        // dictionary trained inside: the packer forgets what it learnt, as after a refusal.
+        self.packer.lock().unwrap_or_else(|poisoned| {
+            let mut packer = poisoned.into_inner();
+            packer.forget();
+            self.packer.clear_poison();
+            packer
+        })
     }
 
     /// Wrap a database error as "cannot {action} in the state database `{name}`".

@@ -591,6 +591,36 @@ mod tests {
     }
 
     #[test]
+    fn a_dictionary_trained_in_a_write_that_panics_goes_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let store = Store::open(&path).unwrap();
+        let orders: Vec<(usize, Json)> = (0..SAMPLES + 60).map(|i| (i, order('a', i))).collect();
+        keep(&store, &orders[..SAMPLES - 1]);
+        // The next document trains the flow's dictionary; then the write panics (a bug), and
+        // its transaction rolls back, dictionary and all.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.write("refund", "test", crate::state::Durability::Full, |tx| {
+                let mut packer = store.packer();
+                packer.pack(tx, "refund", &orders[SAMPLES].1, None)?;
+                panic!("a bug while the packer is held");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(dictionaries(&store).0, vec![]);
+        // The next batch trains it again and stores the dictionary it packs with: every row
+        // stays readable after a restart.
+        keep(&store, &orders[SAMPLES - 1..]);
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(dictionaries(&store).0.len(), 1);
+        for (i, order) in orders.iter().step_by(7) {
+            let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
+            assert_eq!(kept.source, *order);
+        }
+    }
+
+    #[test]
     fn a_dictionary_trained_in_a_batch_that_is_refused_goes_with_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");

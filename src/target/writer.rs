@@ -778,7 +778,16 @@ operations:
         ]);
         let inputs = request::target_inputs(&flow, &env).unwrap();
         let one = [outgoing(&flow, 1)];
-        assert!(write_request(&flow, &inputs, keyed(&one), &env).is_ok());
+        let (.., back) = write_request(&flow, &inputs, keyed(&one), &env).unwrap();
+        assert_eq!(
+            back,
+            keyed(&one),
+            "the record lent to the request comes back as it was"
+        );
+        // Whatever its shape: a record that is a list comes back whole, not as its items.
+        let list = vec![("K1".to_string(), serde_json::json!([{"a": 1}, {"a": 2}]))];
+        let (.., back) = write_request(&flow, &inputs, list.clone(), &env).unwrap();
+        assert_eq!(back, list);
         let two = [outgoing(&flow, 1), outgoing(&flow, 2)];
         let error = write_request(&flow, &inputs, keyed(&two), &env).unwrap_err();
         assert!(
