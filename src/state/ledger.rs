@@ -474,20 +474,15 @@ fn keep_source(
     key: &str,
     packed: Option<&Packed>,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+    put_source(
+        tx,
         "INSERT INTO sources (flow, key, dictionary, packed)
          SELECT ?1, ?2, ?3, ?4
          WHERE EXISTS (SELECT 1 FROM ledger WHERE flow = ?1 AND key = ?2 AND status <> 'done')
          ON CONFLICT (flow, key) DO UPDATE SET
              source = NULL, dictionary = excluded.dictionary, packed = excluded.packed",
-    )?
-    .execute(params![
-        flow,
-        key,
-        packed.map(|packed| packed.dictionary),
-        packed.map(|packed| &packed.bytes)
-    ])?;
-    Ok(())
+        (flow, key, packed),
+    )
 }
 
 /// Keep the source of a key just marked in flight, as [`keep_source`] does without asking
@@ -498,12 +493,22 @@ fn mark_source(
     key: &str,
     packed: Option<&Packed>,
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(
+    put_source(
+        tx,
         "INSERT INTO sources (flow, key, dictionary, packed) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (flow, key) DO UPDATE SET
              source = NULL, dictionary = excluded.dictionary, packed = excluded.packed",
-    )?
-    .execute(params![
+        (flow, key, packed),
+    )
+}
+
+/// Run one of the statements above for `(flow, key, packed)`.
+fn put_source(
+    tx: &Transaction<'_>,
+    sql: &str,
+    (flow, key, packed): (&str, &str, Option<&Packed>),
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute(params![
         flow,
         key,
         packed.map(|packed| packed.dictionary),
