@@ -37,10 +37,23 @@ pub fn zone_names(read: Zone, write: Zone) -> [(std::sync::Arc<str>, Value); 2] 
 
 /// The zone a scope names under `name`, Asia/Shanghai when it names none.
 fn zone_of(state: &State, name: &str) -> Zone {
-    state
-        .lookup(name)
+    zone_named(state.lookup(name))
+}
+
+/// The zone of a scope's hidden zone name (`value`, as the scope gives it), Asia/Shanghai
+/// when the scope has none.
+fn zone_named(value: Option<Value>) -> Zone {
+    value
         .and_then(|value| value.as_str().and_then(|text| Zone::parse(text).ok()))
         .unwrap_or(time::DEFAULT_ZONE)
+}
+
+/// The zone naive times are read in (`write` false) or times are written in (`write` true),
+/// as the scope `ctx` names it: what the time filters find through their `State` when `ctx`
+/// is the template's context.
+pub(super) fn zone_in(ctx: &Value, write: bool) -> Zone {
+    let name = if write { WRITE_ZONE } else { READ_ZONE };
+    zone_named(ctx.get_attr(name).ok().filter(|v| !v.is_undefined()))
 }
 
 /// Marks a lookup miss under `skip_line`: the repeated section drops the current line.
@@ -340,25 +353,40 @@ pub fn filter_datetime(
     value: Value,
     format: Option<String>,
 ) -> Result<String, Error> {
-    format_time(
-        instant(&value, zone_of(state, READ_ZONE))?,
-        format.as_deref().unwrap_or(time::WALL_CLOCK),
-        zone_of(state, WRITE_ZONE),
-    )
+    let format = format.as_deref().unwrap_or(time::WALL_CLOCK);
+    time_text(&value, format, zone_of(state, READ_ZONE), || {
+        zone_of(state, WRITE_ZONE)
+    })
 }
 
 /// `value | date` → `2024-01-01` (in the writing zone).
 pub fn filter_date(state: &State, value: Value, format: Option<String>) -> Result<String, Error> {
-    format_time(
-        instant(&value, zone_of(state, READ_ZONE))?,
-        format.as_deref().unwrap_or(time::DATE),
-        zone_of(state, WRITE_ZONE),
-    )
+    let format = format.as_deref().unwrap_or(time::DATE);
+    time_text(&value, format, zone_of(state, READ_ZONE), || {
+        zone_of(state, WRITE_ZONE)
+    })
+}
+
+/// `value` read as a time in `read` and written with `format` in the zone `write` gives (the
+/// `date` and `datetime` filters once their read zone is known; the write zone is looked up
+/// only for a time, as the filters always did).
+pub(super) fn time_text(
+    value: &Value,
+    format: &str,
+    read: Zone,
+    write: impl FnOnce() -> Zone,
+) -> Result<String, Error> {
+    format_time(instant(value, read)?, format, write())
 }
 
 /// `value | timestamp` → seconds since the epoch.
 pub fn filter_timestamp(state: &State, value: Value) -> Result<i64, Error> {
-    Ok(instant(&value, zone_of(state, READ_ZONE))?.timestamp())
+    timestamp_in(&value, zone_of(state, READ_ZONE))
+}
+
+/// `value` read as a time in `zone`, in seconds since the epoch.
+pub(super) fn timestamp_in(value: &Value, zone: Zone) -> Result<i64, Error> {
+    Ok(instant(value, zone)?.timestamp())
 }
 
 /// `value | sql_quote` → `'value'` with quotes doubled, for Kingdee `FilterString`s.
@@ -393,23 +421,12 @@ fn lookup(
     map_name: &str,
     kwargs: &Kwargs,
 ) -> Result<Value, Error> {
-    let Some(map) = value_maps.get(map_name) else {
-        return Err(Error::new(
-            ErrorKind::InvalidOperation,
-            format!("there is no value map `{map_name}`"),
-        ));
-    };
+    if value_maps.get(map_name).is_none() {
+        return Err(no_such_map(map_name));
+    }
     let policy = match kwargs.get::<Option<String>>("on_missing")?.as_deref() {
-        None => map.on_missing,
-        Some("error") => MissPolicy::Error,
-        Some("default") => MissPolicy::Default,
-        Some("skip_line") => MissPolicy::SkipLine,
-        Some(other) => {
-            return Err(Error::new(
-                ErrorKind::InvalidOperation,
-                format!("`on_missing` is `error`, `default` or `skip_line`, not `{other}`"),
-            ));
-        }
+        None => None,
+        Some(name) => Some(miss_policy(name)?),
     };
     // `Option<Value>` would read an undefined default as no default at all.
     let default: Option<Value> = if kwargs.has("default") {
@@ -420,6 +437,42 @@ fn lookup(
         None
     };
     kwargs.assert_all_used()?;
+    lookup_in(value_maps, value, map_name, policy, default)
+}
+
+fn no_such_map(map_name: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("there is no value map `{map_name}`"),
+    )
+}
+
+/// The policy `lookup(…, on_missing=name)` names.
+pub(super) fn miss_policy(name: &str) -> Result<MissPolicy, Error> {
+    match name {
+        "error" => Ok(MissPolicy::Error),
+        "default" => Ok(MissPolicy::Default),
+        "skip_line" => Ok(MissPolicy::SkipLine),
+        other => Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`on_missing` is `error`, `default` or `skip_line`, not `{other}`"),
+        )),
+    }
+}
+
+/// `value | lookup(map_name, on_missing=policy, default=default)` once its arguments are read
+/// (`policy` `None`: the map's own).
+pub(super) fn lookup_in(
+    value_maps: &ValueMaps,
+    value: &Value,
+    map_name: &str,
+    policy: Option<MissPolicy>,
+    default: Option<Value>,
+) -> Result<Value, Error> {
+    let Some(map) = value_maps.get(map_name) else {
+        return Err(no_such_map(map_name));
+    };
+    let policy = policy.unwrap_or(map.on_missing);
     defined(value)?;
     if value.is_none() {
         return Err(Error::new(

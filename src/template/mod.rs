@@ -19,11 +19,13 @@ use crate::config::yaml::YamlPath;
 use crate::error::Location;
 use crate::value_map::ValueMaps;
 
+mod chain;
 pub mod decimal;
 pub mod filters;
 mod path;
 pub mod scope;
 
+use chain::Chain;
 pub use path::plain_path;
 use path::read_path;
 
@@ -96,6 +98,9 @@ struct Entry {
     origin: Origin,
     /// For an expression that is a plain path (`order_no`, `line.spec_no`): its names.
     plain: Option<Vec<String>>,
+    /// For an expression that passes a plain path through the engine's filters
+    /// (`line.num | decimal`): the path and the filters.
+    chain: Option<Chain>,
 }
 
 /// How a leaf's text reads.
@@ -157,6 +162,7 @@ pub fn classify(text: &str) -> Classified {
 pub struct Builder {
     env: Environment<'static>,
     entries: Vec<Entry>,
+    value_maps: Arc<ValueMaps>,
 }
 
 impl Builder {
@@ -169,13 +175,14 @@ impl Builder {
         env.set_fuel(Some(TEMPLATE_FUEL));
         // `debug()` prints everything a template can see, the environment included.
         env.remove_global("debug");
-        filters::register(&mut env, value_maps);
+        filters::register(&mut env, Arc::clone(&value_maps));
         if undefined == UndefinedBehavior::Strict {
             filters::register_strict_builtins(&mut env);
         }
         Builder {
             env,
             entries: Vec::new(),
+            value_maps,
         }
     }
 
@@ -216,17 +223,19 @@ impl Builder {
     }
 
     fn push(&mut self, kind: Kind, source: String, origin: Origin) -> TemplateId {
-        let plain = match kind {
-            Kind::Expression => {
-                plain_path(&source).map(|names| names.into_iter().map(str::to_string).collect())
-            }
-            Kind::Text => None,
+        let (plain, chain) = match kind {
+            Kind::Expression => (
+                plain_path(&source).map(|names| names.into_iter().map(str::to_string).collect()),
+                Chain::parse(&source),
+            ),
+            Kind::Text => (None, None),
         };
         self.entries.push(Entry {
             kind,
             source,
             origin,
             plain,
+            chain,
         });
         TemplateId(self.entries.len() - 1)
     }
@@ -280,7 +289,11 @@ impl Builder {
                     .collect(),
             )
         });
-        TemplateSet { cell, entries }
+        TemplateSet {
+            cell,
+            entries,
+            value_maps: self.value_maps,
+        }
     }
 }
 
@@ -298,6 +311,7 @@ self_cell::self_cell!(
 pub struct TemplateSet {
     cell: Cell,
     entries: Vec<Entry>,
+    value_maps: Arc<ValueMaps>,
 }
 
 impl std::fmt::Debug for TemplateSet {
@@ -327,6 +341,10 @@ impl TemplateSet {
     fn eval_unfuelled(&self, id: TemplateId, ctx: &Value) -> Result<Value, minijinja::Error> {
         let entry = &self.entries[id.0];
         if let Some(value) = entry.plain.as_deref().and_then(|path| read_path(path, ctx)) {
+            return Ok(value);
+        }
+        let chained = entry.chain.as_ref();
+        if let Some(value) = chained.and_then(|chain| chain.eval(ctx, &self.value_maps)) {
             return Ok(value);
         }
         self.eval_compiled(id, ctx)
