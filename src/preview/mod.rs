@@ -41,6 +41,19 @@ pub enum Format {
 
 /// Preview `flow_file` on the records in `input`, printing bodies to stdout and problems to stderr.
 pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Result<ExitCode> {
+    let stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    preview_to(flow_file, input, format, env, stdout)
+}
+
+/// [`preview`], writing the bodies to `out` (the benchmark measures the mapping in its own
+/// process this way, writing to nowhere).
+pub fn preview_to(
+    flow_file: &Path,
+    input: &Path,
+    format: Format,
+    env: &Env,
+    out: impl Write,
+) -> Result<ExitCode> {
     let loaded = config::load_flow(flow_file);
     let Some(flow) = &loaded.value else {
         return Err(check::load_failure(&loaded));
@@ -55,10 +68,7 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     let inputs = request::target_inputs(flow, env)
         .map_err(|err| eval_error("cannot evaluate the target's params", err))?;
     let batch_size = flow.target.batch_size.max(1) as usize;
-    let mut out = Bodies::new(
-        format,
-        std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-    );
+    let mut out = Bodies::new(format, out);
     let mut batch: Vec<(String, Json)> = Vec::with_capacity(batch_size);
     let (mut position, mut mapped, mut failures) = (0, 0, 0);
     // Only the fields the mapping reads are parsed; the others are skipped unbuilt.
