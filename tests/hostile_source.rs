@@ -182,8 +182,10 @@ fn an_empty_page_before_the_total_fails_the_window_within_a_few_requests() {
         output.stderr
     );
     assert!(hostile.state()["cursor"].is_null());
+    // Page 9 is asked for early, as page 10's answer arrives; page 10 turns out empty, the
+    // plan reads page 0 again (after page 9's answer, dropped unread).
     let pages = hostile.wdt.take_pages();
-    assert_eq!(pages, [0, 10].repeat(4), "requests made");
+    assert_eq!(pages, [0, 10, 9].repeat(4), "requests made");
     // A count no window can page through fails at once.
     hostile.wdt.set(Behaviour {
         total: Some(1_000_000_000_000),

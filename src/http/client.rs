@@ -25,6 +25,7 @@ use crate::auth::{self, Authenticator, Generation};
 use crate::config::model::{Connector, Operation, Retry};
 use crate::config::raw::{Encoding, OperationKind};
 use crate::error::{Error, ErrorKind};
+use crate::http::arrival::Arrival;
 use crate::http::envelope::{self, Verdict};
 use crate::http::proxy::Proxies;
 use crate::http::ratelimit::RateLimiter;
@@ -104,6 +105,16 @@ struct RetryState {
 }
 
 /// A connector, resolved for one run.
+/// One call's fixed parts, as [`Client::attempts`] repeats it.
+struct Call<'a> {
+    operation: &'a Operation,
+    envelopes: &'a TemplateSet,
+    parts: &'a Parts,
+    idempotent: bool,
+    deadline: Instant,
+    arrival: Option<&'a Arrival>,
+}
+
 pub struct Client {
     pub name: String,
     base_url: String,
@@ -492,12 +503,40 @@ impl Client {
         payload: Payload,
         idempotent: bool,
     ) -> Result<Reply, CallError> {
+        self.call_announced(operation, envelopes, parts, payload, idempotent, None)
+            .await
+    }
+
+    /// [`Client::call`], telling `arrival` when the answer of an attempt is in (HTTP 2xx, read
+    /// whole, not yet parsed), and spoiling it when another attempt follows or the call fails.
+    /// A reader sends its next request on the arrival, while this answer is read.
+    pub async fn call_announced(
+        &self,
+        operation: &Operation,
+        envelopes: &TemplateSet,
+        parts: &Parts,
+        payload: Payload,
+        idempotent: bool,
+        arrival: Option<&Arrival>,
+    ) -> Result<Reply, CallError> {
         let deadline = Instant::now() + self.call_timeout;
-        let attempts = self.attempts(operation, envelopes, parts, payload, idempotent, deadline);
-        match tokio::time::timeout_at(deadline, attempts).await {
+        let call = Call {
+            operation,
+            envelopes,
+            parts,
+            idempotent,
+            deadline,
+            arrival,
+        };
+        let attempts = self.attempts(call, payload);
+        let result = match tokio::time::timeout_at(deadline, attempts).await {
             Ok(result) => result,
             Err(_) => Err(self.cut_off(operation, idempotent)),
+        };
+        if let (Some(arrival), Err(_)) = (arrival, &result) {
+            arrival.spoil();
         }
+        result
     }
 
     /// A call of `operation` that `http.call_timeout` cut off.
@@ -510,15 +549,15 @@ impl Client {
         }
     }
 
-    async fn attempts(
-        &self,
-        operation: &Operation,
-        envelopes: &TemplateSet,
-        parts: &Parts,
-        payload: Payload,
-        idempotent: bool,
-        deadline: Instant,
-    ) -> Result<Reply, CallError> {
+    async fn attempts(&self, call: Call<'_>, payload: Payload) -> Result<Reply, CallError> {
+        let Call {
+            operation,
+            envelopes,
+            parts,
+            idempotent,
+            deadline,
+            arrival,
+        } = call;
         let envelope = operation
             .envelope
             .as_ref()
@@ -528,8 +567,14 @@ impl Client {
         let mut attempt = 0;
         let mut reauths = 0;
         let mut throttles = 0;
+        let mut sent_before = false;
         loop {
             attempt += 1;
+            if let Some(arrival) = arrival.filter(|_| sent_before) {
+                // Another attempt: what went out on the last one's answer came too early.
+                arrival.spoil();
+            }
+            sent_before = true;
             self.acquire().await;
             if let Some(stale) = self.auth.stale() {
                 // No token yet, or one about to expire: renew it (once for all callers).
@@ -576,6 +621,11 @@ impl Client {
                 };
             self.auth.observe(&response);
             let status = response.status;
+            if let Some(arrival) = arrival.filter(|_| (200..300).contains(&status)) {
+                arrival.arrive();
+                // Let the task waiting for it send its request before this answer is parsed.
+                tokio::task::yield_now().await;
+            }
             // To a token strategy, 401 means the token is gone, whatever the body says.
             let unauthorized = status == 401 && self.auth.renews_on_401();
             let parsed = match unauthorized {

@@ -1,5 +1,6 @@
 //! Talking HTTP to a connector's API: rate limit, retries, response classification.
 
+pub mod arrival;
 pub mod client;
 pub mod envelope;
 pub mod proxy;

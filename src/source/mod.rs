@@ -2,6 +2,7 @@
 //! `strategy` is the pagination trait; each strategy has its own file.
 
 pub mod cursor;
+pub mod early;
 pub mod link;
 pub mod next_url;
 pub mod numbered;

@@ -76,6 +76,13 @@ impl Pager for Numbered {
     fn settled(&self) -> bool {
         self.plan.settled()
     }
+
+    fn predicted(&self) -> Option<Next> {
+        if self.failed.is_some() {
+            return None;
+        }
+        self.plan.predicted().map(Next::Page)
+    }
 }
 
 fn failure_text(failure: Failure) -> String {

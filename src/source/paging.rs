@@ -183,6 +183,16 @@ impl Plan {
         }
     }
 
+    /// The page after the one in flight (the front of the queue), when the plan knows it:
+    /// while reading a counted pass's pages, the next in its queue. An answer that changes the
+    /// plan (a restart, a failure) makes [`Plan::next`] differ, and that decides.
+    pub fn predicted(&self) -> Option<u32> {
+        match self.state {
+            State::Counted { .. } | State::Confirming => self.queue.get(1).copied(),
+            _ => None,
+        }
+    }
+
     /// Notices since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)

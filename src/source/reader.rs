@@ -16,11 +16,13 @@ use tokio::sync::mpsc;
 
 use crate::config::model::{Flow, JsonPath, Pagination, PagingStrategy};
 use crate::error::{Error, ErrorKind, Result};
+use crate::http::arrival::Arrival;
 use crate::http::client::{Client, Payload};
 use crate::http::envelope::{self, Verdict};
 use crate::http::transport::join_url;
 use crate::record;
 use crate::request::{self, Env, Placeholders};
+use crate::source::early::{Early, Fetching, until_answered};
 use crate::source::strategy::{self, Answer, Next};
 use crate::source::window::{self, Window};
 use crate::template::TemplateId;
@@ -139,9 +141,11 @@ impl Reader<'_> {
     ///
     /// Once a page is observed, the pager knows the next request: it is sent while this
     /// page's records wait for room in `out`, so a mapping that pushes back does not hold up
-    /// the API. The server still sees the requests one at a time and in the pager's order
-    /// (the next is sent only after the answer before it has arrived and been observed), which
-    /// the drift argument of `paging` needs.
+    /// the API; a pager that knows it before (numbered pages in a planned order) has it sent
+    /// as soon as this page's answer arrives, before it is parsed (`early`). The server still
+    /// sees the requests one at a time and in the pager's order (the next is sent only after
+    /// the answer before it has arrived whole), which the drift argument of `paging` needs;
+    /// an early answer the pager does not then ask for is dropped unread.
     pub async fn read_window(
         &self,
         index: usize,
@@ -169,7 +173,10 @@ impl Reader<'_> {
                 .close_window(index, window, pager.settled(), stats, out)
                 .await;
         };
-        let mut answer = self.fetch(window, &current.0, current.1).await?;
+        let arrival = Arc::new(Arrival::default());
+        let fetching = self.fetching(window, current.clone(), Arc::clone(&arrival));
+        let mut early = self.early(&*pager, window, &arrival);
+        let mut answer = until_answered(fetching, early.as_mut()).await?;
         loop {
             let (request, page) = current;
             let keyed = self.take_records(answer, index, page, &mut *pager, &span)?;
@@ -178,16 +185,40 @@ impl Reader<'_> {
             let sending = self.send_on(keyed, window, reread, out, seen, &mut stats.records);
             match self.planned(pager.next(), window, &mut number) {
                 Ok(Some(next)) => {
-                    let fetching = self.fetch(window, &next.0, next.1);
-                    (_, answer) = tokio::try_join!(sending, fetching)?;
+                    // The request sent early, if it is the one wanted; else a fresh one, after
+                    // the early one's answer (if it went out) is in and dropped.
+                    let (fetching, arrival) = match early.take() {
+                        Some(early) if early.is_for(&next.0) => early.into_parts(),
+                        stale => {
+                            let arrival = Arc::new(Arrival::default());
+                            let fresh = self.fetching(window, next.clone(), Arc::clone(&arrival));
+                            let fetching: Fetching<'_, Fetched> = match stale {
+                                Some(stale) => Box::pin(async move {
+                                    stale.finish().await;
+                                    fresh.await
+                                }),
+                                None => fresh,
+                            };
+                            (fetching, arrival)
+                        }
+                    };
+                    early = self.early(&*pager, window, &arrival);
+                    let answering = until_answered(fetching, early.as_mut());
+                    (_, answer) = tokio::try_join!(sending, answering)?;
                     current = next;
                 }
                 Ok(None) => {
                     sending.await?;
+                    if let Some(stale) = early.take() {
+                        stale.finish().await;
+                    }
                     break;
                 }
                 Err(err) => {
                     sending.await?;
+                    if let Some(stale) = early.take() {
+                        stale.finish().await;
+                    }
                     return Err(err);
                 }
             }
@@ -385,8 +416,44 @@ fn request_key(request: &Next) -> String {
 }
 
 impl Reader<'_> {
-    /// Fetch `request` of `window` (`page`: its number, for messages).
-    async fn fetch(&self, window: Window, request: &Next, page: u32) -> Result<Fetched> {
+    /// [`Reader::fetch`] of `request` (and its page number), owned, telling `arrival`.
+    fn fetching(
+        &self,
+        window: Window,
+        request: (Next, u32),
+        arrival: Arc<Arrival>,
+    ) -> Fetching<'_, Fetched> {
+        Box::pin(async move {
+            let (request, page) = request;
+            self.fetch(window, &request, page, Some(&arrival)).await
+        })
+    }
+
+    /// The request the pager predicts after the one in flight, sent when that one's answer
+    /// arrives (see `early`).
+    fn early(
+        &self,
+        pager: &dyn strategy::Pager,
+        window: Window,
+        after: &Arc<Arrival>,
+    ) -> Option<Early<'_, Fetched>> {
+        let Some(Next::Page(page)) = pager.predicted() else {
+            return None;
+        };
+        Some(Early::new(Next::Page(page), after, move |arrival| {
+            self.fetching(window, (Next::Page(page), page), arrival)
+        }))
+    }
+
+    /// Fetch `request` of `window` (`page`: its number, for messages), telling `arrival` when
+    /// its answer is in.
+    async fn fetch(
+        &self,
+        window: Window,
+        request: &Next,
+        page: u32,
+        arrival: Option<&Arrival>,
+    ) -> Result<Fetched> {
         let operation = self.flow.source.operation();
         let pagination = operation.pagination.as_ref();
         let page_size = self.flow.source.page_size;
@@ -436,7 +503,14 @@ impl Reader<'_> {
         };
         let reply = self
             .client
-            .call(operation, &self.flow.envelopes, &parts, payload, true)
+            .call_announced(
+                operation,
+                &self.flow.envelopes,
+                &parts,
+                payload,
+                true,
+                arrival,
+            )
             .await
             .map_err(|err| err.into_error())?;
         let called = || {

@@ -74,6 +74,12 @@ pub trait Pager: Send {
     fn settled(&self) -> bool {
         true
     }
+    /// The request after the one in flight (the last [`Pager::next`]), if the pager can tell
+    /// it before reading that one's answer: numbered pages read in a planned order. The
+    /// reader may send it early (`early`); `next` still decides.
+    fn predicted(&self) -> Option<Next> {
+        None
+    }
 }
 
 /// The pager for one window of an operation paginated by `pagination`; `page_size` is the

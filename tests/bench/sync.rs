@@ -259,7 +259,7 @@ fn sync(case: &str, target: &[&str], orders: usize) {
         let writes = (saves as f64 * fixed + bills as f64 * per_bill) / concurrency / 1000.0;
         let limit = reads.max(writes);
         println!(
-            "       API-bound limit = max(pages × {page} ms, (saves × {fixed} ms + bills × {per_bill} ms) ÷ concurrency) = max({pages} × {page}, ({saves} × {fixed} + {bills} × {per_bill}) ÷ {concurrency}) = max({reads:.2}, {writes:.2}) = {limit:.2} s (saves only: the lookups are not counted); wall ÷ limit = {:.2}; wall ÷ the saves' part alone = {:.2}",
+            "       API-bound limit = max(pages × {page} ms, (saves × {fixed} ms + bills × {per_bill} ms) ÷ concurrency) = max({pages} × {page}, ({saves} × {fixed} + {bills} × {per_bill}) ÷ {concurrency}) = max({reads:.2}, {writes:.2}) = {limit:.2} s (saves only: the lookups are not counted); wall ÷ limit = {:.3}; wall ÷ the saves' part alone = {:.2}",
             elapsed.as_secs_f64() / limit,
             elapsed.as_secs_f64() / writes
         );
