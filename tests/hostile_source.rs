@@ -322,3 +322,21 @@ fn a_cursor_or_start_in_the_future_is_refused_and_a_backwards_range_is_a_usage_e
     );
     assert_eq!(hostile.bills(), hostile.eligible());
 }
+
+#[test]
+fn a_page_refused_as_too_frequent_is_asked_again_before_the_next_page_goes_out() {
+    // Pages are read downwards, and the next page is asked for as soon as the answer before it
+    // is accepted; a page refused as too frequent (WDT's 1012, in an HTTP 200) is not accepted:
+    // its retry must reach the server before the next page does, one request at a time.
+    let hostile = Hostile::start(600, Behaviour::default());
+    hostile.wdt.throttle_once(Some(3), 100);
+    hostile.run(&[]).success();
+    let (most, log) = hostile.wdt.concurrency();
+    assert_eq!(most, 1, "queries answered at once: {log:?}");
+    let throttled = log
+        .iter()
+        .position(|l| l == "end 3 (1012)")
+        .expect("page 3 refused once");
+    assert_eq!(log[throttled + 1], "start 3", "{log:?}");
+    assert_eq!(hostile.bills(), hostile.eligible());
+}

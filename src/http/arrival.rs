@@ -1,9 +1,8 @@
 //! The moment a call's answer arrives, told to whoever waits for it: a reader sends the next
-//! page's request as soon as the answer before it is in (HTTP 2xx, all its bytes received),
-//! while that answer is still being parsed and read, instead of after. An answer that then
-//! turns out not to be the call's last (refused as throttled or busy, an unreadable body, a
-//! lost session: the call tries again) spoils the arrival, and what was sent on it must be
-//! dropped unread: the server would have seen it before the call's own last request.
+//! page's request as soon as the answer before it is in and accepted (its envelope says
+//! success: no other attempt of the call follows), while the reader is still taking that
+//! answer's records, instead of after. A call that fails spoils its arrival: nothing is sent
+//! on it. The server so still sees one request at a time.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -21,7 +20,7 @@ pub struct Arrival {
 }
 
 impl Arrival {
-    /// The answer of the call's current attempt is in.
+    /// The call's answer is in and accepted.
     pub(crate) fn arrive(&self) {
         if self
             .state
@@ -33,7 +32,8 @@ impl Arrival {
         }
     }
 
-    /// The call goes on (another attempt) or fails: nothing sent on its arrival may be used.
+    /// The call failed (or, for a caller's own use, must not be followed early): nothing sent
+    /// on its arrival may be used.
     pub(crate) fn spoil(&self) {
         if self.state.swap(SPOILED, Ordering::AcqRel) != SPOILED {
             self.notify.notify_waiters();

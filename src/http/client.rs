@@ -507,9 +507,10 @@ impl Client {
             .await
     }
 
-    /// [`Client::call`], telling `arrival` when the answer of an attempt is in (HTTP 2xx, read
-    /// whole, not yet parsed), and spoiling it when another attempt follows or the call fails.
-    /// A reader sends its next request on the arrival, while this answer is read.
+    /// [`Client::call`], telling `arrival` when the call's answer is in and accepted (the
+    /// envelope's verdict is success, no other attempt follows), before the caller reads its
+    /// records, and spoiling it when the call fails. A reader sends its next request on the
+    /// arrival, while it reads this answer.
     pub async fn call_announced(
         &self,
         operation: &Operation,
@@ -567,14 +568,8 @@ impl Client {
         let mut attempt = 0;
         let mut reauths = 0;
         let mut throttles = 0;
-        let mut sent_before = false;
         loop {
             attempt += 1;
-            if let Some(arrival) = arrival.filter(|_| sent_before) {
-                // Another attempt: what went out on the last one's answer came too early.
-                arrival.spoil();
-            }
-            sent_before = true;
             self.acquire().await;
             if let Some(stale) = self.auth.stale() {
                 // No token yet, or one about to expire: renew it (once for all callers).
@@ -621,11 +616,6 @@ impl Client {
                 };
             self.auth.observe(&response);
             let status = response.status;
-            if let Some(arrival) = arrival.filter(|_| (200..300).contains(&status)) {
-                arrival.arrive();
-                // Let the task waiting for it send its request before this answer is parsed.
-                tokio::task::yield_now().await;
-            }
             // To a token strategy, 401 means the token is gone, whatever the body says.
             let unauthorized = status == 401 && self.auth.renews_on_401();
             let parsed = match unauthorized {
@@ -782,6 +772,14 @@ impl Client {
                     ));
                 }
                 verdict => {
+                    if let Some(arrival) = arrival.filter(|_| verdict == Verdict::Success) {
+                        // The call's last answer, read and accepted: a reader may send its
+                        // next request now, while it reads this one's records. Only now: an
+                        // answer refused as throttled or busy is tried again, and a request
+                        // sent on it would reach the server before that try.
+                        arrival.arrive();
+                        tokio::task::yield_now().await;
+                    }
                     return Ok(Reply {
                         status,
                         headers: response.headers,

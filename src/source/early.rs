@@ -1,10 +1,10 @@
 //! Requests sent early: when the pager can tell the request after the one in flight (numbered
 //! pages read in a planned order), the reader sends it as soon as the answer before it has
-//! arrived (`http::arrival`), while that answer is parsed and its records keyed, instead of
-//! after. The server still sees one request at a time, in the order the pager asks for them.
-//! An early answer is used only if the pager, having read the answer before it, asks for
-//! exactly that request, and that answer was the call's last attempt; otherwise it is dropped
-//! unread (a read changes nothing on the server, so the only cost is one request).
+//! arrived and been accepted (`http::arrival`), while that answer's records are taken and
+//! keyed, instead of after. The server still sees one request at a time, in the order the
+//! pager asks for them. An early answer is used only if the pager, having read the answer
+//! before it, asks for exactly that request; otherwise it is waited for and dropped unread (a
+//! read changes nothing on the server, so the only cost is one request).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -174,7 +174,7 @@ mod tests {
             async move {
                 spoiled.arrive();
                 tokio::task::yield_now().await;
-                // Refused as throttled after all: another attempt.
+                // Spoiled after it arrived: what went out on it must not be used.
                 spoiled.spoil();
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 Ok("page 3")

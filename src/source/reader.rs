@@ -173,56 +173,57 @@ impl Reader<'_> {
                 .close_window(index, window, pager.settled(), stats, out)
                 .await;
         };
-        let arrival = Arc::new(Arrival::default());
-        let fetching = self.fetching(window, current.clone(), Arc::clone(&arrival));
-        let mut early = self.early(&*pager, window, &arrival);
-        let mut answer = until_answered(fetching, early.as_mut()).await?;
-        loop {
-            let (request, page) = current;
-            let keyed = self.take_records(answer, index, page, &mut *pager, &span)?;
-            stats.pages += 1;
-            let reread = !fetched.insert(request_key(&request));
-            let sending = self.send_on(keyed, window, reread, out, seen, &mut stats.records);
-            match self.planned(pager.next(), window, &mut number) {
-                Ok(Some(next)) => {
-                    // The request sent early, if it is the one wanted; else a fresh one, after
-                    // the early one's answer (if it went out) is in and dropped.
-                    let (fetching, arrival) = match early.take() {
-                        Some(early) if early.is_for(&next.0) => early.into_parts(),
-                        stale => {
-                            let arrival = Arc::new(Arrival::default());
-                            let fresh = self.fetching(window, next.clone(), Arc::clone(&arrival));
-                            let fetching: Fetching<'_, Fetched> = match stale {
-                                Some(stale) => Box::pin(async move {
-                                    stale.finish().await;
-                                    fresh.await
-                                }),
-                                None => fresh,
-                            };
-                            (fetching, arrival)
-                        }
-                    };
-                    early = self.early(&*pager, window, &arrival);
-                    let answering = until_answered(fetching, early.as_mut());
-                    (_, answer) = tokio::try_join!(sending, answering)?;
-                    current = next;
-                }
-                Ok(None) => {
-                    sending.await?;
-                    if let Some(stale) = early.take() {
-                        stale.finish().await;
+        // An early request still out when the pages end (the plan changed, or the window
+        // failed) is waited for and its answer dropped: the server answered it, and the next
+        // window's first request must not overlap it.
+        let mut early: Option<Early<'_, Fetched>> = None;
+        let read: Result<()> = async {
+            let arrival = Arc::new(Arrival::default());
+            let fetching = self.fetching(window, current.clone(), Arc::clone(&arrival));
+            early = self.early(&*pager, window, &arrival);
+            let mut answer = until_answered(fetching, early.as_mut()).await?;
+            loop {
+                let (request, page) = current;
+                let keyed = self.take_records(answer, index, page, &mut *pager, &span)?;
+                stats.pages += 1;
+                let reread = !fetched.insert(request_key(&request));
+                let sending = self.send_on(keyed, window, reread, out, seen, &mut stats.records);
+                let next = match self.planned(pager.next(), window, &mut number) {
+                    Ok(Some(next)) => next,
+                    Ok(None) => return sending.await,
+                    Err(err) => {
+                        sending.await?;
+                        return Err(err);
                     }
-                    break;
-                }
-                Err(err) => {
-                    sending.await?;
-                    if let Some(stale) = early.take() {
-                        stale.finish().await;
+                };
+                // The request sent early, if it is the one wanted; else a fresh one, after the
+                // early one's answer (if it went out) is in and dropped.
+                let (fetching, arrival) = match early.take() {
+                    Some(early) if early.is_for(&next.0) => early.into_parts(),
+                    stale => {
+                        let arrival = Arc::new(Arrival::default());
+                        let fresh = self.fetching(window, next.clone(), Arc::clone(&arrival));
+                        let fetching: Fetching<'_, Fetched> = match stale {
+                            Some(stale) => Box::pin(async move {
+                                stale.finish().await;
+                                fresh.await
+                            }),
+                            None => fresh,
+                        };
+                        (fetching, arrival)
                     }
-                    return Err(err);
-                }
+                };
+                early = self.early(&*pager, window, &arrival);
+                let answering = until_answered(fetching, early.as_mut());
+                (_, answer) = tokio::try_join!(sending, answering)?;
+                current = next;
             }
         }
+        .await;
+        if let Some(stale) = early.take() {
+            stale.finish().await;
+        }
+        read?;
         self.close_window(index, window, pager.settled(), stats, out)
             .await
     }

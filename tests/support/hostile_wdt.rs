@@ -53,6 +53,15 @@ struct Inner {
     behaviour: Behaviour,
     /// `page_no` of every query served, in order.
     pages: Vec<u64>,
+    /// Answer `1012` (too frequent, in an HTTP 200) the first time this page is asked for.
+    throttle_once: Option<u64>,
+    /// Every answer waits this long.
+    slow_ms: u64,
+    /// Queries being answered now, and the most at once.
+    in_flight: u32,
+    max_in_flight: u32,
+    /// `start P` and `end P` of every query, in order.
+    log: Vec<String>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -72,6 +81,7 @@ impl HostileWdt {
             orders,
             behaviour,
             pages: Vec::new(),
+            ..Inner::default()
         }));
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let url = format!("http://{}/router/qm", listener.local_addr().unwrap());
@@ -95,6 +105,19 @@ impl HostileWdt {
         self.inner.lock().unwrap().orders = orders;
     }
 
+    /// Refuse `page` once as too frequent, and answer every query after `slow_ms`.
+    pub fn throttle_once(&self, page: Option<u64>, slow_ms: u64) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.throttle_once = page;
+        inner.slow_ms = slow_ms;
+    }
+
+    /// The most queries answered at once, and the log of their starts and ends.
+    pub fn concurrency(&self) -> (u32, Vec<String>) {
+        let inner = self.inner.lock().unwrap();
+        (inner.max_in_flight, inner.log.clone())
+    }
+
     /// The `page_no` of every query served since the last call.
     pub fn take_pages(&self) -> Vec<u64> {
         std::mem::take(&mut self.inner.lock().unwrap().pages)
@@ -114,6 +137,39 @@ async fn answer(
     Form(body): Form<HashMap<String, String>>,
 ) -> Json<Value> {
     params.extend(body);
+    let page: u64 = params
+        .get("page_no")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    let (slow, throttled) = {
+        let mut guard = inner.lock().unwrap();
+        guard.in_flight += 1;
+        guard.max_in_flight = guard.max_in_flight.max(guard.in_flight);
+        guard.log.push(format!("start {page}"));
+        let throttled = guard.throttle_once == Some(page);
+        if throttled {
+            guard.throttle_once = None;
+        }
+        (guard.slow_ms, throttled)
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
+    let answer = answer_now(&inner, params, throttled);
+    let mut guard = inner.lock().unwrap();
+    guard.in_flight -= 1;
+    guard.log.push(format!(
+        "end {page}{}",
+        if throttled { " (1012)" } else { "" }
+    ));
+    answer
+}
+
+fn answer_now(inner: &Shared, params: HashMap<String, String>, throttled: bool) -> Json<Value> {
+    if throttled {
+        return Json(json!({"response": {
+            "flag": "failure", "code": "50", "message": "Remote service error",
+            "sub_code": "1012", "sub_message": "too frequent",
+        }}));
+    }
     let param = |key: &str| params.get(key).cloned().unwrap_or_default();
     let mut inner = inner.lock().unwrap();
     if param("method") != "wdt.stockin.order.query.refund" {
