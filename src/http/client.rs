@@ -113,6 +113,7 @@ struct Call<'a> {
     idempotent: bool,
     deadline: Instant,
     arrival: Option<&'a Arrival>,
+    after: Option<&'a Arrival>,
 }
 
 pub struct Client {
@@ -503,14 +504,22 @@ impl Client {
         payload: Payload,
         idempotent: bool,
     ) -> Result<Reply, CallError> {
-        self.call_announced(operation, envelopes, parts, payload, idempotent, None)
-            .await
+        self.call_announced(
+            operation,
+            envelopes,
+            parts,
+            payload,
+            idempotent,
+            (None, None),
+        )
+        .await
     }
 
-    /// [`Client::call`], telling `arrival` when the call's answer is in and accepted (the
-    /// envelope's verdict is success, no other attempt follows), before the caller reads its
-    /// records, and spoiling it when the call fails. A reader sends its next request on the
-    /// arrival, while it reads this answer.
+    /// [`Client::call`], telling `arrival` when an answer is in (HTTP 2xx, read whole, before
+    /// it is parsed) and withdrawing it when another attempt follows or the answer is not a
+    /// success (see `arrival`); `after` is the arrival this call was sent on, if any: once that
+    /// is withdrawn, this call makes no further attempt. A reader sends its next request on
+    /// the arrival, while it reads this answer.
     pub async fn call_announced(
         &self,
         operation: &Operation,
@@ -518,8 +527,9 @@ impl Client {
         parts: &Parts,
         payload: Payload,
         idempotent: bool,
-        arrival: Option<&Arrival>,
+        arrivals: (Option<&Arrival>, Option<&Arrival>),
     ) -> Result<Reply, CallError> {
+        let (arrival, after) = arrivals;
         let deadline = Instant::now() + self.call_timeout;
         let call = Call {
             operation,
@@ -528,14 +538,21 @@ impl Client {
             idempotent,
             deadline,
             arrival,
+            after,
         };
         let attempts = self.attempts(call, payload);
         let result = match tokio::time::timeout_at(deadline, attempts).await {
             Ok(result) => result,
             Err(_) => Err(self.cut_off(operation, idempotent)),
         };
-        if let (Some(arrival), Err(_)) = (arrival, &result) {
-            arrival.spoil();
+        if let Some(arrival) = arrival {
+            match &result {
+                Ok(reply) if reply.verdict == Verdict::Success => {}
+                // Failed or refused: nothing sent on its answer is used (the caller waits for
+                // it to end before going on).
+                Ok(_) => arrival.spoil(),
+                Err(_) => arrival.withdraw().await,
+            }
         }
         result
     }
@@ -558,6 +575,7 @@ impl Client {
             idempotent,
             deadline,
             arrival,
+            after,
         } = call;
         let envelope = operation
             .envelope
@@ -568,8 +586,24 @@ impl Client {
         let mut attempt = 0;
         let mut reauths = 0;
         let mut throttles = 0;
+        let mut sent_before = false;
         loop {
             attempt += 1;
+            if sent_before {
+                if let Some(arrival) = arrival {
+                    // Another attempt: what went out on the last answer came too early; it
+                    // ends before this attempt is sent.
+                    arrival.withdraw().await;
+                }
+                if after.is_some_and(|after| !after.usable()) {
+                    // Sent on an answer that was tried again: no use trying this one again.
+                    return Err(CallError::Unavailable(Error::new(
+                        ErrorKind::Network,
+                        format!("{}: an early request withdrawn", self.name),
+                    )));
+                }
+            }
+            sent_before = true;
             self.acquire().await;
             if let Some(stale) = self.auth.stale() {
                 // No token yet, or one about to expire: renew it (once for all callers).
@@ -616,6 +650,11 @@ impl Client {
                 };
             self.auth.observe(&response);
             let status = response.status;
+            if let Some(arrival) = arrival.filter(|_| (200..300).contains(&status)) {
+                arrival.arrive();
+                // Let the task waiting for it send its request before this answer is parsed.
+                tokio::task::yield_now().await;
+            }
             // To a token strategy, 401 means the token is gone, whatever the body says.
             let unauthorized = status == 401 && self.auth.renews_on_401();
             let parsed = match unauthorized {
@@ -772,14 +811,6 @@ impl Client {
                     ));
                 }
                 verdict => {
-                    if let Some(arrival) = arrival.filter(|_| verdict == Verdict::Success) {
-                        // The call's last answer, read and accepted: a reader may send its
-                        // next request now, while it reads this one's records. Only now: an
-                        // answer refused as throttled or busy is tried again, and a request
-                        // sent on it would reach the server before that try.
-                        arrival.arrive();
-                        tokio::task::yield_now().await;
-                    }
                     return Ok(Reply {
                         status,
                         headers: response.headers,

@@ -30,24 +30,30 @@ pub struct Early<'f, T> {
 }
 
 impl<'f, T: Send + 'f> Early<'f, T> {
-    /// `fetch` (given this request's own arrival) once `after` has arrived; nothing is sent
-    /// if `after` is spoiled first.
+    /// `fetch` (given this request's own arrival and `after`) once `after` has arrived,
+    /// following it until the fetch ends; nothing is sent if `after` is spoiled first.
     pub fn new<F, Fut>(request: Next, after: &Arc<Arrival>, fetch: F) -> Early<'f, T>
     where
-        F: FnOnce(Arc<Arrival>) -> Fut + Send + 'f,
+        F: FnOnce(Arc<Arrival>, Arc<Arrival>) -> Fut + Send + 'f,
         Fut: Future<Output = Result<T>> + Send + 'f,
     {
         let arrival = Arc::new(Arrival::default());
         let waited = Arc::clone(after);
         let own = Arc::clone(&arrival);
         let fetching: Fetching<'f, T> = Box::pin(async move {
-            if !waited.arrived().await {
-                return Err(crate::error::Error::new(
+            let withdrawn = || {
+                Err(crate::error::Error::new(
                     crate::error::ErrorKind::Network,
                     "an early request withdrawn: the answer before it was not the last",
-                ));
+                ))
+            };
+            if !waited.arrived().await {
+                return withdrawn();
             }
-            fetch(own).await
+            let Some(_following) = waited.following() else {
+                return withdrawn();
+            };
+            fetch(own, waited).await
         });
         Early {
             request,
@@ -133,7 +139,7 @@ mod tests {
         let first = Arc::new(Arrival::default());
         let fetching = fetch(&log, "page 3", 20, Arc::clone(&first));
         let early_log = Arc::clone(&log);
-        let mut early = Early::new(Next::Page(2), &first, move |arrival| {
+        let mut early = Early::new(Next::Page(2), &first, move |arrival, _| {
             fetch(&early_log, "page 2", 20, arrival)
         });
         assert_eq!(
@@ -155,7 +161,7 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let first = Arc::new(Arrival::default());
         let early_log = Arc::clone(&log);
-        let early = Early::new(Next::Page(2), &first, move |arrival| {
+        let early = Early::new(Next::Page(2), &first, move |arrival, _| {
             fetch(&early_log, "page 2", 1, arrival)
         });
         first.arrive();
@@ -166,7 +172,7 @@ mod tests {
 
         let spoiled = Arc::new(Arrival::default());
         let early_log = Arc::clone(&log);
-        let mut early = Early::new(Next::Page(2), &spoiled, move |arrival| {
+        let mut early = Early::new(Next::Page(2), &spoiled, move |arrival, _| {
             fetch(&early_log, "page 2", 1, arrival)
         });
         let fetching: Fetching<'static, &str> = Box::pin({
@@ -191,7 +197,7 @@ mod tests {
         let never = Arc::new(Arrival::default());
         let sent_before = log.lock().unwrap().len();
         let early_log = Arc::clone(&log);
-        let early = Early::new(Next::Page(2), &never, move |arrival| {
+        let early = Early::new(Next::Page(2), &never, move |arrival, _| {
             fetch(&early_log, "page 2", 1, arrival)
         });
         assert!(!early.is_for(&Next::Page(2)));

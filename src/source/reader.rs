@@ -179,7 +179,7 @@ impl Reader<'_> {
         let mut early: Option<Early<'_, Fetched>> = None;
         let read: Result<()> = async {
             let arrival = Arc::new(Arrival::default());
-            let fetching = self.fetching(window, current.clone(), Arc::clone(&arrival));
+            let fetching = self.fetching(window, current.clone(), Arc::clone(&arrival), None);
             early = self.early(&*pager, window, &arrival);
             let mut answer = until_answered(fetching, early.as_mut()).await?;
             loop {
@@ -202,7 +202,7 @@ impl Reader<'_> {
                     Some(early) if early.is_for(&next.0) => early.into_parts(),
                     stale => {
                         let arrival = Arc::new(Arrival::default());
-                        let fresh = self.fetching(window, next.clone(), Arc::clone(&arrival));
+                        let fresh = self.fetching(window, next.clone(), Arc::clone(&arrival), None);
                         let fetching: Fetching<'_, Fetched> = match stale {
                             Some(stale) => Box::pin(async move {
                                 stale.finish().await;
@@ -417,16 +417,19 @@ fn request_key(request: &Next) -> String {
 }
 
 impl Reader<'_> {
-    /// [`Reader::fetch`] of `request` (and its page number), owned, telling `arrival`.
+    /// [`Reader::fetch`] of `request` (and its page number), owned, telling `arrival`; `after`:
+    /// the arrival it was sent on, if it was sent early.
     fn fetching(
         &self,
         window: Window,
         request: (Next, u32),
         arrival: Arc<Arrival>,
+        after: Option<Arc<Arrival>>,
     ) -> Fetching<'_, Fetched> {
         Box::pin(async move {
             let (request, page) = request;
-            self.fetch(window, &request, page, Some(&arrival)).await
+            let arrivals = (Some(&*arrival), after.as_deref());
+            self.fetch(window, &request, page, arrivals).await
         })
     }
 
@@ -441,19 +444,24 @@ impl Reader<'_> {
         let Some(Next::Page(page)) = pager.predicted() else {
             return None;
         };
-        Some(Early::new(Next::Page(page), after, move |arrival| {
-            self.fetching(window, (Next::Page(page), page), arrival)
-        }))
+        Some(Early::new(
+            Next::Page(page),
+            after,
+            move |arrival, after| {
+                self.fetching(window, (Next::Page(page), page), arrival, Some(after))
+            },
+        ))
     }
 
-    /// Fetch `request` of `window` (`page`: its number, for messages), telling `arrival` when
-    /// its answer is in.
+    /// Fetch `request` of `window` (`page`: its number, for messages), telling the first of
+    /// `arrivals` when its answer is in; the second is the arrival it was sent on, if early
+    /// (see `Client::call_announced`).
     async fn fetch(
         &self,
         window: Window,
         request: &Next,
         page: u32,
-        arrival: Option<&Arrival>,
+        arrivals: (Option<&Arrival>, Option<&Arrival>),
     ) -> Result<Fetched> {
         let operation = self.flow.source.operation();
         let pagination = operation.pagination.as_ref();
@@ -510,7 +518,7 @@ impl Reader<'_> {
                 &parts,
                 payload,
                 true,
-                arrival,
+                arrivals,
             )
             .await
             .map_err(|err| err.into_error())?;
