@@ -10,8 +10,10 @@
 //! saying what the server asked. A lost session means the request was not processed: the
 //! strategy logs in again and the request is sent again. Every call passes the connector's
 //! rate limit, shared by all concurrent callers. A call, its retries and waits included, ends
-//! within `http.call_timeout`; failures that no retry can change (a TLS certificate refused, a
-//! redirect away from the base URL, an answer over `http.max_response_bytes`) end it at once.
+//! within `http.call_timeout` (a reader's call that another request was sent early on waits
+//! beyond it for that request to end, itself within its own `call_timeout`: see `arrival`);
+//! failures that no retry can change (a TLS certificate refused, a redirect away from the base
+//! URL, an answer over `http.max_response_bytes`) end it at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -589,25 +591,24 @@ impl Client {
         let mut sent_before = false;
         loop {
             attempt += 1;
-            if sent_before {
-                if let Some(arrival) = arrival {
-                    // Another attempt: what went out on the last answer came too early; it
-                    // ends before this attempt is sent.
-                    arrival.withdraw().await;
-                }
-                if after.is_some_and(|after| !after.usable()) {
-                    // Sent on an answer that was tried again: no use trying this one again.
-                    return Err(CallError::Unavailable(Error::new(
-                        ErrorKind::Network,
-                        format!("{}: an early request withdrawn", self.name),
-                    )));
-                }
+            if sent_before && let Some(arrival) = arrival {
+                // Another attempt: what went out on the last answer came too early; it ends
+                // before this attempt is sent.
+                arrival.withdraw().await;
             }
             sent_before = true;
             self.acquire().await;
             if let Some(stale) = self.auth.stale() {
                 // No token yet, or one about to expire: renew it (once for all callers).
                 self.login(Some(stale), deadline).await?;
+            }
+            if after.is_some_and(|after| !after.usable()) {
+                // Sent on an answer that was then tried again (checked after the waits of the
+                // rate limit and the login, right before sending): nothing goes out.
+                return Err(CallError::Unavailable(Error::new(
+                    ErrorKind::Network,
+                    format!("{}: an early request withdrawn", self.name),
+                )));
             }
             let mut request = self.prepare(operation, parts, &payload);
             let generation = self
@@ -761,6 +762,10 @@ impl Client {
                         self.sleeper
                             .sleep(backoff(&self.retry, reauths - 1, self.jitter.next()))
                             .await;
+                    }
+                    if let Some(arrival) = arrival {
+                        // The early request went out on the lost session: it ends first.
+                        arrival.withdraw().await;
                     }
                     self.login(Some(generation), deadline).await?;
                     if !idempotent {

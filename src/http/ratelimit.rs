@@ -84,18 +84,20 @@ impl RateLimiter {
     /// Wait until a call may start. Returns how long it waited.
     pub async fn acquire(&self, sleeper: &Sleeper) -> Duration {
         let mut waited = Duration::ZERO;
-        let held = *self.hold.lock().expect("rate limit lock");
-        if let Some(until) = held {
-            let now = Instant::now();
-            if until > now {
-                waited += until - now;
-                sleeper.sleep(until - now).await;
-            }
-        }
-        let Some(window) = &self.window else {
-            return waited;
-        };
         loop {
+            // A hold set while this call waited for the window (another call refused as too
+            // frequent) is honoured too: read again after every wait.
+            let held = *self.hold.lock().expect("rate limit lock");
+            if let Some(until) = held {
+                let now = Instant::now();
+                if until > now {
+                    waited += until - now;
+                    sleeper.sleep(until - now).await;
+                }
+            }
+            let Some(window) = &self.window else {
+                return waited;
+            };
             let decision = window
                 .lock()
                 .expect("rate limit lock")

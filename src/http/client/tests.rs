@@ -382,3 +382,86 @@ async fn the_observer_is_told_each_request_with_its_outcome_and_each_rate_limit_
     // are not rate-limit waits.
     assert_eq!(told.waits.lock().unwrap().len(), 1);
 }
+
+/// Review of 373c11e: an early request that waits in the rate limit while the answer it was
+/// sent on is refused (too frequent) and withdrawn must not go out: its answer can never be
+/// used, the call before it is waiting for it, and against WDT it hits the server during the
+/// throttle's pause. Against the bundled WDT connector (50 a minute) every early request waits
+/// in the limiter once the first 50 calls are spent, so this is every throttled page.
+#[tokio::test]
+async fn an_early_request_waiting_in_the_rate_limit_is_not_sent_once_withdrawn() {
+    let (url, calls) = server(vec![(200, r#"{"ok": true, "items": []}"#)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api.yaml");
+    std::fs::write(
+        &file,
+        r#"name: api
+base_url: "{{ env.API_URL }}"
+auth: { strategy: none }
+envelope:
+  success: "body.ok == true"
+  message: "body.error"
+  throttled: "body.limited == true"
+http: { rate_limit: { requests: 1, per: 400ms } }
+operations:
+  read: { kind: read, encoding: form, records: "$.items[*]", pagination: { strategy: none } }
+"#,
+    )
+    .unwrap();
+    let standalone = config::load_connector(&file).value.expect("compiles");
+    let env: Env = [("API_URL".to_string(), url)].into_iter().collect();
+    let client = Client::new(
+        &standalone.connector,
+        &standalone.templates,
+        &env,
+        Sleeper::Tokio,
+        Arc::new(SystemClock),
+        Arc::new(|_| {}),
+    )
+    .unwrap();
+    let operation = &standalone.connector.operations["read"];
+    let parts = Parts::literal(operation);
+    let payload = || Payload::Fields(serde_json::Map::new());
+    // The page before: its answer arrives (the window of the limit is now spent).
+    let before = Arc::new(Arrival::default());
+    client
+        .call_announced(
+            operation,
+            &standalone.envelopes,
+            &parts,
+            payload(),
+            true,
+            (Some(&*before), None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // The early request goes out on that arrival, as `Early::new` sends it.
+    let own = Arrival::default();
+    let following = before.following().expect("usable");
+    let early = async {
+        let _following = following;
+        client
+            .call_announced(
+                operation,
+                &standalone.envelopes,
+                &parts,
+                payload(),
+                true,
+                (Some(&own), Some(&*before)),
+            )
+            .await
+    };
+    // Meanwhile the page before is refused after its arrival: it withdraws and waits.
+    let withdraw = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        before.withdraw().await;
+        calls.load(Ordering::SeqCst)
+    };
+    let (early, calls_when_withdrawn) = tokio::join!(early, withdraw);
+    assert_eq!(
+        calls_when_withdrawn, 1,
+        "the early request went out after the arrival it was sent on was withdrawn: {early:?}"
+    );
+    assert!(early.is_err(), "the early answer is not usable: {early:?}");
+}
