@@ -308,25 +308,16 @@ fn lookup(map: &str, named: Vec<(&str, Arg)>) -> Option<Call> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use minijinja::UndefinedBehavior;
     use serde_json::json;
 
     use super::*;
-    use crate::config::yaml::YamlPath;
-    use crate::error::Location;
     use crate::template::scope::{self, Scope};
-    use crate::template::{Builder, Leaf, Origin, from_json, to_json};
+    use crate::template::testing::{origin, shown};
+    use crate::template::{Builder, Leaf, from_json};
     use crate::value_map::ValueMap;
-
-    fn origin() -> Origin {
-        Origin {
-            location: Location::new(Path::new("f.yaml"), 1, 1, 1),
-            path: YamlPath::root(),
-        }
-    }
 
     fn maps() -> Arc<ValueMaps> {
         let csv = b"code,kingdee\nSHOP01,CUST0001\nA,MAT-A\n7,SEVEN\n";
@@ -337,26 +328,11 @@ mod tests {
             ("no_default", MissPolicy::Default, None),
             ("skip", MissPolicy::SkipLine, None),
         ] {
-            let map = ValueMap::parse(name, Path::new("m.csv"), csv, policy, default).unwrap();
+            let file = std::path::Path::new("m.csv");
+            let map = ValueMap::parse(name, file, csv, policy, default).unwrap();
             maps.insert(name.to_string(), map);
         }
         Arc::new(maps)
-    }
-
-    /// What an evaluation shows: its value (kind, JSON, text) or its error, and the field
-    /// noted missing.
-    fn shown(result: Result<Value, minijinja::Error>, misses: &scope::Misses) -> String {
-        let shown = match result {
-            Ok(value) => format!(
-                "{:?} {:?} {:?} {:?}",
-                value.kind(),
-                to_json(&value),
-                value.to_string(),
-                value.as_str()
-            ),
-            Err(err) => format!("error {:?} {}", err.kind(), err),
-        };
-        format!("{shown} / missed {:?}", misses.last())
     }
 
     const CHAINS: &[&str] = &[

@@ -24,6 +24,8 @@ pub mod filters;
 mod json;
 mod path;
 pub mod scope;
+#[cfg(test)]
+mod testing;
 
 use chain::Chain;
 pub use json::{UNDEFINED_RESULT, from_json, to_json};
@@ -531,19 +533,12 @@ fn syntax_error(err: &minijinja::Error, source: &str, offset: usize) -> SyntaxEr
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use serde_json::json;
 
     use super::*;
     use crate::template::scope::Scope;
-
-    fn origin() -> Origin {
-        Origin {
-            location: Location::new(Path::new("f.yaml"), 1, 1, 1),
-            path: YamlPath::root(),
-        }
-    }
+    use crate::template::testing::origin;
 
     fn evaluate(text: &str, record: Json) -> Result<Json, String> {
         let mut builder = Builder::new(UndefinedBehavior::Strict, Arc::new(ValueMaps::new()));

@@ -44,41 +44,16 @@ pub(super) fn read_path(path: &[String], ctx: &Value) -> Option<Value> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
 
     use minijinja::UndefinedBehavior;
     use serde_json::json;
 
     use super::*;
-    use crate::config::yaml::YamlPath;
-    use crate::error::Location;
     use crate::template::scope::{self, Scope};
-    use crate::template::{Builder, Leaf, Origin, from_json, to_json};
+    use crate::template::testing::{origin, shown};
+    use crate::template::{Builder, Leaf, from_json};
     use crate::value_map::ValueMaps;
-
-    fn origin() -> Origin {
-        Origin {
-            location: Location::new(Path::new("f.yaml"), 1, 1, 1),
-            path: YamlPath::root(),
-        }
-    }
-
-    /// What a template's evaluation shows: its value (kind, JSON, text) or its error, and the
-    /// field noted missing.
-    fn shown(result: Result<Value, minijinja::Error>, misses: &scope::Misses) -> String {
-        let shown = match result {
-            Ok(value) => format!(
-                "{:?} {:?} {:?} {:?}",
-                value.kind(),
-                to_json(&value),
-                value.to_string(),
-                value.as_str()
-            ),
-            Err(err) => format!("error {:?} {}", err.kind(), err),
-        };
-        format!("{shown} / missed {:?}", misses.last())
-    }
 
     #[test]
     fn plain_paths_read_without_minijinja_give_what_minijinja_gives() {

@@ -383,11 +383,11 @@ async fn the_observer_is_told_each_request_with_its_outcome_and_each_rate_limit_
     assert_eq!(told.waits.lock().unwrap().len(), 1);
 }
 
-/// Review of 373c11e: an early request that waits in the rate limit while the answer it was
-/// sent on is refused (too frequent) and withdrawn must not go out: its answer can never be
-/// used, the call before it is waiting for it, and against WDT it hits the server during the
-/// throttle's pause. Against the bundled WDT connector (50 a minute) every early request waits
-/// in the limiter once the first 50 calls are spent, so this is every throttled page.
+/// An early request that waits in the rate limit while the answer it was sent on is refused
+/// (too frequent) and withdrawn must not go out: its answer can never be used, the call before
+/// it is waiting for it, and against WDT it would reach the server during the throttle's pause.
+/// With the bundled WDT connector (50 a minute) every early request waits in the limiter once
+/// the first 50 calls are spent, so this is every throttled page.
 #[tokio::test]
 async fn an_early_request_waiting_in_the_rate_limit_is_not_sent_once_withdrawn() {
     let (url, calls) = server(vec![(200, r#"{"ok": true, "items": []}"#)]).await;
