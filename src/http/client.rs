@@ -106,7 +106,6 @@ struct RetryState {
     deadline: Instant,
 }
 
-/// A connector, resolved for one run.
 /// One call's fixed parts, as [`Client::attempts`] repeats it.
 struct Call<'a> {
     operation: &'a Operation,
@@ -118,6 +117,7 @@ struct Call<'a> {
     after: Option<&'a Arrival>,
 }
 
+/// A connector, resolved for one run.
 pub struct Client {
     pub name: String,
     base_url: String,

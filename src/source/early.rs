@@ -1,10 +1,12 @@
 //! Requests sent early: when the pager can tell the request after the one in flight (numbered
 //! pages read in a planned order), the reader sends it as soon as the answer before it has
-//! arrived and been accepted (`http::arrival`), while that answer's records are taken and
+//! arrived whole (`http::arrival`), while that answer is parsed and its records taken and
 //! keyed, instead of after. The server still sees one request at a time, in the order the
-//! pager asks for them. An early answer is used only if the pager, having read the answer
-//! before it, asks for exactly that request; otherwise it is waited for and dropped unread (a
-//! read changes nothing on the server, so the only cost is one request).
+//! pager asks for them: a call whose answer is then refused waits for the early request to end
+//! before it tries again. An early answer is used only if the pager, having read the answer
+//! before it, asks for exactly that request and that answer stayed the call's last; otherwise
+//! it is waited for and dropped unread (a read changes nothing on the server, so the only cost
+//! is one request).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -179,8 +179,9 @@ impl Reader<'_> {
         let mut early: Option<Early<'_, Fetched>> = None;
         let read: Result<()> = async {
             let arrival = Arc::new(Arrival::default());
-            let fetching = self.fetching(window, current.clone(), Arc::clone(&arrival), None);
             early = self.early(&*pager, window, &arrival);
+            let told = early.as_ref().map(|_| arrival);
+            let fetching = self.fetching(window, current.clone(), told, None);
             let mut answer = until_answered(fetching, early.as_mut()).await?;
             loop {
                 let (request, page) = current;
@@ -202,7 +203,9 @@ impl Reader<'_> {
                     Some(early) if early.is_for(&next.0) => early.into_parts(),
                     stale => {
                         let arrival = Arc::new(Arrival::default());
-                        let fresh = self.fetching(window, next.clone(), Arc::clone(&arrival), None);
+                        // Told of its answer only if a request is to be sent on it.
+                        let told = pager.predicted().map(|_| Arc::clone(&arrival));
+                        let fresh = self.fetching(window, next.clone(), told, None);
                         let fetching: Fetching<'_, Fetched> = match stale {
                             Some(stale) => Box::pin(async move {
                                 stale.finish().await;
@@ -417,18 +420,18 @@ fn request_key(request: &Next) -> String {
 }
 
 impl Reader<'_> {
-    /// [`Reader::fetch`] of `request` (and its page number), owned, telling `arrival`; `after`:
-    /// the arrival it was sent on, if it was sent early.
+    /// [`Reader::fetch`] of `request` (and its page number), owned, telling `arrival` (when a
+    /// request is to be sent on it); `after`: the arrival it was sent on, if it was sent early.
     fn fetching(
         &self,
         window: Window,
         request: (Next, u32),
-        arrival: Arc<Arrival>,
+        arrival: Option<Arc<Arrival>>,
         after: Option<Arc<Arrival>>,
     ) -> Fetching<'_, Fetched> {
         Box::pin(async move {
             let (request, page) = request;
-            let arrivals = (Some(&*arrival), after.as_deref());
+            let arrivals = (arrival.as_deref(), after.as_deref());
             self.fetch(window, &request, page, arrivals).await
         })
     }
@@ -448,7 +451,7 @@ impl Reader<'_> {
             Next::Page(page),
             after,
             move |arrival, after| {
-                self.fetching(window, (Next::Page(page), page), arrival, Some(after))
+                self.fetching(window, (Next::Page(page), page), Some(arrival), Some(after))
             },
         ))
     }
