@@ -349,8 +349,9 @@ impl<R: BufRead> Scanner<'_, R> {
     }
 
     /// The length of the element starting here (its bytes are then at the start of the
-    /// buffer), and whether it was the array's last. Nothing is consumed. Strings are skipped
-    /// to their next quote or backslash at once: they hold most of a record's bytes.
+    /// buffer), and whether it was the array's last. Nothing is consumed. Most of the input is
+    /// read 64 bytes at a time ([`Block`]); a block holding a backslash, and the input's last
+    /// bytes, byte by byte, skipping a string to its next quote or backslash at once.
     fn element<E>(&mut self) -> Result<(usize, bool), Stop<E>> {
         let mut depth = 0usize;
         let mut in_string = false;
@@ -359,34 +360,50 @@ impl<R: BufRead> Scanner<'_, R> {
         loop {
             let window = &self.buffer[self.at..];
             while scanned < window.len() {
-                if escaped {
-                    escaped = false;
-                    scanned += 1;
-                    continue;
-                }
-                if in_string {
-                    match memchr::memchr2(b'"', b'\\', &window[scanned..]) {
-                        None => scanned = window.len(),
-                        Some(found) => {
-                            scanned += found;
-                            if window[scanned] == b'\\' {
-                                escaped = true;
-                            } else {
-                                in_string = false;
+                let mut bytewise_until = window.len();
+                if !escaped && let Some(block) = window[scanned..].first_chunk::<BLOCK>() {
+                    let block = Block::of(block);
+                    if block.backslash == 0 {
+                        match block.walk(&mut depth, &mut in_string) {
+                            Some((offset, last)) => return Ok((scanned + offset, last)),
+                            None => {
+                                scanned += BLOCK;
+                                continue;
                             }
-                            scanned += 1;
                         }
                     }
-                    continue;
+                    bytewise_until = scanned + BLOCK;
                 }
-                match window[scanned] {
-                    b'"' => in_string = true,
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' if depth > 0 => depth -= 1,
-                    byte @ (b']' | b',') if depth == 0 => return Ok((scanned, byte == b']')),
-                    _ => {}
+                while scanned < bytewise_until {
+                    if escaped {
+                        escaped = false;
+                        scanned += 1;
+                        continue;
+                    }
+                    if in_string {
+                        match memchr::memchr2(b'"', b'\\', &window[scanned..]) {
+                            None => scanned = window.len(),
+                            Some(found) => {
+                                scanned += found;
+                                if window[scanned] == b'\\' {
+                                    escaped = true;
+                                } else {
+                                    in_string = false;
+                                }
+                                scanned += 1;
+                            }
+                        }
+                        continue;
+                    }
+                    match window[scanned] {
+                        b'"' => in_string = true,
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' if depth > 0 => depth -= 1,
+                        byte @ (b']' | b',') if depth == 0 => return Ok((scanned, byte == b']')),
+                        _ => {}
+                    }
+                    scanned += 1;
                 }
-                scanned += 1;
             }
             if !self.fill().map_err(widen)? {
                 self.take(self.buffer.len() - self.at);
@@ -407,6 +424,139 @@ impl<R: BufRead> Scanner<'_, R> {
             Some(_) => Err(invalid("trailing characters", self.position)),
         }
     }
+}
+
+/// The bytes a [`Block`] covers.
+const BLOCK: usize = 64;
+
+/// Where the bytes that matter to the element scan are in 64 bytes of input, one bit per byte
+/// (bit `i` for byte `i`): compared a byte class at a time, which the compiler turns into
+/// vector compares, instead of one byte at a time.
+struct Block {
+    quote: u64,
+    backslash: u64,
+    open: u64,
+    close: u64,
+    /// `]` only (a subset of `close`).
+    close_list: u64,
+    comma: u64,
+}
+
+impl Block {
+    fn of(bytes: &[u8; BLOCK]) -> Block {
+        let [
+            quote,
+            backslash,
+            open_object,
+            open_list,
+            close_object,
+            close_list,
+            comma,
+        ] = classes(bytes);
+        Block {
+            quote,
+            backslash,
+            open: open_object | open_list,
+            close: close_object | close_list,
+            close_list,
+            comma,
+        }
+    }
+
+    /// Follow the nesting through a block without a backslash (so every quote opens or closes
+    /// a string), from `depth` and `in_string` as the block starts, which are left as it ends.
+    /// Returns where the element ends in the block, if it does, as the bytewise scan would:
+    /// the offset of a `,` or `]` outside strings and at depth 0, and whether it was `]`.
+    fn walk(&self, depth: &mut usize, in_string: &mut bool) -> Option<(usize, bool)> {
+        // Bit i set: byte i is inside a string (from its opening quote to before its closing
+        // one). The prefix XOR of the quotes flips at each quote.
+        let mut strings = prefix_xor(self.quote);
+        if *in_string {
+            strings = !strings;
+        }
+        if self.quote.count_ones() % 2 == 1 {
+            *in_string = !*in_string;
+        }
+        let outside = !strings;
+        let (open, close, comma) = (
+            self.open & outside,
+            self.close & outside,
+            self.comma & outside,
+        );
+        let mut events = open | close;
+        let mut from = 0;
+        loop {
+            let next = events.trailing_zeros() as usize;
+            if *depth == 0 {
+                // A comma between here and the next bracket ends the element.
+                let before = if next == BLOCK {
+                    !0
+                } else {
+                    (1u64 << next) - 1
+                };
+                let ending = comma & before & (!0u64).checked_shl(from).unwrap_or(0);
+                if ending != 0 {
+                    return Some((ending.trailing_zeros() as usize, false));
+                }
+            }
+            if next == BLOCK {
+                return None;
+            }
+            let bit = 1u64 << next;
+            events &= !bit;
+            if open & bit != 0 {
+                *depth += 1;
+            } else if *depth > 0 {
+                *depth -= 1;
+            } else if self.close_list & bit != 0 {
+                return Some((next, true));
+            }
+            from = next as u32 + 1;
+        }
+    }
+}
+
+/// The bytes whose places a [`Block`] marks, in the order [`classes`] returns their masks.
+const CLASSES: [u8; 7] = [b'"', b'\\', b'{', b'[', b'}', b']', b','];
+
+/// For each of [`CLASSES`], the mask of where it is in `bytes`: SSE2 compares, 16 bytes at a
+/// time.
+#[cfg(target_arch = "x86_64")]
+fn classes(bytes: &[u8; BLOCK]) -> [u64; CLASSES.len()] {
+    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
+    let mut masks = [0u64; CLASSES.len()];
+    for (i, lane) in bytes.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is part of every x86_64 target, and the load reads the 16 bytes `lane`
+        // borrows (unaligned loads are allowed).
+        unsafe {
+            let lane = _mm_loadu_si128(lane.as_ptr().cast());
+            for (mask, byte) in masks.iter_mut().zip(CLASSES) {
+                let found = _mm_movemask_epi8(_mm_cmpeq_epi8(lane, _mm_set1_epi8(byte as i8)));
+                *mask |= u64::from(found as u16) << (16 * i);
+            }
+        }
+    }
+    masks
+}
+
+/// For each of [`CLASSES`], the mask of where it is in `bytes`.
+#[cfg(not(target_arch = "x86_64"))]
+fn classes(bytes: &[u8; BLOCK]) -> [u64; CLASSES.len()] {
+    let mut masks = [0u64; CLASSES.len()];
+    for (i, &b) in bytes.iter().enumerate() {
+        for (mask, byte) in masks.iter_mut().zip(CLASSES) {
+            *mask |= u64::from(b == byte) << i;
+        }
+    }
+    masks
+}
+
+/// Each bit the XOR of itself and every lower bit.
+fn prefix_xor(mut bits: u64) -> u64 {
+    for shift in [1, 2, 4, 8, 16, 32] {
+        bits ^= bits << shift;
+    }
+    bits
 }
 
 fn widen<E>(stop: Stop<std::convert::Infallible>) -> Stop<E> {
@@ -472,6 +622,68 @@ mod tests {
         );
         assert_eq!(elements("[]"), Ok(vec![]));
         assert_eq!(elements(" [\n] \n"), Ok(vec![]));
+    }
+
+    /// Arrays of elements whose strings hold every byte the scan looks at, read through
+    /// buffers large enough for whole blocks and through tiny ones (byte by byte): the
+    /// elements are serde_json's whatever the mix of blocks and bytes, and so is an error.
+    #[test]
+    fn blocks_and_bytes_split_elements_alike() {
+        let pieces = [
+            "\"a,b]c\"",
+            "\"q\\\"}\"",
+            "\"\\\\\"",
+            "[1, [2, {}]]",
+            "{\"k\": \"v\"}",
+            "\"中文,]\"",
+            "null",
+            "-1.5e3",
+            "\"{[\"",
+            "\"\\\\]\\\\\"",
+            "[]",
+            "{}",
+            "\"\"",
+        ];
+        let mut seed = 7u64;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize % n
+        };
+        for round in 0..300 {
+            let elements: Vec<String> = (0..1 + next(6))
+                .map(|_| {
+                    let fields: Vec<String> = (0..next(12))
+                        .map(|i| format!("\"f{i}\":{}", pieces[next(pieces.len())]))
+                        .collect();
+                    match next(3) {
+                        0 => pieces[next(pieces.len())].to_string(),
+                        _ => format!("{{{}}}", fields.join(",")),
+                    }
+                })
+                .collect();
+            let mut text = format!("[{}]", elements.join(" ,\n")).into_bytes();
+            if round % 10 == 9 {
+                // Cut short: an error either way.
+                text.truncate(text.len() - 1 - next(text.len() / 2));
+            }
+            let whole: Result<Vec<Json>, _> = serde_json::from_slice(&text);
+            let text = String::from_utf8_lossy(&text);
+            for capacity in [3, 1 << 16] {
+                let mut reader = BufReader::with_capacity(capacity, text.as_bytes());
+                let mut out = Vec::new();
+                let read = for_each_element(&mut reader, None, &mut |value| -> Result<(), ()> {
+                    out.push(value);
+                    Ok(())
+                });
+                match (&whole, read) {
+                    (Ok(values), Ok(_)) => assert_eq!(&out, values, "{text}"),
+                    (Err(_), Err(Stop::Invalid { .. })) => {}
+                    (whole, read) => panic!("{text}: {whole:?} against {read:?}"),
+                }
+            }
+        }
     }
 
     #[test]
