@@ -144,6 +144,12 @@ impl Zone {
 
     /// `instant` in this zone with a chrono format string known to be valid.
     pub fn format(&self, instant: DateTime<Utc>, format: &str) -> String {
+        // The wall clock is the usual format (a key's modified time, every record): parsed once.
+        static WALL_CLOCK_ITEMS: std::sync::LazyLock<Vec<Item<'static>>> =
+            std::sync::LazyLock::new(|| StrftimeItems::new(WALL_CLOCK).collect());
+        if format == WALL_CLOCK {
+            return self.format_items(instant, &WALL_CLOCK_ITEMS).to_string();
+        }
         let items: Vec<Item> = StrftimeItems::new(format).collect();
         self.format_items(instant, &items).to_string()
     }

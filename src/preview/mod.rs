@@ -14,6 +14,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
+
+use serde::Serialize as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -168,8 +170,6 @@ struct Bodies<W: Write> {
     format: Format,
     out: W,
     count: usize,
-    /// One body pretty-printed, before it is indented into `out`.
-    scratch: Vec<u8>,
 }
 
 impl<W: Write> Bodies<W> {
@@ -178,7 +178,6 @@ impl<W: Write> Bodies<W> {
             format,
             out,
             count: 0,
-            scratch: Vec::new(),
         }
     }
 
@@ -188,15 +187,15 @@ impl<W: Write> Bodies<W> {
                 .map_err(std::io::Error::from)
                 .and_then(|()| self.out.write_all(b"\n")),
             // Exactly what `to_string_pretty` makes of the whole array, one element at a time:
-            // each body pretty-printed, then indented one level. Pretty-printed JSON has no line
-            // break but its own (a string's is escaped).
+            // each body pretty-printed one level in.
             Format::Json => {
-                self.scratch.clear();
-                serde_json::to_writer_pretty(&mut self.scratch, body).expect("JSON serialises");
                 let start: &[u8] = if self.count == 0 { b"[\n  " } else { b",\n  " };
-                self.out
-                    .write_all(start)
-                    .and_then(|()| write_indented(&mut self.out, &self.scratch))
+                self.out.write_all(start).and_then(|()| {
+                    let mut serializer =
+                        serde_json::Serializer::with_formatter(&mut self.out, Indented::default());
+                    body.serialize(&mut serializer)
+                        .map_err(std::io::Error::from)
+                })
             }
         };
         self.count += 1;
@@ -220,15 +219,82 @@ impl<W: Write> Bodies<W> {
     }
 }
 
-/// `text` with every line after the first indented by two spaces.
-fn write_indented(out: &mut impl Write, text: &[u8]) -> std::io::Result<()> {
-    let mut rest = text;
-    while let Some(at) = memchr::memchr(b'\n', rest) {
-        out.write_all(&rest[..=at])?;
-        out.write_all(b"  ")?;
-        rest = &rest[at + 1..];
+/// serde_json's `PrettyFormatter` (two spaces a level) for a value one level in: an element
+/// of the array `to_string_pretty` prints.
+struct Indented {
+    level: usize,
+    has_value: bool,
+}
+
+impl Default for Indented {
+    fn default() -> Indented {
+        Indented {
+            level: 1,
+            has_value: false,
+        }
     }
-    out.write_all(rest)
+}
+
+impl Indented {
+    fn new_line<W: ?Sized + Write>(&self, out: &mut W, first: bool) -> std::io::Result<()> {
+        out.write_all(if first { b"\n" } else { b",\n" })?;
+        (0..self.level).try_for_each(|_| out.write_all(b"  "))
+    }
+
+    fn open<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        out.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + Write>(&mut self, out: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            out.write_all(b"\n")?;
+            (0..self.level).try_for_each(|_| out.write_all(b"  "))?;
+        }
+        out.write_all(bracket)
+    }
+}
+
+impl serde_json::ser::Formatter for Indented {
+    fn begin_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"[")
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"]")
+    }
+    fn begin_array_value<W: ?Sized + Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.new_line(out, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.open(out, b"{")
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        self.close(out, b"}")
+    }
+    fn begin_object_key<W: ?Sized + Write>(
+        &mut self,
+        out: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.new_line(out, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, out: &mut W) -> std::io::Result<()> {
+        out.write_all(b": ")
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, _: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 fn stdout_result(written: std::io::Result<()>) -> Result<()> {

@@ -7,6 +7,7 @@
 //! (`details_list[1].spec_no`) instead of printing an empty string into an ERP document.
 
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use minijinja::Value;
@@ -17,16 +18,23 @@ use serde_json::Value as Json;
 #[derive(Debug, Default)]
 pub struct Misses {
     last: Mutex<Option<String>>,
+    /// Whether `last` may hold a miss: clearing, before every template, then takes no lock in
+    /// the usual case of nothing missed.
+    noted: AtomicBool,
 }
 
 impl Misses {
     fn note(&self, path: String) {
         *self.last.lock().expect("misses lock") = Some(path);
+        self.noted.store(true, Ordering::Release);
     }
 
     /// Forget earlier misses (before evaluating the next template).
     pub fn clear(&self) {
-        *self.last.lock().expect("misses lock") = None;
+        if self.noted.load(Ordering::Acquire) {
+            self.noted.store(false, Ordering::Relaxed);
+            *self.last.lock().expect("misses lock") = None;
+        }
     }
 
     /// The field most recently found missing.
