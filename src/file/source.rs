@@ -295,12 +295,6 @@ mod tests {
     fn a_file_delivered_with_an_old_mtime_is_read_in_the_window_it_arrived() {
         let dir = tempfile::tempdir().unwrap();
         let flow = flow(dir.path(), true);
-        let now = Utc::now();
-        // The cursor is at `now - 1h`: this run reads [now - 1h, now).
-        let window = Window {
-            start: now - Duration::hours(1),
-            end: now,
-        };
         let file = dir.path().join("dumps/part-001.jsonl");
         std::fs::write(&file, "{\"id\": \"A\", \"name\": \"Ann\"}\n").unwrap();
         // Delivered now, but with the mtime the exporter gave it yesterday.
@@ -311,6 +305,13 @@ mod tests {
             .unwrap()
             .set_modified(yesterday)
             .unwrap();
+        // Then a run starts, its cursor at `now - 1h`: it reads [now - 1h, now). (Taken before
+        // the delivery, `now` could precede the file's status change on a loaded machine.)
+        let now = Utc::now();
+        let window = Window {
+            start: now - Duration::hours(1),
+            end: now,
+        };
         assert_eq!(names(&flow, &[window], true).len(), 1, "A was never read");
     }
 
