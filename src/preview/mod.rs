@@ -47,8 +47,7 @@ pub fn preview(flow_file: &Path, input: &Path, format: Format, env: &Env) -> Res
     preview_to(flow_file, input, format, env, stdout)
 }
 
-/// [`preview`], writing the bodies to `out` (the benchmark measures the mapping in its own
-/// process this way, writing to nowhere).
+/// [`preview`], writing the bodies to `out`.
 pub fn preview_to(
     flow_file: &Path,
     input: &Path,
@@ -56,14 +55,50 @@ pub fn preview_to(
     env: &Env,
     out: impl Write,
 ) -> Result<ExitCode> {
-    let loaded = config::load_flow(flow_file);
-    let Some(flow) = &loaded.value else {
-        return Err(check::load_failure(&loaded));
-    };
-    let mut sources = SourceCache::new();
-    for (path, text) in &loaded.sources {
-        sources.insert(path, text.clone());
+    Previewer::load(flow_file)?.preview_to(input, format, env, out)
+}
+
+/// A flow loaded to preview inputs with: the benchmark measures the mapping of records this
+/// way, apart from loading the flow.
+pub struct Previewer {
+    flow: Flow,
+    /// The flow's files, for quoting them beside a record's failure.
+    sources: SourceCache,
+}
+
+impl Previewer {
+    pub fn load(flow_file: &Path) -> Result<Previewer> {
+        let loaded = config::load_flow(flow_file);
+        let Some(flow) = loaded.value else {
+            return Err(check::load_failure(&loaded));
+        };
+        let mut sources = SourceCache::new();
+        for (path, text) in &loaded.sources {
+            sources.insert(path, text.clone());
+        }
+        Ok(Previewer { flow, sources })
     }
+
+    /// [`preview`] with this flow, writing the bodies to `out`.
+    pub fn preview_to(
+        &mut self,
+        input: &Path,
+        format: Format,
+        env: &Env,
+        out: impl Write,
+    ) -> Result<ExitCode> {
+        preview_flow(&self.flow, &mut self.sources, input, format, env, out)
+    }
+}
+
+fn preview_flow(
+    flow: &Flow,
+    sources: &mut SourceCache,
+    input: &Path,
+    format: Format,
+    env: &Env,
+    out: impl Write,
+) -> Result<ExitCode> {
     let input = input::Replayable::new(input)?;
     let records_path = flow.source.operation().records.as_ref();
     let newest = newest_versions(flow, &input.path, records_path)?;
@@ -95,7 +130,7 @@ pub fn preview_to(
                 failures += 1;
                 eprintln!(
                     "{}",
-                    diagnostic::render(&failure_diagnostic(index, &failure), &mut sources)
+                    diagnostic::render(&failure_diagnostic(index, &failure), sources)
                 );
             }
         }
