@@ -547,8 +547,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Schema { which } => {
             let schema = match which {
-                SchemaKind::Flow => config::flow_schema(),
-                SchemaKind::Connector => config::connector_schema(),
+                SchemaKind::Flow => config::flow_schema().clone(),
+                SchemaKind::Connector => config::connector_schema().clone(),
                 SchemaKind::Alerts => crate::alert::alerts_schema(),
             };
             println!(

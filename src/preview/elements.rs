@@ -360,8 +360,14 @@ impl<R: BufRead> Scanner<'_, R> {
         loop {
             let window = &self.buffer[self.at..];
             while scanned < window.len() {
+                if escaped {
+                    // The byte after a backslash (the block before ended with it).
+                    escaped = false;
+                    scanned += 1;
+                    continue;
+                }
                 let mut bytewise_until = window.len();
-                if !escaped && let Some(block) = window[scanned..].first_chunk::<BLOCK>() {
+                if let Some(block) = window[scanned..].first_chunk::<BLOCK>() {
                     let block = Block::of(block);
                     if block.backslash == 0 {
                         match block.walk(&mut depth, &mut in_string) {
@@ -521,13 +527,13 @@ const CLASSES: [u8; 7] = [b'"', b'\\', b'{', b'[', b'}', b']', b','];
 
 /// For each of [`CLASSES`], the mask of where it is in `bytes`: SSE2 compares, 16 bytes at a
 /// time.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn classes(bytes: &[u8; BLOCK]) -> [u64; CLASSES.len()] {
     use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8};
     let mut masks = [0u64; CLASSES.len()];
     for (i, lane) in bytes.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is part of every x86_64 target, and the load reads the 16 bytes `lane`
-        // borrows (unaligned loads are allowed).
+        // SAFETY: SSE2 is enabled for this build (the `cfg` above), and the load reads the 16
+        // bytes `lane` borrows (unaligned loads are allowed).
         unsafe {
             let lane = _mm_loadu_si128(lane.as_ptr().cast());
             for (mask, byte) in masks.iter_mut().zip(CLASSES) {
@@ -540,7 +546,7 @@ fn classes(bytes: &[u8; BLOCK]) -> [u64; CLASSES.len()] {
 }
 
 /// For each of [`CLASSES`], the mask of where it is in `bytes`.
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 fn classes(bytes: &[u8; BLOCK]) -> [u64; CLASSES.len()] {
     let mut masks = [0u64; CLASSES.len()];
     for (i, &b) in bytes.iter().enumerate() {

@@ -25,15 +25,17 @@ pub struct Misses {
 
 impl Misses {
     fn note(&self, path: String) {
-        *self.last.lock().expect("misses lock") = Some(path);
+        let mut last = self.last.lock().expect("misses lock");
+        *last = Some(path);
         self.noted.store(true, Ordering::Release);
     }
 
     /// Forget earlier misses (before evaluating the next template).
     pub fn clear(&self) {
         if self.noted.load(Ordering::Acquire) {
+            let mut last = self.last.lock().expect("misses lock");
+            *last = None;
             self.noted.store(false, Ordering::Relaxed);
-            *self.last.lock().expect("misses lock") = None;
         }
     }
 

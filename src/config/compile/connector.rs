@@ -108,7 +108,7 @@ pub(super) fn available_connectors(dir: &Path) -> Vec<String> {
 }
 
 pub(super) fn compile_connector_file(cx: &mut Compiler, file: &Path) -> Option<ConnectorSource> {
-    let (doc, raw) = cx.read::<RawConnector>(file, &connector_schema())?;
+    let (doc, raw) = cx.read::<RawConnector>(file, connector_schema())?;
     // A connector with errors is still returned, so that the flows using it are checked too;
     // its errors keep any flow from compiling.
     let errors_before = cx.errors.len();

@@ -68,13 +68,21 @@ pub struct StandaloneConnector {
 }
 
 /// The JSON Schema of flow files (also shipped as `schemas/flow.schema.json`).
-pub fn flow_schema() -> Json {
-    serde_json::to_value(schemars::schema_for!(RawFlow)).expect("schemas serialise")
+pub fn flow_schema() -> &'static Json {
+    // Generated once a process: every flow read checks its file against it.
+    static SCHEMA: LazyLock<Json> = LazyLock::new(|| {
+        serde_json::to_value(schemars::schema_for!(RawFlow)).expect("schemas serialise")
+    });
+    &SCHEMA
 }
 
 /// The JSON Schema of connector files (also shipped as `schemas/connector.schema.json`).
-pub fn connector_schema() -> Json {
-    serde_json::to_value(schemars::schema_for!(RawConnector)).expect("schemas serialise")
+pub fn connector_schema() -> &'static Json {
+    // Generated once a process: every connector read checks its file against it.
+    static SCHEMA: LazyLock<Json> = LazyLock::new(|| {
+        serde_json::to_value(schemars::schema_for!(RawConnector)).expect("schemas serialise")
+    });
+    &SCHEMA
 }
 
 /// What a template may read, by where it is written.
@@ -429,7 +437,7 @@ pub fn load_flow(file: &Path) -> Loaded<Flow> {
     let mut value_maps = ValueMaps::new();
     // Value maps are needed by the template environment, so they are read before anything else.
     let mut pre = Compiler::new(Arc::new(ValueMaps::new()));
-    let Some((doc, raw)) = pre.read::<RawFlow>(file, &flow_schema()) else {
+    let Some((doc, raw)) = pre.read::<RawFlow>(file, flow_schema()) else {
         return finish(pre, None);
     };
     let flow_dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
