@@ -87,13 +87,17 @@ fn write_names(
     inputs: &Json,
     keys: Vec<String>,
     lent: &Arc<Json>,
+    marked: bool,
 ) -> Vec<(Arc<str>, Value)> {
     let mut names = target_names(flow);
     names.push((Arc::from("params"), template::from_json(inputs)));
-    let lazy = Value::from_object(RecordNode::new(
-        Arc::clone(lent),
-        Arc::new(Misses::default()),
-    ));
+    let misses = Arc::new(Misses::default());
+    let node = if marked {
+        RecordNode::lent(Arc::clone(lent), misses)
+    } else {
+        RecordNode::new(Arc::clone(lent), misses)
+    };
+    let lazy = Value::from_object(node);
     if flow.target.operation().batch.is_none() {
         names.push((Arc::from("record"), lazy));
         let key = keys.into_iter().next().unwrap_or_default();
@@ -126,7 +130,8 @@ fn give_back(flow: &Flow, lent: Arc<Json>) -> Vec<Json> {
     }
 }
 
-/// The JSON body of one write call carrying `records` (already mapped target records).
+/// The JSON body of one write call carrying `records` (already mapped target records), for
+/// printing (`preview`): the records are moved into it, not copied.
 pub fn write_body(
     flow: &Flow,
     inputs: &Json,
@@ -135,12 +140,35 @@ pub fn write_body(
 ) -> Result<Json, EvalError> {
     let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
     let lent = lend(flow, records);
-    body(
-        flow,
-        flow.target.operation(),
-        write_names(flow, inputs, keys, &lent),
-        env,
-    )
+    let names = write_names(flow, inputs, keys, &lent, true);
+    let mut body = body(flow, flow.target.operation(), names, env)?;
+    // The templates' references to the records went with their scope.
+    put_lent(&mut body, Arc::unwrap_or_clone(lent));
+    Ok(body)
+}
+
+/// `body` with each [`template::lent_marker`] in it replaced by `records`: moved into one
+/// place, copied into any other.
+fn put_lent(body: &mut Json, records: Json) {
+    fn places<'a>(json: &'a mut Json, found: &mut Vec<&'a mut Json>) {
+        if template::is_lent_marker(json) {
+            found.push(json);
+            return;
+        }
+        match json {
+            Json::Array(items) => items.iter_mut().for_each(|item| places(item, found)),
+            Json::Object(fields) => fields.values_mut().for_each(|value| places(value, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    places(body, &mut found);
+    if let Some((last, others)) = found.split_last_mut() {
+        for place in others {
+            **place = records.clone();
+        }
+        **last = records;
+    }
 }
 
 /// The JSON body and the [`Parts`] of one write call carrying `records`, and the records back
@@ -153,12 +181,85 @@ pub fn write_request(
 ) -> Result<(Json, Parts, Keyed), EvalError> {
     let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
     let lent = lend(flow, records);
-    let names = write_names(flow, inputs, keys.clone(), &lent);
+    let names = write_names(flow, inputs, keys.clone(), &lent, false);
     let operation = flow.target.operation();
     let parts = parts(flow, operation, names.clone(), env)?;
     let body = body(flow, operation, names, env)?;
     let records = keys.into_iter().zip(give_back(flow, lent)).collect();
     Ok((body, parts, records))
+}
+
+/// [`write_request`] with the body serialised, the records written straight from where they
+/// are lent: neither copied into the body nor dropped with it (the run's writers send this).
+pub fn write_request_serialised(
+    flow: &Flow,
+    inputs: &Json,
+    records: Keyed,
+    env: &Env,
+) -> Result<(Vec<u8>, Parts, Keyed), EvalError> {
+    let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
+    let lent = lend(flow, records);
+    let operation = flow.target.operation();
+    // The path, query and headers are texts: they see the records as any template does.
+    let parts = parts(
+        flow,
+        operation,
+        write_names(flow, inputs, keys.clone(), &lent, false),
+        env,
+    )?;
+    let body = body(
+        flow,
+        operation,
+        write_names(flow, inputs, keys.clone(), &lent, true),
+        env,
+    )?;
+    let bytes = serde_json::to_vec(&Spliced {
+        json: &body,
+        records: &lent,
+    })
+    .expect("JSON serialises");
+    drop(body);
+    let records = keys.into_iter().zip(give_back(flow, lent)).collect();
+    Ok((bytes, parts, records))
+}
+
+/// A body serialised with the records in place of each [`template::lent_marker`].
+struct Spliced<'a> {
+    json: &'a Json,
+    records: &'a Json,
+}
+
+impl serde::Serialize for Spliced<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        match self.json {
+            marker if template::is_lent_marker(marker) => self.records.serialize(serializer),
+            Json::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&Spliced {
+                        json: item,
+                        records: self.records,
+                    })?;
+                }
+                seq.end()
+            }
+            Json::Object(fields) => {
+                let mut map = serializer.serialize_map(Some(fields.len()))?;
+                for (key, value) in fields {
+                    map.serialize_entry(
+                        key,
+                        &Spliced {
+                            json: value,
+                            records: self.records,
+                        },
+                    )?;
+                }
+                map.end()
+            }
+            other => other.serialize(serializer),
+        }
+    }
 }
 
 /// The inputs of an operation about one record (an update or an action): its `params`.
@@ -431,7 +532,97 @@ pub fn encode_segment(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+
+    /// The bundled flow with its write's body replaced by `body` (YAML at the body's indent).
+    fn flow_with_body(dir: &std::path::Path, body: &str) -> Flow {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        for folder in ["mappings", "schemas"] {
+            copy_dir(&root.join(folder), &dir.join(folder));
+        }
+        let connector = dir.join("mappings/connectors/kingdee_k3cloud.yaml");
+        let text = std::fs::read_to_string(&connector).unwrap();
+        let shipped = "    body:\n      formid: \"{{ params.form_id }}\"\n      data: \"{{ params.options | merge({'Model': records}) }}\"\n";
+        assert!(text.contains(shipped));
+        std::fs::write(&connector, text.replacen(shipped, body, 1)).unwrap();
+        let loaded = crate::config::load_flow(&dir.join("mappings/refund.yaml"));
+        assert!(loaded.errors.is_empty(), "{body}: {:?}", loaded.errors);
+        loaded.value.unwrap()
+    }
+
+    /// However a write's body uses its records (merged into an object, whole in two places or
+    /// as the body, one of them or a part of one, counted), the body sent (serialised with the records
+    /// written where they are lent), the body printed (the records moved in) and the body
+    /// built with the records copied in are the same, and the records come back as lent.
+    #[test]
+    fn a_body_holds_its_records_as_if_copied_in_however_it_uses_them() {
+        let bodies = [
+            "    body:\n      formid: \"{{ params.form_id }}\"\n      data: \"{{ params.options | merge({'Model': records}) }}\"\n",
+            "    body:\n      one: \"{{ records }}\"\n      again: { inner: [\"{{ records }}\", 1] }\n",
+            "    body:\n      first: \"{{ records[0] }}\"\n      count: \"{{ records | length }}\"\n      text: \"{{ keys | join(',') }}\"\n",
+            "    body:\n      second: \"{{ records[1] }}\"\n      list: [\"{{ records[2].FEntity }}\", \"{{ records }}\"]\n",
+            "    body: \"{{ records }}\"\n",
+        ];
+        let records: Keyed = (1..=3)
+            .map(|i| {
+                (
+                    format!("RK{i}"),
+                    json!({"FBillNo": format!("RK{i}"), "FEntity": [{"FRealQty": i, "FNote": "a\"b"}], "n": null}),
+                )
+            })
+            .collect();
+        let env = Env::from([
+            (
+                "KINGDEE_URL".to_string(),
+                "http://127.0.0.1:9/k3cloud".to_string(),
+            ),
+            ("KINGDEE_ACCT_ID".to_string(), "a".to_string()),
+            ("KINGDEE_USERNAME".to_string(), "u".to_string()),
+            ("KINGDEE_APP_ID".to_string(), "i".to_string()),
+            ("KINGDEE_APP_SECRET".to_string(), "s".to_string()),
+            ("KINGDEE_LCID".to_string(), "2052".to_string()),
+        ]);
+        for body in bodies {
+            let dir = tempfile::tempdir().unwrap();
+            let flow = flow_with_body(dir.path(), body);
+            let inputs = target_inputs(&flow, &env).unwrap();
+            let (copied, parts, back) =
+                write_request(&flow, &inputs, records.clone(), &env).unwrap();
+            assert_eq!(back, records, "{body}");
+            let (sent, sent_parts, back) =
+                write_request_serialised(&flow, &inputs, records.clone(), &env).unwrap();
+            assert_eq!(back, records, "{body}");
+            assert_eq!(sent_parts.path, parts.path, "{body}");
+            assert_eq!(
+                String::from_utf8(sent).unwrap(),
+                serde_json::to_string(&copied).unwrap(),
+                "{body}"
+            );
+            let printed = write_body(&flow, &inputs, records.clone(), &env).unwrap();
+            assert_eq!(printed, copied, "{body}");
+            assert!(
+                !serde_json::to_string(&printed)
+                    .unwrap()
+                    .contains(template::lent_marker()),
+                "{body}"
+            );
+        }
+    }
 
     #[test]
     fn path_segments_are_percent_encoded_so_values_cannot_change_the_path() {

@@ -46,6 +46,8 @@ pub enum Payload {
     Fields(serde_json::Map<String, Json>),
     /// A JSON body.
     Json(Json),
+    /// A JSON body, serialised already (a write's: its records written where they are lent).
+    Serialised(Vec<u8>),
     /// A GET of this full URL, as an API gave it for the next page (its origin already
     /// checked against `base_url` by the pager); the operation's path and parameters are not sent.
     Url(String),
@@ -377,6 +379,7 @@ impl Client {
             Payload::Json(json) => {
                 request.body = Body::Json(serde_json::to_vec(json).expect("JSON serialises"))
             }
+            Payload::Serialised(bytes) => request.body = Body::Json(bytes.clone()),
             Payload::Url(_) => {}
         }
         request

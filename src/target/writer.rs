@@ -142,7 +142,7 @@ impl Writer {
                         Error::config(format!("cannot build the lookup body: {}", err.message))
                             .with_location(err.location)
                     })?;
-            let payload = payload(operation, body, &self.lookup_inputs);
+            let payload = payload(operation, Payload::Json(body), &self.lookup_inputs);
             let reply = self
                 .client
                 .call(operation, &self.flow.envelopes, &parts, payload, true)
@@ -252,19 +252,22 @@ impl Writer {
         write_request(&self.flow, &self.inputs, keyed(batch), &self.env).map(|(body, ..)| body)
     }
 
-    /// The body and the path, query and headers of one write call carrying the `remaining`
-    /// records of a batch, whose mapped targets are `targets` (by position in the batch): lent
-    /// to the request and put back, so that building it copies each record once, into the body.
+    /// The serialised body and the path, query and headers of one write call carrying the
+    /// `remaining` records of a batch, whose mapped targets are `targets` (by position in the
+    /// batch): lent to the request and put back, so that building it copies no record.
     fn request(
         &self,
         remaining: &[(usize, &Outgoing)],
         targets: &mut [Json],
-    ) -> Result<(Json, request::Parts)> {
+    ) -> Result<(Vec<u8>, request::Parts)> {
         let lent: request::Keyed = remaining
             .iter()
             .map(|(at, o)| (o.mapped.key.clone(), std::mem::take(&mut targets[*at])))
             .collect();
-        let (body, parts, back) = write_request(&self.flow, &self.inputs, lent, &self.env)?;
+        one_record_check(&self.flow, lent.len())?;
+        let (body, parts, back) =
+            request::write_request_serialised(&self.flow, &self.inputs, lent, &self.env)
+                .map_err(body_error)?;
         for ((at, _), (_, target)) in remaining.iter().zip(back) {
             targets[*at] = target;
         }
@@ -378,7 +381,7 @@ impl Writer {
             let (body, parts) = self.request(&remaining, &mut targets)?;
             let operation = self.flow.target.operation();
             let mut busy: Option<String> = None;
-            let payload = payload(operation, body, &self.inputs);
+            let payload = payload(operation, Payload::Serialised(body), &self.inputs);
             let per_record: Vec<RecordResult> = match self
                 .client
                 .call(operation, &self.flow.envelopes, &parts, payload, false)
@@ -592,20 +595,29 @@ fn write_request(
     targets: request::Keyed,
     env: &Env,
 ) -> Result<(Json, request::Parts, request::Keyed)> {
-    if flow.target.operation().batch.is_none() && targets.len() != 1 {
+    one_record_check(flow, targets.len())?;
+    request::write_request(flow, inputs, targets, env).map_err(body_error)
+}
+
+/// A write without `batch:` takes exactly one record: its answer is that record's result, so
+/// one call for several would give every record the first one's result (or send only the
+/// first).
+fn one_record_check(flow: &Flow, records: usize) -> Result<()> {
+    if flow.target.operation().batch.is_none() && records != 1 {
         return Err(Error::new(
             ErrorKind::State,
             format!(
-                "the write `{}` takes one record per call, and was given {}",
+                "the write `{}` takes one record per call, and was given {records}",
                 flow.target.operation().name,
-                targets.len()
             ),
         ));
     }
-    request::write_request(flow, inputs, targets, env).map_err(|err| {
-        Error::config(format!("cannot build the request body: {}", err.message))
-            .with_location(err.location)
-    })
+    Ok(())
+}
+
+fn body_error(err: crate::tree::EvalError) -> Error {
+    Error::config(format!("cannot build the request body: {}", err.message))
+        .with_location(err.location)
 }
 
 /// The keys and mapped targets of `batch`, copied.
@@ -633,10 +645,10 @@ fn says_not_found(flow: &Flow, rows: &Rows, reply: &Reply) -> bool {
 
 /// What a call sends: the operation's JSON body, or without one its parameters (as its
 /// `encoding` says: in the query of a `GET /customers?external_id=…`, or a form).
-fn payload(operation: &Operation, body: Json, inputs: &Json) -> Payload {
+fn payload(operation: &Operation, body: Payload, inputs: &Json) -> Payload {
     match (&operation.body, inputs) {
         (None, Json::Object(params)) => Payload::Fields(params.clone()),
-        _ => Payload::Json(body),
+        _ => body,
     }
 }
 

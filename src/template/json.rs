@@ -7,6 +7,24 @@ use serde_json::Value as Json;
 
 use super::{decimal, scope};
 
+/// What a template's JSON holds where it gave, whole, the records a write lends its body
+/// ([`scope::RecordNode::lent`]): a text no data holds (it carries a random number drawn once a
+/// process), replaced by the records themselves when the body is serialised or completed
+/// (`request`), so that building a body does not copy its records.
+pub fn lent_marker() -> &'static str {
+    static MARKER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let nonce = std::hash::RandomState::new().build_hasher().finish();
+        format!("\u{0}engine: the records lent to this body {nonce:016x}\u{0}")
+    });
+    &MARKER
+}
+
+/// Whether `json` is the [`lent_marker`].
+pub fn is_lent_marker(json: &Json) -> bool {
+    matches!(json, Json::String(text) if text == lent_marker())
+}
+
 /// What [`to_json`] says of an undefined value (inside a list or mapping a template built).
 pub const UNDEFINED_RESULT: &str = "the template produced no value (undefined)";
 

@@ -28,7 +28,7 @@ pub mod scope;
 mod testing;
 
 use chain::Chain;
-pub use json::{UNDEFINED_RESULT, from_json, to_json};
+pub use json::{UNDEFINED_RESULT, from_json, is_lent_marker, lent_marker, to_json};
 pub use path::plain_path;
 use path::read_path;
 

@@ -63,11 +63,24 @@ pub struct RecordNode {
     steps: Vec<Step>,
     misses: Arc<Misses>,
     nulls: Nulls,
+    /// The records a write lends its body: written into JSON whole, they are the
+    /// [`lent_marker`](super::json::lent_marker), not a copy.
+    lent: bool,
 }
 
 impl RecordNode {
     pub fn new(root: Arc<Json>, misses: Arc<Misses>) -> RecordNode {
         RecordNode::with_nulls(root, misses, Arc::from([]))
+    }
+
+    /// The records (or the one record) a write lends its body's templates: read as any record,
+    /// but written into the body's JSON whole as the [`lent_marker`](super::json::lent_marker),
+    /// for the request to put the records themselves in its place.
+    pub fn lent(root: Arc<Json>, misses: Arc<Misses>) -> RecordNode {
+        RecordNode {
+            lent: true,
+            ..RecordNode::new(root, misses)
+        }
     }
 
     /// A record whose `nulls` texts read as `null`.
@@ -77,6 +90,7 @@ impl RecordNode {
             steps: Vec::new(),
             misses,
             nulls,
+            lent: false,
         }
     }
 
@@ -87,11 +101,15 @@ impl RecordNode {
             steps: Vec::new(),
             misses: Arc::clone(misses),
             nulls: Arc::clone(&self.nulls),
+            lent: false,
         }
     }
 
     /// A copy of the JSON this node stands for, with its null texts as `null`.
     pub fn to_json(&self) -> Json {
+        if self.lent && self.steps.is_empty() {
+            return Json::String(super::json::lent_marker().to_string());
+        }
         let mut copy = self.json().clone();
         if !self.nulls.is_empty() {
             replace_nulls(&mut copy, &self.nulls);
@@ -151,6 +169,7 @@ impl RecordNode {
             steps,
             misses: Arc::clone(&self.misses),
             nulls: Arc::clone(&self.nulls),
+            lent: false,
         })
     }
 
