@@ -80,8 +80,9 @@ pub type Keyed = Vec<(String, Json)>;
 
 /// What a write's templates read: `records` and `keys` for a batch write, `record` and `key`
 /// for a one-record write (no `batch:`), which is given one record. `records` is the record,
-/// or the list of records, that the templates see through `lent` (they read it lazily and copy
-/// it once, into the result).
+/// or the list of records, that the templates see through `lent`, reading it lazily. Written
+/// into the result whole, it is copied there, or with `marked` it is the
+/// [`template::lent_marker`], for the caller to put the records in its place.
 fn write_names(
     flow: &Flow,
     inputs: &Json,
@@ -120,7 +121,8 @@ fn lend(flow: &Flow, records: Vec<Json>) -> Arc<Json> {
     }
 }
 
-/// The records [`lend`] lent, back (copied only if a template kept a reference to them).
+/// The records [`lend`] lent, back (copied only if something still holds a reference to them:
+/// the templates' scope is gone by then).
 fn give_back(flow: &Flow, lent: Arc<Json>) -> Vec<Json> {
     let lent = Arc::unwrap_or_clone(lent);
     match lent {
@@ -615,12 +617,43 @@ mod tests {
             );
             let printed = write_body(&flow, &inputs, records.clone(), &env).unwrap();
             assert_eq!(printed, copied, "{body}");
-            assert!(
-                !serde_json::to_string(&printed)
-                    .unwrap()
-                    .contains(template::lent_marker()),
+            assert_eq!(
+                (&sent_parts.query, &sent_parts.headers),
+                (&parts.query, &parts.headers),
                 "{body}"
             );
+        }
+    }
+
+    /// A one-record write (no `batch:`) lends its record itself, whatever its shape: the body
+    /// sent and printed is the one with the record copied in, and the record comes back whole.
+    #[test]
+    fn a_one_record_body_holds_its_record_as_if_copied_in() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let loaded = crate::config::load_flow(&root.join("mappings/examples/shop_customers.yaml"));
+        let flow = loaded.value.expect("the shipped example compiles");
+        assert!(flow.target.operation().batch.is_none());
+        let env = Env::from([
+            ("CRM_URL".to_string(), "http://127.0.0.1:9".to_string()),
+            ("CRM_TOKEN".to_string(), "t".to_string()),
+        ]);
+        let inputs = target_inputs(&flow, &env).unwrap();
+        for record in [
+            json!({"external_id": "C1", "name": "Ann", "tags": ["a", null], "n": 1.5}),
+            json!([{"a": 1}, {"a": 2}]),
+        ] {
+            let one: Keyed = vec![("C1".to_string(), record)];
+            let (copied, parts, back) = write_request(&flow, &inputs, one.clone(), &env).unwrap();
+            assert_eq!(back, one);
+            let (sent, sent_parts, back) =
+                write_request_serialised(&flow, &inputs, one.clone(), &env).unwrap();
+            assert_eq!(back, one);
+            assert_eq!(sent, serde_json::to_vec(&copied).unwrap());
+            assert_eq!(
+                (sent_parts.path, sent_parts.query, sent_parts.headers),
+                (parts.path, parts.query, parts.headers)
+            );
+            assert_eq!(write_body(&flow, &inputs, one, &env).unwrap(), copied);
         }
     }
 

@@ -654,10 +654,6 @@ impl<'a> Run<'a> {
     /// numeric text becomes the exact number in a number field (and fails the record if it is
     /// not plain decimal notation or has more digits than a JSON number carries exactly).
     fn coerce(&self, field: &Field, value: Json) -> Result<Json, Failure> {
-        if template::is_lent_marker(&value) {
-            // A write's records, put in place later: never a scalar to coerce.
-            return Ok(value);
-        }
         let (whole, text) = match (field.coerce, value) {
             (Coerce::Text, Json::Number(number)) => return Ok(Json::String(number.to_string())),
             (Coerce::Text, Json::Null) => return Ok(Json::String(String::new())),
