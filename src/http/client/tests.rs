@@ -41,6 +41,14 @@ async fn server(script: Vec<(u16, &'static str)>) -> (String, Arc<AtomicU32>) {
 }
 
 fn connector(dir: &tempfile::TempDir) -> StandaloneConnector {
+    connector_with(
+        dir,
+        "{ retry: { attempts: 4, initial_backoff: 1s, max_backoff: 8s, throttle_wait: 31s, throttle_attempts: 3 } }",
+    )
+}
+
+/// The test connector with `http` as its `http:` settings.
+fn connector_with(dir: &tempfile::TempDir, http: &str) -> StandaloneConnector {
     let file = dir.path().join("api.yaml");
     std::fs::write(
         &file,
@@ -52,7 +60,7 @@ envelope:
   message: "body.error"
   retryable: "body.busy == true"
   throttled: "body.limited == true"
-http: { retry: { attempts: 4, initial_backoff: 1s, max_backoff: 8s, throttle_wait: 31s, throttle_attempts: 3 } }
+http: HTTP
 operations:
   read: { kind: read, encoding: form, records: "$.items[*]", pagination: { strategy: none } }
   write:
@@ -61,7 +69,8 @@ operations:
     body: { records: "{{ records }}" }
     batch: { max_size: 10 }
     results: { successes: "$.saved[*]", errors: "$.errors[*]", index: at, id: id, message: why }
-"#,
+"#
+        .replace("HTTP", http),
     )
     .unwrap();
     config::load_connector(&file)
@@ -392,23 +401,7 @@ async fn the_observer_is_told_each_request_with_its_outcome_and_each_rate_limit_
 async fn an_early_request_waiting_in_the_rate_limit_is_not_sent_once_withdrawn() {
     let (url, calls) = server(vec![(200, r#"{"ok": true, "items": []}"#)]).await;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("api.yaml");
-    std::fs::write(
-        &file,
-        r#"name: api
-base_url: "{{ env.API_URL }}"
-auth: { strategy: none }
-envelope:
-  success: "body.ok == true"
-  message: "body.error"
-  throttled: "body.limited == true"
-http: { rate_limit: { requests: 1, per: 400ms } }
-operations:
-  read: { kind: read, encoding: form, records: "$.items[*]", pagination: { strategy: none } }
-"#,
-    )
-    .unwrap();
-    let standalone = config::load_connector(&file).value.expect("compiles");
+    let standalone = connector_with(&dir, "{ rate_limit: { requests: 1, per: 400ms } }");
     let env: Env = [("API_URL".to_string(), url)].into_iter().collect();
     let client = Client::new(
         &standalone.connector,
