@@ -21,6 +21,7 @@ pub mod error;
 pub mod file;
 pub mod http;
 pub mod preview;
+pub mod projected;
 pub mod record;
 pub mod request;
 pub mod run;

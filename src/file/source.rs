@@ -161,7 +161,7 @@ fn last_copies(
     let mut last = HashMap::new();
     for (at, file) in files.iter().enumerate() {
         crate::file::format::for_each_record(file, spec.format, &mut |line, record| {
-            let (key, _, _) = key_or_stand_in(flow, &Arc::new(record));
+            let (key, _, _) = key_or_stand_in(flow, &Arc::new(record), None);
             last.insert(key, (at, line));
             Ok(())
         })?;
@@ -182,7 +182,7 @@ fn read_file(
     let index = reading.index;
     crate::file::format::for_each_record(file, spec.format, &mut |line, record| {
         let record = Arc::new(record);
-        let (key, modified, _) = key_or_stand_in(flow, &record);
+        let (key, modified, _) = key_or_stand_in(flow, &record, None);
         if let Some(last) = reading.last
             && last.get(&key).is_some_and(|at| *at != (reading.file, line))
         {
@@ -202,6 +202,7 @@ fn read_file(
         if seen.admit(&key, &version(&modified, &record), false) {
             let record = SourceRecord {
                 record,
+                text: None,
                 key,
                 modified,
                 window: Some(index),

@@ -160,7 +160,7 @@ impl FileTarget {
             .map(|o| Pending {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
-                source: Cow::Borrowed(&*o.source),
+                source: o.source.clone(),
                 target: keep.then_some(Cow::Borrowed(&o.mapped.target)),
                 modified: o.mapped.modified.clone(),
             })
@@ -209,7 +209,7 @@ impl FileTarget {
                         message: message.clone(),
                         field: Some(field.clone()),
                         hash: Some(outgoing.mapped.hash.clone()),
-                        source: Some((*outgoing.source).clone()),
+                        source: Some(outgoing.source.whole()?),
                         modified: outgoing.mapped.modified.clone(),
                     });
                     settled.push(Settled::Failed {
@@ -394,6 +394,7 @@ mod tests {
     use crate::config;
     use crate::record;
     use crate::state::RunSummary;
+    use crate::state::Source;
     use crate::time::SystemClock;
 
     /// A flow from `{id}` records to `out.jsonl`, replaced by each run.
@@ -430,7 +431,7 @@ mod tests {
             let source = Arc::new(json!({ "id": id }));
             let outgoing = Outgoing {
                 mapped: record::map(flow, Arc::clone(&source)).unwrap(),
-                source,
+                source: Source::Json(source),
                 window: None,
             };
             target.write(vec![outgoing]).await.unwrap();
@@ -485,7 +486,7 @@ mod tests {
         let crashed = Arc::new(crashed.unwrap());
         let mapped = |id: &str| record::map(&flow, Arc::new(json!({ "id": id }))).unwrap();
         let outgoing = Outgoing {
-            source: Arc::new(json!({"id": "B"})),
+            source: Source::from(json!({"id": "B"})),
             mapped: mapped("B"),
             window: None,
         };
@@ -494,7 +495,7 @@ mod tests {
         let pending = Pending {
             key: c.key.clone(),
             hash: c.hash.clone(),
-            source: Cow::Owned(json!({"id": "C"})),
+            source: Source::from(json!({"id": "C"})),
             target: Some(Cow::Owned(c.target.clone())),
             modified: None,
         };

@@ -29,6 +29,7 @@ use crate::config::raw::{Encoding, OperationKind};
 use crate::error::{Error, ErrorKind};
 use crate::http::arrival::Arrival;
 use crate::http::envelope::{self, Verdict};
+use crate::http::lean::{self, Lean};
 use crate::http::proxy::Proxies;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::retry::{Jitter, Sleeper, backoff};
@@ -60,6 +61,9 @@ pub struct Reply {
     /// The response headers, names in lowercase.
     pub headers: Vec<(String, String)>,
     pub body: Arc<Json>,
+    /// The text of each record of a body parsed lean (see `lean`): the records in `body` then
+    /// hold only the fields the flow reads. `None`: parsed whole.
+    pub texts: Option<Vec<Arc<str>>>,
     pub verdict: Verdict,
 }
 
@@ -117,6 +121,19 @@ struct Call<'a> {
     deadline: Instant,
     arrival: Option<&'a Arrival>,
     after: Option<&'a Arrival>,
+    lean: Option<&'a Lean>,
+}
+
+/// What a reader adds to a call. `arrival` is told when an answer is in (HTTP 2xx, read whole,
+/// before it is parsed) and withdrawn when another attempt follows or the answer is not a
+/// success (see `arrival`); `after` is the arrival this call was sent on, if any: once that is
+/// withdrawn, this call makes no further attempt. A reader sends its next request on the
+/// arrival, while it reads this answer. `lean`: how to parse the answer lean (see `lean`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reading<'a> {
+    pub arrival: Option<&'a Arrival>,
+    pub after: Option<&'a Arrival>,
+    pub lean: Option<&'a Lean>,
 }
 
 /// A connector, resolved for one run.
@@ -515,16 +532,12 @@ impl Client {
             parts,
             payload,
             idempotent,
-            (None, None),
+            Reading::default(),
         )
         .await
     }
 
-    /// [`Client::call`], telling `arrival` when an answer is in (HTTP 2xx, read whole, before
-    /// it is parsed) and withdrawing it when another attempt follows or the answer is not a
-    /// success (see `arrival`); `after` is the arrival this call was sent on, if any: once that
-    /// is withdrawn, this call makes no further attempt. A reader sends its next request on
-    /// the arrival, while it reads this answer.
+    /// [`Client::call`] for a reader (see [`Reading`]).
     pub async fn call_announced(
         &self,
         operation: &Operation,
@@ -532,9 +545,13 @@ impl Client {
         parts: &Parts,
         payload: Payload,
         idempotent: bool,
-        arrivals: (Option<&Arrival>, Option<&Arrival>),
+        reading: Reading<'_>,
     ) -> Result<Reply, CallError> {
-        let (arrival, after) = arrivals;
+        let Reading {
+            arrival,
+            after,
+            lean,
+        } = reading;
         let deadline = Instant::now() + self.call_timeout;
         let call = Call {
             operation,
@@ -544,6 +561,7 @@ impl Client {
             deadline,
             arrival,
             after,
+            lean,
         };
         let attempts = self.attempts(call, payload);
         let result = match tokio::time::timeout_at(deadline, attempts).await {
@@ -581,6 +599,7 @@ impl Client {
             deadline,
             arrival,
             after,
+            lean,
         } = call;
         let envelope = operation
             .envelope
@@ -661,10 +680,14 @@ impl Client {
             }
             // To a token strategy, 401 means the token is gone, whatever the body says.
             let unauthorized = status == 401 && self.auth.renews_on_401();
+            let mut texts = None;
             let parsed = match unauthorized {
                 true => Ok(Arc::new(Json::Null)),
-                false => serde_json::from_slice::<Json>(&response.body)
-                    .map(Arc::new)
+                false => lean::parse(lean, &response.body)
+                    .map(|parsed| {
+                        texts = parsed.texts;
+                        Arc::new(parsed.body)
+                    })
                     .or_else(|err| refusal_text(operation, status, &response.body).ok_or(err)),
             };
             let verdict = match unauthorized {
@@ -789,6 +812,7 @@ impl Client {
                         status,
                         headers: response.headers,
                         body,
+                        texts,
                         verdict,
                     });
                 }
@@ -823,6 +847,7 @@ impl Client {
                         status,
                         headers: response.headers,
                         body,
+                        texts,
                         verdict,
                     });
                 }

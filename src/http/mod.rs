@@ -3,6 +3,7 @@
 pub mod arrival;
 pub mod client;
 pub mod envelope;
+pub mod lean;
 pub mod proxy;
 pub mod ratelimit;
 pub mod retry;

@@ -106,8 +106,7 @@ impl BatchStage {
             let entry = ledger.get(&record.key);
             match mapped {
                 Ok(mapped) => {
-                    let decision =
-                        decide_mapped(entry, &mapped.hash, &record.record, self.on_change);
+                    let decision = decide_mapped(entry, &mapped.hash, self.on_change);
                     if !self.dry_run {
                         seen.extend(kept_version(decision, &record, &mapped));
                     }
@@ -116,11 +115,18 @@ impl BatchStage {
                         updates: &mut updates,
                         parked: &mut parked,
                     };
-                    self.apply_mapped(decision, record, mapped, summary, out);
+                    self.apply_mapped(decision, record, mapped, summary, out)?;
                 }
                 Err(failure) => {
-                    let decision = decide_unmappable(entry, &record.record);
-                    self.apply_unmappable(decision, record, &failure, summary, &mut parked);
+                    // Rare: the record is parsed whole to be compared and kept.
+                    let source = record.source().whole()?;
+                    let decision = decide_unmappable(entry, &source);
+                    let unmapped = Unmapped {
+                        record,
+                        source,
+                        failure: &failure,
+                    };
+                    self.apply_unmappable(decision, unmapped, summary, &mut parked);
                 }
             }
         }
@@ -155,7 +161,7 @@ impl BatchStage {
         mapped: Mapped,
         summary: &mut Summary,
         out: Out<'_>,
-    ) {
+    ) -> Result<()> {
         let Out {
             outgoing,
             updates,
@@ -164,7 +170,7 @@ impl BatchStage {
         match decision {
             Mappable::Write => outgoing.push(Outgoing {
                 mapped,
-                source: record.record,
+                source: record.source(),
                 window: record.window,
             }),
             Mappable::Update => {
@@ -178,7 +184,7 @@ impl BatchStage {
                     summary.updates += 1;
                     updates.push(Outgoing {
                         mapped,
-                        source: record.record,
+                        source: record.source(),
                         window: record.window,
                     });
                 }
@@ -195,26 +201,32 @@ impl BatchStage {
                 let message = "the source changed after the record was written; the target keeps the first version".to_string();
                 self.progress.failed(&record.key, &message);
                 if !self.dry_run {
+                    let source = record.source().whole()?;
                     parked.push(Outcome::Conflict {
                         key: record.key,
                         message,
                         hash: Some(mapped.hash),
-                        source: Some((*record.record).clone()),
+                        source: Some(source),
                         modified: record.modified,
                     });
                 }
             }
         }
+        Ok(())
     }
 
     fn apply_unmappable(
         &self,
         decision: Unmappable,
-        record: SourceRecord,
-        failure: &Failure,
+        unmapped: Unmapped<'_>,
         summary: &mut Summary,
         parked: &mut Vec<Outcome>,
     ) {
+        let Unmapped {
+            record,
+            source,
+            failure,
+        } = unmapped;
         let error = &failure.error;
         // A key or last-modified error belongs to no target field: only its place is named.
         let message = if error.target.is_empty() {
@@ -243,7 +255,7 @@ impl BatchStage {
                         message,
                         field: failure.error.missing_field.clone(),
                         hash: None,
-                        source: Some((*record.record).clone()),
+                        source: Some(source),
                         modified: record.modified,
                     });
                 }
@@ -254,6 +266,13 @@ impl BatchStage {
 
 /// Changed records per task of the write stage.
 const UPDATES_PER_TASK: usize = 10;
+
+/// A record that could not be mapped, parsed whole.
+struct Unmapped<'a> {
+    record: SourceRecord,
+    source: Json,
+    failure: &'a Failure,
+}
 
 /// Where the records of a group go.
 struct Out<'a> {
@@ -273,7 +292,7 @@ fn kept_version(decision: Mappable, record: &SourceRecord, mapped: &Mapped) -> O
     };
     Some(Seen {
         key: record.key.clone(),
-        source: (*record.record).clone(),
+        source: record.source(),
         sent,
     })
 }
@@ -305,16 +324,11 @@ enum Unmappable {
     Park,
 }
 
-fn decide_mapped(
-    entry: Option<&Entry>,
-    hash: &str,
-    source: &Json,
-    on_change: OnChange,
-) -> Mappable {
+fn decide_mapped(entry: Option<&Entry>, hash: &str, on_change: OnChange) -> Mappable {
     let Some(entry) = entry else {
         return Mappable::Write;
     };
-    if parked_unchanged(entry, Some(hash), source) {
+    if parked_unchanged(entry, Some(hash), None) {
         Mappable::StillParked
     } else if entry.status == Status::Done && entry.hash.as_deref() == Some(hash) {
         Mappable::Skip { changed: false }
@@ -334,17 +348,17 @@ fn decide_mapped(
 fn decide_unmappable(entry: Option<&Entry>, source: &Json) -> Unmappable {
     match entry {
         Some(entry) if entry.done_at.is_some() => Unmappable::AlreadyWritten,
-        Some(entry) if parked_unchanged(entry, None, source) => Unmappable::StillParked,
+        Some(entry) if parked_unchanged(entry, None, Some(source)) => Unmappable::StillParked,
         _ => Unmappable::Park,
     }
 }
 
 /// Whether `entry` is parked for this very version of the record: the same mapped content
 /// (`hash`), or, when it cannot be mapped (as before: `None`), the same source record.
-fn parked_unchanged(entry: &Entry, hash: Option<&str>, source: &Json) -> bool {
+fn parked_unchanged(entry: &Entry, hash: Option<&str>, source: Option<&Json>) -> bool {
     matches!(entry.status, Status::Failed | Status::Conflict)
         && entry.hash.as_deref() == hash
-        && (hash.is_some() || entry.source.as_ref() == Some(source))
+        && (hash.is_some() || entry.source.as_ref() == source)
 }
 
 /// Which of the records with these `keys` go on: two versions of one record can arrive
@@ -407,7 +421,6 @@ mod tests {
 
     #[test]
     fn a_mapped_record_is_written_skipped_or_parked_by_what_the_ledger_knows() {
-        let source = json!({"order_no": "RK1"});
         let cases = [
             (None, OnChange::Conflict, Mappable::Write),
             (
@@ -469,7 +482,7 @@ mod tests {
         ];
         for (entry, on_change, expected) in cases {
             assert_eq!(
-                decide_mapped(entry.as_ref(), "h1", &source, on_change),
+                decide_mapped(entry.as_ref(), "h1", on_change),
                 expected,
                 "{entry:?} under {on_change:?}"
             );

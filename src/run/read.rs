@@ -47,8 +47,10 @@ impl ReadStage {
             Input::Http(client) => client,
             Input::File => return self.read_files(out).await,
         };
+        let lean = crate::source::lean::plan(&self.flow);
         let reader = Reader {
             flow: &self.flow,
+            lean: lean.as_ref(),
             client,
             env: &self.env,
             progress: &*self.progress,

@@ -17,7 +17,7 @@ use crate::run::batch::chunk;
 use crate::run::progress::Progress;
 use crate::run::settle::tell_refused_but_there;
 use crate::run::sink::Sink;
-use crate::state::{Entry, Outcome};
+use crate::state::{Entry, Outcome, Source};
 use crate::target::update::{Updated, Updater};
 use crate::target::writer::{Outgoing, Settled};
 
@@ -79,7 +79,7 @@ pub async fn recover(writer: &Sink, progress: &Progress) -> Result<Recovery> {
         match record::map(flow, Arc::new(source.clone())) {
             Ok(mapped) => resend.push(Outgoing {
                 mapped,
-                source: Arc::new(source),
+                source: Source::from(source),
                 window: None,
             }),
             Err(failure) => outcomes.push(Outcome::Failed {

@@ -24,7 +24,7 @@ use crate::run::progress::Progress;
 use crate::run::recover::recover;
 use crate::run::sink::Sink;
 use crate::run::{Options, writer};
-use crate::state::{Entry, Kept, Store, WrittenFilter};
+use crate::state::{Entry, Kept, Source, Store, WrittenFilter};
 use crate::target::writer::{Outgoing, Settled};
 
 /// What `engine resend` was asked.
@@ -258,7 +258,7 @@ fn remap(
         }
         changed.push(Outgoing {
             mapped,
-            source: Arc::new(kept.source),
+            source: Source::from(kept.source),
             window: None,
         });
     }

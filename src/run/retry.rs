@@ -18,7 +18,7 @@ use crate::run::progress::Progress;
 use crate::run::recover::recover;
 use crate::run::settle::tell_refused_but_there;
 use crate::run::{Options, Summary, recorded, writer};
-use crate::state::{Entry, Outcome, RunKind, Store};
+use crate::state::{Entry, Outcome, RunKind, Source, Store};
 use crate::target::writer::{Outgoing, Settled};
 
 /// Resend parked records (all, or those with the given keys) with the flow as it is now.
@@ -125,7 +125,7 @@ async fn resend(
             {
                 changed.push(Outgoing {
                     mapped,
-                    source: Arc::new(source),
+                    source: Source::from(source),
                     window: None,
                 })
             }
@@ -134,7 +134,7 @@ async fn resend(
             }
             Ok(mapped) => outgoing.push(Outgoing {
                 mapped,
-                source: Arc::new(source),
+                source: Source::from(source),
                 window: None,
             }),
             Err(failure) => {

@@ -173,6 +173,7 @@ mod tests {
     use crate::record;
     use crate::run::progress::Progress;
     use crate::run::recover::recover;
+    use crate::state::Source;
     use crate::state::{Pending, Status};
     use crate::time::{Clock, SystemClock};
 
@@ -204,7 +205,7 @@ mod tests {
         let source = Arc::new(source);
         Outgoing {
             mapped: record::map(flow, Arc::clone(&source)).unwrap(),
-            source,
+            source: Source::Json(source),
             window: None,
         }
     }
@@ -236,7 +237,7 @@ mod tests {
                 Pending {
                     key: o.mapped.key,
                     hash: o.mapped.hash,
-                    source: Cow::Owned(source.clone()),
+                    source: Source::from(source.clone()),
                     target: Some(Cow::Owned(o.mapped.target)),
                     modified: None,
                 }

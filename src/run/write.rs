@@ -224,6 +224,7 @@ mod tests {
     use super::*;
     use crate::record::Mapped;
     use crate::run::concurrency::Mode;
+    use crate::state::Source;
 
     /// A writer whose calls wait until the test lets them through, saying when they start.
     struct Held {
@@ -262,7 +263,7 @@ mod tests {
                 skipped: Vec::new(),
                 hash: key.to_string(),
             },
-            source: Arc::new(json!({"order_no": key})),
+            source: Source::from(json!({"order_no": key})),
             window: Some(window),
         }]
     }

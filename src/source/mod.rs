@@ -3,6 +3,7 @@
 
 pub mod cursor;
 pub mod early;
+pub mod lean;
 pub mod link;
 pub mod next_url;
 pub mod numbered;

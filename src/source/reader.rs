@@ -17,25 +17,41 @@ use tokio::sync::mpsc;
 use crate::config::model::{Flow, JsonPath, Pagination, PagingStrategy};
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::arrival::Arrival;
-use crate::http::client::{Client, Payload};
+use crate::http::client::{Client, Payload, Reading};
 use crate::http::envelope::{self, Verdict};
+use crate::http::lean::Lean;
 use crate::http::transport::join_url;
 use crate::record;
 use crate::request::{self, Env, Placeholders};
 use crate::source::early::{Early, Fetching, until_answered};
 use crate::source::strategy::{self, Answer, Next};
 use crate::source::window::{self, Window};
+use crate::state::Source;
 use crate::template::TemplateId;
 use crate::time::wall_clock;
 
 /// A source record on its way to the target.
 #[derive(Debug, Clone)]
 pub struct SourceRecord {
+    /// The record as the flow's templates see it: with only the fields the flow reads when it
+    /// was read lean (then `text` holds it whole).
     pub record: Arc<Json>,
+    /// The record's JSON text as the answer held it, when `record` holds only some fields.
+    pub text: Option<Arc<str>>,
     pub key: String,
     pub modified: Option<String>,
     /// Index of the window it was read in (the cursor waits for every record of a window).
     pub window: Option<usize>,
+}
+
+impl SourceRecord {
+    /// The record whole, as the ledger keeps it.
+    pub fn source(&self) -> Source {
+        match &self.text {
+            Some(text) => Source::Text(Arc::clone(text)),
+            None => Source::Json(Arc::clone(&self.record)),
+        }
+    }
 }
 
 /// What the reader sends on.
@@ -115,22 +131,27 @@ pub struct WindowStats {
 
 /// A record's key, or a stand-in derived from its content when the key cannot be read
 /// (such a record is parked under that stand-in, never lost).
+/// `text`: the record's whole text, when `record` holds only the fields the flow reads (the
+/// stand-in is derived from the whole record, however it was read).
 pub fn key_or_stand_in(
     flow: &Flow,
     record: &Arc<Json>,
+    text: Option<&str>,
 ) -> (String, Option<String>, Option<String>) {
     match record::key_of(flow, record) {
         Ok((key, modified)) => (key, modified, None),
-        Err(err) => (
-            format!("?{}", &record::content_hash(record)[..12]),
-            None,
-            Some(err.message),
-        ),
+        Err(err) => {
+            let whole = text.and_then(|text| serde_json::from_str::<Json>(text).ok());
+            let hash = record::content_hash(whole.as_ref().unwrap_or(record));
+            (format!("?{}", &hash[..12]), None, Some(err.message))
+        }
     }
 }
 
 pub struct Reader<'a> {
     pub flow: &'a Flow,
+    /// How to read the answers lean (`source::lean`), if they can be.
+    pub lean: Option<&'a Lean>,
     pub client: &'a Client,
     pub env: &'a Env,
     pub progress: &'a dyn ReadProgress,
@@ -257,16 +278,19 @@ impl Reader<'_> {
         let Fetched {
             url,
             mut body,
+            texts,
             total,
             headers,
             has_more,
         } = answer;
         let operation = self.flow.source.operation();
-        let movable = operation
-            .pagination
-            .as_ref()
-            .is_some_and(|p| !reads_body_paths(&p.strategy));
-        let records = match &operation.records {
+        // A lean answer's pager reads no body paths (`lean::plan`).
+        let movable = texts.is_some()
+            || operation
+                .pagination
+                .as_ref()
+                .is_some_and(|p| !reads_body_paths(&p.strategy));
+        let records: Vec<Arc<Json>> = match &operation.records {
             None => Vec::new(),
             Some(path) => match movable.then(|| take_list(path, &mut body)).flatten() {
                 Some(records) => records.into_iter().map(Arc::new).collect(),
@@ -277,15 +301,30 @@ impl Reader<'_> {
                     .collect(),
             },
         };
+        let texts: Vec<Option<Arc<str>>> = match texts {
+            None => vec![None; records.len()],
+            Some(texts) if texts.len() == records.len() => texts.into_iter().map(Some).collect(),
+            Some(texts) => {
+                return Err(Error::new(
+                    ErrorKind::State,
+                    format!(
+                        "an answer read lean held {} records and {} texts",
+                        records.len(),
+                        texts.len()
+                    ),
+                ));
+            }
+        };
         let mut keys = Vec::with_capacity(records.len());
         let mut keyed = Vec::with_capacity(records.len());
-        for record in records {
-            let (key, modified, _) = key_or_stand_in(self.flow, &record);
+        for (record, text) in records.into_iter().zip(texts) {
+            let (key, modified, _) = key_or_stand_in(self.flow, &record, text.as_deref());
             let mut hasher = DefaultHasher::new();
             key.hash(&mut hasher);
             keys.push(hasher.finish());
             keyed.push(SourceRecord {
                 record,
+                text,
                 key,
                 modified,
                 window: Some(index),
@@ -405,6 +444,8 @@ struct Fetched {
     headers: Vec<(String, String)>,
     /// The answer, its records still in it (the shape checked).
     body: Json,
+    /// The records' texts when the answer was read lean.
+    texts: Option<Vec<Arc<str>>>,
     has_more: Option<bool>,
 }
 
@@ -521,7 +562,11 @@ impl Reader<'_> {
                 &parts,
                 payload,
                 true,
-                arrivals,
+                Reading {
+                    arrival: arrivals.0,
+                    after: arrivals.1,
+                    lean: self.lean,
+                },
             )
             .await
             .map_err(|err| err.into_error())?;
@@ -596,6 +641,7 @@ impl Reader<'_> {
         }
         Ok(Fetched {
             url,
+            texts: reply.texts,
             total,
             headers: reply.headers,
             // The client keeps no other handle on the answer: taken, not copied.

@@ -13,8 +13,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::Value as Json;
 
 use crate::error::Result;
-use crate::state::packing::{Packed, Packer};
-use crate::state::{Durability, Entry, Nanos, Store};
+use crate::state::packing::{Doc, Packed, Packer};
+use crate::state::{Durability, Entry, Nanos, Source, Store};
 
 /// A key's kept content.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +30,7 @@ pub struct Kept {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {
     pub key: String,
-    pub source: Json,
+    pub source: Source,
     /// The mapped record the target holds, when known to be this one (the record was read
     /// again unchanged); `None` keeps what was kept.
     pub sent: Option<Json>,
@@ -97,7 +97,7 @@ pub(crate) fn keep_source_in(
     packer: &mut Packer,
     flow: &str,
     key: &str,
-    source: &Json,
+    source: Doc<'_>,
     sent: Option<&Json>,
 ) -> rusqlite::Result<()> {
     let packed = match sent {
@@ -141,7 +141,7 @@ impl Store {
                     &mut packer,
                     flow,
                     &record.key,
-                    &record.source,
+                    (&record.source).into(),
                     record.sent.as_ref(),
                 )?;
             }

@@ -194,7 +194,8 @@ impl Store {
             for record in records {
                 // The source to resend is the kept one when the flow keeps records: packed
                 // once, stored once.
-                let packed = packer.pack(tx, flow, &record.source, record.target.as_deref())?;
+                let packed =
+                    packer.pack(tx, flow, (&record.source).into(), record.target.as_deref())?;
                 let new_kept = match record.target {
                     Some(_) => Some(insert_kept.insert(params![packed.dictionary, packed.bytes])?),
                     None => None,
@@ -541,7 +542,12 @@ fn keep_given_source(
     {
         return Ok(());
     }
-    keep_source(tx, flow, key, Some(&packer.pack(tx, flow, source, None)?))
+    keep_source(
+        tx,
+        flow,
+        key,
+        Some(&packer.pack(tx, flow, source.into(), None)?),
+    )
 }
 
 /// An [`Entry`] from a row of [`ENTRY_COLUMNS`].

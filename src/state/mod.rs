@@ -211,15 +211,47 @@ pub struct Entry {
     pub done_at: Option<DateTime<Utc>>,
 }
 
-/// A record about to be sent. The records are borrowed where the caller still holds them (a
-/// writer's batch): a deep copy of each source and bill per send cost more than the ledger's
-/// own work on them.
+/// A source record as the ledger is given it: parsed, or the JSON text it was read as. A reader
+/// that parses only the fields a flow reads (`source::lean`) keeps the text for the rest; the
+/// ledger packs that text as it is, and it reads back as the record parsed whole.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Json(Arc<serde_json::Value>),
+    /// One JSON value's text (valid JSON: it was read from an answer that parsed).
+    Text(Arc<str>),
+}
+
+impl Source {
+    /// The record parsed whole.
+    pub fn whole(&self) -> Result<serde_json::Value> {
+        match self {
+            Source::Json(json) => Ok((**json).clone()),
+            Source::Text(text) => serde_json::from_str(text).map_err(|err| {
+                Error::new(
+                    ErrorKind::State,
+                    "a source record read could not be parsed again",
+                )
+                .with_source(err)
+            }),
+        }
+    }
+}
+
+impl From<serde_json::Value> for Source {
+    fn from(json: serde_json::Value) -> Source {
+        Source::Json(Arc::new(json))
+    }
+}
+
+/// A record about to be sent. The bills are borrowed where the caller still holds them (a
+/// writer's batch), and the sources shared: a deep copy of each per send cost more than the
+/// ledger's own work on them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending<'a> {
     pub key: String,
     /// The content hash of the mapped target record being sent.
     pub hash: String,
-    pub source: Cow<'a, serde_json::Value>,
+    pub source: Source,
     /// The mapped target record being sent, kept with the source for `engine resend`; `None`
     /// when the flow keeps no records (`target.keep_records: false`).
     pub target: Option<Cow<'a, serde_json::Value>>,

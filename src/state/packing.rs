@@ -29,7 +29,7 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use zstd::zstd_safe::{CCtx, CDict, CParameter, DCtx, DDict};
 
-use crate::state::Kept;
+use crate::state::{Kept, Source};
 
 /// The `dictionary` of a row packed with zstd but without a dictionary.
 pub(crate) const NO_DICTIONARY: i64 = 0;
@@ -134,8 +134,31 @@ fn bad_row(err: Box<dyn std::error::Error + Send + Sync>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, err)
 }
 
-/// The document's text, `{"source": …, "sent": …}`, in place of what `text` held.
-pub(crate) fn document(text: &mut Vec<u8>, source: &Json, sent: Option<&Json>) {
+/// A source record to pack: parsed, or the JSON text it was read as.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Doc<'a> {
+    Json(&'a Json),
+    Text(&'a str),
+}
+
+impl<'a> From<&'a Json> for Doc<'a> {
+    fn from(json: &'a Json) -> Doc<'a> {
+        Doc::Json(json)
+    }
+}
+
+impl<'a> From<&'a Source> for Doc<'a> {
+    fn from(source: &'a Source) -> Doc<'a> {
+        match source {
+            Source::Json(json) => Doc::Json(json),
+            Source::Text(text) => Doc::Text(text),
+        }
+    }
+}
+
+/// The document's text, `{"source": …, "sent": …}`, in place of what `text` held. A source
+/// given as text is written as it is: it parses back to the same record.
+pub(crate) fn document(text: &mut Vec<u8>, source: Doc<'_>, sent: Option<&Json>) {
     #[derive(Serialize)]
     struct Document<'a> {
         source: &'a Json,
@@ -143,7 +166,16 @@ pub(crate) fn document(text: &mut Vec<u8>, source: &Json, sent: Option<&Json>) {
     }
     text.clear();
     // Writing to a Vec cannot fail.
-    serde_json::to_writer(&mut *text, &Document { source, sent }).expect("JSON into memory");
+    match source {
+        Doc::Json(source) => serde_json::to_writer(&mut *text, &Document { source, sent }),
+        Doc::Text(source) => {
+            text.extend_from_slice(b"{\"source\":");
+            text.extend_from_slice(source.as_bytes());
+            text.extend_from_slice(b",\"sent\":");
+            serde_json::to_writer(&mut *text, &sent).map(|()| text.push(b'}'))
+        }
+    }
+    .expect("JSON into memory");
 }
 
 /// The [`Kept`] a document's text holds.
@@ -200,7 +232,7 @@ impl Packer {
         &mut self,
         db: &Connection,
         flow: &str,
-        source: &Json,
+        source: Doc<'_>,
         sent: Option<&Json>,
     ) -> rusqlite::Result<Packed> {
         let dictionary = self.dictionary_for(db, flow)?;
@@ -532,14 +564,29 @@ mod tests {
         let sent = json!({"FBillNo": "RK1", "FHeadNote": "退货"});
         let cases = [(source.clone(), Some(sent)), (source, None)];
         for (source, sent) in cases {
-            let packed = packer.pack(&db, "refund", &source, sent.as_ref()).unwrap();
-            assert_eq!(packed.dictionary, NO_DICTIONARY);
-            let kept = packer.unpack(&db, Some(packed.dictionary), &packed.bytes);
-            assert_eq!(kept.unwrap(), Kept { source, sent });
+            // Given parsed, or as the text it was read as (pretty-printed, escaped: as an
+            // answer may hold it).
+            let text: Arc<str> = Arc::from(serde_json::to_string_pretty(&source).unwrap());
+            let escaped = Source::Text(Arc::from(
+                r#"{"order_no":"RK1","memo":"\u9000\u8d27","lines":[{"num":1}]}"#,
+            ));
+            for given in [Source::from(source.clone()), Source::Text(text), escaped] {
+                let packed = packer
+                    .pack(&db, "refund", (&given).into(), sent.as_ref())
+                    .unwrap();
+                assert_eq!(packed.dictionary, NO_DICTIONARY);
+                let kept = packer.unpack(&db, Some(packed.dictionary), &packed.bytes);
+                let expected = Kept {
+                    source: source.clone(),
+                    sent: sent.clone(),
+                };
+                assert_eq!(kept.unwrap(), expected, "{given:?}");
+                assert_eq!(given.whole().unwrap(), source);
+            }
         }
         // A damaged row is an error, whatever it was packed with, never another document.
         let packed = packer
-            .pack(&db, "refund", &json!({"a": "bcdefg"}), None)
+            .pack(&db, "refund", (&json!({"a": "bcdefg"})).into(), None)
             .unwrap();
         let mut damaged = packed.bytes.clone();
         let last = damaged.len() - 6;
@@ -580,7 +627,7 @@ mod tests {
             .map(|(i, order)| crate::state::Pending {
                 key: format!("K{i:06}"),
                 hash: format!("{i:032x}"),
-                source: Cow::Owned(order.clone()),
+                source: Source::from(order.clone()),
                 target: Some(Cow::Owned(json!({"bill": order}))),
                 modified: None,
             })
@@ -602,7 +649,7 @@ mod tests {
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             store.write("refund", "test", crate::state::Durability::Full, |tx| {
                 let mut packer = store.packer();
-                packer.pack(tx, "refund", &orders[SAMPLES].1, None)?;
+                packer.pack(tx, "refund", (&orders[SAMPLES].1).into(), None)?;
                 panic!("a bug while the packer is held");
             })
         }));
@@ -646,7 +693,7 @@ mod tests {
             .map(|(i, order)| crate::state::Pending {
                 key: format!("K{i:06}"),
                 hash: format!("{i:032x}"),
-                source: Cow::Borrowed(order),
+                source: Source::from(order.clone()),
                 target: None,
                 modified: None,
             })

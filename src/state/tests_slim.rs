@@ -9,6 +9,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde_json::json;
 
+use crate::state::Source;
 use crate::state::schema;
 use crate::state::{Outcome, Pending, RunKind, RunSummary, Status, Store, footprint};
 
@@ -296,7 +297,7 @@ fn a_version_1_ledger_migrates_keeping_every_row_status_id_hash_source_and_run()
         let pending = Pending {
             key: key.to_string(),
             hash: "h".to_string(),
-            source: Cow::Owned(json!({})),
+            source: Source::from(json!({})),
             target: Some(Cow::Owned(json!({ "FBillNo": key }))),
             modified: None,
         };
@@ -316,7 +317,7 @@ fn a_source_is_kept_only_while_its_key_is_in_flight_or_parked() {
     let pending = |key: &str| Pending {
         key: key.to_string(),
         hash: "h".to_string(),
-        source: Cow::Owned(json!({ "order_no": key })),
+        source: Source::from(json!({ "order_no": key })),
         target: Some(Cow::Owned(json!({ "FBillNo": key }))),
         modified: None,
     };
@@ -404,7 +405,7 @@ fn churn_keeping(store: &Store, first: usize, batches: usize, keep: bool) {
             .map(|key| Pending {
                 key: key.clone(),
                 hash: "0123456789abcdef0123456789abcdef".to_string(),
-                source: Cow::Owned(realistic_source(key)),
+                source: Source::from(realistic_source(key)),
                 target: keep.then(|| Cow::Owned(realistic_bill(key))),
                 modified: Some("2026-11-15 17:36:29".to_string()),
             })
@@ -514,7 +515,7 @@ fn with_kept_records_rows_stay_under_600_bytes() {
                     "{:032x}",
                     (batch * 50 + i) as u128 * 0x9e37_79b9_7f4a_7c15_f39c
                 ),
-                source: Cow::Owned(order.clone()),
+                source: Source::from(order.clone()),
                 target: Some(Cow::Owned(bill_of(order))),
                 modified: order["modified"].as_str().map(str::to_string),
             })
@@ -531,7 +532,7 @@ fn with_kept_records_rows_stay_under_600_bytes() {
                     message: "字段“物料编码”的值“SKU-0001”在系统中不存在".to_string(),
                     field: Some("FMaterialId".to_string()),
                     hash: None,
-                    source: Some(record.source.clone().into_owned()),
+                    source: Some(record.source.whole().unwrap()),
                     modified: None,
                 },
                 _ => Outcome::Done {
@@ -605,7 +606,7 @@ fn rows_stay_under_1400_bytes_and_deleted_sources_leave_no_free_pages() {
             .map(|entry| Pending {
                 key: entry.key.clone(),
                 hash: entry.hash.clone().unwrap(),
-                source: Cow::Owned(realistic_source(&entry.key)),
+                source: Source::from(realistic_source(&entry.key)),
                 target: Some(Cow::Owned(realistic_bill(&entry.key))),
                 modified: entry.modified.clone(),
             })
@@ -649,7 +650,7 @@ fn in_flight_marks_are_synced_at_commit_and_outcomes_at_checkpoints() {
     let pending = Pending {
         key: "A".to_string(),
         hash: "h".to_string(),
-        source: Cow::Owned(json!({})),
+        source: Source::from(json!({})),
         target: Some(Cow::Owned(json!({}))),
         modified: None,
     };

@@ -8,6 +8,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde_json::json;
 
+use crate::state::Source;
 use crate::state::schema;
 use crate::state::{
     Kept, Outcome, Pending, PendingUpdate, Seen, Status, Step, Store, UpdateEnd, WrittenFilter,
@@ -107,7 +108,7 @@ fn pending(key: &str, hash: &str) -> Pending<'static> {
     Pending {
         key: key.to_string(),
         hash: hash.to_string(),
-        source: Cow::Owned(json!({ "order_no": key, "memo": hash })),
+        source: Source::from(json!({ "order_no": key, "memo": hash })),
         target: Some(Cow::Owned(json!({ "FBillNo": key, "FHeadNote": hash }))),
         modified: None,
     }
@@ -151,7 +152,7 @@ fn a_written_key_keeps_its_newest_source_and_the_record_last_sent() {
             FLOW,
             &[Seen {
                 key: "A".to_string(),
-                source: newer.clone(),
+                source: newer.clone().into(),
                 sent: None,
             }],
         )
@@ -169,7 +170,7 @@ fn a_written_key_keeps_its_newest_source_and_the_record_last_sent() {
             FLOW,
             &[Seen {
                 key: "Z".to_string(),
-                source: json!({}),
+                source: json!({}).into(),
                 sent: None,
             }],
         )
@@ -203,7 +204,7 @@ fn a_damaged_kept_copy_stops_no_run_and_no_resend_and_is_kept_anew_when_read_aga
                 FLOW,
                 &[Seen {
                     key: "A".to_string(),
-                    source: newer.clone(),
+                    source: newer.clone().into(),
                     sent: None,
                 }],
             )

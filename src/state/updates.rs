@@ -123,7 +123,7 @@ impl Store {
             }
             let packed =
                 self.packer()
-                    .pack(tx, flow, &update.source, Some(&update.record))?;
+                    .pack(tx, flow, (&update.source).into(), Some(&update.record))?;
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO updates (flow, key, hash, step, dictionary, packed, modified,
@@ -257,13 +257,14 @@ impl Store {
                 (true, None) => {
                     // Begun before schema version 4 (zlib): packed again as kept rows are now.
                     let update = packer.unpack(tx, None, &packed)?;
-                    let packed = packer.pack(tx, flow, &update.source, update.sent.as_ref())?;
+                    let packed =
+                        packer.pack(tx, flow, (&update.source).into(), update.sent.as_ref())?;
                     keep_packed(tx, flow, key, &packed)?;
                 }
                 (false, _) => {
                     // The newest source is kept, beside what the target still holds.
                     let source = packer.unpack(tx, dictionary, &packed)?.source;
-                    kept::keep_source_in(tx, &mut packer, flow, key, &source, None)?;
+                    kept::keep_source_in(tx, &mut packer, flow, key, (&source).into(), None)?;
                 }
             }
             tx.prepare_cached("DELETE FROM updates WHERE flow = ?1 AND key = ?2")?

@@ -13,7 +13,7 @@ use crate::http::client::Client;
 use crate::http::retry::Sleeper;
 use crate::record;
 use crate::request::{self, Env};
-use crate::state::{Status, Store};
+use crate::state::{Source, Status, Store};
 use crate::target::writer::{Outgoing, Settled, Writer};
 use crate::time::SystemClock;
 
@@ -104,7 +104,7 @@ async fn send_one(
     let source = Arc::new(json!({"id": "RK1", "name": "Ann", "lines": [{"sku": "A1", "qty": 2}]}));
     let outgoing = Outgoing {
         mapped: record::map(&writer.flow, Arc::clone(&source)).unwrap(),
-        source: Arc::clone(&source),
+        source: Source::Json(Arc::clone(&source)),
         window: None,
     };
     let send = tokio::spawn({

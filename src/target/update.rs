@@ -229,7 +229,7 @@ impl<'a> Updater<'a> {
             hash: record.mapped.hash.clone(),
             step: if upsert { Step::Upsert } else { Step::Update },
             record: record.mapped.target.clone(),
-            source: (*record.source).clone(),
+            source: record.source.whole()?,
             modified: record.mapped.modified.clone(),
             refused: None,
             sends: 0,

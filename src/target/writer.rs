@@ -23,7 +23,7 @@ use crate::http::client::{CallError, Client, Payload, Reply};
 use crate::http::envelope::{Verdict, response_scope};
 use crate::record::Mapped;
 use crate::request::{self, Env};
-use crate::state::{Outcome, Pending, Store};
+use crate::state::{Outcome, Pending, Source, Store};
 use crate::target::results::{self, Answer, RecordResult};
 use crate::template;
 use crate::template::scope::Scope;
@@ -33,7 +33,7 @@ use crate::time::Clock;
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub mapped: Mapped,
-    pub source: Arc<Json>,
+    pub source: Source,
     pub window: Option<usize>,
 }
 
@@ -43,7 +43,7 @@ impl Outgoing {
     fn without_source_and_target(mut self) -> (Outgoing, Json) {
         let target = std::mem::take(&mut self.mapped.target);
         let outgoing = Outgoing {
-            source: Arc::new(Json::Null),
+            source: Source::from(Json::Null),
             ..self
         };
         (outgoing, target)
@@ -356,7 +356,7 @@ impl Writer {
             .map(|o| Pending {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
-                source: Cow::Borrowed(&*o.source),
+                source: o.source.clone(),
                 target: keep.then_some(Cow::Borrowed(&o.mapped.target)),
                 modified: o.mapped.modified.clone(),
             })
@@ -683,7 +683,7 @@ mod tests {
         }));
         Outgoing {
             mapped: crate::record::map(flow, Arc::clone(&source)).unwrap(),
-            source,
+            source: Source::Json(source),
             window: None,
         }
     }
@@ -767,6 +767,7 @@ operations:
                 status,
                 headers: Vec::new(),
                 body: Arc::new(body.clone()),
+                texts: None,
                 verdict,
             };
             assert_eq!(

@@ -424,7 +424,10 @@ async fn an_early_request_waiting_in_the_rate_limit_is_not_sent_once_withdrawn()
             &parts,
             payload(),
             true,
-            (Some(&*before), None),
+            Reading {
+                arrival: Some(&*before),
+                ..Reading::default()
+            },
         )
         .await
         .unwrap();
@@ -441,7 +444,11 @@ async fn an_early_request_waiting_in_the_rate_limit_is_not_sent_once_withdrawn()
                 &parts,
                 payload(),
                 true,
-                (Some(&own), Some(&*before)),
+                Reading {
+                    arrival: Some(&own),
+                    after: Some(&*before),
+                    lean: None,
+                },
             )
             .await
     };

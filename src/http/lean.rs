@@ -1,0 +1,319 @@
+//! An answer's body parsed lean: its records list's items kept as their text and parsed only
+//! for the fields a flow reads (`source::lean` decides when; `projected` parses the fields).
+//!
+//! A lean answer is accepted exactly when the whole answer would parse. serde_json skips a
+//! value without the checks it makes when it builds one (lone surrogates in `\u` escapes,
+//! numbers too large for an `f64`, nesting deeper than 128), so a record whose text holds
+//! anything that could fail them is parsed whole ([`risky`]); any failure of the lean parse
+//! falls back to parsing the answer whole, whose verdict is then the answer's.
+
+use std::sync::Arc;
+
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value as Json;
+use serde_json::value::RawValue;
+
+use crate::projected::parse_fields;
+use crate::record::Fields;
+
+/// How to read an operation's answers lean: where the records list is, and what of each record
+/// to parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lean {
+    /// The names leading to the records list from the body's root.
+    pub list: Vec<String>,
+    /// What of each record to parse.
+    pub fields: Fields,
+}
+
+/// An answer parsed, lean or whole.
+#[derive(Debug)]
+pub struct Parsed {
+    pub body: Json,
+    /// The text of each item of the records list, in order, when the list was read lean (its
+    /// items in `body` then hold only the flow's fields); `None`: parsed whole.
+    pub texts: Option<Vec<Arc<str>>>,
+}
+
+/// Parse an answer, lean when `lean` says how and the answer allows it (else whole, with
+/// serde_json's own verdict).
+pub fn parse(lean: Option<&Lean>, bytes: &[u8]) -> serde_json::Result<Parsed> {
+    if let Some(lean) = lean {
+        let mut texts = None;
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let along = Along {
+            lean,
+            depth: 0,
+            texts: &mut texts,
+        };
+        let parsed = along
+            .deserialize(&mut deserializer)
+            .and_then(|body| deserializer.end().map(|()| body));
+        if let Ok(body) = parsed {
+            return Ok(Parsed { body, texts });
+        }
+    }
+    serde_json::from_slice(bytes).map(|body| Parsed { body, texts: None })
+}
+
+/// Whether serde_json might refuse `text` parsed whole although it accepted it skipped: it
+/// holds a `\u` escape of a surrogate, a number with an exponent or of 300 digits or more, or
+/// more than 100 opening brackets (each a possible level of nesting). A false alarm only costs
+/// a whole parse.
+pub fn risky(text: &[u8]) -> bool {
+    let surrogate = memchr::memmem::find_iter(text, b"\\u").any(|at| {
+        matches!(text.get(at + 2), Some(b'd' | b'D'))
+            && matches!(
+                text.get(at + 3),
+                Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+            )
+    });
+    if surrogate || memchr::memchr2_iter(b'{', b'[', text).nth(100).is_some() {
+        return true;
+    }
+    let mut digits = 0usize;
+    for &byte in text {
+        if byte.is_ascii_digit() {
+            digits += 1;
+            if digits >= 300 {
+                return true;
+            }
+        } else {
+            if digits > 0 && (byte == b'e' || byte == b'E') {
+                return true;
+            }
+            digits = 0;
+        }
+    }
+    false
+}
+
+/// A value at `depth` names down the records list: built as serde_json builds it, except the
+/// value at the list's path, whose items are read lean when it is a list.
+struct Along<'l, 't> {
+    lean: &'l Lean,
+    depth: usize,
+    texts: &'t mut Option<Vec<Arc<str>>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Along<'_, '_> {
+    type Value = Json;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Along<'_, '_> {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let Some(next) = self.lean.list.get(self.depth) else {
+            return Json::deserialize(MapAccessDeserializer::new(map));
+        };
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let value = if key == *next {
+                if object.contains_key(&key) {
+                    // A repeated name: serde_json keeps the last; the texts would not follow.
+                    return Err(de::Error::custom("a repeated name on the records' path"));
+                }
+                map.next_value_seed(Along {
+                    lean: self.lean,
+                    depth: self.depth + 1,
+                    texts: &mut *self.texts,
+                })?
+            } else {
+                map.next_value::<Json>()?
+            };
+            object.insert(key, value);
+        }
+        Ok(Json::Object(object))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        if self.depth != self.lean.list.len() {
+            return Json::deserialize(SeqAccessDeserializer::new(seq));
+        }
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        let mut texts = Vec::with_capacity(items.capacity());
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            let text = raw.get();
+            let item = match risky(text.as_bytes()) {
+                true => serde_json::from_str(text),
+                false => parse_fields(text.as_bytes(), &self.lean.fields),
+            };
+            items.push(item.map_err(de::Error::custom)?);
+            texts.push(Arc::from(text));
+        }
+        *self.texts = Some(texts);
+        Ok(Json::Array(items))
+    }
+
+    // Scalars as serde_json's own `Value` reads them.
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::Need;
+
+    fn lean() -> Lean {
+        let mut details = Fields::new();
+        details.insert("spec_no".to_string(), Need::Whole);
+        let mut fields = Fields::new();
+        fields.insert("order_no".to_string(), Need::Whole);
+        fields.insert("details_list".to_string(), Need::Items(details));
+        Lean {
+            list: vec!["response".to_string(), "stockin_list".to_string()],
+            fields,
+        }
+    }
+
+    fn order(i: usize) -> Json {
+        json!({
+            "order_no": format!("RK{i}"),
+            "remark": "退货 \u{4e2d} \"quoted\" \\ \u{1}",
+            "amount": 12.5,
+            "count": i,
+            "details_list": [
+                {"spec_no": format!("S{i}"), "num": "1.0000", "goods": {"name": "x"}},
+                {"spec_no": null, "extra": [1, 2, {"deep": true}]}
+            ],
+            "nothing": null
+        })
+    }
+
+    fn body(orders: &[Json]) -> Json {
+        json!({"response": {"flag": "success", "total_count": orders.len(), "stockin_list": orders}})
+    }
+
+    #[test]
+    fn a_lean_answer_is_the_whole_one_with_each_record_cut_to_the_flows_fields() {
+        let lean = lean();
+        let orders: Vec<Json> = (0..5).map(order).collect();
+        for text in [
+            serde_json::to_vec(&body(&orders)).unwrap(),
+            serde_json::to_vec_pretty(&body(&orders)).unwrap(),
+        ] {
+            let parsed = parse(Some(&lean), &text).unwrap();
+            let texts = parsed.texts.expect("read lean");
+            assert_eq!(texts.len(), orders.len());
+            for ((text, order), item) in texts
+                .iter()
+                .zip(&orders)
+                .zip(parsed.body["response"]["stockin_list"].as_array().unwrap())
+            {
+                assert_eq!(serde_json::from_str::<Json>(text).unwrap(), *order);
+                assert_eq!(*item, parse_fields(text.as_bytes(), &lean.fields).unwrap());
+                assert_eq!(item["order_no"], order["order_no"]);
+                assert_eq!(
+                    item["details_list"][0]["spec_no"],
+                    order["details_list"][0]["spec_no"]
+                );
+                assert!(item.get("remark").is_none(), "{item}");
+            }
+            let mut whole: Json = serde_json::from_slice(&text).unwrap();
+            whole["response"]["stockin_list"] = json!([]);
+            let mut lean_body = parsed.body.clone();
+            lean_body["response"]["stockin_list"] = json!([]);
+            assert_eq!(lean_body, whole, "the rest of the answer is parsed whole");
+        }
+    }
+
+    #[test]
+    fn a_lean_answer_is_accepted_exactly_when_the_whole_one_parses() {
+        let lean = lean();
+        // Each one a skipped field that serde_json skips without a check it makes when it
+        // builds the value.
+        let refused = [
+            r#"{"order_no": "RK1", "remark": "\ud800"}"#.to_string(),
+            r#"{"order_no": "RK1", "remark": "\udc00 alone"}"#.to_string(),
+            r#"{"order_no": "RK1", "amount": 1e999}"#.to_string(),
+            format!(r#"{{"order_no": "RK1", "amount": {}}}"#, "9".repeat(400)),
+            format!(
+                r#"{{"order_no": "RK1", "deep": {}{}}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            ),
+        ];
+        for record in refused {
+            let text = format!(r#"{{"response": {{"stockin_list": [{record}]}}}}"#);
+            let whole = serde_json::from_str::<Json>(&text);
+            assert!(whole.is_err(), "{record}");
+            let lean = parse(Some(&lean), text.as_bytes());
+            assert_eq!(
+                lean.map(|p| p.body).map_err(|e| e.to_string()),
+                whole.map_err(|e| e.to_string()),
+                "{record}"
+            );
+        }
+        // The same checks passing: a surrogate pair, a small exponent, a deep but allowed list.
+        let accepted = [
+            r#"{"order_no": "RK1", "remark": "\ud83d\ude00"}"#,
+            r#"{"order_no": "RK1", "amount": 1e3, "code": "SKU1E5"}"#,
+        ];
+        for record in accepted {
+            let text = format!(r#"{{"response": {{"stockin_list": [{record}]}}}}"#);
+            let parsed = parse(Some(&lean), text.as_bytes()).unwrap();
+            let texts = parsed.texts.expect("read lean");
+            assert_eq!(
+                serde_json::from_str::<Json>(&texts[0]).unwrap(),
+                serde_json::from_str::<Json>(record).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn an_answer_that_does_not_fit_the_plan_is_parsed_whole() {
+        let lean = lean();
+        let orders = [order(1)];
+        let cases = [
+            json!({"response": {"flag": "failure", "stockin_list": null}}),
+            json!({"response": "none"}),
+            json!([body(&orders)]),
+            json!({"error_response": {"code": 7}}),
+        ];
+        for body in cases {
+            let text = serde_json::to_vec(&body).unwrap();
+            let parsed = parse(Some(&lean), &text).unwrap();
+            assert_eq!(parsed.body, body);
+            assert_eq!(parsed.texts, None);
+        }
+        // A name on the path given twice: serde_json keeps the last, and so does the parse.
+        let text = r#"{"response": {"stockin_list": [{"order_no": "A"}], "stockin_list": [{"order_no": "B", "x": 1}]}}"#;
+        let parsed = parse(Some(&lean), text.as_bytes()).unwrap();
+        assert_eq!(parsed.body, serde_json::from_str::<Json>(text).unwrap());
+        assert_eq!(parsed.texts, None);
+        assert!(parse(None, b"{\"response\": ").is_err());
+    }
+}

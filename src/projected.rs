@@ -1,0 +1,183 @@
+//! A JSON object parsed for some of its fields: the others are checked and skipped, not
+//! built. `preview` reads its input so, and a run's reader reads each record of an answer so
+//! (`source::lean`): a flow that reads twenty of a record's 170 fields builds twenty.
+
+use std::borrow::Cow;
+
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value as Json;
+
+use crate::record::{Fields, Need};
+
+/// The JSON element in `bytes` with only `fields` kept, if it is an object (any other element
+/// is parsed whole); a field whose need is [`Need::Items`] keeps only those fields of its
+/// list's object items. The other fields are checked and skipped, not built: a reader that
+/// needs a record's key and modified time parses two fields of seventy. The element is valid
+/// exactly when serde_json would parse it whole, with the same error: skipped strings are not
+/// checked for UTF-8 by serde_json, so an element that is not UTF-8 is parsed whole, and so is
+/// one found invalid, for the whole parse's message and position.
+pub fn parse_fields(bytes: &[u8], fields: &Fields) -> serde_json::Result<Json> {
+    if bytes.first() != Some(&b'{') || simdutf8::basic::from_utf8(bytes).is_err() {
+        return serde_json::from_slice(bytes);
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match deserializer
+        .deserialize_map(Projected(fields))
+        .and_then(|value| deserializer.end().map(|()| value))
+    {
+        Ok(value) => Ok(value),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// An object with only some of its fields.
+struct Projected<'f>(&'f Fields);
+
+impl<'de> Visitor<'de> for Projected<'_> {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut kept = serde_json::Map::new();
+        while let Some(key) = map.next_key_seed(Key)? {
+            // A few names, mostly of different lengths: a scan beats hashing or ordering.
+            let need = self.0.iter().find(|(name, _)| name.as_bytes() == &*key);
+            let Some((name, need)) = need else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let value = match need {
+                Need::Whole => map.next_value::<Json>()?,
+                Need::Items(fields) => map.next_value_seed(Shaped {
+                    fields,
+                    level: Level::List,
+                })?,
+            };
+            kept.insert(name.clone(), value);
+        }
+        Ok(Json::Object(kept))
+    }
+}
+
+/// Where a [`Shaped`] value is: a list whose object items are projected, or one of its items.
+#[derive(Clone, Copy)]
+enum Level {
+    List,
+    Item,
+}
+
+/// A value parsed whole, except that a list's object items (at [`Level::List`]) keep only
+/// `fields`.
+struct Shaped<'f> {
+    fields: &'f Fields,
+    level: Level,
+}
+
+impl<'de> DeserializeSeed<'de> for Shaped<'_> {
+    type Value = Json;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Shaped<'_> {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        if let Level::Item = self.level {
+            return Json::deserialize(SeqAccessDeserializer::new(seq));
+        }
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(Shaped {
+            fields: self.fields,
+            level: Level::Item,
+        })? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Json, A::Error> {
+        match self.level {
+            Level::Item => Projected(self.fields).visit_map(map),
+            Level::List => Json::deserialize(MapAccessDeserializer::new(map)),
+        }
+    }
+
+    // Scalars as serde_json's own `Value` reads them.
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
+        Json::deserialize(deserializer)
+    }
+}
+
+/// A field name's bytes (borrowed from the input unless it holds an escape). serde_json checks
+/// a name read as text for UTF-8 (a good share of the parse); the bytes of an element already
+/// found UTF-8 need no second check. A name is refused where serde_json would refuse it as
+/// text: an unescaped name holding a control character, an escaped one that is not UTF-8 (a
+/// lone surrogate). An escaped one holding a control character (`\u0001`, which serde_json
+/// takes) is refused too, so that the element is parsed whole, with serde_json's verdict.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, [u8]>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, [u8]>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        if v.iter().any(|byte| *byte < 0x20) {
+            return Err(E::custom("a control character in a field name"));
+        }
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        if v.iter().any(|byte| *byte < 0x20) || std::str::from_utf8(v).is_err() {
+            return Err(E::custom("a field name serde_json may refuse"));
+        }
+        Ok(Cow::Owned(v.to_vec()))
+    }
+}
