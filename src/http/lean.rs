@@ -59,9 +59,10 @@ pub fn parse(lean: Option<&Lean>, bytes: &[u8]) -> serde_json::Result<Parsed> {
 }
 
 /// Whether serde_json might refuse `text` parsed whole although it accepted it skipped: it
-/// holds a `\u` escape of a surrogate, a number with an exponent or of 300 digits or more, or
-/// more than 100 opening brackets (each a possible level of nesting). A false alarm only costs
-/// a whole parse.
+/// holds a `\u` escape of a surrogate, a digit followed by `e` or `E` (an exponent, or a text
+/// such as `SKU1E5`), 64 digits in a row at a multiple of 64 (every run of 300 digits has
+/// some), or more than 100 opening brackets (each a possible level of nesting). A false alarm
+/// only costs a whole parse.
 pub fn risky(text: &[u8]) -> bool {
     let surrogate = memchr::memmem::find_iter(text, b"\\u").any(|at| {
         matches!(text.get(at + 2), Some(b'd' | b'D'))
@@ -70,24 +71,12 @@ pub fn risky(text: &[u8]) -> bool {
                 Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
             )
     });
-    if surrogate || memchr::memchr2_iter(b'{', b'[', text).nth(100).is_some() {
-        return true;
-    }
-    let mut digits = 0usize;
-    for &byte in text {
-        if byte.is_ascii_digit() {
-            digits += 1;
-            if digits >= 300 {
-                return true;
-            }
-        } else {
-            if digits > 0 && (byte == b'e' || byte == b'E') {
-                return true;
-            }
-            digits = 0;
-        }
-    }
-    false
+    surrogate
+        || memchr::memchr2_iter(b'{', b'[', text).nth(100).is_some()
+        || memchr::memchr2_iter(b'e', b'E', text).any(|at| at > 0 && text[at - 1].is_ascii_digit())
+        || text
+            .chunks_exact(64)
+            .any(|chunk| chunk.iter().all(u8::is_ascii_digit))
 }
 
 /// A value at `depth` names down the records list: built as serde_json builds it, except the
