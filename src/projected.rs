@@ -11,6 +11,35 @@ use serde_json::Value as Json;
 
 use crate::record::{Fields, Need};
 
+/// The scalar methods of a `Visitor` whose value is a [`Json`]: scalars as serde_json's own
+/// `Value` reads them.
+macro_rules! visit_json_scalars {
+    () => {
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::Bool(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::from(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::from(v))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::from(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::String(v.to_string()))
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::String(v))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<serde_json::Value, E> {
+            Ok(serde_json::Value::Null)
+        }
+    };
+}
+pub(crate) use visit_json_scalars;
+
 /// The JSON element in `bytes` with only `fields` kept, if it is an object (any other element
 /// is parsed whole); a field whose need is [`Need::Items`] keeps only those fields of its
 /// list's object items. The other fields are checked and skipped, not built: a reader that
@@ -114,28 +143,7 @@ impl<'de> Visitor<'de> for Shaped<'_> {
         }
     }
 
-    // Scalars as serde_json's own `Value` reads them.
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
-        Ok(Json::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
-        Ok(Json::from(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
-        Ok(Json::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
-        Ok(Json::from(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
-        Ok(Json::String(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
-        Ok(Json::String(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
-        Ok(Json::Null)
-    }
+    visit_json_scalars!();
     fn visit_none<E: de::Error>(self) -> Result<Json, E> {
         Ok(Json::Null)
     }

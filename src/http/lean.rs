@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
-use crate::projected::parse_fields;
+use crate::projected::{parse_fields, visit_json_scalars};
 use crate::record::Fields;
 
 /// How to read an operation's answers lean: where the records list is, and what of each record
@@ -145,28 +145,7 @@ impl<'de> Visitor<'de> for Along<'_, '_> {
         Ok(Json::Array(items))
     }
 
-    // Scalars as serde_json's own `Value` reads them.
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
-        Ok(Json::Bool(v))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
-        Ok(Json::from(v))
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
-        Ok(Json::from(v))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
-        Ok(Json::from(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
-        Ok(Json::String(v.to_string()))
-    }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
-        Ok(Json::String(v))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
-        Ok(Json::Null)
-    }
+    visit_json_scalars!();
 }
 
 #[cfg(test)]
