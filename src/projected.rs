@@ -44,11 +44,14 @@ pub(crate) use visit_json_scalars;
 /// is parsed whole); a field whose need is [`Need::Items`] keeps only those fields of its
 /// list's object items. The other fields are checked and skipped, not built: a reader that
 /// needs a record's key and modified time parses two fields of seventy. The element is valid
-/// exactly when serde_json would parse it whole, with the same error: skipped strings are not
-/// checked for UTF-8 by serde_json, so an element that is not UTF-8 is parsed whole, and so is
-/// one found invalid, for the whole parse's message and position.
+/// exactly when serde_json would parse it whole, with the same error. serde_json skips a value
+/// without some checks it makes when it builds one: UTF-8 in strings, so an element that is
+/// not UTF-8 is parsed whole; lone surrogates in `\u` escapes, numbers too large for an `f64`
+/// and nesting deeper than 128, so an element that could hold any of them is parsed whole
+/// ([`risky`]). So is one found invalid, for the whole parse's message and position. The
+/// element must be at most 16 levels below the top of its document (a records list's path).
 pub fn parse_fields(bytes: &[u8], fields: &Fields) -> serde_json::Result<Json> {
-    if bytes.first() != Some(&b'{') || simdutf8::basic::from_utf8(bytes).is_err() {
+    if bytes.first() != Some(&b'{') || risky(bytes) || simdutf8::basic::from_utf8(bytes).is_err() {
         return serde_json::from_slice(bytes);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -58,6 +61,66 @@ pub fn parse_fields(bytes: &[u8], fields: &Fields) -> serde_json::Result<Json> {
     {
         Ok(value) => Ok(value),
         Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// Whether serde_json might refuse `text` parsed whole although it accepts it skipped: it
+/// holds a `\u` escape of a surrogate that is not half of a pair, a number with an exponent
+/// (digits after `:`, `,`, `[` or a blank, then `e` or `E`), 64 digits in a row at a multiple
+/// of 64 (every run of 300 digits has some), or more than 100 opening brackets (each a possible
+/// level of nesting). A false alarm (such a text inside a string) only costs a whole parse.
+fn risky(text: &[u8]) -> bool {
+    lone_surrogate(text)
+        || memchr::memchr2_iter(b'{', b'[', text).nth(100).is_some()
+        || memchr::memchr2_iter(b'e', b'E', text).any(|at| exponent(text, at))
+        || text
+            .chunks_exact(64)
+            .any(|chunk| chunk.iter().all(u8::is_ascii_digit))
+}
+
+/// Whether `text` holds a `\u` escape of a surrogate that is not half of a pair.
+fn lone_surrogate(text: &[u8]) -> bool {
+    // 'h' for a high surrogate, 'l' for a low one.
+    let half = |at: usize| match (text.get(at + 2), text.get(at + 3)) {
+        (Some(b'd' | b'D'), Some(b'8'..=b'9' | b'a'..=b'b' | b'A'..=b'B')) => Some(b'h'),
+        (Some(b'd' | b'D'), Some(b'c'..=b'f' | b'C'..=b'F')) => Some(b'l'),
+        _ => None,
+    };
+    let mut high_at = None;
+    for at in memchr::memmem::find_iter(text, b"\\u") {
+        let paired = high_at.is_some_and(|high| high + 6 == at);
+        match (half(at), paired) {
+            (Some(b'h'), _) if high_at.is_some() => return true,
+            (Some(b'h'), _) => high_at = Some(at),
+            (Some(_), true) => high_at = None,
+            (Some(_), false) => return true,
+            (None, _) if high_at.is_some() => return true,
+            (None, _) => {}
+        }
+    }
+    high_at.is_some()
+}
+
+/// Whether the `e` or `E` at `at` may be a number's exponent: digits (and a point) before it,
+/// and before them a minus sign or what comes before a value.
+fn exponent(text: &[u8], at: usize) -> bool {
+    let before = &text[..at];
+    let digits = before
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_digit() || **b == b'.')
+        .count();
+    if digits == 0 {
+        return false;
+    }
+    let start = at - digits;
+    let start = match start.checked_sub(1).map(|i| text[i]) {
+        Some(b'-') => start - 1,
+        _ => start,
+    };
+    match start.checked_sub(1).map(|i| text[i]) {
+        None => true,
+        Some(byte) => matches!(byte, b':' | b',' | b'[' | b' ' | b'\t' | b'\n' | b'\r'),
     }
 }
 
@@ -187,5 +250,50 @@ impl<'de> Visitor<'de> for Key {
             return Err(E::custom("a field name serde_json may refuse"));
         }
         Ok(Cow::Owned(v.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_text_that_a_skip_may_accept_and_a_whole_parse_refuse_is_told_apart() {
+        let risky_texts = [
+            r#"{"a": "\ud800"}"#,
+            r#"{"a": "\udc00"}"#,
+            r#"{"a": "\ud83d\ud83d\ude00"}"#,
+            r#"{"a": "\ud83d x"}"#,
+            r#"{"a": "\ud83d\u0041"}"#,
+            r#"{"a": 1e999}"#,
+            r#"{"a": [-2.5E3]}"#,
+            r#"{"a":1e5}"#,
+        ];
+        for text in risky_texts {
+            assert!(risky(text.as_bytes()), "{text}");
+        }
+        let digits = format!(r#"{{"a": {}}}"#, "9".repeat(300));
+        let deep = format!(r#"{{"a": {}{}}}"#, "[".repeat(101), "]".repeat(101));
+        assert!(risky(digits.as_bytes()));
+        assert!(risky(deep.as_bytes()));
+        let plain = [
+            r#"{"a": "\ud83d\ude00", "b": "\u00e9\u4e2d"}"#,
+            r#"{"a": "SKU1E5", "b": "2e", "c": 12.5, "d": -3}"#,
+            r#"{"name": "remark", "e": [1, 2, 3]}"#,
+        ];
+        for text in plain {
+            assert!(!risky(text.as_bytes()), "{text}");
+        }
+        let fields: Fields = [("a".to_string(), Need::Whole)].into_iter().collect();
+        for text in risky_texts
+            .iter()
+            .map(|t| t.to_string())
+            .chain([digits, deep])
+        {
+            let text = text.replace(r#"{"a""#, r#"{"z": 0, "a""#);
+            let whole = serde_json::from_str::<Json>(&text).map_err(|e| e.to_string());
+            let parsed = parse_fields(text.as_bytes(), &fields).map_err(|e| e.to_string());
+            assert_eq!(parsed, whole, "{text}");
+        }
     }
 }

@@ -1,11 +1,10 @@
 //! An answer's body parsed lean: its records list's items kept as their text and parsed only
 //! for the fields a flow reads (`source::lean` decides when; `projected` parses the fields).
 //!
-//! A lean answer is accepted exactly when the whole answer would parse. serde_json skips a
-//! value without the checks it makes when it builds one (lone surrogates in `\u` escapes,
-//! numbers too large for an `f64`, nesting deeper than 128), so a record whose text holds
-//! anything that could fail them is parsed whole ([`risky`]); any failure of the lean parse
-//! falls back to parsing the answer whole, whose verdict is then the answer's.
+//! A lean answer is accepted exactly when the whole answer would parse: a record is parsed
+//! whole wherever skipping its fields could accept what a whole parse refuses
+//! (`projected::parse_fields`), and any failure of the lean parse falls back to parsing the
+//! answer whole, whose verdict is then the answer's.
 
 use std::sync::Arc;
 
@@ -56,27 +55,6 @@ pub fn parse(lean: Option<&Lean>, bytes: &[u8]) -> serde_json::Result<Parsed> {
         }
     }
     serde_json::from_slice(bytes).map(|body| Parsed { body, texts: None })
-}
-
-/// Whether serde_json might refuse `text` parsed whole although it accepted it skipped: it
-/// holds a `\u` escape of a surrogate, a digit followed by `e` or `E` (an exponent, or a text
-/// such as `SKU1E5`), 64 digits in a row at a multiple of 64 (every run of 300 digits has
-/// some), or more than 100 opening brackets (each a possible level of nesting). A false alarm
-/// only costs a whole parse.
-pub fn risky(text: &[u8]) -> bool {
-    let surrogate = memchr::memmem::find_iter(text, b"\\u").any(|at| {
-        matches!(text.get(at + 2), Some(b'd' | b'D'))
-            && matches!(
-                text.get(at + 3),
-                Some(b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
-            )
-    });
-    surrogate
-        || memchr::memchr2_iter(b'{', b'[', text).nth(100).is_some()
-        || memchr::memchr2_iter(b'e', b'E', text).any(|at| at > 0 && text[at - 1].is_ascii_digit())
-        || text
-            .chunks_exact(64)
-            .any(|chunk| chunk.iter().all(u8::is_ascii_digit))
 }
 
 /// A value at `depth` names down the records list: built as serde_json builds it, except the
@@ -134,10 +112,7 @@ impl<'de> Visitor<'de> for Along<'_, '_> {
         let mut texts = Vec::with_capacity(items.capacity());
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             let text = raw.get();
-            let item = match risky(text.as_bytes()) {
-                true => serde_json::from_str(text),
-                false => parse_fields(text.as_bytes(), &self.lean.fields),
-            };
+            let item = parse_fields(text.as_bytes(), &self.lean.fields);
             items.push(item.map_err(de::Error::custom)?);
             texts.push(Arc::from(text));
         }

@@ -27,7 +27,7 @@ use crate::http::lean::Lean;
 use crate::record;
 
 /// The deepest records list read lean: a record read lean holds at most 100 levels of nesting
-/// (`http::lean::risky`), which with the list's own stays within serde_json's 128.
+/// (`projected::risky`), which with the list's own stays within serde_json's 128.
 const MAX_DEPTH: usize = 16;
 
 /// How `flow`'s source operation can be read lean, or `None` when its records must be parsed
@@ -35,7 +35,7 @@ const MAX_DEPTH: usize = 16;
 pub fn plan(flow: &Flow) -> Option<Lean> {
     let operation = flow.source.operation();
     let list = list_names(operation.records.as_ref()?)?;
-    // A record is nested below the list; `http::lean::risky` counts on it being near the top.
+    // A record is nested below the list; `projected::risky` counts on it being near the top.
     if list.len() > MAX_DEPTH {
         return None;
     }
