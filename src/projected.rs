@@ -40,23 +40,34 @@ macro_rules! visit_json_scalars {
 }
 pub(crate) use visit_json_scalars;
 
+/// What of a record to parse: these fields, and whether what is skipped must be checked as a
+/// whole parse checks it (see [`parse_fields`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Projection<'f> {
+    pub fields: &'f Fields,
+    pub exact: bool,
+}
+
 /// The JSON element in `bytes` with only `fields` kept, if it is an object (any other element
 /// is parsed whole); a field whose need is [`Need::Items`] keeps only those fields of its
 /// list's object items. The other fields are checked and skipped, not built: a reader that
-/// needs a record's key and modified time parses two fields of seventy. The element is valid
-/// exactly when serde_json would parse it whole, with the same error. serde_json skips a value
-/// without some checks it makes when it builds one: UTF-8 in strings, so an element that is
-/// not UTF-8 is parsed whole; lone surrogates in `\u` escapes, numbers too large for an `f64`
-/// and nesting deeper than 128, so an element that could hold any of them is parsed whole
-/// ([`risky`]). So is one found invalid, for the whole parse's message and position. The
-/// element must be at most 16 levels below the top of its document (a records list's path).
-pub fn parse_fields(bytes: &[u8], fields: &Fields) -> serde_json::Result<Json> {
-    if bytes.first() != Some(&b'{') || risky(bytes) || simdutf8::basic::from_utf8(bytes).is_err() {
+/// needs a record's key and modified time parses two fields of seventy. A malformed element
+/// fails with the whole parse's error, at the same place. serde_json skips a value without
+/// some checks it makes when it builds one: UTF-8 in strings, so an element that is not UTF-8
+/// is parsed whole. With `exact`, so is an element that could hold a lone surrogate escape, a
+/// number too large for an `f64` or nesting deeper than 128 ([`risky`], about 1 µs for 4 KB):
+/// it is then valid exactly when serde_json would parse it whole. The element must be at most
+/// 16 levels below the top of its document (a records list's path).
+pub fn parse_fields(bytes: &[u8], projection: Projection<'_>) -> serde_json::Result<Json> {
+    if bytes.first() != Some(&b'{')
+        || projection.exact && risky(bytes)
+        || simdutf8::basic::from_utf8(bytes).is_err()
+    {
         return serde_json::from_slice(bytes);
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     match deserializer
-        .deserialize_map(Projected(fields))
+        .deserialize_map(Projected(projection.fields))
         .and_then(|value| deserializer.end().map(|()| value))
     {
         Ok(value) => Ok(value),
@@ -66,16 +77,100 @@ pub fn parse_fields(bytes: &[u8], fields: &Fields) -> serde_json::Result<Json> {
 
 /// Whether serde_json might refuse `text` parsed whole although it accepts it skipped: it
 /// holds a `\u` escape of a surrogate that is not half of a pair, a number with an exponent
-/// (digits after `:`, `,`, `[` or a blank, then `e` or `E`), 64 digits in a row at a multiple
-/// of 64 (every run of 300 digits has some), or more than 100 opening brackets (each a possible
-/// level of nesting). A false alarm (such a text inside a string) only costs a whole parse.
+/// (digits after `:`, `,`, `[` or a blank, then `e` or `E`), 64 digits or points in a row at a
+/// multiple of 64 (every run of 127 digits has them; serde_json refuses a number from 309),
+/// or more than 100 opening brackets (each a possible level of nesting). A false alarm (such a
+/// text inside a string) only costs a whole parse. Read 64 bytes at a time ([`block`]).
 fn risky(text: &[u8]) -> bool {
-    lone_surrogate(text)
-        || memchr::memchr2_iter(b'{', b'[', text).nth(100).is_some()
-        || memchr::memchr2_iter(b'e', b'E', text).any(|at| exponent(text, at))
-        || text
-            .chunks_exact(64)
-            .any(|chunk| chunk.iter().all(u8::is_ascii_digit))
+    let (mut brackets, mut carry) = (0, 0u64);
+    let mut look = |block: Block, at: usize| {
+        brackets += block.open.count_ones();
+        // An `e` just after a digit or a point.
+        let mut after_number = block.e & (block.number << 1 | carry);
+        while after_number != 0 {
+            if exponent(text, at + after_number.trailing_zeros() as usize) {
+                return true;
+            }
+            after_number &= after_number - 1;
+        }
+        carry = block.number >> 63;
+        brackets > 100 || block.number == u64::MAX
+    };
+    let mut blocks = text.chunks_exact(64);
+    for (i, bytes) in (&mut blocks).enumerate() {
+        if look(block(bytes.try_into().expect("64 bytes")), 64 * i) {
+            return true;
+        }
+    }
+    let mut last = [0u8; 64];
+    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
+    look(block(&last), text.len() - blocks.remainder().len())
+        || memchr::memchr(b'\\', text).is_some() && lone_surrogate(text)
+}
+
+/// Where the bytes [`risky`] looks for are in 64 bytes, one bit per byte (bit `i` for byte `i`).
+#[derive(Debug, PartialEq, Eq)]
+struct Block {
+    /// `e` or `E`.
+    e: u64,
+    /// A digit or `.`.
+    number: u64,
+    /// `{` or `[`.
+    open: u64,
+}
+
+/// The [`Block`] of `bytes`: SSE2 compares, 16 bytes at a time.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn block(bytes: &[u8; 64]) -> Block {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8, _mm_sub_epi8,
+    };
+    let mut block = Block {
+        e: 0,
+        number: 0,
+        open: 0,
+    };
+    for (i, lane) in bytes.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is enabled for this build (the `cfg` above), and the load reads the 16
+        // bytes `lane` borrows (unaligned loads are allowed).
+        unsafe {
+            let v = _mm_loadu_si128(lane.as_ptr().cast());
+            let mask = |found| u64::from(_mm_movemask_epi8(found) as u16) << (16 * i);
+            let is = |byte: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(byte as i8));
+            // `E` and `e` are the bytes that are `e` with bit 5 set.
+            let lower = _mm_or_si128(v, _mm_set1_epi8(0x20));
+            block.e |= mask(_mm_cmpeq_epi8(lower, _mm_set1_epi8(b'e' as i8)));
+            // A digit is a byte that minus `0` is at most 9, unsigned.
+            let offset = _mm_sub_epi8(v, _mm_set1_epi8(b'0' as i8));
+            let digit = _mm_cmpeq_epi8(_mm_min_epu8(offset, _mm_set1_epi8(9)), offset);
+            block.number |= mask(_mm_or_si128(digit, is(b'.')));
+            block.open |= mask(_mm_or_si128(is(b'{'), is(b'[')));
+        }
+    }
+    block
+}
+
+/// The [`Block`] of `bytes`, a byte at a time.
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
+fn block_by_bytes(bytes: &[u8; 64]) -> Block {
+    let mask = |test: fn(u8) -> bool| {
+        bytes
+            .iter()
+            .enumerate()
+            .fold(0u64, |mask, (i, &b)| mask | (u64::from(test(b)) << i))
+    };
+    Block {
+        e: mask(|b| b == b'e' || b == b'E'),
+        number: mask(|b| b.is_ascii_digit() || b == b'.'),
+        open: mask(|b| b == b'{' || b == b'['),
+    }
+}
+
+/// The [`Block`] of `bytes`.
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+fn block(bytes: &[u8; 64]) -> Block {
+    block_by_bytes(bytes)
 }
 
 /// Whether `text` holds a `\u` escape of a surrogate that is not half of a pair.
@@ -292,8 +387,59 @@ mod tests {
         {
             let text = text.replace(r#"{"a""#, r#"{"z": 0, "a""#);
             let whole = serde_json::from_str::<Json>(&text).map_err(|e| e.to_string());
-            let parsed = parse_fields(text.as_bytes(), &fields).map_err(|e| e.to_string());
+            let projection = Projection {
+                fields: &fields,
+                exact: true,
+            };
+            let parsed = parse_fields(text.as_bytes(), projection).map_err(|e| e.to_string());
             assert_eq!(parsed, whole, "{text}");
         }
+    }
+
+    /// [`risky`] a byte at a time, for comparison.
+    fn risky_by_bytes(text: &[u8]) -> bool {
+        lone_surrogate(text)
+            || text.iter().filter(|b| matches!(b, b'{' | b'[')).count() > 100
+            || (1..text.len()).any(|at| {
+                matches!(text[at], b'e' | b'E')
+                    && (text[at - 1].is_ascii_digit() || text[at - 1] == b'.')
+                    && exponent(text, at)
+            })
+            || text
+                .chunks_exact(64)
+                .any(|block| block.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+    }
+
+    #[test]
+    fn the_blocks_find_what_a_byte_at_a_time_finds() {
+        // A small xorshift: the same texts every run.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"0123456789eE.-:, [{]}\"ux\x20\x80\xff";
+        let mut risky_seen = 0;
+        for _ in 0..20_000 {
+            let len = (next() % 200) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let mut bytes = [0u8; 64];
+            bytes[..len.min(64)].copy_from_slice(&text[..len.min(64)]);
+            assert_eq!(block(&bytes), block_by_bytes(&bytes), "{bytes:?}");
+            assert_eq!(
+                risky(&text),
+                risky_by_bytes(&text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
+            risky_seen += usize::from(risky(&text));
+        }
+        assert!(risky_seen > 1_000 && risky_seen < 19_000, "{risky_seen}");
+        let digits = "7".repeat(127);
+        assert!(risky(format!("[{digits}]").as_bytes()));
     }
 }

@@ -601,7 +601,11 @@ mod tests {
             let fields = mapped_fields(flow).unwrap();
             for record in records {
                 let bytes = serde_json::to_vec(record).unwrap();
-                let projected = crate::preview::elements::parse_fields(&bytes, &fields).unwrap();
+                let projection = crate::projected::Projection {
+                    fields: &fields,
+                    exact: true,
+                };
+                let projected = crate::projected::parse_fields(&bytes, projection).unwrap();
                 assert!(projected.to_string().len() < bytes.len(), "{record}");
                 assert_eq!(
                     map_target(flow, Arc::new(projected)),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
-use crate::projected::{parse_fields, visit_json_scalars};
+use crate::projected::{Projection, parse_fields, visit_json_scalars};
 use crate::record::Fields;
 
 /// How to read an operation's answers lean: where the records list is, and what of each record
@@ -112,7 +112,11 @@ impl<'de> Visitor<'de> for Along<'_, '_> {
         let mut texts = Vec::with_capacity(items.capacity());
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             let text = raw.get();
-            let item = parse_fields(text.as_bytes(), &self.lean.fields);
+            let projection = Projection {
+                fields: &self.lean.fields,
+                exact: true,
+            };
+            let item = parse_fields(text.as_bytes(), projection);
             items.push(item.map_err(de::Error::custom)?);
             texts.push(Arc::from(text));
         }
@@ -177,7 +181,11 @@ mod tests {
                 .zip(parsed.body["response"]["stockin_list"].as_array().unwrap())
             {
                 assert_eq!(serde_json::from_str::<Json>(text).unwrap(), *order);
-                assert_eq!(*item, parse_fields(text.as_bytes(), &lean.fields).unwrap());
+                let projection = Projection {
+                    fields: &lean.fields,
+                    exact: true,
+                };
+                assert_eq!(*item, parse_fields(text.as_bytes(), projection).unwrap());
                 assert_eq!(item["order_no"], order["order_no"]);
                 assert_eq!(
                     item["details_list"][0]["spec_no"],

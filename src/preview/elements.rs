@@ -11,8 +11,7 @@ use std::io::{BufRead, ErrorKind as IoErrorKind};
 
 use serde_json::Value as Json;
 
-pub use crate::projected::parse_fields;
-pub use crate::record::Fields;
+pub use crate::projected::{Projection, parse_fields};
 
 /// Why reading the elements stopped early.
 #[derive(Debug)]
@@ -61,7 +60,7 @@ fn invalid<E>(message: impl Into<String>, at: Position) -> Stop<E> {
 /// those top-level fields (see [`parse_fields`]).
 pub fn for_each_element<E>(
     reader: &mut impl BufRead,
-    fields: Option<&Fields>,
+    fields: Option<Projection<'_>>,
     each: &mut dyn FnMut(Json) -> Result<(), E>,
 ) -> Result<usize, Stop<E>> {
     let mut scanner = Scanner {
@@ -86,7 +85,7 @@ pub fn for_each_element<E>(
         let (length, last) = scanner.element()?;
         let bytes = &scanner.buffer[scanner.at..scanner.at + length];
         let value: Result<Json, _> = match fields {
-            Some(fields) => parse_fields(bytes, fields),
+            Some(projection) => parse_fields(bytes, projection),
             None => serde_json::from_slice(bytes),
         };
         // The element and its separator.
@@ -520,11 +519,15 @@ mod tests {
 
     #[test]
     fn an_object_keeps_only_the_fields_asked_and_fails_as_a_whole_parse_would() {
-        let fields: Fields = ["a", "c"]
+        let fields: crate::record::Fields = ["a", "c"]
             .into_iter()
             .map(|name| (name.to_string(), crate::record::Need::Whole))
             .collect();
-        let parse = |text: &[u8]| parse_fields(text, &fields).map_err(|e| e.to_string());
+        let projection = Projection {
+            fields: &fields,
+            exact: true,
+        };
+        let parse = |text: &[u8]| parse_fields(text, projection).map_err(|e| e.to_string());
         let whole = |text: &[u8]| serde_json::from_slice::<Json>(text).map_err(|e| e.to_string());
         assert_eq!(
             parse(br#"{"a": 1, "b": {"x": [1, "\u00e9"]}, "c": "\u4e2d", "a\u0062": 2}"#),

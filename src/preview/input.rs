@@ -22,7 +22,7 @@ use serde_json::Value as Json;
 use crate::config::model::JsonPath;
 use crate::config::raw::FileFormat;
 use crate::error::{Error, Location, Result};
-use crate::preview::elements::{self, Fields, Stop};
+use crate::preview::elements::{self, Projection, Stop};
 
 /// The longest input line an error quotes.
 const MAX_QUOTED_LINE: usize = 200;
@@ -32,7 +32,7 @@ const MAX_QUOTED_LINE: usize = 200;
 pub fn for_each_input(
     input: &Path,
     records: Option<&JsonPath>,
-    fields: Option<&Fields>,
+    fields: Option<Projection<'_>>,
     each: &mut dyn FnMut(Json) -> Result<()>,
 ) -> Result<usize> {
     let lines = input
@@ -71,7 +71,7 @@ pub fn for_each_input(
 pub fn for_each_record(
     input: &Path,
     records: Option<&JsonPath>,
-    fields: Option<&Fields>,
+    fields: Option<Projection<'_>>,
     each: &mut dyn FnMut(Json) -> Result<()>,
 ) -> Result<usize> {
     let file = File::open(input).map_err(|err| {
@@ -128,7 +128,7 @@ pub fn for_each_record(
 fn array_of_records(
     input: &Path,
     reader: &mut impl BufRead,
-    fields: Option<&Fields>,
+    fields: Option<Projection<'_>>,
     each: &mut dyn FnMut(Json) -> Result<()>,
 ) -> Result<usize> {
     elements::for_each_element(reader, fields, each).map_err(|stop| match stop {
