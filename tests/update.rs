@@ -194,6 +194,43 @@ fn a_mapping_change_is_resent_to_each_audited_bill_once() {
     assert!(output.stderr.contains(" 0 written"), "{}", output.stderr);
 }
 
+/// The run reads each order lean (only the nine fields the mapping reads are parsed), but the
+/// ledger keeps it whole: a mapping changed later to read another field finds it there.
+#[test]
+fn a_resend_maps_a_field_the_first_mapping_did_not_read_from_the_kept_order() {
+    let sync = synced();
+    let written = bill_numbers(&sync);
+    sync.workspace.edit(
+        "mappings/refund.yaml",
+        NOTE_END,
+        r#"{% endif %}（物流 {{ logistics_no }}）"   # 备注"#,
+    );
+    sync.engine(&["check", "mappings/refund.yaml"]).success();
+    let output = sync
+        .engine(&["resend", "mappings/refund.yaml", "--dry-run"])
+        .success();
+    let mut checked = 0;
+    for order in sync.orders() {
+        let number = text(&order["order_no"]);
+        if !written.contains(&number) {
+            continue;
+        }
+        let heading = format!("{number}\n  FHeadNote: ");
+        let at = output.stdout.find(&heading).unwrap_or_else(|| {
+            panic!("{number} missing from:\n{}", output.stdout);
+        });
+        let line = output.stdout[at + heading.len()..].lines().next().unwrap();
+        let expected = format!("（物流 {}）\"", text(&order["logistics_no"]));
+        assert!(
+            line.ends_with(&expected),
+            "{number}: {line}, not {expected}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, written.len());
+    assert!(checked > 10, "{checked}");
+}
+
 #[test]
 fn a_resend_killed_between_the_steps_is_finished_by_the_next_run_each_bill_updated_once() {
     let sync = synced();
