@@ -81,7 +81,7 @@ pub fn parse_fields(bytes: &[u8], projection: Projection<'_>) -> serde_json::Res
 /// multiple of 64 (every run of 127 digits has them; serde_json refuses a number from 309),
 /// or more than 100 opening brackets (each a possible level of nesting). A false alarm (such a
 /// text inside a string) only costs a whole parse. Read 64 bytes at a time ([`block`]).
-fn risky(text: &[u8]) -> bool {
+pub(crate) fn risky(text: &[u8]) -> bool {
     let (mut brackets, mut carry) = (0, 0u64);
     let mut look = |block: Block, at: usize| {
         brackets += block.open.count_ones();
@@ -183,6 +183,11 @@ fn lone_surrogate(text: &[u8]) -> bool {
     };
     let mut high_at = None;
     for at in memchr::memmem::find_iter(text, b"\\u") {
+        // A backslash after an odd run of them is a text backslash (`\\\\u`), not an escape.
+        let backslashes = text[..at].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 1 {
+            continue;
+        }
         let paired = high_at.is_some_and(|high| high + 6 == at);
         match (half(at), paired) {
             (Some(b'h'), _) if high_at.is_some() => return true,
@@ -363,6 +368,8 @@ mod tests {
             r#"{"a": 1e999}"#,
             r#"{"a": [-2.5E3]}"#,
             r#"{"a":1e5}"#,
+            r#"{"a": "\\ud83d\ude00"}"#,
+            r#"{"a": "\\\ud800"}"#,
         ];
         for text in risky_texts {
             assert!(risky(text.as_bytes()), "{text}");
@@ -375,6 +382,7 @@ mod tests {
             r#"{"a": "\ud83d\ude00", "b": "\u00e9\u4e2d"}"#,
             r#"{"a": "SKU1E5", "b": "2e", "c": 12.5, "d": -3}"#,
             r#"{"name": "remark", "e": [1, 2, 3]}"#,
+            r#"{"a": "\\ud800 is text", "b": "\\\\ud800 too"}"#,
         ];
         for text in plain {
             assert!(!risky(text.as_bytes()), "{text}");
@@ -420,7 +428,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let alphabet = b"0123456789eE.-:, [{]}\"ux\x20\x80\xff";
+        let alphabet = b"0123456789eE.-:, [{]}\"\\udDc8x\x20\x80\xff";
         let mut risky_seen = 0;
         for _ in 0..20_000 {
             let len = (next() % 200) as usize;

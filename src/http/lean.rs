@@ -1,10 +1,10 @@
 //! An answer's body parsed lean: its records list's items kept as their text and parsed only
 //! for the fields a flow reads (`source::lean` decides when; `projected` parses the fields).
 //!
-//! A lean answer is accepted exactly when the whole answer would parse: a record is parsed
-//! whole wherever skipping its fields could accept what a whole parse refuses
-//! (`projected::parse_fields`), and any failure of the lean parse falls back to parsing the
-//! answer whole, whose verdict is then the answer's.
+//! A lean answer is accepted exactly when the whole answer would parse: an answer holding a
+//! record where skipping its fields could accept what a whole parse refuses
+//! (`projected::risky`), or serde_json's raw-value name, is parsed whole, and so is one whose
+//! lean parse fails for any reason; the whole parse's verdict is then the answer's.
 
 use std::sync::Arc;
 
@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
-use crate::projected::{Projection, parse_fields, visit_json_scalars};
+use crate::projected::{Projection, parse_fields, risky, visit_json_scalars};
 use crate::record::Fields;
 
 /// How to read an operation's answers lean: where the records list is, and what of each record
@@ -39,7 +39,9 @@ pub struct Parsed {
 /// Parse an answer, lean when `lean` says how and the answer allows it (else whole, with
 /// serde_json's own verdict).
 pub fn parse(lean: Option<&Lean>, bytes: &[u8]) -> serde_json::Result<Parsed> {
-    if let Some(lean) = lean {
+    // serde_json's own value reader gives this name a meaning that a projection does not.
+    let raw_value_token = || memchr::memmem::find(bytes, RAW_VALUE_TOKEN).is_some();
+    if let Some(lean) = lean.filter(|_| !raw_value_token()) {
         let mut texts = None;
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let along = Along {
@@ -56,6 +58,9 @@ pub fn parse(lean: Option<&Lean>, bytes: &[u8]) -> serde_json::Result<Parsed> {
     }
     serde_json::from_slice(bytes).map(|body| Parsed { body, texts: None })
 }
+
+/// The name serde_json's `Value` reader takes as a raw value's (`raw_value` feature).
+const RAW_VALUE_TOKEN: &[u8] = b"$serde_json::private::RawValue";
 
 /// A value at `depth` names down the records list: built as serde_json builds it, except the
 /// value at the list's path, whose items are read lean when it is a list.
@@ -112,9 +117,15 @@ impl<'de> Visitor<'de> for Along<'_, '_> {
         let mut texts = Vec::with_capacity(items.capacity());
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             let text = raw.get();
+            // A record a skip could accept where a whole parse refuses: the whole answer is
+            // parsed and judged (a record parsed alone would get serde_json's nesting limit
+            // afresh, below the levels above it).
+            if risky(text.as_bytes()) {
+                return Err(de::Error::custom("a record to parse whole"));
+            }
             let projection = Projection {
                 fields: &self.lean.fields,
-                exact: true,
+                exact: false,
             };
             let item = parse_fields(text.as_bytes(), projection);
             items.push(item.map_err(de::Error::custom)?);
@@ -216,6 +227,15 @@ mod tests {
                 "[".repeat(200),
                 "]".repeat(200)
             ),
+            // Deep enough only with the levels above the record.
+            format!(
+                r#"{{"order_no": "RK1", "deep": {}{}}}"#,
+                "[".repeat(125),
+                "]".repeat(125)
+            ),
+            // A text backslash before `u`, then a lone low surrogate.
+            r#"{"order_no": "RK1", "remark": "\\ud83d\ude00"}"#.to_string(),
+            r#"{"order_no": "RK1", "x": {"$serde_json::private::RawValue": 1}}"#.to_string(),
         ];
         for record in refused {
             let text = format!(r#"{{"response": {{"stockin_list": [{record}]}}}}"#);
@@ -233,15 +253,24 @@ mod tests {
             r#"{"order_no": "RK1", "remark": "\ud83d\ude00"}"#,
             r#"{"order_no": "RK1", "amount": 1e3, "code": "SKU1E5"}"#,
         ];
-        for record in accepted {
+        for (record, lean_read) in accepted.into_iter().zip([true, false]) {
             let text = format!(r#"{{"response": {{"stockin_list": [{record}]}}}}"#);
             let parsed = parse(Some(&lean), text.as_bytes()).unwrap();
-            let texts = parsed.texts.expect("read lean");
-            assert_eq!(
-                serde_json::from_str::<Json>(&texts[0]).unwrap(),
-                serde_json::from_str::<Json>(record).unwrap()
-            );
+            assert_eq!(parsed.texts.is_some(), lean_read, "{record}");
+            if let Some(texts) = parsed.texts {
+                assert_eq!(
+                    serde_json::from_str::<Json>(&texts[0]).unwrap(),
+                    serde_json::from_str::<Json>(record).unwrap()
+                );
+            } else {
+                assert_eq!(parsed.body, serde_json::from_str::<Json>(&text).unwrap());
+            }
         }
+        // serde_json's raw-value name gives a record another value parsed whole: so it is.
+        let text = r#"{"response": {"stockin_list": [{"$serde_json::private::RawValue": "{\"order_no\": \"X\"}"}]}}"#;
+        let parsed = parse(Some(&lean), text.as_bytes()).unwrap();
+        assert_eq!(parsed.texts, None);
+        assert_eq!(parsed.body, serde_json::from_str::<Json>(text).unwrap());
     }
 
     #[test]

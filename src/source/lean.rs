@@ -69,9 +69,12 @@ pub fn plan(flow: &Flow) -> Option<Lean> {
         .chain(envelope.reauth)
         .chain(envelope.fatal)
         .chain(has_more);
-    let names = ids.flat_map(|id| flow.envelopes.undeclared_or_global(id));
-    if names.into_iter().any(|name| reads_records(&name, &list)) {
-        return None;
+    for id in ids {
+        // A template whose reads cannot be told may read anything.
+        let names = flow.envelopes.reads(id)?;
+        if names.iter().any(|name| reads_records(name, &list)) {
+            return None;
+        }
     }
     Some(Lean {
         list,

@@ -397,7 +397,9 @@ impl TemplateSet {
         self.reads(id).unwrap_or_default().into_iter().collect()
     }
 
-    fn reads(&self, id: TemplateId) -> Option<HashSet<String>> {
+    /// The names template `id` reads (as `undeclared_or_global`), or `None` when they cannot be
+    /// told.
+    pub fn reads(&self, id: TemplateId) -> Option<HashSet<String>> {
         match self.entries[id.0].kind {
             Kind::Expression => self.cell.borrow_dependent().0[id.0]
                 .as_ref()
