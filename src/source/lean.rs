@@ -25,6 +25,7 @@ use jsonpath_rust::parser::model::{Segment, Selector};
 use crate::config::model::{Flow, JsonPath, PagingStrategy};
 use crate::http::lean::Lean;
 use crate::record;
+use crate::source::answer::reads_body_paths;
 
 /// The deepest records list read lean: a record read lean holds at most 100 levels of nesting
 /// (`projected::risky`), which with the list's own stays within serde_json's 128.
@@ -40,10 +41,7 @@ pub fn plan(flow: &Flow) -> Option<Lean> {
         return None;
     }
     if let Some(pagination) = &operation.pagination
-        && matches!(
-            pagination.strategy,
-            PagingStrategy::Cursor { .. } | PagingStrategy::NextUrl { .. }
-        )
+        && reads_body_paths(&pagination.strategy)
     {
         return None;
     }

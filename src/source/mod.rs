@@ -1,6 +1,7 @@
 //! Reading a source: which windows and pages to request, and the records they hold.
 //! `strategy` is the pagination trait; each strategy has its own file.
 
+pub mod answer;
 pub mod cursor;
 pub mod early;
 pub mod lean;
