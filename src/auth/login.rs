@@ -229,10 +229,7 @@ mod tests {
     }
 
     fn path(text: &str) -> LoginToken {
-        LoginToken::Body(JsonPath {
-            text: text.into(),
-            query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
-        })
+        LoginToken::Body(JsonPath::of(text))
     }
 
     #[test]

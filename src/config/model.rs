@@ -456,6 +456,17 @@ pub struct JsonPath {
     pub query: JpQuery,
 }
 
+#[cfg(test)]
+impl JsonPath {
+    /// The path `text` parsed, for tests (a bad path panics).
+    pub fn of(text: &str) -> JsonPath {
+        JsonPath {
+            text: text.to_string(),
+            query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
+        }
+    }
+}
+
 impl JsonPath {
     /// Every value the path selects in `value`.
     pub fn select<'a>(&self, value: &'a Json) -> Vec<&'a Json> {

@@ -568,10 +568,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("input.json");
         std::fs::write(&input, text).unwrap();
-        let path = path.map(|text| JsonPath {
-            text: text.to_string(),
-            query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
-        });
+        let path = path.map(JsonPath::of);
         let mut records = Vec::new();
         for_each_record(&input, path.as_ref(), None, &mut |record| {
             records.push(record);

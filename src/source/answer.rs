@@ -137,10 +137,7 @@ mod tests {
     use super::*;
 
     fn path(text: &str) -> JsonPath {
-        JsonPath {
-            text: text.to_string(),
-            query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
-        }
+        JsonPath::of(text)
     }
 
     #[test]

@@ -63,10 +63,7 @@ mod tests {
     use crate::source::strategy::tests::answer;
 
     fn body_path(text: &str) -> CursorFrom {
-        CursorFrom::Body(JsonPath {
-            text: text.into(),
-            query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
-        })
+        CursorFrom::Body(JsonPath::of(text))
     }
 
     #[test]

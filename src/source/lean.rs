@@ -159,10 +159,7 @@ mod tests {
     #[test]
     fn a_path_that_may_select_inside_the_records_is_told_apart() {
         let list = ["response".to_string(), "stockin_list".to_string()];
-        let path = |text: &str| JsonPath {
-            text: text.to_string(),
-            query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
-        };
+        let path = JsonPath::of;
         assert!(!reaches(&path("$.response.total_count"), &list));
         assert!(!reaches(&path("$.total"), &list));
         assert!(reaches(&path("$.response.stockin_list[0].total"), &list));

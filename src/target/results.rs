@@ -222,10 +222,7 @@ mod tests {
     use crate::config::model::JsonPath;
 
     fn path(text: &str) -> JsonPath {
-        JsonPath {
-            text: text.to_string(),
-            query: jsonpath_rust::parser::parse_json_path(text).unwrap(),
-        }
+        JsonPath::of(text)
     }
 
     fn kingdee() -> BatchResults {
