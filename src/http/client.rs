@@ -25,18 +25,20 @@ use serde_json::Value as Json;
 
 use crate::auth::{self, Authenticator, Generation};
 use crate::config::model::{Connector, Operation, Retry};
-use crate::config::raw::{Encoding, OperationKind};
+use crate::config::raw::Encoding;
 use crate::error::{Error, ErrorKind};
 use crate::http::arrival::Arrival;
-use crate::http::envelope::{self, Verdict};
-use crate::http::lean::{self, Lean};
+use crate::http::envelope::Verdict;
+use crate::http::lean::Lean;
 use crate::http::proxy::Proxies;
 use crate::http::ratelimit::RateLimiter;
 use crate::http::retry::{Jitter, Sleeper, backoff};
-use crate::http::transport::{Body, Request, SendError, Transport, join_url};
+use crate::http::transport::{Body, Request, Response, SendError, Transport, join_url};
 use crate::request::{Env, Parts};
 use crate::template::TemplateSet;
 use crate::time::{Clock, format_span};
+use answer::Next;
+pub(crate) use answer::snippet;
 pub use observe::{CallObserver, Outcome};
 use observe::{Seen, outcome};
 
@@ -590,21 +592,54 @@ impl Client {
         }
     }
 
+    /// Send `request` once, within the call's deadline: its response, or `None` to try again
+    /// (a network failure, waited for) when another attempt is allowed.
+    async fn send_once(
+        &self,
+        call: &Call<'_>,
+        request: &Request,
+        (attempt, attempts): (u32, u32),
+    ) -> Result<Option<Response>, CallError> {
+        let (operation, idempotent) = (call.operation, call.idempotent);
+        let sent = Instant::now();
+        match tokio::time::timeout_at(call.deadline, self.transport.send(request)).await {
+            Ok(Ok(response)) => Ok(Some(response)),
+            Ok(Err(err)) => {
+                let outcome = match err {
+                    SendError::MaybeSent(_) if !idempotent => Outcome::Uncertain,
+                    _ => Outcome::NetworkError,
+                };
+                self.observe(&operation.name, outcome, sent);
+                let retry = RetryState {
+                    attempt,
+                    attempts,
+                    idempotent,
+                    deadline: call.deadline,
+                };
+                self.after_failed_send(err, operation, retry).await?;
+                Ok(None)
+            }
+            Err(_) => {
+                let outcome = match idempotent {
+                    true => Outcome::Timeout,
+                    false => Outcome::Uncertain,
+                };
+                self.observe(&operation.name, outcome, sent);
+                Err(self.cut_off(operation, idempotent))
+            }
+        }
+    }
+
     async fn attempts(&self, call: Call<'_>, payload: Payload) -> Result<Reply, CallError> {
         let Call {
             operation,
-            envelopes,
             parts,
             idempotent,
             deadline,
             arrival,
             after,
-            lean,
+            ..
         } = call;
-        let envelope = operation
-            .envelope
-            .as_ref()
-            .expect("every operation has an envelope after compiling");
         let attempts = self.retry.attempts.max(1);
         let throttle_limit = self.retry.throttle_attempts.max(1);
         let mut attempt = 0;
@@ -644,91 +679,27 @@ impl Client {
                 ))
             };
             let sent = Instant::now();
-            let response =
-                match tokio::time::timeout_at(deadline, self.transport.send(&request)).await {
-                    Ok(Ok(response)) => response,
-                    Ok(Err(err)) => {
-                        let outcome = match err {
-                            SendError::MaybeSent(_) if !idempotent => Outcome::Uncertain,
-                            _ => Outcome::NetworkError,
-                        };
-                        self.observe(&operation.name, outcome, sent);
-                        let retry = RetryState {
-                            attempt,
-                            attempts,
-                            idempotent,
-                            deadline,
-                        };
-                        self.after_failed_send(err, operation, retry).await?;
-                        continue;
-                    }
-                    Err(_) => {
-                        let outcome = match idempotent {
-                            true => Outcome::Timeout,
-                            false => Outcome::Uncertain,
-                        };
-                        self.observe(&operation.name, outcome, sent);
-                        return Err(self.cut_off(operation, idempotent));
-                    }
-                };
+            let Some(response) = self.send_once(&call, &request, (attempt, attempts)).await? else {
+                continue;
+            };
             self.auth.observe(&response);
-            let status = response.status;
-            if let Some(arrival) = arrival.filter(|_| (200..300).contains(&status)) {
+            if let Some(arrival) = arrival.filter(|_| (200..300).contains(&response.status)) {
                 arrival.arrive();
                 // Let the task waiting for it send its request before this answer is parsed.
                 tokio::task::yield_now().await;
             }
-            // To a token strategy, 401 means the token is gone, whatever the body says.
-            let unauthorized = status == 401 && self.auth.renews_on_401();
-            let mut texts = None;
-            let parsed = match unauthorized {
-                true => Ok(Arc::new(Json::Null)),
-                false => lean::parse(lean, &response.body)
-                    .map(|parsed| {
-                        texts = parsed.texts;
-                        Arc::new(parsed.body)
-                    })
-                    .or_else(|err| refusal_text(operation, status, &response.body).ok_or(err)),
-            };
-            let verdict = match unauthorized {
-                true => Some(Verdict::Reauth {
-                    message: "HTTP 401 Unauthorized".into(),
-                }),
-                false => parsed.as_ref().ok().map(|body| {
-                    envelope::classify(envelope, envelopes, status, &response.headers, body)
-                }),
-            };
-            let throttled = match &verdict {
-                Some(Verdict::Throttled { code, message }) => Some(match code {
-                    Some(code) => format!("{message} ({code})"),
-                    None => message.clone(),
-                }),
-                _ if status == 429 => {
-                    Some(format!("answered HTTP 429: {}", snippet(&response.body)))
-                }
-                _ => None,
-            };
-            // A server error that still answers in the API's own terms (the session is gone, or
-            // per-record results: some servers send Kingdee's `ErrorCode: 500` as the HTTP
-            // status) is an answer, not a transient failure.
-            let answered = matches!(verdict, Some(Verdict::Reauth { .. }))
-                || parsed.as_ref().is_ok_and(|body| {
-                    operation
-                        .results
-                        .as_ref()
-                        .is_some_and(|results| results.mentions_records(body))
-                });
-            let transient = !answered
-                && (status >= 500
-                    || status == 408
-                    || (parsed.is_err() && (200..300).contains(&status)));
+            let answer = self.read_answer(&call, &response);
             let seen = Seen {
-                throttled: throttled.is_some(),
-                transient,
+                throttled: answer.throttled.is_some(),
+                transient: answer.transient,
                 idempotent,
             };
-            self.observe(&operation.name, outcome(verdict.as_ref(), seen), sent);
-            if let Some(why) = throttled {
+            self.observe(
+                &operation.name,
+                outcome(answer.verdict.as_ref(), seen),
+                sent,
+            );
+            if let Some(why) = answer.throttled {
                 // A refusal for calling too often was not processed: repeating is safe.
                 throttles += 1;
                 if throttles > throttle_limit {
@@ -741,7 +712,8 @@ impl Client {
                 attempt -= 1;
                 continue;
             }
-            if transient {
+            if answer.transient {
+                let status = answer.status;
                 let message = format!("answered HTTP {status}: {}", snippet(&response.body));
                 if !idempotent {
                     return Err(CallError::Uncertain(Error::new(
@@ -757,138 +729,23 @@ impl Client {
                     "{message} (after {attempts} attempts)"
                 )));
             }
-            let Ok(body) = parsed else {
-                return Err(CallError::Unavailable(
-                    Error::new(
-                        ErrorKind::Api,
-                        format!(
-                            "{} answered HTTP {status}: {}",
-                            self.name,
-                            snippet(&response.body)
-                        ),
-                    )
-                    .with_hint("check the connector's base URL and the operation's path"),
-                ));
-            };
-            match verdict.expect("a parsed body has a verdict") {
-                Verdict::Reauth { message } => {
-                    reauths += 1;
-                    if reauths > REAUTH_LIMIT {
-                        return Err(CallError::Auth(
-                            Error::new(ErrorKind::Auth, format!("{} refused the session again after logging in anew: {message}", self.name))
-                                .with_hint("check the credentials (user name, app id and secret, or password) and that the user may call the WebAPI"),
-                        ));
-                    }
-                    (self.notify)(format!(
-                        "{}: session lost ({message}); logging in again",
-                        self.name
-                    ));
-                    if reauths > 1 {
-                        // Lost again at once: give the server a moment before the next session.
-                        self.sleeper
-                            .sleep(backoff(&self.retry, reauths - 1, self.jitter.next()))
-                            .await;
-                    }
-                    if let Some(arrival) = arrival {
-                        // The early request went out on the lost session: it ends first.
-                        arrival.withdraw().await;
-                    }
-                    self.login(Some(generation), deadline).await?;
-                    if !idempotent {
-                        // "Session lost" should mean the call was not carried out, but a site
-                        // that saved and then answered so would get a second copy from a blind
-                        // resend: the writer looks its records up first, on the new session.
-                        return Err(CallError::Uncertain(Error::new(
-                            ErrorKind::Api,
-                            format!("{} answered a write with `{message}`", self.name),
-                        )));
-                    }
-                    attempt -= 1;
-                }
-                verdict @ Verdict::Retryable { .. } if !idempotent => {
-                    // A write refused as busy may still have saved some of its records (a
-                    // conflict on one bill): the caller reads the reply record by record.
-                    return Ok(Reply {
-                        status,
-                        headers: response.headers,
-                        body,
-                        texts,
-                        verdict,
-                    });
-                }
-                Verdict::Retryable { code, message } => {
-                    let what = match code {
-                        Some(code) => format!("{message} ({code})"),
-                        None => message,
-                    };
-                    if attempt < attempts {
-                        self.pause_within(deadline, attempt, &what).await?;
-                        continue;
-                    }
-                    return Err(unavailable(format!(
-                        "kept answering `{what}` through {attempts} attempts"
-                    )));
-                }
-                Verdict::Fatal { code, message } => {
-                    let code = code.map(|c| format!(" ({c})")).unwrap_or_default();
-                    return Err(CallError::Refused(
-                        Error::new(
-                            ErrorKind::Api,
-                            format!(
-                                "{} refused `{}` as a whole: {message}{code}",
-                                self.name, operation.name
-                            ),
-                        )
-                        .with_hint("this concerns the connection, the user's permissions or the account, not one record; fix it on the API's side and run again (no record was parked, the cursor did not move)"),
-                    ));
-                }
-                verdict => {
-                    return Ok(Reply {
-                        status,
-                        headers: response.headers,
-                        body,
-                        texts,
-                        verdict,
-                    });
-                }
+            let verdict = self
+                .on_verdict(
+                    &call,
+                    (answer, response),
+                    (attempt, attempts),
+                    &mut reauths,
+                    generation,
+                )
+                .await?;
+            match verdict {
+                Next::Again { counted: true } => {}
+                Next::Again { counted: false } => attempt -= 1,
+                Next::Done(reply) => return Ok(reply),
             }
         }
     }
 }
-
-/// Some answers about one record come without a JSON body: a write refused as invalid or a
-/// duplicate (400, 409, 422), a one-record write's success with an empty body (`201` with only
-/// a `Location`), a lookup's "no such record" (404, 410). Their text (`null` when empty) is the
-/// body the envelope, `results` and `rows.not_found` read. Any other answer without JSON (a
-/// wrong URL, a refused credential, a 2xx cut short) still fails the call.
-fn refusal_text(operation: &Operation, status: u16, body: &[u8]) -> Option<Arc<Json>> {
-    let about_a_record = match operation.kind {
-        OperationKind::Write if (200..300).contains(&status) => {
-            operation.batch.is_none() && body.trim_ascii().is_empty()
-        }
-        OperationKind::Write => matches!(status, 400 | 409 | 422),
-        OperationKind::Lookup => matches!(status, 404 | 410),
-        _ => false,
-    };
-    if !about_a_record {
-        return None;
-    }
-    // Kept as the parked record's message, and a text body may echo the whole request (with
-    // its personal data): capped as `snippet` caps what errors quote.
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    let mut kept: String = text.chars().take(REFUSAL_CHARS).collect();
-    if kept.len() < text.len() {
-        kept.push('…');
-    }
-    Some(Arc::new(match kept.is_empty() {
-        true => Json::Null,
-        false => Json::String(kept),
-    }))
-}
-
-/// The most characters of a text refusal kept as a record's message.
-const REFUSAL_CHARS: usize = 300;
 
 /// A JSON value as a form or query field (`None` drops it).
 fn field_text(value: &Json) -> Option<String> {
@@ -901,20 +758,7 @@ fn field_text(value: &Json) -> Option<String> {
     }
 }
 
-/// The start of a body, for messages.
-pub(crate) fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return "an empty body".to_string();
-    }
-    let mut short: String = text.chars().take(160).collect();
-    if short.len() < text.len() {
-        short.push('…');
-    }
-    format!("`{}`", short.replace('\n', " "))
-}
-
+mod answer;
 mod observe;
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::post;
 
+use super::answer::{REFUSAL_CHARS, refusal_text};
 use super::*;
 use crate::config::{self, StandaloneConnector};
 use crate::time::SystemClock;
