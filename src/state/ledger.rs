@@ -172,48 +172,33 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(flow, "mark records in flight", Durability::Full, |tx| {
-            // A new key (the usual case) costs three statements: its kept row, its ledger
-            // row naming it, and the mark that its source is the kept one.
-            let mut mark = tx.prepare_cached(
+            // A new key (the usual case) costs four statements: a look at its row, its kept
+            // row, its ledger row naming it, and the mark that its source is the kept one.
+            // (One upsert `RETURNING` the kept row did the first and third, but SQLite buffers
+            // what `RETURNING` returns in a temporary table, opened for every row.)
+            let mut existing = tx.prepare_cached(
+                "SELECT kept, done_at IS NOT NULL FROM ledger WHERE flow = ?1 AND key = ?2",
+            )?;
+            let mut insert = tx.prepare_cached(
                 "INSERT INTO ledger (flow, key, status, hash, attempts, modified, first_seen,
                                      updated, kept)
-                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5, ?6)
-                 ON CONFLICT (flow, key) DO UPDATE SET
-                     status = 'in_flight',
-                     hash = excluded.hash,
-                     attempts = ledger.attempts + 1,
-                     modified = excluded.modified,
-                     updated = excluded.updated,
-                     kept = COALESCE(ledger.kept, excluded.kept)
-                 WHERE ledger.done_at IS NULL
-                 RETURNING kept",
+                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5, ?6)",
+            )?;
+            let mut again = tx.prepare_cached(
+                "UPDATE ledger SET status = 'in_flight', hash = ?3, attempts = attempts + 1,
+                                   modified = ?4, updated = ?5
+                 WHERE flow = ?1 AND key = ?2",
             )?;
             let mut insert_kept =
                 tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?;
             let mut packer = self.packer();
             for record in records {
-                // The source to resend is the kept one when the flow keeps records: packed
-                // once, stored once.
-                let packed =
-                    packer.pack(tx, flow, (&record.source).into(), record.target.as_deref())?;
-                let new_kept = match record.target {
-                    Some(_) => Some(insert_kept.insert(params![packed.dictionary, packed.bytes])?),
-                    None => None,
-                };
-                let kept: Option<Option<i64>> = mark
-                    .query_row(
-                        params![
-                            flow,
-                            record.key,
-                            Hash(&record.hash),
-                            record.modified,
-                            Nanos(now),
-                            new_kept,
-                        ],
-                        |row| row.get(0),
-                    )
+                let row: Option<(Option<i64>, bool)> = existing
+                    .query_row(params![flow, record.key], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
                     .optional()?;
-                let Some(kept) = kept else {
+                if let Some((_, true)) = row {
                     return Ok(Err(Error::new(
                         ErrorKind::State,
                         format!(
@@ -222,17 +207,46 @@ impl Store {
                             record.key
                         ),
                     )));
-                };
-                if let Some(new_kept) = new_kept {
-                    if kept != Some(new_kept) {
-                        // The key had a kept row already: it is replaced in place.
-                        tx.prepare_cached("DELETE FROM kept WHERE id = ?1")?
-                            .execute([new_kept])?;
-                        kept::keep_packed(tx, flow, &record.key, &packed)?;
+                }
+                // The source to resend is the kept one when the flow keeps records: packed
+                // once, stored once.
+                let packed =
+                    packer.pack(tx, flow, (&record.source).into(), record.target.as_deref())?;
+                let hash = Hash(&record.hash);
+                match row {
+                    None => {
+                        let kept = match record.target {
+                            Some(_) => {
+                                Some(insert_kept.insert(params![packed.dictionary, packed.bytes])?)
+                            }
+                            None => None,
+                        };
+                        insert.execute(params![
+                            flow,
+                            record.key,
+                            hash,
+                            record.modified,
+                            Nanos(now),
+                            kept
+                        ])?;
                     }
-                    mark_source(tx, flow, &record.key, None)?;
-                } else {
-                    mark_source(tx, flow, &record.key, Some(&packed))?;
+                    Some(_) => {
+                        again.execute(params![
+                            flow,
+                            record.key,
+                            hash,
+                            record.modified,
+                            Nanos(now)
+                        ])?;
+                        if record.target.is_some() {
+                            // The key's kept row, if it has one, is replaced in place.
+                            kept::keep_packed(tx, flow, &record.key, &packed)?;
+                        }
+                    }
+                }
+                match record.target {
+                    Some(_) => mark_source(tx, flow, &record.key, None)?,
+                    None => mark_source(tx, flow, &record.key, Some(&packed))?,
                 }
             }
             Ok(Ok(()))

@@ -667,3 +667,114 @@ fn in_flight_marks_are_synced_at_commit_and_outcomes_at_checkpoints() {
         .unwrap();
     assert_eq!(level(&store), 1, "NORMAL");
 }
+
+/// Version 5 only rewrites the ledger's status check: a version 4 ledger migrates whole, with
+/// its triggers; a status outside the four is still refused; and writing a ledger row no longer
+/// builds a temporary b-tree (SQLite's `OpenEphemeral`) to check it.
+#[test]
+fn a_version_4_ledger_migrates_whole_to_a_status_check_without_a_temporary_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        let mut connection = Connection::open(&path).unwrap();
+        connection
+            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+            .unwrap();
+        let tx = connection.transaction().unwrap();
+        for script in &schema::MIGRATIONS[..4] {
+            tx.execute_batch(script).unwrap();
+        }
+        tx.pragma_update(None, "user_version", 4).unwrap();
+        tx.execute(
+            "INSERT INTO kept (dictionary, packed) VALUES (0, x'0102')",
+            [],
+        )
+        .unwrap();
+        for (key, status, done_at, kept) in [
+            ("A", "done", Some(2), Some(1)),
+            ("B", "failed", None, None),
+            ("C", "in_flight", None, None),
+            ("D", "conflict", Some(3), None),
+        ] {
+            tx.execute(
+                "INSERT INTO ledger (flow, key, status, hash, attempts, last_error, first_seen,
+                                     updated, done_at, kept)
+                 VALUES ('refund', ?1, ?2, x'0123', 1, 'e', 1, 2, ?3, ?4)",
+                rusqlite::params![key, status, done_at, kept],
+            )
+            .unwrap();
+        }
+        for key in ["B", "C"] {
+            tx.execute(
+                "INSERT INTO sources (flow, key, dictionary, packed) VALUES ('refund', ?1, 0, x'03')",
+                [key],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let everything = |connection: &Connection| {
+        ["ledger ORDER BY flow, key", "sources ORDER BY key", "kept"]
+            .map(|table| rows(connection, &format!("SELECT * FROM {table}")))
+    };
+    let before = everything(&Connection::open(&path).unwrap());
+
+    let (store, applied) = Store::open_counting_migrations(&path).unwrap();
+    assert_eq!(applied, 1);
+    assert_eq!(store.schema_version().unwrap(), schema::LATEST);
+    let connection = store.lock();
+    assert_eq!(everything(&connection), before);
+
+    let insert = "INSERT INTO ledger (flow, key, status, first_seen, updated)
+                  VALUES ('refund', 'E', ?1, 1, 1)";
+    let refused = connection.execute(insert, ["lost"]).unwrap_err();
+    assert!(
+        refused.to_string().contains("CHECK constraint failed"),
+        "{refused}"
+    );
+    let plan = rows(
+        &connection,
+        &format!("EXPLAIN {}", insert.replace("?1", "'failed'")),
+    );
+    assert!(
+        !plan
+            .iter()
+            .any(|row| row[1] == Value::Text("OpenEphemeral".into())),
+        "{plan:?}"
+    );
+
+    // The triggers came along: a written key is never downgraded, a key written drops its
+    // source, and an update needs a written key.
+    let status = |key: &str| -> String {
+        connection
+            .query_row("SELECT status FROM ledger WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    connection
+        .execute("UPDATE ledger SET status = 'failed' WHERE key = 'A'", [])
+        .unwrap();
+    assert_eq!(status("A"), "done");
+    connection
+        .execute(
+            "UPDATE ledger SET status = 'done', done_at = 5 WHERE key = 'C'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(
+        rows(&connection, "SELECT key FROM sources"),
+        [[Value::Text("B".into())]]
+    );
+    let update = connection.execute(
+        "INSERT INTO updates (flow, key, hash, step, packed, started, updated)
+         VALUES ('refund', 'B', 'h', 'update', x'00', 't', 't')",
+        [],
+    );
+    assert!(
+        update
+            .unwrap_err()
+            .to_string()
+            .contains("an update needs a key the target confirmed")
+    );
+}
