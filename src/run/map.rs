@@ -38,6 +38,7 @@ impl MapStage {
                     ToBatch::Record { record, mapped }
                 }
                 Read::WindowDone { index, .. } => ToBatch::WindowRead(index),
+                Read::Lull => ToBatch::Lull,
             };
             send(&out, message).await?;
         }

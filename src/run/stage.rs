@@ -27,6 +27,8 @@ pub enum ToBatch {
     },
     /// Every record of window `index` has been passed on.
     WindowRead(usize),
+    /// The reader's lull (`Read::Lull`): the records waiting to be batched may go now.
+    Lull,
 }
 
 /// From batch to write.

@@ -58,6 +58,10 @@ impl SourceRecord {
 #[derive(Debug)]
 pub enum Read {
     Record(SourceRecord),
+    /// A lull: every new record the reader expects soon has been sent, and its next request
+    /// is a planned re-read of a page (the counted pass's last look at its first page), which
+    /// seldom brings anything new. What waits to be batched may go now.
+    Lull,
     /// Every record of window `index` has been sent.
     WindowDone {
         index: usize,
@@ -217,6 +221,14 @@ impl Reader<'_> {
                         sending.await?;
                         return Err(err);
                     }
+                };
+                let lull = fetched.contains(&request_key(&next.0));
+                let sending = async move {
+                    sending.await?;
+                    if lull && out.send(Read::Lull).await.is_err() {
+                        return Err(stopped());
+                    }
+                    Ok(())
                 };
                 // The request sent early, if it is the one wanted; else a fresh one, after the
                 // early one's answer (if it went out) is in and dropped.

@@ -675,3 +675,64 @@ fn the_bills_that_arrive_are_snapshotted_field_by_field() {
     assert_eq!(bill_numbers(&sync), eligible);
     assert_eq!(parked, unknown);
 }
+
+/// The records read before the counted pass's last look at its first page are written while
+/// that look is on its way (the reader's lull), in smaller saves side by side, instead of
+/// waiting for the window's end as one batch: a run ends, and its cursor moves, about one save
+/// of 100 bills sooner.
+#[test]
+fn the_last_records_are_written_while_the_first_page_is_read_again() {
+    // 250 completed orders, every SKU known: pages 0, 2 and 1, then page 0 again, each answered
+    // after 1.5 s. Batches of 100: page 0; page 2 and half of page 1; the 50 left at the lull.
+    let sync = Sync::start(
+        &[
+            "--wdt-orders",
+            "250",
+            "--wdt-days",
+            "5",
+            "--wdt-unknown-sku-share",
+            "0",
+            "--wdt-other-status-share",
+            "0",
+            "--wdt-latency-ms",
+            "1500",
+        ],
+        6,
+    );
+    sync.workspace
+        .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
+    let requests = |sync: &Sync| sync.wdt("/_sim/requests").as_array().unwrap().len();
+    let mut run = sync.spawn_run(&sync.env(), Stdio::null());
+    // The WDT sandbox logs a request as it arrives and answers it 1.5 s later: with the lull,
+    // the last bills are in about 1.5 s before the run ends; without it, they would be sent
+    // only once the last answer is in, a few milliseconds before the end.
+    let mut all_in = None;
+    while run.try_wait().unwrap().is_none() {
+        if all_in.is_none() && sync.bills().len() == 250 {
+            all_in = Some((std::time::Instant::now(), requests(&sync)));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ended = std::time::Instant::now();
+    assert!(run.wait().unwrap().success());
+    assert_eq!(requests(&sync), 4, "pages 0, 2, 1 and 0 again");
+    assert_eq!(bill_numbers(&sync).len(), 250);
+    let (at, sent) = all_in.expect("every bill arrived while the run went on");
+    assert_eq!(
+        sent, 4,
+        "the last bills went after the last request was sent"
+    );
+    assert!(
+        ended - at > Duration::from_secs(1),
+        "the last bills went {:?} before the run ended, not while the last page was read",
+        ended - at
+    );
+    let stats = sync.kingdee("/_sim/stats");
+    let saves: u64 = stats["requests"]["DynamicFormService.BatchSave"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(saves, 4, "100, 100, then 25 and 25: {stats}");
+}
