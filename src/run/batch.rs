@@ -1,9 +1,10 @@
 //! The batch stage: records checked against the ledger, then grouped into batches to write.
 //!
 //! Records are taken in groups of `batch_size` (a group also ends with its window, so a
-//! window's last records do not wait for the next window's, and at the reader's lull: see
-//! `Read::Lull`); a group cut short so is sent in a few smaller pieces side by side, since
-//! the run waits for it (`tail_piece`). For each group the ledger is read
+//! window's last records do not wait for the next window's, and when the reader says the
+//! window is closing: see `Read::Closing`). A group cut short so, and any group of a closing
+//! window, is a tail: sent in a few smaller pieces side by side, since the run waits for it
+//! (`tail_piece`). For each group the ledger is read
 //! once: a record already written and unchanged is skipped, one parked earlier for this very
 //! version stays parked, one that cannot be mapped is parked, a changed one follows the flow's
 //! `on_change` (skipped, parked as a conflict, or passed on as an update), and the rest go on
@@ -64,20 +65,24 @@ impl BatchStage {
             ..Summary::default()
         };
         let mut group: Group = Vec::with_capacity(self.batch_size);
+        // Between a window's `Closing` and its end, every group is a tail.
+        let mut closing = false;
         while let Some(item) = input.recv().await {
             match item {
                 ToBatch::Record { record, mapped } => {
                     group.push((record, mapped));
                     if group.len() >= self.batch_size {
-                        self.dispatch(std::mem::take(&mut group), &mut summary, &out, false)
+                        self.dispatch(std::mem::take(&mut group), &mut summary, &out, closing)
                             .await?;
                     }
                 }
-                ToBatch::Lull => {
+                ToBatch::Closing => {
                     self.dispatch(std::mem::take(&mut group), &mut summary, &out, true)
                         .await?;
+                    closing = true;
                 }
                 ToBatch::WindowRead(index) => {
+                    closing = false;
                     self.dispatch(std::mem::take(&mut group), &mut summary, &out, true)
                         .await?;
                     send(&out, ToWrite::WindowRead(index)).await?;
@@ -88,9 +93,9 @@ impl BatchStage {
         Ok(summary)
     }
 
-    /// Check `group` against the ledger and pass on what is to be written. A group cut short
-    /// by the end of a window or by the reader's lull (`tail`) goes in pieces side by side
-    /// (see [`tail_piece`]).
+    /// Check `group` against the ledger and pass on what is to be written. A tail (`tail`: a
+    /// group of a closing window, or cut short by its end) goes in pieces side by side (see
+    /// [`tail_piece`]).
     async fn dispatch(
         &self,
         group: Group,
@@ -390,8 +395,8 @@ fn newest_versions(keys: &[String]) -> Vec<bool> {
         .collect()
 }
 
-/// The records that end a window, or that wait when the reader pauses, are the last the run
-/// or its cursor waits for. A save costs a fixed part plus a part per record (Kingdee: about
+/// The records that end a window (its last page's, see `Read::Closing`, or those left when it
+/// ends) are the last the run and its cursor wait for. A save costs a fixed part plus a part per record (Kingdee: about
 /// 100 ms + 5 ms a bill), so they go in up to [`TAIL_PIECES`] pieces of at least
 /// [`TAIL_PIECE`] records, written side by side: a last batch of 100 takes the time of one of
 /// 25, for three saves more. The size of a piece for `records` records.

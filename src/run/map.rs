@@ -38,7 +38,7 @@ impl MapStage {
                     ToBatch::Record { record, mapped }
                 }
                 Read::WindowDone { index, .. } => ToBatch::WindowRead(index),
-                Read::Lull => ToBatch::Lull,
+                Read::Closing => ToBatch::Closing,
             };
             send(&out, message).await?;
         }

@@ -27,8 +27,8 @@ pub enum ToBatch {
     },
     /// Every record of window `index` has been passed on.
     WindowRead(usize),
-    /// The reader's lull (`Read::Lull`): the records waiting to be batched may go now.
-    Lull,
+    /// The window is closing (`Read::Closing`): its last records follow.
+    Closing,
 }
 
 /// From batch to write.

@@ -58,10 +58,11 @@ impl SourceRecord {
 #[derive(Debug)]
 pub enum Read {
     Record(SourceRecord),
-    /// A lull: every new record the reader expects soon has been sent, and its next request
-    /// is a planned re-read of a page (the counted pass's last look at its first page), which
-    /// seldom brings anything new. What waits to be batched may go now.
-    Lull,
+    /// The window is closing: the records that follow, up to its `WindowDone`, are those of
+    /// its last planned page and of the re-reads after it (the counted pass's last look at
+    /// its first page), which seldom bring anything new. The run waits for them: they may go
+    /// at once, in smaller pieces.
+    Closing,
     /// Every record of window `index` has been sent.
     WindowDone {
         index: usize,
@@ -213,22 +214,25 @@ impl Reader<'_> {
                 let keyed = self.take_records(answer, index, page, &mut *pager, &span)?;
                 stats.pages += 1;
                 let reread = !fetched.insert(request_key(&request));
-                let sending = self.send_on(keyed, window, reread, out, seen, &mut stats.records);
-                let next = match self.planned(pager.next(), window, &mut number) {
+                let next = self.planned(pager.next(), window, &mut number);
+                // A page followed only by a re-read is the window's last.
+                let closing = matches!(&next, Ok(Some((next, _)))
+                    if !reread && fetched.contains(&request_key(next)));
+                let (records, seen) = (&mut stats.records, &mut *seen);
+                let sending = async move {
+                    if closing && out.send(Read::Closing).await.is_err() {
+                        return Err(stopped());
+                    }
+                    self.send_on(keyed, window, reread, out, seen, records)
+                        .await
+                };
+                let next = match next {
                     Ok(Some(next)) => next,
                     Ok(None) => return sending.await,
                     Err(err) => {
                         sending.await?;
                         return Err(err);
                     }
-                };
-                let lull = fetched.contains(&request_key(&next.0));
-                let sending = async move {
-                    sending.await?;
-                    if lull && out.send(Read::Lull).await.is_err() {
-                        return Err(stopped());
-                    }
-                    Ok(())
                 };
                 // The request sent early, if it is the one wanted; else a fresh one, after the
                 // early one's answer (if it went out) is in and dropped.

@@ -676,14 +676,15 @@ fn the_bills_that_arrive_are_snapshotted_field_by_field() {
     assert_eq!(parked, unknown);
 }
 
-/// The records read before the counted pass's last look at its first page are written while
-/// that look is on its way (the reader's lull), in smaller saves side by side, instead of
-/// waiting for the window's end as one batch: a run ends, and its cursor moves, about one save
-/// of 100 bills sooner.
+/// The window's last page (the one before the counted pass's last look at its first page) is
+/// written while that look is on its way, in smaller saves side by side, as are the records
+/// waiting to be batched when it comes: a run ends, and its cursor moves, about one save of
+/// 100 bills sooner.
 #[test]
 fn the_last_records_are_written_while_the_first_page_is_read_again() {
     // 250 completed orders, every SKU known: pages 0, 2 and 1, then page 0 again, each answered
-    // after 1.5 s. Batches of 100: page 0; page 2 and half of page 1; the 50 left at the lull.
+    // after 1.5 s. Batches of 100: page 0's; then page 2's 50 and page 1's 100, the window
+    // closing, in pieces of 25.
     let sync = Sync::start(
         &[
             "--wdt-orders",
@@ -703,9 +704,9 @@ fn the_last_records_are_written_while_the_first_page_is_read_again() {
         .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
     let requests = |sync: &Sync| sync.wdt("/_sim/requests").as_array().unwrap().len();
     let mut run = sync.spawn_run(&sync.env(), Stdio::null());
-    // The WDT sandbox logs a request as it arrives and answers it 1.5 s later: with the lull,
-    // the last bills are in about 1.5 s before the run ends; without it, they would be sent
-    // only once the last answer is in, a few milliseconds before the end.
+    // The WDT sandbox logs a request as it arrives and answers it 1.5 s later: the last bills
+    // are in about 1.5 s before the run ends, not once the last answer is in, a few
+    // milliseconds before the end.
     let mut all_in = None;
     while run.try_wait().unwrap().is_none() {
         if all_in.is_none() && sync.bills().len() == 250 {
@@ -734,5 +735,5 @@ fn the_last_records_are_written_while_the_first_page_is_read_again() {
         .values()
         .filter_map(Value::as_u64)
         .sum();
-    assert_eq!(saves, 4, "100, 100, then 25 and 25: {stats}");
+    assert_eq!(saves, 7, "100, then 25 × 2 and 25 × 4: {stats}");
 }
