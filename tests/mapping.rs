@@ -698,7 +698,7 @@ fn a_streamed_response_with_repeats_previews_as_the_array_of_its_newest_copies()
     let expected = preview("expected.json", "json");
     assert_eq!(streamed.stdout, expected.stdout);
     let bodies: Vec<Value> = serde_json::from_str(&streamed.stdout).unwrap();
-    assert_eq!(bodies.len(), 2, "120 records in batches of 100");
+    assert_eq!(bodies.len(), 3, "120 records in batches of 50");
     assert!(
         streamed
             .stderr

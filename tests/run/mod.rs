@@ -678,13 +678,12 @@ fn the_bills_that_arrive_are_snapshotted_field_by_field() {
 
 /// The window's last page (the one before the counted pass's last look at its first page) is
 /// written while that look is on its way, in smaller saves side by side, as are the records
-/// waiting to be batched when it comes: a run ends, and its cursor moves, about one save of
-/// 100 bills sooner.
+/// waiting to be batched when it comes: a run ends, and its cursor moves, sooner.
 #[test]
 fn the_last_records_are_written_while_the_first_page_is_read_again() {
     // 250 completed orders, every SKU known: pages 0, 2 and 1, then page 0 again, each answered
-    // after 1.5 s. Batches of 100: page 0's; then page 2's 50 and page 1's 100, the window
-    // closing, in pieces of 25.
+    // after 1.5 s. Batches of 50: page 0's two and page 2's one; then, the window closing,
+    // page 1's two in pieces of 25.
     let sync = Sync::start(
         &[
             "--wdt-orders",
@@ -735,5 +734,5 @@ fn the_last_records_are_written_while_the_first_page_is_read_again() {
         .values()
         .filter_map(Value::as_u64)
         .sum();
-    assert_eq!(saves, 7, "100, then 25 × 2 and 25 × 4: {stats}");
+    assert_eq!(saves, 7, "50 × 3, then 25 × 4: {stats}");
 }

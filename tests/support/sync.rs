@@ -179,12 +179,12 @@ impl Sync {
         }
     }
 
-    /// Write the bundled flow's batches of `size` bills instead of 100.
+    /// Write the bundled flow's batches of `size` bills instead of 50.
     pub fn set_batch_size(&self, size: usize) {
         self.workspace.edit(
             "mappings/refund.yaml",
-            "  batch_size: 100 ",
-            &format!("  batch_size: {size} "),
+            "  batch_size: 50\n",
+            &format!("  batch_size: {size}\n"),
         );
     }
 
