@@ -26,6 +26,26 @@ fn time(seconds: i64) -> String {
     at(seconds).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
+/// A database at schema `version`, as that version's engine made it (incremental auto-vacuum
+/// on), with the rows `fill` writes in the same transaction.
+pub(super) fn written_at_version(
+    path: &Path,
+    version: usize,
+    fill: impl FnOnce(&rusqlite::Transaction<'_>),
+) {
+    let mut connection = Connection::open(path).unwrap();
+    connection
+        .pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .unwrap();
+    let tx = connection.transaction().unwrap();
+    for script in &schema::MIGRATIONS[..version] {
+        tx.execute_batch(script).unwrap();
+    }
+    tx.pragma_update(None, "user_version", version).unwrap();
+    fill(&tx);
+    tx.commit().unwrap();
+}
+
 /// Every row of a query, as SQLite values, so that tables can be compared whole.
 fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
     let mut statement = connection.prepare(sql).unwrap();
@@ -675,16 +695,7 @@ fn in_flight_marks_are_synced_at_commit_and_outcomes_at_checkpoints() {
 fn a_version_4_ledger_migrates_whole_to_a_status_check_without_a_temporary_table() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    {
-        let mut connection = Connection::open(&path).unwrap();
-        connection
-            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
-            .unwrap();
-        let tx = connection.transaction().unwrap();
-        for script in &schema::MIGRATIONS[..4] {
-            tx.execute_batch(script).unwrap();
-        }
-        tx.pragma_update(None, "user_version", 4).unwrap();
+    written_at_version(&path, 4, |tx| {
         tx.execute(
             "INSERT INTO kept (dictionary, packed) VALUES (0, x'0102')",
             [],
@@ -711,8 +722,7 @@ fn a_version_4_ledger_migrates_whole_to_a_status_check_without_a_temporary_table
             )
             .unwrap();
         }
-        tx.commit().unwrap();
-    }
+    });
     let everything = |connection: &Connection| {
         ["ledger ORDER BY flow, key", "sources ORDER BY key", "kept"]
             .map(|table| rows(connection, &format!("SELECT * FROM {table}")))

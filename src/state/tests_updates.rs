@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::state::Source;
 use crate::state::schema;
+use crate::state::tests_slim::written_at_version;
 use crate::state::{
     Kept, Outcome, Pending, PendingUpdate, Seen, Status, Step, Store, UpdateEnd, WrittenFilter,
 };
@@ -38,15 +39,7 @@ fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
 fn a_version_2_ledger_migrates_whole_and_keeps_nothing_it_did_not_have() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.db");
-    {
-        let mut connection = Connection::open(&path).unwrap();
-        connection
-            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
-            .unwrap();
-        let tx = connection.transaction().unwrap();
-        tx.execute_batch(schema::MIGRATIONS[0]).unwrap();
-        tx.execute_batch(schema::MIGRATIONS[1]).unwrap();
-        tx.pragma_update(None, "user_version", 2).unwrap();
+    written_at_version(&path, 2, |tx| {
         tx.execute_batch(
             "INSERT INTO ledger (flow, key, status, hash, target_id, target_number, attempts,
                                  first_seen, updated, done_at)
@@ -59,8 +52,7 @@ fn a_version_2_ledger_migrates_whole_and_keeps_nothing_it_did_not_have() {
              VALUES ('refund', '2024-01-01T00:01:40.000000000Z', '2024-01-01T00:01:40.000000000Z');",
         )
         .unwrap();
-        tx.commit().unwrap();
-    }
+    });
     let old = Connection::open(&path).unwrap();
     let ledger = rows(&old, "SELECT * FROM ledger ORDER BY flow, key");
     let sources = rows(&old, "SELECT * FROM sources ORDER BY flow, key");
@@ -433,16 +425,7 @@ fn a_version_3_ledger_migrates_whole_and_its_zlib_documents_stay_readable() {
     let path = dir.path().join("state.db");
     let source = |key: &str| json!({ "order_no": key, "memo": "退货" });
     let bill = |key: &str| json!({ "FBillNo": key, "FHeadNote": "退货" });
-    {
-        let mut connection = Connection::open(&path).unwrap();
-        connection
-            .pragma_update(None, "auto_vacuum", "INCREMENTAL")
-            .unwrap();
-        let tx = connection.transaction().unwrap();
-        for script in &schema::MIGRATIONS[..3] {
-            tx.execute_batch(script).unwrap();
-        }
-        tx.pragma_update(None, "user_version", 3).unwrap();
+    written_at_version(&path, 3, |tx| {
         let time = |seconds: i64| at(seconds).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         for (key, status, hash, done) in [
             ("A", "done", "0123456789abcdef0123456789abcdef", true),
@@ -482,8 +465,7 @@ fn a_version_3_ledger_migrates_whole_and_its_zlib_documents_stay_readable() {
             ],
         )
         .unwrap();
-        tx.commit().unwrap();
-    }
+    });
     let old = Connection::open(&path).unwrap();
     let ledger = rows(&old, "SELECT * FROM ledger ORDER BY flow, key");
     drop(old);
