@@ -65,7 +65,9 @@ impl BatchStage {
             ..Summary::default()
         };
         let mut group: Group = Vec::with_capacity(self.batch_size);
-        // Between a window's `Closing` and its end, every group is a tail.
+        // Between a window's `Closing` and its end, every group is a tail. (If a later answer
+        // changes the reader's plan, a total found too small, the pages read after it go as
+        // tails too: more calls, nothing lost.)
         let mut closing = false;
         while let Some(item) = input.recv().await {
             match item {

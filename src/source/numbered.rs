@@ -77,6 +77,10 @@ impl Pager for Numbered {
         self.plan.settled()
     }
 
+    fn closing(&self) -> bool {
+        self.failed.is_none() && self.plan.closing()
+    }
+
     fn predicted(&self) -> Option<Next> {
         if self.failed.is_some() {
             return None;

@@ -193,6 +193,14 @@ impl Plan {
         }
     }
 
+    /// Whether the next page is the counted pass's closing look at its first page: the pages
+    /// it planned are read, and no restart or failure came between.
+    pub fn closing(&self) -> bool {
+        matches!(self.state, State::Counted { .. })
+            && self.queue.len() == 1
+            && self.queue.front() == Some(&self.first)
+    }
+
     /// Notices since the last call.
     pub fn take_notices(&mut self) -> Vec<Notice> {
         std::mem::take(&mut self.notices)
@@ -837,6 +845,64 @@ mod tests {
                 total: 201
             }]
         );
+    }
+
+    /// The pages after which the plan said its next page is the pass's closing look at its
+    /// first page, driving it as [`drive`] does.
+    fn closing_after(
+        plan: &mut Plan,
+        mut source: impl FnMut(u32, usize) -> (Vec<u64>, Option<u64>),
+    ) -> Vec<u32> {
+        let (mut reads, mut closing) = (0, Vec::new());
+        while let Next::Page(page) = plan.next() {
+            let (keys, total) = source(page, reads);
+            reads += 1;
+            plan.observe(&Observed {
+                page,
+                count: keys.len(),
+                total,
+                keys,
+            });
+            if plan.closing() {
+                closing.push(page);
+            }
+            assert!(reads < 50, "the plan terminates");
+        }
+        closing
+    }
+
+    #[test]
+    fn only_the_last_planned_page_of_a_counted_pass_closes_it() {
+        let rows: Vec<u64> = (0..250).collect();
+        let pass = |rows: &[u64]| {
+            let mut plan = Plan::new(0, 100);
+            closing_after(&mut plan, |page, _| page_of(rows, 0, 100, page))
+        };
+        // 0, 2, 1, then 0 again: page 1 closes.
+        assert_eq!(pass(&rows), vec![1]);
+        // One page: nothing to close.
+        assert_eq!(pass(&rows[..40]), Vec::<u32>::new());
+        // 0, 2 (emptied by a record leaving), 0 again for a fresh total, 2, 1, 0: the first
+        // pass is restarted, not closed; the second closes after page 1.
+        let mut rows: Vec<u64> = (0..201).collect();
+        let mut plan = Plan::new(0, 100);
+        let closing = closing_after(&mut plan, |page, reads| {
+            if reads == 1 {
+                rows.remove(7);
+            }
+            page_of(&rows, 0, 100, page)
+        });
+        assert_eq!(closing, vec![1]);
+        // A total too small (150 of 250): the pass it planned (0, 1, 0) closes after page 1,
+        // as far as the plan knows then; the pages read after the total is found wrong
+        // (forwards, then downwards again) close nothing.
+        let rows: Vec<u64> = (0..250).collect();
+        let mut plan = Plan::new(0, 100);
+        let closing = closing_after(&mut plan, |page, _| {
+            let (keys, total) = page_of(&rows, 0, 100, page);
+            (keys, total.map(|_| 150))
+        });
+        assert_eq!(closing, vec![1]);
     }
 
     #[test]

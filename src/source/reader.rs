@@ -215,9 +215,7 @@ impl Reader<'_> {
                 stats.pages += 1;
                 let reread = !fetched.insert(request_key(&request));
                 let next = self.planned(pager.next(), window, &mut number);
-                // A page followed only by a re-read is the window's last.
-                let closing = matches!(&next, Ok(Some((next, _)))
-                    if !reread && fetched.contains(&request_key(next)));
+                let closing = matches!(next, Ok(Some(_))) && pager.closing();
                 let (records, seen) = (&mut stats.records, &mut *seen);
                 let sending = async move {
                     if closing && out.send(Read::Closing).await.is_err() {

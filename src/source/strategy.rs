@@ -80,6 +80,12 @@ pub trait Pager: Send {
     fn predicted(&self) -> Option<Next> {
         None
     }
+    /// Whether the next request ([`Pager::next`]) is the pass's last look at a page it read
+    /// already (a counted pass ends on its first page again), which seldom brings anything
+    /// new: the page just observed was the window's last (`Read::Closing`).
+    fn closing(&self) -> bool {
+        false
+    }
 }
 
 /// The pager for one window of an operation paginated by `pagination`; `page_size` is the

@@ -187,7 +187,7 @@ impl Store {
             let mut again = tx.prepare_cached(
                 "UPDATE ledger SET status = 'in_flight', hash = ?3, attempts = attempts + 1,
                                    modified = ?4, updated = ?5
-                 WHERE flow = ?1 AND key = ?2",
+                 WHERE flow = ?1 AND key = ?2 AND done_at IS NULL",
             )?;
             let mut insert_kept =
                 tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?;

@@ -681,13 +681,14 @@ fn the_bills_that_arrive_are_snapshotted_field_by_field() {
 /// waiting to be batched when it comes: a run ends, and its cursor moves, sooner.
 #[test]
 fn the_last_records_are_written_while_the_first_page_is_read_again() {
-    // 250 completed orders, every SKU known: pages 0, 2 and 1, then page 0 again, each answered
-    // after 1.5 s. Batches of 50: page 0's two and page 2's one; then, the window closing,
-    // page 1's two in pieces of 25.
+    // 230 completed orders, every SKU known: pages 0, 2 (30 orders) and 1, then page 0 again,
+    // each answered after 2.5 s. Batches of 50: page 0's two; then, the window closing, page
+    // 2's 30 at once, and page 1's two batches in pieces of 25. (Before, page 2's 30 and 20 of
+    // page 1 made a batch, 50 more another, and the last 30 waited for the window's end.)
     let sync = Sync::start(
         &[
             "--wdt-orders",
-            "250",
+            "230",
             "--wdt-days",
             "5",
             "--wdt-unknown-sku-share",
@@ -695,7 +696,7 @@ fn the_last_records_are_written_while_the_first_page_is_read_again() {
             "--wdt-other-status-share",
             "0",
             "--wdt-latency-ms",
-            "1500",
+            "2500",
         ],
         6,
     );
@@ -703,20 +704,20 @@ fn the_last_records_are_written_while_the_first_page_is_read_again() {
         .edit("mappings/refund.yaml", "    lag: 5s ", "    lag: 0s ");
     let requests = |sync: &Sync| sync.wdt("/_sim/requests").as_array().unwrap().len();
     let mut run = sync.spawn_run(&sync.env(), Stdio::null());
-    // The WDT sandbox logs a request as it arrives and answers it 1.5 s later: the last bills
-    // are in about 1.5 s before the run ends, not once the last answer is in, a few
+    // The WDT sandbox logs a request as it arrives and answers it 2.5 s later: the last bills
+    // are in about 2.5 s before the run ends, not once the last answer is in, a few
     // milliseconds before the end.
     let mut all_in = None;
     while run.try_wait().unwrap().is_none() {
-        if all_in.is_none() && sync.bills().len() == 250 {
+        if all_in.is_none() && sync.kingdee("/_sim/stats")["bills_total"] == 230 {
             all_in = Some((std::time::Instant::now(), requests(&sync)));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(50));
     }
     let ended = std::time::Instant::now();
     assert!(run.wait().unwrap().success());
     assert_eq!(requests(&sync), 4, "pages 0, 2, 1 and 0 again");
-    assert_eq!(bill_numbers(&sync).len(), 250);
+    assert_eq!(bill_numbers(&sync).len(), 230);
     let (at, sent) = all_in.expect("every bill arrived while the run went on");
     assert_eq!(
         sent, 4,
@@ -734,5 +735,5 @@ fn the_last_records_are_written_while_the_first_page_is_read_again() {
         .values()
         .filter_map(Value::as_u64)
         .sum();
-    assert_eq!(saves, 7, "50 × 3, then 25 × 4: {stats}");
+    assert_eq!(saves, 7, "50 × 2, 30, then 25 × 4: {stats}");
 }
