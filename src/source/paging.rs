@@ -463,9 +463,18 @@ mod tests {
     /// Drive a plan against `source(page, reads so far) -> (keys, total)`; return the pages read.
     fn drive(
         plan: &mut Plan,
-        mut source: impl FnMut(u32, usize) -> (Vec<u64>, Option<u64>),
+        source: impl FnMut(u32, usize) -> (Vec<u64>, Option<u64>),
     ) -> Vec<u32> {
-        let mut pages = Vec::new();
+        drive_noting_closing(plan, source).0
+    }
+
+    /// [`drive`], also returning the pages after which the plan said its next page is the
+    /// pass's closing look at its first page.
+    fn drive_noting_closing(
+        plan: &mut Plan,
+        mut source: impl FnMut(u32, usize) -> (Vec<u64>, Option<u64>),
+    ) -> (Vec<u32>, Vec<u32>) {
+        let (mut pages, mut closing) = (Vec::new(), Vec::new());
         while let Next::Page(page) = plan.next() {
             let (keys, total) = source(page, pages.len());
             pages.push(page);
@@ -475,9 +484,12 @@ mod tests {
                 total,
                 keys,
             });
+            if plan.closing() {
+                closing.push(page);
+            }
             assert!(pages.len() < 50, "the plan terminates");
         }
-        pages
+        (pages, closing)
     }
 
     /// A source holding `rows` (keys in sort order), paged by `size`, with the total on the
@@ -847,36 +859,12 @@ mod tests {
         );
     }
 
-    /// The pages after which the plan said its next page is the pass's closing look at its
-    /// first page, driving it as [`drive`] does.
-    fn closing_after(
-        plan: &mut Plan,
-        mut source: impl FnMut(u32, usize) -> (Vec<u64>, Option<u64>),
-    ) -> Vec<u32> {
-        let (mut reads, mut closing) = (0, Vec::new());
-        while let Next::Page(page) = plan.next() {
-            let (keys, total) = source(page, reads);
-            reads += 1;
-            plan.observe(&Observed {
-                page,
-                count: keys.len(),
-                total,
-                keys,
-            });
-            if plan.closing() {
-                closing.push(page);
-            }
-            assert!(reads < 50, "the plan terminates");
-        }
-        closing
-    }
-
     #[test]
     fn only_the_last_planned_page_of_a_counted_pass_closes_it() {
         let rows: Vec<u64> = (0..250).collect();
         let pass = |rows: &[u64]| {
             let mut plan = Plan::new(0, 100);
-            closing_after(&mut plan, |page, _| page_of(rows, 0, 100, page))
+            drive_noting_closing(&mut plan, |page, _| page_of(rows, 0, 100, page)).1
         };
         // 0, 2, 1, then 0 again: page 1 closes.
         assert_eq!(pass(&rows), vec![1]);
@@ -886,7 +874,7 @@ mod tests {
         // pass is restarted, not closed; the second closes after page 1.
         let mut rows: Vec<u64> = (0..201).collect();
         let mut plan = Plan::new(0, 100);
-        let closing = closing_after(&mut plan, |page, reads| {
+        let (_, closing) = drive_noting_closing(&mut plan, |page, reads| {
             if reads == 1 {
                 rows.remove(7);
             }
@@ -898,7 +886,7 @@ mod tests {
         // (forwards, then downwards again) close nothing.
         let rows: Vec<u64> = (0..250).collect();
         let mut plan = Plan::new(0, 100);
-        let closing = closing_after(&mut plan, |page, _| {
+        let (_, closing) = drive_noting_closing(&mut plan, |page, _| {
             let (keys, total) = page_of(&rows, 0, 100, page);
             (keys, total.map(|_| 150))
         });
