@@ -398,10 +398,10 @@ fn newest_versions(keys: &[String]) -> Vec<bool> {
 }
 
 /// The records that end a window (its last page's, see `Read::Closing`, or those left when it
-/// ends) are the last the run and its cursor wait for. A save costs a fixed part plus a part per record (Kingdee: about
-/// 100 ms + 5 ms a bill), so they go in up to [`TAIL_PIECES`] pieces of at least
-/// [`TAIL_PIECE`] records, written side by side: a last batch of 100 takes the time of one of
-/// 25, for three saves more. The size of a piece for `records` records.
+/// ends) are the last the run and its cursor wait for. A save costs a fixed part plus a part
+/// per record (Kingdee: about 100 ms + 5 ms a bill), so they go in up to [`TAIL_PIECES`]
+/// pieces of at least [`TAIL_PIECE`] records, written side by side: a last batch of 100 takes
+/// the time of one of 25, for three saves more. The size of a piece for `records` records.
 fn tail_piece(records: usize, batch_size: usize) -> usize {
     let pieces = (records / TAIL_PIECE).clamp(1, TAIL_PIECES);
     records.div_ceil(pieces).clamp(1, batch_size.max(1))
