@@ -177,7 +177,7 @@ impl Store {
             // (One upsert `RETURNING` the kept row did the first and third, but SQLite buffers
             // what `RETURNING` returns in a temporary table, opened for every row.)
             let mut existing = tx.prepare_cached(
-                "SELECT kept, done_at IS NOT NULL FROM ledger WHERE flow = ?1 AND key = ?2",
+                "SELECT done_at IS NOT NULL FROM ledger WHERE flow = ?1 AND key = ?2",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO ledger (flow, key, status, hash, attempts, modified, first_seen,
@@ -193,12 +193,11 @@ impl Store {
                 tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?;
             let mut packer = self.packer();
             for record in records {
-                let row: Option<(Option<i64>, bool)> = existing
-                    .query_row(params![flow, record.key], |row| {
-                        Ok((row.get(0)?, row.get(1)?))
-                    })
+                // Whether the key has a row, and whether it is written.
+                let done: Option<bool> = existing
+                    .query_row(params![flow, record.key], |row| row.get(0))
                     .optional()?;
-                if let Some((_, true)) = row {
+                if done == Some(true) {
                     return Ok(Err(Error::new(
                         ErrorKind::State,
                         format!(
@@ -213,7 +212,7 @@ impl Store {
                 let packed =
                     packer.pack(tx, flow, (&record.source).into(), record.target.as_deref())?;
                 let hash = Hash(&record.hash);
-                match row {
+                match done {
                     None => {
                         let kept = match record.target {
                             Some(_) => {
