@@ -235,7 +235,7 @@ impl<'de> Visitor<'de> for Projected<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut kept = serde_json::Map::new();
+        let mut kept = serde_json::Map::with_capacity(self.0.len());
         while let Some(key) = map.next_key_seed(Key)? {
             // A few names, mostly of different lengths: a scan beats hashing or ordering.
             let need = self.0.iter().find(|(name, _)| name.as_bytes() == &*key);

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use minijinja::Value;
 use minijinja::value::ValueKind;
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::config::model::Flow;
@@ -28,8 +29,54 @@ pub struct Mapped {
     pub target: Json,
     /// Detail lines dropped by `skip_line` lookups.
     pub skipped: Vec<String>,
+    /// `target`'s compact JSON, made once: its hash is taken from it, and the ledger keeps it
+    /// and the request sends it as it is.
+    pub text: Compact,
     /// A digest of `target`: the same source content maps to the same hash.
     pub hash: String,
+}
+
+impl Mapped {
+    /// `target` with its text and hash.
+    pub fn new(key: String, modified: Option<String>, target: Json, skipped: Vec<String>) -> Self {
+        let text = Compact::of(&target);
+        let hash = text_hash(text.text());
+        Mapped {
+            key,
+            modified,
+            target,
+            skipped,
+            text,
+            hash,
+        }
+    }
+}
+
+/// A JSON value's compact text, as serde_json writes it, made once and shared.
+#[derive(Debug, Clone)]
+pub struct Compact(Arc<RawValue>);
+
+impl Compact {
+    pub fn of(value: &Json) -> Compact {
+        Compact(Arc::from(
+            serde_json::value::to_raw_value(value).expect("JSON values serialise"),
+        ))
+    }
+
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The text, written as it is into what serde_json serialises around it.
+    pub fn raw(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+impl PartialEq for Compact {
+    fn eq(&self, other: &Compact) -> bool {
+        self.text() == other.text()
+    }
 }
 
 /// A record mapped, before its content hash: what `preview` prints, which has no use for the
@@ -321,14 +368,7 @@ pub fn map(flow: &Flow, record: Arc<Json>) -> Result<Mapped, Failure> {
         target,
         skipped,
     } = map_target(flow, record)?;
-    let hash = content_hash(&target);
-    Ok(Mapped {
-        key,
-        modified,
-        target,
-        skipped,
-        hash,
-    })
+    Ok(Mapped::new(key, modified, target, skipped))
 }
 
 /// Map one source record, without the content hash a run keeps.
@@ -386,6 +426,11 @@ pub fn content_hash(value: &Json) -> String {
     let mut hasher = Hashing(Sha256::new());
     serde_json::to_writer(&mut hasher, value).expect("JSON values serialise");
     hex::encode(&hasher.0.finalize()[..16])
+}
+
+/// [`content_hash`] of the value whose compact text is `text`.
+fn text_hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
 }
 
 /// Bytes written are hashed.
@@ -676,6 +721,11 @@ mod tests {
         let bytes = serde_json::to_vec(&value).unwrap();
         let expected = hex::encode(&Sha256::digest(&bytes)[..16]);
         assert_eq!(content_hash(&value), expected);
+        let mapped = Mapped::new("RK1".into(), None, value.clone(), Vec::new());
+        assert_eq!(
+            (mapped.text.text().as_bytes(), mapped.hash),
+            (&bytes[..], expected)
+        );
         assert_eq!(
             content_hash(&json!({"FBillNo": "RK1", "FQty": 2})),
             "b1bd9668c9770f499f2881a3e1f4cf18"

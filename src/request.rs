@@ -13,6 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use minijinja::Value;
 use serde_json::Value as Json;
+use serde_json::value::RawValue;
 
 use crate::config::model::{Flow, Operation, Param};
 use crate::template::scope::{Misses, RecordNode, Scope};
@@ -31,8 +32,10 @@ pub fn evaluate_params(
     env: &Env,
 ) -> Result<serde_json::Map<String, Json>, EvalError> {
     let mut out = serde_json::Map::new();
+    // One copy of the environment for every parameter's scope.
+    let env = Arc::new(env.clone());
     for param in params {
-        let scope = Scope::named(names.clone()).with_env(env.clone());
+        let scope = Scope::named(names.clone()).with_env(Arc::clone(&env));
         let value = tree::evaluate(&param.node, &flow.templates, scope)?.value;
         out.insert(param.name.clone(), value);
     }
@@ -191,14 +194,17 @@ pub fn write_request(
     Ok((body, parts, records))
 }
 
-/// [`write_request`] with the body serialised, the records written straight from where they
-/// are lent: neither copied into the body nor dropped with it (the run's writers send this).
+/// [`write_request`] with the body serialised and each record written as `texts` holds it
+/// (its compact JSON, made when it was mapped, in the order of `records`): neither copied into
+/// the body nor serialised again (the run's writers send this).
 pub fn write_request_serialised(
     flow: &Flow,
     inputs: &Json,
     records: Keyed,
+    texts: &[&RawValue],
     env: &Env,
 ) -> Result<(Vec<u8>, Parts, Keyed), EvalError> {
+    debug_assert_eq!(records.len(), texts.len(), "a text for each record");
     let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
     let lent = lend(flow, records);
     let operation = flow.target.operation();
@@ -217,7 +223,8 @@ pub fn write_request_serialised(
     )?;
     let bytes = serde_json::to_vec(&Spliced {
         json: &body,
-        records: &lent,
+        texts,
+        one: operation.batch.is_none(),
     })
     .expect("JSON serialises");
     drop(body);
@@ -225,37 +232,34 @@ pub fn write_request_serialised(
     Ok((bytes, parts, records))
 }
 
-/// A body serialised with the records in place of each [`template::lent_marker`].
+/// A body serialised with the records' texts in place of each [`template::lent_marker`]: the
+/// list of them, or the one record of a one-record write (as [`lend`] lends them).
 struct Spliced<'a> {
     json: &'a Json,
-    records: &'a Json,
+    texts: &'a [&'a RawValue],
+    one: bool,
 }
 
 impl serde::Serialize for Spliced<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap as _, SerializeSeq as _};
+        let within = |json| Spliced { json, ..*self };
         match self.json {
-            marker if template::is_lent_marker(marker) => self.records.serialize(serializer),
+            marker if template::is_lent_marker(marker) => match self.texts {
+                [one] if self.one => one.serialize(serializer),
+                texts => texts.serialize(serializer),
+            },
             Json::Array(items) => {
                 let mut seq = serializer.serialize_seq(Some(items.len()))?;
                 for item in items {
-                    seq.serialize_element(&Spliced {
-                        json: item,
-                        records: self.records,
-                    })?;
+                    seq.serialize_element(&within(item))?;
                 }
                 seq.end()
             }
             Json::Object(fields) => {
                 let mut map = serializer.serialize_map(Some(fields.len()))?;
                 for (key, value) in fields {
-                    map.serialize_entry(
-                        key,
-                        &Spliced {
-                            json: value,
-                            records: self.records,
-                        },
-                    )?;
+                    map.serialize_entry(key, &within(value))?;
                 }
                 map.end()
             }
@@ -457,7 +461,12 @@ fn parts(
     names: Vec<(Arc<str>, Value)>,
     env: &Env,
 ) -> Result<Parts, EvalError> {
-    let scope = || Scope::named(names.clone()).with_env(env.clone());
+    // Copied once, and only if a template needs it.
+    let shared = std::cell::OnceCell::new();
+    let scope = || {
+        let env = shared.get_or_init(|| Arc::new(env.clone()));
+        Scope::named(names.clone()).with_env(Arc::clone(env))
+    };
     let render = |leaf: &Leaf| -> Result<Option<String>, EvalError> {
         Ok(match leaf {
             Leaf::Literal(Json::Null) => None,
@@ -536,6 +545,8 @@ pub fn encode_segment(text: &str) -> String {
 mod tests {
     use serde_json::json;
 
+    use crate::record::Compact;
+
     use super::*;
 
     fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -606,8 +617,10 @@ mod tests {
             let (copied, parts, back) =
                 write_request(&flow, &inputs, records.clone(), &env).unwrap();
             assert_eq!(back, records, "{body}");
+            let texts: Vec<_> = records.iter().map(|(_, r)| Compact::of(r)).collect();
+            let texts: Vec<_> = texts.iter().map(Compact::raw).collect();
             let (sent, sent_parts, back) =
-                write_request_serialised(&flow, &inputs, records.clone(), &env).unwrap();
+                write_request_serialised(&flow, &inputs, records.clone(), &texts, &env).unwrap();
             assert_eq!(back, records, "{body}");
             assert_eq!(sent_parts.path, parts.path, "{body}");
             assert_eq!(
@@ -645,8 +658,9 @@ mod tests {
             let one: Keyed = vec![("C1".to_string(), record)];
             let (copied, parts, back) = write_request(&flow, &inputs, one.clone(), &env).unwrap();
             assert_eq!(back, one);
+            let text = Compact::of(&one[0].1);
             let (sent, sent_parts, back) =
-                write_request_serialised(&flow, &inputs, one.clone(), &env).unwrap();
+                write_request_serialised(&flow, &inputs, one.clone(), &[text.raw()], &env).unwrap();
             assert_eq!(back, one);
             assert_eq!(sent, serde_json::to_vec(&copied).unwrap());
             assert_eq!(

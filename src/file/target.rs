@@ -9,7 +9,6 @@
 //! twice. Batches are written one at a time. A record whose fields the file's CSV columns do
 //! not hold is parked with the field's name, never written with a field lost.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -25,7 +24,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::file::format;
 use crate::file::naming::Pattern;
 use crate::file::select;
-use crate::state::{Outcome, Pending, RunKind, Store};
+use crate::state::{Doc, Outcome, Pending, RunKind, Store};
 use crate::target::writer::{Found, Outgoing, Settled};
 use crate::time::Clock;
 
@@ -161,7 +160,7 @@ impl FileTarget {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
                 source: o.source.clone(),
-                target: keep.then_some(Cow::Borrowed(&o.mapped.target)),
+                target: keep.then(|| Doc::Text(o.mapped.text.text())),
                 modified: o.mapped.modified.clone(),
             })
             .collect();
@@ -496,7 +495,7 @@ mod tests {
             key: c.key.clone(),
             hash: c.hash.clone(),
             source: Source::from(json!({"id": "C"})),
-            target: Some(Cow::Owned(c.target.clone())),
+            target: Some(Doc::from(c.target.clone())),
             modified: None,
         };
         store

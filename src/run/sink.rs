@@ -164,7 +164,7 @@ impl Verifier for Sink {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
+    use crate::state::Doc;
 
     use serde_json::json;
 
@@ -238,7 +238,7 @@ mod tests {
                     key: o.mapped.key,
                     hash: o.mapped.hash,
                     source: Source::from(source.clone()),
-                    target: Some(Cow::Owned(o.mapped.target)),
+                    target: Some(Doc::from(o.mapped.target)),
                     modified: None,
                 }
             })

@@ -257,11 +257,8 @@ mod tests {
     fn batch(key: &str, window: usize) -> Vec<Outgoing> {
         vec![Outgoing {
             mapped: Mapped {
-                key: key.to_string(),
-                modified: None,
-                target: json!({"number": key}),
-                skipped: Vec::new(),
                 hash: key.to_string(),
+                ..Mapped::new(key.to_string(), None, json!({"number": key}), Vec::new())
             },
             source: Source::from(json!({"order_no": key})),
             window: Some(window),

@@ -101,7 +101,7 @@ pub(crate) fn keep_source_in(
     sent: Option<&Json>,
 ) -> rusqlite::Result<()> {
     let packed = match sent {
-        Some(sent) => packer.pack(tx, flow, source, Some(sent))?,
+        Some(sent) => packer.pack(tx, flow, source, Some(sent.into()))?,
         None => {
             // A damaged kept copy (it only serves `engine resend`'s diff) is replaced rather
             // than stop every run that reads the key again.
@@ -109,7 +109,7 @@ pub(crate) fn keep_source_in(
                 .ok()
                 .flatten()
                 .and_then(|kept| kept.sent);
-            packer.pack(tx, flow, source, earlier.as_ref())?
+            packer.pack(tx, flow, source, earlier.as_ref().map(Doc::from))?
         }
     };
     keep_packed(tx, flow, key, &packed)

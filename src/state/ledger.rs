@@ -18,7 +18,7 @@ use rusqlite::{
 
 use crate::diagnostic::{MAX_RECORD_TEXT, cut_text};
 use crate::error::{Error, ErrorKind, Result};
-use crate::state::packing::{Packed, Packer};
+use crate::state::packing::{Doc, Packed, Packer};
 use crate::state::{Durability, Entry, Nanos, Outcome, Pending, Status, Store, kept};
 
 /// The columns of an [`Entry`], read from `ledger AS l` and its kept source, `sources AS s`.
@@ -209,8 +209,12 @@ impl Store {
                 }
                 // The source to resend is the kept one when the flow keeps records: packed
                 // once, stored once.
-                let packed =
-                    packer.pack(tx, flow, (&record.source).into(), record.target.as_deref())?;
+                let packed = packer.pack(
+                    tx,
+                    flow,
+                    (&record.source).into(),
+                    record.target.as_ref().map(Doc::borrowed),
+                )?;
                 let hash = Hash(&record.hash);
                 match done {
                     None => {

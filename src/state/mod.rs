@@ -50,7 +50,6 @@ mod tests_slim;
 mod tests_updates;
 mod updates;
 
-use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -64,6 +63,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
 use crate::error::{Error, ErrorKind, Result};
 
 pub use kept::{Kept, Seen, WrittenFilter};
+pub use packing::Doc;
 pub use updates::{PendingUpdate, Step, UpdateEnd};
 
 /// How long a statement waits for another process holding the write lock before failing.
@@ -252,9 +252,10 @@ pub struct Pending<'a> {
     /// The content hash of the mapped target record being sent.
     pub hash: String,
     pub source: Source,
-    /// The mapped target record being sent, kept with the source for `engine resend`; `None`
-    /// when the flow keeps no records (`target.keep_records: false`).
-    pub target: Option<Cow<'a, serde_json::Value>>,
+    /// The mapped target record being sent (its compact text, as sent, where the caller has
+    /// it), kept with the source for `engine resend`; `None` when the flow keeps no records
+    /// (`target.keep_records: false`).
+    pub target: Option<Doc<'a>>,
     pub modified: Option<String>,
 }
 

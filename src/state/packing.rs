@@ -18,6 +18,7 @@
 //! This module compresses and trains; it reads and writes only `dictionaries` and the packed
 //! columns of the rows it packs again. Callers hold the store's connection.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
@@ -25,7 +26,6 @@ use std::sync::Arc;
 use chrono::{SecondsFormat, Utc};
 use flate2::read::ZlibDecoder;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
 use serde_json::Value as Json;
 use zstd::zstd_safe::{CCtx, CDict, CParameter, DCtx, DDict};
 
@@ -134,48 +134,65 @@ fn bad_row(err: Box<dyn std::error::Error + Send + Sync>) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, err)
 }
 
-/// A source record to pack: parsed, or the JSON text it was read as.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Doc<'a> {
-    Json(&'a Json),
+/// A record to pack: parsed, or its JSON text (valid JSON: the text an answer was read as, or
+/// a mapped record's [`Compact`](crate::record::Compact) text).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Doc<'a> {
+    Json(Cow<'a, Json>),
     Text(&'a str),
+}
+
+impl Doc<'_> {
+    /// The same document, borrowed.
+    pub fn borrowed(&self) -> Doc<'_> {
+        match self {
+            Doc::Json(json) => Doc::Json(Cow::Borrowed(json)),
+            Doc::Text(text) => Doc::Text(text),
+        }
+    }
 }
 
 impl<'a> From<&'a Json> for Doc<'a> {
     fn from(json: &'a Json) -> Doc<'a> {
-        Doc::Json(json)
+        Doc::Json(Cow::Borrowed(json))
+    }
+}
+
+impl From<Json> for Doc<'static> {
+    fn from(json: Json) -> Doc<'static> {
+        Doc::Json(Cow::Owned(json))
     }
 }
 
 impl<'a> From<&'a Source> for Doc<'a> {
     fn from(source: &'a Source) -> Doc<'a> {
         match source {
-            Source::Json(json) => Doc::Json(json),
+            Source::Json(json) => Doc::Json(Cow::Borrowed(json)),
             Source::Text(text) => Doc::Text(text),
         }
     }
 }
 
-/// The document's text, `{"source": …, "sent": …}`, in place of what `text` held. A source
+/// The document's text, `{"source": …, "sent": …}`, in place of what `text` held. What is
 /// given as text is written as it is: it parses back to the same record.
-pub(crate) fn document(text: &mut Vec<u8>, source: Doc<'_>, sent: Option<&Json>) {
-    #[derive(Serialize)]
-    struct Document<'a> {
-        source: &'a Json,
-        sent: Option<&'a Json>,
-    }
+pub(crate) fn document(text: &mut Vec<u8>, source: Doc<'_>, sent: Option<Doc<'_>>) {
     text.clear();
-    // Writing to a Vec cannot fail.
-    match source {
-        Doc::Json(source) => serde_json::to_writer(&mut *text, &Document { source, sent }),
-        Doc::Text(source) => {
-            text.extend_from_slice(b"{\"source\":");
-            text.extend_from_slice(source.as_bytes());
-            text.extend_from_slice(b",\"sent\":");
-            serde_json::to_writer(&mut *text, &sent).map(|()| text.push(b'}'))
-        }
+    text.extend_from_slice(b"{\"source\":");
+    write_doc(text, source);
+    text.extend_from_slice(b",\"sent\":");
+    match sent {
+        Some(sent) => write_doc(text, sent),
+        None => text.extend_from_slice(b"null"),
     }
-    .expect("JSON into memory");
+    text.push(b'}');
+}
+
+fn write_doc(text: &mut Vec<u8>, doc: Doc<'_>) {
+    match doc {
+        // Writing to a Vec cannot fail.
+        Doc::Json(json) => serde_json::to_writer(&mut *text, &*json).expect("JSON into memory"),
+        Doc::Text(json) => text.extend_from_slice(json.as_bytes()),
+    }
 }
 
 /// The [`Kept`] a document's text holds.
@@ -233,7 +250,7 @@ impl Packer {
         db: &Connection,
         flow: &str,
         source: Doc<'_>,
-        sent: Option<&Json>,
+        sent: Option<Doc<'_>>,
     ) -> rusqlite::Result<Packed> {
         let dictionary = self.dictionary_for(db, flow)?;
         let mut text = std::mem::take(&mut self.text);
@@ -518,7 +535,6 @@ fn train_on(samples: &[u8], sizes: &[usize]) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::borrow::Cow;
     use std::io::Write;
 
     use flate2::Compression;
@@ -572,7 +588,7 @@ mod tests {
             ));
             for given in [Source::from(source.clone()), Source::Text(text), escaped] {
                 let packed = packer
-                    .pack(&db, "refund", (&given).into(), sent.as_ref())
+                    .pack(&db, "refund", (&given).into(), sent.as_ref().map(Doc::from))
                     .unwrap();
                 assert_eq!(packed.dictionary, NO_DICTIONARY);
                 let kept = packer.unpack(&db, Some(packed.dictionary), &packed.bytes);
@@ -628,7 +644,7 @@ mod tests {
                 key: format!("K{i:06}"),
                 hash: format!("{i:032x}"),
                 source: Source::from(order.clone()),
-                target: Some(Cow::Owned(json!({"bill": order}))),
+                target: Some(Doc::from(json!({"bill": order}))),
                 modified: None,
             })
             .collect();

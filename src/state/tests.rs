@@ -1,12 +1,11 @@
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 
 use crate::error::ErrorKind;
-use crate::state::Source;
 use crate::state::schema;
+use crate::state::{Doc, Source};
 use crate::state::{
     Entry, Outcome, Pending, Run, RunKind, RunSummary, Status, Store, SuccessHistory,
 };
@@ -27,7 +26,7 @@ fn pending(key: &str, hash: &str) -> Pending<'static> {
         key: key.to_string(),
         hash: hash.to_string(),
         source: Source::from(json!({ "order_no": key, "hash": hash })),
-        target: Some(Cow::Owned(json!({ "FBillNo": key }))),
+        target: Some(Doc::from(json!({ "FBillNo": key }))),
         modified: Some("2024-01-01 08:00:00".to_string()),
     }
 }

@@ -1,7 +1,6 @@
 //! The slim ledger (schema version 2): a ledger written by version 1 migrates whole, sources
 //! live only while needed, rows stay small and delete churn does not grow the file.
 
-use std::borrow::Cow;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -9,8 +8,8 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::state::Source;
 use crate::state::schema;
+use crate::state::{Doc, Source};
 use crate::state::{Outcome, Pending, RunKind, RunSummary, Status, Store, footprint};
 
 const FLOW: &str = "refund";
@@ -318,7 +317,7 @@ fn a_version_1_ledger_migrates_keeping_every_row_status_id_hash_source_and_run()
             key: key.to_string(),
             hash: "h".to_string(),
             source: Source::from(json!({})),
-            target: Some(Cow::Owned(json!({ "FBillNo": key }))),
+            target: Some(Doc::from(json!({ "FBillNo": key }))),
             modified: None,
         };
         assert!(
@@ -338,7 +337,7 @@ fn a_source_is_kept_only_while_its_key_is_in_flight_or_parked() {
         key: key.to_string(),
         hash: "h".to_string(),
         source: Source::from(json!({ "order_no": key })),
-        target: Some(Cow::Owned(json!({ "FBillNo": key }))),
+        target: Some(Doc::from(json!({ "FBillNo": key }))),
         modified: None,
     };
     store
@@ -426,7 +425,7 @@ fn churn_keeping(store: &Store, first: usize, batches: usize, keep: bool) {
                 key: key.clone(),
                 hash: "0123456789abcdef0123456789abcdef".to_string(),
                 source: Source::from(realistic_source(key)),
-                target: keep.then(|| Cow::Owned(realistic_bill(key))),
+                target: keep.then(|| Doc::from(realistic_bill(key))),
                 modified: Some("2026-11-15 17:36:29".to_string()),
             })
             .collect();
@@ -536,7 +535,7 @@ fn with_kept_records_rows_stay_under_600_bytes() {
                     (batch * 50 + i) as u128 * 0x9e37_79b9_7f4a_7c15_f39c
                 ),
                 source: Source::from(order.clone()),
-                target: Some(Cow::Owned(bill_of(order))),
+                target: Some(Doc::from(bill_of(order))),
                 modified: order["modified"].as_str().map(str::to_string),
             })
             .collect();
@@ -627,7 +626,7 @@ fn rows_stay_under_1400_bytes_and_deleted_sources_leave_no_free_pages() {
                 key: entry.key.clone(),
                 hash: entry.hash.clone().unwrap(),
                 source: Source::from(realistic_source(&entry.key)),
-                target: Some(Cow::Owned(realistic_bill(&entry.key))),
+                target: Some(Doc::from(realistic_bill(&entry.key))),
                 modified: entry.modified.clone(),
             })
             .collect();
@@ -671,7 +670,7 @@ fn in_flight_marks_are_synced_at_commit_and_outcomes_at_checkpoints() {
         key: "A".to_string(),
         hash: "h".to_string(),
         source: Source::from(json!({})),
-        target: Some(Cow::Owned(json!({}))),
+        target: Some(Doc::from(json!({}))),
         modified: None,
     };
     store.mark_in_flight(FLOW, &[pending], at(0)).unwrap();

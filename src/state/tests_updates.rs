@@ -1,16 +1,14 @@
 //! Schema version 3: a version 2 ledger migrates whole, every key keeps its newest source and
 //! the record last sent, and updates under way keep "done stays done".
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::state::Source;
 use crate::state::schema;
 use crate::state::tests_slim::written_at_version;
+use crate::state::{Doc, Source};
 use crate::state::{
     Kept, Outcome, Pending, PendingUpdate, Seen, Status, Step, Store, UpdateEnd, WrittenFilter,
 };
@@ -101,7 +99,7 @@ fn pending(key: &str, hash: &str) -> Pending<'static> {
         key: key.to_string(),
         hash: hash.to_string(),
         source: Source::from(json!({ "order_no": key, "memo": hash })),
-        target: Some(Cow::Owned(json!({ "FBillNo": key, "FHeadNote": hash }))),
+        target: Some(Doc::from(json!({ "FBillNo": key, "FHeadNote": hash }))),
         modified: None,
     }
 }
@@ -519,5 +517,5 @@ fn a_version_3_ledger_migrates_whole_and_its_zlib_documents_stay_readable() {
     );
     written(&store, "D", "hD");
     let kept = store.kept(FLOW, "D").unwrap().unwrap();
-    assert_eq!(kept.sent, pending("D", "hD").target.map(Cow::into_owned));
+    assert_eq!(kept.sent.map(Doc::from), pending("D", "hD").target);
 }

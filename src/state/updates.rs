@@ -17,7 +17,7 @@ use serde_json::Value as Json;
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::kept::{self, keep_packed};
 use crate::state::ledger::Hash;
-use crate::state::packing::{Packed, Packer};
+use crate::state::packing::{Doc, Packed, Packer};
 use crate::state::{Durability, Nanos, Store, Time};
 
 /// Where an update is.
@@ -123,7 +123,7 @@ impl Store {
             }
             let packed =
                 self.packer()
-                    .pack(tx, flow, (&update.source).into(), Some(&update.record))?;
+                    .pack(tx, flow, (&update.source).into(), Some((&update.record).into()))?;
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO updates (flow, key, hash, step, dictionary, packed, modified,
@@ -257,8 +257,12 @@ impl Store {
                 (true, None) => {
                     // Begun before schema version 4 (zlib): packed again as kept rows are now.
                     let update = packer.unpack(tx, None, &packed)?;
-                    let packed =
-                        packer.pack(tx, flow, (&update.source).into(), update.sent.as_ref())?;
+                    let packed = packer.pack(
+                        tx,
+                        flow,
+                        (&update.source).into(),
+                        update.sent.as_ref().map(Doc::from),
+                    )?;
                     keep_packed(tx, flow, key, &packed)?;
                 }
                 (false, _) => {

@@ -11,7 +11,6 @@
 //! whole. Every outcome of a batch is then recorded in one transaction. If the target stays
 //! unreachable the records stay in flight and the run stops; the next run looks them up first.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -23,7 +22,7 @@ use crate::http::client::{CallError, Client, Payload, Reply};
 use crate::http::envelope::{Verdict, response_scope};
 use crate::record::Mapped;
 use crate::request::{self, Env};
-use crate::state::{Outcome, Pending, Source, Store};
+use crate::state::{Doc, Outcome, Pending, Source, Store};
 use crate::target::results::{self, Answer, RecordResult};
 use crate::template;
 use crate::template::scope::Scope;
@@ -265,8 +264,9 @@ impl Writer {
             .map(|(at, o)| (o.mapped.key.clone(), std::mem::take(&mut targets[*at])))
             .collect();
         one_record_check(&self.flow, lent.len())?;
+        let texts: Vec<_> = remaining.iter().map(|(_, o)| o.mapped.text.raw()).collect();
         let (body, parts, back) =
-            request::write_request_serialised(&self.flow, &self.inputs, lent, &self.env)
+            request::write_request_serialised(&self.flow, &self.inputs, lent, &texts, &self.env)
                 .map_err(body_error)?;
         for ((at, _), (_, target)) in remaining.iter().zip(back) {
             targets[*at] = target;
@@ -357,7 +357,7 @@ impl Writer {
                 key: o.mapped.key.clone(),
                 hash: o.mapped.hash.clone(),
                 source: o.source.clone(),
-                target: keep.then_some(Cow::Borrowed(&o.mapped.target)),
+                target: keep.then(|| Doc::Text(o.mapped.text.text())),
                 modified: o.mapped.modified.clone(),
             })
             .collect();

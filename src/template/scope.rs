@@ -346,7 +346,7 @@ impl Object for Scope {
 /// refuses templates that try, and this is the second line of defence).
 #[derive(Debug)]
 pub struct EnvVars {
-    vars: std::collections::BTreeMap<String, String>,
+    vars: Arc<std::collections::BTreeMap<String, String>>,
     misses: Arc<Misses>,
 }
 
@@ -379,10 +379,14 @@ impl Object for EnvVars {
 }
 
 impl Scope {
-    /// Add `env`, so templates can read the given environment variables.
-    pub fn with_env(mut self, vars: std::collections::BTreeMap<String, String>) -> Scope {
+    /// Add `env`, so templates can read the given environment variables (shared, not copied,
+    /// when given as an `Arc`: scopes made one after another for a request share one copy).
+    pub fn with_env(
+        mut self,
+        vars: impl Into<Arc<std::collections::BTreeMap<String, String>>>,
+    ) -> Scope {
         let env = EnvVars {
-            vars,
+            vars: vars.into(),
             misses: Arc::clone(&self.misses),
         };
         self.names.push((Arc::from("env"), Value::from_object(env)));
@@ -462,9 +466,10 @@ mod tests {
 
     #[test]
     fn unset_environment_variables_are_noted_by_name() {
-        let vars = [("WDT_SID".to_string(), "shop".to_string())]
-            .into_iter()
-            .collect();
+        let vars: std::collections::BTreeMap<String, String> =
+            [("WDT_SID".to_string(), "shop".to_string())]
+                .into_iter()
+                .collect();
         let scope = Scope::named(Vec::new()).with_env(vars);
         let misses = Arc::clone(scope.misses());
         let (value, _) = eval("env.WDT_SID ~ '/' ~ (env.NOPE | default('x'))", scope);
