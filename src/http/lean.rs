@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 use serde_json::value::RawValue;
 
-use crate::projected::{Projection, parse_fields, risky, visit_json_scalars};
+use crate::projected::{parse_read_fields, risky, visit_json_scalars};
 use crate::record::Fields;
 
 /// How to read an operation's answers lean: where the records list is, and what of each record
@@ -123,11 +123,8 @@ impl<'de> Visitor<'de> for Along<'_, '_> {
             if risky(text.as_bytes()) {
                 return Err(de::Error::custom("a record to parse whole"));
             }
-            let projection = Projection {
-                fields: &self.lean.fields,
-                exact: false,
-            };
-            let item = parse_fields(text.as_bytes(), projection);
+            // Read as a raw value and not risky: its skipped fields need no second check.
+            let item = parse_read_fields(text, &self.lean.fields);
             items.push(item.map_err(de::Error::custom)?);
             texts.push(Arc::from(text));
         }
@@ -143,6 +140,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::projected::{Projection, parse_fields};
     use crate::record::Need;
 
     fn lean() -> Lean {

@@ -11,6 +11,8 @@ use serde_json::Value as Json;
 
 use crate::record::{Fields, Need};
 
+mod skim;
+
 /// The scalar methods of a `Visitor` whose value is a [`Json`]: scalars as serde_json's own
 /// `Value` reads them.
 macro_rules! visit_json_scalars {
@@ -72,6 +74,16 @@ pub fn parse_fields(bytes: &[u8], projection: Projection<'_>) -> serde_json::Res
     {
         Ok(value) => Ok(value),
         Err(_) => serde_json::from_slice(bytes),
+    }
+}
+
+/// [`parse_fields`] without the checks for a text serde_json has read as a raw value (as
+/// `&str`) and [`risky`] found plain: the fields not kept are stepped over, not parsed again
+/// ([`skim`]). A text of any other shape is parsed whole, with serde_json's verdict.
+pub fn parse_read_fields(text: &str, fields: &Fields) -> serde_json::Result<Json> {
+    match skim::project(text.as_bytes(), fields) {
+        Ok(value) => Ok(value),
+        Err(skim::Unexpected) => serde_json::from_str(text),
     }
 }
 
