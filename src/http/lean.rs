@@ -41,9 +41,12 @@ pub struct Parsed {
 pub fn parse(lean: Option<&Lean>, bytes: &[u8]) -> serde_json::Result<Parsed> {
     // serde_json's own value reader gives this name a meaning that a projection does not.
     let raw_value_token = || memchr::memmem::find(bytes, RAW_VALUE_TOKEN).is_some();
-    if let Some(lean) = lean.filter(|_| !raw_value_token()) {
+    // Checked as UTF-8 once, as a whole (SIMD), the answer is read as text: serde_json then
+    // checks no string or record's text again. An answer that is not UTF-8 is parsed whole.
+    let text = simdutf8::basic::from_utf8(bytes).ok();
+    if let Some((lean, text)) = lean.filter(|_| !raw_value_token()).zip(text) {
         let mut texts = None;
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let mut deserializer = serde_json::Deserializer::from_str(text);
         let along = Along {
             lean,
             depth: 0,
@@ -245,6 +248,18 @@ mod tests {
                 whole.map_err(|e| e.to_string()),
                 "{record}"
             );
+        }
+        // Bytes that are not UTF-8, in a field skipped and in one read: refused as a whole parse
+        // refuses them, at the same place.
+        for record in [
+            &b"{\"order_no\": \"RK1\", \"remark\": \"\xff\"}"[..],
+            b"{\"order_no\": \"RK\xc3\"}",
+        ] {
+            let text = [&b"{\"response\": {\"stockin_list\": ["[..], record, b"]}}"].concat();
+            let whole = serde_json::from_slice::<Json>(&text).map_err(|e| e.to_string());
+            assert!(whole.is_err());
+            let lean = parse(Some(&lean), &text).map(|p| p.body);
+            assert_eq!(lean.map_err(|e| e.to_string()), whole);
         }
         // The same checks passing: a surrogate pair, a small exponent, a deep but allowed list.
         let accepted = [
