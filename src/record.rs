@@ -597,7 +597,8 @@ mod tests {
         let flow = bundled_flow();
         assert_eq!(
             described(&mapped_fields(&flow).unwrap()),
-            "check_time, details_list[goods_unit, num, remark, spec_no, tax, tax_price], modified, order_no, refund_remark, shop_no, src_order_no, vars, warehouse_no"
+            // (`vars` is not among them: the leaves that read only a var are folded.)
+            "check_time, details_list[goods_unit, num, remark, spec_no, tax, tax_price], modified, order_no, refund_remark, shop_no, src_order_no, warehouse_no"
         );
         for (mapping, expected) in projection_cases() {
             let fields = mapped_fields(&flow_mapping(&mapping));
@@ -704,6 +705,45 @@ mod tests {
         );
         let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
         assert!(mapped_fields(&loaded.value.unwrap()).is_none());
+    }
+
+    /// A leaf that only reads a var is its value once the flow loads; a record maps as before,
+    /// and a loop that names its item `vars` still reads the item.
+    #[test]
+    fn a_leaf_reading_only_a_var_is_folded_and_a_loop_named_vars_is_not() {
+        let flow = bundled_flow();
+        let Node::Object(fields) = &flow.mapping else {
+            panic!("an object")
+        };
+        let bill_type = fields.iter().find(|f| f.key == "FBillTypeID").unwrap();
+        let Node::Object(inner) = &bill_type.node else {
+            panic!("an object")
+        };
+        assert_eq!(inner[0].node, Node::Literal(json!("XSTHD01_SYS")));
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
+        write(
+            "connectors/in.yaml",
+            "name: in\nfile: { path: in.jsonl, format: jsonl }\n",
+        );
+        write(
+            "connectors/out.yaml",
+            "name: out\nfile: { path: out.jsonl, format: jsonl }\n",
+        );
+        write(
+            "flow.yaml",
+            "source: { connector: in, operation: read }\ntarget: { connector: out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\nvars: { org: 100, x: top, nested: { a: [1] } }\nmapping:\n  id: \"{{ id }}\"\n  org: \"{{ vars.org }}\"\n  nested: \"{{ vars.nested }}\"\n  lines: { $each: \"{{ items }}\", $as: vars, $item: { v: \"{{ vars.x }}\" } }\n",
+        );
+        let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
+        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
+        let flow = loaded.value.unwrap();
+        let record = json!({"id": "A", "items": [{"x": "a"}, {"x": "b"}]});
+        let mapped = map_target(&flow, Arc::new(record)).unwrap();
+        assert_eq!(
+            mapped.target,
+            json!({"id": "A", "org": 100, "nested": {"a": [1]}, "lines": [{"v": "a"}, {"v": "b"}]})
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use crate::config::model::{Source, Target};
 use crate::config::raw::RawFlow;
 use crate::config::yaml::{Document, YamlPath};
 use crate::error::Location;
-use crate::template::{Builder, Leaf, TemplateId, TemplateSet};
+use crate::template::scope::Scope;
+use crate::template::{self, Builder, Leaf, TemplateId, TemplateSet};
 use crate::tree::{self, Node};
 use crate::value_map::ValueMaps;
 
@@ -162,5 +163,45 @@ pub(super) fn build_and_check(
     if let Some(schema) = flow.target.and_then(|t| t.record_schema.as_ref()) {
         tree::apply_target_schema(mapping, schema);
     }
+    fold_vars(mapping, &strict, flow.vars);
     (strict, lenient)
+}
+
+/// Put in place of each leaf of the mapping that only reads a var (`"{{ vars.org }}"`) the
+/// value it gives, as it gives it (converted to JSON as any leaf's value; the target's schema
+/// still applies to it): vars are fixed when the flow loads, so mapping a record then pays
+/// nothing for them. Done after every check, which saw the leaves as written. A leaf inside a
+/// `$each` whose `$as` is `vars` (the loop's item then), or one that gives nothing, stays a
+/// template and is evaluated for each record, with the error it makes.
+fn fold_vars(node: &mut Node, templates: &TemplateSet, vars: &Json) {
+    match node {
+        Node::Template(id) => {
+            if templates
+                .plain(*id)
+                .and_then(<[String]>::first)
+                .map(String::as_str)
+                != Some("vars")
+            {
+                return;
+            }
+            let scope = Scope::named(vec![(Arc::from("vars"), template::from_json(vars))]);
+            let value = tree::evaluate_template(*id, templates, scope).ok();
+            if let Some(json) = value.and_then(|value| template::to_json(&value).ok()) {
+                *node = Node::Literal(json);
+            }
+        }
+        Node::Object(fields) => {
+            for field in fields {
+                fold_vars(&mut field.node, templates, vars);
+            }
+        }
+        Node::Array(items) => {
+            for item in items {
+                fold_vars(item, templates, vars);
+            }
+        }
+        Node::When(when) => fold_vars(&mut when.value, templates, vars),
+        Node::Each(each) if each.var != "vars" => fold_vars(&mut each.item, templates, vars),
+        Node::Each(_) | Node::Literal(_) | Node::Invalid => {}
+    }
 }
