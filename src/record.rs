@@ -678,6 +678,17 @@ mod tests {
 
     #[test]
     fn a_record_field_named_like_a_global_is_kept_for_the_template_that_reads_it() {
+        let flow = flow_between_files("mapping: { id: \"{{ id }}\", n: \"{{ range }}\" }\n");
+        assert!(mapped_fields(&flow).unwrap().contains_key("range"));
+        let whole = map_target(&flow, Arc::new(json!({"id": "A", "range": 3}))).unwrap();
+        assert_eq!(whole.target, json!({"id": "A", "n": 3}));
+        let flow = flow_between_files("mapping: { id: \"{{ id }}\", all: \"{{ record }}\" }\n");
+        assert!(mapped_fields(&flow).is_none());
+    }
+
+    /// A flow from one JSON Lines file to another, keyed by `id`, with `rest` (its mapping and
+    /// anything else) added.
+    fn flow_between_files(rest: &str) -> Flow {
         let dir = tempfile::tempdir().unwrap();
         let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
         std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
@@ -689,22 +700,11 @@ mod tests {
             "connectors/out.yaml",
             "name: out\nfile: { path: out.jsonl, format: jsonl }\n",
         );
-        write(
-            "flow.yaml",
-            "source: { connector: in, operation: read }\ntarget: { connector: out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\nmapping: { id: \"{{ id }}\", n: \"{{ range }}\" }\n",
-        );
+        let head = "source: { connector: in, operation: read }\ntarget: { connector: out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\n";
+        write("flow.yaml", &format!("{head}{rest}"));
         let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
         assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let flow = loaded.value.unwrap();
-        assert!(mapped_fields(&flow).unwrap().contains_key("range"));
-        let whole = map_target(&flow, Arc::new(json!({"id": "A", "range": 3}))).unwrap();
-        assert_eq!(whole.target, json!({"id": "A", "n": 3}));
-        write(
-            "flow.yaml",
-            "source: { connector: in, operation: read }\ntarget: { connector: out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\nmapping: { id: \"{{ id }}\", all: \"{{ record }}\" }\n",
-        );
-        let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
-        assert!(mapped_fields(&loaded.value.unwrap()).is_none());
+        loaded.value.unwrap()
     }
 
     /// A leaf that only reads a var is its value once the flow loads; a record maps as before,
@@ -720,24 +720,9 @@ mod tests {
             panic!("an object")
         };
         assert_eq!(inner[0].node, Node::Literal(json!("XSTHD01_SYS")));
-        let dir = tempfile::tempdir().unwrap();
-        let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
-        std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
-        write(
-            "connectors/in.yaml",
-            "name: in\nfile: { path: in.jsonl, format: jsonl }\n",
+        let flow = flow_between_files(
+            "vars: { org: 100, x: top, nested: { a: [1] } }\nmapping:\n  id: \"{{ id }}\"\n  org: \"{{ vars.org }}\"\n  nested: \"{{ vars.nested }}\"\n  lines: { $each: \"{{ items }}\", $as: vars, $item: { v: \"{{ vars.x }}\" } }\n",
         );
-        write(
-            "connectors/out.yaml",
-            "name: out\nfile: { path: out.jsonl, format: jsonl }\n",
-        );
-        write(
-            "flow.yaml",
-            "source: { connector: in, operation: read }\ntarget: { connector: out, operation: write }\nkey: { source: \"{{ id }}\", target: id }\nvars: { org: 100, x: top, nested: { a: [1] } }\nmapping:\n  id: \"{{ id }}\"\n  org: \"{{ vars.org }}\"\n  nested: \"{{ vars.nested }}\"\n  lines: { $each: \"{{ items }}\", $as: vars, $item: { v: \"{{ vars.x }}\" } }\n",
-        );
-        let loaded = crate::config::load_flow(&dir.path().join("flow.yaml"));
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let flow = loaded.value.unwrap();
         let record = json!({"id": "A", "items": [{"x": "a"}, {"x": "b"}]});
         let mapped = map_target(&flow, Arc::new(record)).unwrap();
         assert_eq!(

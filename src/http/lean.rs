@@ -43,8 +43,9 @@ pub fn parse(lean: Option<&Lean>, bytes: &[u8]) -> serde_json::Result<Parsed> {
     let raw_value_token = || memchr::memmem::find(bytes, RAW_VALUE_TOKEN).is_some();
     // Checked as UTF-8 once, as a whole (SIMD), the answer is read as text: serde_json then
     // checks no string or record's text again. An answer that is not UTF-8 is parsed whole.
-    let text = simdutf8::basic::from_utf8(bytes).ok();
-    if let Some((lean, text)) = lean.filter(|_| !raw_value_token()).zip(text) {
+    let lean = lean.filter(|_| !raw_value_token());
+    let text = || simdutf8::basic::from_utf8(bytes).ok();
+    if let Some((lean, text)) = lean.and_then(|lean| Some((lean, text()?))) {
         let mut texts = None;
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let along = Along {

@@ -79,8 +79,9 @@ pub fn parse_fields(bytes: &[u8], projection: Projection<'_>) -> serde_json::Res
 
 /// [`parse_fields`] without the checks for a text serde_json has read as a raw value (as
 /// `&str`) and [`risky`] found plain: the fields not kept are stepped over, not parsed again
-/// ([`skim`]). A text of any other shape is parsed whole, with serde_json's verdict.
-pub fn parse_read_fields(text: &str, fields: &Fields) -> serde_json::Result<Json> {
+/// ([`skim`]). A text of any other shape is parsed whole, with serde_json's verdict. Only for
+/// such a text: what is stepped over is not checked (`{"b": tru, "a": 1}` gives `{"a": 1}`).
+pub(crate) fn parse_read_fields(text: &str, fields: &Fields) -> serde_json::Result<Json> {
     match skim::project(text.as_bytes(), fields) {
         Ok(value) => Ok(value),
         Err(skim::Unexpected) => serde_json::from_str(text),

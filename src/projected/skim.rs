@@ -114,6 +114,11 @@ impl<'t> Skim<'t> {
         }
         let name: String =
             serde_json::from_slice(&self.text[start - 1..=end]).map_err(|_| Unexpected)?;
+        // A control character escaped in a name (`"a\n"`): [`super::parse_fields`] parses
+        // such a record whole, and so does this.
+        if name.bytes().any(|byte| byte < 0x20) {
+            return Err(Unexpected);
+        }
         Ok(Cow::Owned(name.into_bytes()))
     }
 
@@ -256,6 +261,16 @@ mod tests {
         for text in texts {
             let skimmed = project(text.as_bytes(), &fields).unwrap();
             assert_eq!(skimmed, by_serde(text, &fields), "{text}");
+        }
+        // A name holding an escaped control character: the record is parsed whole, as
+        // `parse_fields` parses it.
+        for text in [
+            r#"{"a\n": 0, "x": 1, "a": 2}"#,
+            r#"{"lines": [{"\u0000": 1}]}"#,
+        ] {
+            assert!(project(text.as_bytes(), &fields).is_err(), "{text}");
+            let read = crate::projected::parse_read_fields(text, &fields).unwrap();
+            assert_eq!(read, by_serde(text, &fields), "{text}");
         }
     }
 

@@ -326,12 +326,12 @@ impl std::fmt::Debug for TemplateSet {
 }
 
 impl TemplateSet {
-    /// Evaluate a template against a context.
     /// The names of a template that is a plain path (`order_no`, `vars.org`).
     pub fn plain(&self, id: TemplateId) -> Option<&[String]> {
         self.entries[id.0].plain.as_deref()
     }
 
+    /// Evaluate a template against a context.
     pub fn eval(&self, id: TemplateId, ctx: &Value) -> Result<Value, minijinja::Error> {
         self.eval_unfuelled(id, ctx).map_err(|err| {
             if err.kind() != minijinja::ErrorKind::OutOfFuel {
