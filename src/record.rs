@@ -425,12 +425,17 @@ pub fn map_target(flow: &Flow, record: Arc<Json>) -> Result<Target, Failure> {
 pub fn content_hash(value: &Json) -> String {
     let mut hasher = Hashing(Sha256::new());
     serde_json::to_writer(&mut hasher, value).expect("JSON values serialise");
-    hex::encode(&hasher.0.finalize()[..16])
+    digest_text(hasher.0)
 }
 
 /// [`content_hash`] of the value whose compact text is `text`.
 fn text_hash(text: &str) -> String {
-    hex::encode(&Sha256::digest(text.as_bytes())[..16])
+    digest_text(Sha256::new_with_prefix(text))
+}
+
+/// The hash as ledgers store it: the first 16 bytes of the SHA-256, in hex.
+fn digest_text(hasher: Sha256) -> String {
+    hex::encode(&hasher.finalize()[..16])
 }
 
 /// Bytes written are hashed.

@@ -163,7 +163,7 @@ pub(super) fn build_and_check(
     if let Some(schema) = flow.target.and_then(|t| t.record_schema.as_ref()) {
         tree::apply_target_schema(mapping, schema);
     }
-    fold_vars(mapping, &strict, flow.vars);
+    fold_vars(mapping, &strict, &template::from_json(flow.vars));
     (strict, lenient)
 }
 
@@ -173,7 +173,7 @@ pub(super) fn build_and_check(
 /// nothing for them. Done after every check, which saw the leaves as written. A leaf inside a
 /// `$each` whose `$as` is `vars` (the loop's item then), or one that gives nothing, stays a
 /// template and is evaluated for each record, with the error it makes.
-fn fold_vars(node: &mut Node, templates: &TemplateSet, vars: &Json) {
+fn fold_vars(node: &mut Node, templates: &TemplateSet, vars: &minijinja::Value) {
     match node {
         Node::Template(id) => {
             if templates
@@ -184,7 +184,7 @@ fn fold_vars(node: &mut Node, templates: &TemplateSet, vars: &Json) {
             {
                 return;
             }
-            let scope = Scope::named(vec![(Arc::from("vars"), template::from_json(vars))]);
+            let scope = Scope::named(vec![(Arc::from("vars"), vars.clone())]);
             let value = tree::evaluate_template(*id, templates, scope).ok();
             if let Some(json) = value.and_then(|value| template::to_json(&value).ok()) {
                 *node = Node::Literal(json);
