@@ -101,17 +101,12 @@ pub struct Failure {
 /// A record's scope: `vars`, and the time filters reading naive times in the source's zone and
 /// writing in the target's.
 fn scope(flow: &Flow, record: Arc<Json>) -> Scope {
-    let mut names = vec![(Arc::from("vars"), flow.vars_value.clone())];
-    names.extend(crate::template::filters::zone_names(
-        flow.source.connector.time_zone,
-        flow.target.connector.time_zone,
-    ));
     // Fields holding one of the source connector's `null_values` (WDT's no-date
     // `9999-12-01 00:00:00`) read as `null`; the record itself stays as read (the ledger keeps
     // that).
     Scope::for_record_with_nulls(
         record,
-        names,
+        flow.record_names.clone(),
         Arc::clone(&flow.source.connector.null_values),
     )
 }

@@ -36,6 +36,10 @@ pub struct Flow {
     pub vars: Json,
     /// `vars` as templates see it, converted once.
     pub vars_value: minijinja::Value,
+    /// What every record's templates see beside the record: `vars`, and the zones the time
+    /// filters read the source's naive times in and write the target's times in. Made once:
+    /// a record's scope clones it (a list of shared values).
+    pub record_names: Vec<(Arc<str>, minijinja::Value)>,
     pub value_maps: Arc<ValueMaps>,
     pub mapping: Node,
     /// Strict templates: the mapping, keys, parameters, bodies and connector settings.

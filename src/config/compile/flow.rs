@@ -93,6 +93,12 @@ pub(super) fn compile_flow(
         .as_ref()
         .and_then(|raw| compile_schedule(cx, doc, raw));
     let (source, target, key_source) = (source?, target?, key_source?);
+    let vars_value = template::from_json(&vars);
+    let mut record_names = vec![(Arc::from("vars"), vars_value.clone())];
+    record_names.extend(template::filters::zone_names(
+        source.connector.time_zone,
+        target.connector.time_zone,
+    ));
     Some(Flow {
         name,
         file: file.to_path_buf(),
@@ -104,7 +110,8 @@ pub(super) fn compile_flow(
             target: raw.key.target,
             modified: key_modified,
         },
-        vars_value: template::from_json(&vars),
+        vars_value,
+        record_names,
         vars,
         value_maps,
         mapping,
