@@ -28,6 +28,11 @@ use crate::state::lock::Wait;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Worker threads of the commands that talk to APIs. Default: one for `run`, `retry`,
+    /// `resend`, `serve` and `console` (they mostly wait for the APIs, and one thread does their
+    /// work with less CPU than several), one per core for `sim`.
+    #[arg(long, global = true, env = "ENGINE_THREADS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 }
 
 // Parsed once per process: the size of the largest variant does not matter.
@@ -386,7 +391,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
             };
         }
     };
-    match dispatch(cli.command) {
+    match dispatch(cli.command, cli.threads) {
         Ok(code) => code.code(),
         Err(err) => {
             diagnostic::eprint_error(&err);
@@ -395,7 +400,11 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     }
 }
 
-fn dispatch(command: Command) -> Result<ExitCode> {
+fn dispatch(command: Command, threads: Option<u16>) -> Result<ExitCode> {
+    // The flows' commands wait on APIs: one worker runs a whole pipeline (its tasks then free
+    // what they allocate on the thread that allocated it, and never wake another thread).
+    // The sandboxes serve many clients at once and use every core.
+    let runtime = || self::runtime(threads.map_or(1, usize::from));
     match command {
         Command::Check { files, format, env } => {
             let mut outcome = check::check(&files, &env.read()?);
@@ -557,7 +566,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::Ok)
         }
-        Command::Sim(which) => runtime()?.block_on(run_sim(which)),
+        Command::Sim(which) => {
+            let cores = std::thread::available_parallelism().map_or(1, usize::from);
+            self::runtime(threads.map_or(cores, usize::from))
+                .and_then(|rt| rt.block_on(run_sim(which)))
+        }
     }
 }
 
@@ -583,8 +596,11 @@ impl EnvFile {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// An async runtime with `threads` worker threads (blocking work, such as reading a file
+/// source, has its own pool).
+fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
         .enable_all()
         .build()
         .map_err(|err| Error::new(ErrorKind::Io, "cannot start the async runtime").with_source(err))
@@ -665,6 +681,22 @@ mod tests {
         ] {
             assert_eq!(internal_error_line(message, location), line);
         }
+    }
+
+    #[test]
+    fn threads_are_given_before_or_after_the_command_and_never_zero() {
+        let parse = |args: &[&str]| Cli::try_parse_from(args).map(|cli| cli.threads);
+        assert_eq!(parse(&["engine", "run", "f.yaml"]).unwrap(), None);
+        assert_eq!(
+            parse(&["engine", "--threads", "4", "run", "f.yaml"]).unwrap(),
+            Some(4)
+        );
+        assert_eq!(
+            parse(&["engine", "sim", "all", "--threads", "2"]).unwrap(),
+            Some(2)
+        );
+        let zero = parse(&["engine", "run", "f.yaml", "--threads", "0"]).unwrap_err();
+        assert!(zero.to_string().contains("--threads"), "{zero}");
     }
 
     #[test]
