@@ -52,11 +52,14 @@ pub(crate) fn keep_packed(
         return Ok(());
     };
     if let Some(id) = kept {
-        // A source of the key that is this kept row's gets its own copy before it changes.
+        // A key not yet written whose source is this kept row's (it keeps none of its own)
+        // gets its own copy before the row changes.
         tx.prepare_cached(
-            "UPDATE sources SET (dictionary, packed) =
-                 (SELECT dictionary, packed FROM kept WHERE id = ?3)
-             WHERE flow = ?1 AND key = ?2 AND source IS NULL AND packed IS NULL",
+            "INSERT INTO sources (flow, key, dictionary, packed)
+             SELECT ?1, ?2, k.dictionary, k.packed FROM kept AS k WHERE k.id = ?3
+                AND EXISTS (SELECT 1 FROM ledger
+                            WHERE flow = ?1 AND key = ?2 AND done_at IS NULL)
+                AND NOT EXISTS (SELECT 1 FROM sources WHERE flow = ?1 AND key = ?2)",
         )?
         .execute(params![flow, key, id])?;
         let changed = tx

@@ -4,9 +4,10 @@
 //! and a second process waits for the write lock up front instead of failing halfway. The
 //! rule that a done key is never downgraded is kept twice: by the `WHERE` clauses here, so the
 //! intent reads in the code, and by the schema's triggers, so no other path can break it.
-//! A key's source is kept in `sources` beside its row, packed like a kept document (see
-//! `packing`), written here with the row and dropped by the schema's triggers when the key is
-//! done or its row goes away.
+//! A key not yet written keeps its source: the source of its kept record (the usual case: the
+//! record sent, packed once) or, when that is not the one, a row of `sources` beside its
+//! ledger row, packed like a kept document (see `packing`), written here with the row and
+//! dropped by the schema's triggers when the key is done or its row goes away.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,11 +29,10 @@ pub(super) const ENTRY_COLUMNS: &str = "l.key, l.status, l.hash, l.target_id, l.
      COALESCE(s.packed, sk.packed) AS source_packed, l.modified, l.first_seen, l.updated, \
      l.done_at";
 
-/// The ledger joined with the sources it still keeps, and with the kept row of a source that
-/// is the kept one (see [`keep_source`]).
+/// The ledger joined with the sources it still keeps, and with the kept row of a key not yet
+/// written that keeps no source of its own: its source is the kept one (see [`keep_source`]).
 pub(super) const ENTRY_TABLES: &str = "ledger AS l LEFT JOIN sources AS s ON s.flow = l.flow AND s.key = l.key \
-     LEFT JOIN kept AS sk ON s.key IS NOT NULL AND s.source IS NULL AND s.packed IS NULL \
-         AND sk.id = l.kept";
+     LEFT JOIN kept AS sk ON s.key IS NULL AND l.done_at IS NULL AND sk.id = l.kept";
 
 impl Store {
     /// The ledger row of one key.
@@ -172,10 +172,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(flow, "mark records in flight", Durability::Full, |tx| {
-            // A new key (the usual case) costs four statements: a look at its row, its kept
-            // row, its ledger row naming it, and the mark that its source is the kept one.
-            // (One upsert `RETURNING` the kept row did the first and third, but SQLite buffers
-            // what `RETURNING` returns in a temporary table, opened for every row.)
+            // A new key (the usual case) costs three statements: a look at its row, its kept
+            // row, and its ledger row naming it; its source is then the kept one. (One upsert
+            // `RETURNING` the kept row did the first and third, but SQLite buffers what
+            // `RETURNING` returns in a temporary table, opened for every row.)
             let mut existing = tx.prepare_cached(
                 "SELECT done_at IS NOT NULL FROM ledger WHERE flow = ?1 AND key = ?2",
             )?;
@@ -242,14 +242,16 @@ impl Store {
                             Nanos(now)
                         ])?;
                         if record.target.is_some() {
-                            // The key's kept row, if it has one, is replaced in place.
+                            // The key's kept row, if it has one, is replaced in place, and is
+                            // its source from now on.
                             kept::keep_packed(tx, flow, &record.key, &packed)?;
+                            tx.prepare_cached("DELETE FROM sources WHERE flow = ?1 AND key = ?2")?
+                                .execute(params![flow, record.key])?;
                         }
                     }
                 }
-                match record.target {
-                    Some(_) => mark_source(tx, flow, &record.key, None)?,
-                    None => mark_source(tx, flow, &record.key, Some(&packed))?,
+                if record.target.is_none() {
+                    mark_source(tx, flow, &record.key, &packed)?;
                 }
             }
             Ok(Ok(()))
@@ -483,14 +485,14 @@ fn record_outcome(
 }
 
 /// Keep (or replace) the source of a key that is not done; a done key keeps none, so a late
-/// failure report for a written key stores nothing. `None`: the source is the one just kept
-/// in the key's kept row (which, replaced later, first leaves its content here: see
+/// failure report for a written key stores nothing. A key not done that has no row here has
+/// its kept row's source (which, replaced later, first leaves its content here: see
 /// `kept::keep_packed`).
 fn keep_source(
     tx: &Transaction<'_>,
     flow: &str,
     key: &str,
-    packed: Option<&Packed>,
+    packed: &Packed,
 ) -> rusqlite::Result<()> {
     put_source(
         tx,
@@ -503,13 +505,13 @@ fn keep_source(
     )
 }
 
-/// Keep the source of a key just marked in flight, as [`keep_source`] does without asking
-/// whether the key is done: it was just marked in flight, so it is not.
+/// Keep the source of a key just marked in flight that keeps no record, as [`keep_source`]
+/// does without asking whether the key is done: it was just marked in flight, so it is not.
 fn mark_source(
     tx: &Transaction<'_>,
     flow: &str,
     key: &str,
-    packed: Option<&Packed>,
+    packed: &Packed,
 ) -> rusqlite::Result<()> {
     put_source(
         tx,
@@ -524,14 +526,10 @@ fn mark_source(
 fn put_source(
     tx: &Transaction<'_>,
     sql: &str,
-    (flow, key, packed): (&str, &str, Option<&Packed>),
+    (flow, key, packed): (&str, &str, &Packed),
 ) -> rusqlite::Result<()> {
-    tx.prepare_cached(sql)?.execute(params![
-        flow,
-        key,
-        packed.map(|packed| packed.dictionary),
-        packed.map(|packed| &packed.bytes)
-    ])?;
+    tx.prepare_cached(sql)?
+        .execute(params![flow, key, packed.dictionary, packed.bytes])?;
     Ok(())
 }
 
@@ -547,8 +545,9 @@ fn keep_given_source(
 ) -> rusqlite::Result<()> {
     let shared = tx
         .prepare_cached(
-            "SELECT 1 FROM sources
-             WHERE flow = ?1 AND key = ?2 AND source IS NULL AND packed IS NULL",
+            "SELECT 1 FROM ledger AS l
+             WHERE l.flow = ?1 AND l.key = ?2 AND l.done_at IS NULL AND l.kept IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM sources AS s WHERE s.flow = ?1 AND s.key = ?2)",
         )?
         .exists(params![flow, key])?;
     if shared
@@ -559,12 +558,7 @@ fn keep_given_source(
     {
         return Ok(());
     }
-    keep_source(
-        tx,
-        flow,
-        key,
-        Some(&packer.pack(tx, flow, source.into(), None)?),
-    )
+    keep_source(tx, flow, key, &packer.pack(tx, flow, source.into(), None)?)
 }
 
 /// An [`Entry`] from a row of [`ENTRY_COLUMNS`].

@@ -9,8 +9,10 @@
 //! transaction (one per batch), so a crash leaves the state as it was before the change or
 //! after it.
 //!
-//! The ledger row stays slim: a source record lives in its own table only while its key is in
-//! flight or parked, hashes are bytes and times integers, so a ledger row is about 140 bytes,
+//! The ledger row stays slim: a source record is kept only while its key is in flight or
+//! parked, as the source of the key's kept record (below) or, when it is another one (a flow
+//! that keeps no records, a record refused with another source), in its own table (`sources`);
+//! hashes are bytes and times integers, so a ledger row is about 140 bytes,
 //! and the pages that dropped sources free are reused by the next batches and given back to
 //! the file system at the end of each run (incremental auto-vacuum). Beside it, `kept` holds
 //! every key's newest source and the record last sent for `engine resend`, packed against a

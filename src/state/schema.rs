@@ -461,6 +461,13 @@ BEGIN
     SELECT RAISE(ABORT, 'an update needs a key the target confirmed');
 END;
 "#,
+    // Version 6, no row that only says "the kept record is the source". A key not yet written
+    // whose source is its kept row's has no `sources` row at all: marking a new key in flight
+    // wrote such a row and writing the key deleted it again (two of a record's seven b-tree
+    // changes, and their pages in both of a batch's commits).
+    r#"
+DELETE FROM sources WHERE source IS NULL AND packed IS NULL;
+"#,
 ];
 
 /// The schema version this build of `engine` writes.

@@ -734,7 +734,7 @@ fn a_version_4_ledger_migrates_whole_to_a_status_check_without_a_temporary_table
     let before = everything(&Connection::open(&path).unwrap());
 
     let (store, applied) = Store::open_counting_migrations(&path).unwrap();
-    assert_eq!(applied, 1);
+    assert_eq!(applied, schema::MIGRATIONS.len() - 4);
     assert_eq!(store.schema_version().unwrap(), schema::LATEST);
     let connection = store.lock();
     assert_eq!(everything(&connection), before);
@@ -791,4 +791,78 @@ fn a_version_4_ledger_migrates_whole_to_a_status_check_without_a_temporary_table
             .to_string()
             .contains("an update needs a key the target confirmed")
     );
+}
+
+/// Version 6 drops the rows that only said "the kept record is the source": each key keeps the
+/// source it had, a key marked again still gets its new source, and the next in-flight mark
+/// writes no such row.
+#[test]
+fn a_version_5_ledger_loses_its_source_marks_and_every_key_keeps_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let pending = |key: &str, again: bool| Pending {
+        key: key.to_string(),
+        hash: "h".to_string(),
+        source: Source::from(json!({ "order_no": key, "again": again })),
+        target: Some(Doc::from(json!({ "FBillNo": key }))),
+        modified: None,
+    };
+    let failed = |key: &str, source: Option<serde_json::Value>| Outcome::Failed {
+        key: key.to_string(),
+        message: "refused".to_string(),
+        field: None,
+        hash: None,
+        source,
+        modified: None,
+    };
+    {
+        let store = Store::open(&path).unwrap();
+        store
+            .mark_in_flight(FLOW, &[pending("A", false), pending("B", false)], at(0))
+            .unwrap();
+        // B refused with another source than the one it was sent with: kept on its own.
+        let other = json!({ "order_no": "B", "other": true });
+        store
+            .record_outcomes(FLOW, &[failed("A", None), failed("B", Some(other))], at(1))
+            .unwrap();
+        // What version 5 wrote for A: a row saying its source is the kept one.
+        let connection = store.lock();
+        connection
+            .execute("INSERT INTO sources (flow, key) VALUES (?1, 'A')", [FLOW])
+            .unwrap();
+        connection.pragma_update(None, "user_version", 5).unwrap();
+    }
+    let (store, applied) = Store::open_counting_migrations(&path).unwrap();
+    assert_eq!(applied, 1);
+    let source = |key: &str| store.entry(FLOW, key).unwrap().unwrap().source;
+    assert_eq!(
+        source("A"),
+        Some(json!({ "order_no": "A", "again": false }))
+    );
+    assert_eq!(source("B"), Some(json!({ "order_no": "B", "other": true })));
+    let marks = "SELECT key FROM sources WHERE source IS NULL AND packed IS NULL";
+    assert!(rows(&store.lock(), marks).is_empty());
+
+    // Marked again: the new source is the kept one, B's own copy goes, and no mark is written.
+    store
+        .mark_in_flight(FLOW, &[pending("A", true), pending("B", true)], at(2))
+        .unwrap();
+    assert_eq!(source("A"), Some(json!({ "order_no": "A", "again": true })));
+    assert_eq!(source("B"), Some(json!({ "order_no": "B", "again": true })));
+    assert!(rows(&store.lock(), "SELECT key FROM sources").is_empty());
+    // Written: no source any more, although the kept record stays.
+    store
+        .record_outcomes(
+            FLOW,
+            &[Outcome::Done {
+                key: "A".to_string(),
+                target_id: Some("1".to_string()),
+                target_number: None,
+                hash: None,
+            }],
+            at(3),
+        )
+        .unwrap();
+    assert_eq!(source("A"), None);
+    assert!(store.kept(FLOW, "A").unwrap().is_some());
 }
