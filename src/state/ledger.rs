@@ -13,9 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{
-    Connection, OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior, params};
 
 use crate::diagnostic::{MAX_RECORD_TEXT, cut_text};
 use crate::error::{Error, ErrorKind, Result};
@@ -172,17 +170,19 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(flow, "mark records in flight", Durability::Full, |tx| {
-            // A new key (the usual case) costs three statements: a look at its row, its kept
-            // row, and its ledger row naming it; its source is then the kept one. (One upsert
-            // `RETURNING` the kept row did the first and third, but SQLite buffers what
-            // `RETURNING` returns in a temporary table, opened for every row.)
+            // A new key (the usual case) costs two statements: its kept row, and its ledger row
+            // naming it; its source is then the kept one. A key with a row is seen by the
+            // second inserting nothing. (One upsert `RETURNING` the kept row did both, but
+            // SQLite buffers what `RETURNING` returns in a temporary table, opened for every
+            // row.)
             let mut existing = tx.prepare_cached(
                 "SELECT done_at IS NOT NULL FROM ledger WHERE flow = ?1 AND key = ?2",
             )?;
             let mut insert = tx.prepare_cached(
                 "INSERT INTO ledger (flow, key, status, hash, attempts, modified, first_seen,
                                      updated, kept)
-                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5, ?6)",
+                 VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5, ?6)
+                 ON CONFLICT (flow, key) DO NOTHING",
             )?;
             let mut again = tx.prepare_cached(
                 "UPDATE ledger SET status = 'in_flight', hash = ?3, attempts = attempts + 1,
@@ -191,22 +191,9 @@ impl Store {
             )?;
             let mut insert_kept =
                 tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?;
+            let mut drop_kept = tx.prepare_cached("DELETE FROM kept WHERE id = ?1")?;
             let mut packer = self.packer();
             for record in records {
-                // Whether the key has a row, and whether it is written.
-                let done: Option<bool> = existing
-                    .query_row(params![flow, record.key], |row| row.get(0))
-                    .optional()?;
-                if done == Some(true) {
-                    return Ok(Err(Error::new(
-                        ErrorKind::State,
-                        format!(
-                            "record `{}` of flow `{flow}` is already in the target; \
-                             refusing to mark it in flight again",
-                            record.key
-                        ),
-                    )));
-                }
                 // The source to resend is the kept one when the flow keeps records: packed
                 // once, stored once.
                 let packed = packer.pack(
@@ -216,38 +203,42 @@ impl Store {
                     record.target.as_ref().map(Doc::borrowed),
                 )?;
                 let hash = Hash(&record.hash);
-                match done {
-                    None => {
-                        let kept = match record.target {
-                            Some(_) => {
-                                Some(insert_kept.insert(params![packed.dictionary, packed.bytes])?)
-                            }
-                            None => None,
-                        };
-                        insert.execute(params![
-                            flow,
-                            record.key,
-                            hash,
-                            record.modified,
-                            Nanos(now),
-                            kept
-                        ])?;
+                let kept = match record.target {
+                    Some(_) => Some(insert_kept.insert(params![packed.dictionary, packed.bytes])?),
+                    None => None,
+                };
+                let inserted = insert.execute(params![
+                    flow,
+                    record.key,
+                    hash,
+                    record.modified,
+                    Nanos(now),
+                    kept
+                ])? == 1;
+                if !inserted {
+                    // The key has a row: unless it is written, it is marked again, and its kept
+                    // row, if it has one, replaced in place.
+                    if let Some(id) = kept {
+                        drop_kept.execute([id])?;
                     }
-                    Some(_) => {
-                        again.execute(params![
-                            flow,
-                            record.key,
-                            hash,
-                            record.modified,
-                            Nanos(now)
-                        ])?;
-                        if record.target.is_some() {
-                            // The key's kept row, if it has one, is replaced in place, and is
-                            // its source from now on.
-                            kept::keep_packed(tx, flow, &record.key, &packed)?;
-                            tx.prepare_cached("DELETE FROM sources WHERE flow = ?1 AND key = ?2")?
-                                .execute(params![flow, record.key])?;
-                        }
+                    let done: bool =
+                        existing.query_row(params![flow, record.key], |row| row.get(0))?;
+                    if done {
+                        return Ok(Err(Error::new(
+                            ErrorKind::State,
+                            format!(
+                                "record `{}` of flow `{flow}` is already in the target; \
+                                 refusing to mark it in flight again",
+                                record.key
+                            ),
+                        )));
+                    }
+                    again.execute(params![flow, record.key, hash, record.modified, Nanos(now)])?;
+                    if record.target.is_some() {
+                        // The kept row is the key's source from now on.
+                        kept::keep_packed(tx, flow, &record.key, &packed)?;
+                        tx.prepare_cached("DELETE FROM sources WHERE flow = ?1 AND key = ?2")?
+                            .execute(params![flow, record.key])?;
                     }
                 }
                 if record.target.is_none() {
