@@ -53,10 +53,12 @@ pub(crate) fn keep_packed(
     };
     if let Some(id) = kept {
         // A key not yet written whose source is this kept row's (it keeps none of its own)
-        // gets its own copy before the row changes.
+        // gets its own copy before the row changes. (A row packed before schema 4, without a
+        // dictionary, was never a key's source.)
         tx.prepare_cached(
             "INSERT INTO sources (flow, key, dictionary, packed)
-             SELECT ?1, ?2, k.dictionary, k.packed FROM kept AS k WHERE k.id = ?3
+             SELECT ?1, ?2, k.dictionary, k.packed FROM kept AS k
+             WHERE k.id = ?3 AND k.dictionary IS NOT NULL
                 AND EXISTS (SELECT 1 FROM ledger
                             WHERE flow = ?1 AND key = ?2 AND done_at IS NULL)
                 AND NOT EXISTS (SELECT 1 FROM sources WHERE flow = ?1 AND key = ?2)",

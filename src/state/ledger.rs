@@ -6,8 +6,9 @@
 //! intent reads in the code, and by the schema's triggers, so no other path can break it.
 //! A key not yet written keeps its source: the source of its kept record (the usual case: the
 //! record sent, packed once) or, when that is not the one, a row of `sources` beside its
-//! ledger row, packed like a kept document (see `packing`), written here with the row and
-//! dropped by the schema's triggers when the key is done or its row goes away.
+//! ledger row, packed like a kept document (see `packing`), written with the row (here, or by
+//! `kept::keep_packed` before a kept row it shared changes) and dropped by the schema's
+//! triggers when the key is done or its row goes away.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -171,8 +172,9 @@ impl Store {
     ) -> Result<()> {
         self.write(flow, "mark records in flight", Durability::Full, |tx| {
             // A new key (the usual case) costs two statements: its kept row, and its ledger row
-            // naming it; its source is then the kept one. A key with a row is seen by the
-            // second inserting nothing. (One upsert `RETURNING` the kept row did both, but
+            // naming it; its source is then the kept one (a flow that keeps no records writes
+            // the source in `sources` instead). A key with a row is seen by the second
+            // inserting nothing. (One upsert `RETURNING` the kept row did both, but
             // SQLite buffers what `RETURNING` returns in a temporary table, opened for every
             // row.)
             let mut existing = tx.prepare_cached(
