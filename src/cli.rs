@@ -404,7 +404,8 @@ fn dispatch(command: Command, threads: Option<u16>) -> Result<ExitCode> {
     // The flows' commands wait on APIs: one worker runs a whole pipeline (its tasks then free
     // what they allocate on the thread that allocated it, and never wake another thread).
     // The sandboxes serve many clients at once and use every core.
-    let runtime = || self::runtime(threads.map_or(1, usize::from));
+    let workers = workers(&command, threads);
+    let runtime = || self::runtime(workers);
     match command {
         Command::Check { files, format, env } => {
             let mut outcome = check::check(&files, &env.read()?);
@@ -566,11 +567,7 @@ fn dispatch(command: Command, threads: Option<u16>) -> Result<ExitCode> {
             );
             Ok(ExitCode::Ok)
         }
-        Command::Sim(which) => {
-            let cores = std::thread::available_parallelism().map_or(1, usize::from);
-            self::runtime(threads.map_or(cores, usize::from))
-                .and_then(|rt| rt.block_on(run_sim(which)))
-        }
+        Command::Sim(which) => runtime()?.block_on(run_sim(which)),
     }
 }
 
@@ -593,6 +590,16 @@ impl EnvFile {
             );
         }
         Ok(env)
+    }
+}
+
+/// The worker threads `command` runs on: `threads` if given, else one per core for the
+/// sandboxes and one for everything else.
+fn workers(command: &Command, threads: Option<u16>) -> usize {
+    match (threads, command) {
+        (Some(threads), _) => usize::from(threads),
+        (None, Command::Sim(_)) => std::thread::available_parallelism().map_or(1, usize::from),
+        (None, _) => 1,
     }
 }
 
@@ -697,6 +704,25 @@ mod tests {
         );
         let zero = parse(&["engine", "run", "f.yaml", "--threads", "0"]).unwrap_err();
         assert!(zero.to_string().contains("--threads"), "{zero}");
+    }
+
+    #[test]
+    fn a_run_has_one_worker_the_sandboxes_one_per_core_unless_told() {
+        let workers_of = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let workers = workers(&cli.command, cli.threads);
+            let runtime = runtime(workers).unwrap();
+            runtime.metrics().num_workers()
+        };
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(workers_of(&["engine", "run", "f.yaml"]), 1);
+        assert_eq!(workers_of(&["engine", "retry", "f.yaml"]), 1);
+        assert_eq!(workers_of(&["engine", "sim", "all"]), cores);
+        assert_eq!(
+            workers_of(&["engine", "run", "f.yaml", "--threads", "3"]),
+            3
+        );
+        assert_eq!(workers_of(&["engine", "--threads", "2", "sim", "all"]), 2);
     }
 
     #[test]
