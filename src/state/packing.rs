@@ -385,23 +385,28 @@ impl Packer {
         Ok(dictionary)
     }
 
+    /// Whether packing `flow`'s next document trains a dictionary first (on the documents
+    /// the ledger holds: a caller packing several before storing them stores them first).
+    pub(crate) fn trains_next(&mut self, db: &Connection, flow: &str) -> rusqlite::Result<bool> {
+        if !self.flows.contains_key(flow) {
+            let state = self.load_flow(db, flow)?;
+            self.flows.insert(flow.to_string(), state);
+        }
+        let state = &self.flows[flow];
+        Ok(match &state.current {
+            None => state.without >= state.train_at,
+            Some(_) => state.retrain,
+        })
+    }
+
     /// The dictionary to pack `flow`'s next document with, trained now if it is due.
     fn dictionary_for(
         &mut self,
         db: &Connection,
         flow: &str,
     ) -> rusqlite::Result<Option<Arc<Dictionary>>> {
-        if !self.flows.contains_key(flow) {
-            let state = self.load_flow(db, flow)?;
-            self.flows.insert(flow.to_string(), state);
-        }
-        let state = &self.flows[flow];
-        let due = match &state.current {
-            None => state.without >= state.train_at,
-            Some(_) => state.retrain,
-        };
-        if due {
-            let first = state.current.is_none();
+        if self.trains_next(db, flow)? {
+            let first = self.flows[flow].current.is_none();
             match self.train(db, flow)? {
                 Some(dictionary) => {
                     let state = self.flows.get_mut(flow).expect("loaded above");
@@ -802,6 +807,30 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .unwrap();
         (made, used)
+    }
+
+    /// A batch packs its documents before storing them; the dictionary trained in its middle
+    /// still learns from the documents packed before it (stored first), and every row of the
+    /// batch ends up packed with it.
+    #[test]
+    fn a_dictionary_due_in_the_middle_of_a_batch_is_trained_on_the_documents_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        let orders: Vec<(usize, Json)> = (0..SAMPLES + 60).map(|i| (i, order('a', i))).collect();
+        keep(&store, &orders[..SAMPLES / 2]);
+        // The next batch holds the document that makes the first dictionary due.
+        keep(&store, &orders[SAMPLES / 2..]);
+        assert_eq!(
+            dictionaries(&store),
+            (
+                vec![(1, SAMPLES as i64, false)],
+                vec![(Some(1), (SAMPLES + 60) as i64)]
+            )
+        );
+        for (i, order) in orders.iter().step_by(7) {
+            let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
+            assert_eq!(kept.source, *order);
+        }
     }
 
     #[test]
