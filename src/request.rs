@@ -13,10 +13,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use minijinja::Value;
 use serde_json::Value as Json;
-use serde_json::value::RawValue;
 
 use crate::config::model::{Flow, Operation, Param};
-use crate::template::scope::{Misses, RecordNode, Scope};
+use crate::template::scope::{Misses, RecordNode, Root, Scope, Texts};
 use crate::template::{self, Leaf, filters};
 use crate::time;
 use crate::tree::{self, EvalError, Node};
@@ -90,16 +89,16 @@ fn write_names(
     flow: &Flow,
     inputs: &Json,
     keys: Vec<String>,
-    lent: &Arc<Json>,
+    lent: &Root,
     marked: bool,
 ) -> Vec<(Arc<str>, Value)> {
     let mut names = target_names(flow);
     names.push((Arc::from("params"), template::from_json(inputs)));
     let misses = Arc::new(Misses::default());
     let node = if marked {
-        RecordNode::lent(Arc::clone(lent), misses)
+        RecordNode::lent(lent.clone(), misses)
     } else {
-        RecordNode::new(Arc::clone(lent), misses)
+        RecordNode::new(lent.clone(), misses)
     };
     let lazy = Value::from_object(node);
     if flow.target.operation().batch.is_none() {
@@ -145,7 +144,7 @@ pub fn write_body(
 ) -> Result<Json, EvalError> {
     let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
     let lent = lend(flow, records);
-    let names = write_names(flow, inputs, keys, &lent, true);
+    let names = write_names(flow, inputs, keys, &Root::Json(Arc::clone(&lent)), true);
     let mut body = body(flow, flow.target.operation(), names, env)?;
     // The templates' references to the records went with their scope.
     put_lent(&mut body, Arc::unwrap_or_clone(lent));
@@ -186,7 +185,13 @@ pub fn write_request(
 ) -> Result<(Json, Parts, Keyed), EvalError> {
     let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
     let lent = lend(flow, records);
-    let names = write_names(flow, inputs, keys.clone(), &lent, false);
+    let names = write_names(
+        flow,
+        inputs,
+        keys.clone(),
+        &Root::Json(Arc::clone(&lent)),
+        false,
+    );
     let operation = flow.target.operation();
     let parts = parts(flow, operation, names.clone(), env)?;
     let body = body(flow, operation, names, env)?;
@@ -194,20 +199,21 @@ pub fn write_request(
     Ok((body, parts, records))
 }
 
-/// [`write_request`] with the body serialised and each record written as `texts` holds it
-/// (its compact JSON, made when it was mapped, in the order of `records`): neither copied into
-/// the body nor serialised again (the run's writers send this).
+/// [`write_request`] with the body serialised, for records given as their compact JSON
+/// `texts` (made when they were mapped, in the order of `keys`): lent to the templates, parsed
+/// only if one reads inside them, and written into the body as they are, neither copied into
+/// a value nor serialised again (the run's writers send this).
 pub fn write_request_serialised(
     flow: &Flow,
     inputs: &Json,
-    records: Keyed,
-    texts: &[&RawValue],
+    keys: Vec<String>,
+    texts: Vec<Arc<str>>,
     env: &Env,
-) -> Result<(Vec<u8>, Parts, Keyed), EvalError> {
-    debug_assert_eq!(records.len(), texts.len(), "a text for each record");
-    let (keys, records): (Vec<String>, Vec<Json>) = records.into_iter().unzip();
-    let lent = lend(flow, records);
+) -> Result<(Vec<u8>, Parts), EvalError> {
+    debug_assert_eq!(keys.len(), texts.len(), "a text for each record");
     let operation = flow.target.operation();
+    let texts = Arc::new(Texts::new(texts, operation.batch.is_none()));
+    let lent = Root::Texts(Arc::clone(&texts));
     // The path, query and headers are texts: they see the records as any template does.
     let parts = parts(
         flow,
@@ -218,54 +224,40 @@ pub fn write_request_serialised(
     let body = body(
         flow,
         operation,
-        write_names(flow, inputs, keys.clone(), &lent, true),
+        write_names(flow, inputs, keys, &lent, true),
         env,
     )?;
-    let bytes = serde_json::to_vec(&Spliced {
-        json: &body,
-        texts,
-        one: operation.batch.is_none(),
-    })
-    .expect("JSON serialises");
-    drop(body);
-    let records = keys.into_iter().zip(give_back(flow, lent)).collect();
-    Ok((bytes, parts, records))
+    Ok((spliced(&body, &texts), parts))
 }
 
-/// A body serialised with the records' texts in place of each [`template::lent_marker`]: the
-/// list of them, or the one record of a one-record write (as [`lend`] lends them).
-struct Spliced<'a> {
-    json: &'a Json,
-    texts: &'a [&'a RawValue],
-    one: bool,
-}
-
-impl serde::Serialize for Spliced<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::{SerializeMap as _, SerializeSeq as _};
-        let within = |json| Spliced { json, ..*self };
-        match self.json {
-            marker if template::is_lent_marker(marker) => match self.texts {
-                [one] if self.one => one.serialize(serializer),
-                texts => texts.serialize(serializer),
-            },
-            Json::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&within(item))?;
+/// `body` serialised with the records' texts in place of each [`template::lent_marker`]: the
+/// list of them, or the one record of a one-record write (as [`lend`] lends them). The marker
+/// carries a number drawn once a process, so no other text of the body holds it.
+fn spliced(body: &Json, texts: &Texts) -> Vec<u8> {
+    let bytes = serde_json::to_vec(body).expect("JSON serialises");
+    let marker = serde_json::to_vec(template::lent_marker()).expect("a text serialises");
+    let records: usize = texts.texts().iter().map(|text| text.len() + 1).sum();
+    let mut out = Vec::with_capacity(bytes.len() + records + 1);
+    let mut rest = &bytes[..];
+    while let Some(at) = memchr::memmem::find(rest, &marker) {
+        out.extend_from_slice(&rest[..at]);
+        match texts.texts() {
+            [one] if texts.is_one() => out.extend_from_slice(one.as_bytes()),
+            all => {
+                out.push(b'[');
+                for (i, text) in all.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(text.as_bytes());
                 }
-                seq.end()
+                out.push(b']');
             }
-            Json::Object(fields) => {
-                let mut map = serializer.serialize_map(Some(fields.len()))?;
-                for (key, value) in fields {
-                    map.serialize_entry(key, &within(value))?;
-                }
-                map.end()
-            }
-            other => other.serialize(serializer),
         }
+        rest = &rest[at + marker.len()..];
     }
+    out.extend_from_slice(rest);
+    out
 }
 
 /// The inputs of an operation about one record (an update or an action): its `params`.
@@ -617,11 +609,13 @@ mod tests {
             let (copied, parts, back) =
                 write_request(&flow, &inputs, records.clone(), &env).unwrap();
             assert_eq!(back, records, "{body}");
-            let texts: Vec<_> = records.iter().map(|(_, r)| Compact::of(r)).collect();
-            let texts: Vec<_> = texts.iter().map(Compact::raw).collect();
-            let (sent, sent_parts, back) =
-                write_request_serialised(&flow, &inputs, records.clone(), &texts, &env).unwrap();
-            assert_eq!(back, records, "{body}");
+            let keys = records.iter().map(|(key, _)| key.clone()).collect();
+            let texts = records
+                .iter()
+                .map(|(_, r)| Compact::of(r).shared())
+                .collect();
+            let (sent, sent_parts) =
+                write_request_serialised(&flow, &inputs, keys, texts, &env).unwrap();
             assert_eq!(sent_parts.path, parts.path, "{body}");
             assert_eq!(
                 String::from_utf8(sent).unwrap(),
@@ -658,10 +652,10 @@ mod tests {
             let one: Keyed = vec![("C1".to_string(), record)];
             let (copied, parts, back) = write_request(&flow, &inputs, one.clone(), &env).unwrap();
             assert_eq!(back, one);
-            let text = Compact::of(&one[0].1);
-            let (sent, sent_parts, back) =
-                write_request_serialised(&flow, &inputs, one.clone(), &[text.raw()], &env).unwrap();
-            assert_eq!(back, one);
+            let text = Compact::of(&one[0].1).shared();
+            let (sent, sent_parts) =
+                write_request_serialised(&flow, &inputs, vec!["C1".to_string()], vec![text], &env)
+                    .unwrap();
             assert_eq!(sent, serde_json::to_vec(&copied).unwrap());
             assert_eq!(
                 (sent_parts.path, sent_parts.query, sent_parts.headers),

@@ -28,7 +28,7 @@ pub fn diff_html(flow: &Flow, store: &Store, entry: &Entry) -> Result<String> {
     };
     let source = entry.source.clone().unwrap_or(kept.source);
     let now = match record::map(flow, Arc::new(source)) {
-        Ok(mapped) => mapped.target,
+        Ok(mapped) => mapped.target(),
         Err(failure) => {
             return Ok(format!(
                 "<p class=\"error\">{}: {}</p>",

@@ -464,8 +464,13 @@ fn mapped_body(
     let mapped = record::map(flow, Arc::new(source.clone()))
         .map_err(|failure| format!("{}: {}", failure.error.target, failure.error.message))?;
     let inputs = request::target_inputs(flow, env).map_err(|err| err.message)?;
-    request::write_body(flow, &inputs, vec![(mapped.key, mapped.target)], env)
-        .map_err(|err| err.message)
+    request::write_body(
+        flow,
+        &inputs,
+        vec![(mapped.key.clone(), mapped.target())],
+        env,
+    )
+    .map_err(|err| err.message)
 }
 
 /// The parked rows of one status, with a retry button each.

@@ -76,9 +76,10 @@ pub fn write_csv(
     writer.flush()
 }
 
-/// One JSON Lines line for `record`, its newline included.
-pub fn jsonl_line(record: &Json) -> String {
-    let mut line = record.to_string();
+/// One JSON Lines line for `record` (its compact JSON text), its newline included.
+pub fn jsonl_line(record: &str) -> String {
+    let mut line = String::with_capacity(record.len() + 1);
+    line.push_str(record);
     line.push('\n');
     line
 }

@@ -99,7 +99,7 @@ impl FileTarget {
 
     /// What a dry run prints for `batch`: the file and the records it would receive.
     pub fn body(&self, batch: &[Outgoing]) -> Json {
-        let records: Vec<&Json> = batch.iter().map(|o| &o.mapped.target).collect();
+        let records: Vec<Json> = batch.iter().map(|o| o.mapped.target()).collect();
         json!({"file": self.file.display().to_string(), "records": records})
     }
 
@@ -245,7 +245,7 @@ impl FileTarget {
             for outgoing in batch {
                 prepared
                     .lines
-                    .push(format::jsonl_line(&outgoing.mapped.target));
+                    .push(format::jsonl_line(outgoing.mapped.text.text()));
                 refusals.push(None);
             }
             return Ok((prepared, refusals));
@@ -270,7 +270,7 @@ impl FileTarget {
             (None, Some(header)) => header.iter().map(|h| FieldPath::parse(h)).collect(),
             (None, None) => match (&written.columns, batch.first()) {
                 (Some(columns), _) if keep => columns.clone(),
-                (_, Some(first)) => format::top_level_columns(&first.mapped.target),
+                (_, Some(first)) => format::top_level_columns(&first.mapped.target()),
                 (_, None) => Vec::new(),
             },
         };
@@ -279,7 +279,7 @@ impl FileTarget {
         }
         let explicit = self.spec.columns.is_some();
         for outgoing in batch {
-            let record = &outgoing.mapped.target;
+            let record = &outgoing.mapped.target();
             match format::unwritten_field(record, &columns).filter(|_| !explicit) {
                 Some(field) => refusals.push(Some((
                     format!(
@@ -495,7 +495,7 @@ mod tests {
             key: c.key.clone(),
             hash: c.hash.clone(),
             source: Source::from(json!({"id": "C"})),
-            target: Some(Doc::from(c.target.clone())),
+            target: Some(Doc::from(c.target())),
             modified: None,
         };
         store

@@ -306,7 +306,7 @@ struct Out<'a> {
 /// is not written, or goes to the target now (the update keeps it when it ends).
 fn kept_version(decision: Mappable, record: &SourceRecord, mapped: &Mapped) -> Option<Seen> {
     let sent = match decision {
-        Mappable::Skip { changed: false } => Some(mapped.target.clone()),
+        Mappable::Skip { changed: false } => Some(mapped.target()),
         Mappable::Skip { changed: true } | Mappable::Conflict | Mappable::StillParked => None,
         Mappable::Write | Mappable::Update => return None,
     };

@@ -250,7 +250,7 @@ fn remap(
         println!("{}", entry.key);
         match &kept.sent {
             Some(sent) => {
-                for change in diff(sent, &mapped.target) {
+                for change in diff(sent, &mapped.target()) {
                     println!("  {change}");
                 }
             }

@@ -234,11 +234,12 @@ mod tests {
             .iter()
             .map(|source| {
                 let o = outgoing(&flow, source.clone());
+                let target = o.mapped.target();
                 Pending {
                     key: o.mapped.key,
                     hash: o.mapped.hash,
                     source: Source::from(source.clone()),
-                    target: Some(Doc::from(o.mapped.target)),
+                    target: Some(Doc::from(target)),
                     modified: None,
                 }
             })

@@ -228,7 +228,7 @@ impl<'a> Updater<'a> {
             key: record.mapped.key.clone(),
             hash: record.mapped.hash.clone(),
             step: if upsert { Step::Upsert } else { Step::Update },
-            record: record.mapped.target.clone(),
+            record: record.mapped.target(),
             source: record.source.whole()?,
             modified: record.mapped.modified.clone(),
             refused: None,

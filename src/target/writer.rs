@@ -37,15 +37,13 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// This record with `null` for its source and its mapped target, and the target: once the
-    /// ledger keeps the source, the batch lets it go, and the target is lent to each request.
-    fn without_source_and_target(mut self) -> (Outgoing, Json) {
-        let target = std::mem::take(&mut self.mapped.target);
-        let outgoing = Outgoing {
+    /// This record with `null` for its source: once the ledger keeps the source, the batch
+    /// lets it go.
+    fn without_source(self) -> Outgoing {
+        Outgoing {
             source: Source::from(Json::Null),
             ..self
-        };
-        (outgoing, target)
+        }
     }
 }
 
@@ -252,26 +250,16 @@ impl Writer {
     }
 
     /// The serialised body and the path, query and headers of one write call carrying the
-    /// `remaining` records of a batch, whose mapped targets are `targets` (by position in the
-    /// batch): lent to the request and put back, so that building it copies no record.
-    fn request(
-        &self,
-        remaining: &[(usize, &Outgoing)],
-        targets: &mut [Json],
-    ) -> Result<(Vec<u8>, request::Parts)> {
-        let lent: request::Keyed = remaining
+    /// `remaining` records of a batch: their texts are lent to the request, parsed only if a
+    /// template reads inside them, and written into the body as they are.
+    fn request(&self, remaining: &[(usize, &Outgoing)]) -> Result<(Vec<u8>, request::Parts)> {
+        one_record_check(&self.flow, remaining.len())?;
+        let (keys, texts) = remaining
             .iter()
-            .map(|(at, o)| (o.mapped.key.clone(), std::mem::take(&mut targets[*at])))
-            .collect();
-        one_record_check(&self.flow, lent.len())?;
-        let texts: Vec<_> = remaining.iter().map(|(_, o)| o.mapped.text.raw()).collect();
-        let (body, parts, back) =
-            request::write_request_serialised(&self.flow, &self.inputs, lent, &texts, &self.env)
-                .map_err(body_error)?;
-        for ((at, _), (_, target)) in remaining.iter().zip(back) {
-            targets[*at] = target;
-        }
-        Ok((body, parts))
+            .map(|(_, o)| (o.mapped.key.clone(), o.mapped.text.shared()))
+            .unzip();
+        request::write_request_serialised(&self.flow, &self.inputs, keys, texts, &self.env)
+            .map_err(body_error)
     }
 
     /// Write one batch; returns how each record ended. Records refused outright come back as
@@ -367,10 +355,7 @@ impl Writer {
         // From here on the ledger keeps each record's source (a refusal is parked with the one
         // kept there): the batch lets its sources go before the send. With every writer busy,
         // they were most of what a run holds.
-        let (batch, mut targets): (Vec<Outgoing>, Vec<Json>) = batch
-            .into_iter()
-            .map(Outgoing::without_source_and_target)
-            .unzip();
+        let batch: Vec<Outgoing> = batch.into_iter().map(Outgoing::without_source).collect();
         let mut outcomes: Vec<Outcome> = Vec::new();
         let mut settled = Vec::new();
         let mut remaining: Vec<(usize, &Outgoing)> = batch.iter().enumerate().collect();
@@ -378,7 +363,7 @@ impl Writer {
         let mut sends = 0;
         while !remaining.is_empty() {
             sends += 1;
-            let (body, parts) = self.request(&remaining, &mut targets)?;
+            let (body, parts) = self.request(&remaining)?;
             let operation = self.flow.target.operation();
             let mut busy: Option<String> = None;
             let payload = payload(operation, Payload::Serialised(body), &self.inputs);
@@ -620,11 +605,11 @@ fn body_error(err: crate::tree::EvalError) -> Error {
         .with_location(err.location)
 }
 
-/// The keys and mapped targets of `batch`, copied.
+/// The keys and mapped targets of `batch`, parsed from their texts.
 fn keyed<'a>(batch: impl IntoIterator<Item = &'a Outgoing>) -> request::Keyed {
     batch
         .into_iter()
-        .map(|o| (o.mapped.key.clone(), o.mapped.target.clone()))
+        .map(|o| (o.mapped.key.clone(), o.mapped.target()))
         .collect()
 }
 

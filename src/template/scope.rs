@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use minijinja::Value;
 use minijinja::value::{Enumerator, Object, ObjectRepr};
@@ -56,10 +56,75 @@ enum Step {
 /// instead of replaced in a copy of it, so a record is never copied to be mapped.
 pub type Nulls = Arc<[String]>;
 
+/// The JSON a [`RecordNode`] stands in: a record, or records a write lends as their compact
+/// texts, parsed only if a template reads inside them.
+#[derive(Debug, Clone)]
+pub enum Root {
+    Json(Arc<Json>),
+    Texts(Arc<Texts>),
+}
+
+impl Root {
+    fn json(&self) -> &Json {
+        match self {
+            Root::Json(json) => json,
+            Root::Texts(texts) => texts.json(),
+        }
+    }
+}
+
+impl From<Arc<Json>> for Root {
+    fn from(json: Arc<Json>) -> Root {
+        Root::Json(json)
+    }
+}
+
+/// Records as their compact JSON texts: the list of them, or the one record of a one-record
+/// write.
+#[derive(Debug)]
+pub struct Texts {
+    texts: Vec<Arc<str>>,
+    one: bool,
+    parsed: OnceLock<Json>,
+}
+
+impl Texts {
+    /// `texts` are compact JSON (a mapped record's text); `one`: the one record itself, not a
+    /// list.
+    pub fn new(texts: Vec<Arc<str>>, one: bool) -> Texts {
+        debug_assert!(!one || texts.len() == 1, "one record");
+        Texts {
+            texts,
+            one,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    pub fn texts(&self) -> &[Arc<str>] {
+        &self.texts
+    }
+
+    pub fn is_one(&self) -> bool {
+        self.one
+    }
+
+    fn json(&self) -> &Json {
+        self.parsed.get_or_init(|| {
+            let parse = |text: &Arc<str>| -> Json {
+                serde_json::from_str(text).expect("a mapped record's text is JSON")
+            };
+            match (self.one, self.texts.first()) {
+                (true, Some(text)) => parse(text),
+                _ => Json::Array(self.texts.iter().map(parse).collect()),
+            }
+        })
+    }
+}
+
 /// A node of a JSON record, seen from a template.
 #[derive(Debug)]
 pub struct RecordNode {
-    root: Arc<Json>,
+    root: Root,
     steps: Vec<Step>,
     misses: Arc<Misses>,
     nulls: Nulls,
@@ -69,14 +134,14 @@ pub struct RecordNode {
 }
 
 impl RecordNode {
-    pub fn new(root: Arc<Json>, misses: Arc<Misses>) -> RecordNode {
+    pub fn new(root: impl Into<Root>, misses: Arc<Misses>) -> RecordNode {
         RecordNode::with_nulls(root, misses, Arc::from([]))
     }
 
     /// The records (or the one record) a write lends its body's templates: read as any record,
     /// but written into the body's JSON whole as the [`lent_marker`](super::json::lent_marker),
     /// for the request to put the records themselves in its place.
-    pub fn lent(root: Arc<Json>, misses: Arc<Misses>) -> RecordNode {
+    pub fn lent(root: impl Into<Root>, misses: Arc<Misses>) -> RecordNode {
         RecordNode {
             lent: true,
             ..RecordNode::new(root, misses)
@@ -84,9 +149,9 @@ impl RecordNode {
     }
 
     /// A record whose `nulls` texts read as `null`.
-    pub fn with_nulls(root: Arc<Json>, misses: Arc<Misses>, nulls: Nulls) -> RecordNode {
+    pub fn with_nulls(root: impl Into<Root>, misses: Arc<Misses>, nulls: Nulls) -> RecordNode {
         RecordNode {
-            root,
+            root: root.into(),
             steps: Vec::new(),
             misses,
             nulls,
@@ -97,7 +162,7 @@ impl RecordNode {
     /// A node for the same record at its root.
     fn at_root(&self, misses: &Arc<Misses>) -> RecordNode {
         RecordNode {
-            root: Arc::clone(&self.root),
+            root: self.root.clone(),
             steps: Vec::new(),
             misses: Arc::clone(misses),
             nulls: Arc::clone(&self.nulls),
@@ -119,7 +184,7 @@ impl RecordNode {
 
     /// The JSON this node stands for.
     pub fn json(&self) -> &Json {
-        let mut node = &*self.root;
+        let mut node = self.root.json();
         for step in &self.steps {
             node = match step {
                 Step::Key(key) => &node[&**key],
@@ -165,7 +230,7 @@ impl RecordNode {
         let mut steps = self.steps.clone();
         steps.push(step());
         Value::from_object(RecordNode {
-            root: Arc::clone(&self.root),
+            root: self.root.clone(),
             steps,
             misses: Arc::clone(&self.misses),
             nulls: Arc::clone(&self.nulls),

@@ -20,11 +20,6 @@
 //! flow's mapping is then annotated from the target's API schema ([`apply_target_schema`]):
 //! evaluation gives fields their schema's scalar type and holds `$each` to `minItems`.
 
-use std::fmt::Write as _;
-use std::sync::Arc;
-
-use minijinja::Value;
-use minijinja::value::ValueKind;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
@@ -32,9 +27,12 @@ use crate::apischema::ApiSchema;
 use crate::config::shape::{describe_value, key_text};
 use crate::config::yaml::{Document, YamlPath};
 use crate::error::{Error, Location, did_you_mean};
-use crate::template::filters::skip_line;
-use crate::template::scope::{Misses, Scope};
-use crate::template::{self, Builder, Leaf, TemplateId, TemplateSet};
+use crate::template::{self, Builder, Leaf, TemplateId};
+
+mod eval;
+mod sink;
+
+pub use eval::{EvalError, Evaluated, EvaluatedText, evaluate, evaluate_template, evaluate_text};
 
 /// A compiled tree.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,6 +226,7 @@ fn compile_mapping(
         .filter(|k| k.starts_with('$') && !k.starts_with("$$"))
         .collect();
     if directives.is_empty() {
+        let mut seen = std::collections::HashSet::new();
         let fields = keys
             .iter()
             .map(|(key, value)| {
@@ -238,6 +237,13 @@ fn compile_mapping(
                     .filter(|k| k.starts_with('$'))
                     .unwrap_or(key)
                     .to_string();
+                // `1:` and `"1":` are two YAML keys but one JSON key.
+                if !seen.insert(key.clone()) {
+                    errors.push(
+                        Error::config(format!("`{key}` is written twice in `{path}`"))
+                            .with_location(doc.locate_key(&child)),
+                    );
+                }
                 Field {
                     key,
                     key_location: doc.locate_key(&child),
@@ -482,335 +488,20 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Why a tree could not be evaluated for one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvalError {
-    /// The output field being computed, e.g. `FEntity[1].FMaterialId.FNumber`.
-    pub target: String,
-    /// Where the failing template is written.
-    pub location: Location,
-    pub message: String,
-    /// For strictness failures: the source field the record lacks (`details_list[1].spec_no`).
-    pub missing_field: Option<String>,
-}
-
-/// The result of evaluating a tree for one record.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Evaluated {
-    pub value: Json,
-    /// Lines dropped by `skip_line` lookups, as readable notes.
-    pub skipped: Vec<String>,
-}
-
-enum Failure {
-    Error(EvalError),
-    Skip(String),
-}
-
-/// Evaluate `node` in `scope`.
-pub fn evaluate<'a>(
-    node: &'a Node,
-    templates: &'a TemplateSet,
-    scope: Scope,
-) -> Result<Evaluated, EvalError> {
-    let mut run = Run::new(templates, &scope);
-    match run.node(node, &Value::from_object(scope)) {
-        Ok(value) => Ok(Evaluated {
-            value: value.unwrap_or(Json::Null),
-            skipped: run.skipped,
-        }),
-        Err(Failure::Error(err)) => Err(err),
-        Err(Failure::Skip(message)) => Err(EvalError {
-            target: String::new(),
-            location: Location::file_only(""),
-            message: format!("{message}, and `skip_line` only works inside `$each`"),
-            missing_field: None,
-        }),
-    }
-}
-
-/// Evaluate one template in `scope` (for keys, parameters and other single templates).
-pub fn evaluate_template(
-    id: TemplateId,
-    templates: &TemplateSet,
-    scope: Scope,
-) -> Result<Value, EvalError> {
-    let mut run = Run::new(templates, &scope);
-    run.template(id, &Value::from_object(scope))
-        .map_err(|failure| match failure {
-            Failure::Error(err) => err,
-            Failure::Skip(message) => EvalError {
-                target: String::new(),
-                location: templates.origin(id).location.clone(),
-                message,
-                missing_field: None,
-            },
-        })
-}
-
-struct Run<'a> {
-    templates: &'a TemplateSet,
-    misses: Arc<Misses>,
-    /// The output field being computed, spelt out only when an error names it.
-    target: Vec<Segment<'a>>,
-    skipped: Vec<String>,
-}
-
-/// One step of the output field being computed: a key of the tree, or a position in a list.
-#[derive(Debug, Clone, Copy)]
-enum Segment<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
-impl<'a> Run<'a> {
-    fn new(templates: &'a TemplateSet, scope: &Scope) -> Run<'a> {
-        Run {
-            templates,
-            misses: Arc::clone(scope.misses()),
-            target: Vec::new(),
-            skipped: Vec::new(),
-        }
-    }
-
-    fn target(&self) -> String {
-        let mut out = String::new();
-        for segment in &self.target {
-            match segment {
-                Segment::Key(key) => {
-                    if !out.is_empty() && !key.starts_with('[') {
-                        out.push('.');
-                    }
-                    out.push_str(key);
-                }
-                Segment::Index(index) => {
-                    let _ = write!(out, "[{index}]");
-                }
-            }
-        }
-        out
-    }
-
-    fn fail(&self, id: TemplateId, message: String, missing_field: Option<String>) -> Failure {
-        Failure::Error(EvalError {
-            target: self.target(),
-            location: self.templates.origin(id).location.clone(),
-            message,
-            missing_field,
-        })
-    }
-
-    /// The failure of template `id` that met an undefined value: the field the record lacks.
-    fn missing(&self, id: TemplateId) -> Failure {
-        let field = self.misses.last();
-        let message = match &field {
-            Some(field) => match field.strip_prefix("env.") {
-                Some(var) => format!("environment variable `{var}` is not set"),
-                None => format!("field `{field}` is missing from the record"),
-            },
-            None => template::UNDEFINED_RESULT.to_string(),
-        };
-        self.fail(id, message, field.filter(|f| !f.starts_with("env.")))
-    }
-
-    fn template(&mut self, id: TemplateId, ctx: &Value) -> Result<Value, Failure> {
-        self.misses.clear();
-        match self.templates.eval(id, ctx) {
-            Ok(value) if value.is_undefined() => Err(self.missing(id)),
-            Ok(value) => Ok(value),
-            Err(err) => {
-                if let Some(skip) = skip_line(&err) {
-                    return Err(Failure::Skip(skip.message.clone()));
-                }
-                let message = err
-                    .detail()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| err.to_string());
-                // Operators meeting an undefined operand (`x + 1`) fail as invalid operations
-                // whose text says "undefined"; the miss noted is the field behind it.
-                if err.kind() == minijinja::ErrorKind::UndefinedError
-                    || (message.contains("undefined") && self.misses.last().is_some())
-                {
-                    return Err(self.missing(id));
-                }
-                Err(self.fail(id, message, None))
-            }
-        }
-    }
-
-    fn json(&mut self, id: TemplateId, ctx: &Value) -> Result<Json, Failure> {
-        let value = self.template(id, ctx)?;
-        template::to_json(&value).map_err(|message| {
-            if message == template::UNDEFINED_RESULT {
-                self.missing(id)
-            } else {
-                self.fail(id, message, self.misses.last())
-            }
-        })
-    }
-
-    /// Give a field's value the scalar type the target's schema names, where that loses nothing:
-    /// a number becomes its text and an empty value (`null`) empty text in a text field; a
-    /// numeric text becomes the exact number in a number field (and fails the record if it is
-    /// not plain decimal notation or has more digits than a JSON number carries exactly).
-    fn coerce(&self, field: &Field, value: Json) -> Result<Json, Failure> {
-        let (whole, text) = match (field.coerce, value) {
-            (Coerce::Text, Json::Number(number)) => return Ok(Json::String(number.to_string())),
-            (Coerce::Text, Json::Null) => return Ok(Json::String(String::new())),
-            (Coerce::Number, Json::String(text)) => (false, text),
-            (Coerce::Integer, Json::String(text)) => (true, text),
-            // A boolean is never a number: it fails below like any other non-number.
-            (Coerce::Number, Json::Bool(b)) => (false, b.to_string()),
-            (Coerce::Integer, Json::Bool(b)) => (true, b.to_string()),
-            (Coerce::Integer, Json::Number(number)) if !number.is_i64() && !number.is_u64() => {
-                (true, number.to_string())
-            }
-            (_, value) => return Ok(value),
-        };
-        let expects = if whole { "a whole number" } else { "a number" };
-        let number = match template::decimal::parse_plain(text.trim()) {
-            Err(problem) if problem.contains("cannot be held exactly") => {
-                Err(format!("the target expects {expects} here: {problem}"))
-            }
-            Ok(exact) if !whole || exact.fract().is_zero() => template::decimal::to_number(exact)
-                .ok_or_else(|| {
-                    format!("the target expects {expects} here: `{text}` has more digits than a JSON number carries exactly")
-                }),
-            _ => Err(format!("the target expects {expects} here, not `{text}`")),
-        };
-        match number {
-            Ok(number) => Ok(Json::Number(number)),
-            Err(message) => {
-                let location = match &field.node {
-                    Node::Template(id) => self.templates.origin(*id).location.clone(),
-                    _ => field.key_location.clone(),
-                };
-                Err(Failure::Error(EvalError {
-                    target: self.target(),
-                    location,
-                    message,
-                    missing_field: None,
-                }))
-            }
-        }
-    }
-
-    /// `Ok(None)` means "omit this field" (a false `$if`).
-    fn node(&mut self, node: &'a Node, ctx: &Value) -> Result<Option<Json>, Failure> {
-        match node {
-            Node::Invalid => Ok(None),
-            Node::Literal(json) => Ok(Some(json.clone())),
-            Node::Template(id) => self.json(*id, ctx).map(Some),
-            Node::Object(fields) => {
-                let mut map = serde_json::Map::with_capacity(fields.len());
-                for field in fields {
-                    self.target.push(Segment::Key(&field.key));
-                    let value = self
-                        .node(&field.node, ctx)
-                        .and_then(|value| value.map(|v| self.coerce(field, v)).transpose());
-                    self.target.pop();
-                    if let Some(value) = value? {
-                        map.insert(field.key.clone(), value);
-                    }
-                }
-                Ok(Some(Json::Object(map)))
-            }
-            Node::Array(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for (i, item) in items.iter().enumerate() {
-                    self.target.push(Segment::Index(i));
-                    let value = self.node(item, ctx);
-                    self.target.pop();
-                    out.extend(value?);
-                }
-                Ok(Some(Json::Array(out)))
-            }
-            Node::When(when) => {
-                if self.template(when.condition, ctx)?.is_true() {
-                    self.node(&when.value, ctx)
-                } else {
-                    Ok(None)
-                }
-            }
-            Node::Each(each) => self.each(each, ctx).map(Some),
-        }
-    }
-
-    fn each(&mut self, each: &'a Each, ctx: &Value) -> Result<Json, Failure> {
-        let items = self.template(each.items, ctx)?;
-        if !matches!(items.kind(), ValueKind::Seq | ValueKind::Iterable) {
-            let message = format!(
-                "`$each` needs a list, but the template gave `{items}` ({})",
-                items.kind()
-            );
-            return Err(self.fail(each.items, message, None));
-        }
-        let scope = ctx
-            .downcast_object_ref::<Scope>()
-            .expect("trees are evaluated in a scope");
-        let iter = items
-            .try_iter()
-            .map_err(|err| self.fail(each.items, err.to_string(), None))?;
-        let mut out = Vec::new();
-        let mut total = 0;
-        for (index, item) in iter.enumerate() {
-            total += 1;
-            let item_ctx = Value::from_object(scope.with(&each.var, item));
-            if let Some(condition) = each.condition
-                && !self.template(condition, &item_ctx)?.is_true()
-            {
-                continue;
-            }
-            self.target.push(Segment::Index(out.len()));
-            let value = self.node(&each.item, &item_ctx);
-            self.target.pop();
-            match value {
-                Ok(value) => out.extend(value),
-                Err(Failure::Skip(message)) => {
-                    self.skipped
-                        .push(format!("{} item {}: {message}", self.target(), index + 1))
-                }
-                Err(err) => return Err(err),
-            }
-        }
-        if out.len() < each.min_items {
-            return Err(self.too_few(each, total, out.len()));
-        }
-        Ok(Json::Array(out))
-    }
-
-    /// A repeated section that came out shorter than the target's `minItems` (a bill with no lines).
-    fn too_few(&self, each: &Each, total: usize, kept: usize) -> Failure {
-        let target = self.target();
-        let source = self.templates.source(each.items);
-        let needs = format!(
-            "`{target}` needs at least {} item{}",
-            each.min_items,
-            if each.min_items == 1 { "" } else { "s" }
-        );
-        let message = match (total, kept) {
-            (0, _) => format!("`{source}` is empty, but {needs}"),
-            (_, 0) => format!("none of the {total} items of `{source}` was kept, but {needs}"),
-            _ => format!("only {kept} of the {total} items of `{source}` were kept, but {needs}"),
-        };
-        Failure::Error(EvalError {
-            target,
-            location: each.location.clone(),
-            message,
-            missing_field: None,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::sync::Arc;
+
+    use minijinja::Value;
 
     use minijinja::UndefinedBehavior;
     use serde_json::json;
 
     use super::*;
     use crate::config::raw::MissPolicy;
+    use crate::template::TemplateSet;
+    use crate::template::scope::Scope;
     use crate::value_map::{ValueMap, ValueMaps};
 
     struct Compiled {
@@ -854,13 +545,28 @@ mod tests {
         })
     }
 
+    /// The tree evaluated as a value, after checking that its text is the value's compact
+    /// JSON, byte for byte, with the same lines skipped and the same error.
     fn run(yaml: &str, record: Json) -> Result<Evaluated, EvalError> {
         let compiled = compile_text(yaml).unwrap();
-        let scope = Scope::for_record(
-            Arc::new(record),
-            vec![(Arc::from("vars"), Value::from_pairs([("org", "100")]))],
-        );
-        evaluate(&compiled.node, &compiled.templates, scope)
+        let scope = || {
+            Scope::for_record(
+                Arc::new(record.clone()),
+                vec![(Arc::from("vars"), Value::from_pairs([("org", "100")]))],
+            )
+        };
+        let value = evaluate(&compiled.node, &compiled.templates, scope());
+        let text = evaluate_text(&compiled.node, &compiled.templates, scope(), "FBillNo");
+        match (&value, text) {
+            (Ok(value), Ok(text)) => {
+                assert_eq!(text.text, serde_json::to_string(&value.value).unwrap());
+                assert_eq!(text.skipped, value.skipped);
+                assert_eq!(text.watched.as_ref(), value.value.get("FBillNo"));
+            }
+            (Err(err), Err(text_err)) => assert_eq!(*err, text_err),
+            (value, text) => panic!("{value:?} but as text {text:?}"),
+        }
+        value
     }
 
     fn order() -> Json {
@@ -958,6 +664,15 @@ mod tests {
         assert!(
             errors[0].starts_with("flow.yaml:2:12: invalid template"),
             "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn a_key_written_twice_as_yaml_keys_of_two_types_is_refused() {
+        let errors = compile_text("FQty: 1\n1: a\n'1': b\n").err().unwrap();
+        assert_eq!(
+            errors,
+            ["flow.yaml:3:1: `1` is written twice in `(top level)`"]
         );
     }
 
