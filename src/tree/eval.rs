@@ -80,6 +80,20 @@ pub fn evaluate_text<'a>(
     run.watch = Some(watch);
     let result = run.node(node, &Value::from_object(scope), &mut out);
     let written = run.finish(result)?;
+    // The text is parsed again where something reads inside it, and serde_json reads at most
+    // this deep: such a record fails here, with a reason, rather than there.
+    const DEEPEST: usize = 128;
+    if out.deepest() > DEEPEST {
+        return Err(EvalError {
+            target: String::new(),
+            location: Location::file_only(""),
+            message: format!(
+                "the mapped record nests {} objects and lists; at most {DEEPEST} can be read back",
+                out.deepest()
+            ),
+            missing_field: None,
+        });
+    }
     Ok(EvaluatedText {
         // Nothing written is `null`, as `evaluate` makes it.
         text: if written {
@@ -141,7 +155,6 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// The error of a whole tree's evaluation, if it failed.
     /// Whether a whole tree's evaluation wrote a value, or its error.
     fn finish(&self, result: Result<bool, Failure>) -> Result<bool, EvalError> {
         match result {

@@ -667,6 +667,23 @@ mod tests {
         );
     }
 
+    /// A mapped record is parsed again where something reads inside it: one nested deeper
+    /// than serde_json reads fails when it is mapped, with the reason.
+    #[test]
+    fn a_record_nested_too_deep_to_read_back_fails_as_text() {
+        let compiled = compile_text("FBillNo: x\nFDeep: { a: '{{ deep }}' }\n").unwrap();
+        let mut deep = json!(1);
+        for _ in 0..127 {
+            deep = json!([deep]);
+        }
+        let scope = Scope::for_record(Arc::new(json!({ "deep": deep })), Vec::new());
+        let err = evaluate_text(&compiled.node, &compiled.templates, scope, "FBillNo").unwrap_err();
+        assert_eq!(
+            err.message,
+            "the mapped record nests 129 objects and lists; at most 128 can be read back"
+        );
+    }
+
     #[test]
     fn a_key_written_twice_as_yaml_keys_of_two_types_is_refused() {
         let errors = compile_text("FQty: 1\n1: a\n'1': b\n").err().unwrap();

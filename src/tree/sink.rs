@@ -123,6 +123,8 @@ pub struct TextSink {
     open: Vec<Open>,
     /// A key was just written: the next value follows it without a comma.
     after_key: bool,
+    /// The most objects and arrays open at once.
+    deepest: usize,
 }
 
 /// An object or array a [`TextSink`] has open.
@@ -139,6 +141,11 @@ impl TextSink {
         debug_assert!(self.open.is_empty(), "every object and array closed");
         // Only serde_json's output and ASCII punctuation were written.
         String::from_utf8(self.text).expect("JSON text is UTF-8")
+    }
+
+    /// The most objects and arrays that were open at once.
+    pub fn deepest(&self) -> usize {
+        self.deepest
     }
 
     /// A comma before an item that is not the first of its object or array.
@@ -192,6 +199,7 @@ impl Sink for TextSink {
             object,
             empty: true,
         });
+        self.deepest = self.deepest.max(self.open.len());
     }
 
     fn close(&mut self) {
@@ -209,10 +217,22 @@ impl Sink for TextSink {
 
     fn value(&mut self, value: &Json) {
         self.separate();
+        if matches!(value, Json::Array(_) | Json::Object(_)) {
+            self.deepest = self.deepest.max(self.open.len() + depth(value));
+        }
         serde_json::to_writer(&mut self.text, value).expect("JSON into memory");
     }
 
     fn value_since(&self, mark: TextMark) -> Option<Json> {
         serde_json::from_slice(&self.text[mark.len..]).ok()
+    }
+}
+
+/// How many objects and arrays `value` nests (0 for a scalar).
+fn depth(value: &Json) -> usize {
+    match value {
+        Json::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Json::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
     }
 }
