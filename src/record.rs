@@ -120,14 +120,46 @@ fn scope(flow: &Flow, record: Arc<Json>) -> Scope {
 /// even when it is not a time (a copy with another text is another version); [`map`] refuses
 /// a record whose last-modified value is not a time.
 pub fn key_of(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>), EvalError> {
+    keys_of(flow, record).map(|keys| (keys.key, keys.modified))
+}
+
+/// A record's key and last-modified time, evaluated once: the reader keys the record with
+/// them and the mapping takes them from here ([`map_keyed`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keys {
+    pub key: String,
+    /// The last-modified text as the record gives it, as [`key_of`] reads it (`None` when it
+    /// is null or its template fails).
+    pub modified: Option<String>,
+    /// Why the record's last-modified value is not a time, if it is not: [`map`] refuses it.
+    pub not_a_time: Option<Box<EvalError>>,
+}
+
+/// The record's [`Keys`]; an error when even its key cannot be read.
+pub fn keys_of(flow: &Flow, record: &Arc<Json>) -> Result<Keys, EvalError> {
     let key = key_text(flow, record)?;
-    let modified = flow.key.modified.and_then(|id| {
-        tree::evaluate_template(id, &flow.templates, scope(flow, Arc::clone(record)))
-            .ok()
-            .filter(|value| !value.is_none() && !value.is_undefined())
-            .map(|value| text(&value))
-    });
-    Ok((key, modified))
+    let Some(id) = flow.key.modified else {
+        return Ok(Keys {
+            key,
+            modified: None,
+            not_a_time: None,
+        });
+    };
+    let (modified, not_a_time) =
+        match tree::evaluate_template(id, &flow.templates, scope(flow, Arc::clone(record))) {
+            Ok(value) => {
+                let modified = Some(&value)
+                    .filter(|value| !value.is_none() && !value.is_undefined())
+                    .map(text);
+                (modified, modified_problem(flow, id, &value).map(Box::new))
+            }
+            Err(error) => (None, Some(Box::new(error))),
+        };
+    Ok(Keys {
+        key,
+        modified,
+        not_a_time,
+    })
 }
 
 /// What a reader must keep of one field of a record.
@@ -320,35 +352,33 @@ fn key_text(flow: &Flow, record: &Arc<Json>) -> Result<String, EvalError> {
     Ok(text(&key))
 }
 
-/// The record's last-modified time (`key.modified`), which must be a time: a record without
-/// one cannot be placed in time, so it is refused (and parked under its key) rather than sent.
-fn modified_of(flow: &Flow, record: &Arc<Json>) -> Result<Option<String>, EvalError> {
-    let Some(id) = flow.key.modified else {
-        return Ok(None);
-    };
-    let value = tree::evaluate_template(id, &flow.templates, scope(flow, Arc::clone(record)))?;
+/// Why the record's last-modified value (`key.modified`, template `id`) is not a time, if it
+/// is not: a record without one cannot be placed in time, so it is refused (and parked under
+/// its key) rather than sent.
+fn modified_problem(flow: &Flow, id: TemplateId, value: &Value) -> Option<EvalError> {
     let source = flow.templates.source(id).trim();
+    let zone = flow.source.connector.time_zone;
     let problem = if value.is_none() {
         "is empty (`null`)".to_string()
     } else if let Some(text) = value.as_str() {
-        match time::parse_instant_in(text, flow.source.connector.time_zone) {
-            Ok(_) => return Ok(Some(text.to_string())),
+        match time::parse_instant_in(text, zone) {
+            Ok(_) => return None,
             Err(_) => format!("is `{text}`, not a time"),
         }
     } else if value.kind() == ValueKind::Number
-        && time::parse_instant_in(&text(&value), flow.source.connector.time_zone).is_ok()
+        && time::parse_instant_in(&text(value), zone).is_ok()
     {
         // Epoch seconds or milliseconds given as a JSON number, as many APIs send them.
-        return Ok(Some(text(&value)));
+        return None;
     } else {
-        format!("is `{}` ({}), not a time", text(&value), value.kind())
+        format!("is `{}` ({}), not a time", text(value), value.kind())
     };
-    Err(EvalError {
+    Some(EvalError {
         target: String::new(),
         location: flow.templates.origin(id).location.clone(),
         message: format!(
             "the last-modified time `{source}` {problem}; expected `yyyy-MM-dd HH:mm:ss` ({}), RFC 3339 or epoch seconds or milliseconds",
-            flow.source.connector.time_zone.name()
+            zone.name()
         ),
         missing_field: None,
     })
@@ -362,7 +392,16 @@ fn text(value: &Value) -> String {
 
 /// Map one source record into its text (a run's records: nothing reads inside them).
 pub fn map(flow: &Flow, record: Arc<Json>) -> Result<Mapped, Failure> {
-    let (key, modified) = key_and_modified(flow, &record)?;
+    let keys = keys_of(flow, &record).map_err(|error| Failure {
+        key: None,
+        error: Box::new(error),
+    })?;
+    map_keyed(flow, record, keys)
+}
+
+/// [`map`] a record whose [`Keys`] were read already (by the reader, from this record).
+pub fn map_keyed(flow: &Flow, record: Arc<Json>, keys: Keys) -> Result<Mapped, Failure> {
+    let (key, modified) = keys_and_modified(keys)?;
     let failed = |error| Failure {
         key: Some(key.clone()),
         error: Box::new(error),
@@ -381,7 +420,11 @@ pub fn map(flow: &Flow, record: Arc<Json>) -> Result<Mapped, Failure> {
 
 /// Map one source record into a value, without the content hash a run keeps.
 pub fn map_target(flow: &Flow, record: Arc<Json>) -> Result<Target, Failure> {
-    let (key, modified) = key_and_modified(flow, &record)?;
+    let keys = keys_of(flow, &record).map_err(|error| Failure {
+        key: None,
+        error: Box::new(error),
+    })?;
+    let (key, modified) = keys_and_modified(keys)?;
     let failed = |error| Failure {
         key: Some(key.clone()),
         error: Box::new(error),
@@ -398,16 +441,16 @@ pub fn map_target(flow: &Flow, record: Arc<Json>) -> Result<Target, Failure> {
 }
 
 /// The record's key and last-modified time, or why they cannot be read.
-fn key_and_modified(flow: &Flow, record: &Arc<Json>) -> Result<(String, Option<String>), Failure> {
-    let key = key_text(flow, record).map_err(|error| Failure {
-        key: None,
-        error: Box::new(error),
-    })?;
-    let modified = modified_of(flow, record).map_err(|error| Failure {
-        key: Some(key.clone()),
-        error: Box::new(error),
-    })?;
-    Ok((key, modified))
+/// The key and the last-modified time of a record to map: a record whose last-modified value
+/// is not a time fails, under its key.
+fn keys_and_modified(keys: Keys) -> Result<(String, Option<String>), Failure> {
+    match keys.not_a_time {
+        Some(error) => Err(Failure {
+            key: Some(keys.key),
+            error,
+        }),
+        None => Ok((keys.key, keys.modified)),
+    }
 }
 
 /// The mapped record must carry its key in the key field (`written`, its value there).
@@ -608,6 +651,58 @@ mod tests {
                 None,
             ),
         ]
+    }
+
+    #[test]
+    fn a_record_mapped_with_the_keys_its_reader_read_maps_as_it_does_alone() {
+        let flow = bundled_flow();
+        let samples: Vec<Json> = serde_json::from_str(
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("mappings/samples/refund_orders.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let mut records = samples.clone();
+        // Last-modified values that are not times, and a record without a key.
+        for (at, modified) in [json!("yesterday"), json!(null), json!(true)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut record = samples[at].clone();
+            record["modified"] = modified;
+            record["order_no"] = json!(format!("RK-MOD-{at}"));
+            records.push(record);
+        }
+        let mut unnamed = samples[0].clone();
+        unnamed["order_no"] = json!(null);
+        records.push(unnamed);
+        let mut not_a_time = 0;
+        for record in records.into_iter().map(Arc::new) {
+            let alone = map(&flow, Arc::clone(&record));
+            let read = keys_of(&flow, &record);
+            let Ok(keys) = read else {
+                let failure = alone.expect_err("a record without a key fails");
+                assert_eq!(failure.key, None);
+                assert_eq!(*failure.error, read.unwrap_err());
+                continue;
+            };
+            assert_eq!(
+                key_of(&flow, &record).unwrap(),
+                (keys.key.clone(), keys.modified.clone())
+            );
+            not_a_time += usize::from(keys.not_a_time.is_some());
+            match (alone, map_keyed(&flow, Arc::clone(&record), keys)) {
+                (Ok(alone), Ok(keyed)) => assert_eq!(alone, keyed),
+                (Err(alone), Err(keyed)) => {
+                    assert_eq!(alone.key, keyed.key);
+                    assert_eq!(alone.error, keyed.error);
+                }
+                (alone, keyed) => panic!("{alone:?} against {keyed:?}"),
+            }
+        }
+        assert_eq!(not_a_time, 3);
     }
 
     #[test]

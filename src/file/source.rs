@@ -182,7 +182,7 @@ fn read_file(
     let index = reading.index;
     crate::file::format::for_each_record(file, spec.format, &mut |line, record| {
         let record = Arc::new(record);
-        let (key, modified, _) = key_or_stand_in(flow, &record, None);
+        let (key, modified, keyed) = key_or_stand_in(flow, &record, None);
         if let Some(last) = reading.last
             && last.get(&key).is_some_and(|at| *at != (reading.file, line))
         {
@@ -205,6 +205,7 @@ fn read_file(
                 text: None,
                 key,
                 modified,
+                keyed,
                 window: Some(index),
             };
             if out.blocking_send(Read::Record(record)).is_err() {

@@ -34,7 +34,12 @@ impl MapStage {
                 Read::Record(record) => {
                     self.progress.read(1);
                     read += 1;
-                    let mapped = record::map(&self.flow, Arc::clone(&record.record));
+                    // The reader has evaluated the key and the last-modified time already.
+                    let source = Arc::clone(&record.record);
+                    let mapped = match record.keys() {
+                        Some(keys) => record::map_keyed(&self.flow, source, keys),
+                        None => record::map(&self.flow, source),
+                    };
                     ToBatch::Record { record, mapped }
                 }
                 Read::WindowDone { index, .. } => ToBatch::WindowRead(index),

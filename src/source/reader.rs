@@ -20,7 +20,7 @@ use crate::http::client::{Client, Payload, Reading};
 use crate::http::envelope::{self, Verdict};
 use crate::http::lean::Lean;
 use crate::http::transport::join_url;
-use crate::record;
+use crate::record::{self, Keys};
 use crate::request::{self, Env, Placeholders};
 use crate::source::answer::{absent_list, check_records, count_of, reads_body_paths, take_list};
 use crate::source::early::{Early, Fetching, until_answered};
@@ -29,6 +29,7 @@ use crate::source::window::{self, Window};
 use crate::state::Source;
 use crate::template::TemplateId;
 use crate::time::wall_clock;
+use crate::tree::EvalError;
 
 /// A source record on its way to the target.
 #[derive(Debug, Clone)]
@@ -40,11 +41,35 @@ pub struct SourceRecord {
     pub text: Option<Arc<str>>,
     pub key: String,
     pub modified: Option<String>,
+    pub keyed: Keyed,
     /// Index of the window it was read in (the cursor waits for every record of a window).
     pub window: Option<usize>,
 }
 
+/// How a record's key was read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Keyed {
+    /// By the flow's key templates (`record::keys_of`); `not_a_time`: why its last-modified
+    /// value is not a time, if it is not.
+    Read { not_a_time: Option<Box<EvalError>> },
+    /// It could not be: the key is a stand-in, and mapping the record fails on its key.
+    StandIn,
+}
+
 impl SourceRecord {
+    /// The record's key and last-modified time as read, for the mapping (`record::map_keyed`);
+    /// `None` under a stand-in key.
+    pub fn keys(&self) -> Option<Keys> {
+        match &self.keyed {
+            Keyed::Read { not_a_time } => Some(Keys {
+                key: self.key.clone(),
+                modified: self.modified.clone(),
+                not_a_time: not_a_time.clone(),
+            }),
+            Keyed::StandIn => None,
+        }
+    }
+
     /// The record whole, as the ledger keeps it.
     pub fn source(&self) -> Source {
         match &self.text {
@@ -142,13 +167,19 @@ pub fn key_or_stand_in(
     flow: &Flow,
     record: &Arc<Json>,
     text: Option<&str>,
-) -> (String, Option<String>, Option<String>) {
-    match record::key_of(flow, record) {
-        Ok((key, modified)) => (key, modified, None),
-        Err(err) => {
+) -> (String, Option<String>, Keyed) {
+    match record::keys_of(flow, record) {
+        Ok(keys) => (
+            keys.key,
+            keys.modified,
+            Keyed::Read {
+                not_a_time: keys.not_a_time,
+            },
+        ),
+        Err(_) => {
             let whole = text.and_then(|text| serde_json::from_str::<Json>(text).ok());
             let hash = record::content_hash(whole.as_ref().unwrap_or(record));
-            (format!("?{}", &hash[..12]), None, Some(err.message))
+            (format!("?{}", &hash[..12]), None, Keyed::StandIn)
         }
     }
 }
@@ -332,7 +363,7 @@ impl Reader<'_> {
         let mut keys = Vec::with_capacity(records.len());
         let mut keyed = Vec::with_capacity(records.len());
         for (record, text) in records.into_iter().zip(texts) {
-            let (key, modified, _) = key_or_stand_in(self.flow, &record, text.as_deref());
+            let (key, modified, how) = key_or_stand_in(self.flow, &record, text.as_deref());
             let mut hasher = DefaultHasher::new();
             key.hash(&mut hasher);
             keys.push(hasher.finish());
@@ -341,6 +372,7 @@ impl Reader<'_> {
                 text,
                 key,
                 modified,
+                keyed: how,
                 window: Some(index),
             });
         }
