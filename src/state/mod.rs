@@ -179,11 +179,23 @@ enum Durability {
     Full,
 }
 
+/// How many prepared statements a store keeps: every statement its code prepares cached, with
+/// room to spare.
+const STATEMENTS: usize = 64;
+
 impl Durability {
     fn as_str(self) -> &'static str {
         match self {
             Durability::Normal => "NORMAL",
             Durability::Full => "FULL",
+        }
+    }
+
+    /// The statement that sets this level (prepared once: every write transaction runs it).
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Normal => "PRAGMA synchronous = NORMAL",
+            Durability::Full => "PRAGMA synchronous = FULL",
         }
     }
 }
@@ -368,6 +380,10 @@ impl Store {
         // Another process (a second `engine` started by mistake, or `sqlite3`) waits for the
         // lock instead of failing at once.
         connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
+        // The store's statements stay prepared (`prepare_cached`). rusqlite keeps 16, fewer than
+        // one batch uses (the read of its keys, the two syncing levels, the marks, the
+        // packer's, the outcomes'); past that each batch evicted and parsed some again.
+        connection.set_prepared_statement_cache_capacity(STATEMENTS);
         // Pages freed by deleted sources go back to the file system at the end of a run (see
         // `finish_run`). This takes effect only on a file without tables yet, so it must come
         // before the journal mode, which writes the file's header; an older file is converted
