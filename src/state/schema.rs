@@ -468,6 +468,97 @@ END;
     r#"
 DELETE FROM sources WHERE source IS NULL AND packed IS NULL;
 "#,
+    // Version 7, the ledger in the order its keys were first marked, not in key order: a rowid
+    // table, `(flow, key)` unique through the index SQLite makes for the primary key. Keys
+    // arrive in no order of theirs (the source's by time), so each key of a batch sat on a
+    // page of its own, written to the log at its mark and again at its outcome; now a batch's
+    // rows share a few pages and only the key index is written page by page at the mark. On
+    // `api 20000` (batches of 50): 84 → 38 pages written to the log a batch (30,245 → 13,831
+    // in all) and 4,458 → 3,254 to the file, 7% less of the run's CPU, for about 25 bytes a
+    // row more (the key is in the index as well as in the row: 563 → 589 bytes a row).
+    // Copies the ledger once, in the order its rows were first seen.
+    r#"
+DROP TRIGGER updates_are_for_written_keys;
+
+CREATE TABLE ledger_v7 (
+    flow          TEXT NOT NULL CHECK (flow <> ''),
+    key           TEXT NOT NULL CHECK (key <> ''),
+    status        TEXT NOT NULL CHECK (status = 'in_flight' OR status = 'done'
+                                       OR status = 'failed' OR status = 'conflict'),
+    hash          ANY CHECK (hash IS NULL OR typeof(hash) IN ('blob', 'text')),
+    target_id     TEXT,
+    target_number TEXT,
+    attempts      INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    last_error    TEXT,
+    error_field   TEXT,
+    modified      TEXT,
+    first_seen    INTEGER NOT NULL,
+    updated       INTEGER NOT NULL,
+    -- When the target first confirmed the key. Set once, never cleared: from then on the
+    -- key is in the target and must never be sent as a new record again.
+    done_at       INTEGER,
+    -- The key's row in `kept`, if it has one.
+    kept          INTEGER,
+    PRIMARY KEY (flow, key),
+    CHECK (status <> 'done' OR done_at IS NOT NULL),
+    -- A written key can only be done, or done and reported as changed since (conflict).
+    CHECK (done_at IS NULL OR status IN ('done', 'conflict'))
+) STRICT;
+
+INSERT INTO ledger_v7 (flow, key, status, hash, target_id, target_number, attempts, last_error,
+                       error_field, modified, first_seen, updated, done_at, kept)
+SELECT flow, key, status, hash, target_id, target_number, attempts, last_error, error_field,
+       modified, first_seen, updated, done_at, kept
+FROM ledger ORDER BY first_seen, key;
+
+DROP TABLE ledger;
+ALTER TABLE ledger_v7 RENAME TO ledger;
+
+CREATE INDEX ledger_by_status ON ledger (flow, status, first_seen) WHERE status <> 'done';
+
+CREATE TRIGGER ledger_done_is_never_downgraded
+BEFORE UPDATE OF status, done_at ON ledger
+WHEN OLD.done_at IS NOT NULL
+ AND (NEW.status NOT IN ('done', 'conflict') OR NEW.done_at IS NOT OLD.done_at)
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TRIGGER ledger_done_is_never_deleted
+BEFORE DELETE ON ledger
+WHEN OLD.done_at IS NOT NULL
+BEGIN
+    SELECT RAISE(IGNORE);
+END;
+
+CREATE TRIGGER ledger_done_drops_its_source
+AFTER UPDATE OF status ON ledger
+WHEN NEW.status = 'done'
+BEGIN
+    DELETE FROM sources WHERE flow = NEW.flow AND key = NEW.key;
+END;
+
+CREATE TRIGGER ledger_deleted_drops_its_source
+AFTER DELETE ON ledger
+BEGIN
+    DELETE FROM sources WHERE flow = OLD.flow AND key = OLD.key;
+END;
+
+CREATE TRIGGER ledger_deleted_drops_its_kept_record
+AFTER DELETE ON ledger
+WHEN OLD.kept IS NOT NULL
+BEGIN
+    DELETE FROM kept WHERE id = OLD.kept;
+END;
+
+CREATE TRIGGER updates_are_for_written_keys
+BEFORE INSERT ON updates
+WHEN NOT EXISTS (SELECT 1 FROM ledger
+                 WHERE flow = NEW.flow AND key = NEW.key AND done_at IS NOT NULL)
+BEGIN
+    SELECT RAISE(ABORT, 'an update needs a key the target confirmed');
+END;
+"#,
 ];
 
 /// The schema version this build of `engine` writes.
