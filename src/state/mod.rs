@@ -192,14 +192,6 @@ impl Durability {
             Durability::Full => "FULL",
         }
     }
-
-    /// The statement that sets this level (prepared once: every write transaction runs it).
-    fn pragma(self) -> &'static str {
-        match self {
-            Durability::Normal => "PRAGMA synchronous = NORMAL",
-            Durability::Full => "PRAGMA synchronous = FULL",
-        }
-    }
 }
 
 /// One row of the ledger: what the engine knows about one record key of one flow.
