@@ -521,6 +521,13 @@ mod tests {
         loaded.value.unwrap()
     }
 
+    /// The bundled flow's sample orders (`mappings/samples/refund_orders.json`).
+    fn sample_orders() -> Vec<Json> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("mappings/samples/refund_orders.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
     fn sorted(fields: Option<Fields>) -> Vec<String> {
         let mut fields: Vec<String> = fields.unwrap().into_keys().collect();
         fields.sort();
@@ -542,12 +549,7 @@ mod tests {
             assert!(fields.contains_key(field), "{field}: {fields:?}");
         }
         assert!(!fields.contains_key("logistics_no"), "{fields:?}");
-        let samples = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("mappings/samples/refund_orders.json"),
-        )
-        .unwrap();
-        let samples: Vec<Json> = serde_json::from_str(&samples).unwrap();
+        let samples = sample_orders();
         for sample in samples {
             let Json::Object(whole) = &sample else {
                 panic!("a record")
@@ -656,14 +658,7 @@ mod tests {
     #[test]
     fn a_record_mapped_with_the_keys_its_reader_read_maps_as_it_does_alone() {
         let flow = bundled_flow();
-        let samples: Vec<Json> = serde_json::from_str(
-            &std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("mappings/samples/refund_orders.json"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let samples = sample_orders();
         let mut records = samples.clone();
         // Last-modified values that are not times, and a record without a key.
         for (at, modified) in [json!("yesterday"), json!(null), json!(true)]
@@ -725,14 +720,7 @@ mod tests {
 
     #[test]
     fn a_record_parsed_with_only_the_fields_read_maps_as_the_whole_record_does() {
-        let samples: Vec<Json> = serde_json::from_str(
-            &std::fs::read_to_string(
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("mappings/samples/refund_orders.json"),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+        let samples = sample_orders();
         let mut records = samples.clone();
         // Lines missing a field, holding nulls or other shapes, and lists that are not lists.
         for (field, value) in [
