@@ -73,6 +73,10 @@ pub use updates::{PendingUpdate, Step, UpdateEnd};
 /// How long a statement waits for another process holding the write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many prepared statements a store keeps: every statement its code prepares cached, with
+/// room to spare.
+const STATEMENTS: usize = 64;
+
 /// The name of an in-memory store in error messages.
 const IN_MEMORY: &str = ":memory:";
 
@@ -180,10 +184,6 @@ enum Durability {
     /// and so does every change committed before it.
     Full,
 }
-
-/// How many prepared statements a store keeps: every statement its code prepares cached, with
-/// room to spare.
-const STATEMENTS: usize = 64;
 
 impl Durability {
     fn as_str(self) -> &'static str {
@@ -374,9 +374,9 @@ impl Store {
         // Another process (a second `engine` started by mistake, or `sqlite3`) waits for the
         // lock instead of failing at once.
         connection.busy_timeout(BUSY_TIMEOUT).map_err(failed)?;
-        // The store's statements stay prepared (`prepare_cached`). rusqlite keeps 16, fewer than
-        // one batch uses (the read of its keys, the two syncing levels, the marks, the
-        // packer's, the outcomes'); past that each batch evicted and parsed some again.
+        // The store's statements stay prepared (`prepare_cached`). rusqlite keeps 16, about as
+        // many as one batch uses (the read of its keys, the marks, the packer's, the
+        // outcomes'); past that each batch evicts and parses some again.
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
         // Pages freed by deleted sources go back to the file system at the end of a run (see
         // `finish_run`). This takes effect only on a file without tables yet, so it must come
