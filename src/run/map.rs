@@ -1,7 +1,8 @@
 //! The map stage: each record read, mapped into the target's shape.
 //!
-//! Pure work on one record at a time (`record::map`), counted as read; it sees the mapping
-//! side of the flow, not the clients or the ledger. A mapping failure travels on with its
+//! Pure work on one record at a time (`record::map_keyed`, with the key and last-modified time
+//! the reader read), counted as read; it sees the mapping side of the flow, not the clients or
+//! the ledger. A mapping failure travels on with its
 //! record: whether it is parked depends on the ledger, which the batch stage checks.
 
 use std::sync::Arc;
