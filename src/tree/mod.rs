@@ -173,15 +173,19 @@ pub fn leaf(
     doc: &Document,
     builder: &mut Builder,
 ) -> Result<Leaf, Error> {
-    let origin = template::Origin {
-        location: doc.locate(path),
-        path: path.clone(),
-    };
-    builder.string_leaf(text, origin).map_err(|err| {
+    builder.string_leaf(text, origin(path, doc)).map_err(|err| {
         Error::config(format!("invalid template: {}", err.message))
             .with_location(doc.locate_in_scalar(path, err.line, err.column, err.len))
             .with_hint("templates are minijinja: `{{ field }}`, `{{ field | filter }}`, `{% if … %}…{% endif %}`")
     })
+}
+
+/// Where a template written at `path` of `doc` comes from.
+fn origin(path: &YamlPath, doc: &Document) -> template::Origin {
+    template::Origin {
+        location: doc.locate(path),
+        path: path.clone(),
+    }
 }
 
 /// Compile one expression at `path` (a `$each` source or an `$if` condition).
@@ -198,11 +202,7 @@ pub fn expression(
         ))
         .with_location(doc.locate(path)));
     };
-    let origin = template::Origin {
-        location: doc.locate(path),
-        path: path.clone(),
-    };
-    builder.expression(text, origin).map_err(|err| {
+    builder.expression(text, origin(path, doc)).map_err(|err| {
         Error::config(format!("invalid expression: {}", err.message))
             .with_location(doc.locate_in_scalar(path, err.line, err.column, err.len))
     })
@@ -400,7 +400,8 @@ pub fn template_ids(node: &Node) -> Vec<TemplateId> {
     ids
 }
 
-fn collect_templates(node: &Node, ids: &mut Vec<TemplateId>) {
+/// Add every template of a tree, directives' included, to `ids`.
+pub fn collect_templates(node: &Node, ids: &mut Vec<TemplateId>) {
     match node {
         Node::Invalid | Node::Literal(_) => {}
         Node::Template(id) => ids.push(*id),

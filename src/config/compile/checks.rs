@@ -17,8 +17,8 @@ use crate::config::raw::RawOperation;
 use crate::config::yaml::{Document, YamlPath};
 use crate::error::{Error, Location, did_you_mean};
 use crate::template::filters;
-use crate::template::{self, Builder, TemplateId, TemplateSet, UnknownName};
-use crate::tree::Node;
+use crate::template::{self, Builder, TemplateSet, UnknownName};
+use crate::tree::{Node, collect_templates};
 use crate::value_map::ValueMaps;
 
 /// A paging or windowed operation needs its placeholders in some parameter (`CURRENT_TIME`
@@ -305,24 +305,6 @@ pub(super) fn check_param_names(
                 Some(hint),
             );
         }
-    }
-}
-
-pub(super) fn collect_templates(node: &Node, out: &mut Vec<TemplateId>) {
-    match node {
-        Node::Template(id) => out.push(*id),
-        Node::Object(fields) => fields.iter().for_each(|f| collect_templates(&f.node, out)),
-        Node::Array(items) => items.iter().for_each(|i| collect_templates(i, out)),
-        Node::Each(each) => {
-            out.push(each.items);
-            out.extend(each.condition);
-            collect_templates(&each.item, out);
-        }
-        Node::When(when) => {
-            out.push(when.condition);
-            collect_templates(&when.value, out);
-        }
-        Node::Literal(_) | Node::Invalid => {}
     }
 }
 

@@ -27,7 +27,7 @@ use crate::error::{Error, Location};
 use crate::template::scope::Scope;
 use crate::template::{self, Builder, Leaf, TemplateId, TemplateSet};
 use crate::time;
-use crate::tree::{self, Node};
+use crate::tree::{self, Node, collect_templates};
 use crate::value_map::{ValueMap, ValueMaps};
 
 mod auth;
@@ -43,7 +43,7 @@ mod source;
 mod target;
 mod update;
 
-use checks::{check_contexts, check_names_exist, collect_templates};
+use checks::{check_contexts, check_names_exist};
 pub use connector::load_connector;
 use connector::{find_operation, merge_params, placeholder_envelope};
 use flow::compile_flow;
