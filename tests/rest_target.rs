@@ -118,7 +118,10 @@ fn assert_one_customer_per_item(source: &RestMock, crm: &MockRest, except: &[u64
 fn target_ids(workspace: &Workspace) -> BTreeMap<String, Option<String>> {
     let db = rusqlite::Connection::open(workspace.path("state/state.db")).unwrap();
     let mut query = db
-        .prepare("SELECT key, target_id FROM ledger WHERE flow = 'customers'")
+        .prepare(
+            "SELECT key, target_id FROM ledger
+             WHERE flow_id = (SELECT id FROM flows WHERE name = 'customers')",
+        )
         .unwrap();
     query
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))

@@ -45,7 +45,9 @@ pub(crate) fn keep_packed(
     packed: &Packed,
 ) -> rusqlite::Result<()> {
     let row: Option<Option<i64>> = tx
-        .prepare_cached("SELECT kept FROM ledger WHERE flow = ?1 AND key = ?2")?
+        .prepare_cached(
+            "SELECT kept FROM ledger WHERE flow_id = (SELECT id FROM flows WHERE name = ?1) AND key = ?2",
+        )?
         .query_row(params![flow, key], |row| row.get(0))
         .optional()?;
     let Some(kept) = row else {
@@ -60,7 +62,8 @@ pub(crate) fn keep_packed(
              SELECT ?1, ?2, k.dictionary, k.packed FROM kept AS k
              WHERE k.id = ?3 AND k.dictionary IS NOT NULL
                 AND EXISTS (SELECT 1 FROM ledger
-                            WHERE flow = ?1 AND key = ?2 AND done_at IS NULL)
+                            WHERE flow_id = (SELECT id FROM flows WHERE name = ?1)
+                              AND key = ?2 AND done_at IS NULL)
                 AND NOT EXISTS (SELECT 1 FROM sources WHERE flow = ?1 AND key = ?2)",
         )?
         .execute(params![flow, key, id])?;
@@ -73,7 +76,9 @@ pub(crate) fn keep_packed(
     }
     tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?
         .execute(params![packed.dictionary, packed.bytes])?;
-    tx.prepare_cached("UPDATE ledger SET kept = ?3 WHERE flow = ?1 AND key = ?2")?
+    tx.prepare_cached(
+        "UPDATE ledger SET kept = ?3 WHERE flow_id = (SELECT id FROM flows WHERE name = ?1) AND key = ?2",
+    )?
         .execute(params![flow, key, tx.last_insert_rowid()])?;
     Ok(())
 }
@@ -88,7 +93,7 @@ pub(crate) fn kept_in(
     let row: Option<(Option<i64>, Vec<u8>)> = db
         .prepare_cached(
             "SELECT k.dictionary, k.packed FROM ledger AS l JOIN kept AS k ON k.id = l.kept
-             WHERE l.flow = ?1 AND l.key = ?2",
+             WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1) AND l.key = ?2",
         )?
         .query_row(params![flow, key], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
@@ -176,7 +181,8 @@ impl Store {
         let mut statement = connection
             .prepare_cached(&format!(
                 "SELECT {}, k.dictionary, k.packed FROM {} LEFT JOIN kept AS k ON k.id = l.kept
-                 WHERE l.flow = ?1 AND l.done_at IS NOT NULL
+                 WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1)
+                   AND l.done_at IS NOT NULL
                    AND (json_array_length(?2) = 0 OR l.key IN (SELECT value FROM json_each(?2)))
                    AND (?3 IS NULL OR l.done_at >= ?3) AND (?4 IS NULL OR l.done_at < ?4)
                  ORDER BY l.done_at, l.key",

@@ -9,12 +9,18 @@
 //! ledger row, packed like a kept document (see `packing`), written with the row (here, or by
 //! `kept::keep_packed` before a kept row it shared changes) and dropped by the schema's
 //! triggers when the key is done or its row goes away.
+//!
+//! A row names its flow by the flow's number in `flows` (schema 8), the other tables by name.
+//! The statements run for each record of a batch bind that number, looked up once a
+//! transaction ([`flow_id`]); the others look it up by name inside the statement.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{Connection, Row, ToSql, Transaction, TransactionBehavior, params};
+use rusqlite::{
+    Connection, OptionalExtension, Row, ToSql, Transaction, TransactionBehavior, params,
+};
 
 use crate::diagnostic::{MAX_RECORD_TEXT, cut_text};
 use crate::error::{Error, ErrorKind, Result};
@@ -30,7 +36,7 @@ pub(super) const ENTRY_COLUMNS: &str = "l.key, l.status, l.hash, l.target_id, l.
 
 /// The ledger joined with the sources it still keeps, and with the kept row of a key not yet
 /// written that keeps no source of its own: its source is the kept one (see [`keep_source`]).
-pub(super) const ENTRY_TABLES: &str = "ledger AS l LEFT JOIN sources AS s ON s.flow = l.flow AND s.key = l.key \
+pub(super) const ENTRY_TABLES: &str = "ledger AS l LEFT JOIN sources AS s ON s.flow = ?1 AND s.key = l.key \
      LEFT JOIN kept AS sk ON s.key IS NULL AND l.done_at IS NULL AND sk.id = l.kept";
 
 impl Store {
@@ -48,7 +54,8 @@ impl Store {
             flow,
             &format!(
                 "SELECT {ENTRY_COLUMNS} FROM {ENTRY_TABLES}
-                 WHERE l.flow = ?1 AND l.key IN (SELECT value FROM json_each(?2))"
+                 WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1)
+                   AND l.key IN (SELECT value FROM json_each(?2))"
             ),
             Some(keys),
             "read",
@@ -67,7 +74,8 @@ impl Store {
             &format!(
                 // `status <> 'done'` lets SQLite use the index, which holds only such rows.
                 "SELECT {ENTRY_COLUMNS} FROM {ENTRY_TABLES}
-                 WHERE l.flow = ?1 AND l.status <> 'done' AND l.status = 'in_flight'
+                 WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1)
+                   AND l.status <> 'done' AND l.status = 'in_flight'
                  ORDER BY l.first_seen, l.key"
             ),
             None,
@@ -86,7 +94,8 @@ impl Store {
             flow,
             &format!(
                 "SELECT {ENTRY_COLUMNS} FROM {ENTRY_TABLES}
-                 WHERE l.flow = ?1 AND l.status <> 'done' AND l.status IN ('failed', 'conflict')
+                 WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1)
+                   AND l.status <> 'done' AND l.status IN ('failed', 'conflict')
                  {filter}
                  ORDER BY l.first_seen, l.key"
             ),
@@ -111,7 +120,8 @@ impl Store {
         let mut statement = connection
             .prepare_cached(
                 "SELECT key, last_error FROM ledger
-                 WHERE flow = ?1 AND status IN ('failed', 'conflict') AND updated >= ?2
+                 WHERE flow_id = (SELECT id FROM flows WHERE name = ?1)
+                   AND status IN ('failed', 'conflict') AND updated >= ?2
                  ORDER BY first_seen, key LIMIT ?3",
             )
             .map_err(failed())?;
@@ -131,7 +141,8 @@ impl Store {
             flow,
             &format!(
                 "SELECT {ENTRY_COLUMNS} FROM {ENTRY_TABLES}
-                 WHERE l.flow = ?1 AND instr(l.key, (SELECT value FROM json_each(?2))) > 0
+                 WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1)
+                   AND instr(l.key, (SELECT value FROM json_each(?2))) > 0
                  ORDER BY l.updated DESC, l.key LIMIT {limit}"
             ),
             Some(&[text.to_string()]),
@@ -145,7 +156,10 @@ impl Store {
         let connection = self.lock();
         let failed = || self.failed(format!("count the records of flow `{flow}`"));
         let mut statement = connection
-            .prepare_cached("SELECT status, COUNT(*) FROM ledger WHERE flow = ?1 GROUP BY status")
+            .prepare_cached(
+                "SELECT status, COUNT(*) FROM ledger
+                 WHERE flow_id = (SELECT id FROM flows WHERE name = ?1) GROUP BY status",
+            )
             .map_err(failed())?;
         let rows = statement
             .query_map([flow], |row| Ok((row.get::<_, Status>(0)?, row.get(1)?)))
@@ -175,12 +189,14 @@ impl Store {
             // them in a row keeps zstd's tables in the cache (packed between statements, each
             // document took twice as long). A dictionary trained on the way reads the
             // documents packed before it from the ledger, so those are stored first.
+            let named = (flow, flow_id(tx, flow)?);
             let mut packer = self.packer();
             let mut packed = Vec::with_capacity(records.len());
             let mut stored = 0;
             for (at, record) in records.iter().enumerate() {
                 if at > stored && packer.trains_next(tx, flow)? {
-                    if let Err(refusal) = mark_packed(tx, flow, &records[stored..at], &packed, now)?
+                    if let Err(refusal) =
+                        mark_packed(tx, named, &records[stored..at], &packed, now)?
                     {
                         return Ok(Err(refusal));
                     }
@@ -194,7 +210,7 @@ impl Store {
                     record.target.as_ref().map(Doc::borrowed),
                 )?);
             }
-            mark_packed(tx, flow, &records[stored..], &packed, now)
+            mark_packed(tx, named, &records[stored..], &packed, now)
         })
     }
 
@@ -207,9 +223,10 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.write(flow, "record write outcomes", Durability::Normal, |tx| {
+            let named = (flow, flow_id(tx, flow)?);
             let mut packer = self.packer();
             for outcome in outcomes {
-                record_outcome(tx, &mut packer, flow, outcome, now)?;
+                record_outcome(tx, &mut packer, named, outcome, now)?;
             }
             Ok(Ok(()))
         })
@@ -279,7 +296,7 @@ impl Store {
 fn record_outcome(
     tx: &Transaction<'_>,
     packer: &mut Packer,
-    flow: &str,
+    (flow, id): (&str, i64),
     outcome: &Outcome,
     now: DateTime<Utc>,
 ) -> rusqlite::Result<()> {
@@ -295,7 +312,7 @@ fn record_outcome(
             // The key was marked in flight, so its row is updated in place (one search of the
             // ledger where the upsert below makes two); a key without a row gets one.
             let values = params![
-                flow,
+                id,
                 key,
                 hash.as_deref().map(Hash),
                 target_id,
@@ -313,17 +330,17 @@ fn record_outcome(
                          error_field = NULL,
                          updated = ?6,
                          done_at = COALESCE(done_at, ?6)
-                     WHERE flow = ?1 AND key = ?2",
+                     WHERE flow_id = ?1 AND key = ?2",
                 )?
                 .execute(values)?;
             if changed == 1 {
                 return Ok(());
             }
             tx.prepare_cached(
-                "INSERT INTO ledger (flow, key, status, hash, target_id, target_number,
+                "INSERT INTO ledger (flow_id, key, status, hash, target_id, target_number,
                                      first_seen, updated, done_at)
                  VALUES (?1, ?2, 'done', ?3, ?4, ?5, ?6, ?6, ?6)
-                 ON CONFLICT (flow, key) DO UPDATE SET
+                 ON CONFLICT (flow_id, key) DO UPDATE SET
                      status = 'done',
                      hash = COALESCE(excluded.hash, ledger.hash),
                      target_id = COALESCE(excluded.target_id, ledger.target_id),
@@ -346,10 +363,10 @@ fn record_outcome(
             // A failure reported for a key already done (e.g. a resend after a timeout that
             // the target rejects as a duplicate) changes nothing: the key is written.
             tx.prepare_cached(
-                "INSERT INTO ledger (flow, key, status, hash, last_error, error_field, modified,
+                "INSERT INTO ledger (flow_id, key, status, hash, last_error, error_field, modified,
                                      first_seen, updated)
                  VALUES (?1, ?2, 'failed', ?3, ?4, ?5, ?6, ?7, ?7)
-                 ON CONFLICT (flow, key) DO UPDATE SET
+                 ON CONFLICT (flow_id, key) DO UPDATE SET
                      status = 'failed',
                      hash = COALESCE(excluded.hash, ledger.hash),
                      last_error = excluded.last_error,
@@ -359,7 +376,7 @@ fn record_outcome(
                  WHERE ledger.done_at IS NULL",
             )?
             .execute(params![
-                flow,
+                id,
                 key,
                 hash.as_deref().map(Hash),
                 cut_text(message, MAX_RECORD_TEXT),
@@ -381,10 +398,10 @@ fn record_outcome(
             // On a written key the hash stays the one of the written content, so the next run
             // still compares the source against what the target has.
             tx.prepare_cached(
-                "INSERT INTO ledger (flow, key, status, hash, last_error, modified, first_seen,
+                "INSERT INTO ledger (flow_id, key, status, hash, last_error, modified, first_seen,
                                      updated)
                  VALUES (?1, ?2, 'conflict', ?3, ?4, ?5, ?6, ?6)
-                 ON CONFLICT (flow, key) DO UPDATE SET
+                 ON CONFLICT (flow_id, key) DO UPDATE SET
                      status = 'conflict',
                      hash = CASE WHEN ledger.done_at IS NULL
                                  THEN COALESCE(excluded.hash, ledger.hash)
@@ -395,7 +412,7 @@ fn record_outcome(
                      updated = excluded.updated",
             )?
             .execute(params![
-                flow,
+                id,
                 key,
                 hash.as_deref().map(Hash),
                 message,
@@ -412,18 +429,36 @@ fn record_outcome(
             // cursor passed it, so it goes back to failed and `retry` still finds it.
             tx.prepare_cached(
                 "DELETE FROM ledger
-                 WHERE flow = ?1 AND key = ?2 AND status = 'in_flight'
+                 WHERE flow_id = ?1 AND key = ?2 AND status = 'in_flight'
                    AND done_at IS NULL AND last_error IS NULL",
             )?
-            .execute(params![flow, key])?;
+            .execute(params![id, key])?;
             tx.prepare_cached(
                 "UPDATE ledger SET status = 'failed', updated = ?3
-                 WHERE flow = ?1 AND key = ?2 AND status = 'in_flight' AND done_at IS NULL",
+                 WHERE flow_id = ?1 AND key = ?2 AND status = 'in_flight' AND done_at IS NULL",
             )?
-            .execute(params![flow, key, Nanos(now)])?;
+            .execute(params![id, key, Nanos(now)])?;
         }
     }
     Ok(())
+}
+
+/// The number `flows` gives `flow`, given one now (in the caller's transaction) if it has
+/// none yet: what the statements run for each record bind where the ledger names its flow.
+/// The other statements look the number up by name themselves.
+fn flow_id(tx: &Transaction<'_>, flow: &str) -> rusqlite::Result<i64> {
+    let known = tx
+        .prepare_cached("SELECT id FROM flows WHERE name = ?1")?
+        .query_row([flow], |row| row.get(0))
+        .optional()?;
+    match known {
+        Some(id) => Ok(id),
+        None => {
+            tx.prepare_cached("INSERT INTO flows (name) VALUES (?1)")?
+                .execute([flow])?;
+            Ok(tx.last_insert_rowid())
+        }
+    }
 }
 
 /// Keep (or replace) the source of a key that is not done; a done key keeps none, so a late
@@ -440,7 +475,9 @@ fn keep_source(
         tx,
         "INSERT INTO sources (flow, key, dictionary, packed)
          SELECT ?1, ?2, ?3, ?4
-         WHERE EXISTS (SELECT 1 FROM ledger WHERE flow = ?1 AND key = ?2 AND status <> 'done')
+         WHERE EXISTS (SELECT 1 FROM ledger
+                       WHERE flow_id = (SELECT id FROM flows WHERE name = ?1) AND key = ?2
+                         AND status <> 'done')
          ON CONFLICT (flow, key) DO UPDATE SET
              source = NULL, dictionary = excluded.dictionary, packed = excluded.packed",
         (flow, key, packed),
@@ -451,7 +488,7 @@ fn keep_source(
 /// [`Store::mark_in_flight`]. The inner error refuses a key already written.
 fn mark_packed(
     tx: &Transaction<'_>,
-    flow: &str,
+    (flow, id): (&str, i64),
     records: &[Pending],
     packed: &[Packed],
     now: DateTime<Utc>,
@@ -461,18 +498,18 @@ fn mark_packed(
     // source in `sources` instead). A key with a row is seen by the second inserting nothing.
     // (One upsert `RETURNING` the kept row did both, but SQLite buffers what `RETURNING`
     // returns in a temporary table, opened for every row.)
-    let mut existing =
-        tx.prepare_cached("SELECT done_at IS NOT NULL FROM ledger WHERE flow = ?1 AND key = ?2")?;
+    let mut existing = tx
+        .prepare_cached("SELECT done_at IS NOT NULL FROM ledger WHERE flow_id = ?1 AND key = ?2")?;
     let mut insert = tx.prepare_cached(
-        "INSERT INTO ledger (flow, key, status, hash, attempts, modified, first_seen, updated,
+        "INSERT INTO ledger (flow_id, key, status, hash, attempts, modified, first_seen, updated,
                              kept)
          VALUES (?1, ?2, 'in_flight', ?3, 1, ?4, ?5, ?5, ?6)
-         ON CONFLICT (flow, key) DO NOTHING",
+         ON CONFLICT (flow_id, key) DO NOTHING",
     )?;
     let mut again = tx.prepare_cached(
         "UPDATE ledger SET status = 'in_flight', hash = ?3, attempts = attempts + 1,
                            modified = ?4, updated = ?5
-         WHERE flow = ?1 AND key = ?2 AND done_at IS NULL",
+         WHERE flow_id = ?1 AND key = ?2 AND done_at IS NULL",
     )?;
     let mut insert_kept =
         tx.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?;
@@ -486,7 +523,7 @@ fn mark_packed(
             None => None,
         };
         let inserted = insert.execute(params![
-            flow,
+            id,
             record.key,
             hash,
             record.modified,
@@ -499,7 +536,7 @@ fn mark_packed(
             if let Some(id) = kept {
                 drop_kept.execute([id])?;
             }
-            let done: bool = existing.query_row(params![flow, record.key], |row| row.get(0))?;
+            let done: bool = existing.query_row(params![id, record.key], |row| row.get(0))?;
             if done {
                 return Ok(Err(Error::new(
                     ErrorKind::State,
@@ -510,7 +547,7 @@ fn mark_packed(
                     ),
                 )));
             }
-            again.execute(params![flow, record.key, hash, record.modified, Nanos(now)])?;
+            again.execute(params![id, record.key, hash, record.modified, Nanos(now)])?;
             if record.target.is_some() {
                 // The kept row is the key's source from now on.
                 kept::keep_packed(tx, flow, &record.key, packed)?;
@@ -566,7 +603,8 @@ fn keep_given_source(
     let shared = tx
         .prepare_cached(
             "SELECT 1 FROM ledger AS l
-             WHERE l.flow = ?1 AND l.key = ?2 AND l.done_at IS NULL AND l.kept IS NOT NULL
+             WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1) AND l.key = ?2
+               AND l.done_at IS NULL AND l.kept IS NOT NULL
                AND NOT EXISTS (SELECT 1 FROM sources AS s WHERE s.flow = ?1 AND s.key = ?2)",
         )?
         .exists(params![flow, key])?;

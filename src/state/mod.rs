@@ -47,6 +47,8 @@ mod schema;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_flows;
+#[cfg(test)]
 mod tests_order;
 #[cfg(test)]
 mod tests_slim;

@@ -450,7 +450,7 @@ impl Packer {
         let without: usize = db
             .prepare_cached(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM ledger AS l JOIN kept AS k ON k.id = l.kept
-                                       WHERE l.flow = ?1 LIMIT ?2)",
+                                       WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1) LIMIT ?2)",
             )?
             .query_row(params![flow, SAMPLES as i64], |row| row.get::<_, i64>(0))?
             as usize;
@@ -467,7 +467,8 @@ impl Packer {
         let rows: Vec<(Option<i64>, Vec<u8>)> = db
             .prepare_cached(
                 "SELECT k.dictionary, k.packed FROM ledger AS l JOIN kept AS k ON k.id = l.kept
-                 WHERE l.flow = ?1 ORDER BY k.id DESC LIMIT ?2",
+                 WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1)
+                 ORDER BY k.id DESC LIMIT ?2",
             )?
             .query_map(params![flow, SAMPLES as i64], |row| {
                 Ok((row.get(0)?, row.get(1)?))
@@ -513,7 +514,8 @@ impl Packer {
         let kept: Vec<(String, i64, Vec<u8>)> = db
             .prepare(
                 "SELECT l.key, k.id, k.packed FROM ledger AS l JOIN kept AS k ON k.id = l.kept
-                 WHERE l.flow = ?1 AND k.dictionary = 0 ORDER BY k.id",
+                 WHERE l.flow_id = (SELECT id FROM flows WHERE name = ?1) AND k.dictionary = 0
+                 ORDER BY k.id",
             )?
             .query_map([flow], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -524,7 +526,9 @@ impl Packer {
                 .execute([id])?;
             db.prepare_cached("INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)")?
                 .execute(params![dictionary.id, bytes])?;
-            db.prepare_cached("UPDATE ledger SET kept = ?3 WHERE flow = ?1 AND key = ?2")?
+            db.prepare_cached(
+                "UPDATE ledger SET kept = ?3 WHERE flow_id = (SELECT id FROM flows WHERE name = ?1) AND key = ?2",
+            )?
                 .execute(params![flow, key, db.last_insert_rowid()])?;
         }
         for table in ["sources", "updates"] {

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use serde_json::json;
 
 use crate::state::schema;
-use crate::state::tests_slim::written_at_version;
+use crate::state::tests_slim::{ledger_by_name, written_at_version};
 use crate::state::{Doc, Outcome, Pending, Source, Store};
 
 const FLOW: &str = "refund";
@@ -62,9 +62,9 @@ fn a_version_6_ledger_migrates_whole_into_the_order_its_keys_were_first_seen() {
             .unwrap();
         }
     });
-    let ledger = |connection: &Connection| {
+    let ledger = |connection: &Connection, ledger: &str| {
         let mut statement = connection
-            .prepare("SELECT * FROM ledger ORDER BY flow, key")
+            .prepare(&format!("SELECT * FROM {ledger} ORDER BY flow, key"))
             .unwrap();
         let columns = statement.column_count();
         statement
@@ -77,17 +77,17 @@ fn a_version_6_ledger_migrates_whole_into_the_order_its_keys_were_first_seen() {
             .collect::<rusqlite::Result<Vec<_>>>()
             .unwrap()
     };
-    let before = ledger(&Connection::open(&path).unwrap());
+    let before = ledger(&Connection::open(&path).unwrap(), "ledger");
 
     let (store, applied) = Store::open_counting_migrations(&path).unwrap();
     assert_eq!(applied, schema::MIGRATIONS.len() - 6);
     let connection = store.lock();
-    assert_eq!(ledger(&connection), before);
+    assert_eq!(ledger(&connection, ledger_by_name!()), before);
     assert_eq!(stored_order(&connection), ["B", "C", "A"]);
     // A key is still one row, and a written key is still never downgraded.
     let twice = connection.execute(
-        "INSERT INTO ledger (flow, key, status, first_seen, updated)
-         VALUES ('refund', 'B', 'failed', 5, 5)",
+        "INSERT INTO ledger (flow_id, key, status, first_seen, updated)
+         VALUES (1, 'B', 'failed', 5, 5)",
         [],
     );
     assert!(

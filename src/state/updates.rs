@@ -231,7 +231,8 @@ impl Store {
                      target_id = COALESCE(?7, target_id),
                      target_number = COALESCE(?8, target_number),
                      last_error = ?4, error_field = NULL, updated = ?9
-                 WHERE flow = ?1 AND key = ?2 AND done_at IS NOT NULL",
+                 WHERE flow_id = (SELECT id FROM flows WHERE name = ?1)
+                   AND key = ?2 AND done_at IS NOT NULL",
             )?
             .execute(params![
                 flow,

@@ -1,0 +1,183 @@
+//! Flows by number (schema version 8): a ledger row holds its flow's id in `flows`, not its
+//! name. A version 7 ledger of several flows migrates whole, and the triggers that reach other
+//! tables by flow name still find their rows.
+
+use rusqlite::Connection;
+use rusqlite::types::Value;
+use serde_json::json;
+
+use crate::state::tests_slim::{ledger_by_name, written_at_version};
+use crate::state::{Doc, Outcome, Pending, Source, Store, schema};
+
+fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+}
+
+fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
+    let mut statement = connection.prepare(sql).unwrap();
+    let columns = statement.column_count();
+    statement
+        .query_map([], |row| {
+            (0..columns)
+                .map(|i| row.get::<_, Value>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+}
+
+const CRM: &str = "customers_to_crm_with_a_long_name";
+
+/// An update of `key` of `flow` as a `sqlite3` user (or an older engine) would insert it.
+fn insert_update(connection: &Connection, flow: &str, key: &str) -> rusqlite::Result<usize> {
+    connection.execute(
+        "INSERT INTO updates (flow, key, hash, step, packed, started, updated)
+         VALUES (?1, ?2, 'h', 'update', x'00', 't', 't')",
+        [flow, key],
+    )
+}
+
+#[test]
+fn a_version_7_ledger_of_two_flows_migrates_whole_and_its_triggers_still_reach_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    written_at_version(&path, 7, |tx| {
+        // Stored in an order that is neither flow nor key order.
+        for (flow, key, status, done_at) in [
+            ("refund", "C", "in_flight", None),
+            (CRM, "A", "done", Some(3)),
+            ("refund", "A", "done", Some(2)),
+            ("refund", "B", "failed", None),
+            (CRM, "B", "failed", None),
+        ] {
+            tx.execute(
+                "INSERT INTO ledger (flow, key, status, hash, attempts, first_seen, updated,
+                                     done_at)
+                 VALUES (?1, ?2, ?3, x'0123', 1, 1, 1, ?4)",
+                rusqlite::params![flow, key, status, done_at],
+            )
+            .unwrap();
+        }
+        for (flow, key) in [("refund", "B"), ("refund", "C"), (CRM, "B")] {
+            tx.execute(
+                "INSERT INTO sources (flow, key, source) VALUES (?1, ?2, ?3)",
+                rusqlite::params![flow, key, json!({ "flow": flow, "key": key }).to_string()],
+            )
+            .unwrap();
+        }
+    });
+    let old = Connection::open(&path).unwrap();
+    let before = rows(&old, "SELECT * FROM ledger ORDER BY flow, key");
+    let stored = rows(&old, "SELECT flow, key FROM ledger ORDER BY rowid");
+    drop(old);
+
+    let (store, applied) = Store::open_counting_migrations(&path).unwrap();
+    assert_eq!(applied, schema::MIGRATIONS.len() - 7);
+    {
+        let connection = store.lock();
+        // Every row, in the order it was stored, under its flow's name.
+        let after = rows(
+            &connection,
+            concat!("SELECT * FROM ", ledger_by_name!(), " ORDER BY flow, key"),
+        );
+        assert_eq!(after, before);
+        let order = "SELECT f.name, l.key FROM ledger AS l JOIN flows AS f ON f.id = l.flow_id
+                     ORDER BY l.rowid";
+        assert_eq!(rows(&connection, order), stored);
+        assert_eq!(
+            rows(&connection, "SELECT id, name FROM flows ORDER BY id"),
+            [
+                vec![Value::Integer(1), Value::Text(CRM.to_string())],
+                vec![Value::Integer(2), Value::Text("refund".to_string())],
+            ]
+        );
+        // A statement still naming the flow by name fails, never matches nothing.
+        let old = connection.prepare("SELECT key FROM ledger WHERE flow = 'refund'");
+        assert!(
+            old.unwrap_err()
+                .to_string()
+                .contains("no such column: flow")
+        );
+        // An update needs a written key of its own flow.
+        insert_update(&connection, CRM, "A").unwrap();
+        let refused = insert_update(&connection, CRM, "B").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("needs a key the target confirmed")
+        );
+        let refused = insert_update(&connection, "refund", "X").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("needs a key the target confirmed")
+        );
+    }
+    let source = |flow: &str, key: &str| store.entry(flow, key).unwrap().unwrap().source;
+    assert_eq!(source(CRM, "B"), Some(json!({ "flow": CRM, "key": "B" })));
+    assert_eq!(store.entry(CRM, "C").unwrap(), None);
+
+    // Written, and released: each takes its own source with it, and no other flow's.
+    store
+        .record_outcomes(
+            "refund",
+            &[
+                Outcome::Done {
+                    key: "B".to_string(),
+                    target_id: Some("7".to_string()),
+                    target_number: None,
+                    hash: None,
+                },
+                Outcome::Released {
+                    key: "C".to_string(),
+                },
+            ],
+            at(5),
+        )
+        .unwrap();
+    assert_eq!(source("refund", "B"), None);
+    assert_eq!(store.entry("refund", "C").unwrap(), None);
+    assert_eq!(
+        rows(&store.lock(), "SELECT flow, key FROM sources"),
+        [vec![Value::Text(CRM.to_string()), Value::Text("B".into())]]
+    );
+    assert_eq!(source(CRM, "B"), Some(json!({ "flow": CRM, "key": "B" })));
+}
+
+#[test]
+fn a_flow_first_written_gets_the_next_number_and_a_flow_never_written_reads_empty() {
+    let store = Store::in_memory().unwrap();
+    let pending = |key: &str| Pending {
+        key: key.to_string(),
+        hash: "h".to_string(),
+        source: Source::from(json!({ "order_no": key })),
+        target: Some(Doc::from(json!({ "FBillNo": key }))),
+        modified: None,
+    };
+    for flow in ["refund", CRM, "refund"] {
+        store.mark_in_flight(flow, &[pending("A")], at(0)).unwrap();
+    }
+    let connection = store.lock();
+    assert_eq!(
+        rows(
+            &connection,
+            "SELECT f.name, l.key FROM ledger AS l JOIN flows AS f ON f.id = l.flow_id
+             ORDER BY l.rowid"
+        ),
+        [
+            vec![Value::Text("refund".into()), Value::Text("A".into())],
+            vec![Value::Text(CRM.into()), Value::Text("A".into())],
+        ]
+    );
+    // The first flow is 1, which SQLite stores in no byte.
+    assert_eq!(
+        rows(&connection, "SELECT id FROM flows WHERE name = 'refund'"),
+        [vec![Value::Integer(1)]]
+    );
+    drop(connection);
+    assert!(store.in_flight("orders").unwrap().is_empty());
+    assert!(store.entry("orders", "A").unwrap().is_none());
+    assert_eq!(store.counts("orders").unwrap().values().sum::<u64>(), 0);
+    assert_eq!(store.in_flight(CRM).unwrap().len(), 1);
+}
