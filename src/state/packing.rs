@@ -27,7 +27,7 @@ use chrono::{SecondsFormat, Utc};
 use flate2::read::ZlibDecoder;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value as Json;
-use zstd::zstd_safe::{CCtx, CParameter, DCtx, DDict};
+use zstd::zstd_safe::{CCtx, CParameter, DCtx, DDict, FrameFormat};
 
 use crate::state::{Kept, Source};
 
@@ -55,6 +55,13 @@ const WINDOW: usize = 500;
 
 /// A window packing to more than this many times the dictionary's first ratio gets a new one.
 const POOR: f64 = 1.5;
+
+/// The four bytes that open a zstd frame. Rows store their frame without them (zstd's
+/// magicless format: 4 bytes a row less; schema 8), and get them back to be unpacked; rows
+/// packed before still have them. A stored frame starts with its header's first byte, which
+/// has the checksum bit (`0x04`) set since every frame carries a checksum, so it never begins
+/// as the magic (`0x28`) does.
+const MAGIC: [u8; 4] = 0xFD2F_B528_u32.to_le_bytes();
 
 /// The largest document unpacked: a damaged size field must not allocate without bound.
 const LARGEST_DOCUMENT: u64 = 256 * 1024 * 1024;
@@ -112,6 +119,8 @@ fn compressor() -> CCtx<'static> {
         CParameter::ContentSizeFlag(true),
         // The row names its dictionary.
         CParameter::DictIdFlag(false),
+        // The row says it is a zstd frame: see [`MAGIC`].
+        CParameter::Format(FrameFormat::Magicless),
     ] {
         compressor
             .set_parameter(parameter)
@@ -334,6 +343,11 @@ impl Packer {
                 .map_err(|err| bad_row(Box::new(err)))?;
             return Ok(text);
         };
+        let bytes = match bytes.starts_with(&MAGIC) {
+            true => Cow::Borrowed(bytes),
+            false => Cow::Owned([&MAGIC, bytes].concat()),
+        };
+        let bytes = &bytes[..];
         let size = match zstd::zstd_safe::get_frame_content_size(bytes) {
             Ok(Some(size)) if size <= LARGEST_DOCUMENT => size as usize,
             _ => return Err(bad_row("not a zstd frame of a known size".into())),
@@ -727,6 +741,56 @@ mod tests {
                 packer.unpack(&db, dictionary, bytes).is_err(),
                 "{dictionary:?}"
             );
+        }
+    }
+
+    /// A row's frame is stored without zstd's magic number (since schema 8), and a frame
+    /// stored with it (before) still unpacks, with a dictionary or without.
+    #[test]
+    fn frames_are_stored_without_the_magic_and_frames_stored_with_it_still_unpack() {
+        let (mut packer, db) = packer_and_db();
+        let documents: Vec<Json> = (0..SAMPLES + 1).map(|i| order('a', i)).collect();
+        let store = |packer: &mut Packer, document: &Json| {
+            let packed = packer.pack(&db, "refund", document.into(), None).unwrap();
+            db.execute(
+                "INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)",
+                params![packed.dictionary, packed.bytes],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO flows (name) VALUES ('refund') ON CONFLICT DO NOTHING",
+                [],
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO ledger (flow_id, key, status, first_seen, updated, kept)
+                 VALUES (1, ?1, 'in_flight', 1, 1, last_insert_rowid())",
+                [document["order_no"].as_str().unwrap()],
+            )
+            .unwrap();
+            packed
+        };
+        let mut packed: Vec<Packed> = documents.iter().map(|d| store(&mut packer, d)).collect();
+        let with_dictionary = packed.pop().unwrap();
+        let without = packed.pop().unwrap();
+        assert_eq!(without.dictionary, NO_DICTIONARY);
+        assert!(with_dictionary.dictionary > NO_DICTIONARY);
+        for (packed, document) in [
+            (&without, &documents[SAMPLES - 1]),
+            (&with_dictionary, &documents[SAMPLES]),
+        ] {
+            assert!(!packed.bytes.starts_with(&MAGIC));
+            assert_eq!(packed.bytes[0] & 0x04, 0x04, "the checksum bit");
+            let unpacked = packer
+                .unpack(&db, Some(packed.dictionary), &packed.bytes)
+                .unwrap();
+            assert_eq!(unpacked.source, *document);
+            // As rows were stored before: the same frame with the magic.
+            let framed = [&MAGIC, &packed.bytes[..]].concat();
+            let unpacked = packer
+                .unpack(&db, Some(packed.dictionary), &framed)
+                .unwrap();
+            assert_eq!(unpacked.source, *document);
         }
     }
 
