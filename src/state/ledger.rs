@@ -28,7 +28,8 @@ use crate::state::packing::{Doc, Packed, Packer};
 use crate::state::{Durability, Entry, Nanos, Outcome, Pending, Status, Store, kept};
 
 /// The columns of an [`Entry`], read from `ledger AS l` and its kept source, `sources AS s`.
-pub(super) const ENTRY_COLUMNS: &str = "l.key, l.status, l.hash, l.target_id, l.target_number, \
+pub(super) const ENTRY_COLUMNS: &str = "l.key, l.status, l.hash, l.target_id, \
+     CASE l.target_number WHEN '' THEN l.key ELSE l.target_number END AS target_number, \
      l.attempts, l.last_error, l.error_field, s.source, \
      COALESCE(s.dictionary, sk.dictionary) AS source_dictionary, \
      COALESCE(s.packed, sk.packed) AS source_packed, l.modified, l.first_seen, l.updated, \
@@ -316,7 +317,7 @@ fn record_outcome(
                 key,
                 hash.as_deref().map(Hash),
                 target_id,
-                target_number,
+                number_as_stored(key, target_number.as_deref()),
                 Nanos(now)
             ];
             let changed = tx
@@ -647,6 +648,18 @@ pub(super) fn entry_from_row(
         updated: row.get::<_, Nanos>("updated")?.0,
         done_at: row.get::<_, Option<Nanos>>("done_at")?.map(|time| time.0),
     })
+}
+
+/// A target number as the ledger stores it: `''` when it is the record's key (the usual case
+/// where the target is given the key as the document's number: 12 bytes a row less for the
+/// bundled flow), else as it is. An empty number is no number: `None`, which keeps the one the
+/// ledger has. [`ENTRY_COLUMNS`] reads `''` back as the key.
+pub(super) fn number_as_stored<'a>(key: &str, number: Option<&'a str>) -> Option<&'a str> {
+    match number {
+        Some("") | None => None,
+        Some(number) if number == key => Some(""),
+        Some(number) => Some(number),
+    }
 }
 
 /// A content hash as the ledger stores it: its bytes when it is lowercase hex (as the engine

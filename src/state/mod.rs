@@ -47,9 +47,9 @@ mod schema;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_flows;
-#[cfg(test)]
 mod tests_order;
+#[cfg(test)]
+mod tests_row;
 #[cfg(test)]
 mod tests_slim;
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! Flows by number (schema version 8): a ledger row holds its flow's id in `flows`, not its
-//! name. A version 7 ledger of several flows migrates whole, and the triggers that reach other
-//! tables by flow name still find their rows.
+//! How a ledger row spells what it holds. Its flow by number (schema version 8): a row holds
+//! its flow's id in `flows`, not its name; a version 7 ledger of several flows migrates whole,
+//! and the triggers that reach other tables by flow name still find their rows. A target
+//! number that is the record's key, as `''`.
 
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -180,4 +181,57 @@ fn a_flow_first_written_gets_the_next_number_and_a_flow_never_written_reads_empt
     assert!(store.entry("orders", "A").unwrap().is_none());
     assert_eq!(store.counts("orders").unwrap().values().sum::<u64>(), 0);
     assert_eq!(store.in_flight(CRM).unwrap().len(), 1);
+}
+
+#[test]
+fn a_target_number_that_is_the_key_is_stored_empty_and_read_back_as_the_key() {
+    let store = Store::in_memory().unwrap();
+    let pending = |key: &str| Pending {
+        key: key.to_string(),
+        hash: "h".to_string(),
+        source: Source::from(json!({ "order_no": key })),
+        target: Some(Doc::from(json!({ "FBillNo": key }))),
+        modified: None,
+    };
+    let done = |key: &str, number: Option<&str>| Outcome::Done {
+        key: key.to_string(),
+        target_id: Some("7".to_string()),
+        target_number: number.map(str::to_string),
+        hash: None,
+    };
+    store
+        .mark_in_flight("refund", &[pending("RK1"), pending("RK2")], at(0))
+        .unwrap();
+    store
+        .record_outcomes(
+            "refund",
+            &[done("RK1", Some("RK1")), done("RK2", Some("XSTH-2"))],
+            at(1),
+        )
+        .unwrap();
+    let stored = "SELECT key, target_number FROM ledger ORDER BY key";
+    assert_eq!(
+        rows(&store.lock(), stored),
+        [
+            vec![Value::Text("RK1".into()), Value::Text(String::new())],
+            vec![Value::Text("RK2".into()), Value::Text("XSTH-2".into())],
+        ]
+    );
+    let number = |key: &str| store.entry("refund", key).unwrap().unwrap().target_number;
+    assert_eq!(number("RK1").as_deref(), Some("RK1"));
+    assert_eq!(number("RK2").as_deref(), Some("XSTH-2"));
+    // A later confirmation without a number, or with an empty one, keeps the number known.
+    store
+        .record_outcomes("refund", &[done("RK1", None), done("RK2", Some(""))], at(2))
+        .unwrap();
+    assert_eq!(number("RK1").as_deref(), Some("RK1"));
+    assert_eq!(number("RK2").as_deref(), Some("XSTH-2"));
+    // Every reader of entries reads it back so: the console's search too.
+    let found: Vec<Option<String>> = store
+        .search("refund", "RK", 10)
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.target_number)
+        .collect();
+    assert_eq!(found, [Some("RK1".into()), Some("XSTH-2".into())]);
 }

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::kept::{self, keep_packed};
-use crate::state::ledger::Hash;
+use crate::state::ledger::{Hash, number_as_stored};
 use crate::state::packing::{Doc, Packed, Packer};
 use crate::state::{Durability, Nanos, Store, Time};
 
@@ -242,7 +242,7 @@ impl Store {
                 applied,
                 Hash(&hash),
                 id,
-                number,
+                number_as_stored(key, number),
                 Nanos(now)
             ])?;
             match (applied, dictionary) {
