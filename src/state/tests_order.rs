@@ -11,11 +11,12 @@ use crate::state::{Doc, Outcome, Pending, Source, Store};
 
 const FLOW: &str = "refund";
 
-fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+pub(super) fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
 }
 
-fn pending(key: &str) -> Pending<'_> {
+/// A record of `key` to mark in flight, with a source and a mapped record to keep.
+pub(super) fn pending(key: &str) -> Pending<'_> {
     Pending {
         key: key.to_string(),
         hash: "h".to_string(),

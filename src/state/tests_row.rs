@@ -7,26 +7,9 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 use serde_json::json;
 
-use crate::state::tests_slim::{ledger_by_name, written_at_version};
-use crate::state::{Doc, Outcome, Pending, Source, Store, schema};
-
-fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
-}
-
-fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
-    let mut statement = connection.prepare(sql).unwrap();
-    let columns = statement.column_count();
-    statement
-        .query_map([], |row| {
-            (0..columns)
-                .map(|i| row.get::<_, Value>(i))
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .unwrap()
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .unwrap()
-}
+use crate::state::tests_order::{at, pending};
+use crate::state::tests_slim::{ledger_by_name, rows, written_at_version};
+use crate::state::{Outcome, Store, schema};
 
 const CRM: &str = "customers_to_crm_with_a_long_name";
 
@@ -149,13 +132,6 @@ fn a_version_7_ledger_of_two_flows_migrates_whole_and_its_triggers_still_reach_b
 #[test]
 fn a_flow_first_written_gets_the_next_number_and_a_flow_never_written_reads_empty() {
     let store = Store::in_memory().unwrap();
-    let pending = |key: &str| Pending {
-        key: key.to_string(),
-        hash: "h".to_string(),
-        source: Source::from(json!({ "order_no": key })),
-        target: Some(Doc::from(json!({ "FBillNo": key }))),
-        modified: None,
-    };
     for flow in ["refund", CRM, "refund"] {
         store.mark_in_flight(flow, &[pending("A")], at(0)).unwrap();
     }
@@ -186,13 +162,6 @@ fn a_flow_first_written_gets_the_next_number_and_a_flow_never_written_reads_empt
 #[test]
 fn a_target_number_that_is_the_key_is_stored_empty_and_read_back_as_the_key() {
     let store = Store::in_memory().unwrap();
-    let pending = |key: &str| Pending {
-        key: key.to_string(),
-        hash: "h".to_string(),
-        source: Source::from(json!({ "order_no": key })),
-        target: Some(Doc::from(json!({ "FBillNo": key }))),
-        modified: None,
-    };
     let done = |key: &str, number: Option<&str>| Outcome::Done {
         key: key.to_string(),
         target_id: Some("7".to_string()),

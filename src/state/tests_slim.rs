@@ -46,7 +46,7 @@ pub(super) fn written_at_version(
 }
 
 /// Every row of a query, as SQLite values, so that tables can be compared whole.
-fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
+pub(super) fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
     let mut statement = connection.prepare(sql).unwrap();
     let columns = statement.column_count();
     statement

@@ -3,11 +3,10 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rusqlite::Connection;
-use rusqlite::types::Value;
 use serde_json::json;
 
 use crate::state::schema;
-use crate::state::tests_slim::written_at_version;
+use crate::state::tests_slim::{rows, written_at_version};
 use crate::state::{Doc, Source};
 use crate::state::{
     Kept, Outcome, Pending, PendingUpdate, Seen, Status, Step, Store, UpdateEnd, WrittenFilter,
@@ -17,20 +16,6 @@ const FLOW: &str = "refund";
 
 fn at(seconds: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap() + Duration::seconds(seconds)
-}
-
-fn rows(connection: &Connection, sql: &str) -> Vec<Vec<Value>> {
-    let mut statement = connection.prepare(sql).unwrap();
-    let columns = statement.column_count();
-    statement
-        .query_map([], |row| {
-            (0..columns)
-                .map(|i| row.get::<_, Value>(i))
-                .collect::<rusqlite::Result<Vec<Value>>>()
-        })
-        .unwrap()
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .unwrap()
 }
 
 #[test]
