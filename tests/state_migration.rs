@@ -15,11 +15,13 @@ use crate::support::sync::Sync;
 const SCHEMA_V1: &str = include_str!("fixtures/state/schema_v1.sql");
 
 /// The columns both schema versions have, as version 1 wrote them (since version 4 hashes are
-/// bytes and times integer nanoseconds); the source, which version 2 keeps in `sources` and
-/// version 4 packs, is read by the engine's own `Store` in [`tables`].
+/// bytes and times integer nanoseconds, since version 8 a target number that is the key is
+/// `''`); the source, which version 2 keeps in `sources` and version 4 packs, is read by the
+/// engine's own `Store` in [`tables`].
 const LEDGER: &str = "SELECT flow, key, status, \
      CASE typeof(hash) WHEN 'blob' THEN lower(hex(hash)) ELSE hash END, target_id, \
-     target_number, attempts, last_error, error_field, NULL AS source, modified, \
+     CASE target_number WHEN '' THEN key ELSE target_number END, attempts, last_error, \
+     error_field, NULL AS source, modified, \
      strftime('%Y-%m-%dT%H:%M:%S.', first_seen / 1000000000, 'unixepoch') \
          || printf('%09dZ', first_seen % 1000000000), \
      strftime('%Y-%m-%dT%H:%M:%S.', updated / 1000000000, 'unixepoch') \

@@ -534,8 +534,8 @@ fn mark_packed(
         if !inserted {
             // The key has a row: unless it is written, it is marked again, and its kept row,
             // if it has one, replaced in place.
-            if let Some(id) = kept {
-                drop_kept.execute([id])?;
+            if let Some(kept_id) = kept {
+                drop_kept.execute([kept_id])?;
             }
             let done: bool = existing.query_row(params![id, record.key], |row| row.get(0))?;
             if done {

@@ -753,13 +753,13 @@ mod tests {
         let store = |packer: &mut Packer, document: &Json| {
             let packed = packer.pack(&db, "refund", document.into(), None).unwrap();
             db.execute(
-                "INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)",
-                params![packed.dictionary, packed.bytes],
+                "INSERT INTO flows (name) VALUES ('refund') ON CONFLICT DO NOTHING",
+                [],
             )
             .unwrap();
             db.execute(
-                "INSERT INTO flows (name) VALUES ('refund') ON CONFLICT DO NOTHING",
-                [],
+                "INSERT INTO kept (dictionary, packed) VALUES (?1, ?2)",
+                params![packed.dictionary, packed.bytes],
             )
             .unwrap();
             db.execute(

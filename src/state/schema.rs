@@ -567,7 +567,10 @@ END;
     // per record, however long it is. The key index has a quarter fewer pages, so a batch's
     // marks write fewer of them. The column is `flow_id`,
     // not `flow`: a statement still comparing it with a name fails when prepared instead of
-    // matching nothing. Copies the ledger once, in the order of its rows.
+    // matching nothing. Since this version a target number that is the key is stored as `''`
+    // (`state::ledger::number_as_stored`); the engine never stored an empty number before, and
+    // one typed in by hand becomes no number (NULL), so that `''` means only that.
+    // Copies the ledger once, in the order of its rows.
     r#"
 CREATE TABLE flows (
     id   INTEGER PRIMARY KEY,
@@ -605,8 +608,8 @@ CREATE TABLE ledger_v8 (
 
 INSERT INTO ledger_v8 (flow_id, key, status, hash, target_id, target_number, attempts,
                        last_error, error_field, modified, first_seen, updated, done_at, kept)
-SELECT f.id, l.key, l.status, l.hash, l.target_id, l.target_number, l.attempts, l.last_error,
-       l.error_field, l.modified, l.first_seen, l.updated, l.done_at, l.kept
+SELECT f.id, l.key, l.status, l.hash, l.target_id, NULLIF(l.target_number, ''), l.attempts,
+       l.last_error, l.error_field, l.modified, l.first_seen, l.updated, l.done_at, l.kept
 FROM ledger AS l JOIN flows AS f ON f.name = l.flow ORDER BY l.rowid;
 
 DROP TABLE ledger;

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::state::tests_order::{at, pending};
 use crate::state::tests_slim::{ledger_by_name, rows, written_at_version};
-use crate::state::{Outcome, Store, schema};
+use crate::state::{Outcome, PendingUpdate, Step, Store, UpdateEnd, schema};
 
 const CRM: &str = "customers_to_crm_with_a_long_name";
 
@@ -28,18 +28,20 @@ fn a_version_7_ledger_of_two_flows_migrates_whole_and_its_triggers_still_reach_b
     let path = dir.path().join("state.db");
     written_at_version(&path, 7, |tx| {
         // Stored in an order that is neither flow nor key order.
-        for (flow, key, status, done_at) in [
-            ("refund", "C", "in_flight", None),
-            (CRM, "A", "done", Some(3)),
-            ("refund", "A", "done", Some(2)),
-            ("refund", "B", "failed", None),
-            (CRM, "B", "failed", None),
+        // D's empty number was typed in by hand: the engine never stored one.
+        for (flow, key, status, done_at, number) in [
+            ("refund", "C", "in_flight", None, None),
+            (CRM, "A", "done", Some(3), Some("A")),
+            ("refund", "A", "done", Some(2), Some("XSTH-1")),
+            ("refund", "D", "done", Some(2), Some("")),
+            ("refund", "B", "failed", None, None),
+            (CRM, "B", "failed", None, None),
         ] {
             tx.execute(
                 "INSERT INTO ledger (flow, key, status, hash, attempts, first_seen, updated,
-                                     done_at)
-                 VALUES (?1, ?2, ?3, x'0123', 1, 1, 1, ?4)",
-                rusqlite::params![flow, key, status, done_at],
+                                     done_at, target_number)
+                 VALUES (?1, ?2, ?3, x'0123', 1, 1, 1, ?4, ?5)",
+                rusqlite::params![flow, key, status, done_at, number],
             )
             .unwrap();
         }
@@ -52,7 +54,14 @@ fn a_version_7_ledger_of_two_flows_migrates_whole_and_its_triggers_still_reach_b
         }
     });
     let old = Connection::open(&path).unwrap();
-    let before = rows(&old, "SELECT * FROM ledger ORDER BY flow, key");
+    // Every row as it was, but for D's empty number, which becomes no number: since version 8
+    // an empty number stands for the key.
+    let before = rows(
+        &old,
+        "SELECT flow, key, status, hash, target_id, NULLIF(target_number, ''), attempts,
+                last_error, error_field, modified, first_seen, updated, done_at, kept
+         FROM ledger ORDER BY flow, key",
+    );
     let stored = rows(&old, "SELECT flow, key FROM ledger ORDER BY rowid");
     drop(old);
 
@@ -97,10 +106,22 @@ fn a_version_7_ledger_of_two_flows_migrates_whole_and_its_triggers_still_reach_b
                 .to_string()
                 .contains("needs a key the target confirmed")
         );
+        // D is written in `refund` only.
+        insert_update(&connection, "refund", "D").unwrap();
+        let refused = insert_update(&connection, CRM, "D").unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("needs a key the target confirmed")
+        );
     }
     let source = |flow: &str, key: &str| store.entry(flow, key).unwrap().unwrap().source;
     assert_eq!(source(CRM, "B"), Some(json!({ "flow": CRM, "key": "B" })));
     assert_eq!(store.entry(CRM, "C").unwrap(), None);
+    let number = |flow: &str, key: &str| store.entry(flow, key).unwrap().unwrap().target_number;
+    assert_eq!(number(CRM, "A").as_deref(), Some("A"));
+    assert_eq!(number("refund", "A").as_deref(), Some("XSTH-1"));
+    assert_eq!(number("refund", "D"), None);
 
     // Written, and released: each takes its own source with it, and no other flow's.
     store
@@ -157,6 +178,11 @@ fn a_flow_first_written_gets_the_next_number_and_a_flow_never_written_reads_empt
     assert!(store.entry("orders", "A").unwrap().is_none());
     assert_eq!(store.counts("orders").unwrap().values().sum::<u64>(), 0);
     assert_eq!(store.in_flight(CRM).unwrap().len(), 1);
+    // Reading a flow never written gives it no number.
+    assert_eq!(
+        rows(&store.lock(), "SELECT COUNT(*) FROM flows"),
+        [vec![Value::Integer(2)]]
+    );
 }
 
 #[test]
@@ -203,4 +229,50 @@ fn a_target_number_that_is_the_key_is_stored_empty_and_read_back_as_the_key() {
         .map(|entry| entry.target_number)
         .collect();
     assert_eq!(found, [Some("RK1".into()), Some("XSTH-2".into())]);
+}
+
+/// An update's end stores its number as an outcome does.
+#[test]
+fn an_update_that_gives_the_key_as_the_number_stores_it_empty_too() {
+    let store = Store::in_memory().unwrap();
+    store
+        .mark_in_flight("refund", &[pending("RK1")], at(0))
+        .unwrap();
+    let done = Outcome::Done {
+        key: "RK1".to_string(),
+        target_id: Some("7".to_string()),
+        target_number: Some("XSTH-1".to_string()),
+        hash: Some("h1".to_string()),
+    };
+    store.record_outcomes("refund", &[done], at(1)).unwrap();
+    let stored = |store: &Store| {
+        rows(&store.lock(), "SELECT target_number FROM ledger")
+            .concat()
+            .pop()
+            .unwrap()
+    };
+    assert_eq!(stored(&store), Value::Text("XSTH-1".into()));
+    for (number, expected) in [("RK1", ""), ("XSTH-9", "XSTH-9")] {
+        let update = PendingUpdate {
+            key: "RK1".to_string(),
+            hash: format!("h-{number}"),
+            step: Step::Update,
+            record: json!({ "FBillNo": number }),
+            source: json!({ "order_no": "RK1" }),
+            modified: None,
+            refused: None,
+            sends: 0,
+        };
+        store.begin_update("refund", &update, at(2)).unwrap();
+        let applied = UpdateEnd::Applied {
+            target_id: None,
+            target_number: Some(number.to_string()),
+        };
+        store
+            .finish_update("refund", "RK1", &applied, at(3))
+            .unwrap();
+        assert_eq!(stored(&store), Value::Text(expected.into()), "{number}");
+        let entry = store.entry("refund", "RK1").unwrap().unwrap();
+        assert_eq!(entry.target_number.as_deref(), Some(number));
+    }
 }
