@@ -565,9 +565,8 @@ END;
     // bytes a row (6 in the row, 6 in the index, and fuller pages: on `api 20000` the ledger
     // and its key index took 763 pages, now 700), and a flow's name no longer costs anything
     // per record, however long it is. The key index has a quarter fewer pages, so a batch's
-    // marks write fewer of them. The column is `flow_id`,
-    // not `flow`: a statement still comparing it with a name fails when prepared instead of
-    // matching nothing. Since this version a target number that is the key is stored as `''`
+    // marks write fewer of them. The column is `flow_id`, not `flow`: a statement still
+    // comparing it with a name fails when prepared instead of matching nothing. Since this version a target number that is the key is stored as `''`
     // (`state::ledger::number_as_stored`); the engine never stored an empty number before, and
     // one typed in by hand becomes no number (NULL), so that `''` means only that.
     // Copies the ledger once, in the order of its rows.

@@ -223,10 +223,7 @@ fn a_dictionary_trained_in_a_write_that_panics_goes_with_it() {
     drop(store);
     let store = Store::open(&path).unwrap();
     assert_eq!(dictionaries(&store).0.len(), 1);
-    for (i, order) in orders.iter().step_by(7) {
-        let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
-        assert_eq!(kept.source, *order);
-    }
+    assert_every_seventh_is_kept(&store, &orders);
 }
 
 #[test]
@@ -267,10 +264,7 @@ fn a_dictionary_trained_in_a_batch_that_is_refused_goes_with_it() {
     drop(store);
     let store = Store::open(&path).unwrap();
     assert_eq!(dictionaries(&store).0.len(), 1);
-    for (i, order) in orders.iter().step_by(7) {
-        let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
-        assert_eq!(kept.source, *order);
-    }
+    assert_every_seventh_is_kept(&store, &orders);
 }
 
 /// (id, samples, ratio measured) of each dictionary.
@@ -316,10 +310,7 @@ fn a_dictionary_due_in_the_middle_of_a_batch_is_trained_on_the_documents_before_
             vec![(Some(1), (SAMPLES + 60) as i64)]
         )
     );
-    for (i, order) in orders.iter().step_by(7) {
-        let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
-        assert_eq!(kept.source, *order);
-    }
+    assert_every_seventh_is_kept(&store, &orders);
 }
 
 #[test]
@@ -367,6 +358,15 @@ fn a_flow_gets_a_dictionary_after_its_first_documents_and_a_new_one_only_when_it
     assert!(sizes[1] < sizes[0], "{sizes:?}");
     // Every row reads back, whichever dictionary packed it.
     for (i, order) in orders.iter().chain(&others).step_by(97) {
+        let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
+        assert_eq!(kept.source, *order);
+    }
+}
+
+/// Every seventh of `orders` (stored under `K` and its number) reads back as it was kept.
+#[track_caller]
+fn assert_every_seventh_is_kept(store: &Store, orders: &[(usize, Json)]) {
+    for (i, order) in orders.iter().step_by(7) {
         let kept = store.kept("refund", &format!("K{i:06}")).unwrap().unwrap();
         assert_eq!(kept.source, *order);
     }
